@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Build the tiny Linux test guest of the end-to-end tier from Debian packages:
+# the Debian cloud kernel and a busybox initramfs. Nothing here is committed as
+# a binary; the result is cached in OUT_DIR (default target/e2e-guest).
+#
+#   scripts/build-test-guest.sh [OUT_DIR]   -> OUT_DIR/vmlinuz, OUT_DIR/initrd.gz
+#
+# The guest stands in for a booted Windows: it takes a DHCP lease on its
+# virtio NIC, answers TCP 3389, and powers off on an ACPI power-button event.
+# With `bkt.acpi=off` on the kernel command line it ignores ACPI, which is how
+# the tests exercise `bkt vm stop --timeout`.
+set -euo pipefail
+
+OUT_DIR=${1:-target/e2e-guest}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+if [[ -s $OUT_DIR/vmlinuz && -s $OUT_DIR/initrd.gz && $OUT_DIR/initrd.gz -nt "${BASH_SOURCE[0]}" ]]; then
+  echo "build-test-guest: cached in $OUT_DIR" >&2
+  exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The meta package names the current ABI; download that kernel package. Pin
+# the bookworm (security) version: the backports kernel is not needed.
+kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[[ -n $kpkg ]] || { echo "build-test-guest: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
+(cd "$work" && apt-get download -qq "$kpkg")
+dpkg -x "$work"/linux-image-*.deb "$work/k"
+cp "$work"/k/boot/vmlinuz-* "$OUT_DIR/vmlinuz"
+
+root=$work/root
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,tmp,lib/modules,etc/acpi/PWRF,usr/share/udhcpc}
+cp "$(command -v busybox)" "$root/bin/busybox"
+# In load order. Kernels differ in what is built in (6.1 has virtio itself as
+# modules, 6.12 does not): a module that is not shipped is taken as built in.
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net button evdev"
+: >"$root/lib/modules/load-order"
+for m in $MODULES; do
+  f=$(find "$work/k/lib/modules" -name "$m.ko*" | head -1)
+  [[ -n $f ]] || continue
+  [[ $m == button ]] || echo "$m" >>"$root/lib/modules/load-order"
+  case $f in
+    *.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
+    *.zst) zstd -dcq "$f" >"$root/lib/modules/$m.ko" ;;
+    *) cp "$f" "$root/lib/modules/$m.ko" ;;
+  esac
+done
+
+cat >"$root/usr/share/udhcpc/default.script" <<'SCRIPT'
+#!/bin/busybox sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$router" ] && ip route add default via "${router%% *}" dev "$interface"
+    echo "bkt-guest: lease $ip" > /dev/console
+    ;;
+esac
+exit 0
+SCRIPT
+
+cat >"$root/etc/acpi/PWRF/00000080" <<'SCRIPT'
+#!/bin/busybox sh
+echo "bkt-guest: ACPI power button, powering off" > /dev/console
+poweroff -f
+SCRIPT
+
+cat >"$root/init" <<'SCRIPT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko; done
+if grep -q 'bkt.acpi=off' /proc/cmdline; then
+  echo "bkt-guest: ignoring ACPI" > /dev/console
+else
+  [ -e /lib/modules/button.ko ] && insmod /lib/modules/button.ko
+  # acpid opens /dev/input/event* once at start: wait until devtmpfs shows
+  # the power button's node, or the event is never seen.
+  i=0
+  until grep -qs 'Power Button' /sys/class/input/event*/device/name && \
+        [ -e "/dev/input/$(basename "$(dirname "$(dirname "$(grep -ls 'Power Button' /sys/class/input/event*/device/name | head -1)")")")" ] || [ $i -ge 50 ]; do
+    i=$((i + 1)); usleep 100000
+  done
+  acpid -c /etc/acpi -l /dev/console
+fi
+ip link set lo up
+ip link set eth0 up
+udhcpc -b -i eth0 -s /usr/share/udhcpc/default.script
+# Stand-in for Remote Desktop: accept and close connections on 3389.
+nc -ll -p 3389 -e /bin/true &
+echo "bkt-guest: up" > /dev/console
+exec sh -c 'while true; do sleep 3600; done'
+SCRIPT
+chmod +x "$root/init" "$root/usr/share/udhcpc/default.script" "$root/etc/acpi/PWRF/00000080"
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$OUT_DIR/initrd.gz.tmp"
+mv "$OUT_DIR/initrd.gz.tmp" "$OUT_DIR/initrd.gz"
+echo "build-test-guest: built $OUT_DIR from $kpkg" >&2

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Run a command against a real libvirtd that lives in a network namespace this
+# script creates, then tear everything down again.
+#
+#   scripts/libvirt-netns.sh COMMAND [ARGS...]
+#
+# Why a namespace: libvirt's `default` network is 192.168.122.0/24, a private
+# range. Started inside our own namespace, its bridge and dnsmasq exist only
+# there, and so does every guest address; the COMMAND runs there too, so
+# anything that talks to a guest stays inside (see shared/docs/host-facts.md).
+# The libvirt unix sockets under /run/libvirt are shared with the main
+# namespace, which is why only one such environment can run at a time.
+#
+# On exit (any exit: success, failure, Ctrl-C) it destroys and undefines the
+# domains that appeared while it ran (with their NVRAM and TPM state), stops
+# the daemons it started by PID, ends what is left in the namespace by PID,
+# and deletes the namespace. The COMMAND's exit status is this script's.
+set -euo pipefail
+
+NS=${BKT_NETNS:-bkt-e2e-$$}
+SBIN_PATH="$PATH:/usr/sbin:/sbin"
+started_pids=()
+domains_before=""
+
+log() { printf 'libvirt-netns: %s\n' "$*" >&2; }
+
+in_ns() { ip netns exec "$NS" env PATH="$SBIN_PATH" "$@"; }
+
+# shellcheck disable=SC2317  # invoked through the EXIT trap
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if [[ -S /run/libvirt/libvirt-sock ]]; then
+    local d
+    for d in $(virsh -q -c qemu:///system list --all --name 2>/dev/null); do
+      if ! grep -qxF "$d" <<<"$domains_before"; then
+        log "removing domain $d"
+        virsh -q -c qemu:///system destroy "$d" >/dev/null 2>&1
+        # Never --remove-all-storage: it deletes ISOs in pools too.
+        virsh -q -c qemu:///system undefine "$d" --nvram --tpm --snapshots-metadata >/dev/null 2>&1 ||
+          virsh -q -c qemu:///system undefine "$d" --nvram >/dev/null 2>&1
+      fi
+    done
+  fi
+  local pid
+  for pid in "${started_pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null
+      # Wait for the daemon to go, polling its PID.
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    fi
+  done
+  if ip netns list | grep -qw "$NS"; then
+    # Everything still in the namespace is ours (dnsmasq outlives libvirtd).
+    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+    for _ in $(seq 50); do [[ -z "$(ip netns pids "$NS" 2>/dev/null)" ]] && break; sleep 0.1; done
+    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+    ip netns del "$NS"
+  fi
+  log "torn down"
+  exit "$rc"
+}
+
+if [[ $# -eq 0 ]]; then
+  echo "usage: $0 COMMAND [ARGS...]" >&2
+  exit 2
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  log "needs root (network namespaces, the system libvirtd)"
+  exit 1
+fi
+for p in libvirtd virtlogd; do
+  if [[ -f /run/$p.pid ]] && kill -0 "$(cat "/run/$p.pid")" 2>/dev/null; then
+    log "$p is already running (PID $(cat "/run/$p.pid")); stop it first: this script must own the daemons it tests against"
+    exit 1
+  fi
+done
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+log "namespace $NS"
+
+start_daemon() {
+  local name=$1 sock=$2
+  rm -f "/run/$name.pid"
+  in_ns "$name" -d
+  # Poll for the daemon's socket rather than sleeping a fixed time.
+  for _ in $(seq 200); do
+    [[ -f /run/$name.pid && -S $sock ]] && break
+    sleep 0.05
+  done
+  [[ -S $sock ]] || { log "$name did not come up"; return 1; }
+  started_pids+=("$(cat "/run/$name.pid")")
+}
+start_daemon virtlogd /run/libvirt/virtlogd-sock
+start_daemon libvirtd /run/libvirt/libvirt-sock
+for _ in $(seq 200); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.05; done
+domains_before=$(virsh -q -c qemu:///system list --all --name 2>/dev/null || true)
+
+# The `default` NAT network, inside our namespace only. Debian ships its
+# definition in libvirt-daemon-config-network, which we do not install.
+if ! virsh -q -c qemu:///system net-info default >/dev/null 2>&1; then
+  tmp=$(mktemp)
+  cat >"$tmp" <<'NET'
+<network>
+  <name>default</name>
+  <forward mode='nat'/>
+  <bridge name='virbr0' stp='on' delay='0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'>
+    <dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp>
+  </ip>
+</network>
+NET
+  virsh -q -c qemu:///system net-define "$tmp" >/dev/null
+  rm -f "$tmp"
+fi
+virsh -q -c qemu:///system net-autostart default --disable >/dev/null 2>&1 || true
+# libvirtd runs in $NS, so the bridge and dnsmasq it creates live there.
+virsh -q -c qemu:///system net-start default >/dev/null 2>&1 || true
+log "libvirtd $(virsh -c qemu:///system version 2>/dev/null | awk '/libvirt/ && /Running/ {print $NF; exit}') ready; running: $*"
+
+set +e
+in_ns "$@"
+rc=$?
+set -e
+exit "$rc"

@@ -1,0 +1,188 @@
+//! The command line. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::tools::virt_install::VirtType;
+
+/// bkt: tools for a bootc desktop.
+#[derive(Debug, Parser)]
+#[command(name = "bkt", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run Windows apps in a Windows 11 virtual machine on libvirt.
+    #[command(
+        long_about = "Run Windows apps in a Windows 11 virtual machine on libvirt.\n\n\
+        One blessed path: `bkt vm create windows` makes a VM with the settings Windows 11 \
+        needs (UEFI Secure Boot, TPM 2.0, VirtIO disk and network, QXL + SPICE) and walks \
+        you through the steps only a human can do; start, stop, status and destroy run \
+        its life afterwards.",
+        after_help = "Examples:\n  \
+        bkt vm create windows --iso ~/Downloads/Win11_24H2_English_x64.iso\n  \
+        bkt vm start windows\n  \
+        bkt vm status\n  \
+        bkt vm stop windows\n  \
+        bkt vm destroy windows\n\n\
+        Files:\n  \
+        ~/.config/bootc/vms.json   what bkt knows about its VMs (BKT_VM_MANIFEST overrides)"
+    )]
+    Vm(VmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: VmCommand,
+}
+
+/// Options every `bkt vm` command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// libvirt connection URI.
+    #[arg(
+        long = "connect",
+        short = 'c',
+        global = true,
+        value_name = "URI",
+        env = "LIBVIRT_DEFAULT_URI",
+        default_value = "qemu:///system",
+        hide_env_values = true
+    )]
+    pub uri: String,
+
+    /// Print every external command, shell-quoted, before it runs.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Create a Windows 11 VM, start it, and guide you through Windows Setup.
+    #[command(
+        long_about = "Create a Windows 11 VM, start it, and guide you through Windows Setup.\n\n\
+        Checks the host first (KVM, libvirt, the name, the tools, the ISO, Secure Boot \
+        firmware, free space) and creates nothing if a check fails. The VM gets a sparse \
+        qcow2 disk in libvirt's images directory, UEFI with Secure Boot and Microsoft keys, \
+        a TPM 2.0, SMM, Hyper-V enlightenments, VirtIO disk and network, QXL video and SPICE \
+        with clipboard sharing. If any step fails, everything made so far is removed again.\n\n\
+        Without --yes on a terminal, you are asked for the name, sizes and ISO with the \
+        defaults filled in.",
+        after_help = "Examples:\n  \
+        bkt vm create windows\n  \
+        bkt vm create windows --iso ~/Win11.iso --virtio-iso ~/virtio-win.iso --yes\n  \
+        bkt vm create windows --name work --memory 12G --cpus 6 --notes 'For Bambu Studio' --iso ~/Win11.iso --yes\n  \
+        bkt vm create windows --iso ~/Win11.iso --dry-run"
+    )]
+    Create(CreateArgs),
+
+    /// Start a VM (already running is fine).
+    Start {
+        /// The VM's name.
+        name: String,
+    },
+
+    /// Shut a VM down gracefully (ACPI), waiting until it is off.
+    #[command(
+        long_about = "Shut a VM down gracefully (ACPI power button), waiting until it is off.\n\n\
+        If the guest has not powered off after --timeout seconds, the VM is left running and \
+        the command fails; --force powers it off at once, like pulling the plug."
+    )]
+    Stop {
+        /// The VM's name.
+        name: String,
+        /// Seconds to wait for the guest to power off.
+        #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+        timeout: u64,
+        /// Power off at once instead (unsaved work in the guest is lost).
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Show every VM: state, size, address, and what bkt knows about it.
+    #[command(
+        long_about = "Show every VM on the connection: state, vCPUs, memory, disk use, \
+        IP address, whether Remote Desktop is on, and notes.\n\n\
+        VMs that bkt did not create are shown as unmanaged; VMs in bkt's manifest that \
+        libvirt no longer has are shown as missing."
+    )]
+    Status {
+        /// Show only this VM.
+        name: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Delete a VM: its domain, firmware variables, TPM state, snapshots and disk.
+    #[command(
+        long_about = "Delete a VM: its domain, UEFI variables (NVRAM), TPM state, snapshot \
+        metadata, the disk images it owns, and its manifest entry.\n\n\
+        Install media (the Windows ISO, the virtio-win ISO) are never deleted. You are asked \
+        to type the VM's name to confirm, unless --yes is given."
+    )]
+    Destroy {
+        /// The VM's name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        /// Keep the disk image(s).
+        #[arg(long)]
+        keep_disk: bool,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateArgs {
+    /// What to create; only `windows` (Windows 11) is supported.
+    #[arg(value_parser = ["windows"], default_value = "windows")]
+    pub kind: String,
+
+    /// The VM's name [default: windows].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The Windows 11 install ISO.
+    #[arg(long, value_name = "PATH")]
+    pub iso: Option<PathBuf>,
+
+    /// The virtio-win driver ISO, attached as a second CD-ROM.
+    #[arg(long, value_name = "PATH")]
+    pub virtio_iso: Option<PathBuf>,
+
+    /// Disk size; the disk is sparse and grows as needed [default: 80G].
+    #[arg(long, value_name = "SIZE")]
+    pub disk_size: Option<String>,
+
+    /// Memory, e.g. 8G or 8192M [default: 8G, at most half the host's].
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Virtual CPUs [default: 4, at most half the host's cores].
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+
+    /// Why this VM exists (shown by `bkt vm status`).
+    #[arg(long, value_name = "TEXT")]
+    pub notes: Option<String>,
+
+    /// kvm (hardware virtualization) or qemu (software emulation, slow).
+    #[arg(long, value_enum, default_value = "kvm")]
+    pub virt_type: VirtType,
+
+    /// Never prompt: take defaults for anything not given (--iso is required).
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// Print the domain XML and every command that would run; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}

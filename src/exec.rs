@@ -1,0 +1,294 @@
+//! The one runner for every external program `bkt` calls.
+//!
+//! A [`Cmd`] is plain data (program, arguments, environment) that can be shown
+//! before it runs; [`Cmd::run`] is the only place that turns one into a
+//! process. Failures carry the command line, the exit status and the captured
+//! stderr, so callers can match on them and users see what failed.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Print every command (shell-quoted, on stderr) before it runs.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// An external command, not yet run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum ExecError {
+    /// The program is not on PATH.
+    NotFound { program: String },
+    /// It ran and exited unsuccessfully (or was killed by a signal).
+    Failed {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
+    /// It could not be started for another reason.
+    Io { cmd: String, err: io::Error },
+}
+
+impl ExecError {
+    /// The captured stderr, when the command ran.
+    pub fn stderr(&self) -> &str {
+        match self {
+            ExecError::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
+}
+
+/// How many trailing lines of stderr an error shows.
+const STDERR_TAIL_LINES: usize = 20;
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::NotFound { program } => {
+                write!(f, "command not found: `{program}`")?;
+                if let Some(pkg) = crate::tools::package_hint(program) {
+                    write!(f, " (install it: {pkg})")?;
+                }
+                Ok(())
+            }
+            ExecError::Failed {
+                cmd,
+                status,
+                stderr,
+                ..
+            } => {
+                write!(f, "`{cmd}` failed ({status})")?;
+                let stderr = stderr.trim_end();
+                if !stderr.is_empty() {
+                    let lines: Vec<&str> = stderr.lines().collect();
+                    let tail = &lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..];
+                    write!(f, "\n--- stderr\n{}", tail.join("\n"))?;
+                }
+                Ok(())
+            }
+            ExecError::Io { cmd, err } => write!(f, "could not run `{cmd}`: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+/// Quote one word for a POSIX shell, only when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn describe_status(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exit status: {code}");
+    }
+    match status.signal() {
+        Some(sig) => format!("killed by signal {sig} ({})", signal_name(sig)),
+        None => "unknown exit status".to_string(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGINT => "SIGINT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command as a user could paste it into a shell (environment
+    /// settings are left out: they only pin the language of the output).
+    pub fn display(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(self.args.iter())
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let args: Vec<OsString> = self.args.iter().map(OsString::from).collect();
+        let mut expr = duct::cmd(&self.program, args);
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        expr
+    }
+
+    fn log(&self) {
+        if VERBOSE.load(Ordering::Relaxed) {
+            eprintln!("{}", console::style(format!("+ {}", self.display())).dim());
+        }
+    }
+
+    fn not_found(&self, err: &io::Error) -> bool {
+        err.kind() == io::ErrorKind::NotFound
+    }
+
+    /// Run to completion with stdin closed and stdout/stderr captured. A
+    /// non-zero exit is an error carrying the captured output.
+    pub fn run(&self) -> Result<Output, ExecError> {
+        let out = self.run_unchecked()?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(ExecError::Failed {
+                cmd: self.display(),
+                status: describe_status(&out.status),
+                stderr: out.stderr,
+            })
+        }
+    }
+
+    /// Run and return stdout; see [`Cmd::run`].
+    pub fn stdout(&self) -> Result<String, ExecError> {
+        self.run().map(|o| o.stdout)
+    }
+
+    /// Run to completion without treating a non-zero exit as an error.
+    pub fn run_unchecked(&self) -> Result<Output, ExecError> {
+        self.log();
+        let res = self
+            .expression()
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run();
+        match res {
+            Ok(o) => Ok(Output {
+                status: o.status,
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            }),
+            Err(err) if self.not_found(&err) => Err(ExecError::NotFound {
+                program: self.program.clone(),
+            }),
+            Err(err) => Err(ExecError::Io {
+                cmd: self.display(),
+                err,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_what_needs_it() {
+        let c = Cmd::new("virt-install")
+            .arg("--name")
+            .arg("win 11")
+            .arg("--disk")
+            .arg("path=/x/it's.qcow2,bus=virtio")
+            .arg("");
+        assert_eq!(
+            c.display(),
+            r"virt-install --name 'win 11' --disk 'path=/x/it'\''s.qcow2,bus=virtio' ''"
+        );
+    }
+
+    #[test]
+    fn failure_names_command_status_and_stderr_tail() {
+        let c = Cmd::new("sh").args(["-c", "echo out; echo bad >&2; exit 3"]);
+        let err = c.run().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`sh -c 'echo out; echo bad >&2; exit 3'` failed (exit status: 3)\n--- stderr\nbad"
+        );
+        assert_eq!(err.stderr(), "bad\n");
+    }
+
+    #[test]
+    fn empty_stderr_is_not_shown() {
+        let err = Cmd::new("false").run().unwrap_err();
+        assert_eq!(err.to_string(), "`false` failed (exit status: 1)");
+    }
+
+    #[test]
+    fn missing_program_is_its_own_error() {
+        let err = Cmd::new("xorriso-does-not-exist").run().unwrap_err();
+        assert!(matches!(err, ExecError::NotFound { .. }));
+        assert_eq!(
+            err.to_string(),
+            "command not found: `xorriso-does-not-exist`"
+        );
+    }
+
+    #[test]
+    fn signals_are_named() {
+        let err = Cmd::new("sh")
+            .args(["-c", "kill -TERM $$"])
+            .run()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`sh -c 'kill -TERM $$'` failed (killed by signal 15 (SIGTERM))"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! `bkt`: parse the command line, run it, print any error once.
+
+mod cli;
+mod exec;
+mod manifest;
+mod tools;
+mod ui;
+mod units;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    ui::init_colors();
+    let cli = cli::Cli::parse();
+    let res = match cli.command {
+        cli::Command::Vm(args) => vm::run(&args.global, args.command),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            ui::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

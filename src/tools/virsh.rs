@@ -1,0 +1,694 @@
+//! `virsh`: argv builders for the calls `bkt vm` makes and parsers of their
+//! output. Every call pins `LC_ALL=C` (virsh translates its tables) and the
+//! connection URI. Recorded outputs live in `fixtures/virsh/`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+
+use crate::exec::Cmd;
+
+/// A virsh invocation against one connection URI.
+#[derive(Debug, Clone)]
+pub struct Virsh {
+    pub uri: String,
+}
+
+impl Virsh {
+    pub fn new(uri: &str) -> Self {
+        Virsh {
+            uri: uri.to_string(),
+        }
+    }
+
+    /// `virsh -c URI ARGS...`
+    pub fn cmd<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cmd::new("virsh")
+            .env("LC_ALL", "C")
+            .arg("-c")
+            .arg(self.uri.clone())
+            .args(args)
+    }
+
+    /// `virsh -q -c URI ARGS...` for output parsed as a table.
+    pub fn quiet<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Cmd::new("virsh")
+            .env("LC_ALL", "C")
+            .arg("-q")
+            .arg("-c")
+            .arg(self.uri.clone())
+            .args(args)
+    }
+
+    pub fn version(&self) -> Cmd {
+        self.cmd(["version"])
+    }
+
+    /// `domstats` for every domain at once: the basis of `status`, one call
+    /// whatever the number of VMs.
+    pub fn domstats(&self) -> Cmd {
+        self.cmd([
+            "domstats",
+            "--raw",
+            "--state",
+            "--vcpu",
+            "--balloon",
+            "--block",
+        ])
+    }
+
+    pub fn domstate(&self, name: &str) -> Cmd {
+        self.cmd(["domstate", "--reason", name])
+    }
+
+    pub fn list_names(&self) -> Cmd {
+        self.quiet(["list", "--all", "--name"])
+    }
+
+    /// The lease addresses of several running domains in one virsh process:
+    /// virsh runs `;`-separated commands in sequence, and `echo` marks where
+    /// each domain's table starts. Names are validated before they get here.
+    pub fn batch_domifaddr(&self, names: &[String]) -> Cmd {
+        let script = names
+            .iter()
+            .map(|n| format!("echo {BATCH_MARK} {n}; domifaddr --source lease {n}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.cmd([script])
+    }
+
+    pub fn domcapabilities(&self, virt_type: &str) -> Cmd {
+        self.cmd([
+            "domcapabilities",
+            "--virttype",
+            virt_type,
+            "--arch",
+            "x86_64",
+            "--machine",
+            "q35",
+        ])
+    }
+
+    pub fn pool_dumpxml(&self, pool: &str) -> Cmd {
+        self.cmd(["pool-dumpxml", pool])
+    }
+
+    pub fn net_info(&self, net: &str) -> Cmd {
+        self.cmd(["net-info", net])
+    }
+
+    pub fn dumpxml(&self, name: &str) -> Cmd {
+        self.cmd(["dumpxml", "--inactive", name])
+    }
+
+    pub fn start(&self, name: &str) -> Cmd {
+        self.cmd(["start", name])
+    }
+
+    pub fn shutdown(&self, name: &str) -> Cmd {
+        self.cmd(["shutdown", name, "--mode", "acpi"])
+    }
+
+    pub fn destroy(&self, name: &str) -> Cmd {
+        self.cmd(["destroy", name])
+    }
+
+    /// Undefine with everything libvirt keeps for the domain. Never
+    /// `--remove-all-storage`: it also deletes CD-ROM images that sit in a
+    /// storage pool, the user's Windows ISO included.
+    pub fn undefine(&self, name: &str) -> Cmd {
+        self.cmd([
+            "undefine",
+            name,
+            "--nvram",
+            "--tpm",
+            "--snapshots-metadata",
+            "--checkpoints-metadata",
+            "--managed-save",
+        ])
+    }
+}
+
+pub const BATCH_MARK: &str = "@@bkt";
+
+/// The state of a domain, from `domstats` (`state.state`) or `domstate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DomState {
+    NoState,
+    Running,
+    Blocked,
+    Paused,
+    ShuttingDown,
+    ShutOff,
+    Crashed,
+    Suspended,
+}
+
+impl DomState {
+    /// From libvirt's `virDomainState` number.
+    pub fn from_code(code: u32) -> DomState {
+        match code {
+            1 => DomState::Running,
+            2 => DomState::Blocked,
+            3 => DomState::Paused,
+            4 => DomState::ShuttingDown,
+            5 => DomState::ShutOff,
+            6 => DomState::Crashed,
+            7 => DomState::Suspended,
+            _ => DomState::NoState,
+        }
+    }
+
+    /// From the words `virsh domstate` prints.
+    pub fn from_words(words: &str) -> Option<DomState> {
+        Some(match words {
+            "no state" => DomState::NoState,
+            "running" => DomState::Running,
+            "idle" | "blocked" => DomState::Blocked,
+            "paused" => DomState::Paused,
+            "in shutdown" => DomState::ShuttingDown,
+            "shut off" => DomState::ShutOff,
+            "crashed" => DomState::Crashed,
+            "pmsuspended" => DomState::Suspended,
+            _ => return None,
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DomState::NoState => "no state",
+            DomState::Running => "running",
+            DomState::Blocked => "blocked",
+            DomState::Paused => "paused",
+            DomState::ShuttingDown => "in shutdown",
+            DomState::ShutOff => "shut off",
+            DomState::Crashed => "crashed",
+            DomState::Suspended => "suspended",
+        }
+    }
+
+    /// Whether QEMU is running for this domain (anything but off).
+    pub fn is_active(self) -> bool {
+        !matches!(self, DomState::ShutOff | DomState::NoState)
+    }
+}
+
+/// Output of `virsh domstate --reason NAME`, e.g. `shut off (shutdown)`.
+pub fn parse_domstate(out: &str) -> Result<(DomState, String)> {
+    let line = out.trim();
+    let (words, reason) = match line.split_once(" (") {
+        Some((w, r)) => (w, r.trim_end_matches(')')),
+        None => (line, ""),
+    };
+    let state = DomState::from_words(words)
+        .with_context(|| format!("unexpected `virsh domstate` output: {line:?}"))?;
+    Ok((state, reason.to_string()))
+}
+
+/// One block device from `domstats --block`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockStat {
+    pub name: String,
+    pub path: String,
+    pub allocation: u64,
+    pub capacity: u64,
+    pub physical: u64,
+}
+
+impl BlockStat {
+    /// Bytes the image takes on the host. A running QEMU reports the
+    /// highest written offset as allocation (0 on a fresh disk); the file's
+    /// own size is the better figure then.
+    pub fn used(&self) -> u64 {
+        if self.allocation > 0 {
+            self.allocation
+        } else {
+            self.physical
+        }
+    }
+
+    /// Install media, not a disk the VM owns: CD-ROM images are ISOs.
+    pub fn is_media(&self) -> bool {
+        self.path.to_ascii_lowercase().ends_with(".iso")
+    }
+}
+
+/// One domain's record in `virsh domstats --raw --state --vcpu --balloon --block`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomStats {
+    pub name: String,
+    pub state: DomState,
+    pub vcpus: u32,
+    /// `balloon.maximum`, KiB.
+    pub memory_kib: u64,
+    pub blocks: Vec<BlockStat>,
+}
+
+/// Parse `virsh domstats --raw ...` (all domains, one record each).
+pub fn parse_domstats(out: &str) -> Result<Vec<DomStats>> {
+    let mut doms = Vec::new();
+    let mut cur: Option<(String, BTreeMap<String, String>)> = None;
+    let finish = |name: String, kv: BTreeMap<String, String>| -> Result<DomStats> {
+        let num = |k: &str| -> u64 { kv.get(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        let count = num("block.count");
+        let blocks = (0..count)
+            .map(|i| BlockStat {
+                name: kv
+                    .get(&format!("block.{i}.name"))
+                    .cloned()
+                    .unwrap_or_default(),
+                path: kv
+                    .get(&format!("block.{i}.path"))
+                    .cloned()
+                    .unwrap_or_default(),
+                allocation: num(&format!("block.{i}.allocation")),
+                capacity: num(&format!("block.{i}.capacity")),
+                physical: num(&format!("block.{i}.physical")),
+            })
+            .collect();
+        let state_code = kv
+            .get("state.state")
+            .with_context(|| format!("domstats for {name:?} has no state.state"))?
+            .parse()
+            .with_context(|| format!("domstats for {name:?}: bad state.state"))?;
+        Ok(DomStats {
+            state: DomState::from_code(state_code),
+            vcpus: num("vcpu.current") as u32,
+            memory_kib: num("balloon.maximum"),
+            blocks,
+            name,
+        })
+    };
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Domain: ") {
+            if let Some((name, kv)) = cur.take() {
+                doms.push(finish(name, kv)?);
+            }
+            let name = rest.trim().trim_matches('\'').to_string();
+            cur = Some((name, BTreeMap::new()));
+        } else if let Some((k, v)) = line.trim().split_once('=') {
+            match cur.as_mut() {
+                Some((_, kv)) => {
+                    kv.insert(k.to_string(), v.to_string());
+                }
+                None => bail!("unexpected `virsh domstats` output: {line:?} before any Domain:"),
+            }
+        }
+    }
+    if let Some((name, kv)) = cur.take() {
+        doms.push(finish(name, kv)?);
+    }
+    Ok(doms)
+}
+
+/// One address row of `virsh domifaddr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    pub iface: String,
+    pub mac: String,
+    pub ipv4: bool,
+    pub addr: String,
+    pub prefix: u8,
+}
+
+fn parse_ifaddr_row(line: &str) -> Option<IfAddr> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() != 4 || !(f[2] == "ipv4" || f[2] == "ipv6") {
+        return None;
+    }
+    let (addr, prefix) = f[3].split_once('/')?;
+    Some(IfAddr {
+        iface: f[0].to_string(),
+        mac: f[1].to_string(),
+        ipv4: f[2] == "ipv4",
+        addr: addr.to_string(),
+        prefix: prefix.parse().ok()?,
+    })
+}
+
+/// Parse `virsh domifaddr NAME [--source lease|agent|arp]`.
+#[cfg(test)]
+pub fn parse_domifaddr(out: &str) -> Vec<IfAddr> {
+    out.lines().filter_map(parse_ifaddr_row).collect()
+}
+
+/// Parse the output of [`Virsh::batch_domifaddr`]: each domain's addresses.
+pub fn parse_batch_domifaddr(out: &str) -> BTreeMap<String, Vec<IfAddr>> {
+    let mut map: BTreeMap<String, Vec<IfAddr>> = BTreeMap::new();
+    let mut cur: Option<String> = None;
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix(BATCH_MARK).map(str::trim) {
+            map.entry(name.to_string()).or_default();
+            cur = Some(name.to_string());
+        } else if let (Some(name), Some(addr)) = (&cur, parse_ifaddr_row(line)) {
+            map.entry(name.clone()).or_default().push(addr);
+        }
+    }
+    map
+}
+
+/// The versions `virsh version` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Versions {
+    pub libvirt: String,
+    pub hypervisor: String,
+}
+
+/// Parse `virsh version`.
+pub fn parse_version(out: &str) -> Versions {
+    let mut v = Versions::default();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("Running against daemon:") {
+            v.libvirt = rest.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("Using library: libvirt") {
+            if v.libvirt.is_empty() {
+                v.libvirt = rest.trim().to_string();
+            }
+        } else if let Some(rest) = line.strip_prefix("Running hypervisor:") {
+            v.hypervisor = rest.trim().to_string();
+        }
+    }
+    v
+}
+
+/// What `domcapabilities` says about UEFI Secure Boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureBoot {
+    /// The loader libvirt will pick for Secure Boot with enrolled keys, when
+    /// one is listed.
+    pub loader: Option<String>,
+    /// Whether the loader supports `secure='yes'`.
+    pub secure: bool,
+    /// Whether a listed firmware has Microsoft's keys enrolled (`.ms.` or
+    /// `secboot` builds), which Windows needs.
+    pub enrolled_keys: bool,
+}
+
+/// Parse `virsh domcapabilities ...` XML for Secure Boot support.
+pub fn parse_domcaps_secure_boot(xml: &str) -> Result<SecureBoot> {
+    let doc = roxmltree::Document::parse(xml).context("domcapabilities is not XML")?;
+    let loader = doc.descendants().find(|n| n.has_tag_name("loader"));
+    let Some(loader) = loader.filter(|l| l.attribute("supported") == Some("yes")) else {
+        return Ok(SecureBoot {
+            loader: None,
+            secure: false,
+            enrolled_keys: false,
+        });
+    };
+    let values: Vec<String> = loader
+        .children()
+        .filter(|n| n.has_tag_name("value"))
+        .filter_map(|n| n.text().map(str::to_string))
+        .collect();
+    let secure = loader
+        .children()
+        .filter(|n| n.has_tag_name("enum") && n.attribute("name") == Some("secure"))
+        .flat_map(|e| e.children().filter(|n| n.has_tag_name("value")))
+        .any(|v| v.text() == Some("yes"));
+    let keyed = |p: &String| {
+        let f = p.rsplit('/').next().unwrap_or(p);
+        f.contains(".ms.") || f.contains("secboot") || f.contains("enrolled")
+    };
+    let ms = values.iter().find(|p| {
+        let f = p.rsplit('/').next().unwrap_or(p);
+        f.contains(".ms.")
+    });
+    let pick = ms.or_else(|| values.iter().find(|p| keyed(p)));
+    Ok(SecureBoot {
+        loader: pick.cloned(),
+        secure,
+        enrolled_keys: pick.is_some(),
+    })
+}
+
+/// The target path of a storage pool, from `virsh pool-dumpxml POOL`.
+pub fn parse_pool_path(xml: &str) -> Result<String> {
+    let doc = roxmltree::Document::parse(xml).context("pool-dumpxml is not XML")?;
+    doc.descendants()
+        .find(|n| n.has_tag_name("target"))
+        .and_then(|t| t.children().find(|n| n.has_tag_name("path")))
+        .and_then(|p| p.text())
+        .map(|s| s.trim().to_string())
+        .context("pool XML has no <target><path>")
+}
+
+/// Whether `virsh net-info NET` says the network is active.
+pub fn parse_net_active(out: &str) -> Option<bool> {
+    out.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim() == "Active").then(|| v.trim() == "yes")
+    })
+}
+
+/// A disk or CD-ROM in a domain's XML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomDisk {
+    pub device: String,
+    pub path: String,
+    pub target: String,
+}
+
+/// What `bkt` needs to know from a domain's XML (`virsh dumpxml`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DomainXml {
+    pub name: String,
+    pub disks: Vec<DomDisk>,
+    pub nvram: Option<String>,
+    pub tpm_emulator: bool,
+    pub macs: Vec<String>,
+}
+
+/// Parse a domain's XML.
+pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
+    let doc = roxmltree::Document::parse(xml).context("domain XML is not XML")?;
+    let root = doc.root_element();
+    let mut d = DomainXml {
+        name: root
+            .children()
+            .find(|n| n.has_tag_name("name"))
+            .and_then(|n| n.text())
+            .unwrap_or_default()
+            .to_string(),
+        ..Default::default()
+    };
+    for n in root.descendants() {
+        if n.has_tag_name("disk") {
+            let src = n.children().find(|c| c.has_tag_name("source"));
+            let path = src
+                .and_then(|s| s.attribute("file").or_else(|| s.attribute("dev")))
+                .unwrap_or_default();
+            let target = n
+                .children()
+                .find(|c| c.has_tag_name("target"))
+                .and_then(|t| t.attribute("dev"))
+                .unwrap_or_default();
+            d.disks.push(DomDisk {
+                device: n.attribute("device").unwrap_or("disk").to_string(),
+                path: path.to_string(),
+                target: target.to_string(),
+            });
+        } else if n.has_tag_name("nvram") {
+            d.nvram = n.text().map(|t| t.trim().to_string());
+        } else if n.has_tag_name("tpm") {
+            d.tpm_emulator = n
+                .children()
+                .any(|c| c.has_tag_name("backend") && c.attribute("type") == Some("emulator"));
+        } else if n.has_tag_name("mac")
+            && n.parent().is_some_and(|p| p.has_tag_name("interface"))
+            && let Some(a) = n.attribute("address")
+        {
+            d.macs.push(a.to_string());
+        }
+    }
+    Ok(d)
+}
+
+/// libvirt's "not found" errors for a domain, across versions.
+pub fn is_no_domain(stderr: &str) -> bool {
+    stderr.contains("failed to get domain") || stderr.contains("Domain not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fx(name: &str) -> String {
+        let p = format!("{}/fixtures/virsh/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    #[test]
+    fn argv_pins_locale_and_uri() {
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.domstats().display(),
+            "virsh -c qemu:///system domstats --raw --state --vcpu --balloon --block"
+        );
+        assert_eq!(
+            v.list_names().display(),
+            "virsh -q -c qemu:///system list --all --name"
+        );
+        assert_eq!(
+            v.undefine("win").display(),
+            "virsh -c qemu:///system undefine win --nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save"
+        );
+        assert!(!v.undefine("w").display().contains("remove-all-storage"));
+        assert_eq!(
+            v.batch_domifaddr(&["a".into(), "b".into()]).display(),
+            "virsh -c qemu:///system 'echo @@bkt a; domifaddr --source lease a; echo @@bkt b; domifaddr --source lease b'"
+        );
+    }
+
+    #[test]
+    fn domstats_of_running_and_shut_off() {
+        let d = parse_domstats(&fx("domstats-running-and-shutoff.txt")).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].name, "t2");
+        assert_eq!(d[0].state, DomState::ShutOff);
+        assert_eq!(d[0].vcpus, 2);
+        assert_eq!(d[0].memory_kib, 1048576);
+        assert_eq!(d[0].blocks.len(), 1);
+        assert_eq!(d[0].blocks[0].capacity, 4294967296);
+        assert_eq!(d[0].blocks[0].used(), 200704);
+        assert_eq!(d[1].name, "t1");
+        assert_eq!(d[1].state, DomState::Running);
+        assert_eq!(d[1].memory_kib, 2097152);
+        assert_eq!(d[1].blocks.len(), 2);
+        assert!(d[1].blocks[0].is_media());
+        assert!(!d[1].blocks[1].is_media());
+        // A running, never-written disk reports allocation 0: fall back to the
+        // file's size.
+        assert_eq!(d[1].blocks[1].used(), 204800);
+        assert_eq!(d[1].blocks[1].capacity, 8589934592);
+    }
+
+    #[test]
+    fn domstats_with_no_domains_is_empty() {
+        assert!(parse_domstats("").unwrap().is_empty());
+        assert!(parse_domstats("\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn domstats_garbage_is_an_error() {
+        assert!(parse_domstats("state.state=1\n").is_err());
+        assert!(parse_domstats("Domain: 'x'\n  vcpu.current=1\n").is_err());
+    }
+
+    #[test]
+    fn domstate_with_reason() {
+        assert_eq!(
+            parse_domstate(&fx("domstate-reason-running.txt")).unwrap(),
+            (DomState::Running, "booted".to_string())
+        );
+        assert_eq!(
+            parse_domstate(&fx("domstate-reason-shutoff.txt")).unwrap(),
+            (DomState::ShutOff, "unknown".to_string())
+        );
+        assert_eq!(
+            parse_domstate("shut off (shutdown)\n").unwrap(),
+            (DomState::ShutOff, "shutdown".to_string())
+        );
+        assert!(parse_domstate("sleeping (deeply)").is_err());
+    }
+
+    #[test]
+    fn domifaddr_sources() {
+        let lease = parse_domifaddr(&fx("domifaddr-lease.txt"));
+        assert_eq!(
+            lease,
+            vec![IfAddr {
+                iface: "vnet3".into(),
+                mac: "52:54:00:b4:b3:60".into(),
+                ipv4: true,
+                addr: "192.168.122.4".into(),
+                prefix: 24
+            }]
+        );
+        assert!(parse_domifaddr(&fx("domifaddr-lease-none.txt")).is_empty());
+        assert!(parse_domifaddr(&fx("domifaddr-arp.txt")).is_empty());
+    }
+
+    #[test]
+    fn batch_domifaddr_splits_per_domain() {
+        let m = parse_batch_domifaddr(&fx("batch-domifaddr.txt"));
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["tiny"][0].addr, "192.168.122.4");
+        assert!(m["t1"].is_empty());
+    }
+
+    #[test]
+    fn version() {
+        let v = parse_version(&fx("version.txt"));
+        assert_eq!(v.libvirt, "11.3.0");
+        assert_eq!(v.hypervisor, "QEMU 10.0.2");
+    }
+
+    #[test]
+    fn secure_boot_from_domcapabilities() {
+        let sb = parse_domcaps_secure_boot(&fx("domcapabilities-qemu-q35.xml")).unwrap();
+        assert_eq!(
+            sb,
+            SecureBoot {
+                loader: Some("/usr/share/OVMF/OVMF_CODE_4M.ms.fd".into()),
+                secure: true,
+                enrolled_keys: true
+            }
+        );
+        let none = parse_domcaps_secure_boot(
+            "<domainCapabilities><os supported='yes'><loader supported='yes'>\
+             <value>/usr/share/OVMF/OVMF_CODE_4M.fd</value>\
+             <enum name='secure'><value>no</value></enum></loader></os></domainCapabilities>",
+        )
+        .unwrap();
+        assert!(!none.secure);
+        assert!(!none.enrolled_keys);
+    }
+
+    #[test]
+    fn pool_path() {
+        assert_eq!(
+            parse_pool_path(&fx("pool-dumpxml-images.xml")).unwrap(),
+            "/var/lib/libvirt/images"
+        );
+    }
+
+    #[test]
+    fn net_info() {
+        assert_eq!(
+            parse_net_active(&fx("net-info-default-active.txt")),
+            Some(true)
+        );
+        assert_eq!(parse_net_active("Name: default\nActive: no\n"), Some(false));
+    }
+
+    #[test]
+    fn domain_xml() {
+        let d = parse_domain_xml(&fx("dumpxml-windows-running.xml")).unwrap();
+        assert_eq!(d.name, "t1");
+        assert_eq!(d.disks.len(), 2);
+        assert_eq!(d.disks[0].device, "cdrom");
+        assert_eq!(d.disks[0].path, "/tmp/win.iso");
+        assert_eq!(d.disks[1].device, "disk");
+        assert_eq!(d.disks[1].path, "/var/lib/libvirt/images/t1.qcow2");
+        assert_eq!(
+            d.nvram.as_deref(),
+            Some("/var/lib/libvirt/qemu/nvram/t1_VARS.fd")
+        );
+        assert!(d.tpm_emulator);
+        assert_eq!(d.macs.len(), 1);
+    }
+
+    #[test]
+    fn not_found_errors() {
+        assert!(is_no_domain(&fx("dominfo-nosuch.txt")));
+    }
+}

@@ -1,0 +1,234 @@
+//! What the user sees: check lines (✓ ⚠ ✗), section headings, spinners with
+//! elapsed time, and hints attached to errors. Colour only on a terminal and
+//! never with NO_COLOR.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use console::style;
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Honour NO_COLOR and plain pipes before anything is printed.
+pub fn init_colors() {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        console::set_colors_enabled(false);
+        console::set_colors_enabled_stderr(false);
+    }
+}
+
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One line of a preflight: what was checked, what was found, and for
+/// warnings and failures what to do about it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub level: Level,
+    pub label: String,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn pass(label: &str, detail: impl Into<String>) -> Check {
+        Check {
+            level: Level::Pass,
+            label: label.into(),
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub fn warn(label: &str, detail: impl Into<String>) -> Check {
+        Check {
+            level: Level::Warn,
+            label: label.into(),
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub fn fail(label: &str, detail: impl Into<String>) -> Check {
+        Check {
+            level: Level::Fail,
+            label: label.into(),
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub fn fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// Print the check as one line (plus its fix) on stdout.
+    pub fn print(&self) {
+        let mark = match self.level {
+            Level::Pass => style("✓").green(),
+            Level::Warn => style("⚠").yellow(),
+            Level::Fail => style("✗").red(),
+        };
+        println!("  {mark} {:<14} {}", self.label, self.detail);
+        if let Some(fix) = &self.fix {
+            println!("    {} {fix}", style("fix:").dim());
+        }
+    }
+}
+
+pub fn heading(text: &str) {
+    println!("{}", style(text).bold());
+}
+
+/// A step of work: `  • label          detail`.
+pub fn step(label: &str, detail: &str) {
+    println!("  {} {:<14} {detail}", style("•").cyan(), label);
+}
+
+/// A spinner with elapsed time for anything that waits. On a terminal it
+/// animates on stderr; elsewhere it prints the message once, and the result.
+pub struct Spinner {
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl Spinner {
+    pub fn new(msg: &str) -> Spinner {
+        let bar = if stderr_is_terminal() {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} … {elapsed}")
+                    .expect("static template"),
+            );
+            bar.set_message(msg.to_string());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            Some(bar)
+        } else {
+            eprintln!("{msg} …");
+            None
+        };
+        Spinner {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Stop the spinner and leave nothing behind; the caller prints the result.
+    pub fn clear(self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Seconds as people say them: `12s`, `3m 05s`.
+pub fn secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m {:02}s", s / 60, s % 60)
+    }
+}
+
+/// An error with a piece of advice attached; `main` prints the advice last,
+/// as `hint: ...`. It shows as the error it wraps and keeps its causes.
+#[derive(Debug)]
+pub struct Hinted {
+    pub hint: String,
+    inner: anyhow::Error,
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for Hinted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+/// Attach a hint to an error.
+pub trait HintExt<T> {
+    fn hint(self, hint: impl Into<String>) -> anyhow::Result<T>;
+}
+
+impl<T> HintExt<T> for anyhow::Result<T> {
+    fn hint(self, hint: impl Into<String>) -> anyhow::Result<T> {
+        self.map_err(|inner| {
+            anyhow::Error::new(Hinted {
+                hint: hint.into(),
+                inner,
+            })
+        })
+    }
+}
+
+/// Print an error chain once: the messages top-down, then any hints.
+pub fn print_error(err: &anyhow::Error) {
+    let mut messages = Vec::new();
+    let mut hints = Vec::new();
+    for cause in err.chain() {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            hints.push(h.hint.clone());
+        }
+        messages.push(cause.to_string());
+    }
+    let mut first = true;
+    for m in messages {
+        if first {
+            eprintln!("{} {m}", style("error:").red().bold());
+            first = false;
+        } else {
+            eprintln!("{} {m}", style("caused by:").dim());
+        }
+    }
+    for h in hints {
+        eprintln!("{} {h}", style("hint:").cyan().bold());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(secs(Duration::from_secs(12)), "12s");
+        assert_eq!(secs(Duration::from_secs(185)), "3m 05s");
+    }
+
+    #[test]
+    fn hints_are_separated_from_the_chain() {
+        let e: anyhow::Result<()> = Err(anyhow::anyhow!("inner"));
+        let e = e.hint("do this").unwrap_err().context("outer");
+        let msgs: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        assert_eq!(msgs, ["outer", "inner"]);
+        let hints: Vec<&str> = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<Hinted>())
+            .map(|h| h.hint.as_str())
+            .collect();
+        assert_eq!(hints, ["do this"]);
+    }
+}

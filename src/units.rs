@@ -1,0 +1,118 @@
+//! Sizes as users type them (`80G`, `80GB`, `80GiB`, `81920M`) and as we
+//! print them. All units are binary: `G`, `GB` and `GiB` all mean 2^30.
+
+use anyhow::{Result, bail};
+
+const KIB: u64 = 1024;
+const MIB: u64 = KIB * 1024;
+const GIB: u64 = MIB * 1024;
+const TIB: u64 = GIB * 1024;
+
+/// Parse a size into bytes. A bare number is taken as GiB, since that is
+/// what every size `bkt vm` asks for is counted in.
+pub fn parse_size(input: &str) -> Result<u64> {
+    let s = input.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        bail!("invalid size {input:?}: expected a number with a unit, such as 80G or 81920M");
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size {input:?}: the number is too large"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "g" | "gb" | "gib" => GIB,
+        "m" | "mb" | "mib" => MIB,
+        "t" | "tb" | "tib" => TIB,
+        "k" | "kb" | "kib" => KIB,
+        other => bail!(
+            "invalid size {input:?}: unknown unit {other:?} (use M, G or T, e.g. 80G or 81920M)"
+        ),
+    };
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| anyhow::anyhow!("invalid size {input:?}: too large"))?;
+    if bytes == 0 {
+        bail!("invalid size {input:?}: must be more than zero");
+    }
+    Ok(bytes)
+}
+
+/// `8 GiB`, `23.1 GiB`, `512 MiB`: one decimal only where it says something.
+pub fn human(bytes: u64) -> String {
+    let (v, unit) = if bytes >= TIB {
+        (bytes as f64 / TIB as f64, "TiB")
+    } else if bytes >= GIB {
+        (bytes as f64 / GIB as f64, "GiB")
+    } else if bytes >= MIB {
+        (bytes as f64 / MIB as f64, "MiB")
+    } else if bytes >= KIB {
+        (bytes as f64 / KIB as f64, "KiB")
+    } else {
+        return format!("{bytes} B");
+    };
+    if (v - v.round()).abs() < 0.05 {
+        format!("{} {unit}", v.round() as u64)
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+/// GiB with one decimal, for the `used/size` column.
+pub fn gib(bytes: u64) -> String {
+    let v = bytes as f64 / GIB as f64;
+    if (v - v.round()).abs() < 0.05 {
+        format!("{}", v.round() as u64)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+pub const fn gib_bytes(n: u64) -> u64 {
+    n * GIB
+}
+
+pub const fn mib(bytes: u64) -> u64 {
+    bytes / MIB
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_spellings_are_binary() {
+        for s in ["80G", "80GB", "80GiB", "81920M", "80g", "80", " 80 G"] {
+            assert_eq!(parse_size(s).unwrap(), 80 * GIB, "{s}");
+        }
+        assert_eq!(parse_size("1T").unwrap(), TIB);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 * MIB);
+    }
+
+    #[test]
+    fn bad_sizes_say_why() {
+        assert_eq!(
+            parse_size("lots").unwrap_err().to_string(),
+            "invalid size \"lots\": expected a number with a unit, such as 80G or 81920M"
+        );
+        assert_eq!(
+            parse_size("80X").unwrap_err().to_string(),
+            "invalid size \"80X\": unknown unit \"x\" (use M, G or T, e.g. 80G or 81920M)"
+        );
+        assert!(parse_size("0G").is_err());
+        assert!(parse_size("-5G").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert!(parse_size("18446744073709551615T").is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(8 * GIB), "8 GiB");
+        assert_eq!(human(23 * GIB + GIB / 10), "23.1 GiB");
+        assert_eq!(human(512 * MIB), "512 MiB");
+        assert_eq!(human(100), "100 B");
+        assert_eq!(gib(80 * GIB), "80");
+        assert_eq!(gib(200704), "0");
+        assert_eq!(gib(23 * GIB + GIB / 10), "23.1");
+    }
+}

@@ -1,0 +1,386 @@
+//! The checks `create` runs before it makes anything. Each returns a
+//! [`Check`] saying what it found and, when something is wrong, the fix.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::tools::{self, virsh};
+use crate::ui::Check;
+use crate::units::{gib_bytes, human};
+use crate::vm::{Ctx, Host, name_is_valid};
+
+/// Where ISO 9660's primary volume descriptor signature sits: sector 16
+/// (32768) plus the one-byte type code.
+const ISO9660_MAGIC_OFFSET: u64 = 32769;
+
+/// `/dev/kvm` exists and can be opened for reading and writing.
+pub fn kvm(device: &Path) -> Check {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+    {
+        Ok(_) => Check::pass("KVM", format!("{} is usable", device.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::fail(
+            "KVM",
+            format!(
+                "{} does not exist: no hardware virtualization",
+                device.display()
+            ),
+        )
+        .fix(
+            "enable VT-x/AMD-V in the firmware setup and load kvm_intel or kvm_amd; \
+             or use --virt-type qemu (software emulation, very slow)",
+        ),
+        Err(e) => Check::fail("KVM", format!("cannot open {}: {e}", device.display()))
+            .fix("add yourself to the kvm group (`sudo usermod -aG kvm $USER`, then log in again)"),
+    }
+}
+
+/// The programs create needs are on PATH.
+pub fn programs() -> Check {
+    let missing: Vec<&str> = tools::CREATE_PROGRAMS
+        .iter()
+        .copied()
+        .filter(|p| which::which(p).is_err())
+        .collect();
+    if missing.is_empty() {
+        return Check::pass("tools", tools::CREATE_PROGRAMS.join(", "));
+    }
+    let fixes: Vec<String> = missing
+        .iter()
+        .map(|p| format!("{p}: {}", tools::package_hint(p).unwrap_or("install it")))
+        .collect();
+    Check::fail(
+        "tools",
+        format!("not found on PATH: {}", missing.join(", ")),
+    )
+    .fix(fixes.join("; "))
+}
+
+/// libvirt answers at the URI; returns the check and whether it answered.
+pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
+    match ctx.virsh.version().run() {
+        Ok(out) => {
+            let v = virsh::parse_version(&out.stdout);
+            (
+                Check::pass(
+                    "libvirt",
+                    format!("{} (libvirt {}, {})", ctx.uri, v.libvirt, v.hypervisor),
+                ),
+                true,
+            )
+        }
+        Err(e) => {
+            let why = e
+                .stderr()
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim_start_matches("error: ").to_string())
+                .unwrap_or_else(|| e.to_string());
+            (
+                Check::fail("libvirt", format!("cannot reach {}: {why}", ctx.uri)).fix(
+                    "start libvirt (`sudo systemctl start libvirtd`, or virtqemud on modular \
+                     hosts), or check --connect / LIBVIRT_DEFAULT_URI",
+                ),
+                false,
+            )
+        }
+    }
+}
+
+/// The name is valid and neither libvirt nor the manifest has it.
+pub fn name(ctx: &Ctx, name: &str, libvirt_up: bool) -> Check {
+    if !name_is_valid(name) {
+        return Check::fail("name", format!("{name:?} is not a valid VM name"))
+            .fix("use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+    }
+    match crate::manifest::load(&ctx.manifest) {
+        Ok(m) if m.get(name).is_some() => {
+            return Check::fail("name", format!("{name:?} is already in bkt's manifest"))
+                .fix(format!("choose another --name, or `bkt vm destroy {name}`"));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Check::fail("manifest", format!("{e:#}"))
+                .fix("repair the file or move it aside");
+        }
+    }
+    if libvirt_up {
+        match ctx.virsh.list_names().stdout() {
+            Ok(out) if out.lines().any(|l| l.trim() == name) => {
+                return Check::fail(
+                    "name",
+                    format!("a VM named {name:?} already exists in libvirt"),
+                )
+                .fix(format!("choose another --name, or `bkt vm destroy {name}`"));
+            }
+            Ok(_) => {}
+            Err(e) => return Check::fail("name", format!("cannot list VMs: {e}")),
+        }
+    }
+    Check::pass("name", format!("{name:?} is free"))
+}
+
+/// Memory and vCPUs against the host: more than it has fails, more than half
+/// warns.
+pub fn resources(host: &Host, memory: u64, cpus: u32) -> Check {
+    let what = format!(
+        "{cpus} vCPU{}, {} (host: {} core{}, {})",
+        if cpus == 1 { "" } else { "s" },
+        human(memory),
+        host.cpus,
+        if host.cpus == 1 { "" } else { "s" },
+        human(host.memory_bytes)
+    );
+    if memory > host.memory_bytes {
+        return Check::fail(
+            "resources",
+            format!("{what}: more memory than the host has"),
+        )
+        .fix(format!(
+            "ask for at most {} with --memory",
+            human(host.memory_bytes / 2)
+        ));
+    }
+    if cpus > host.cpus {
+        return Check::fail(
+            "resources",
+            format!("{what}: more vCPUs than the host has cores"),
+        )
+        .fix(format!(
+            "ask for at most {} with --cpus",
+            (host.cpus / 2).max(1)
+        ));
+    }
+    if cpus == 0 {
+        return Check::fail("resources", "0 vCPUs").fix("ask for at least 1 with --cpus");
+    }
+    if memory > host.memory_bytes / 2 || cpus > (host.cpus / 2).max(1) {
+        return Check::warn(
+            "resources",
+            format!("{what}: more than half the host; the host may slow down while it runs"),
+        );
+    }
+    Check::pass("resources", what)
+}
+
+/// Why a file is not a usable ISO, or its size.
+pub fn iso_problem(path: &Path) -> Result<u64, String> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{} does not exist", path.display()));
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.is_dir() {
+        return Err(format!("{} is a directory, not an ISO", path.display()));
+    }
+    let mut magic = [0u8; 5];
+    let ok =
+        f.seek(SeekFrom::Start(ISO9660_MAGIC_OFFSET)).is_ok() && f.read_exact(&mut magic).is_ok();
+    if !ok || &magic != b"CD001" {
+        return Err(format!(
+            "{} is not an ISO 9660 image (no CD001 signature)",
+            path.display()
+        ));
+    }
+    Ok(meta.len())
+}
+
+pub fn iso(label: &str, path: &Path) -> Check {
+    match iso_problem(path) {
+        Ok(size) => Check::pass(
+            label,
+            format!(
+                "{} (ISO 9660, {})",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                human(size)
+            ),
+        ),
+        Err(why) => Check::fail(label, why).fix(if label == "install ISO" {
+            "download Windows 11 from microsoft.com/software-download/windows11 and pass it with --iso"
+        } else {
+            "pass the virtio-win ISO with --virtio-iso (fedorapeople.org virtio-win stable)"
+        }),
+    }
+}
+
+/// Firmware with Secure Boot and Microsoft's keys.
+pub fn secure_boot(ctx: &Ctx, virt_type: &str) -> Check {
+    let out = match ctx.virsh.domcapabilities(virt_type).stdout() {
+        Ok(o) => o,
+        Err(e) => {
+            return Check::fail("Secure Boot", format!("cannot ask libvirt: {e}"));
+        }
+    };
+    let fix = "install UEFI firmware with Secure Boot: apt install ovmf / dnf install edk2-ovmf";
+    match virsh::parse_domcaps_secure_boot(&out) {
+        Ok(sb) if sb.secure && sb.enrolled_keys => {
+            let loader = sb.loader.unwrap_or_default();
+            let file = loader.rsplit('/').next().unwrap_or(&loader).to_string();
+            let keys = if file.contains(".ms.") {
+                "Microsoft keys enrolled"
+            } else {
+                "keys enrolled"
+            };
+            Check::pass("Secure Boot", format!("{file} ({keys})"))
+        }
+        Ok(sb) if sb.secure => Check::fail(
+            "Secure Boot",
+            "firmware supports Secure Boot but none has Microsoft's keys enrolled",
+        )
+        .fix(fix),
+        Ok(_) => Check::fail("Secure Boot", "no UEFI firmware with Secure Boot for q35").fix(fix),
+        Err(e) => Check::fail("Secure Boot", format!("{e:#}")),
+    }
+}
+
+/// The VM's NIC goes on libvirt's `default` network, which must be running.
+pub fn network(ctx: &Ctx) -> Check {
+    let fix = format!(
+        "virsh -c {uri} net-start default && virsh -c {uri} net-autostart default",
+        uri = ctx.uri
+    );
+    match ctx.virsh.net_info("default").run() {
+        Ok(out) => match virsh::parse_net_active(&out.stdout) {
+            Some(true) => Check::pass("network", "libvirt network \"default\" is active"),
+            _ => Check::fail("network", "libvirt network \"default\" is not active").fix(fix),
+        },
+        Err(_) => Check::fail("network", "libvirt has no network named \"default\"").fix(
+            "define it (Debian: apt install libvirt-daemon-config-network; Fedora: it comes \
+             with libvirt-daemon-config-network), then start it",
+        ),
+    }
+}
+
+/// The images directory of the URI: the `default` pool's path, else the
+/// standard one for system or session.
+pub fn images_dir(ctx: &Ctx) -> PathBuf {
+    if let Ok(xml) = ctx.virsh.pool_dumpxml("default").stdout()
+        && let Ok(p) = virsh::parse_pool_path(&xml)
+    {
+        return PathBuf::from(p);
+    }
+    if ctx.uri.ends_with("/session") {
+        let home = std::env::var_os("HOME").unwrap_or_default();
+        PathBuf::from(home).join(".local/share/libvirt/images")
+    } else {
+        PathBuf::from("/var/lib/libvirt/images")
+    }
+}
+
+/// Free bytes on the file system holding `dir` (or its nearest parent).
+pub fn free_space(dir: &Path) -> Option<u64> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let mut probe = dir.to_path_buf();
+    while !probe.exists() {
+        probe = probe.parent()?.to_path_buf();
+    }
+    let c = CString::new(probe.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills a plain struct from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// The disk file is free and there is room for it to grow.
+pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
+    if disk_path.exists() {
+        return Check::fail(
+            "disk",
+            format!(
+                "{} already exists; bkt never overwrites a disk",
+                disk_path.display()
+            ),
+        )
+        .fix("choose another --name, or move the file away if nothing uses it");
+    }
+    let Some(free) = free_space(dir) else {
+        return Check::warn(
+            "disk space",
+            format!("cannot tell the free space in {}", dir.display()),
+        );
+    };
+    let recommended = gib_bytes(80);
+    let detail = format!("{} free in {}", human(free), dir.display());
+    if free < disk_size {
+        Check::warn(
+            "disk space",
+            format!("{detail}; the disk may grow to {}", human(disk_size)),
+        )
+    } else if free < recommended {
+        Check::warn(
+            "disk space",
+            format!("{detail}; 80 GiB or more is recommended"),
+        )
+    } else {
+        Check::pass("disk space", detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::Level;
+
+    #[test]
+    fn iso_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.iso");
+        let mut data = vec![0u8; 40000];
+        data[32769..32774].copy_from_slice(b"CD001");
+        std::fs::write(&good, &data).unwrap();
+        assert_eq!(iso_problem(&good), Ok(40000));
+
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, "hello").unwrap();
+        assert_eq!(
+            iso_problem(&notes).unwrap_err(),
+            format!(
+                "{} is not an ISO 9660 image (no CD001 signature)",
+                notes.display()
+            )
+        );
+        assert_eq!(
+            iso_problem(&dir.path().join("nope.iso")).unwrap_err(),
+            format!("{} does not exist", dir.path().join("nope.iso").display())
+        );
+        assert!(
+            iso_problem(dir.path())
+                .unwrap_err()
+                .ends_with("is a directory, not an ISO")
+        );
+    }
+
+    #[test]
+    fn resource_limits() {
+        let host = Host {
+            memory_bytes: gib_bytes(16),
+            cpus: 8,
+        };
+        assert_eq!(resources(&host, gib_bytes(8), 4).level, Level::Pass);
+        assert_eq!(resources(&host, gib_bytes(12), 4).level, Level::Warn);
+        assert_eq!(resources(&host, gib_bytes(8), 6).level, Level::Warn);
+        assert_eq!(resources(&host, gib_bytes(17), 4).level, Level::Fail);
+        assert_eq!(resources(&host, gib_bytes(8), 9).level, Level::Fail);
+        assert_eq!(resources(&host, gib_bytes(8), 0).level, Level::Fail);
+    }
+
+    #[test]
+    fn existing_disk_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("windows.qcow2");
+        std::fs::write(&p, "x").unwrap();
+        assert_eq!(disk(dir.path(), &p, gib_bytes(80)).level, Level::Fail);
+        let free = disk(dir.path(), &dir.path().join("other.qcow2"), 1);
+        assert_ne!(free.level, Level::Fail);
+    }
+}

@@ -1,0 +1,277 @@
+//! `bkt vm status [NAME] [--json]`: every VM in one table.
+//!
+//! The cost is fixed whatever the number of VMs: one `virsh domstats` for
+//! all of them, and one batched `virsh` process for the lease addresses of the
+//! running ones. Never one call per VM.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::manifest::{self, VmEntry};
+use crate::tools::virsh::{self, DomState, DomStats};
+use crate::units;
+use crate::vm::{Ctx, libvirt_error};
+
+/// One row of the status, as printed and as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VmStatus {
+    pub name: String,
+    /// libvirt's state, or `missing` when only the manifest has the VM.
+    pub state: String,
+    /// Whether bkt created it (it is in the manifest).
+    pub managed: bool,
+    pub vcpus: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub disk_allocated_bytes: Option<u64>,
+    pub disk_capacity_bytes: Option<u64>,
+    pub ip: Option<String>,
+    pub rdp_enabled: Option<bool>,
+    pub notes: String,
+}
+
+/// Combine libvirt's view, the manifest and the lease addresses.
+pub fn merge(
+    stats: &[DomStats],
+    entries: &[VmEntry],
+    addrs: &BTreeMap<String, Vec<virsh::IfAddr>>,
+) -> Vec<VmStatus> {
+    let by_name: BTreeMap<&str, &VmEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mut rows: Vec<VmStatus> = stats
+        .iter()
+        .map(|d| {
+            let entry = by_name.get(d.name.as_str()).copied();
+            let disks: Vec<&virsh::BlockStat> = match entry {
+                Some(e) if !e.disk.is_empty() => {
+                    d.blocks.iter().filter(|b| b.path == e.disk).collect()
+                }
+                _ => d.blocks.iter().filter(|b| !b.is_media()).collect(),
+            };
+            let (used, size) = if disks.is_empty() {
+                (None, None)
+            } else {
+                (
+                    Some(disks.iter().map(|b| b.used()).sum()),
+                    Some(disks.iter().map(|b| b.capacity).sum()),
+                )
+            };
+            let ip = addrs
+                .get(&d.name)
+                .and_then(|a| a.iter().find(|x| x.ipv4).or_else(|| a.first()))
+                .map(|a| a.addr.clone());
+            VmStatus {
+                name: d.name.clone(),
+                state: d.state.label().to_string(),
+                managed: entry.is_some_and(|e| !e.creating),
+                vcpus: Some(d.vcpus),
+                memory_bytes: Some(d.memory_kib * 1024),
+                disk_allocated_bytes: used,
+                disk_capacity_bytes: size,
+                ip,
+                rdp_enabled: entry.map(|e| e.rdp_enabled),
+                notes: match entry {
+                    Some(e) if e.creating => "(being created)".into(),
+                    Some(e) => e.notes.clone(),
+                    None => "(not in manifest)".into(),
+                },
+            }
+        })
+        .collect();
+    for e in entries {
+        if !stats.iter().any(|d| d.name == e.name) {
+            rows.push(VmStatus {
+                name: e.name.clone(),
+                state: if e.creating { "creating" } else { "missing" }.into(),
+                managed: true,
+                vcpus: None,
+                memory_bytes: None,
+                disk_allocated_bytes: None,
+                disk_capacity_bytes: None,
+                ip: None,
+                rdp_enabled: Some(e.rdp_enabled),
+                notes: if e.creating {
+                    "(being created)".into()
+                } else {
+                    format!(
+                        "(libvirt has no such VM; `bkt vm destroy {}` forgets it)",
+                        e.name
+                    )
+                },
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+/// Render the table.
+pub fn table(rows: &[VmStatus]) -> String {
+    let header = [
+        "NAME",
+        "STATE",
+        "CPUS",
+        "MEMORY",
+        "DISK (used/size)",
+        "IP",
+        "RDP",
+        "NOTES",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.state.clone(),
+                r.vcpus.map_or("-".into(), |v| v.to_string()),
+                r.memory_bytes.map_or("-".into(), units::human),
+                match (r.disk_allocated_bytes, r.disk_capacity_bytes) {
+                    (Some(u), Some(s)) => format!("{}/{} GiB", units::gib(u), units::gib(s)),
+                    _ => "-".into(),
+                },
+                r.ip.clone().unwrap_or_else(|| "-".into()),
+                match r.rdp_enabled {
+                    Some(true) => "on".into(),
+                    Some(false) => "off".into(),
+                    None => "-".into(),
+                },
+                r.notes.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for c in &cells {
+        for (w, v) in widths.iter_mut().zip(c.iter()) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let line = |vals: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, v) in vals.iter().enumerate() {
+            if i + 1 == vals.len() {
+                s.push_str(v);
+            } else {
+                s.push_str(&format!("{v:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for c in &cells {
+        out.push_str(&line(c.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn collect(ctx: &Ctx) -> Result<Vec<VmStatus>> {
+    let stats_out = ctx
+        .virsh
+        .domstats()
+        .stdout()
+        .map_err(libvirt_error)
+        .context("cannot list the VMs")?;
+    let stats = virsh::parse_domstats(&stats_out)?;
+    let m = manifest::load(&ctx.manifest)?;
+    let entries: Vec<VmEntry> = m
+        .vms
+        .into_iter()
+        .filter(|e| e.uri.is_empty() || e.uri == ctx.uri)
+        .collect();
+    let running: Vec<String> = stats
+        .iter()
+        .filter(|d| d.state == DomState::Running)
+        .map(|d| d.name.clone())
+        .filter(|n| crate::vm::name_is_valid(n))
+        .collect();
+    let addrs = if running.is_empty() {
+        BTreeMap::new()
+    } else {
+        // A domain that stopped since domstats makes its part fail; virsh
+        // goes on with the rest, so read what it printed either way.
+        match ctx.virsh.batch_domifaddr(&running).run_unchecked() {
+            Ok(out) => virsh::parse_batch_domifaddr(&out.stdout),
+            Err(_) => BTreeMap::new(),
+        }
+    };
+    Ok(merge(&stats, &entries, &addrs))
+}
+
+pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
+    if let Some(n) = name {
+        crate::vm::validate_name(n)?;
+    }
+    let mut rows = collect(ctx)?;
+    if let Some(n) = name {
+        rows.retain(|r| r.name == n);
+        if rows.is_empty() {
+            return Err(ctx.unknown_vm(n));
+        }
+    }
+    if json {
+        let doc = serde_json::json!({ "uri": ctx.uri, "vms": rows });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if rows.is_empty() {
+        println!(
+            "No VMs on {}. Create one with: bkt vm create windows --iso PATH",
+            ctx.uri
+        );
+    } else {
+        print!("{}", table(&rows));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, disk: &str, notes: &str) -> VmEntry {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "type": "windows11", "disk": disk, "created": "2026-01-25",
+            "rdp_enabled": true, "notes": notes, "uri": "qemu:///system"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn merges_libvirt_manifest_and_leases() {
+        let stats = virsh::parse_domstats(include_str!(
+            "../../fixtures/virsh/domstats-running-and-shutoff.txt"
+        ))
+        .unwrap();
+        let entries = vec![
+            entry(
+                "t1",
+                "/var/lib/libvirt/images/t1.qcow2",
+                "For Bambu Studio slicer",
+            ),
+            entry("gone", "/var/lib/libvirt/images/gone.qcow2", ""),
+        ];
+        let mut addrs = BTreeMap::new();
+        addrs.insert(
+            "t1".to_string(),
+            virsh::parse_domifaddr(include_str!("../../fixtures/virsh/domifaddr-lease.txt")),
+        );
+        let rows = merge(&stats, &entries, &addrs);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["gone", "t1", "t2"]);
+        assert_eq!(rows[0].state, "missing");
+        assert_eq!(rows[1].state, "running");
+        assert!(rows[1].managed);
+        assert_eq!(rows[1].ip.as_deref(), Some("192.168.122.4"));
+        // Only the disk counts, not the ISO.
+        assert_eq!(rows[1].disk_capacity_bytes, Some(8589934592));
+        assert_eq!(rows[2].state, "shut off");
+        assert!(!rows[2].managed);
+        assert_eq!(rows[2].notes, "(not in manifest)");
+        assert_eq!(
+            table(&rows),
+            "NAME  STATE     CPUS  MEMORY  DISK (used/size)  IP             RDP  NOTES\n\
+             gone  missing   -     -       -                 -              on   (libvirt has no such VM; `bkt vm destroy gone` forgets it)\n\
+             t1    running   1     2 GiB   0/8 GiB           192.168.122.4  on   For Bambu Studio slicer\n\
+             t2    shut off  2     1 GiB   0/4 GiB           -              -    (not in manifest)\n"
+        );
+    }
+}
