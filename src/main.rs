@@ -13,6 +13,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Like any Unix filter: `bkt vm status | head` ends quietly.
+    // SAFETY: restoring the default disposition of a signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     ui::init_colors();
     let cli = cli::Cli::parse();
     let res = match cli.command {

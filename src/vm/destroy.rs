@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
                 .run()
                 .map_err(libvirt_error)
                 .with_context(|| format!("cannot power off {name}"))?;
-            removed.push("powered off".into());
+            println!("{name} was running; powered it off");
         }
         ctx.virsh
             .undefine(name)

@@ -210,7 +210,15 @@ pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
         }
     }
     if json {
-        let doc = serde_json::json!({ "uri": ctx.uri, "vms": rows });
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            uri: &'a str,
+            vms: &'a [VmStatus],
+        }
+        let doc = Doc {
+            uri: &ctx.uri,
+            vms: &rows,
+        };
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if rows.is_empty() {
         println!(

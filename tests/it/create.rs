@@ -1,0 +1,567 @@
+//! `bkt vm create` against fakes: the happy path, every refusal, the rollback.
+
+use crate::harness::{URI, World, fixture};
+use crate::normalize;
+
+const GIB: u64 = 1 << 30;
+
+fn expected_install(w: &World, mac: &str) -> String {
+    format!(
+        "virt-install --connect {URI} --name windows --osinfo win11 --virt-type kvm --machine q35 \
+         --memory 8192 --vcpus 4 --cpu host-passthrough \
+         --boot uefi,firmware.feature0.name=secure-boot,firmware.feature0.enabled=yes,\
+         firmware.feature1.name=enrolled-keys,firmware.feature1.enabled=yes \
+         --features smm.state=on --xml ./features/hyperv/@mode=passthrough \
+         --clock offset=localtime,hypervclock_present=yes \
+         --tpm backend.type=emulator,backend.version=2.0,model=tpm-crb \
+         --disk path={iso},device=cdrom,bus=sata,readonly=on,boot.order=1 \
+         --disk path={disk},format=qcow2,bus=virtio,discard=unmap,boot.order=2 \
+         --disk path={virtio},device=cdrom,bus=sata,readonly=on \
+         --network network=default,model=virtio,mac={mac} \
+         --video model.type=qxl,model.ram=131072,model.vram=131072,model.vgamem=65536 \
+         --graphics spice --channel spicevmc \
+         --channel unix,target.type=virtio,target.name=org.qemu.guest_agent.0 \
+         --import --noautoconsole",
+        iso = w.p("isos/Win11.iso"),
+        disk = w.p("images/windows.qcow2"),
+        virtio = w.p("isos/virtio-win.iso"),
+    )
+}
+
+#[test]
+fn happy_path_with_defaults() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    let iso = w.iso("Win11.iso");
+    let virtio = w.iso("virtio-win.iso");
+    let r = w.bkt(&[
+        "vm",
+        "create",
+        "windows",
+        "--iso",
+        &iso,
+        "--virtio-iso",
+        &virtio,
+        "--notes",
+        "For Bambu Studio slicer",
+        "--yes",
+    ]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        "Preflight
+  ✓ KVM            $TMP/kvm is usable
+  ✓ tools          virsh, virt-install, qemu-img
+  ✓ libvirt        qemu:///system (libvirt 11.3.0, QEMU 10.0.2)
+  ✓ name           \"windows\" is free
+  ✓ resources      4 vCPUs, 8 GiB (host: 8 cores, 16 GiB)
+  ✓ install ISO    Win11.iso (ISO 9660, 40 KiB)
+  ✓ virtio ISO     virtio-win.iso (ISO 9660, 40 KiB)
+  ✓ Secure Boot    OVMF_CODE_4M.ms.fd (Microsoft keys enrolled)
+  ✓ network        libvirt network \"default\" is active
+  ~ disk space     (depends on the machine)
+Creating
+  • disk           $TMP/images/windows.qcow2 (80 GiB, sparse: 196 KiB allocated)
+  • domain         windows: 4 vCPUs, 8 GiB, UEFI + Secure Boot, TPM 2.0, VirtIO
+  • starting       done
+  • manifest       $TMP/home/.config/bootc/vms.json
+
+Next: complete Windows Setup in the VM's window: virt-viewer --connect qemu:///system --attach windows
+  1. Choose \"I don't have a product key\" (activate later)
+  2. Select Windows 11 Pro
+  3. Choose \"Custom: Install Windows only\"
+  4. Click \"Load driver\" → browse to the virtio-win CD → amd64\\w11
+  5. Select the VirtIO disk and continue the installation
+"
+    );
+    let m = w.manifest();
+    let e = &m["vms"][0];
+    assert_eq!(e["name"], "windows");
+    assert_eq!(e["type"], "windows11");
+    assert_eq!(e["disk"], w.p("images/windows.qcow2"));
+    assert_eq!(e["notes"], "For Bambu Studio slicer");
+    assert_eq!(e["rdp_enabled"], false);
+    assert_eq!(e["uri"], URI);
+    assert_eq!(e["isos"], serde_json::json!([iso, virtio]));
+    assert!(e.get("creating").is_none());
+    let mac = e["mac"].as_str().unwrap().to_string();
+
+    let calls = w.call_lines();
+    assert_eq!(
+        calls,
+        vec![
+            format!("virsh -c {URI} version"),
+            format!("virsh -q -c {URI} list --all --name"),
+            format!("virsh -c {URI} domcapabilities --virttype kvm --arch x86_64 --machine q35"),
+            format!("virsh -c {URI} net-info default"),
+            format!("virsh -c {URI} pool-dumpxml default"),
+            format!(
+                "qemu-img create -q -f qcow2 {} {}",
+                w.p("images/windows.qcow2"),
+                80 * GIB
+            ),
+            format!(
+                "qemu-img info --output=json -U {}",
+                w.p("images/windows.qcow2")
+            ),
+            expected_install(&w, &mac),
+        ]
+    );
+    // virsh always runs untranslated, so its tables parse.
+    for (call, locale) in w.call_lines().iter().zip(w.call_locales()) {
+        if call.starts_with("virsh") {
+            assert_eq!(locale, "LC_ALL=C", "{call}");
+        }
+    }
+    assert!(w.path("images/windows.qcow2").exists());
+}
+
+#[test]
+fn sizes_in_every_spelling_and_qemu_type() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]).creation_works(40 * GIB);
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&[
+        "vm",
+        "create",
+        "windows",
+        "--name",
+        "work",
+        "--iso",
+        &iso,
+        "--disk-size",
+        "40960M",
+        "--memory",
+        "4GiB",
+        "--cpus",
+        "2",
+        "--virt-type",
+        "qemu",
+        "--yes",
+    ]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(out.contains("  ✓ KVM            not used (--virt-type qemu: software emulation)\n"));
+    assert!(out.contains("  ✓ resources      2 vCPUs, 4 GiB (host: 8 cores, 16 GiB)\n"));
+    assert!(out.contains("  • domain         work: 2 vCPUs, 4 GiB, UEFI + Secure Boot, TPM 2.0, VirtIO, software emulation\n"));
+    let install = w
+        .call_lines()
+        .into_iter()
+        .find(|c| c.starts_with("virt-install"))
+        .unwrap();
+    assert!(install.contains(" --name work "));
+    assert!(install.contains(" --virt-type qemu "));
+    assert!(install.contains(" --memory 4096 --vcpus 2 --boot "));
+    assert!(!install.contains("--cpu"));
+    assert!(w.call_lines().contains(&format!(
+        "qemu-img create -q -f qcow2 {} {}",
+        w.p("images/work.qcow2"),
+        40 * GIB
+    )));
+    assert!(
+        w.call_lines()
+            .iter()
+            .any(|c| c.contains("domcapabilities --virttype qemu"))
+    );
+}
+
+#[test]
+fn more_than_half_the_host_warns_but_goes_on() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&[
+        "vm", "create", "--iso", &iso, "--memory", "12G", "--cpus", "6", "--yes",
+    ]);
+    r.success();
+    assert!(r.stdout().contains(
+        "  ⚠ resources      6 vCPUs, 12 GiB (host: 8 cores, 16 GiB): more than half the host; the host may slow down while it runs\n"
+    ));
+}
+
+#[test]
+fn dry_run_prints_commands_and_xml_and_creates_nothing() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    w.rule("virt-install", "* --print-xml --dry-run")
+        .out(&fixture("virt-install/print-xml-windows-qemu.xml"));
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&[
+        "vm",
+        "create",
+        "--iso",
+        &iso,
+        "--yes",
+        "--dry-run",
+        "--disk-size",
+        "20G",
+    ]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(out.contains("Dry run: nothing will be created\nCommands:\n  qemu-img create -q -f qcow2 $TMP/images/windows.qcow2 21474836480\n  virt-install --connect qemu:///system --name windows "));
+    assert!(
+        out.contains("Domain XML (rendered by virt-install --print-xml):\n<domain type=\"qemu\">")
+    );
+    let calls = w.call_lines();
+    let last = calls.last().unwrap();
+    assert!(last.starts_with("virt-install "));
+    assert!(last.contains(",discard=unmap,boot.order=2,size=20 "));
+    assert!(last.ends_with(" --print-xml --dry-run"));
+    assert!(!calls.iter().any(|c| c.starts_with("qemu-img")));
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert!(!w.manifest_path().exists());
+}
+
+/// Run a create that must fail before anything is made; returns stdout+stderr.
+fn refused(w: &World, args: &[&str]) -> (String, String) {
+    let r = w.bkt(args);
+    r.failure();
+    assert!(
+        !w.call_lines()
+            .iter()
+            .any(|c| c.starts_with("qemu-img create") || c.starts_with("virt-install")),
+        "{:?}",
+        w.call_lines()
+    );
+    assert!(
+        !w.manifest_path().exists()
+            || w.manifest()["vms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v["name"] != "windows" || v.get("creating").is_none())
+    );
+    (normalize(w, &r.stdout()), normalize(w, &r.stderr()))
+}
+
+#[test]
+fn bad_name() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    let iso = w.iso("Win11.iso");
+    let (out, err) = refused(
+        &w,
+        &[
+            "vm",
+            "create",
+            "--name",
+            "win;rm -rf",
+            "--iso",
+            &iso,
+            "--yes",
+        ],
+    );
+    assert!(out.contains("  ✗ name           \"win;rm -rf\" is not a valid VM name\n    fix: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n"));
+    assert_eq!(err, "error: preflight failed; nothing was created\n");
+}
+
+#[test]
+fn bad_size() {
+    let w = World::new();
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--disk-size", "80X", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: --disk-size\ncaused by: invalid size \"80X\": unknown unit \"x\" (use M, G or T, e.g. 80G or 81920M)\n"
+    );
+    assert!(w.call_lines().is_empty());
+}
+
+#[test]
+fn too_much_ram_and_too_many_cpus() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    let iso = w.iso("Win11.iso");
+    let (out, _) = refused(
+        &w,
+        &["vm", "create", "--iso", &iso, "--memory", "32G", "--yes"],
+    );
+    assert!(out.contains("  ✗ resources      4 vCPUs, 32 GiB (host: 8 cores, 16 GiB): more memory than the host has\n    fix: ask for at most 8 GiB with --memory\n"));
+    let (out, _) = refused(&w, &["vm", "create", "--iso", &iso, "--cpus", "9", "--yes"]);
+    assert!(out.contains("  ✗ resources      9 vCPUs, 8 GiB (host: 8 cores, 16 GiB): more vCPUs than the host has cores\n    fix: ask for at most 4 with --cpus\n"));
+}
+
+#[test]
+fn missing_iso_option_and_missing_iso_file_and_non_iso() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    let r = w.bkt(&["vm", "create", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no Windows ISO given\nhint: pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)\n"
+    );
+    let (out, _) = refused(&w, &["vm", "create", "--iso", "isos/nope.iso", "--yes"]);
+    assert!(
+        out.contains("  ✗ install ISO    $TMP/isos/nope.iso does not exist\n"),
+        "{out}"
+    );
+    std::fs::write(w.path("notes.txt"), "hello").unwrap();
+    let (out, err) = refused(&w, &["vm", "create", "--iso", &w.p("notes.txt"), "--yes"]);
+    assert!(
+        out.contains(
+            "  ✗ install ISO    $TMP/notes.txt is not an ISO 9660 image (no CD001 signature)\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(err, "error: preflight failed; nothing was created\n");
+}
+
+#[test]
+fn name_taken_in_libvirt_or_manifest() {
+    let w = World::new();
+    w.libvirt_up().domains(&["windows", "scratch"]);
+    let iso = w.iso("Win11.iso");
+    let (out, _) = refused(&w, &["vm", "create", "--iso", &iso, "--yes"]);
+    assert!(out.contains("  ✗ name           a VM named \"windows\" already exists in libvirt\n    fix: choose another --name, or `bkt vm destroy windows`\n"));
+
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": "/x.qcow2", "created": "2026-01-25"}]}),
+    );
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);
+    r.failure();
+    assert!(
+        r.stdout()
+            .contains("  ✗ name           \"windows\" is already in bkt's manifest\n")
+    );
+}
+
+#[test]
+fn libvirt_unreachable() {
+    let w = World::new();
+    w.rule("virsh", "* version")
+        .err("error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/run/libvirt/libvirt-sock': No such file or directory\n")
+        .code(1);
+    std::fs::write(w.path("kvm"), "").unwrap();
+    let iso = w.iso("Win11.iso");
+    let (out, err) = refused(&w, &["vm", "create", "--iso", &iso, "--yes"]);
+    assert!(out.contains("  ✗ libvirt        cannot reach qemu:///system: Failed to connect socket to '/run/libvirt/libvirt-sock': No such file or directory\n    fix: start libvirt (`sudo systemctl start libvirtd`, or virtqemud on modular hosts), or check --connect / LIBVIRT_DEFAULT_URI\n"), "{out}");
+    assert_eq!(err, "error: preflight failed; nothing was created\n");
+    // Nothing else is asked of a libvirt that is not there.
+    assert_eq!(w.call_lines(), vec![format!("virsh -c {URI} version")]);
+}
+
+#[test]
+fn missing_program_names_the_package() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    w.remove_fake("virt-install");
+    let iso = w.iso("Win11.iso");
+    let (out, _) = refused(&w, &["vm", "create", "--iso", &iso, "--yes"]);
+    assert!(out.contains("  ✗ tools          not found on PATH: virt-install\n    fix: virt-install: apt install virtinst / dnf install virt-install\n"), "{out}");
+}
+
+#[test]
+fn no_kvm_says_what_to_do() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    std::fs::remove_file(w.path("kvm")).unwrap();
+    let iso = w.iso("Win11.iso");
+    let (out, _) = refused(&w, &["vm", "create", "--iso", &iso, "--yes"]);
+    assert!(out.contains("  ✗ KVM            $TMP/kvm does not exist: no hardware virtualization\n    fix: enable VT-x/AMD-V in the firmware setup and load kvm_intel or kvm_amd; or use --virt-type qemu (software emulation, very slow)\n"), "{out}");
+}
+
+#[test]
+fn inactive_network_and_no_secure_boot_firmware() {
+    let w = World::new();
+    std::fs::write(w.path("kvm"), "").unwrap();
+    w.rule("virsh", "* version")
+        .out(&fixture("virsh/version.txt"));
+    w.rule("virsh", "* domcapabilities *").out(
+        "<domainCapabilities><os supported='yes'><loader supported='yes'>\
+         <value>/usr/share/OVMF/OVMF_CODE_4M.fd</value>\
+         <enum name='secure'><value>no</value></enum></loader></os></domainCapabilities>\n",
+    );
+    w.rule("virsh", "* net-info default")
+        .out("Name:           default\nActive:         no\n");
+    w.rule("virsh", "* pool-dumpxml default")
+        .out(&fixture("virsh/pool-dumpxml-default-missing.txt"))
+        .code(1);
+    w.domains(&[]);
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);
+    r.failure();
+    let out = r.stdout();
+    assert!(out.contains("  ✗ Secure Boot    no UEFI firmware with Secure Boot for q35\n    fix: install UEFI firmware with Secure Boot: apt install ovmf / dnf install edk2-ovmf\n"), "{out}");
+    assert!(out.contains("  ✗ network        libvirt network \"default\" is not active\n    fix: virsh -c qemu:///system net-start default && virsh -c qemu:///system net-autostart default\n"), "{out}");
+    // With no default pool the system images directory is used.
+    assert!(out.contains("/var/lib/libvirt/images"), "{out}");
+}
+
+#[test]
+fn virt_install_failing_midway_is_rolled_back() {
+    let w = World::new();
+    w.libvirt_up();
+    // Preflight sees no VM; after virt-install half-made one, libvirt has it.
+    w.rule("virsh", "-q -c * list --all --name")
+        .out("\n")
+        .times(1);
+    w.rule("qemu-img", "create *").sh(": >\"$5\"\n");
+    w.rule("qemu-img", "info *").out(&format!(
+        "{{\"format\": \"qcow2\", \"virtual-size\": {}, \"actual-size\": 200704}}\n",
+        80 * GIB
+    ));
+    w.rule("virt-install", "*")
+        .err("ERROR    internal error: process exited while connecting to monitor: qemu-system-x86_64: failed to set MSR 0x10a\nDomain installation does not appear to have been successful.\n")
+        .code(1);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (failed)\n\n");
+    w.rule("virsh", "* undefine windows *")
+        .out("Domain 'windows' has been undefined\n");
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);
+    r.failure();
+    let out = normalize(&w, &r.stdout());
+    assert!(
+        out.ends_with(
+            "Creating
+  • disk           $TMP/images/windows.qcow2 (80 GiB, sparse: 196 KiB allocated)
+Rolled back
+  • removed        domain windows with its NVRAM and TPM state
+  • removed        disk $TMP/images/windows.qcow2
+  • removed        manifest entry
+"
+        ),
+        "{out}"
+    );
+    let err = normalize(&w, &r.stderr());
+    assert!(err.starts_with("defining and starting the domain …\nerror: creating windows failed; nothing was left behind\ncaused by: defining the domain with virt-install\ncaused by: `virt-install --connect qemu:///system --name windows "), "{err}");
+    assert!(err.ends_with("(exit status: 1)\n--- stderr\nERROR    internal error: process exited while connecting to monitor: qemu-system-x86_64: failed to set MSR 0x10a\nDomain installation does not appear to have been successful.\n"), "{err}");
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+    let calls = w.call_lines();
+    assert_eq!(
+        &calls[calls.len() - 2..],
+        &[
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!(
+                "virsh -c {URI} undefine windows --nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn disk_creation_failing_leaves_nothing() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    w.rule("qemu-img", "create *")
+        .err("qemu-img: /x: Could not create '/x': No space left on device\n")
+        .code(1);
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);
+    r.failure();
+    assert!(
+        r.stdout()
+            .ends_with("Creating\nRolled back\n  • removed        manifest entry\n"),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stderr()
+            .contains("caused by: creating the disk\ncaused by: `qemu-img create -q -f qcow2 ")
+    );
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-install")));
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+}
+
+#[test]
+fn corrupt_manifest_is_reported_and_kept() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    std::fs::create_dir_all(w.manifest_path().parent().unwrap()).unwrap();
+    std::fs::write(w.manifest_path(), "{\"vms\": [").unwrap();
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);
+    r.failure();
+    assert!(normalize(&w, &r.stdout()).contains("  ✗ manifest       the manifest $TMP/home/.config/bootc/vms.json is not valid (fix or move it aside; bkt will not overwrite it): EOF while parsing a list at line 1 column 9\n"), "{}", r.stdout());
+    assert_eq!(
+        std::fs::read_to_string(w.manifest_path()).unwrap(),
+        "{\"vms\": ["
+    );
+}
+
+#[test]
+fn two_concurrent_creates_of_different_names_both_land() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    let iso = w.iso("Win11.iso");
+    let a = w
+        .command(&["vm", "create", "--name", "a", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    let b = w
+        .command(&["vm", "create", "--name", "b", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    assert!(a.wait_with_output().unwrap().status.success());
+    assert!(b.wait_with_output().unwrap().status.success());
+    let mut names: Vec<String> = w.manifest()["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn two_concurrent_creates_of_one_name_make_one_vm() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    // qemu-img blocks until both creates are past preflight, so they race
+    // for the name for real.
+    w.rule("qemu-img", "create *").sh(&format!(
+        ": >\"$5\"\n: >\"{go}.$$\"\nn=0\nwhile [ $n -lt 200 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
+        go = w.p("go")
+    ));
+    w.rule("qemu-img", "info *").out(&format!(
+        "{{\"format\": \"qcow2\", \"virtual-size\": {}, \"actual-size\": 200704}}\n",
+        80 * GIB
+    ));
+    w.rule("virt-install", "*")
+        .out("Domain creation completed.\n");
+    let iso = w.iso("Win11.iso");
+    let a = w
+        .command(&["vm", "create", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    let b = w
+        .command(&["vm", "create", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    // Let the winner finish: whichever reached qemu-img first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let any = std::fs::read_dir(w.dir.path())
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("go."));
+        if any {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(w.path("go"), "").unwrap();
+    let ra = a.wait_with_output().unwrap();
+    let rb = b.wait_with_output().unwrap();
+    let oks = [&ra, &rb].iter().filter(|r| r.status.success()).count();
+    assert_eq!(oks, 1, "exactly one create wins");
+    let loser = if ra.status.success() { &rb } else { &ra };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    let out = String::from_utf8_lossy(&loser.stdout);
+    assert!(
+        err.contains("\"windows\" was taken while preflight ran (another `bkt vm create`?)")
+            || out.contains("  ✗ name           \"windows\" is already in bkt's manifest"),
+        "{out}\n{err}"
+    );
+    // The loser removed nothing of the winner's.
+    assert!(w.path("images/windows.qcow2").exists());
+    assert_eq!(w.manifest()["vms"].as_array().unwrap().len(), 1);
+    assert!(w.manifest()["vms"][0].get("creating").is_none());
+}

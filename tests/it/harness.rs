@@ -1,0 +1,264 @@
+//! The fake-PATH harness: a temporary world with fake `virsh`,
+//! `virt-install` and `qemu-img` (tests/fakes/fake.sh under each name), a
+//! private manifest and images directory, and the built `bkt` run in it with
+//! PATH replaced, not prepended, so an unfaked tool fails loudly.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const URI: &str = "qemu:///system";
+
+pub fn fixture(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    rule_no: AtomicUsize,
+    extra_env: Vec<(String, String)>,
+}
+
+/// One rule: what a fake answers to a matching call.
+pub struct Rule<'w> {
+    world: &'w World,
+    base: PathBuf,
+}
+
+impl Rule<'_> {
+    pub fn out(self, text: &str) -> Self {
+        fs::write(self.base.with_extension("out"), text).unwrap();
+        self
+    }
+    pub fn err(self, text: &str) -> Self {
+        fs::write(self.base.with_extension("err"), text).unwrap();
+        self
+    }
+    pub fn code(self, code: i32) -> Self {
+        fs::write(self.base.with_extension("code"), code.to_string()).unwrap();
+        self
+    }
+    pub fn times(self, n: u32) -> Self {
+        fs::write(self.base.with_extension("times"), n.to_string()).unwrap();
+        self
+    }
+    /// Shell run (sourced, with the call's "$@") before answering.
+    pub fn sh(self, script: &str) -> Self {
+        fs::write(self.base.with_extension("sh"), script).unwrap();
+        self
+    }
+    pub fn world(&self) -> &World {
+        self.world
+    }
+}
+
+pub struct Run {
+    pub out: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(
+            self.code(),
+            0,
+            "expected success\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn failure(&self) -> &Self {
+        assert_eq!(
+            self.code(),
+            1,
+            "expected exit 1\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["bin", "rules", "images", "home", "isos"] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        fs::write(dir.path().join("log"), "").unwrap();
+        let w = World {
+            dir,
+            rule_no: AtomicUsize::new(0),
+            extra_env: Vec::new(),
+        };
+        for tool in ["virsh", "virt-install", "qemu-img"] {
+            w.install_fake(tool);
+        }
+        w
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn p(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+
+    pub fn install_fake(&self, tool: &str) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/fake.sh");
+        let dst = self.path("bin").join(tool);
+        fs::copy(&src, &dst).unwrap();
+        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    pub fn remove_fake(&self, tool: &str) {
+        fs::remove_file(self.path("bin").join(tool)).unwrap();
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.extra_env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Add a rule; earlier rules win.
+    pub fn rule(&self, tool: &str, glob: &str) -> Rule<'_> {
+        let n = self.rule_no.fetch_add(1, Ordering::SeqCst);
+        let base = self.path("rules").join(format!("{n:04}"));
+        fs::write(base.with_extension("match"), format!("{tool}\t{glob}")).unwrap();
+        Rule { world: self, base }
+    }
+
+    /// Every call the fakes received, as argv vectors (tool first).
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        fs::read_to_string(self.path("log"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<String> = l.split('\x1f').map(String::from).collect();
+                f.pop(); // the LC_ALL field
+                f
+            })
+            .collect()
+    }
+
+    /// The calls, each joined with spaces, for readable assertions.
+    pub fn call_lines(&self) -> Vec<String> {
+        self.calls().iter().map(|c| c.join(" ")).collect()
+    }
+
+    /// The LC_ALL every call saw.
+    pub fn call_locales(&self) -> Vec<String> {
+        fs::read_to_string(self.path("log"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit('\x1f').next().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.path("home/.config/bootc/vms.json")
+    }
+
+    pub fn manifest(&self) -> serde_json::Value {
+        match fs::read_to_string(self.manifest_path()) {
+            Ok(t) => serde_json::from_str(&t).unwrap(),
+            Err(_) => serde_json::json!({ "vms": [] }),
+        }
+    }
+
+    pub fn write_manifest(&self, v: serde_json::Value) {
+        let p = self.manifest_path();
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+
+    /// A file that passes the ISO 9660 check.
+    pub fn iso(&self, name: &str) -> String {
+        let p = self.path("isos").join(name);
+        let mut data = vec![0u8; 40 * 1024];
+        data[32769..32774].copy_from_slice(b"CD001");
+        fs::write(&p, data).unwrap();
+        p.display().to_string()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bkt"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", self.path("bin"))
+            .env("HOME", self.path("home"))
+            .env("BKT_VM_HOST_MEMORY", "16G")
+            .env("BKT_VM_HOST_CPUS", "8")
+            .env("BKT_VM_KVM_DEVICE", self.path("kvm"))
+            .env("NO_COLOR", "1")
+            .env("FAKE_DIR", self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Run `bkt ARGS` to completion.
+    pub fn bkt(&self, args: &[&str]) -> Run {
+        Run {
+            out: self.command(args).output().unwrap(),
+        }
+    }
+
+    /// Libvirt answering with one host's recorded outputs, no VMs, the
+    /// `default` network up, and the images pool at `images/`.
+    pub fn libvirt_up(&self) -> &Self {
+        fs::write(self.path("kvm"), "").unwrap();
+        self.rule("virsh", "* version")
+            .out(&fixture("virsh/version.txt"));
+        self.rule("virsh", "* domcapabilities *")
+            .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
+        self.rule("virsh", "* net-info default")
+            .out(&fixture("virsh/net-info-default-active.txt"));
+        self.rule("virsh", "* pool-dumpxml default").out(&format!(
+            "<pool type='dir'><name>default</name><target><path>{}</path></target></pool>\n",
+            self.p("images")
+        ));
+        self
+    }
+
+    /// `virsh list --all --name` answers with these domains.
+    pub fn domains(&self, names: &[&str]) -> &Self {
+        let mut out = names.join("\n");
+        out.push_str("\n\n");
+        self.rule("virsh", "-q -c * list --all --name").out(&out);
+        self
+    }
+
+    /// Fakes for a successful disk + domain creation.
+    pub fn creation_works(&self, disk_size: u64) -> &Self {
+        self.rule("qemu-img", "create *").sh(": >\"$5\"\n");
+        self.rule("qemu-img", "info *").out(&format!(
+            "{{\"format\": \"qcow2\", \"virtual-size\": {disk_size}, \"actual-size\": 200704}}\n"
+        ));
+        self.rule("virt-install", "*")
+            .out("\nStarting install...\nCreating domain...\nDomain creation completed.\n");
+        self
+    }
+}

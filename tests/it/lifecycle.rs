@@ -1,0 +1,318 @@
+//! start, stop and destroy against fakes.
+
+use crate::harness::{URI, World, fixture};
+use crate::normalize;
+
+fn nosuch(w: &World, name: &str) {
+    w.rule("virsh", &format!("* domstate --reason {name}"))
+        .err(&format!(
+            "error: failed to get domain '{name}'\nerror: Domain not found: no domain with matching name '{name}'\n"
+        ))
+        .code(1);
+}
+
+#[test]
+fn start_a_shut_off_vm() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n\n");
+    w.rule("virsh", "* start windows")
+        .out("Domain 'windows' started\n\n");
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.success();
+    assert_eq!(r.stdout(), "Started windows\n");
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} start windows"),
+        ]
+    );
+}
+
+#[test]
+fn start_when_running_is_fine() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows is already running\n");
+    assert_eq!(w.call_lines().len(), 1);
+}
+
+#[test]
+fn start_failure_says_what_and_what_next() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.rule("virsh", "* start windows")
+        .err("error: Failed to start domain 'windows'\nerror: Cannot access storage file '/var/lib/libvirt/images/windows.qcow2': No such file or directory\n")
+        .code(1);
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: cannot start windows
+caused by: `virsh -c qemu:///system start windows` failed (exit status: 1)
+--- stderr
+error: Failed to start domain 'windows'
+error: Cannot access storage file '/var/lib/libvirt/images/windows.qcow2': No such file or directory
+hint: the VM's disk or an ISO it uses is gone; put it back or detach it (`virsh edit`)
+"
+    );
+}
+
+#[test]
+fn unknown_vm_names_the_ones_that_exist() {
+    let w = World::new();
+    nosuch(&w, "windos");
+    w.domains(&["windows", "scratch"]);
+    for cmd in ["start", "stop"] {
+        let r = w.bkt(&["vm", cmd, "windos"]);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            "error: no VM named \"windos\" on qemu:///system (the VMs there are: windows, scratch)\n"
+        );
+    }
+}
+
+#[test]
+fn invalid_names_never_reach_virsh() {
+    let w = World::new();
+    for cmd in ["start", "stop", "destroy", "status"] {
+        let r = w.bkt(&["vm", cmd, "--", "-rf"]);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            "error: invalid VM name \"-rf\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n"
+        );
+    }
+    assert!(w.call_lines().is_empty());
+}
+
+#[test]
+fn libvirt_down_is_explained() {
+    let w = World::new();
+    w.rule("virsh", "*")
+        .err("error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/run/libvirt/libvirt-sock': No such file or directory\n")
+        .code(1);
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.failure();
+    assert!(r.stderr().ends_with("hint: libvirt is not reachable: start it (`sudo systemctl start libvirtd`, or `virtqemud` on modular hosts) or check --connect / LIBVIRT_DEFAULT_URI\n"), "{}", r.stderr());
+}
+
+#[test]
+fn stop_polls_until_off() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n")
+        .times(3);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n");
+    let r = w.bkt(&["vm", "stop", "windows"]);
+    r.success();
+    assert!(
+        regex::Regex::new(r"^windows is shut off \(shutdown\) after \ds\n$")
+            .unwrap()
+            .is_match(&r.stdout()),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(r.stderr(), "waiting for windows to shut down …\n");
+    let calls = w.call_lines();
+    assert_eq!(
+        calls[0],
+        format!("virsh -c {URI} domstate --reason windows")
+    );
+    assert_eq!(
+        calls[1],
+        format!("virsh -c {URI} shutdown windows --mode acpi")
+    );
+    assert_eq!(calls.len(), 5);
+}
+
+#[test]
+fn stop_timeout_leaves_it_running_and_suggests_force() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n");
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n");
+    let t = std::time::Instant::now();
+    let r = w.bkt(&["vm", "stop", "windows", "--timeout", "1"]);
+    r.failure();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        r.stderr(),
+        "waiting for windows to shut down …
+error: windows did not shut down within 1s; it is still running
+hint: the guest is ignoring the ACPI power button (busy, or at a prompt); try again with a longer --timeout, shut it down from inside, or `bkt vm stop windows --force` (unsaved work in the guest is lost)
+"
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains(" destroy ")));
+}
+
+#[test]
+fn stop_force_and_already_off() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n")
+        .times(1);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (destroyed)\n");
+    w.rule("virsh", "* destroy windows")
+        .out("Domain 'windows' destroyed\n");
+    let r = w.bkt(&["vm", "stop", "windows", "--force"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows is powered off (forced)\n");
+    let r = w.bkt(&["vm", "stop", "windows"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows is already shut off\n");
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} destroy windows"),
+            format!("virsh -c {URI} domstate --reason windows"),
+        ]
+    );
+}
+
+/// A domain XML like the recorded one, with its files in the test's world.
+fn domain_xml(w: &World) -> String {
+    fixture("virsh/dumpxml-windows-running.xml")
+        .replace(
+            "/var/lib/libvirt/images/t1.qcow2",
+            &w.p("images/windows.qcow2"),
+        )
+        .replace("/tmp/win.iso", &w.p("isos/Win11.iso"))
+        .replace("<name>t1</name>", "<name>windows</name>")
+}
+
+fn managed(w: &World) {
+    w.write_manifest(serde_json::json!({"vms": [{
+        "name": "windows", "type": "windows11", "disk": w.p("images/windows.qcow2"),
+        "created": "2026-01-25", "rdp_enabled": false, "notes": "", "uri": URI,
+        "isos": [w.p("isos/Win11.iso")]
+    }, {"name": "other", "type": "windows11", "disk": "/o.qcow2", "created": "2026-01-25"}]}));
+    std::fs::write(w.path("images/windows.qcow2"), "disk").unwrap();
+    w.iso("Win11.iso");
+}
+
+#[test]
+fn destroy_removes_what_the_vm_owns_and_keeps_media() {
+    let w = World::new();
+    managed(&w);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n");
+    w.rule("virsh", "* dumpxml --inactive windows")
+        .out(&domain_xml(&w));
+    w.rule("virsh", "* destroy windows")
+        .out("Domain 'windows' destroyed\n");
+    w.rule("virsh", "* undefine windows *")
+        .out("Domain 'windows' has been undefined\n");
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        "windows was running; powered it off
+Destroyed windows
+  • removed        domain windows
+  • removed        NVRAM /var/lib/libvirt/qemu/nvram/t1_VARS.fd
+  • removed        TPM state
+  • removed        snapshot metadata
+  • removed        disk $TMP/images/windows.qcow2
+  • removed        manifest entry
+  • kept           install media $TMP/isos/Win11.iso
+"
+    );
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert!(w.path("isos/Win11.iso").exists());
+    let m = w.manifest();
+    assert_eq!(m["vms"].as_array().unwrap().len(), 1);
+    assert_eq!(m["vms"][0]["name"], "other");
+    let undefine = w
+        .call_lines()
+        .into_iter()
+        .find(|c| c.contains(" undefine "))
+        .unwrap();
+    assert_eq!(
+        undefine,
+        format!(
+            "virsh -c {URI} undefine windows --nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save"
+        )
+    );
+}
+
+#[test]
+fn destroy_keep_disk() {
+    let w = World::new();
+    managed(&w);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.rule("virsh", "* dumpxml --inactive windows")
+        .out(&domain_xml(&w));
+    w.rule("virsh", "* undefine windows *")
+        .out("Domain 'windows' has been undefined\n");
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes", "--keep-disk"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout()).contains("  • kept           disk $TMP/images/windows.qcow2\n")
+    );
+    assert!(w.path("images/windows.qcow2").exists());
+    assert!(
+        !w.call_lines()
+            .iter()
+            .any(|c| c.contains(" destroy windows"))
+    );
+}
+
+#[test]
+fn destroy_refuses_without_confirmation() {
+    let w = World::new();
+    managed(&w);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    let r = w.bkt(&["vm", "destroy", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: refusing to destroy windows without confirmation; nothing was deleted\nhint: run it on a terminal to type the name, or pass --yes: bkt vm destroy windows --yes\n"
+    );
+    assert!(w.path("images/windows.qcow2").exists());
+    assert_eq!(w.manifest()["vms"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        w.call_lines(),
+        [format!("virsh -c {URI} domstate --reason windows")]
+    );
+}
+
+#[test]
+fn destroy_of_a_vm_libvirt_lost_forgets_it() {
+    let w = World::new();
+    managed(&w);
+    nosuch(&w, "windows");
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        "Destroyed windows\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n  • kept           install media $TMP/isos/Win11.iso\n"
+    );
+}
+
+#[test]
+fn destroy_unknown() {
+    let w = World::new();
+    nosuch(&w, "nope");
+    w.domains(&[]);
+    let r = w.bkt(&["vm", "destroy", "nope", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no VM named \"nope\" on qemu:///system (there are none)\n"
+    );
+}

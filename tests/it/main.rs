@@ -1,0 +1,17 @@
+//! Tier 2: the built `bkt` binary against fake tools on a replaced PATH.
+//! Every test asserts the argv the fakes received and what the user saw.
+
+mod harness;
+
+mod cli;
+mod create;
+mod lifecycle;
+mod status;
+
+/// Replace what differs between machines: the temporary directory and the
+/// free-space line of the preflight.
+pub fn normalize(w: &harness::World, text: &str) -> String {
+    let re = regex::Regex::new(r"(?m)^  [✓⚠] disk space .*$").unwrap();
+    let t = re.replace_all(text, "  ~ disk space     (depends on the machine)");
+    t.replace(&w.dir.path().display().to_string(), "$TMP")
+}
