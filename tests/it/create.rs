@@ -557,7 +557,8 @@ fn two_concurrent_creates_of_one_name_make_one_vm() {
     let out = String::from_utf8_lossy(&loser.stdout);
     assert!(
         err.contains("\"windows\" was taken while preflight ran (another `bkt vm create`?)")
-            || out.contains("  ✗ name           \"windows\" is already in bkt's manifest"),
+            || out.contains("  ✗ name           \"windows\" is already in bkt's manifest")
+            || out.contains("images/windows.qcow2 already exists; bkt never overwrites a disk"),
         "{out}\n{err}"
     );
     // The loser removed nothing of the winner's.
