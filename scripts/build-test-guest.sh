@@ -3,7 +3,10 @@
 # the Debian cloud kernel and a busybox initramfs. Nothing here is committed as
 # a binary; the result is cached in OUT_DIR (default target/e2e-guest).
 #
-#   scripts/build-test-guest.sh [OUT_DIR]   -> OUT_DIR/vmlinuz, OUT_DIR/initrd.gz
+#   scripts/build-test-guest.sh [OUT_DIR]
+#     -> OUT_DIR/vmlinuz, OUT_DIR/initrd.gz      the tiny guest
+#     -> OUT_DIR/win-standin.iso                 stand-in Windows install ISO
+#     -> OUT_DIR/virtio-standin.iso              stand-in virtio-win ISO
 #
 # The guest stands in for a booted Windows: it takes a DHCP lease on its
 # virtio NIC, answers TCP 3389, and powers off on an ACPI power-button event.
@@ -14,7 +17,7 @@ set -euo pipefail
 OUT_DIR=${1:-target/e2e-guest}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
-if [[ -s $OUT_DIR/vmlinuz && -s $OUT_DIR/initrd.gz && $OUT_DIR/initrd.gz -nt "${BASH_SOURCE[0]}" ]]; then
+if [[ -s $OUT_DIR/virtio-standin.iso && $OUT_DIR/virtio-standin.iso -nt "${BASH_SOURCE[0]}" ]]; then
   echo "build-test-guest: cached in $OUT_DIR" >&2
   exit 0
 fi
@@ -99,4 +102,22 @@ chmod +x "$root/init" "$root/usr/share/udhcpc/default.script" "$root/etc/acpi/PW
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$OUT_DIR/initrd.gz.tmp"
 mv "$OUT_DIR/initrd.gz.tmp" "$OUT_DIR/initrd.gz"
+
+# The stand-in Windows ISO boots under UEFI like the real one (an El Torito
+# EFI image with \EFI\BOOT\BOOTX64.EFI), but its boot loader is the Debian
+# kernel: signed by Debian, not by Microsoft. Firmware that enforces Secure
+# Boot with Microsoft's keys must refuse it, which the tests watch for.
+iso_root=$work/iso
+mkdir -p "$iso_root"
+mkfs.vfat -C "$iso_root/efiboot.img" 20480 >/dev/null
+mmd -i "$iso_root/efiboot.img" ::/EFI ::/EFI/BOOT
+mcopy -i "$iso_root/efiboot.img" "$OUT_DIR/vmlinuz" ::/EFI/BOOT/BOOTX64.EFI
+echo "bkt end-to-end stand-in for a Windows 11 install ISO" >"$iso_root/README.TXT"
+xorriso -as mkisofs -quiet -V BKT_WIN11_STANDIN -e efiboot.img -no-emul-boot \
+  -o "$OUT_DIR/win-standin.iso" "$iso_root" 2>/dev/null
+virtio_root=$work/virtio
+mkdir -p "$virtio_root/amd64/w11"
+echo "stand-in" >"$virtio_root/amd64/w11/viostor.inf"
+xorriso -as mkisofs -quiet -V BKT_VIRTIO_STANDIN -o "$OUT_DIR/virtio-standin.iso.tmp" "$virtio_root" 2>/dev/null
+mv "$OUT_DIR/virtio-standin.iso.tmp" "$OUT_DIR/virtio-standin.iso"
 echo "build-test-guest: built $OUT_DIR from $kpkg" >&2

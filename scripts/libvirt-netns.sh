@@ -21,6 +21,8 @@ NS=${BKT_NETNS:-bkt-e2e-$$}
 SBIN_PATH="$PATH:/usr/sbin:/sbin"
 started_pids=()
 domains_before=""
+pools_before=""
+defined_default_net=no
 
 log() { printf 'libvirt-netns: %s\n' "$*" >&2; }
 
@@ -43,8 +45,24 @@ cleanup() {
       fi
     done
   fi
+  if [[ -S /run/libvirt/libvirt-sock ]]; then
+    # virt-install quietly defines a pool for the directory of every ISO it
+    # is given; forget those (definitions only: never their files).
+    local p
+    for p in $(virsh -q -c qemu:///system pool-list --all --name 2>/dev/null); do
+      if ! grep -qxF "$p" <<<"$pools_before"; then
+        virsh -q -c qemu:///system pool-destroy "$p" >/dev/null 2>&1
+        virsh -q -c qemu:///system pool-undefine "$p" >/dev/null 2>&1
+      fi
+    done
+    if [[ $defined_default_net == yes ]]; then
+      virsh -q -c qemu:///system net-destroy default >/dev/null 2>&1
+      virsh -q -c qemu:///system net-undefine default >/dev/null 2>&1
+    fi
+  fi
   local pid
-  for pid in "${started_pids[@]}"; do
+  # The pid files name the daemons running now (a test may have restarted one).
+  for pid in "${started_pids[@]}" $(cat /run/libvirtd.pid /run/virtlogd.pid 2>/dev/null); do
     if kill -0 "$pid" 2>/dev/null; then
       kill "$pid" 2>/dev/null
       # Wait for the daemon to go, polling its PID.
@@ -102,6 +120,7 @@ start_daemon virtlogd /run/libvirt/virtlogd-sock
 start_daemon libvirtd /run/libvirt/libvirt-sock
 for _ in $(seq 200); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.05; done
 domains_before=$(virsh -q -c qemu:///system list --all --name 2>/dev/null || true)
+pools_before=$(virsh -q -c qemu:///system pool-list --all --name 2>/dev/null || true)
 
 # The `default` NAT network, inside our namespace only. Debian ships its
 # definition in libvirt-daemon-config-network, which we do not install.
@@ -119,11 +138,12 @@ if ! virsh -q -c qemu:///system net-info default >/dev/null 2>&1; then
 NET
   virsh -q -c qemu:///system net-define "$tmp" >/dev/null
   rm -f "$tmp"
+  defined_default_net=yes
 fi
 virsh -q -c qemu:///system net-autostart default --disable >/dev/null 2>&1 || true
 # libvirtd runs in $NS, so the bridge and dnsmasq it creates live there.
 virsh -q -c qemu:///system net-start default >/dev/null 2>&1 || true
-log "libvirtd $(virsh -c qemu:///system version 2>/dev/null | awk '/libvirt/ && /Running/ {print $NF; exit}') ready; running: $*"
+log "libvirtd ready ($(virsh -c qemu:///system version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}')); running: $*"
 
 set +e
 in_ns "$@"

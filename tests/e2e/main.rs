@@ -1,0 +1,666 @@
+//! Tier 3: `bkt vm` against a real libvirt 11, QEMU 10, swtpm and OVMF, with
+//! software emulation, inside the network namespace that
+//! `scripts/libvirt-netns.sh` made. Run by `scripts/test-all.sh` (the
+//! README's test command); `#[ignore]` keeps a plain `cargo test` from
+//! running it without that environment.
+//!
+//! Only this tier proves that the VM we define boots with Secure Boot
+//! enforced and a TPM, survives a reset, and is gone without a trace after
+//! destroy.
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const URI: &str = "qemu:///system";
+
+struct Env {
+    guest_dir: PathBuf,
+    work: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let guest_dir = PathBuf::from(std::env::var("BKT_E2E_GUEST_DIR").unwrap_or_else(|_| {
+            panic!(
+                "BKT_E2E_GUEST_DIR is not set: run the end-to-end tier through scripts/test-all.sh"
+            )
+        }));
+        assert!(
+            guest_dir.join("win-standin.iso").exists(),
+            "no stand-in ISOs in {}: run scripts/build-test-guest.sh",
+            guest_dir.display()
+        );
+        Env {
+            guest_dir,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.work.path().join("vms.json")
+    }
+
+    fn bkt(&self, args: &[&str]) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_bkt"))
+            .args(args)
+            .env("BKT_VM_MANIFEST", self.manifest())
+            .env("NO_COLOR", "1")
+            .env_remove("LIBVIRT_DEFAULT_URI")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        eprintln!(
+            "$ bkt {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn manifest_names(&self) -> Vec<String> {
+        match fs::read_to_string(self.manifest()) {
+            Ok(t) => serde_json::from_str::<serde_json::Value>(&t).unwrap()["vms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap().to_string())
+                .collect(),
+            Err(_) => vec![],
+        }
+    }
+}
+
+fn run(prog: &str, args: &[&str]) -> Output {
+    Command::new(prog)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"))
+}
+
+fn virsh(args: &[&str]) -> Output {
+    let mut a = vec!["-c", URI];
+    a.extend_from_slice(args);
+    run("virsh", &a)
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn domains() -> Vec<String> {
+    ok(&virsh(&["-q", "list", "--all", "--name"]))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn domstate(name: &str) -> String {
+    ok(&virsh(&["domstate", "--reason", name]))
+        .trim()
+        .to_string()
+}
+
+fn sha256(path: &Path) -> String {
+    ok(&run("sha256sum", &[path.to_str().unwrap()]))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Poll `cond` every 250 ms until it holds or `limit` passes.
+fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            eprintln!("  {what}: after {:.1}s", start.elapsed().as_secs_f64());
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn xml_doc(xml: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(xml).unwrap()
+}
+
+fn find<'a>(
+    doc: &'a roxmltree::Document<'a>,
+    tag: &str,
+    pred: impl Fn(&roxmltree::Node) -> bool,
+) -> Option<roxmltree::Node<'a, 'a>> {
+    doc.descendants().find(|n| n.has_tag_name(tag) && pred(n))
+}
+
+/// Copy everything the guest writes to its serial console (a pty) into a
+/// buffer, from a background thread.
+fn capture_serial(pty: &str) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    let mut f = fs::File::open(pty).unwrap_or_else(|e| panic!("{pty}: {e}"));
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = f.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+#[test]
+#[ignore = "needs the real virt stack: run scripts/test-all.sh"]
+fn real_stack() {
+    let started = Instant::now();
+    let env = Env::new();
+    windows_vm(&env);
+    tiny_guests(&env);
+    libvirtd_stopped(&env);
+    eprintln!("end-to-end tier: {:.0}s", started.elapsed().as_secs_f64());
+}
+
+fn windows_vm(env: &Env) {
+    eprintln!("== the Windows-shaped VM");
+    let iso = env.guest_dir.join("win-standin.iso");
+    let virtio = env.guest_dir.join("virtio-standin.iso");
+    let iso_sum = sha256(&iso);
+    let virtio_sum = sha256(&virtio);
+    let name = "e2e-win";
+    let out = env.bkt(&[
+        "vm",
+        "create",
+        "windows",
+        "--name",
+        name,
+        "--iso",
+        iso.to_str().unwrap(),
+        "--virtio-iso",
+        virtio.to_str().unwrap(),
+        "--virt-type",
+        "qemu",
+        "--memory",
+        "2G",
+        "--cpus",
+        "1",
+        "--disk-size",
+        "20G",
+        "--notes",
+        "end-to-end",
+        "--yes",
+    ]);
+    ok(&out);
+
+    // Persistent, running.
+    let info = ok(&virsh(&["dominfo", name]));
+    assert!(info.contains("Persistent:     yes"), "{info}");
+    assert_eq!(domstate(name), "running (booted)");
+
+    // The live XML has every setting Windows 11 needs.
+    let xml = ok(&virsh(&["dumpxml", name]));
+    let doc = xml_doc(&xml);
+    let os_type = find(&doc, "type", |n| n.parent().unwrap().has_tag_name("os")).unwrap();
+    assert!(os_type.attribute("machine").unwrap().starts_with("pc-q35"));
+    let loader = find(&doc, "loader", |_| true).expect("a UEFI loader");
+    assert_eq!(loader.attribute("secure"), Some("yes"));
+    assert!(loader.text().unwrap().contains("OVMF_CODE_4M.ms.fd"));
+    let nvram = find(&doc, "nvram", |_| true)
+        .unwrap()
+        .text()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&nvram).exists(), "{nvram}");
+    assert!(find(&doc, "smm", |n| n.attribute("state") == Some("on")).is_some());
+    assert!(
+        find(&doc, "hyperv", |n| n.attribute("mode")
+            == Some("passthrough"))
+        .is_some()
+    );
+    assert!(
+        find(&doc, "clock", |n| n.attribute("offset")
+            == Some("localtime"))
+        .is_some()
+    );
+    let tpm = find(&doc, "tpm", |_| true).unwrap();
+    assert_eq!(tpm.attribute("model"), Some("tpm-crb"));
+    let backend = tpm.children().find(|c| c.has_tag_name("backend")).unwrap();
+    assert_eq!(backend.attribute("type"), Some("emulator"));
+    assert_eq!(backend.attribute("version"), Some("2.0"));
+    let disks: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("disk"))
+        .collect();
+    let vda = disks
+        .iter()
+        .find(|d| d.attribute("device") == Some("disk"))
+        .unwrap();
+    let driver = vda.children().find(|c| c.has_tag_name("driver")).unwrap();
+    assert_eq!(driver.attribute("type"), Some("qcow2"));
+    assert_eq!(driver.attribute("discard"), Some("unmap"));
+    let target = vda.children().find(|c| c.has_tag_name("target")).unwrap();
+    assert_eq!(target.attribute("bus"), Some("virtio"));
+    let disk_path = vda
+        .children()
+        .find(|c| c.has_tag_name("source"))
+        .unwrap()
+        .attribute("file")
+        .unwrap()
+        .to_string();
+    let cdroms: Vec<String> = disks
+        .iter()
+        .filter(|d| d.attribute("device") == Some("cdrom"))
+        .map(|d| {
+            d.children()
+                .find(|c| c.has_tag_name("source"))
+                .unwrap()
+                .attribute("file")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        cdroms,
+        [iso.to_str().unwrap(), virtio.to_str().unwrap()],
+        "both CD-ROMs, the install ISO first"
+    );
+    let nic = find(&doc, "interface", |_| true).unwrap();
+    let model = nic.children().find(|c| c.has_tag_name("model")).unwrap();
+    assert_eq!(model.attribute("type"), Some("virtio"));
+    let qxl = find(&doc, "model", |n| n.attribute("type") == Some("qxl")).unwrap();
+    assert_eq!(qxl.attribute("ram"), Some("131072"));
+    assert_eq!(qxl.attribute("vram"), Some("131072"));
+    assert_eq!(qxl.attribute("vgamem"), Some("65536"));
+    assert!(find(&doc, "graphics", |n| n.attribute("type") == Some("spice")).is_some());
+    for ch in ["org.qemu.guest_agent.0", "com.redhat.spice.0"] {
+        assert!(
+            find(&doc, "target", |n| n.attribute("name") == Some(ch)).is_some(),
+            "channel {ch}"
+        );
+    }
+    let on_reboot = find(&doc, "on_reboot", |_| true).unwrap();
+    assert_eq!(on_reboot.text(), Some("restart"));
+    let uuid = find(&doc, "uuid", |_| true)
+        .unwrap()
+        .text()
+        .unwrap()
+        .to_string();
+    let tpm_state = PathBuf::from("/var/lib/libvirt/swtpm").join(&uuid);
+    assert!(tpm_state.exists(), "{}", tpm_state.display());
+
+    // The disk is sparse.
+    let info: serde_json::Value = serde_json::from_str(&ok(&run(
+        "qemu-img",
+        &["info", "--output=json", "-U", &disk_path],
+    )))
+    .unwrap();
+    let virtual_size = info["virtual-size"].as_u64().unwrap();
+    let actual = info["actual-size"].as_u64().unwrap();
+    assert_eq!(virtual_size, 20 << 30);
+    assert!(actual < 64 << 20, "allocated {actual} of {virtual_size}");
+
+    // Secure Boot is enforced: reset the VM while we read its serial console
+    // and watch the firmware refuse the stand-in's unsigned (not
+    // Microsoft-signed) boot loader. The VM must keep running across the
+    // reset (on_reboot=restart, not the two-phase install's destroy).
+    let console = find(&doc, "console", |_| true).unwrap();
+    let pty = console
+        .children()
+        .find(|c| c.has_tag_name("source"))
+        .and_then(|s| s.attribute("path"))
+        .expect("a pty console")
+        .to_string();
+    let serial = capture_serial(&pty);
+    ok(&virsh(&["reset", name]));
+    let line = wait_for(
+        "firmware refusing the unsigned boot loader",
+        Duration::from_secs(180),
+        || {
+            let text = String::from_utf8_lossy(&serial.lock().unwrap()).into_owned();
+            text.lines()
+                .find(|l| {
+                    l.contains("failed to load Boot")
+                        && l.contains("DVD-ROM")
+                        && (l.contains("Access Denied") || l.contains("Security Violation"))
+                })
+                .map(String::from)
+        },
+    );
+    eprintln!("  firmware said: {}", line.trim());
+    assert_eq!(
+        domstate(name),
+        "running (booted)",
+        "still running after the reset"
+    );
+
+    // status and status --json agree with virsh.
+    let out = env.bkt(&["vm", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let row = v["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()
+        .clone();
+    assert_eq!(row["state"], "running");
+    assert_eq!(row["managed"], true);
+    assert_eq!(row["vcpus"], 1);
+    assert_eq!(row["memory_bytes"], 2u64 << 30);
+    assert_eq!(row["disk_capacity_bytes"], 20u64 << 30);
+    assert_eq!(row["notes"], "end-to-end");
+    let dominfo = ok(&virsh(&["dominfo", name]));
+    assert!(dominfo.contains("CPU(s):         1"));
+    assert!(dominfo.contains("Max memory:     2097152 KiB"));
+    let (table, _) = text(&env.bkt(&["vm", "status", name]));
+    assert!(
+        table.contains(&format!("{name}  running  1     2 GiB  ")),
+        "{table}"
+    );
+
+    // Bad input against the real stack: each fails and changes nothing.
+    let before_domains = domains();
+    let before_manifest = fs::read_to_string(env.manifest()).unwrap();
+    let out = env.bkt(&[
+        "vm",
+        "create",
+        "--name",
+        name,
+        "--iso",
+        iso.to_str().unwrap(),
+        "--virt-type",
+        "qemu",
+        "--memory",
+        "1G",
+        "--cpus",
+        "1",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains(&format!("\"{name}\" is already in bkt's manifest")),
+        "{stdout}"
+    );
+    assert_eq!(stderr, "error: preflight failed; nothing was created\n");
+    // Taken in libvirt but not in the manifest.
+    let other = env.work.path().join("other.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_bkt"))
+        .args([
+            "vm",
+            "create",
+            "--name",
+            name,
+            "--iso",
+            iso.to_str().unwrap(),
+            "--virt-type",
+            "qemu",
+            "--memory",
+            "1G",
+            "--cpus",
+            "1",
+            "--yes",
+        ])
+        .env("BKT_VM_MANIFEST", &other)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .0
+            .contains(&format!("a VM named \"{name}\" already exists in libvirt"))
+    );
+    let notes = env.work.path().join("notes.txt");
+    fs::write(&notes, "not an ISO").unwrap();
+    let out = env.bkt(&[
+        "vm",
+        "create",
+        "--name",
+        "e2e-bad",
+        "--iso",
+        notes.to_str().unwrap(),
+        "--virt-type",
+        "qemu",
+        "--memory",
+        "1G",
+        "--cpus",
+        "1",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .0
+            .contains("is not an ISO 9660 image (no CD001 signature)")
+    );
+    assert_eq!(domains(), before_domains);
+    assert_eq!(fs::read_to_string(env.manifest()).unwrap(), before_manifest);
+    assert!(!Path::new("/var/lib/libvirt/images/e2e-bad.qcow2").exists());
+
+    // destroy: nothing of the VM is left, and the install media are intact.
+    ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
+    assert!(!domains().contains(&name.to_string()));
+    assert!(!Path::new(&nvram).exists(), "NVRAM {nvram} is left");
+    assert!(
+        !tpm_state.exists(),
+        "TPM state {} is left",
+        tpm_state.display()
+    );
+    assert!(!Path::new(&disk_path).exists(), "disk {disk_path} is left");
+    assert!(!env.manifest_names().contains(&name.to_string()));
+    assert_eq!(sha256(&iso), iso_sum, "the install ISO changed");
+    assert_eq!(sha256(&virtio), virtio_sum, "the virtio ISO changed");
+}
+
+/// Define the tiny busybox guest directly (it stands in for a booted
+/// Windows: a lease, port 3389, ACPI power-off).
+fn define_tiny(env: &Env, name: &str, extra_args: &str) {
+    let kernel = env.guest_dir.join("vmlinuz");
+    let initrd = env.guest_dir.join("initrd.gz");
+    let boot = format!(
+        "kernel={},initrd={},kernel_args=console=ttyS0 quiet{extra_args}",
+        kernel.display(),
+        initrd.display()
+    );
+    ok(&run(
+        "virt-install",
+        &[
+            "--connect",
+            URI,
+            "--name",
+            name,
+            "--osinfo",
+            "linux2022",
+            "--virt-type",
+            "qemu",
+            "--memory",
+            "256",
+            "--vcpus",
+            "1",
+            "--import",
+            "--disk",
+            "none",
+            "--boot",
+            &boot,
+            "--network",
+            "network=default,model=virtio",
+            "--graphics",
+            "spice",
+            "--noautoconsole",
+        ],
+    ));
+}
+
+fn rdp_answers(ip: &str) -> bool {
+    let addr: SocketAddr = format!("{ip}:3389").parse().unwrap();
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+fn tiny_guests(env: &Env) {
+    eprintln!("== the tiny guests");
+    define_tiny(env, "e2e-tiny", "");
+    define_tiny(env, "e2e-deaf", " bkt.acpi=off");
+
+    // status finds the lease address of each, the same virsh domifaddr reports.
+    for name in ["e2e-tiny", "e2e-deaf"] {
+        let ip = wait_for(
+            &format!("{name}'s address in bkt vm status"),
+            Duration::from_secs(120),
+            || {
+                let out = env.bkt(&["vm", "status", "--json"]);
+                let v: serde_json::Value = serde_json::from_str(&text(&out).0).ok()?;
+                v["vms"].as_array()?.iter().find(|r| r["name"] == name)?["ip"]
+                    .as_str()
+                    .map(String::from)
+            },
+        );
+        let domifaddr = ok(&virsh(&["domifaddr", name]));
+        assert!(domifaddr.contains(&format!("{ip}/")), "{domifaddr}");
+        let (table, _) = text(&env.bkt(&["vm", "status", name]));
+        assert!(table.contains(&ip), "{table}");
+        assert!(table.contains("(not in manifest)"), "{table}");
+        // Booted far enough to have acpid running: port 3389 answers.
+        wait_for(
+            &format!("{name}'s port 3389"),
+            Duration::from_secs(60),
+            || rdp_answers(&ip).then_some(()),
+        );
+    }
+
+    // A graceful stop ends in "shut off (shutdown)".
+    let out = env.bkt(&["vm", "stop", "e2e-tiny", "--timeout", "60"]);
+    let (stdout, _) = text(&out);
+    ok(&out);
+    assert!(
+        stdout.starts_with("e2e-tiny is shut off (shutdown) after "),
+        "{stdout}"
+    );
+    assert_eq!(domstate("e2e-tiny"), "shut off (shutdown)");
+
+    // The ACPI-deaf guest: stop times out and leaves it running; --force works.
+    let t = Instant::now();
+    let out = env.bkt(&["vm", "stop", "e2e-deaf", "--timeout", "4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(15));
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("error: e2e-deaf did not shut down within 4s; it is still running"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bkt vm stop e2e-deaf --force"), "{stderr}");
+    assert_eq!(domstate("e2e-deaf"), "running (booted)");
+    ok(&env.bkt(&["vm", "stop", "e2e-deaf", "--force"]));
+    assert_eq!(domstate("e2e-deaf"), "shut off (destroyed)");
+
+    // start brings it back; start again is a no-op.
+    let (o, _) = text(&env.bkt(&["vm", "start", "e2e-tiny"]));
+    assert_eq!(o, "Started e2e-tiny\n");
+    assert_eq!(domstate("e2e-tiny"), "running (booted)");
+    let (o, _) = text(&env.bkt(&["vm", "start", "e2e-tiny"]));
+    assert_eq!(o, "e2e-tiny is already running\n");
+
+    // Unmanaged VMs are destroyed with what they own, too.
+    ok(&env.bkt(&["vm", "destroy", "e2e-tiny", "--yes"]));
+    ok(&env.bkt(&["vm", "destroy", "e2e-deaf", "--yes"]));
+    assert!(!domains().iter().any(|d| d.starts_with("e2e-")));
+    assert!(env.guest_dir.join("vmlinuz").exists());
+}
+
+fn libvirtd_stopped(env: &Env) {
+    eprintln!("== libvirtd stopped");
+    let pid: i32 = fs::read_to_string("/run/libvirtd.pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The daemon is this run's own (scripts/libvirt-netns.sh started it).
+    ok(&run("kill", &[&pid.to_string()]));
+    wait_for("libvirtd to exit", Duration::from_secs(30), || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+
+    let iso = env.guest_dir.join("win-standin.iso");
+    let out = env.bkt(&[
+        "vm",
+        "create",
+        "--name",
+        "e2e-nolibvirt",
+        "--iso",
+        iso.to_str().unwrap(),
+        "--virt-type",
+        "qemu",
+        "--memory",
+        "1G",
+        "--cpus",
+        "1",
+        "--yes",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("  ✗ libvirt        cannot reach qemu:///system: "),
+        "{stdout}"
+    );
+    assert_eq!(stderr, "error: preflight failed; nothing was created\n");
+    assert!(!env.manifest_names().contains(&"e2e-nolibvirt".to_string()));
+    assert!(!Path::new("/var/lib/libvirt/images/e2e-nolibvirt.qcow2").exists());
+    let out = env.bkt(&["vm", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.starts_with(
+            "error: cannot list the VMs\ncaused by: `virsh -c qemu:///system domstats"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: libvirt is not reachable"),
+        "{stderr}"
+    );
+
+    // Bring it back for whatever runs next (and for the teardown).
+    let status = Command::new("libvirtd")
+        .arg("-d")
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/sbin",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .status()
+        .or_else(|_| Command::new("/usr/sbin/libvirtd").arg("-d").status())
+        .unwrap();
+    assert!(status.success());
+    wait_for("libvirtd to answer again", Duration::from_secs(30), || {
+        virsh(&["version"]).status.success().then_some(())
+    });
+}
