@@ -46,9 +46,14 @@ impl Env {
     }
 
     fn bkt(&self, args: &[&str]) -> Output {
+        self.bkt_with(&self.manifest(), args)
+    }
+
+    /// `bkt ARGS` with another manifest.
+    fn bkt_with(&self, manifest: &Path, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_bkt"))
             .args(args)
-            .env("BKT_VM_MANIFEST", self.manifest())
+            .env("BKT_VM_MANIFEST", manifest)
             .env("NO_COLOR", "1")
             .env_remove("LIBVIRT_DEFAULT_URI")
             .stdin(Stdio::null())
@@ -106,6 +111,25 @@ fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A small `create --yes` under software emulation, for the refusals.
+fn small_create<'a>(name: &'a str, iso: &'a str) -> Vec<&'a str> {
+    vec![
+        "vm",
+        "create",
+        "--name",
+        name,
+        "--iso",
+        iso,
+        "--virt-type",
+        "qemu",
+        "--memory",
+        "1G",
+        "--cpus",
+        "1",
+        "--yes",
+    ]
 }
 
 fn domains() -> Vec<String> {
@@ -388,21 +412,7 @@ fn windows_vm(env: &Env) {
     // Bad input against the real stack: each fails and changes nothing.
     let before_domains = domains();
     let before_manifest = fs::read_to_string(env.manifest()).unwrap();
-    let out = env.bkt(&[
-        "vm",
-        "create",
-        "--name",
-        name,
-        "--iso",
-        iso.to_str().unwrap(),
-        "--virt-type",
-        "qemu",
-        "--memory",
-        "1G",
-        "--cpus",
-        "1",
-        "--yes",
-    ]);
+    let out = env.bkt(&small_create(name, iso.to_str().unwrap()));
     assert_eq!(out.status.code(), Some(1));
     let (stdout, stderr) = text(&out);
     assert!(
@@ -412,26 +422,7 @@ fn windows_vm(env: &Env) {
     assert_eq!(stderr, "error: preflight failed; nothing was created\n");
     // Taken in libvirt but not in the manifest.
     let other = env.work.path().join("other.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_bkt"))
-        .args([
-            "vm",
-            "create",
-            "--name",
-            name,
-            "--iso",
-            iso.to_str().unwrap(),
-            "--virt-type",
-            "qemu",
-            "--memory",
-            "1G",
-            "--cpus",
-            "1",
-            "--yes",
-        ])
-        .env("BKT_VM_MANIFEST", &other)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = env.bkt_with(&other, &small_create(name, iso.to_str().unwrap()));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out)
@@ -440,21 +431,7 @@ fn windows_vm(env: &Env) {
     );
     let notes = env.work.path().join("notes.txt");
     fs::write(&notes, "not an ISO").unwrap();
-    let out = env.bkt(&[
-        "vm",
-        "create",
-        "--name",
-        "e2e-bad",
-        "--iso",
-        notes.to_str().unwrap(),
-        "--virt-type",
-        "qemu",
-        "--memory",
-        "1G",
-        "--cpus",
-        "1",
-        "--yes",
-    ]);
+    let out = env.bkt(&small_create("e2e-bad", notes.to_str().unwrap()));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out)
@@ -608,21 +585,7 @@ fn libvirtd_stopped(env: &Env) {
     });
 
     let iso = env.guest_dir.join("win-standin.iso");
-    let out = env.bkt(&[
-        "vm",
-        "create",
-        "--name",
-        "e2e-nolibvirt",
-        "--iso",
-        iso.to_str().unwrap(),
-        "--virt-type",
-        "qemu",
-        "--memory",
-        "1G",
-        "--cpus",
-        "1",
-        "--yes",
-    ]);
+    let out = env.bkt(&small_create("e2e-nolibvirt", iso.to_str().unwrap()));
     assert_eq!(out.status.code(), Some(1));
     let (stdout, stderr) = text(&out);
     assert!(
