@@ -63,7 +63,9 @@ for n in 1 10 100 500; do
         echo "@@bkt $name"
         echo " Name       MAC address          Protocol     Address"
         echo "-------------------------------------------------------------------------------"
-        printf ' vnet%-6s 52:54:00:00:%02x:%02x    ipv4         192.168.122.%d/24\n\n' "$i" $((i / 256)) $((i % 256)) $((i % 250 + 2))
+        # Loopback addresses: status probes port 3389 of each, and a
+        # benchmark only ever talks to this machine.
+        printf ' vnet%-6s 52:54:00:00:%02x:%02x    ipv4         127.0.%d.%d/8\n\n' "$i" $((i / 256)) $((i % 256)) $((i / 250)) $((i % 250 + 2))
       } >>"$batch"
     fi
   done

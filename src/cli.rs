@@ -26,6 +26,7 @@ pub enum Command {
         after_help = "Examples:\n  \
         bkt vm create windows --iso ~/Downloads/Win11_24H2_English_x64.iso\n  \
         bkt vm start windows\n  \
+        bkt vm connect windows\n  \
         bkt vm status\n  \
         bkt vm stop windows\n  \
         bkt vm destroy windows\n\n\
@@ -119,6 +120,57 @@ pub enum VmCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+
+    /// Open the VM's desktop: Remote Desktop (RDP), or SPICE when RDP can't.
+    #[command(
+        long_about = "Open the VM's desktop: Remote Desktop (RDP), or SPICE when RDP can't.\n\n\
+        Starts the VM if it is off (resumes it if paused), waits for its IP address (DHCP \
+        lease, then guest agent, then ARP) and for port 3389, then runs the first RDP client \
+        found: FreeRDP 3 (sdl-freerdp3, xfreerdp3, wlfreerdp3), FreeRDP 2 (xfreerdp), Remmina. \
+        If RDP is not available or the client cannot connect, it falls back to the SPICE viewer \
+        (virt-viewer, or remote-viewer), saying why.\n\n\
+        The password is never put on a command line: it is asked for without echo (or read \
+        from BKT_VM_RDP_PASSWORD) and handed to FreeRDP on its standard input. It is never \
+        written to disk. The user name is remembered in the manifest.",
+        after_help = "Examples:\n  \
+        bkt vm connect windows\n  \
+        bkt vm connect windows --user anna --fullscreen --share ~/Shared\n  \
+        bkt vm connect windows --spice            # Windows Setup, or troubleshooting\n\n\
+        Environment:\n  \
+        BKT_VM_RDP_PASSWORD   the Windows password (instead of the prompt)\n  \
+        BKT_VM_RDP_CLIENT     the RDP client to use (name or path)"
+    )]
+    Connect {
+        /// The VM's name.
+        name: String,
+        /// Use RDP only: fail instead of falling back to SPICE.
+        #[arg(long, conflicts_with = "spice")]
+        rdp: bool,
+        /// Go straight to the SPICE viewer.
+        #[arg(long)]
+        spice: bool,
+        /// The Windows user to log in as (remembered for next time).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Seconds to wait for the VM's address and Remote Desktop.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        /// Full screen.
+        #[arg(long)]
+        fullscreen: bool,
+        /// Share a host directory into Windows (RDP drive redirection).
+        #[arg(long, value_name = "PATH")]
+        share: Option<PathBuf>,
+    },
+
+    /// Print the VM's IPv4 address (for scripts).
+    Ip {
+        /// The VM's name.
+        name: String,
+        /// Seconds to wait for an address to appear.
+        #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+        timeout: u64,
     },
 
     /// Delete a VM: its domain, firmware variables, TPM state, snapshots and disk.

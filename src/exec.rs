@@ -24,6 +24,16 @@ pub struct Cmd {
     program: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    env_remove: Vec<String>,
+}
+
+/// Where an attached child's output goes.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// The user's terminal.
+    Inherit,
+    /// A log file (created 0600, appended to).
+    File(std::path::PathBuf),
 }
 
 /// What a finished command printed.
@@ -137,6 +147,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            env_remove: Vec::new(),
         }
     }
 
@@ -159,6 +170,12 @@ impl Cmd {
         self
     }
 
+    /// Keep a variable of ours out of the child's environment.
+    pub fn env_remove(mut self, key: impl Into<String>) -> Self {
+        self.env_remove.push(key.into());
+        self
+    }
+
     /// The command as a user could paste it into a shell (environment
     /// settings are left out: they only pin the language of the output).
     pub fn display(&self) -> String {
@@ -172,6 +189,11 @@ impl Cmd {
     fn expression(&self) -> duct::Expression {
         let args: Vec<OsString> = self.args.iter().map(OsString::from).collect();
         let mut expr = duct::cmd(&self.program, args);
+        // In duct the innermost setting wins: removals go first so that a
+        // removed variable stays removed.
+        for k in &self.env_remove {
+            expr = expr.env_remove(k);
+        }
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
@@ -235,6 +257,48 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// Run a long-lived interactive program (an RDP client, a viewer) to its
+    /// end. `stdin` is written to it and then closed (how a secret reaches it
+    /// without touching argv or disk); its output goes to `sink`. Returns its
+    /// exit status whatever it is: what a status means is the caller's call.
+    pub fn run_attached(&self, stdin: Option<&[u8]>, sink: &Sink) -> Result<ExitStatus, ExecError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.log();
+        let mut expr = self.expression().unchecked();
+        expr = match stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
+            None => expr.stdin_null(),
+        };
+        if let Sink::File(path) = sink {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|err| ExecError::Io {
+                    cmd: self.display(),
+                    err,
+                })?;
+            let err_file = file.try_clone().map_err(|err| ExecError::Io {
+                cmd: self.display(),
+                err,
+            })?;
+            expr = expr.stdout_file(file).stderr_file(err_file);
+        }
+        match expr.run() {
+            Ok(o) => Ok(o.status),
+            Err(err) if self.not_found(&err) => Err(ExecError::NotFound {
+                program: self.program.clone(),
+            }),
+            Err(err) => Err(ExecError::Io {
+                cmd: self.display(),
+                err,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +341,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "command not found: `xorriso-does-not-exist`"
+        );
+    }
+
+    #[test]
+    fn attached_child_gets_stdin_and_not_our_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let c = Cmd::new("sh")
+            .args([
+                "-c",
+                "read pw; echo \"got $pw\"; echo \"env ${SECRET-unset}\" >&2; exit 3",
+            ])
+            .env("SECRET", "x")
+            .env_remove("SECRET");
+        let st = c
+            .run_attached(Some(b"hunter2\n"), &Sink::File(log.clone()))
+            .unwrap();
+        assert_eq!(st.code(), Some(3));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "got hunter2\nenv unset\n"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+            0o600
         );
     }
 

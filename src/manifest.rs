@@ -38,6 +38,9 @@ pub struct VmEntry {
     pub isos: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The Windows account `connect` logs in as (never its password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdp_user: Option<String>,
     /// True while `create` is still making the VM: reserves the name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creating: bool,
@@ -210,6 +213,7 @@ mod tests {
             uri: "qemu:///system".into(),
             isos: vec![],
             mac: None,
+            rdp_user: None,
             creating: false,
             extra: Default::default(),
         }

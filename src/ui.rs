@@ -126,6 +126,14 @@ impl Spinner {
         }
     }
 
+    /// Say what is being waited for now. Off a terminal, print it once.
+    pub fn set_message(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(msg.to_string()),
+            None => eprintln!("{msg} …"),
+        }
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

@@ -2,6 +2,8 @@
 //! typed input, and pure parsers of what it prints.
 
 pub mod qemu_img;
+pub mod rdp;
+pub mod viewer;
 pub mod virsh;
 pub mod virt_install;
 
@@ -17,7 +19,10 @@ pub fn package_hint(program: &str) -> Option<&'static str> {
         "qemu-img" => "apt install qemu-utils / dnf install qemu-img",
         "swtpm" => "apt install swtpm swtpm-tools / dnf install swtpm swtpm-tools",
         "xorriso" => "apt install xorriso / dnf install xorriso",
-        "xfreerdp" => "apt install freerdp2-x11 / dnf install freerdp",
+        "xfreerdp" | "xfreerdp3" | "sdl-freerdp3" | "wlfreerdp3" => {
+            "apt install freerdp2-x11 (or freerdp3-x11) / dnf install freerdp"
+        }
+        "remmina" => "apt install remmina / dnf install remmina",
         "virt-viewer" | "remote-viewer" => "apt install virt-viewer / dnf install virt-viewer",
         _ => return None,
     })

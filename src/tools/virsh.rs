@@ -85,6 +85,23 @@ impl Virsh {
         self.cmd([script])
     }
 
+    /// `domifaddr NAME --source lease|agent|arp`
+    pub fn domifaddr(&self, name: &str, source: AddrSource) -> Cmd {
+        self.cmd(["domifaddr", name, "--source", source.as_str()])
+    }
+
+    pub fn domdisplay(&self, name: &str) -> Cmd {
+        self.cmd(["domdisplay", "--type", "spice", name])
+    }
+
+    pub fn resume(&self, name: &str) -> Cmd {
+        self.cmd(["resume", name])
+    }
+
+    pub fn dompmwakeup(&self, name: &str) -> Cmd {
+        self.cmd(["dompmwakeup", name])
+    }
+
     pub fn domcapabilities(&self, virt_type: &str) -> Cmd {
         self.cmd([
             "domcapabilities",
@@ -138,6 +155,29 @@ impl Virsh {
 }
 
 pub const BATCH_MARK: &str = "@@bkt";
+
+/// Where libvirt looks for a guest's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrSource {
+    /// The DHCP lease libvirt's dnsmasq handed out.
+    Lease,
+    /// The QEMU guest agent inside the guest.
+    Agent,
+    /// The host's ARP table.
+    Arp,
+}
+
+impl AddrSource {
+    pub const ALL: [AddrSource; 3] = [AddrSource::Lease, AddrSource::Agent, AddrSource::Arp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddrSource::Lease => "lease",
+            AddrSource::Agent => "agent",
+            AddrSource::Arp => "arp",
+        }
+    }
+}
 
 /// The state of a domain, from `domstats` (`state.state`) or `domstate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -336,7 +376,6 @@ fn parse_ifaddr_row(line: &str) -> Option<IfAddr> {
 }
 
 /// Parse `virsh domifaddr NAME [--source lease|agent|arp]`.
-#[cfg(test)]
 pub fn parse_domifaddr(out: &str) -> Vec<IfAddr> {
     out.lines().filter_map(parse_ifaddr_row).collect()
 }
@@ -615,6 +654,20 @@ mod tests {
         );
         assert!(parse_domifaddr(&fx("domifaddr-lease-none.txt")).is_empty());
         assert!(parse_domifaddr(&fx("domifaddr-arp.txt")).is_empty());
+    }
+
+    #[test]
+    fn address_sources() {
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.domifaddr("w", AddrSource::Agent).display(),
+            "virsh -c qemu:///system domifaddr w --source agent"
+        );
+        assert_eq!(
+            parse_domifaddr(&fx("domifaddr-arp-tiny.txt"))[0].addr,
+            "192.168.122.40"
+        );
+        assert!(parse_domifaddr(&fx("domifaddr-agent-unavailable.txt")).is_empty());
     }
 
     #[test]

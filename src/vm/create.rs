@@ -349,6 +349,7 @@ fn make(
                 .chain(domain.virtio_iso.clone())
                 .collect(),
             mac: Some(domain.mac.clone()),
+            rdp_user: None,
             creating: true,
             extra: Default::default(),
         });

@@ -1,7 +1,9 @@
 //! `bkt vm`: one module per user-facing command, and what they share.
 
+pub mod connect;
 pub mod create;
 pub mod destroy;
+pub mod net;
 pub mod preflight;
 pub mod start;
 pub mod status;
@@ -171,6 +173,32 @@ pub fn run(global: &Global, command: VmCommand) -> Result<()> {
             force,
         } => stop::run(&ctx, &name, timeout, force),
         VmCommand::Status { name, json } => status::run(&ctx, name.as_deref(), json),
+        VmCommand::Connect {
+            name,
+            rdp,
+            spice,
+            user,
+            timeout,
+            fullscreen,
+            share,
+        } => connect::run(
+            &ctx,
+            &name,
+            &connect::Options {
+                mode: if rdp {
+                    connect::Mode::RdpOnly
+                } else if spice {
+                    connect::Mode::Spice
+                } else {
+                    connect::Mode::Auto
+                },
+                user,
+                timeout: std::time::Duration::from_secs(timeout),
+                fullscreen,
+                share,
+            },
+        ),
+        VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Destroy {
             name,
             yes,

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::manifest::{self, VmEntry};
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
+use crate::vm::net::{self, PortState};
 use crate::vm::{Ctx, libvirt_error};
 
 /// One row of the status, as printed and as JSON.
@@ -27,6 +28,8 @@ pub struct VmStatus {
     pub disk_allocated_bytes: Option<u64>,
     pub disk_capacity_bytes: Option<u64>,
     pub ip: Option<String>,
+    /// What a connect to port 3389 at `ip` found just now.
+    pub rdp_port: Option<PortState>,
     pub rdp_enabled: Option<bool>,
     pub notes: String,
 }
@@ -69,6 +72,7 @@ pub fn merge(
                 disk_allocated_bytes: used,
                 disk_capacity_bytes: size,
                 ip,
+                rdp_port: None,
                 rdp_enabled: entry.map(|e| e.rdp_enabled),
                 notes: match entry {
                     Some(e) if e.creating => "(being created)".into(),
@@ -89,6 +93,7 @@ pub fn merge(
                 disk_allocated_bytes: None,
                 disk_capacity_bytes: None,
                 ip: None,
+                rdp_port: None,
                 rdp_enabled: Some(e.rdp_enabled),
                 notes: if e.creating {
                     "(being created)".into()
@@ -105,7 +110,8 @@ pub fn merge(
     rows
 }
 
-/// Render the table.
+/// Render the table. RDP shows what port 3389 did when the VM has an
+/// address, else whether the manifest says Remote Desktop was enabled.
 pub fn table(rows: &[VmStatus]) -> String {
     let header = [
         "NAME",
@@ -130,10 +136,11 @@ pub fn table(rows: &[VmStatus]) -> String {
                     _ => "-".into(),
                 },
                 r.ip.clone().unwrap_or_else(|| "-".into()),
-                match r.rdp_enabled {
-                    Some(true) => "on".into(),
-                    Some(false) => "off".into(),
-                    None => "-".into(),
+                match (r.rdp_port, r.rdp_enabled) {
+                    (Some(p), _) => p.label().into(),
+                    (None, Some(true)) => "on".into(),
+                    (None, Some(false)) => "off".into(),
+                    (None, None) => "-".into(),
                 },
                 r.notes.clone(),
             ]
@@ -195,8 +202,21 @@ pub fn collect(ctx: &Ctx) -> Result<Vec<VmStatus>> {
             Err(_) => BTreeMap::new(),
         }
     };
-    Ok(merge(&stats, &entries, &addrs))
+    let mut rows = merge(&stats, &entries, &addrs);
+    // Whether Remote Desktop answers: in-process connects, all at once.
+    let ips: Vec<String> = rows.iter().filter_map(|r| r.ip.clone()).collect();
+    if !ips.is_empty() {
+        let states = net::probe_all(&ips, net::RDP_PORT, STATUS_PROBE_TIMEOUT);
+        let mut it = states.into_iter();
+        for r in rows.iter_mut().filter(|r| r.ip.is_some()) {
+            r.rdp_port = it.next();
+        }
+    }
+    Ok(rows)
 }
+
+/// status waits this long at most for port 3389, whatever the VM count.
+const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
 
 pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
     if let Some(n) = name {

@@ -32,6 +32,16 @@ pub struct Rule<'w> {
 
 impl Rule<'_> {
     pub fn out(self, text: &str) -> Self {
+        // bkt connects to the addresses the fakes hand it (status probes
+        // port 3389): the network rule allows only loopback from here.
+        let private =
+            regex::Regex::new(r"\b(10\.\d+|192\.168|172\.(1[6-9]|2\d|3[01]))\.\d+\.\d+/\d+")
+                .unwrap();
+        assert!(
+            !private.is_match(text),
+            "a fake must not hand out a private address (tests talk only to loopback): {}",
+            private.find(text).unwrap().as_str()
+        );
         fs::write(self.base.with_extension("out"), text).unwrap();
         self
     }

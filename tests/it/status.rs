@@ -6,8 +6,10 @@ fn world() -> World {
     let w = World::new();
     w.rule("virsh", "* domstats *")
         .out(&fixture("virsh/domstats-three.txt"));
+    // The recorded lease address, moved to loopback: status probes port 3389
+    // of every address it shows, and tests only ever talk to loopback.
     w.rule("virsh", "-c * echo @@bkt *")
-        .out(&fixture("virsh/batch-domifaddr.txt"));
+        .out(&fixture("virsh/batch-domifaddr.txt").replace("192.168.122.4", "127.0.0.2"));
     w.write_manifest(serde_json::json!({"vms": [
         {"name": "t1", "type": "windows11", "disk": "/var/lib/libvirt/images/t1.qcow2",
          "created": "2026-01-25", "rdp_enabled": true, "notes": "For Bambu Studio slicer", "uri": URI},
@@ -25,11 +27,11 @@ fn table_of_every_vm_in_two_calls() {
     r.success();
     assert_eq!(
         r.stdout(),
-        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP             RDP  NOTES
-gone  missing   -     -        -                 -              off  (libvirt has no such VM; `bkt vm destroy gone` forgets it)
-t1    running   1     2 GiB    0/8 GiB           -              on   For Bambu Studio slicer
-t2    shut off  2     1 GiB    0/4 GiB           -              -    (not in manifest)
-tiny  running   1     256 MiB  -                 192.168.122.4  -    (not in manifest)
+        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP         RDP      NOTES
+gone  missing   -     -        -                 -          off      (libvirt has no such VM; `bkt vm destroy gone` forgets it)
+t1    running   1     2 GiB    0/8 GiB           -          on       For Bambu Studio slicer
+t2    shut off  2     1 GiB    0/4 GiB           -          -        (not in manifest)
+tiny  running   1     256 MiB  -                 127.0.0.2  refused  (not in manifest)
 "
     );
     assert_eq!(
@@ -57,12 +59,32 @@ fn json_has_the_same_rows() {
         serde_json::json!({
             "name": "t1", "state": "running", "managed": true, "vcpus": 1,
             "memory_bytes": 2147483648u64, "disk_allocated_bytes": 204800,
-            "disk_capacity_bytes": 8589934592u64, "ip": null, "rdp_enabled": true,
+            "disk_capacity_bytes": 8589934592u64, "ip": null, "rdp_port": null, "rdp_enabled": true,
             "notes": "For Bambu Studio slicer"
         })
     );
-    assert_eq!(vms[3]["ip"], "192.168.122.4");
+    assert_eq!(vms[3]["ip"], "127.0.0.2");
+    assert_eq!(vms[3]["rdp_port"], "refused");
     assert_eq!(vms[0]["state"], "missing");
+}
+
+#[test]
+fn rdp_port_that_answers() {
+    let w = World::new();
+    let l = std::net::TcpListener::bind("127.0.0.3:3389").unwrap();
+    w.rule("virsh", "* domstats *")
+        .out(&fixture("virsh/domstats-three.txt"));
+    w.rule("virsh", "-c * echo @@bkt *")
+        .out(&fixture("virsh/batch-domifaddr.txt").replace("192.168.122.4", "127.0.0.3"));
+    let r = w.bkt(&["vm", "status", "tiny"]);
+    r.success();
+    assert!(
+        r.stdout()
+            .contains("  127.0.0.3  answers  (not in manifest)"),
+        "{}",
+        r.stdout()
+    );
+    drop(l);
 }
 
 #[test]

@@ -1,0 +1,478 @@
+//! `bkt vm connect NAME`: from "VM off" to a Windows desktop. RDP when the
+//! guest answers on 3389 and a client is installed; SPICE otherwise, saying
+//! why. And `bkt vm ip NAME`, which shares the address discovery.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use console::style;
+
+use crate::exec::{Cmd, Sink};
+use crate::manifest;
+use crate::tools::rdp::{self, Client, Flavor, Outcome, Session};
+use crate::tools::viewer;
+use crate::tools::virsh::DomState;
+use crate::ui::{HintExt, Spinner, secs};
+use crate::vm::net::{self, PortState, RDP_PORT};
+use crate::vm::{Ctx, libvirt_error, validate_name};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// RDP, falling back to SPICE.
+    Auto,
+    /// RDP or fail.
+    RdpOnly,
+    /// SPICE only.
+    Spice,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub user: Option<String>,
+    pub timeout: Duration,
+    pub fullscreen: bool,
+    pub share: Option<PathBuf>,
+}
+
+const PASSWORD_ENV: &str = "BKT_VM_RDP_PASSWORD";
+const CLIENT_ENV: &str = "BKT_VM_RDP_CLIENT";
+
+/// Why RDP was not used; shown before the fallback (or as the error).
+struct NoRdp {
+    why: String,
+    hint: Option<String>,
+}
+
+fn graphical_session() -> Result<()> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if set("DISPLAY") || set("WAYLAND_DISPLAY") {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "no graphical session: neither DISPLAY nor WAYLAND_DISPLAY is set"
+    ))
+    .hint("run `bkt vm connect` from your desktop session (or over ssh -X)")
+}
+
+/// Bring the VM to running: start it if off, resume it if paused. Returns
+/// whether it was not running before (so the guest is still booting).
+fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
+    let cmd = match state {
+        DomState::Running | DomState::Blocked | DomState::ShuttingDown => return Ok(false),
+        DomState::Paused => {
+            println!("{name} is paused; resuming it");
+            ctx.virsh.resume(name)
+        }
+        DomState::Suspended => {
+            println!("{name} is suspended; waking it");
+            ctx.virsh.dompmwakeup(name)
+        }
+        DomState::ShutOff | DomState::Crashed | DomState::NoState => {
+            println!("{name} is {}; starting it", state.label());
+            ctx.virsh.start(name)
+        }
+    };
+    cmd.run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(true)
+}
+
+/// The RDP client to use: `$BKT_VM_RDP_CLIENT`, else the first candidate on
+/// PATH that can run in this session.
+pub fn find_client() -> Option<Client> {
+    let forced = std::env::var(CLIENT_ENV).ok().filter(|v| !v.is_empty());
+    let candidates: Vec<String> = match &forced {
+        Some(c) => vec![c.clone()],
+        None => rdp::CANDIDATES.iter().map(|s| s.to_string()).collect(),
+    };
+    let has = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    for program in candidates {
+        let base = program.rsplit('/').next().unwrap_or(&program).to_string();
+        if forced.is_none()
+            && ((base.starts_with('x') && !has("DISPLAY"))
+                || (base.starts_with("wl") && !has("WAYLAND_DISPLAY")))
+        {
+            continue;
+        }
+        if which::which(&program).is_err() {
+            continue;
+        }
+        if base == "remmina" {
+            return Some(Client {
+                program,
+                flavor: Flavor::Remmina,
+                version: None,
+            });
+        }
+        let version = rdp::version_cmd(&program)
+            .run_unchecked()
+            .ok()
+            .and_then(|o| rdp::parse_version(&o.stdout));
+        let flavor =
+            version
+                .as_deref()
+                .and_then(rdp::flavor_of)
+                .unwrap_or(if base.ends_with('3') {
+                    Flavor::FreeRdp3
+                } else {
+                    Flavor::FreeRdp2
+                });
+        return Some(Client {
+            program,
+            flavor,
+            version,
+        });
+    }
+    None
+}
+
+fn valid_user(u: &str) -> Result<()> {
+    if u.is_empty() || u.chars().any(|c| c.is_control()) || u.starts_with(['-', '/', '+']) {
+        bail!("invalid user name {u:?}");
+    }
+    Ok(())
+}
+
+/// `--user`, else the manifest's, else ask.
+fn user_name(ctx: &Ctx, name: &str, given: &Option<String>) -> Result<String> {
+    if let Some(u) = given {
+        valid_user(u)?;
+        return Ok(u.clone());
+    }
+    let m = manifest::load(&ctx.manifest)?;
+    if let Some(u) = m.get(name).and_then(|e| e.rdp_user.clone()) {
+        return Ok(u);
+    }
+    if std::io::stdin().is_terminal() {
+        let u: String = dialoguer::Input::new()
+            .with_prompt(format!("Windows user name for {name}"))
+            .validate_with(|s: &String| valid_user(s).map_err(|e| e.to_string()))
+            .interact_text()?;
+        return Ok(u);
+    }
+    Err(anyhow!("no Windows user name for {name}")).hint(format!(
+        "pass it once with --user: bkt vm connect {name} --user NAME"
+    ))
+}
+
+/// From the environment, else a prompt without echo. Never argv, never disk.
+fn password(user: &str, name: &str) -> Result<String> {
+    if let Ok(p) = std::env::var(PASSWORD_ENV) {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(dialoguer::Password::new()
+            .with_prompt(format!("Password for {user} on {name}"))
+            .allow_empty_password(true)
+            .interact()?);
+    }
+    Err(anyhow!("no password for {user} on {name}")).hint(format!(
+        "run it on a terminal to be asked, or set {PASSWORD_ENV}"
+    ))
+}
+
+fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
+    let known = manifest::load(&ctx.manifest)?;
+    match known.get(name) {
+        Some(e) if e.rdp_user.as_deref() != Some(user) => manifest::update(&ctx.manifest, |m| {
+            if let Some(e) = m.get_mut(name) {
+                e.rdp_user = Some(user.to_string());
+            }
+            Ok(())
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Where a client's chatter goes: `$XDG_CACHE_HOME/bkt/vm/NAME-rdp.log`.
+fn client_log(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let dir = base.join("bkt").join("vm");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let log = dir.join(format!("{name}-rdp.log"));
+    // Start each connection with a fresh log.
+    let _ = std::fs::remove_file(&log);
+    Some(log)
+}
+
+fn log_tail(path: &Option<PathBuf>) -> String {
+    let Some(p) = path else {
+        return String::new();
+    };
+    let text = std::fs::read_to_string(p).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(5)..].join("\n")
+}
+
+fn arrow(cmd: &Cmd, label: &str) {
+    println!("{} {label}{}", style("→").cyan(), cmd.display());
+}
+
+/// Try RDP. Ok(Ok(())) when a session ran; Ok(Err(NoRdp)) when RDP could
+/// not be had and SPICE may stand in; Err for failures SPICE cannot fix.
+fn try_rdp(
+    ctx: &Ctx,
+    name: &str,
+    opts: &Options,
+    started: bool,
+    deadline: Instant,
+) -> Result<std::result::Result<(), NoRdp>> {
+    let spinner = Spinner::new("looking for the VM's address");
+    let found = net::wait_ip(ctx, name, deadline, &spinner)?;
+    let Some((ip, source)) = found else {
+        spinner.clear();
+        return Ok(Err(NoRdp {
+            why: format!(
+                "no IPv4 address for {name} after {} (no DHCP lease, guest agent or ARP entry)",
+                secs(opts.timeout)
+            ),
+            hint: Some(
+                "the guest may still be booting, or its network driver (VirtIO) is missing".into(),
+            ),
+        }));
+    };
+    // A VM we just started is still booting: wait for RDP. One that was
+    // already running either answers now or has RDP off.
+    let state = if started {
+        net::wait_port(&ip, RDP_PORT, deadline, &spinner)
+    } else {
+        net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT)
+    };
+    spinner.clear();
+    match state {
+        PortState::Open => {}
+        PortState::Refused => {
+            return Ok(Err(NoRdp {
+                why: format!(
+                    "{ip}:{RDP_PORT} refused the connection: Remote Desktop is off in Windows"
+                ),
+                hint: Some(
+                    "turn it on in Windows: Settings → System → Remote Desktop (Windows Pro)"
+                        .into(),
+                ),
+            }));
+        }
+        PortState::NoAnswer => {
+            return Ok(Err(NoRdp {
+                why: format!(
+                    "no answer from {ip}:{RDP_PORT}: Windows is still booting, or its firewall drops Remote Desktop"
+                ),
+                hint: Some(format!(
+                    "wait a little and retry, or allow the \"Remote Desktop\" rule in Windows Defender Firewall (found {ip} by {})",
+                    source.as_str()
+                )),
+            }));
+        }
+    }
+
+    let Some(client) = find_client() else {
+        return Ok(Err(NoRdp {
+            why: "no RDP client found".into(),
+            hint: Some(
+                "install FreeRDP: apt install freerdp3-x11 (or freerdp2-x11) / dnf install freerdp"
+                    .into(),
+            ),
+        }));
+    };
+    let user = match client.flavor {
+        Flavor::Remmina => opts.user.clone(),
+        _ => Some(user_name(ctx, name, &opts.user)?),
+    };
+    let share = match &opts.share {
+        Some(p) => {
+            let p = std::fs::canonicalize(p).with_context(|| format!("--share {}", p.display()))?;
+            if !p.is_dir() {
+                bail!("--share {} is not a directory", p.display());
+            }
+            let s = p
+                .to_str()
+                .ok_or_else(|| anyhow!("--share {} is not valid UTF-8", p.display()))?
+                .to_string();
+            if s.contains(',') {
+                bail!("--share {s}: FreeRDP cannot share a path that contains a comma");
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let session = Session {
+        host: ip.clone(),
+        user: user.clone(),
+        title: name.to_string(),
+        fullscreen: opts.fullscreen,
+        share,
+    };
+    let cmd = rdp::argv(&client, &session).env_remove(PASSWORD_ENV);
+    let stdin = match client.flavor {
+        Flavor::Remmina => None,
+        _ => {
+            let u = user.as_deref().unwrap_or_default();
+            let pw = password(u, name)?;
+            if pw.contains(['\n', '\r']) {
+                bail!("the password contains a line break, which FreeRDP cannot read from stdin");
+            }
+            Some(format!("{pw}\n"))
+        }
+    };
+    if let Some(u) = &user {
+        remember_user(ctx, name, u)?;
+    }
+    let label = match (&client.flavor, &client.version) {
+        (Flavor::Remmina, _) => String::new(),
+        (_, Some(v)) => format!("FreeRDP {v}: "),
+        (_, None) => String::new(),
+    };
+    arrow(&cmd, &label);
+    let log = match client.flavor {
+        Flavor::Remmina => None,
+        _ => client_log(name),
+    };
+    let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
+    let status = cmd
+        .run_attached(stdin.as_deref().map(str::as_bytes), &sink)
+        .map_err(anyhow::Error::new)?;
+    if client.flavor == Flavor::Remmina {
+        return Ok(Ok(()));
+    }
+    let code = match status.code() {
+        Some(c) => c,
+        None => bail!("{} was killed ({status})", client.program),
+    };
+    let (outcome, words) = rdp::explain_exit(code);
+    let tail = log_tail(&log);
+    let detail = if tail.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n--- {} (last lines of {})\n{tail}",
+            client.program,
+            log.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    };
+    match outcome {
+        Outcome::Ended => Ok(Ok(())),
+        Outcome::ConnectFailed => Ok(Err(NoRdp {
+            why: format!("{} exited with code {code}: {words}", client.program),
+            hint: log.map(|p| format!("the client's log: {}", p.display())),
+        })),
+        Outcome::AuthFailed => Err(anyhow!(
+            "{} exited with code {code}: {words} for {}{detail}",
+            client.program,
+            user.unwrap_or_default()
+        ))
+        .hint(format!(
+            "check the user name and password (bkt vm connect {name} --user NAME); \
+             a Microsoft account logs in with its email address"
+        )),
+        Outcome::Failed => Err(anyhow!(
+            "{} exited with code {code}: {words}{detail}",
+            client.program
+        ))
+        .hint(format!(
+            "or use the SPICE console: bkt vm connect {name} --spice"
+        )),
+    }
+}
+
+fn spice(ctx: &Ctx, name: &str) -> Result<()> {
+    let cmd = if which::which("virt-viewer").is_ok() {
+        viewer::virt_viewer(&ctx.uri, name)
+    } else if which::which("remote-viewer").is_ok() {
+        let out = ctx
+            .virsh
+            .domdisplay(name)
+            .stdout()
+            .map_err(libvirt_error)
+            .with_context(|| format!("cannot find {name}'s SPICE display"))?;
+        let uri =
+            viewer::parse_domdisplay(&out).ok_or_else(|| anyhow!("{name} has no SPICE display"))?;
+        viewer::remote_viewer(&uri, name)
+    } else {
+        return Err(anyhow!(
+            "no SPICE viewer found (virt-viewer or remote-viewer)"
+        ))
+        .hint("install it: apt install virt-viewer / dnf install virt-viewer");
+    };
+    arrow(&cmd, "");
+    let status = cmd
+        .run_attached(None, &Sink::Inherit)
+        .map_err(anyhow::Error::new)?;
+    if status.success() {
+        Ok(())
+    } else {
+        bail!("`{}` failed ({status})", cmd.display())
+    }
+}
+
+pub fn run(ctx: &Ctx, name: &str, opts: &Options) -> Result<()> {
+    let (state, _) = ctx.require(name)?;
+    graphical_session()?;
+    let started = ensure_running(ctx, name, state)?;
+    if opts.mode == Mode::Spice {
+        return spice(ctx, name);
+    }
+    let deadline = Instant::now() + opts.timeout;
+    match try_rdp(ctx, name, opts, started, deadline)? {
+        Ok(()) => Ok(()),
+        Err(no) if opts.mode == Mode::RdpOnly => {
+            let err: Result<()> = Err(anyhow!("RDP: {}", no.why));
+            match no.hint {
+                Some(h) => err.hint(h),
+                None => err,
+            }
+        }
+        Err(no) => {
+            eprintln!("{} RDP: {}", style("✗").red(), no.why);
+            if let Some(h) = &no.hint {
+                eprintln!("  {h}");
+            }
+            println!("falling back to SPICE");
+            spice(ctx, name)
+        }
+    }
+}
+
+/// `bkt vm ip NAME`: the guest's IPv4 address, nothing else on stdout.
+pub fn ip(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
+    validate_name(name)?;
+    let (state, _) = ctx.require(name)?;
+    if !state.is_active() {
+        return Err(anyhow!("{name} is {}; it has no address", state.label()))
+            .hint(format!("start it first: bkt vm start {name}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let found = if timeout == 0 {
+        net::find_ip(ctx, name)
+    } else {
+        let spinner = Spinner::new("looking for the VM's address");
+        let f = net::wait_ip(ctx, name, deadline, &spinner)?;
+        spinner.clear();
+        f
+    };
+    match found {
+        Some((ip, _)) => {
+            println!("{ip}");
+            Ok(())
+        }
+        None => Err(anyhow!(
+            "no IPv4 address known for {name} (no DHCP lease, guest agent or ARP entry)"
+        ))
+        .hint(format!(
+            "it may still be booting: bkt vm ip {name} --timeout 120"
+        )),
+    }
+}
