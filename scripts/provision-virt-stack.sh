@@ -14,7 +14,7 @@ DEB_PACKAGES=(
   qemu-system-x86 qemu-system-modules-spice qemu-utils swtpm swtpm-tools ovmf
   xorriso dnsmasq-base iptables iproute2
   xvfb freerdp2-x11 virt-viewer
-  busybox-static cpio xz-utils gzip dosfstools mtools imagemagick
+  busybox-static cpio xz-utils gzip dosfstools mtools imagemagick x11-utils
 )
 DNF_PACKAGES=(
   libvirt-daemon-kvm libvirt-client virt-install qemu-kvm qemu-img swtpm
@@ -22,7 +22,7 @@ DNF_PACKAGES=(
 )
 # Programs whose presence means the stack is already installed.
 NEEDED_PROGRAMS=(virsh virt-install libvirtd virtlogd qemu-system-x86_64 qemu-img
-  swtpm xorriso Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert)
+  swtpm xorriso Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 

@@ -107,23 +107,34 @@ pub struct Spinner {
 
 impl Spinner {
     pub fn new(msg: &str) -> Spinner {
+        Spinner::start(Some(msg))
+    }
+
+    fn start(msg: Option<&str>) -> Spinner {
         let bar = if stderr_is_terminal() {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg} … {elapsed}")
                     .expect("static template"),
             );
-            bar.set_message(msg.to_string());
+            bar.set_message(msg.unwrap_or_default().to_string());
             bar.enable_steady_tick(Duration::from_millis(100));
             Some(bar)
         } else {
-            eprintln!("{msg} …");
+            if let Some(m) = msg {
+                eprintln!("{m} …");
+            }
             None
         };
         Spinner {
             bar,
             started: Instant::now(),
         }
+    }
+
+    /// A spinner that says nothing until told what it waits for.
+    pub fn quiet() -> Spinner {
+        Spinner::start(None)
     }
 
     /// Say what is being waited for now. Off a terminal, print it once.

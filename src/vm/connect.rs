@@ -229,7 +229,7 @@ fn try_rdp(
     started: bool,
     deadline: Instant,
 ) -> Result<std::result::Result<(), NoRdp>> {
-    let spinner = Spinner::new("looking for the VM's address");
+    let spinner = Spinner::quiet();
     let found = net::wait_ip(ctx, name, deadline, &spinner)?;
     let Some((ip, source)) = found else {
         spinner.clear();
@@ -388,7 +388,8 @@ fn try_rdp(
     }
 }
 
-fn spice(ctx: &Ctx, name: &str) -> Result<()> {
+/// Run the SPICE viewer; `label` says why, before the command line.
+fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
     let cmd = if which::which("virt-viewer").is_ok() {
         viewer::virt_viewer(&ctx.uri, name)
     } else if which::which("remote-viewer").is_ok() {
@@ -407,7 +408,7 @@ fn spice(ctx: &Ctx, name: &str) -> Result<()> {
         ))
         .hint("install it: apt install virt-viewer / dnf install virt-viewer");
     };
-    arrow(&cmd, "");
+    arrow(&cmd, label);
     let status = cmd
         .run_attached(None, &Sink::Inherit)
         .map_err(anyhow::Error::new)?;
@@ -423,7 +424,7 @@ pub fn run(ctx: &Ctx, name: &str, opts: &Options) -> Result<()> {
     graphical_session()?;
     let started = ensure_running(ctx, name, state)?;
     if opts.mode == Mode::Spice {
-        return spice(ctx, name);
+        return spice(ctx, name, "");
     }
     let deadline = Instant::now() + opts.timeout;
     match try_rdp(ctx, name, opts, started, deadline)? {
@@ -440,8 +441,7 @@ pub fn run(ctx: &Ctx, name: &str, opts: &Options) -> Result<()> {
             if let Some(h) = &no.hint {
                 eprintln!("  {h}");
             }
-            println!("falling back to SPICE");
-            spice(ctx, name)
+            spice(ctx, name, "falling back to SPICE: ")
         }
     }
 }
@@ -458,7 +458,7 @@ pub fn ip(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
     let found = if timeout == 0 {
         net::find_ip(ctx, name)
     } else {
-        let spinner = Spinner::new("looking for the VM's address");
+        let spinner = Spinner::quiet();
         let f = net::wait_ip(ctx, name, deadline, &spinner)?;
         spinner.clear();
         f

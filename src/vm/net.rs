@@ -84,6 +84,8 @@ fn ip_from(ctx: &Ctx, name: &str, source: AddrSource) -> Option<String> {
         .map(|a| a.addr)
 }
 
+pub const WAITING_FOR_IP: &str = "waiting for an IP address (lease, guest agent, ARP)";
+
 /// Poll [`find_ip`] until an address shows up or `deadline` passes.
 pub fn wait_ip(
     ctx: &Ctx,
@@ -91,13 +93,18 @@ pub fn wait_ip(
     deadline: Instant,
     spinner: &Spinner,
 ) -> Result<Option<(String, AddrSource)>> {
-    spinner.set_message("waiting for an IP address (lease, guest agent, ARP)");
+    let mut said = false;
     loop {
         if let Some(found) = find_ip(ctx, name) {
             return Ok(Some(found));
         }
         if Instant::now() >= deadline {
             return Ok(None);
+        }
+        // Only a real wait is announced.
+        if !said {
+            spinner.set_message(WAITING_FOR_IP);
+            said = true;
         }
         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }
@@ -106,12 +113,16 @@ pub fn wait_ip(
 /// Poll the port until it answers or `deadline` passes; returns the last
 /// state seen.
 pub fn wait_port(ip: &str, port: u16, deadline: Instant, spinner: &Spinner) -> PortState {
-    spinner.set_message(&format!("waiting for Remote Desktop on {ip}:{port}"));
+    let mut said = false;
     loop {
         let started = Instant::now();
         let st = probe(ip, port, PROBE_TIMEOUT);
         if st == PortState::Open || Instant::now() >= deadline {
             return st;
+        }
+        if !said {
+            spinner.set_message(&format!("waiting for Remote Desktop on {ip}:{port}"));
+            said = true;
         }
         let next = started + POLL;
         std::thread::sleep(

@@ -564,11 +564,142 @@ fn tiny_guests(env: &Env) {
     let (o, _) = text(&env.bkt(&["vm", "start", "e2e-tiny"]));
     assert_eq!(o, "e2e-tiny is already running\n");
 
+    connect_from_shut_off(env);
+
     // Unmanaged VMs are destroyed with what they own, too.
     ok(&env.bkt(&["vm", "destroy", "e2e-tiny", "--yes"]));
     ok(&env.bkt(&["vm", "destroy", "e2e-deaf", "--yes"]));
     assert!(!domains().iter().any(|d| d.starts_with("e2e-")));
     assert!(env.guest_dir.join("vmlinuz").exists());
+}
+
+/// An X server of our own for the GUI clients; ended by PID on drop.
+struct Xvfb {
+    child: std::process::Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start(n: u32) -> Xvfb {
+        let display = format!(":{n}");
+        let child = Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt install xvfb)");
+        let sock = format!("/tmp/.X11-unix/X{n}");
+        wait_for("Xvfb", Duration::from_secs(20), || {
+            Path::new(&sock).exists().then_some(())
+        });
+        Xvfb { child, display }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The PIDs of a process's children.
+fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// From shut off, `connect` starts the guest, finds its lease, sees 3389
+/// open, runs the real xfreerdp (which fails on the stand-in listener) and
+/// falls back to the real virt-viewer, whose window shows on the display.
+fn connect_from_shut_off(env: &Env) {
+    eprintln!("== connect");
+    let name = "e2e-tiny";
+    ok(&env.bkt(&["vm", "stop", name, "--force"]));
+    let x = Xvfb::start(77);
+    let out_path = env.work.path().join("connect.out");
+    let err_path = env.work.path().join("connect.err");
+    let mut bkt = Command::new(env!("CARGO_BIN_EXE_bkt"))
+        .args(["vm", "connect", name, "--user", "anna", "--timeout", "120"])
+        .env("BKT_VM_MANIFEST", env.manifest())
+        .env("NO_COLOR", "1")
+        .env("DISPLAY", &x.display)
+        .env("XDG_CACHE_HOME", env.work.path())
+        .env("BKT_VM_RDP_PASSWORD", "not-a-real-password")
+        .env("BKT_VM_RDP_CLIENT", "xfreerdp")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let window = wait_for("the viewer's window", Duration::from_secs(180), || {
+        let tree = ok(&run(
+            "xwininfo",
+            &["-display", &x.display, "-root", "-tree"],
+        ));
+        tree.lines()
+            .find(|l| l.contains(name) && l.contains("virt-viewer"))
+            .map(|l| l.trim().to_string())
+    });
+    eprintln!("  window: {window}");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-artifacts");
+    fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("connect-fallback-viewer.png");
+    ok(&run(
+        "import",
+        &[
+            "-display",
+            &x.display,
+            "-window",
+            "root",
+            shot.to_str().unwrap(),
+        ],
+    ));
+    assert!(fs::metadata(&shot).unwrap().len() > 1000);
+    eprintln!("  screenshot: {}", shot.display());
+
+    // Close the viewer (our grandchild, by PID); connect then returns.
+    for pid in children(bkt.id()) {
+        ok(&run("kill", &[&pid.to_string()]));
+    }
+    bkt.wait().unwrap();
+    let stdout = fs::read_to_string(&out_path).unwrap();
+    let stderr = fs::read_to_string(&err_path).unwrap();
+    eprintln!("$ bkt vm connect {name} --user anna\n{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{name} is shut off; starting it\n")),
+        "{stdout}"
+    );
+    let ip = ok(&env.bkt(&["vm", "ip", name])).trim().to_string();
+    let domifaddr = ok(&virsh(&["domifaddr", name]));
+    assert!(
+        domifaddr.contains(&format!(" {ip}/")),
+        "bkt vm ip {ip} vs\n{domifaddr}"
+    );
+    assert!(stdout.contains(&format!(
+        "→ FreeRDP 2.11.7: xfreerdp /v:{ip} /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /t:{name}\n"
+    )), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "→ falling back to SPICE: virt-viewer --connect qemu:///system --attach {name}\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("✗ RDP: xfreerdp exited with code 147: connection failed (transport)"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("not-a-real-password") && !stderr.contains("not-a-real-password"));
+    let log = env.work.path().join(format!("bkt/vm/{name}-rdp.log"));
+    let log_text = fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("ERRCONNECT_CONNECT_TRANSPORT_FAILED"),
+        "{log_text}"
+    );
+    assert!(!log_text.contains("not-a-real-password"));
 }
 
 fn libvirtd_stopped(env: &Env) {

@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod connect;
 mod create;
 mod lifecycle;
 mod status;

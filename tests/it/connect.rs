@@ -1,0 +1,452 @@
+//! `bkt vm connect` and `bkt vm ip` against fakes: fake virsh, fake RDP
+//! clients and viewers, and a real listener on a loopback address standing
+//! in for the guest's port 3389.
+
+use std::net::TcpListener;
+
+use crate::harness::{URI, World, fixture};
+
+const PW: &str = "hunter2 with spaces";
+
+/// `domifaddr --source lease` answers with `ip` (a loopback address).
+fn lease(w: &World, name: &str, ip: &str) {
+    w.rule("virsh", &format!("* domifaddr {name} --source lease"))
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", ip));
+}
+
+fn running(w: &World, name: &str) {
+    w.rule("virsh", &format!("* domstate --reason {name}"))
+        .out("running (booted)\n");
+}
+
+/// A fake FreeRDP: `/version` prints `version`; a session saves its stdin
+/// and whether the password variable reached it, then exits with `code`.
+fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
+    w.install_fake(tool);
+    w.rule(tool, "/version")
+        .out(&format!("This is FreeRDP version {version} (n/a)\n"));
+    w.rule(tool, "/v:*")
+        .sh(&format!(
+            "/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\necho \"${{BKT_VM_RDP_PASSWORD-unset}}\" >\"$FAKE_DIR/{tool}.env\"\n"
+        ))
+        .code(code);
+}
+
+fn world() -> World {
+    World::new()
+        .env("DISPLAY", ":42")
+        .env("BKT_VM_RDP_PASSWORD", PW)
+}
+
+fn no_password_in_argv(w: &World) {
+    for c in w.call_lines() {
+        assert!(!c.contains("hunter2"), "password in argv: {c}");
+    }
+}
+
+#[test]
+fn rdp_with_freerdp3_password_on_stdin_only() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.11:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.11");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "→ FreeRDP 3.10.3: xfreerdp3 /v:127.0.0.11 /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows\n"
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            "xfreerdp3 /version".to_string(),
+            "xfreerdp3 /v:127.0.0.11 /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows".to_string(),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
+        format!("{PW}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp3.env")).unwrap(),
+        "unset\n",
+        "the password variable must not reach the client"
+    );
+    no_password_in_argv(&w);
+}
+
+#[test]
+fn freerdp2_and_xfreerdp_that_is_3() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.12:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.12");
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    let share = w.path("isos");
+    let r = w.bkt(&[
+        "vm",
+        "connect",
+        "windows",
+        "--user",
+        "anna",
+        "--fullscreen",
+        "--share",
+        share.to_str().unwrap(),
+    ]);
+    r.success();
+    let last = w.call_lines().pop().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "xfreerdp /v:127.0.0.12 /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /drive:bkt,{} /f /t:windows",
+            std::fs::canonicalize(&share).unwrap().display()
+        )
+    );
+
+    let w = world();
+    let _port2 = TcpListener::bind("127.0.0.13:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.13");
+    freerdp(&w, "xfreerdp", "3.5.1", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .contains(" +dynamic-resolution ")
+    );
+}
+
+#[test]
+fn client_order_and_remmina() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.14:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.14");
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    freerdp(&w, "sdl-freerdp3", "3.10.3", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .starts_with("sdl-freerdp3 /v:127.0.0.14 ")
+    );
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("xfreerdp")));
+
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.15:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.15");
+    w.install_fake("remmina");
+    w.rule("remmina", "*")
+        .sh("/bin/cat >\"$FAKE_DIR/remmina.stdin\"\n");
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert_eq!(r.stdout(), "→ remmina -c rdp://anna@127.0.0.15\n");
+    assert_eq!(
+        std::fs::read_to_string(w.path("remmina.stdin")).unwrap(),
+        ""
+    );
+}
+
+#[test]
+fn pinned_client_from_the_environment() {
+    let w = world().env("BKT_VM_RDP_CLIENT", "xfreerdp");
+    let _port = TcpListener::bind("127.0.0.16:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.16");
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    freerdp(&w, "sdl-freerdp3", "3.10.3", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(w.call_lines().pop().unwrap().starts_with("xfreerdp /v:"));
+}
+
+fn viewer(w: &World) {
+    w.install_fake("virt-viewer");
+    w.rule("virt-viewer", "*");
+}
+
+#[test]
+fn connection_failure_falls_back_to_spice() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.17:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.17");
+    freerdp(&w, "xfreerdp3", "3.10.3", 147);
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert!(
+        r.stdout().ends_with(
+            "→ falling back to SPICE: virt-viewer --connect qemu:///system --attach windows\n"
+        ),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stderr().starts_with(
+        "✗ RDP: xfreerdp3 exited with code 147: connection failed (transport)\n  the client's log: "
+    ), "{}", r.stderr());
+    assert_eq!(
+        w.call_lines().pop().unwrap(),
+        "virt-viewer --connect qemu:///system --attach windows"
+    );
+}
+
+#[test]
+fn rdp_only_fails_instead_of_falling_back() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.18:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.18");
+    freerdp(&w, "xfreerdp3", "3.10.3", 147);
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna", "--rdp"]);
+    r.failure();
+    assert!(r.stderr().starts_with("error: RDP: xfreerdp3 exited with code 147: connection failed (transport)\nhint: the client's log: "), "{}", r.stderr());
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
+}
+
+#[test]
+fn authentication_failure_is_an_error_not_a_fallback() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.19:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.19");
+    freerdp(&w, "xfreerdp3", "3.10.3", 132);
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert!(
+        r.stderr()
+            .starts_with("error: xfreerdp3 exited with code 132: authentication failed for anna"),
+        "{}",
+        r.stderr()
+    );
+    assert!(r.stderr().ends_with("hint: check the user name and password (bkt vm connect windows --user NAME); a Microsoft account logs in with its email address\n"), "{}", r.stderr());
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
+}
+
+#[test]
+fn rdp_off_in_windows_is_said_and_spice_used() {
+    let w = world();
+    // Nothing listens on 127.0.0.20:3389: the "guest" refuses.
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.20");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert_eq!(
+        r.stderr(),
+        "✗ RDP: 127.0.0.20:3389 refused the connection: Remote Desktop is off in Windows\n  turn it on in Windows: Settings → System → Remote Desktop (Windows Pro)\n"
+    );
+    assert!(
+        !w.call_lines()
+            .iter()
+            .any(|c| c.starts_with("xfreerdp3 /v:"))
+    );
+}
+
+#[test]
+fn no_client_then_no_viewer() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.21:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.21");
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert!(
+        r.stderr()
+            .starts_with("✗ RDP: no RDP client found\n  install FreeRDP: "),
+        "{}",
+        r.stderr()
+    );
+
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.22:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.22");
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert!(r.stderr().ends_with("error: no SPICE viewer found (virt-viewer or remote-viewer)\nhint: install it: apt install virt-viewer / dnf install virt-viewer\n"), "{}", r.stderr());
+}
+
+#[test]
+fn remote_viewer_uses_domdisplay() {
+    let w = world();
+    running(&w, "windows");
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out(&fixture("virsh/domdisplay-spice.txt"));
+    w.install_fake("remote-viewer");
+    w.rule("remote-viewer", "*");
+    let r = w.bkt(&["vm", "connect", "windows", "--spice"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "→ remote-viewer --title windows spice://127.0.0.1:5900\n"
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domdisplay --type spice windows"),
+            "remote-viewer --title windows spice://127.0.0.1:5900".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn from_shut_off_it_starts_waits_for_the_address_and_the_port() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.23:3389").unwrap();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.rule("virsh", "* start windows")
+        .out("Domain 'windows' started\n");
+    // No address for the first two rounds of lease, agent, ARP.
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease-none.txt"))
+        .times(2);
+    w.rule("virsh", "* domifaddr windows --source agent")
+        .err(&fixture("virsh/domifaddr-agent-unavailable.txt"))
+        .code(1);
+    w.rule("virsh", "* domifaddr windows --source arp")
+        .out(&fixture("virsh/domifaddr-arp.txt"));
+    lease(&w, "windows", "127.0.0.23");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert!(
+        r.stdout()
+            .starts_with("windows is shut off; starting it\n→ FreeRDP 3.10.3: "),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(
+        r.stderr(),
+        "waiting for an IP address (lease, guest agent, ARP) …\n"
+    );
+    let lease_calls = w
+        .call_lines()
+        .iter()
+        .filter(|c| c.ends_with("--source lease"))
+        .count();
+    assert_eq!(lease_calls, 3);
+}
+
+#[test]
+fn no_address_before_the_timeout() {
+    let w = world();
+    running(&w, "windows");
+    w.rule("virsh", "* domifaddr *")
+        .out(&fixture("virsh/domifaddr-lease-none.txt"));
+    viewer(&w);
+    let t = std::time::Instant::now();
+    let r = w.bkt(&["vm", "connect", "windows", "--timeout", "1"]);
+    r.success();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert!(r.stderr().contains("✗ RDP: no IPv4 address for windows after 1s (no DHCP lease, guest agent or ARP entry)\n"), "{}", r.stderr());
+    let r = w.bkt(&["vm", "connect", "windows", "--timeout", "1", "--rdp"]);
+    r.failure();
+}
+
+#[test]
+fn no_graphical_session() {
+    let w = World::new();
+    running(&w, "windows");
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no graphical session: neither DISPLAY nor WAYLAND_DISPLAY is set\nhint: run `bkt vm connect` from your desktop session (or over ssh -X)\n"
+    );
+}
+
+#[test]
+fn user_and_password_without_a_terminal() {
+    let w = World::new().env("DISPLAY", ":42");
+    let _port = TcpListener::bind("127.0.0.24:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.24");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no Windows user name for windows\nhint: pass it once with --user: bkt vm connect windows --user NAME\n"
+    );
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert!(r.stderr().ends_with("error: no password for anna on windows\nhint: run it on a terminal to be asked, or set BKT_VM_RDP_PASSWORD\n"), "{}", r.stderr());
+    assert!(
+        !w.call_lines()
+            .iter()
+            .any(|c| c.starts_with("xfreerdp3 /v:"))
+    );
+}
+
+#[test]
+fn the_user_is_remembered() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.25:3389").unwrap();
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": "/w.qcow2", "created": "2026-01-25", "uri": URI}]}),
+    );
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.25");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert_eq!(w.manifest()["vms"][0]["rdp_user"], "anna");
+    let text = std::fs::read_to_string(w.manifest_path()).unwrap();
+    assert!(!text.contains("hunter2"));
+    w.bkt(&["vm", "connect", "windows"]).success();
+    assert!(w.call_lines().pop().unwrap().contains(" /u:anna "));
+}
+
+#[test]
+fn ip_for_scripts() {
+    let w = World::new();
+    running(&w, "windows");
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease-none.txt"));
+    w.rule("virsh", "* domifaddr windows --source agent")
+        .err(&fixture("virsh/domifaddr-agent-unavailable.txt"))
+        .code(1);
+    w.rule("virsh", "* domifaddr windows --source arp")
+        .out(&fixture("virsh/domifaddr-arp-tiny.txt").replace("192.168.122.40/0", "127.0.0.40/0"));
+    let r = w.bkt(&["vm", "ip", "windows"]);
+    r.success();
+    assert_eq!(r.stdout(), "127.0.0.40\n");
+    assert_eq!(r.stderr(), "");
+
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    let r = w.bkt(&["vm", "ip", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: windows is shut off; it has no address\nhint: start it first: bkt vm start windows\n"
+    );
+
+    let w = World::new();
+    running(&w, "windows");
+    w.rule("virsh", "* domifaddr *")
+        .out(&fixture("virsh/domifaddr-lease-none.txt"));
+    let r = w.bkt(&["vm", "ip", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no IPv4 address known for windows (no DHCP lease, guest agent or ARP entry)\nhint: it may still be booting: bkt vm ip windows --timeout 120\n"
+    );
+}
