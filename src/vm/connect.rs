@@ -245,10 +245,12 @@ fn try_rdp(
     };
     // A VM we just started is still booting: wait for RDP. One that was
     // already running either answers now or has RDP off.
-    let state = if started {
-        net::wait_port(&ip, RDP_PORT, deadline, &spinner)
+    let (ip, state) = if started {
+        let mut refresh = || net::find_ip(ctx, name).map(|(ip, _)| ip);
+        net::wait_port(&ip, RDP_PORT, deadline, &spinner, &mut refresh)
     } else {
-        net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT)
+        let st = net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT);
+        (ip, st)
     };
     spinner.clear();
     match state {

@@ -110,19 +110,40 @@ pub fn wait_ip(
     }
 }
 
-/// Poll the port until it answers or `deadline` passes; returns the last
+/// How often a wait for the port asks libvirt again for the address: right
+/// after a start, libvirt reports the previous boot's lease, and the guest
+/// may come up with another one.
+pub const REFRESH_IP: Duration = Duration::from_secs(5);
+
+/// Poll the port until it answers or `deadline` passes, following the
+/// address if `refresh` reports a new one. Returns the address and the last
 /// state seen.
-pub fn wait_port(ip: &str, port: u16, deadline: Instant, spinner: &Spinner) -> PortState {
+pub fn wait_port(
+    ip: &str,
+    port: u16,
+    deadline: Instant,
+    spinner: &Spinner,
+    refresh: &mut dyn FnMut() -> Option<String>,
+) -> (String, PortState) {
+    let mut ip = ip.to_string();
     let mut said = false;
+    let mut refreshed = Instant::now();
     loop {
         let started = Instant::now();
-        let st = probe(ip, port, PROBE_TIMEOUT);
+        let st = probe(&ip, port, PROBE_TIMEOUT);
         if st == PortState::Open || Instant::now() >= deadline {
-            return st;
+            return (ip, st);
         }
         if !said {
             spinner.set_message(&format!("waiting for Remote Desktop on {ip}:{port}"));
             said = true;
+        }
+        if refreshed.elapsed() >= REFRESH_IP {
+            refreshed = Instant::now();
+            if let Some(new) = refresh().filter(|n| *n != ip) {
+                ip = new;
+                spinner.set_message(&format!("waiting for Remote Desktop on {ip}:{port}"));
+            }
         }
         let next = started + POLL;
         std::thread::sleep(

@@ -450,3 +450,40 @@ fn ip_for_scripts() {
         "error: no IPv4 address known for windows (no DHCP lease, guest agent or ARP entry)\nhint: it may still be booting: bkt vm ip windows --timeout 120\n"
     );
 }
+
+#[test]
+fn a_stale_lease_is_followed_to_the_new_address() {
+    // Right after a start libvirt still reports the previous boot's lease;
+    // the guest then comes up on another address.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.31:3389").unwrap();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.rule("virsh", "* start windows")
+        .out("Domain 'windows' started\n");
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.30"))
+        .times(1);
+    lease(&w, "windows", "127.0.0.31");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&[
+        "vm",
+        "connect",
+        "windows",
+        "--user",
+        "anna",
+        "--timeout",
+        "30",
+    ]);
+    r.success();
+    assert_eq!(
+        r.stderr(),
+        "waiting for Remote Desktop on 127.0.0.30:3389 …\nwaiting for Remote Desktop on 127.0.0.31:3389 …\n"
+    );
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .starts_with("xfreerdp3 /v:127.0.0.31 ")
+    );
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Benchmark: how much time `bkt vm connect` adds before the RDP client starts.
+#
+#  1. Running guest whose port already answers: the time from launching
+#     `bkt vm connect` to the client's start, beside the time to launch the
+#     bare client. Goal: under 300 ms of our own overhead.
+#  2. From shut off: the time from the moment the port first answers to the
+#     client's start. Goal: under one polling interval (at most 1 s).
+#
+# Everything runs against fakes (tests/fakes/fake.sh as virsh and as the RDP
+# client) and a listener on 127.0.0.50:3389 that this script starts and ends.
+#
+#   scripts/bench-connect.sh [RUNS]     (default 10)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RUNS=${1:-10}
+IP=127.0.0.50
+
+cargo build --release --quiet
+BKT=$PWD/target/release/bkt
+work=$(mktemp -d)
+listener_pid=""
+cleanup() {
+  [[ -n $listener_pid ]] && kill "$listener_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_listener() {
+  python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 3389))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+' "$IP" >"$work/listener.out" &
+  listener_pid=$!
+  until grep -q ready "$work/listener.out" 2>/dev/null; do sleep 0.01; done
+}
+stop_listener() {
+  kill "$listener_pid" 2>/dev/null || true
+  wait "$listener_pid" 2>/dev/null || true
+  listener_pid=""
+  : >"$work/listener.out"
+}
+
+setup() { # $1: domstate answer
+  rm -rf "$work/w"
+  mkdir -p "$work/w/bin" "$work/w/rules"
+  for t in virsh xfreerdp3; do
+    cp tests/fakes/fake.sh "$work/w/bin/$t"
+    chmod +x "$work/w/bin/$t"
+  done
+  : >"$work/w/log"
+  local r=$work/w/rules
+  printf 'virsh\t* domstate --reason windows' >"$r/0.match"
+  printf '%s\n' "$1" >"$r/0.out"
+  printf 'virsh\t* start windows' >"$r/1.match"
+  printf 'virsh\t* domifaddr windows --source lease' >"$r/2.match"
+  printf ' Name       MAC address          Protocol     Address\n---\n vnet0      52:54:00:b4:b3:60    ipv4         %s/8\n' "$IP" >"$r/2.out"
+  printf 'xfreerdp3\t/version' >"$r/3.match"
+  echo "This is FreeRDP version 3.10.3 (n/a)" >"$r/3.out"
+  printf 'xfreerdp3\t/v:*' >"$r/4.match"
+  # The client's first act: note the time it started.
+  # shellcheck disable=SC2016  # expanded by the fake, not here
+  printf '/bin/date +%%s%%N >"$FAKE_DIR/started"\n/bin/cat >/dev/null\n' >"$r/4.sh"
+}
+
+run_connect() {
+  env -i PATH="$work/w/bin" HOME="$work/w" FAKE_DIR="$work/w" DISPLAY=:0 \
+    BKT_VM_MANIFEST="$work/w/vms.json" BKT_VM_RDP_PASSWORD=x \
+    "$BKT" vm connect windows --user anna --timeout 30 >/dev/null 2>&1
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "1. running guest, port answering ($RUNS runs, median)"
+start_listener
+setup "running (booted)"
+: >"$work/ours" ; : >"$work/bare"
+for ((i = 0; i < RUNS; i++)); do
+  t0=$(date +%s%N)
+  run_connect
+  t1=$(cat "$work/w/started")
+  echo $(((t1 - t0) / 1000)) >>"$work/ours"
+  t0=$(date +%s%N)
+  env -i PATH="$work/w/bin" FAKE_DIR="$work/w" "$work/w/bin/xfreerdp3" /v:$IP </dev/null
+  t1=$(cat "$work/w/started")
+  echo $(((t1 - t0) / 1000)) >>"$work/bare"
+done
+stop_listener
+ours=$(median <"$work/ours")
+bare=$(median <"$work/bare")
+printf '   connect to client start: %6.1f ms\n' "$(awk -v v="$ours" 'BEGIN{print v/1000}')"
+printf '   bare client start:       %6.1f ms\n' "$(awk -v v="$bare" 'BEGIN{print v/1000}')"
+printf '   our overhead:            %6.1f ms   (goal: < 300 ms)\n' "$(awk -v a="$ours" -v b="$bare" 'BEGIN{print (a-b)/1000}')"
+
+echo "2. from shut off: port first answers -> client starts ($RUNS runs, median)"
+setup "shut off (shutdown)"
+: >"$work/lag"
+for ((i = 0; i < RUNS; i++)); do
+  rm -f "$work/w/started"
+  run_connect &
+  bkt_pid=$!
+  # Let bkt get to its wait for the port, then open the port at a varying
+  # phase of its polling interval.
+  sleep "0.$((7 + i % 5))"
+  start_listener
+  t_open=$(date +%s%N)
+  wait "$bkt_pid"
+  t1=$(cat "$work/w/started")
+  echo $(((t1 - t_open) / 1000)) >>"$work/lag"
+  stop_listener
+done
+lag=$(median <"$work/lag")
+max=$(sort -n "$work/lag" | tail -1)
+printf '   port answers -> client:  %6.1f ms median, %6.1f ms worst   (goal: <= 1000 ms)\n' \
+  "$(awk -v v="$lag" 'BEGIN{print v/1000}')" "$(awk -v v="$max" 'BEGIN{print v/1000}')"
