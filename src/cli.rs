@@ -164,6 +164,25 @@ pub enum VmCommand {
         share: Option<PathBuf>,
     },
 
+    /// Consistent snapshots: the disk, the UEFI variables and the TPM together.
+    #[command(
+        long_about = "Consistent \"known good\" snapshots of a VM: the disk, the UEFI variables \
+        (NVRAM) and the TPM state, taken together while the VM is shut off.\n\n\
+        A disk-only snapshot leaves the NVRAM and TPM behind, and reverting one can end at a \
+        BitLocker recovery screen; these do not. The NVRAM and TPM copies are kept in \
+        <images>/<vm>.snapshots/ (root only, like libvirt's own files), and `destroy` removes \
+        them with the VM.",
+        after_help = "Examples:\n  \
+        bkt vm snapshot create windows before-update --description 'before the 24H2 update'\n  \
+        bkt vm snapshot list windows\n  \
+        bkt vm snapshot revert windows before-update\n  \
+        bkt vm snapshot delete windows before-update"
+    )]
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+
     /// Print the VM's IPv4 address (for scripts).
     Ip {
         /// The VM's name.
@@ -189,6 +208,48 @@ pub enum VmCommand {
         /// Keep the disk image(s).
         #[arg(long)]
         keep_disk: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot (the VM is shut down first, with your consent).
+    Create {
+        /// The VM's name.
+        name: String,
+        /// The snapshot's name.
+        snap: String,
+        /// What this state is (shown by `list`).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        description: String,
+        /// Shut the VM down without asking if it is running.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// List snapshots: name, date, description, size, and the current one.
+    List {
+        /// The VM's name.
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go back to a snapshot: disk, NVRAM and TPM (everything since is lost).
+    Revert {
+        /// The VM's name.
+        name: String,
+        /// The snapshot's name.
+        snap: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Delete a snapshot and free its space.
+    Delete {
+        /// The VM's name.
+        name: String,
+        /// The snapshot's name.
+        snap: String,
     },
 }
 

@@ -102,6 +102,36 @@ impl Virsh {
         self.cmd(["dompmwakeup", name])
     }
 
+    /// A disk snapshot of a shut-off domain (internal, in the qcow2).
+    pub fn snapshot_create(&self, name: &str, snap: &str, description: &str) -> Cmd {
+        self.cmd([
+            "snapshot-create-as",
+            "--domain",
+            name,
+            "--name",
+            snap,
+            "--description",
+            description,
+            "--atomic",
+        ])
+    }
+
+    pub fn snapshot_revert(&self, name: &str, snap: &str) -> Cmd {
+        self.cmd(["snapshot-revert", name, snap])
+    }
+
+    pub fn snapshot_delete(&self, name: &str, snap: &str) -> Cmd {
+        self.cmd(["snapshot-delete", name, snap])
+    }
+
+    pub fn snapshot_names(&self, name: &str) -> Cmd {
+        self.cmd(["snapshot-list", name, "--name"])
+    }
+
+    pub fn snapshot_current(&self, name: &str) -> Cmd {
+        self.cmd(["snapshot-current", name, "--name"])
+    }
+
     pub fn domcapabilities(&self, virt_type: &str) -> Cmd {
         self.cmd([
             "domcapabilities",
@@ -500,6 +530,7 @@ pub struct DomDisk {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DomainXml {
     pub name: String,
+    pub uuid: String,
     pub disks: Vec<DomDisk>,
     pub nvram: Option<String>,
     pub tpm_emulator: bool,
@@ -514,6 +545,12 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
         name: root
             .children()
             .find(|n| n.has_tag_name("name"))
+            .and_then(|n| n.text())
+            .unwrap_or_default()
+            .to_string(),
+        uuid: root
+            .children()
+            .find(|n| n.has_tag_name("uuid"))
             .and_then(|n| n.text())
             .unwrap_or_default()
             .to_string(),
@@ -549,6 +586,15 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
         }
     }
     Ok(d)
+}
+
+/// One name a line, as `snapshot-list --name` and `list --name` print them.
+pub fn parse_names(out: &str) -> Vec<String> {
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// libvirt's "not found" errors for a domain, across versions.
@@ -738,6 +784,22 @@ mod tests {
         );
         assert!(d.tpm_emulator);
         assert_eq!(d.macs.len(), 1);
+    }
+
+    #[test]
+    fn snapshots() {
+        assert_eq!(
+            parse_names(&fx("snapshot-list-name.txt")),
+            ["clean", "second"]
+        );
+        assert_eq!(parse_names(&fx("snapshot-current-name.txt")), ["second"]);
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.snapshot_create("w", "clean", "fresh install").display(),
+            "virsh -c qemu:///system snapshot-create-as --domain w --name clean --description 'fresh install' --atomic"
+        );
+        let d = parse_domain_xml(&fx("dumpxml-windows-running.xml")).unwrap();
+        assert_eq!(d.uuid.len(), 36);
     }
 
     #[test]

@@ -97,7 +97,18 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
     }
     disks.retain(|d| !media.contains(d));
 
+    // bkt's snapshot copies (NVRAM, TPM) live beside the disk.
+    let snap_roots: Vec<std::path::PathBuf> = disks
+        .iter()
+        .filter_map(|d| crate::vm::snapshot::root_for(d, name))
+        .collect();
     let mut failed = Vec::new();
+    for r in &snap_roots {
+        match std::fs::remove_dir_all(r) {
+            Ok(()) => removed.push(format!("snapshots {}", r.display())),
+            Err(e) => failed.push(format!("{}: {e}", r.display())),
+        }
+    }
     for d in &disks {
         if keep_disk {
             kept.push(format!("disk {d}"));

@@ -5,6 +5,7 @@ pub mod create;
 pub mod destroy;
 pub mod net;
 pub mod preflight;
+pub mod snapshot;
 pub mod start;
 pub mod status;
 pub mod stop;
@@ -15,7 +16,7 @@ use std::sync::LazyLock;
 use anyhow::{Context, Result, anyhow, bail};
 use regex::Regex;
 
-use crate::cli::{Global, VmCommand};
+use crate::cli::{Global, SnapshotCommand, VmCommand};
 use crate::exec::ExecError;
 use crate::manifest;
 use crate::tools::virsh::{self, DomState, Virsh};
@@ -199,6 +200,19 @@ pub fn run(global: &Global, command: VmCommand) -> Result<()> {
             },
         ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
+        VmCommand::Snapshot { command } => match command {
+            SnapshotCommand::Create {
+                name,
+                snap,
+                description,
+                yes,
+            } => snapshot::create(&ctx, &name, &snap, &description, yes),
+            SnapshotCommand::List { name, json } => snapshot::list(&ctx, &name, json),
+            SnapshotCommand::Revert { name, snap, yes } => {
+                snapshot::revert(&ctx, &name, &snap, yes)
+            }
+            SnapshotCommand::Delete { name, snap } => snapshot::delete(&ctx, &name, &snap),
+        },
         VmCommand::Destroy {
             name,
             yes,
