@@ -103,17 +103,14 @@ impl Virsh {
     }
 
     /// A disk snapshot of a shut-off domain (internal, in the qcow2).
+    /// virsh refuses an empty `--description`, so none is passed then.
     pub fn snapshot_create(&self, name: &str, snap: &str, description: &str) -> Cmd {
-        self.cmd([
-            "snapshot-create-as",
-            "--domain",
-            name,
-            "--name",
-            snap,
-            "--description",
-            description,
-            "--atomic",
-        ])
+        let mut args = vec!["snapshot-create-as", "--domain", name, "--name", snap];
+        if !description.is_empty() {
+            args.extend(["--description", description]);
+        }
+        args.push("--atomic");
+        self.cmd(args)
     }
 
     pub fn snapshot_revert(&self, name: &str, snap: &str) -> Cmd {
@@ -797,6 +794,10 @@ mod tests {
         assert_eq!(
             v.snapshot_create("w", "clean", "fresh install").display(),
             "virsh -c qemu:///system snapshot-create-as --domain w --name clean --description 'fresh install' --atomic"
+        );
+        assert_eq!(
+            v.snapshot_create("w", "clean", "").display(),
+            "virsh -c qemu:///system snapshot-create-as --domain w --name clean --atomic"
         );
         let d = parse_domain_xml(&fx("dumpxml-windows-running.xml")).unwrap();
         assert_eq!(d.uuid.len(), 36);

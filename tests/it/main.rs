@@ -7,6 +7,7 @@ mod cli;
 mod connect;
 mod create;
 mod lifecycle;
+mod snapshot;
 mod status;
 
 /// Replace what differs between machines: the temporary directory and the
