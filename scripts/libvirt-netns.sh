@@ -39,6 +39,15 @@ cleanup() {
       if ! grep -qxF "$d" <<<"$domains_before"; then
         log "removing domain $d"
         virsh -q -c qemu:///system destroy "$d" >/dev/null 2>&1
+        # Its disk images (never its CD-ROMs: those are install media) and
+        # the snapshot copies bkt keeps beside them.
+        local kind dev path
+        while read -r kind dev _ path; do
+          if [[ $kind == file && $dev == disk && -n $path && $path != *.iso ]]; then
+            rm -f "$path"
+            rm -rf "${path%/*}/$d.snapshots"
+          fi
+        done < <(virsh -q -c qemu:///system domblklist "$d" --details 2>/dev/null)
         # Never --remove-all-storage: it deletes ISOs in pools too.
         virsh -q -c qemu:///system undefine "$d" --nvram --tpm --snapshots-metadata >/dev/null 2>&1 ||
           virsh -q -c qemu:///system undefine "$d" --nvram >/dev/null 2>&1

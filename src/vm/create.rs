@@ -13,7 +13,7 @@ use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
 use crate::units::{gib_bytes, human, mib, parse_size};
-use crate::vm::{Ctx, Host, libvirt_error, preflight};
+use crate::vm::{Ctx, Host, libvirt_error, preflight, resources};
 
 /// Everything create was asked for, once defaults are filled in.
 #[derive(Debug, Clone)]
@@ -233,6 +233,27 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         show(preflight::iso("virtio ISO", v));
     }
     if libvirt_up {
+        // This VM together with the ones already running.
+        match ctx.domstats() {
+            Ok(stats) => {
+                let adding = resources::Adding {
+                    memory_bytes: plan.memory,
+                    vcpus: plan.cpus,
+                };
+                for w in resources::warnings(
+                    &stats,
+                    &host,
+                    Some((&plan.name, adding)),
+                    &preflight::free_space,
+                ) {
+                    show(Check::warn("resources", w));
+                }
+            }
+            Err(e) => show(Check::warn(
+                "resources",
+                format!("cannot count the running VMs: {e:#}"),
+            )),
+        }
         show(preflight::secure_boot(ctx, plan.virt_type.as_str()));
         show(preflight::network(ctx));
     }

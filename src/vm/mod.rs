@@ -5,6 +5,7 @@ pub mod create;
 pub mod destroy;
 pub mod net;
 pub mod preflight;
+pub mod resources;
 pub mod snapshot;
 pub mod start;
 pub mod status;
@@ -158,6 +159,19 @@ impl Host {
                 .unwrap_or(1),
         };
         Ok(Host { memory_bytes, cpus })
+    }
+}
+
+impl Ctx {
+    /// `virsh domstats` for every domain (one call).
+    pub fn domstats(&self) -> Result<Vec<crate::tools::virsh::DomStats>> {
+        let out = self
+            .virsh
+            .domstats()
+            .stdout()
+            .map_err(libvirt_error)
+            .context("cannot list the VMs")?;
+        crate::tools::virsh::parse_domstats(&out)
     }
 }
 

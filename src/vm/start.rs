@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::tools::virsh::DomState;
-use crate::vm::{Ctx, libvirt_error};
+use crate::vm::{Ctx, libvirt_error, preflight, resources};
 
 pub fn run(ctx: &Ctx, name: &str) -> Result<()> {
     let (state, _) = ctx.require(name)?;
@@ -20,6 +20,22 @@ pub fn run(ctx: &Ctx, name: &str) -> Result<()> {
             return Ok(());
         }
         _ => {}
+    }
+    // Warn (and go on) if this VM with the running ones is too much.
+    if let Ok(stats) = ctx.domstats()
+        && let Some(me) = stats.iter().find(|d| d.name == name)
+    {
+        let adding = resources::Adding {
+            memory_bytes: me.memory_kib * 1024,
+            vcpus: me.vcpus,
+        };
+        let host = crate::vm::Host::detect()?;
+        resources::print(&resources::warnings(
+            &stats,
+            &host,
+            Some((name, adding)),
+            &preflight::free_space,
+        ));
     }
     ctx.virsh
         .start(name)

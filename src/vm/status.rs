@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::manifest::{self, VmEntry};
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
 use crate::vm::net::{self, PortState};
-use crate::vm::{Ctx, libvirt_error};
+use crate::vm::{Ctx, preflight, resources};
 
 /// One row of the status, as printed and as JSON.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -172,14 +172,9 @@ pub fn table(rows: &[VmStatus]) -> String {
     out
 }
 
-pub fn collect(ctx: &Ctx) -> Result<Vec<VmStatus>> {
-    let stats_out = ctx
-        .virsh
-        .domstats()
-        .stdout()
-        .map_err(libvirt_error)
-        .context("cannot list the VMs")?;
-    let stats = virsh::parse_domstats(&stats_out)?;
+/// The rows, and libvirt's numbers they came from.
+pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
+    let stats = ctx.domstats()?;
     let m = manifest::load(&ctx.manifest)?;
     let entries: Vec<VmEntry> = m
         .vms
@@ -212,7 +207,7 @@ pub fn collect(ctx: &Ctx) -> Result<Vec<VmStatus>> {
             r.rdp_port = it.next();
         }
     }
-    Ok(rows)
+    Ok((rows, stats))
 }
 
 /// status waits this long at most for port 3389, whatever the VM count.
@@ -222,7 +217,9 @@ pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
     if let Some(n) = name {
         crate::vm::validate_name(n)?;
     }
-    let mut rows = collect(ctx)?;
+    let (mut rows, stats) = collect(ctx)?;
+    let host = crate::vm::Host::detect()?;
+    let warnings = resources::warnings(&stats, &host, None, &preflight::free_space);
     if let Some(n) = name {
         rows.retain(|r| r.name == n);
         if rows.is_empty() {
@@ -234,10 +231,12 @@ pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
         struct Doc<'a> {
             uri: &'a str,
             vms: &'a [VmStatus],
+            warnings: &'a [String],
         }
         let doc = Doc {
             uri: &ctx.uri,
             vms: &rows,
+            warnings: &warnings,
         };
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if rows.is_empty() {
@@ -247,6 +246,7 @@ pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
         );
     } else {
         print!("{}", table(&rows));
+        resources::print(&warnings);
     }
     Ok(())
 }

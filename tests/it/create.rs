@@ -92,6 +92,7 @@ Next: complete Windows Setup in the VM's window: virt-viewer --connect qemu:///s
         vec![
             format!("virsh -c {URI} version"),
             format!("virsh -q -c {URI} list --all --name"),
+            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
             format!("virsh -c {URI} domcapabilities --virttype kvm --arch x86_64 --machine q35"),
             format!("virsh -c {URI} net-info default"),
             format!("virsh -c {URI} pool-dumpxml default"),
@@ -177,6 +178,29 @@ fn more_than_half_the_host_warns_but_goes_on() {
     assert!(r.stdout().contains(
         "  ⚠ resources      6 vCPUs, 12 GiB (host: 8 cores, 16 GiB): more than half the host; the host may slow down while it runs\n"
     ));
+}
+
+#[test]
+fn running_vms_count_against_the_host() {
+    let w = World::new();
+    // Two running VMs (4 GiB, 2 vCPUs each) already: with this one (8 GiB,
+    // 4 vCPUs) they pass half of the 16 GiB, 8-core host.
+    let stats = fixture("virsh/domstats-three.txt")
+        .replace("balloon.maximum=2097152", "balloon.maximum=4194304")
+        .replace("balloon.maximum=262144", "balloon.maximum=4194304")
+        .replace("vcpu.current=1", "vcpu.current=2");
+    w.rule("virsh", "* domstats *").out(&stats);
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    let iso = w.iso("Win11.iso");
+    let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);
+    r.success();
+    let out = r.stdout();
+    assert!(
+        out.contains("  ✓ resources      4 vCPUs, 8 GiB (host: 8 cores, 16 GiB)\n"),
+        "{out}"
+    );
+    assert!(out.contains("  ⚠ resources      with it, 3 running VMs use 16 GiB of memory, more than half of the host's 16 GiB\n"), "{out}");
+    assert!(out.contains("  ⚠ resources      with it, 3 running VMs use 8 vCPUs, more than half of the host's 8 cores\n"), "{out}");
 }
 
 #[test]

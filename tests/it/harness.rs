@@ -242,6 +242,7 @@ impl World {
         fs::write(self.path("kvm"), "").unwrap();
         self.rule("virsh", "* version")
             .out(&fixture("virsh/version.txt"));
+        self.rule("virsh", "* domstats *").out("");
         self.rule("virsh", "* domcapabilities *")
             .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
         self.rule("virsh", "* net-info default")

@@ -25,8 +25,29 @@ fn start_a_shut_off_vm() {
         w.call_lines(),
         [
             format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
             format!("virsh -c {URI} start windows"),
         ]
+    );
+}
+
+#[test]
+fn start_warns_when_the_host_would_be_overcommitted() {
+    let w = World::new()
+        .env("BKT_VM_HOST_MEMORY", "4G")
+        .env("BKT_VM_HOST_CPUS", "2");
+    w.rule("virsh", "* domstate --reason t2")
+        .out("shut off (shutdown)\n\n");
+    w.rule("virsh", "* domstats *")
+        .out(&fixture("virsh/domstats-three.txt"));
+    w.rule("virsh", "* start t2").out("Domain 't2' started\n\n");
+    let r = w.bkt(&["vm", "start", "t2"]);
+    r.success();
+    assert_eq!(r.stdout(), "Started t2\n");
+    assert_eq!(
+        r.stderr(),
+        "⚠ with it, 3 running VMs use 3.2 GiB of memory, more than half of the host's 4 GiB\n\
+         ⚠ with it, 3 running VMs use 4 vCPUs, more than half of the host's 2 cores\n"
     );
 }
 
