@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(
             w,
             [
-                "with it, 3 running VMs use 4.3 GiB of memory, more than half of the host's 4 GiB",
+                "with it, 3 running VMs use 4.2 GiB of memory, more than half of the host's 4 GiB",
                 "with it, 3 running VMs use 4 vCPUs, more than half of the host's 2 cores",
                 "/var/lib/libvirt/images has 1 GiB free, but the disks in it can still grow by 12 GiB",
             ]
@@ -145,7 +145,7 @@ mod tests {
         // A VM being started is not counted twice.
         let w = warnings(&stats(), &host, Some(("t1", add)), &|_| None);
         assert!(
-            w[0].starts_with("with it, 2 running VMs use 2.3 GiB"),
+            w[0].starts_with("with it, 2 running VMs use 2.2 GiB"),
             "{w:?}"
         );
     }
@@ -153,7 +153,8 @@ mod tests {
     #[test]
     fn nearly_full_disk() {
         let mut s = stats();
-        s[0].blocks[0].allocation = s[0].blocks[0].capacity / 100 * 95;
+        let i = s.iter().position(|d| d.name == "t2").unwrap();
+        s[i].blocks[0].allocation = s[i].blocks[0].capacity / 100 * 95;
         let host = Host {
             memory_bytes: gib_bytes(64),
             cpus: 16,
@@ -161,7 +162,7 @@ mod tests {
         let w = warnings(&s, &host, None, &|_| None);
         assert_eq!(w.len(), 1);
         assert!(
-            w[0].starts_with(&format!("{}'s disk vda is 95% full", s[0].name)),
+            w[0].starts_with("t2's disk vda is 95% full (3.8 GiB of 4 GiB)"),
             "{w:?}"
         );
     }
