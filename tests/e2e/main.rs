@@ -691,25 +691,48 @@ struct Xvfb {
 }
 
 impl Xvfb {
-    fn start(n: u32) -> Xvfb {
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+    /// Xvfb picks a free display and writes its number on stdout
+    /// (`-displayfd 1`) once it accepts connections: the real readiness
+    /// signal, where a socket file may be a stale one.
+    fn start() -> Xvfb {
+        use std::io::BufRead;
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (apt install xvfb)");
-        let sock = format!("/tmp/.X11-unix/X{n}");
-        wait_for("Xvfb", Duration::from_secs(20), || {
-            Path::new(&sock).exists().then_some(())
-        });
-        Xvfb { child, display }
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb said {line:?}"));
+        eprintln!("  Xvfb on :{n}");
+        Xvfb {
+            child,
+            display: format!(":{n}"),
+        }
     }
 }
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM lets Xvfb remove its lock and socket.
+        // SAFETY: signalling our own child by its PID.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
         let _ = self.child.wait();
     }
 }
@@ -730,7 +753,7 @@ fn connect_from_shut_off(env: &Env) {
     eprintln!("== connect");
     let name = "e2e-tiny";
     ok(&env.bkt(&["vm", "stop", name, "--force"]));
-    let x = Xvfb::start(77);
+    let x = Xvfb::start();
     let out_path = env.work.path().join("connect.out");
     let err_path = env.work.path().join("connect.err");
     let mut bkt = Command::new(env!("CARGO_BIN_EXE_bkt"))
