@@ -183,6 +183,24 @@ pub enum VmCommand {
         command: SnapshotCommand,
     },
 
+    /// Check the host and each VM, and say how to fix what is wrong.
+    #[command(
+        long_about = "Check the host and each VM, and say how to fix what is wrong.\n\n\
+        Host: KVM, group membership for qemu:///system, libvirt, the `default` network, \
+        Secure Boot firmware, swtpm, the tools and their versions, an RDP client, a SPICE \
+        viewer, free disk space. Each VM: defined and its state, UEFI Secure Boot and TPM 2.0 as \
+        created, its disk, the manifest against libvirt, its address, Remote Desktop, the guest \
+        agent. Exits non-zero when a check fails (warnings do not).",
+        after_help = "Examples:\n  bkt vm doctor\n  bkt vm doctor windows --json"
+    )]
+    Doctor {
+        /// Check only this VM (and the host).
+        name: Option<String>,
+        /// Print JSON instead of check lines.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Print the VM's IPv4 address (for scripts).
     Ip {
         /// The VM's name.

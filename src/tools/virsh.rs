@@ -129,6 +129,17 @@ impl Virsh {
         self.cmd(["snapshot-current", name, "--name"])
     }
 
+    /// Ask the guest agent for a sign of life.
+    pub fn agent_ping(&self, name: &str) -> Cmd {
+        self.cmd([
+            "qemu-agent-command",
+            name,
+            r#"{"execute":"guest-ping"}"#,
+            "--timeout",
+            "3",
+        ])
+    }
+
     pub fn domcapabilities(&self, virt_type: &str) -> Cmd {
         self.cmd([
             "domcapabilities",
@@ -531,6 +542,12 @@ pub struct DomainXml {
     pub disks: Vec<DomDisk>,
     pub nvram: Option<String>,
     pub tpm_emulator: bool,
+    /// `tpm-crb` / `tpm-tis`, and the emulated TPM version.
+    pub tpm_model: String,
+    pub tpm_version: String,
+    /// UEFI with Secure Boot: the loader is `secure='yes'` or the firmware
+    /// feature `secure-boot` is enabled.
+    pub uefi_secure_boot: bool,
     pub macs: Vec<String>,
 }
 
@@ -572,9 +589,18 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
         } else if n.has_tag_name("nvram") {
             d.nvram = n.text().map(|t| t.trim().to_string());
         } else if n.has_tag_name("tpm") {
-            d.tpm_emulator = n
-                .children()
-                .any(|c| c.has_tag_name("backend") && c.attribute("type") == Some("emulator"));
+            d.tpm_model = n.attribute("model").unwrap_or_default().to_string();
+            if let Some(b) = n.children().find(|c| c.has_tag_name("backend")) {
+                d.tpm_emulator = b.attribute("type") == Some("emulator");
+                d.tpm_version = b.attribute("version").unwrap_or_default().to_string();
+            }
+        } else if (n.has_tag_name("loader") && n.attribute("secure") == Some("yes"))
+            || (n.has_tag_name("feature")
+                && n.parent().is_some_and(|p| p.has_tag_name("firmware"))
+                && n.attribute("name") == Some("secure-boot")
+                && n.attribute("enabled") == Some("yes"))
+        {
+            d.uefi_secure_boot = true;
         } else if n.has_tag_name("mac")
             && n.parent().is_some_and(|p| p.has_tag_name("interface"))
             && let Some(a) = n.attribute("address")
@@ -780,7 +806,13 @@ mod tests {
             Some("/var/lib/libvirt/qemu/nvram/t1_VARS.fd")
         );
         assert!(d.tpm_emulator);
+        assert_eq!(d.tpm_model, "tpm-crb");
+        assert_eq!(d.tpm_version, "2.0");
+        assert!(d.uefi_secure_boot);
         assert_eq!(d.macs.len(), 1);
+        let plain =
+            parse_domain_xml("<domain><name>x</name><os><type>hvm</type></os></domain>").unwrap();
+        assert!(!plain.uefi_secure_boot && !plain.tpm_emulator);
     }
 
     #[test]

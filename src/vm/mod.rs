@@ -3,6 +3,7 @@
 pub mod connect;
 pub mod create;
 pub mod destroy;
+pub mod doctor;
 pub mod net;
 pub mod preflight;
 pub mod resources;
@@ -214,6 +215,7 @@ pub fn run(global: &Global, command: VmCommand) -> Result<()> {
             },
         ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
+        VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_deref(), json),
         VmCommand::Snapshot { command } => match command {
             SnapshotCommand::Create {
                 name,

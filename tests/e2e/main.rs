@@ -409,6 +409,29 @@ fn windows_vm(env: &Env) {
         "{table}"
     );
 
+    // doctor sees the VM as created.
+    let doc: serde_json::Value =
+        serde_json::from_str(&text(&env.bkt(&["vm", "doctor", name, "--json"])).0).unwrap();
+    let level = |checks: &serde_json::Value, label: &str| -> String {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["label"] == label)
+            .unwrap_or_else(|| panic!("no {label} check in {checks}"))["level"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for label in ["libvirt", "Secure Boot", "swtpm", "tools"] {
+        assert_eq!(level(&doc["host"], label), "pass", "host {label}: {doc}");
+    }
+    let vm = &doc["vms"][0]["checks"];
+    for label in ["defined", "firmware", "TPM", "disk", "manifest"] {
+        assert_eq!(level(vm, label), "pass", "{label}: {doc}");
+    }
+    assert_eq!(level(vm, "guest agent"), "warn", "no agent in the stand-in");
+
     // Bad input against the real stack: each fails and changes nothing.
     let before_domains = domains();
     let before_manifest = fs::read_to_string(env.manifest()).unwrap();
@@ -642,6 +665,21 @@ fn tiny_guests(env: &Env) {
             || rdp_answers(&ip).then_some(()),
         );
     }
+
+    // doctor finds the tiny guest's address and its open port.
+    let doc: serde_json::Value =
+        serde_json::from_str(&text(&env.bkt(&["vm", "doctor", "e2e-tiny", "--json"])).0).unwrap();
+    let checks = doc["vms"][0]["checks"].as_array().unwrap().clone();
+    let find = |label: &str| {
+        checks
+            .iter()
+            .find(|c| c["label"] == label)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find("IP")["level"], "pass", "{doc}");
+    assert_eq!(find("RDP")["level"], "pass", "{doc}");
+    assert_eq!(find("manifest")["level"], "warn", "{doc}");
 
     // A graceful stop ends in "shut off (shutdown)".
     let out = env.bkt(&["vm", "stop", "e2e-tiny", "--timeout", "60"]);

@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod connect;
 mod create;
+mod doctor;
 mod lifecycle;
 mod snapshot;
 mod status;

@@ -1,0 +1,137 @@
+//! `bkt vm doctor` against fakes.
+
+use crate::harness::{URI, World, fixture};
+use crate::normalize;
+
+/// A host where everything answers, with one running VM `t1` whose disk
+/// and definition live in the world, and whose address is on loopback.
+fn world(ip: &str) -> World {
+    let w = World::new().env("DISPLAY", ":42");
+    w.install_fake("swtpm");
+    w.rule("swtpm", "--version")
+        .out(&fixture("tools/swtpm-version.txt"));
+    w.rule("virt-install", "--version")
+        .out(&fixture("tools/virt-install-version.txt"));
+    w.rule("qemu-img", "--version")
+        .out(&fixture("tools/qemu-img-version.txt"));
+    w.rule("virsh", "--version").out("11.3.0\n");
+    w.install_fake("virt-viewer");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    let disk = w.p("images/t1.qcow2");
+    std::fs::write(&disk, "disk").unwrap();
+    let stats = fixture("virsh/domstats-running-and-shutoff.txt")
+        .replace("/var/lib/libvirt/images/t1.qcow2", &disk)
+        .replace("/var/lib/libvirt/images/t2.qcow2", &w.p("images/t2.qcow2"));
+    w.rule("virsh", "* domstats *").out(&stats);
+    w.libvirt_up();
+    w.rule("virsh", "* dumpxml --inactive t1")
+        .out(&fixture("virsh/dumpxml-windows-running.xml"));
+    w.rule("virsh", "* dumpxml --inactive t2")
+        .out("<domain><name>t2</name><os><type>hvm</type></os></domain>\n");
+    w.rule("virsh", "* domifaddr t1 --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", ip));
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "t1", "type": "windows11",
+        "disk": disk, "created": "2026-01-25", "uri": URI}]}),
+    );
+    w
+}
+
+#[test]
+fn a_healthy_vm_and_an_unfit_one() {
+    let w = world("127.0.0.60");
+    let _rdp = std::net::TcpListener::bind("127.0.0.60:3389").unwrap();
+    w.rule("virsh", "* qemu-agent-command t1 *")
+        .out("{\"return\":{}}\n");
+    let r = w.bkt(&["vm", "doctor"]);
+    r.failure();
+    let out = normalize(&w, &r.stdout());
+    assert!(
+        out.starts_with("Host\n  ✓ KVM            $TMP/kvm is usable\n"),
+        "{out}"
+    );
+    assert!(out.contains("  ⚠ network        \"default\" is active but does not start on boot\n    fix: virsh -c qemu:///system net-autostart default\n"), "{out}");
+    assert!(out.contains("  ✓ swtpm          swtpm 0.7.1\n  ✓ tools          virsh 11.3.0, virt-install 4.1.0, qemu-img 10.0.2\n  ✓ RDP client     xfreerdp3 (FreeRDP 3.10.3)\n  ✓ SPICE viewer   virt-viewer\n"), "{out}");
+    assert!(
+        out.contains(
+            "VM t1
+  ✓ defined        running
+  ✓ firmware       UEFI with Secure Boot
+  ✓ TPM            TPM 2.0 emulator (tpm-crb)
+  ✓ disk           $TMP/images/t1.qcow2 (200 KiB of 8 GiB allocated)
+  ✓ manifest       agrees with libvirt
+  ✓ IP             127.0.0.60 (lease)
+  ✓ RDP            127.0.0.60:3389 answers
+  ✓ guest agent    answers
+"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "VM t2
+  ✓ defined        shut off
+  ✗ firmware       not UEFI with Secure Boot: Windows 11 will not install
+    fix: recreate it with `bkt vm create windows`
+  ✗ TPM            no TPM 2.0: Windows 11 requires one
+    fix: recreate it with `bkt vm create windows`
+  ✗ disk           $TMP/images/t2.qcow2 is missing
+    fix: restore it from a backup; the VM cannot start without it
+  ⚠ manifest       not in bkt's manifest (bkt did not create it)
+"
+        ),
+        "{out}"
+    );
+    assert_eq!(r.stderr(), "error: 3 checks failed\n");
+}
+
+#[test]
+fn one_vm_as_json() {
+    let w = world("127.0.0.61");
+    w.rule("virsh", "* qemu-agent-command t1 *")
+        .err("error: Guest agent is not responding: QEMU guest agent is not connected\n")
+        .code(1);
+    let r = w.bkt(&["vm", "doctor", "t1", "--json"]);
+    r.success();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["vms"].as_array().unwrap().len(), 1);
+    let checks = v["vms"][0]["checks"].as_array().unwrap();
+    let rdp = checks.iter().find(|c| c["label"] == "RDP").unwrap();
+    assert_eq!(rdp["level"], "warn");
+    assert_eq!(
+        rdp["detail"],
+        "127.0.0.61:3389 refused: Remote Desktop is off"
+    );
+    let agent = checks.iter().find(|c| c["label"] == "guest agent").unwrap();
+    assert_eq!(agent["level"], "warn");
+    assert!(
+        agent["fix"]
+            .as_str()
+            .unwrap()
+            .contains("virtio-win-guest-tools")
+    );
+}
+
+#[test]
+fn libvirt_down_fails_the_host() {
+    let w = World::new();
+    std::fs::write(w.path("kvm"), "").unwrap();
+    w.rule("virsh", "* version")
+        .err("error: failed to connect to the hypervisor\n")
+        .code(1);
+    let r = w.bkt(&["vm", "doctor", "--json"]);
+    r.failure();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["ok"], false);
+    let libvirt = v["host"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "libvirt")
+        .unwrap();
+    assert_eq!(libvirt["level"], "fail");
+    assert!(v["vms"].as_array().unwrap().is_empty());
+}
