@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::manifest;
-use crate::tools::virsh;
 use crate::ui::{self, HintExt};
 use crate::vm::{Ctx, libvirt_error, validate_name};
 
@@ -49,13 +48,7 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
     let mut disks: Vec<String> = Vec::new();
 
     if let Some((st, _)) = state {
-        let xml = ctx
-            .virsh
-            .dumpxml(name)
-            .stdout()
-            .map_err(libvirt_error)
-            .with_context(|| format!("cannot read {name}'s definition"))?;
-        let dom = virsh::parse_domain_xml(&xml)?;
+        let dom = ctx.domain_xml(name)?;
         for d in &dom.disks {
             if d.path.is_empty() {
                 continue;

@@ -229,12 +229,7 @@ fn vm_checks(
         return c;
     };
     c.push(Check::pass("defined", st.state.label()));
-    let xml = ctx
-        .virsh
-        .dumpxml(name)
-        .stdout()
-        .ok()
-        .and_then(|x| virsh::parse_domain_xml(&x).ok());
+    let xml = ctx.domain_xml(name).ok();
     match &xml {
         Some(d) if d.uefi_secure_boot => c.push(Check::pass("firmware", "UEFI with Secure Boot")),
         Some(_) => c.push(

@@ -164,6 +164,17 @@ impl Host {
 }
 
 impl Ctx {
+    /// The domain's persistent definition, parsed.
+    pub fn domain_xml(&self, name: &str) -> Result<crate::tools::virsh::DomainXml> {
+        let xml = self
+            .virsh
+            .dumpxml(name)
+            .stdout()
+            .map_err(libvirt_error)
+            .with_context(|| format!("cannot read {name}'s definition"))?;
+        crate::tools::virsh::parse_domain_xml(&xml)
+    }
+
     /// `virsh domstats` for every domain (one call).
     pub fn domstats(&self) -> Result<Vec<crate::tools::virsh::DomStats>> {
         let out = self

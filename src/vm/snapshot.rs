@@ -66,13 +66,7 @@ pub fn snapshots_root(disk: &Path, name: &str) -> PathBuf {
 }
 
 pub fn parts(ctx: &Ctx, name: &str) -> Result<Parts> {
-    let xml = ctx
-        .virsh
-        .dumpxml(name)
-        .stdout()
-        .map_err(libvirt_error)
-        .with_context(|| format!("cannot read {name}'s definition"))?;
-    let dom = virsh::parse_domain_xml(&xml)?;
+    let dom = ctx.domain_xml(name)?;
     let disk = dom
         .disks
         .iter()

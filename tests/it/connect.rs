@@ -38,6 +38,17 @@ fn world() -> World {
         .env("BKT_VM_RDP_PASSWORD", PW)
 }
 
+/// A running VM at `ip` whose port 3389 answers, and a FreeRDP 3 client
+/// that exits with `code`. Keep the listener alive for the test.
+fn rdp_world(ip: &str, code: i32) -> (World, TcpListener) {
+    let w = world();
+    let port = TcpListener::bind(format!("{ip}:3389")).unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", ip);
+    freerdp(&w, "xfreerdp3", "3.10.3", code);
+    (w, port)
+}
+
 fn no_password_in_argv(w: &World) {
     for c in w.call_lines() {
         assert!(!c.contains("hunter2"), "password in argv: {c}");
@@ -46,11 +57,7 @@ fn no_password_in_argv(w: &World) {
 
 #[test]
 fn rdp_with_freerdp3_password_on_stdin_only() {
-    let w = world();
-    let _port = TcpListener::bind("127.0.0.11:3389").unwrap();
-    running(&w, "windows");
-    lease(&w, "windows", "127.0.0.11");
-    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let (w, _port) = rdp_world("127.0.0.11", 0);
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.success();
     assert_eq!(
@@ -175,11 +182,7 @@ fn viewer(w: &World) {
 
 #[test]
 fn connection_failure_falls_back_to_spice() {
-    let w = world();
-    let _port = TcpListener::bind("127.0.0.17:3389").unwrap();
-    running(&w, "windows");
-    lease(&w, "windows", "127.0.0.17");
-    freerdp(&w, "xfreerdp3", "3.10.3", 147);
+    let (w, _port) = rdp_world("127.0.0.17", 147);
     viewer(&w);
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.success();
@@ -201,11 +204,7 @@ fn connection_failure_falls_back_to_spice() {
 
 #[test]
 fn rdp_only_fails_instead_of_falling_back() {
-    let w = world();
-    let _port = TcpListener::bind("127.0.0.18:3389").unwrap();
-    running(&w, "windows");
-    lease(&w, "windows", "127.0.0.18");
-    freerdp(&w, "xfreerdp3", "3.10.3", 147);
+    let (w, _port) = rdp_world("127.0.0.18", 147);
     viewer(&w);
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna", "--rdp"]);
     r.failure();
@@ -215,11 +214,7 @@ fn rdp_only_fails_instead_of_falling_back() {
 
 #[test]
 fn authentication_failure_is_an_error_not_a_fallback() {
-    let w = world();
-    let _port = TcpListener::bind("127.0.0.19:3389").unwrap();
-    running(&w, "windows");
-    lease(&w, "windows", "127.0.0.19");
-    freerdp(&w, "xfreerdp3", "3.10.3", 132);
+    let (w, _port) = rdp_world("127.0.0.19", 132);
     viewer(&w);
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.failure();
