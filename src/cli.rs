@@ -201,6 +201,23 @@ pub enum VmCommand {
         json: bool,
     },
 
+    /// Download the VirtIO drivers ISO and the guest tools ahead of time.
+    #[command(
+        long_about = "Download the VirtIO drivers ISO (virtio-win.iso) and the Windows guest \
+        tools (virtio-win-guest-tools.exe, with the SPICE agent and qemu-ga) into \
+        $XDG_CACHE_HOME/bkt/vm, so that `create` needs no network.\n\n\
+        Downloads resume where they stopped, retry with backoff, and are checked before they \
+        are kept: HTTP status, not a web page, the file's signature, its size, and the SHA-256 \
+        when --virtio-sha256 is given (a mismatch deletes the file).",
+        after_help = "Environment:\n  \
+        BKT_VM_VIRTIO_URL        mirror for virtio-win.iso\n  \
+        BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe"
+    )]
+    Download {
+        #[command(flatten)]
+        source: DownloadArgs,
+    },
+
     /// Print the VM's IPv4 address (for scripts).
     Ip {
         /// The VM's name.
@@ -227,6 +244,23 @@ pub enum VmCommand {
         #[arg(long)]
         keep_disk: bool,
     },
+}
+
+/// Where the downloads come from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DownloadArgs {
+    /// Where to get virtio-win.iso (a mirror) [default: the virtio-win project's stable URL].
+    #[arg(long, value_name = "URL")]
+    pub virtio_url: Option<String>,
+    /// Where to get virtio-win-guest-tools.exe (with `download`).
+    #[arg(long, value_name = "URL")]
+    pub guest_tools_url: Option<String>,
+    /// The SHA-256 virtio-win.iso must have.
+    #[arg(long, value_name = "HEX")]
+    pub virtio_sha256: Option<String>,
+    /// Never touch the network: use the cache or say what to place where.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,4 +350,7 @@ pub struct CreateArgs {
     /// Print the domain XML and every command that would run; create nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub download: DownloadArgs,
 }

@@ -1,6 +1,7 @@
 //! `bkt`: parse the command line, run it, print any error once.
 
 mod cli;
+mod download;
 mod exec;
 mod manifest;
 mod tools;

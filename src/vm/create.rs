@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::CreateArgs;
+use crate::download;
 use crate::manifest::{self, VmEntry};
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
@@ -229,8 +230,29 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     show(preflight::name(ctx, &plan.name, libvirt_up));
     show(preflight::resources(&host, plan.memory, plan.cpus));
     show(preflight::iso("install ISO", &plan.iso));
-    if let Some(v) = &plan.virtio_iso {
-        show(preflight::iso("virtio ISO", v));
+    // Without --virtio-iso the drivers come from the cache, or a download.
+    let virtio_item = download::virtio(args.download.virtio_url.as_deref());
+    let cached_virtio = download::cache_dir()?.join(virtio_item.file);
+    match &plan.virtio_iso {
+        Some(v) => show(preflight::iso("virtio ISO", v)),
+        None if cached_virtio.exists() => {
+            let mut c = preflight::iso("virtio ISO", &cached_virtio);
+            if c.level == Level::Pass {
+                c.detail.push_str(", cached");
+            }
+            show(c)
+        }
+        None if args.download.offline => show(
+            Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
+                "download {} and place it at {}, or pass --virtio-iso",
+                virtio_item.url,
+                cached_virtio.display()
+            )),
+        ),
+        None => show(Check::pass(
+            "virtio ISO",
+            format!("will be downloaded from {}", virtio_item.url),
+        )),
     }
     if libvirt_up {
         // This VM together with the ones already running.
@@ -266,6 +288,26 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     show(preflight::disk(&images, &disk_path, plan.disk_size));
     if checks.iter().any(|c| c.level == Level::Fail) {
         bail!("preflight failed; nothing was created");
+    }
+    let mut plan = plan;
+    if plan.virtio_iso.is_none() {
+        if args.dry_run {
+            plan.virtio_iso = Some(cached_virtio.clone());
+        } else {
+            let opts = download::Options {
+                offline: args.download.offline,
+                expected_sha256: args.download.virtio_sha256.clone(),
+            };
+            let got = download::fetch(&virtio_item, &opts)
+                .context("getting the VirtIO drivers ISO failed; nothing was created")?;
+            if !got.cached {
+                ui::step(
+                    "downloaded",
+                    &format!("{} ({})", got.path.display(), human(got.size)),
+                );
+            }
+            plan.virtio_iso = Some(got.path);
+        }
     }
 
     let domain = WindowsDomain {

@@ -187,6 +187,44 @@ impl Ctx {
     }
 }
 
+/// `bkt vm download`: both files, into the cache.
+fn download_all(source: &crate::cli::DownloadArgs) -> Result<()> {
+    use crate::download;
+    let opts = download::Options {
+        offline: source.offline,
+        expected_sha256: source.virtio_sha256.clone(),
+    };
+    for (item, opts) in [
+        (download::virtio(source.virtio_url.as_deref()), opts.clone()),
+        (
+            download::guest_tools(source.guest_tools_url.as_deref()),
+            download::Options {
+                expected_sha256: None,
+                ..opts.clone()
+            },
+        ),
+    ] {
+        let f =
+            download::fetch(&item, &opts).with_context(|| format!("getting the {}", item.what))?;
+        let label = match item.kind {
+            download::Kind::Iso => "virtio ISO",
+            download::Kind::Exe => "guest tools",
+        };
+        crate::ui::Check::pass(
+            label,
+            format!(
+                "{} ({}, sha256 {}…{})",
+                f.path.display(),
+                crate::units::human(f.size),
+                &f.sha256[..16],
+                if f.cached { ", cached" } else { "" }
+            ),
+        )
+        .print();
+    }
+    Ok(())
+}
+
 /// Run one `bkt vm` command.
 pub fn run(global: &Global, command: VmCommand) -> Result<()> {
     crate::exec::set_verbose(global.verbose);
@@ -227,6 +265,7 @@ pub fn run(global: &Global, command: VmCommand) -> Result<()> {
         ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_deref(), json),
+        VmCommand::Download { source } => download_all(&source),
         VmCommand::Snapshot { command } => match command {
             SnapshotCommand::Create {
                 name,

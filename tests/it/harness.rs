@@ -120,6 +120,17 @@ impl World {
         for tool in ["virsh", "virt-install", "qemu-img"] {
             w.install_fake(tool);
         }
+        // A cached virtio-win ISO, so that create downloads nothing.
+        let cache = w.path("home/.cache/bkt/vm");
+        fs::create_dir_all(&cache).unwrap();
+        let mut iso = vec![0u8; 1 << 20];
+        iso[32769..32774].copy_from_slice(b"CD001");
+        fs::write(cache.join("virtio-win.iso"), iso).unwrap();
+        fs::write(
+            cache.join("virtio-win.iso.sha256"),
+            format!("{}\n", "ab".repeat(32)),
+        )
+        .unwrap();
         w
     }
 
@@ -219,6 +230,12 @@ impl World {
             .env("BKT_VM_KVM_DEVICE", self.path("kvm"))
             .env("NO_COLOR", "1")
             .env("FAKE_DIR", self.dir.path())
+            // Whatever a test forgets, nothing is ever fetched from outside.
+            .env("BKT_VM_VIRTIO_URL", "http://127.0.0.1:9/virtio-win.iso")
+            .env(
+                "BKT_VM_GUEST_TOOLS_URL",
+                "http://127.0.0.1:9/virtio-win-guest-tools.exe",
+            )
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

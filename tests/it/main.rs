@@ -7,6 +7,7 @@ mod cli;
 mod connect;
 mod create;
 mod doctor;
+mod download;
 mod lifecycle;
 mod snapshot;
 mod status;
