@@ -118,6 +118,8 @@ xorriso -as mkisofs -quiet -V BKT_WIN11_STANDIN -e efiboot.img -no-emul-boot \
 virtio_root=$work/virtio
 mkdir -p "$virtio_root/amd64/w11"
 echo "stand-in" >"$virtio_root/amd64/w11/viostor.inf"
+# Past the 1 MiB sanity floor bkt applies to a downloaded virtio ISO.
+head -c 2097152 /dev/zero >"$virtio_root/padding.bin"
 xorriso -as mkisofs -quiet -V BKT_VIRTIO_STANDIN -o "$OUT_DIR/virtio-standin.iso.tmp" "$virtio_root" 2>/dev/null
 mv "$OUT_DIR/virtio-standin.iso.tmp" "$OUT_DIR/virtio-standin.iso"
 echo "build-test-guest: built $OUT_DIR from $kpkg" >&2

@@ -218,6 +218,25 @@ pub enum VmCommand {
         source: DownloadArgs,
     },
 
+    /// Turn on Remote Desktop in an installed Windows (one double-click inside).
+    #[command(
+        long_about = "Turn on Remote Desktop in an installed Windows.\n\n\
+        BitLocker keeps the registry out of reach from the host, so bkt builds a small ISO \
+        with enable-rdp.ps1 (allow connections, keep Network Level Authentication, open the \
+        Remote Desktop firewall rules by their language-independent group) and a one-click \
+        enable-rdp.cmd that runs it as administrator, puts it in the VM's CD-ROM drive, tells \
+        you what to click, and waits until port 3389 answers. Then the drive gets its old \
+        medium back, the ISO is deleted, and the manifest notes that RDP is on.",
+        after_help = "Examples:\n  bkt vm enable-rdp windows\n  bkt vm enable-rdp windows --timeout 1800"
+    )]
+    EnableRdp {
+        /// The VM's name.
+        name: String,
+        /// Seconds to wait for Remote Desktop to answer.
+        #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+        timeout: u64,
+    },
+
     /// Print the VM's IPv4 address (for scripts).
     Ip {
         /// The VM's name.

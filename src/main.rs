@@ -3,6 +3,7 @@
 mod cli;
 mod download;
 mod exec;
+mod interrupt;
 mod manifest;
 mod tools;
 mod ui;

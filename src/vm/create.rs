@@ -3,7 +3,6 @@
 //! step fails or the user interrupts.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -167,29 +166,6 @@ fn path_str(p: &Path) -> Result<String> {
     Ok(s.to_string())
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// While create makes things, Ctrl-C must not kill us before we clean up:
-/// the children get the signal and fail, we notice, and roll back.
-fn catch_sigint() {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
-    }
-}
-
-fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
-
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     let host = Host::detect()?;
     let interactive = !args.yes && ui::stdin_is_terminal();
@@ -328,7 +304,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         return dry_run(&domain, &plan, &[&mkdisk, &install]);
     }
 
-    catch_sigint();
+    crate::interrupt::catch();
     let mut made = Made::default();
     match make(ctx, &plan, &domain, &images, &mkdisk, &install, &mut made) {
         Ok(()) => {}
@@ -341,7 +317,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             if removed.is_empty() {
                 ui::step("removed", "nothing had been made yet");
             }
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if crate::interrupt::happened() {
                 eprintln!("interrupted; nothing was left behind");
                 std::process::exit(130);
             }
@@ -352,7 +328,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         }
     }
 
-    guide(&ctx.uri, &plan, interactive)?;
+    guide(ctx, &plan, interactive)?;
     Ok(())
 }
 
@@ -419,7 +395,7 @@ fn make(
         Ok(())
     })?;
     made.reserved = true;
-    check_interrupted()?;
+    crate::interrupt::check()?;
 
     if !images.exists() {
         std::fs::create_dir_all(images)
@@ -452,7 +428,7 @@ fn make(
             human(info.actual_size)
         ),
     );
-    check_interrupted()?;
+    crate::interrupt::check()?;
 
     let spinner = Spinner::new("defining and starting the domain");
     made.domain_attempted = true;
@@ -460,7 +436,7 @@ fn make(
     spinner.clear();
     res.map_err(libvirt_error)
         .context("defining the domain with virt-install")?;
-    check_interrupted()?;
+    crate::interrupt::check()?;
     ui::step(
         "domain",
         &format!(
@@ -530,7 +506,8 @@ const GUIDE: &[&str] = &[
     "Select the VirtIO disk and continue the installation",
 ];
 
-fn guide(uri: &str, plan: &Plan, interactive: bool) -> Result<()> {
+fn guide(ctx: &Ctx, plan: &Plan, interactive: bool) -> Result<()> {
+    let uri = &ctx.uri;
     println!();
     println!(
         "Next: complete Windows Setup in the VM's window: virt-viewer --connect {uri} --attach {}",
@@ -551,8 +528,14 @@ fn guide(uri: &str, plan: &Plan, interactive: bool) -> Result<()> {
             .with_prompt("Press Enter when the installation completes and you are at the desktop")
             .allow_empty(true)
             .interact_text()?;
+        crate::vm::enable_rdp::offer(ctx, &plan.name)?;
         println!(
-            "Done. Daily use: bkt vm start {0}; bkt vm stop {0}",
+            "Done. Daily use: bkt vm connect {0}; bkt vm stop {0}",
+            plan.name
+        );
+    } else {
+        println!(
+            "When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp {}",
             plan.name
         );
     }

@@ -4,6 +4,7 @@ pub mod connect;
 pub mod create;
 pub mod destroy;
 pub mod doctor;
+pub mod enable_rdp;
 pub mod net;
 pub mod preflight;
 pub mod resources;
@@ -266,6 +267,7 @@ pub fn run(global: &Global, command: VmCommand) -> Result<()> {
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_deref(), json),
         VmCommand::Download { source } => download_all(&source),
+        VmCommand::EnableRdp { name, timeout } => enable_rdp::run(&ctx, &name, timeout),
         VmCommand::Snapshot { command } => match command {
             SnapshotCommand::Create {
                 name,

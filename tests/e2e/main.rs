@@ -206,6 +206,7 @@ fn capture_serial(pty: &str) -> Arc<Mutex<Vec<u8>>> {
 fn real_stack() {
     let started = Instant::now();
     let env = Env::new();
+    downloads(&env);
     windows_vm(&env);
     tiny_guests(&env);
     libvirtd_stopped(&env);
@@ -465,6 +466,7 @@ fn windows_vm(env: &Env) {
     assert_eq!(fs::read_to_string(env.manifest()).unwrap(), before_manifest);
     assert!(!Path::new("/var/lib/libvirt/images/e2e-bad.qcow2").exists());
 
+    enable_rdp(env, name, iso.to_str().unwrap());
     snapshots(env, name, &disk_path, &nvram, &tpm_state);
 
     // destroy: nothing of the VM is left, and the install media are intact.
@@ -482,6 +484,137 @@ fn windows_vm(env: &Env) {
     assert!(!env.manifest_names().contains(&name.to_string()));
     assert_eq!(sha256(&iso), iso_sum, "the install ISO changed");
     assert_eq!(sha256(&virtio), virtio_sum, "the virtio ISO changed");
+}
+
+/// The source of a domain's drive, from `virsh domblklist`.
+fn drive_source(name: &str, target: &str) -> String {
+    ok(&virsh(&["domblklist", name]))
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 2 && f[0] == target).then(|| f[1].to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// enable-rdp puts a real script ISO (real xorriso) into the real CD-ROM
+/// drive, and on timeout puts the install ISO back and deletes the script's.
+fn enable_rdp(env: &Env, name: &str, install_iso: &str) {
+    eprintln!("== enable-rdp");
+    assert_eq!(drive_source(name, "sda"), install_iso);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bkt"))
+        .args(["vm", "enable-rdp", name, "--timeout", "10"])
+        .env("BKT_VM_MANIFEST", env.manifest())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script_iso = wait_for(
+        "the script ISO in the drive",
+        Duration::from_secs(30),
+        || {
+            let src = drive_source(name, "sda");
+            src.ends_with("-enable-rdp.iso").then_some(src)
+        },
+    );
+    let listing = ok(&run(
+        "xorriso",
+        &["-indev", &script_iso, "-find", "/", "-type", "f"],
+    ));
+    assert!(listing.contains("'/enable-rdp.ps1'"), "{listing}");
+    assert!(listing.contains("'/enable-rdp.cmd'"), "{listing}");
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!("$ bkt vm enable-rdp {name} --timeout 10\n{stdout}{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("Remote Desktop did not answer within 10s"),
+        "{stderr}"
+    );
+    assert_eq!(
+        drive_source(name, "sda"),
+        install_iso,
+        "the install ISO is back"
+    );
+    assert!(
+        !Path::new(&script_iso).exists(),
+        "the script ISO is deleted"
+    );
+}
+
+/// The downloader against a real HTTP server (Python's) on 127.0.0.1.
+fn downloads(env: &Env) {
+    eprintln!("== downloads");
+    let root = env.work.path().join("mirror");
+    fs::create_dir_all(&root).unwrap();
+    fs::copy(
+        env.guest_dir.join("virtio-standin.iso"),
+        root.join("virtio-win.iso"),
+    )
+    .unwrap();
+    let mut exe = vec![0u8; 300 << 10];
+    exe[..2].copy_from_slice(b"MZ");
+    fs::write(root.join("tools.exe"), &exe).unwrap();
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "0"])
+        .current_dir(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        line.split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .unwrap_or_else(|| panic!("python said {line:?}"))
+            .to_string()
+    };
+    let cache = env.work.path().join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_bkt"))
+        .args([
+            "vm",
+            "download",
+            "--virtio-url",
+            &format!("http://127.0.0.1:{port}/virtio-win.iso"),
+            "--guest-tools-url",
+            &format!("http://127.0.0.1:{port}/tools.exe"),
+            "--virtio-sha256",
+            &sha256(&root.join("virtio-win.iso")),
+        ])
+        .env("XDG_CACHE_HOME", &cache)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    // SAFETY: ending the server we started, by its PID.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    let _ = server.wait();
+    eprintln!(
+        "$ bkt vm download ...\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&out);
+    assert_eq!(
+        sha256(&cache.join("bkt/vm/virtio-win.iso")),
+        sha256(&root.join("virtio-win.iso"))
+    );
+    assert_eq!(
+        sha256(&cache.join("bkt/vm/virtio-win-guest-tools.exe")),
+        sha256(&root.join("tools.exe"))
+    );
 }
 
 /// Checksums of the three parts a snapshot must cover: the first 4 MiB the

@@ -72,6 +72,7 @@ Next: complete Windows Setup in the VM's window: virt-viewer --connect qemu:///s
   3. Choose \"Custom: Install Windows only\"
   4. Click \"Load driver\" → browse to the virtio-win CD → amd64\\w11
   5. Select the VirtIO disk and continue the installation
+When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
 "
     );
     let m = w.manifest();

@@ -8,6 +8,7 @@ mod connect;
 mod create;
 mod doctor;
 mod download;
+mod enable_rdp;
 mod lifecycle;
 mod snapshot;
 mod status;

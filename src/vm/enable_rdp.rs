@@ -1,0 +1,291 @@
+//! `bkt vm enable-rdp NAME`: turn on Remote Desktop in a Windows that is
+//! already installed (RFC-0031, option 2). BitLocker rules out editing the
+//! registry from outside, so a small script ISO goes into the VM's CD-ROM
+//! drive, the user runs it with one double-click, and we wait until port
+//! 3389 answers. The drive gets its old medium back and the ISO is deleted
+//! whatever happens, Ctrl-C included.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::exec::Cmd;
+use crate::manifest;
+use crate::tools::virsh::DomState;
+use crate::ui::{self, HintExt, Spinner};
+use crate::vm::net::{self, PortState, RDP_PORT};
+use crate::vm::{Ctx, libvirt_error, validate_name};
+
+/// Turns Remote Desktop on: connections allowed, Network Level
+/// Authentication kept on, and the firewall rules enabled by the group's
+/// resource id, which is the same in every Windows language (the display
+/// name "Remote Desktop" is translated).
+pub const ENABLE_RDP_PS1: &str = "\
+# enable-rdp.ps1, written by bkt: turns on Remote Desktop in this Windows.\r
+$ErrorActionPreference = 'Stop'\r
+$ts = 'HKLM:\\System\\CurrentControlSet\\Control\\Terminal Server'\r
+Set-ItemProperty -Path $ts -Name 'fDenyTSConnections' -Value 0\r
+# Keep Network Level Authentication on.\r
+Set-ItemProperty -Path \"$ts\\WinStations\\RDP-Tcp\" -Name 'UserAuthentication' -Value 1\r
+# The Remote Desktop firewall group, by its language-independent id.\r
+Enable-NetFirewallRule -Group '@FirewallAPI.dll,-28752'\r
+Write-Host 'Remote Desktop is on. You can close this window.'\r
+Start-Sleep -Seconds 5\r
+";
+
+/// One double-click: asks Windows for elevation (UAC), then runs the script
+/// from the same CD.
+pub const ENABLE_RDP_CMD: &str = "\
+@echo off\r
+rem Written by bkt: runs enable-rdp.ps1 from this CD as administrator.\r
+powershell -NoProfile -ExecutionPolicy Bypass -Command \"Start-Process powershell -Verb RunAs -ArgumentList '-NoProfile -ExecutionPolicy Bypass -File \"\"%~dp0enable-rdp.ps1\"\"'\"\r
+";
+
+pub const VOLUME: &str = "BKT_RDP";
+
+/// `xorriso -as mkisofs`: an ISO with Joliet names (what Windows reads).
+pub fn build_iso_cmd(dir: &Path, out: &Path) -> Cmd {
+    Cmd::new("xorriso").args([
+        "-as".to_string(),
+        "mkisofs".into(),
+        "-quiet".into(),
+        "-V".into(),
+        VOLUME.into(),
+        "-J".into(),
+        "-R".into(),
+        "-o".into(),
+        out.display().to_string(),
+        dir.display().to_string(),
+    ])
+}
+
+/// `virsh change-media`: put `source` in drive `target` (or eject).
+fn change_media(ctx: &Ctx, name: &str, target: &str, source: Option<&str>, live: bool) -> Cmd {
+    let mut args = vec!["change-media".to_string(), name.into(), target.into()];
+    match source {
+        Some(s) => {
+            args.push(s.into());
+            args.push("--update".into());
+        }
+        None => args.push("--eject".into()),
+    }
+    args.push("--config".into());
+    if live {
+        args.push("--live".into());
+    }
+    ctx.virsh.cmd(args)
+}
+
+/// Undo on every way out: the old medium back, the ISO gone.
+struct Attached<'a> {
+    ctx: &'a Ctx,
+    name: &'a str,
+    target: String,
+    previous: Option<String>,
+    iso: PathBuf,
+    active: bool,
+}
+
+impl Attached<'_> {
+    fn detach(&mut self) -> Result<()> {
+        if !self.active {
+            return Ok(());
+        }
+        self.active = false;
+        // --live only while QEMU runs (a start may have failed).
+        let live = matches!(self.ctx.domstate(self.name), Ok(Some((s, _))) if s.is_active());
+        let res = change_media(
+            self.ctx,
+            self.name,
+            &self.target,
+            self.previous.as_deref(),
+            live,
+        )
+        .run()
+        .map_err(libvirt_error)
+        .context("putting the drive's medium back");
+        let _ = std::fs::remove_file(&self.iso);
+        res.map(|_| ())
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.detach() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
+    validate_name(name)?;
+    let (state, _) = ctx.require(name)?;
+    let dom = ctx.domain_xml(name)?;
+    let drive = dom
+        .disks
+        .iter()
+        .find(|d| d.device == "cdrom")
+        .ok_or_else(|| anyhow!("{name} has no CD-ROM drive to put the script in"))
+        .hint("add one in virt-manager (Add Hardware → Storage → CDROM device), then retry")?
+        .clone();
+    let dir = dom
+        .disks
+        .iter()
+        .find(|d| d.device == "disk" && !d.path.is_empty())
+        .and_then(|d| Path::new(&d.path).parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
+    let iso = dir.join(format!("{name}-enable-rdp.iso"));
+
+    // The ISO, from files in a private temporary directory.
+    let tmp = std::env::temp_dir().join(format!("bkt-enable-rdp-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    std::fs::write(tmp.join("enable-rdp.ps1"), ENABLE_RDP_PS1)?;
+    std::fs::write(tmp.join("enable-rdp.cmd"), ENABLE_RDP_CMD)?;
+    let built = build_iso_cmd(&tmp, &iso).run();
+    let _ = std::fs::remove_dir_all(&tmp);
+    built
+        .map_err(anyhow::Error::new)
+        .context("building the script ISO")?;
+
+    crate::interrupt::catch();
+    let started = match state {
+        DomState::ShutOff | DomState::Crashed | DomState::NoState => {
+            println!("{name} is {}; starting it", state.label());
+            // Attach first so the drive has the script when Windows boots.
+            true
+        }
+        _ => false,
+    };
+    let live = !started;
+    change_media(
+        ctx,
+        name,
+        &drive.target,
+        Some(&iso.display().to_string()),
+        live,
+    )
+    .run()
+    .map_err(libvirt_error)
+    .with_context(|| {
+        let _ = std::fs::remove_file(&iso);
+        format!("putting the script into {name}'s CD-ROM drive")
+    })?;
+    let mut attached = Attached {
+        ctx,
+        name,
+        target: drive.target.clone(),
+        previous: (!drive.path.is_empty()).then(|| drive.path.clone()),
+        iso: iso.clone(),
+        active: true,
+    };
+    if started {
+        ctx.virsh
+            .start(name)
+            .run()
+            .map_err(libvirt_error)
+            .with_context(|| format!("cannot start {name}"))?;
+    }
+
+    ui::heading(&format!("In Windows on {name}:"));
+    println!("  1. Open File Explorer → This PC → the CD drive \"{VOLUME}\"");
+    println!("  2. Double-click enable-rdp.cmd and answer Yes when Windows asks for permission");
+    println!("  (the console: bkt vm connect {name} --spice)");
+
+    let spinner = Spinner::new("waiting for Remote Desktop to answer");
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut last = None;
+    let outcome = loop {
+        if crate::interrupt::happened() {
+            break Err(anyhow!("interrupted"));
+        }
+        if let Some((ip, _)) = net::find_ip(ctx, name) {
+            let st = net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT);
+            if st == PortState::Open {
+                break Ok(ip);
+            }
+            last = Some((ip, st));
+        }
+        if Instant::now() >= deadline {
+            let why = match &last {
+                Some((ip, st)) => format!("{ip}:{RDP_PORT}: {}", st.label()),
+                None => "no IP address".into(),
+            };
+            break Err(anyhow!(
+                "Remote Desktop did not answer within {timeout}s ({why})"
+            ));
+        }
+        std::thread::sleep(net::POLL);
+    };
+    spinner.clear();
+    attached.detach()?;
+    match outcome {
+        Ok(ip) => {
+            manifest::update(&ctx.manifest, |m| {
+                if let Some(e) = m.get_mut(name) {
+                    e.rdp_enabled = true;
+                }
+                Ok(())
+            })?;
+            println!("Remote Desktop is on ({ip}:{RDP_PORT}); the script CD was removed.");
+            println!("Connect with: bkt vm connect {name}");
+            Ok(())
+        }
+        Err(_) if crate::interrupt::happened() => {
+            eprintln!("interrupted; the script CD was removed");
+            std::process::exit(130)
+        }
+        Err(e) => Err(e).hint(format!(
+            "run enable-rdp.cmd in Windows as described, then retry with a longer --timeout: bkt vm enable-rdp {name} --timeout 900"
+        )),
+    }
+}
+
+/// Where create's guided path ends: offer the same step.
+pub fn offer(ctx: &Ctx, name: &str) -> Result<()> {
+    let yes = dialoguer::Confirm::new()
+        .with_prompt("Turn on Remote Desktop now (a script CD is attached for you to run)?")
+        .default(true)
+        .interact()?;
+    if yes {
+        run(ctx, name, 900)
+    } else {
+        println!("Later: bkt vm enable-rdp {name}");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_uses_the_group_id_and_keeps_nla() {
+        assert!(ENABLE_RDP_PS1.contains("Enable-NetFirewallRule -Group '@FirewallAPI.dll,-28752'"));
+        assert!(!ENABLE_RDP_PS1.contains("-DisplayGroup"));
+        assert!(ENABLE_RDP_PS1.contains("'fDenyTSConnections' -Value 0"));
+        assert!(ENABLE_RDP_PS1.contains("'UserAuthentication' -Value 1"));
+        // Windows tools expect CRLF.
+        for text in [ENABLE_RDP_PS1, ENABLE_RDP_CMD] {
+            let lines: Vec<&str> = text.split('\n').collect();
+            assert_eq!(lines.last(), Some(&""));
+            assert!(
+                lines[..lines.len() - 1].iter().all(|l| l.ends_with('\r')),
+                "{text}"
+            );
+        }
+        assert!(ENABLE_RDP_CMD.contains("-Verb RunAs"));
+    }
+
+    #[test]
+    fn iso_argv() {
+        assert_eq!(
+            build_iso_cmd(
+                Path::new("/tmp/x"),
+                Path::new("/var/lib/libvirt/images/w-enable-rdp.iso")
+            )
+            .display(),
+            "xorriso -as mkisofs -quiet -V BKT_RDP -J -R -o /var/lib/libvirt/images/w-enable-rdp.iso /tmp/x"
+        );
+    }
+}

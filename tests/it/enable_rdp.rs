@@ -1,0 +1,127 @@
+//! `bkt vm enable-rdp` against fakes: the script ISO goes in, the user's
+//! double-click is played by a listener opening on loopback, and the drive
+//! gets its medium back.
+
+use std::net::TcpListener;
+
+use crate::harness::{URI, World, fixture};
+
+fn world(ip: &str, state: &str) -> World {
+    let w = World::new();
+    w.install_fake("xorriso");
+    // The fake xorriso writes the ISO where -o says.
+    w.rule("xorriso", "-as mkisofs *")
+        .sh("while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then : >\"$2\"; fi; shift; done\n");
+    let xml = fixture("virsh/dumpxml-windows-running.xml")
+        .replace(
+            "/var/lib/libvirt/images/t1.qcow2",
+            &w.p("images/windows.qcow2"),
+        )
+        .replace("<name>t1</name>", "<name>windows</name>");
+    w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&format!("{state}\n"));
+    w.rule("virsh", "* change-media *")
+        .out("Successfully updated media.\n");
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", ip));
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": w.p("images/windows.qcow2"), "created": "2026-01-25", "uri": URI}]}),
+    );
+    w
+}
+
+#[test]
+fn the_script_cd_goes_in_and_comes_out() {
+    let w = world("127.0.0.70", "running (booted)");
+    // Remote Desktop already answers: the user was quick.
+    let _rdp = TcpListener::bind("127.0.0.70:3389").unwrap();
+    let r = w.bkt(&["vm", "enable-rdp", "windows"]);
+    r.success();
+    let iso = w.p("images/windows-enable-rdp.iso");
+    let calls = w.call_lines();
+    let xorriso = calls.iter().find(|c| c.starts_with("xorriso")).unwrap();
+    assert!(xorriso.starts_with("xorriso -as mkisofs -quiet -V BKT_RDP -J -R -o "));
+    assert!(
+        calls.contains(&format!(
+            "virsh -c {URI} change-media windows sda {iso} --update --config --live"
+        )),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.last().unwrap(),
+        &format!("virsh -c {URI} change-media windows sda /tmp/win.iso --update --config --live")
+    );
+    assert!(
+        !w.path("images/windows-enable-rdp.iso").exists(),
+        "the ISO is deleted"
+    );
+    assert_eq!(w.manifest()["vms"][0]["rdp_enabled"], true);
+    assert!(
+        r.stdout().contains(
+            "  2. Double-click enable-rdp.cmd and answer Yes when Windows asks for permission\n"
+        ),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stdout().ends_with("Remote Desktop is on (127.0.0.70:3389); the script CD was removed.\nConnect with: bkt vm connect windows\n"), "{}", r.stdout());
+}
+
+#[test]
+fn a_timeout_still_takes_the_cd_out() {
+    let w = world("127.0.0.71", "running (booted)");
+    let r = w.bkt(&["vm", "enable-rdp", "windows", "--timeout", "1"]);
+    r.failure();
+    assert!(r.stderr().contains("error: Remote Desktop did not answer within 1s (127.0.0.71:3389: refused)\nhint: run enable-rdp.cmd in Windows as described"), "{}", r.stderr());
+    assert_eq!(
+        w.call_lines().last().unwrap(),
+        &format!("virsh -c {URI} change-media windows sda /tmp/win.iso --update --config --live")
+    );
+    assert!(!w.path("images/windows-enable-rdp.iso").exists());
+    assert_ne!(w.manifest()["vms"][0]["rdp_enabled"], true);
+}
+
+#[test]
+fn a_shut_off_vm_gets_the_cd_then_starts() {
+    let w = world("127.0.0.72", "shut off (shutdown)");
+    w.rule("virsh", "* start windows")
+        .out("Domain 'windows' started\n");
+    let r = w.bkt(&["vm", "enable-rdp", "windows", "--timeout", "1"]);
+    r.failure();
+    let calls = w.call_lines();
+    let attach = calls
+        .iter()
+        .position(|c| {
+            c.contains("change-media windows sda") && c.contains("enable-rdp.iso --update --config")
+        })
+        .unwrap();
+    let start = calls
+        .iter()
+        .position(|c| c.ends_with(" start windows"))
+        .unwrap();
+    assert!(attach < start, "{calls:?}");
+    assert!(
+        !calls[attach].ends_with("--live"),
+        "no --live on a shut-off VM: {}",
+        calls[attach]
+    );
+    assert!(r.stdout().starts_with("windows is shut off; starting it\n"));
+}
+
+#[test]
+fn no_cd_drive_no_iso() {
+    let w = World::new();
+    w.install_fake("xorriso");
+    w.rule("virsh", "* domstate --reason tiny")
+        .out("running (booted)\n");
+    w.rule("virsh", "* dumpxml --inactive tiny")
+        .out("<domain><name>tiny</name><devices></devices></domain>\n");
+    let r = w.bkt(&["vm", "enable-rdp", "tiny"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: tiny has no CD-ROM drive to put the script in\nhint: add one in virt-manager (Add Hardware → Storage → CDROM device), then retry\n"
+    );
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("xorriso")));
+}
