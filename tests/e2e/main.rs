@@ -502,7 +502,7 @@ fn drive_source(name: &str, target: &str) -> String {
 fn enable_rdp(env: &Env, name: &str, install_iso: &str) {
     eprintln!("== enable-rdp");
     assert_eq!(drive_source(name, "sda"), install_iso);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bkt"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bkt"))
         .args(["vm", "enable-rdp", name, "--timeout", "10"])
         .env("BKT_VM_MANIFEST", env.manifest())
         .env("NO_COLOR", "1")
