@@ -116,8 +116,14 @@ echo "bkt end-to-end stand-in for a Windows 11 install ISO" >"$iso_root/README.T
 xorriso -as mkisofs -quiet -V BKT_WIN11_STANDIN -e efiboot.img -no-emul-boot \
   -o "$OUT_DIR/win-standin.iso" "$iso_root" 2>/dev/null
 virtio_root=$work/virtio
-mkdir -p "$virtio_root/amd64/w11"
-echo "stand-in" >"$virtio_root/amd64/w11/viostor.inf"
+# The layout of the real virtio-win ISO, for the drivers an unattended
+# install copies into $WinPEDriver$, and the guest tools at the root.
+for d in viostor NetKVM vioscsi; do
+  mkdir -p "$virtio_root/$d/w11/amd64"
+  echo "stand-in $d driver" >"$virtio_root/$d/w11/amd64/$d.inf"
+  echo "stand-in" >"$virtio_root/$d/w11/amd64/$d.sys"
+done
+printf 'MZ stand-in guest tools' >"$virtio_root/virtio-win-guest-tools.exe"
 # Past the 1 MiB sanity floor bkt applies to a downloaded virtio ISO.
 head -c 2097152 /dev/zero >"$virtio_root/padding.bin"
 xorriso -as mkisofs -quiet -V BKT_VIRTIO_STANDIN -o "$OUT_DIR/virtio-standin.iso.tmp" "$virtio_root" 2>/dev/null

@@ -82,7 +82,7 @@ pub enum VmCommand {
         bkt vm create windows --name work --memory 12G --cpus 6 --notes 'For Bambu Studio' --iso ~/Win11.iso --yes\n  \
         bkt vm create windows --iso ~/Win11.iso --dry-run"
     )]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
 
     /// Start a VM (already running is fine).
     Start {
@@ -372,4 +372,27 @@ pub struct CreateArgs {
 
     #[command(flatten)]
     pub download: DownloadArgs,
+
+    /// Install Windows 11 Pro hands-free with an answer file (drivers, a
+    /// local account, Remote Desktop, the guest tools), and watch it.
+    #[arg(long)]
+    pub unattended: bool,
+
+    /// The local Windows account an unattended install makes.
+    #[arg(long, value_name = "NAME", requires = "unattended")]
+    pub username: Option<String>,
+
+    /// A file whose first line is that account's password (never on the
+    /// command line; without it you are asked).
+    #[arg(long, value_name = "PATH", requires = "unattended")]
+    pub password_file: Option<PathBuf>,
+
+    /// Keep Windows from turning on device encryption (BitLocker).
+    #[arg(long, requires = "unattended")]
+    pub no_bitlocker: bool,
+
+    /// Seconds without progress before an unattended install is reported as
+    /// stalled (with a screenshot).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub install_timeout: u64,
 }

@@ -41,6 +41,9 @@ pub struct VmEntry {
     /// The Windows account `connect` logs in as (never its password).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdp_user: Option<String>,
+    /// The answer ISO of an unattended install, until the install is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_iso: Option<String>,
     /// True while `create` is still making the VM: reserves the name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creating: bool,
@@ -214,6 +217,7 @@ mod tests {
             isos: vec![],
             mac: None,
             rdp_user: None,
+            answer_iso: None,
             creating: false,
             extra: Default::default(),
         }

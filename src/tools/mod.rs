@@ -3,6 +3,7 @@
 
 pub mod qemu_img;
 pub mod rdp;
+pub mod unattend;
 pub mod viewer;
 pub mod virsh;
 pub mod virt_install;

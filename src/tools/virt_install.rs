@@ -41,6 +41,8 @@ pub struct WindowsDomain {
     pub disk_path: String,
     pub iso: String,
     pub virtio_iso: Option<String>,
+    /// The answer ISO of an unattended install.
+    pub answer_iso: Option<String>,
     pub mac: String,
 }
 
@@ -98,7 +100,7 @@ impl WindowsDomain {
             "path={},format=qcow2,bus=virtio,discard=unmap,boot.order=2",
             opt_value(&self.disk_path)
         ));
-        if let Some(v) = &self.virtio_iso {
+        for v in self.virtio_iso.iter().chain(self.answer_iso.iter()) {
             a.push("--disk".into());
             a.push(format!(
                 "path={},device=cdrom,bus=sata,readonly=on",
@@ -157,6 +159,7 @@ mod tests {
             disk_path: "/var/lib/libvirt/images/windows.qcow2".into(),
             iso: "/home/anna/Win11, 24H2.iso".into(),
             virtio_iso: Some("/isos/virtio-win.iso".into()),
+            answer_iso: None,
             mac: "52:54:00:12:34:56".into(),
         }
     }

@@ -175,6 +175,16 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         args
     };
     let plan = plan(&args, &host)?;
+    // The account and password first: a bad one changes nothing.
+    let answers = if args.unattended {
+        Some(crate::vm::unattended::answers(
+            &args,
+            &plan.name,
+            interactive,
+        )?)
+    } else {
+        None
+    };
 
     ui::heading("Preflight");
     let mut checks: Vec<Check> = Vec::new();
@@ -295,8 +305,17 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         disk_path: path_str(&disk_path)?,
         iso: path_str(&plan.iso)?,
         virtio_iso: plan.virtio_iso.as_deref().map(path_str).transpose()?,
+        answer_iso: answers
+            .as_ref()
+            .map(|_| path_str(&images.join(format!("{}-answer.iso", plan.name))))
+            .transpose()?,
         mac: random_mac(),
     };
+    if let Some(a) = &domain.answer_iso
+        && Path::new(a).exists()
+    {
+        bail!("{a} already exists; move it away (an earlier unattended create?)");
+    }
     let mkdisk = qemu_img::create_qcow2(&domain.disk_path, plan.disk_size);
     let install = domain.install();
 
@@ -306,7 +325,12 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
 
     crate::interrupt::catch();
     let mut made = Made::default();
-    match make(ctx, &plan, &domain, &images, &mkdisk, &install, &mut made) {
+    let steps = Steps {
+        mkdisk: &mkdisk,
+        install: &install,
+        answers: answers.as_ref(),
+    };
+    match make(ctx, &plan, &domain, &images, &steps, &mut made) {
         Ok(()) => {}
         Err(err) => {
             let removed = rollback(ctx, &plan.name, &made);
@@ -328,8 +352,23 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         }
     }
 
+    if let Some(a) = &domain.answer_iso {
+        return crate::vm::unattended::watch(
+            ctx,
+            &plan.name,
+            Path::new(a),
+            std::time::Duration::from_secs(args.install_timeout),
+        );
+    }
     guide(ctx, &plan, interactive)?;
     Ok(())
+}
+
+/// The commands and inputs `make` runs.
+struct Steps<'a> {
+    mkdisk: &'a crate::exec::Cmd,
+    install: &'a crate::exec::Cmd,
+    answers: Option<&'a crate::tools::unattend::Answers>,
 }
 
 fn dry_run(domain: &WindowsDomain, plan: &Plan, cmds: &[&crate::exec::Cmd]) -> Result<()> {
@@ -354,6 +393,7 @@ fn dry_run(domain: &WindowsDomain, plan: &Plan, cmds: &[&crate::exec::Cmd]) -> R
 struct Made {
     reserved: bool,
     disk: Option<PathBuf>,
+    answer_iso: Option<PathBuf>,
     domain_attempted: bool,
 }
 
@@ -362,10 +402,10 @@ fn make(
     plan: &Plan,
     domain: &WindowsDomain,
     images: &Path,
-    mkdisk: &crate::exec::Cmd,
-    install: &crate::exec::Cmd,
+    steps: &Steps,
     made: &mut Made,
 ) -> Result<()> {
+    let (mkdisk, install) = (steps.mkdisk, steps.install);
     ui::heading("Creating");
     // Reserve the name first: a second `bkt vm create` with the same name
     // now fails instead of racing us.
@@ -388,7 +428,8 @@ fn make(
                 .chain(domain.virtio_iso.clone())
                 .collect(),
             mac: Some(domain.mac.clone()),
-            rdp_user: None,
+            rdp_user: steps.answers.map(|a| a.username.clone()),
+            answer_iso: domain.answer_iso.clone(),
             creating: true,
             extra: Default::default(),
         });
@@ -429,6 +470,18 @@ fn make(
         ),
     );
     crate::interrupt::check()?;
+
+    if let (Some(a), Some(out), Some(virtio)) =
+        (steps.answers, &domain.answer_iso, &domain.virtio_iso)
+    {
+        made.answer_iso = Some(PathBuf::from(out));
+        crate::vm::unattended::build_answer_iso(Path::new(virtio), a, Path::new(out))?;
+        ui::step(
+            "answers",
+            &format!("{out} (autounattend.xml, VirtIO drivers; 0600)"),
+        );
+        crate::interrupt::check()?;
+    }
 
     let spinner = Spinner::new("defining and starting the domain");
     made.domain_attempted = true;
@@ -485,6 +538,14 @@ fn rollback(ctx: &Ctx, name: &str, made: &Made) -> Vec<String> {
         match std::fs::remove_file(disk) {
             Ok(()) => removed.push(format!("disk {}", disk.display())),
             Err(e) => eprintln!("warning: could not remove {}: {e}", disk.display()),
+        }
+    }
+    if let Some(a) = &made.answer_iso
+        && a.exists()
+    {
+        match std::fs::remove_file(a) {
+            Ok(()) => removed.push(format!("answer ISO {}", a.display())),
+            Err(e) => eprintln!("warning: could not remove {}: {e}", a.display()),
         }
     }
     if made.reserved {

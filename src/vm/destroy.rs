@@ -113,6 +113,16 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
             Err(e) => failed.push(format!("{d}: {e}")),
         }
     }
+    // An unattended install's answer ISO is the VM's own (it holds the
+    // password): it goes with it.
+    if let Some(a) = entry.as_ref().and_then(|e| e.answer_iso.clone()) {
+        media.remove(&a);
+        match std::fs::remove_file(&a) {
+            Ok(()) => removed.push(format!("answer ISO {a}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => failed.push(format!("{a}: {e}")),
+        }
+    }
     if entry.is_some() {
         manifest::update(&ctx.manifest, |m| Ok(m.remove(name)))?;
         removed.push("manifest entry".into());

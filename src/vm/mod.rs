@@ -12,6 +12,7 @@ pub mod snapshot;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod unattended;
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -231,7 +232,7 @@ pub fn run(global: &Global, command: VmCommand) -> Result<()> {
     crate::exec::set_verbose(global.verbose);
     let ctx = Ctx::new(global)?;
     match command {
-        VmCommand::Create(args) => create::run(&ctx, args),
+        VmCommand::Create(args) => create::run(&ctx, *args),
         VmCommand::Start { name } => start::run(&ctx, &name),
         VmCommand::Stop {
             name,

@@ -208,6 +208,7 @@ fn real_stack() {
     let env = Env::new();
     downloads(&env);
     windows_vm(&env);
+    unattended(&env);
     tiny_guests(&env);
     libvirtd_stopped(&env);
     eprintln!("end-to-end tier: {:.0}s", started.elapsed().as_secs_f64());
@@ -544,6 +545,107 @@ fn enable_rdp(env: &Env, name: &str, install_iso: &str) {
     assert!(
         !Path::new(&script_iso).exists(),
         "the script ISO is deleted"
+    );
+}
+
+/// `create --unattended` on the real stack: the answer ISO is built by the
+/// real xorriso from the stand-in virtio ISO's driver folders, attached as
+/// a third CD-ROM, keys are sent for the "Press any key" prompt, and with
+/// nothing installing (a stand-in) the watch reports the stall with a real
+/// screenshot. destroy removes the answer ISO with the VM.
+fn unattended(env: &Env) {
+    eprintln!("== unattended");
+    let name = "e2e-auto";
+    let iso = env.guest_dir.join("win-standin.iso");
+    let virtio = env.guest_dir.join("virtio-standin.iso");
+    let pw = env.work.path().join("pw");
+    fs::write(&pw, "Not-a-real-pw1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.bkt(&[
+        "vm",
+        "create",
+        "--name",
+        name,
+        "--iso",
+        iso.to_str().unwrap(),
+        "--virtio-iso",
+        virtio.to_str().unwrap(),
+        "--virt-type",
+        "qemu",
+        "--memory",
+        "1G",
+        "--cpus",
+        "1",
+        "--disk-size",
+        "8G",
+        "--yes",
+        "--unattended",
+        "--username",
+        "anna",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--install-timeout",
+        "15",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stderr.contains("error: the install made no progress for 15s (booting the installer"),
+        "{stderr}"
+    );
+    let answer = "/var/lib/libvirt/images/e2e-auto-answer.iso";
+    assert!(
+        stdout.contains(&format!(
+            "  • answers        {answer} (autounattend.xml, VirtIO drivers; 0600)"
+        )),
+        "{stdout}"
+    );
+    let mode = fs::metadata(answer).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the answer ISO holds the password");
+    let listing = ok(&run(
+        "xorriso",
+        &["-indev", answer, "-find", "/", "-type", "f"],
+    ));
+    for f in [
+        "'/autounattend.xml'",
+        "'/$WinPEDriver$/viostor/viostor.inf'",
+        "'/$WinPEDriver$/vioscsi/vioscsi.inf'",
+        "'/$WinPEDriver$/NetKVM/NetKVM.inf'",
+        "'/virtio-win-guest-tools.exe'",
+    ] {
+        assert!(listing.contains(f), "{f} missing from\n{listing}");
+    }
+    let extracted = env.work.path().join("autounattend.xml");
+    ok(&run(
+        "xorriso",
+        &[
+            "-osirrox",
+            "on",
+            "-indev",
+            answer,
+            "-extract",
+            "/autounattend.xml",
+            extracted.to_str().unwrap(),
+        ],
+    ));
+    let xml = fs::read_to_string(&extracted).unwrap();
+    roxmltree::Document::parse(&xml).expect("a well-formed answer file");
+    assert!(!xml.contains("Not-a-real-pw1"), "no clear-text password");
+    assert_eq!(drive_source(name, "sdc"), answer);
+    assert_eq!(domstate(name), "running (booted)");
+    let shot = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cache/bkt/vm/e2e-auto-install-stalled.ppm");
+    assert!(stderr.contains(&shot.display().to_string()), "{stderr}");
+    assert!(
+        fs::metadata(&shot).unwrap().len() > 1000,
+        "a real screenshot"
+    );
+    let _ = fs::remove_file(&shot);
+    ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
+    assert!(
+        !Path::new(answer).exists(),
+        "destroy removes the answer ISO"
     );
 }
 

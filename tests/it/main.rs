@@ -12,6 +12,7 @@ mod enable_rdp;
 mod lifecycle;
 mod snapshot;
 mod status;
+mod unattended;
 
 /// Replace what differs between machines: the temporary directory and the
 /// free-space line of the preflight.

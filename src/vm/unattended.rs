@@ -1,0 +1,304 @@
+//! `create --unattended`: the answers (account, password), the answer ISO
+//! (autounattend.xml and the VirtIO drivers in `$WinPEDriver$`), and the
+//! watch over an install no human clicks through.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::cli::CreateArgs;
+use crate::exec::Cmd;
+use crate::manifest;
+use crate::tools::unattend::{self, Answers};
+use crate::ui::{HintExt, Spinner, secs};
+use crate::vm::net::{self, PortState, RDP_PORT};
+use crate::vm::{Ctx, libvirt_error};
+
+/// Windows refuses these in account names.
+fn valid_username(u: &str) -> Result<()> {
+    if u.is_empty()
+        || u.chars().count() > 20
+        || u.chars()
+            .any(|c| c.is_control() || "\"/\\[]:;|=,+*?<>@".contains(c))
+        || u.trim() != u
+    {
+        bail!(
+            "invalid Windows user name {u:?}: 1-20 characters, none of \" / \\ [ ] : ; | = , + * ? < > @"
+        );
+    }
+    Ok(())
+}
+
+/// The account and password, from options, a file, or prompts. The
+/// password never comes from the command line.
+pub fn answers(args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers> {
+    let username = match (&args.username, interactive) {
+        (Some(u), _) => u.clone(),
+        (None, true) => dialoguer::Input::new()
+            .with_prompt("Windows account to create")
+            .validate_with(|s: &String| valid_username(s).map_err(|e| e.to_string()))
+            .interact_text()?,
+        (None, false) => {
+            return Err(anyhow!("--unattended needs the Windows account's name"))
+                .hint("pass --username NAME (and --password-file PATH)");
+        }
+    };
+    valid_username(&username)?;
+    let password = match &args.password_file {
+        Some(p) => {
+            let meta =
+                fs::metadata(p).with_context(|| format!("--password-file {}", p.display()))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                eprintln!(
+                    "warning: {} can be read by other users (chmod 600 it)",
+                    p.display()
+                );
+            }
+            let text = fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            text.lines().next().unwrap_or_default().to_string()
+        }
+        None if interactive || std::io::stdin().is_terminal() => dialoguer::Password::new()
+            .with_prompt(format!("Password for {username}"))
+            .with_confirmation("Again", "the passwords differ")
+            .interact()?,
+        None => {
+            return Err(anyhow!("--unattended needs a password for {username}"))
+                .hint("put it in a file only you can read and pass --password-file PATH");
+        }
+    };
+    if password.is_empty() {
+        bail!("the password for {username} is empty; Remote Desktop refuses accounts without one");
+    }
+    Ok(Answers {
+        computer_name: unattend::computer_name(vm),
+        username,
+        password,
+        no_bitlocker: args.no_bitlocker,
+    })
+}
+
+/// Build the answer ISO at `out` (0600: it holds the password).
+pub fn build_answer_iso(virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("bkt-answer-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let res = (|| -> Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(tmp.join("autounattend.xml"))?;
+        std::io::Write::write_all(&mut f, unattend::autounattend(a).as_bytes())?;
+        let drivers = tmp.join("$WinPEDriver$");
+        fs::create_dir_all(&drivers)?;
+        for d in unattend::DRIVERS {
+            unattend::extract_driver(virtio_iso, d, &drivers.join(d))
+                .run()
+                .map_err(anyhow::Error::new)
+                .with_context(|| {
+                    format!(
+                        "taking the {d} driver from {} (is it a virtio-win ISO?)",
+                        virtio_iso.display()
+                    )
+                })?;
+        }
+        // The guest tools, so the first logon finds them even without the
+        // virtio-win ISO attached. Best effort: that ISO has them too.
+        let _ = unattend::extract_file(
+            virtio_iso,
+            "virtio-win-guest-tools.exe",
+            &tmp.join("virtio-win-guest-tools.exe"),
+        )
+        .run();
+        // Extracted files come out read-only; the tree is ours to remove.
+        Cmd::new("xorriso")
+            .args([
+                "-as".to_string(),
+                "mkisofs".into(),
+                "-quiet".into(),
+                "-V".into(),
+                "BKT_ANSWERS".into(),
+                "-J".into(),
+                "-R".into(),
+                "-o".into(),
+                out.display().to_string(),
+                tmp.display().to_string(),
+            ])
+            .run()
+            .map_err(anyhow::Error::new)
+            .context("building the answer ISO")?;
+        fs::set_permissions(out, fs::Permissions::from_mode(0o600))?;
+        Ok(())
+    })();
+    let _ = Cmd::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(tmp.display().to_string())
+        .run();
+    let _ = fs::remove_dir_all(&tmp);
+    if res.is_err() {
+        let _ = fs::remove_file(out);
+    }
+    res
+}
+
+/// How far an install has come, as far as the host can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Firmware and "Press any key to boot from CD".
+    Booting,
+    /// Windows Setup copying and rebooting.
+    Setup,
+    /// The network is up: first logon, the guest tools.
+    FirstLogon,
+}
+
+impl Phase {
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Booting => "booting the installer",
+            Phase::Setup => "Windows Setup running (it reboots on its own)",
+            Phase::FirstLogon => "first logon: installing the guest tools",
+        }
+    }
+}
+
+/// "Press any key to boot from CD or DVD" waits a few seconds on the first
+/// boot only; keys are sent for this long after the start.
+const KEYS_FOR: Duration = Duration::from_secs(40);
+
+/// Watch the install until Remote Desktop answers, then take the answer
+/// ISO out. A phase that lasts longer than `stall` is reported with a
+/// screenshot.
+pub fn watch(ctx: &Ctx, name: &str, answer_iso: &Path, stall: Duration) -> Result<()> {
+    let started = Instant::now();
+    let spinner = Spinner::quiet();
+    let mut phase = Phase::Booting;
+    let mut since = Instant::now();
+    spinner.set_message(&format!("installing Windows: {}", phase.label()));
+    let mut last_key = None::<Instant>;
+    let done_ip = loop {
+        if crate::interrupt::happened() {
+            spinner.clear();
+            bail!("interrupted; the VM is left as it is (bkt vm destroy {name} removes it)");
+        }
+        if started.elapsed() < KEYS_FOR {
+            if last_key.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                let _ = ctx.virsh.cmd(["send-key", name, "KEY_ENTER"]).run();
+                last_key = Some(Instant::now());
+            }
+        } else if phase == Phase::Booting {
+            phase = Phase::Setup;
+            since = Instant::now();
+            spinner.set_message(&format!("installing Windows: {}", phase.label()));
+        }
+        if let Some((ip, _)) = net::find_ip(ctx, name) {
+            if phase != Phase::FirstLogon {
+                phase = Phase::FirstLogon;
+                since = Instant::now();
+                spinner.set_message(&format!("installing Windows: {}", phase.label()));
+            }
+            if net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT) == PortState::Open {
+                break ip;
+            }
+        }
+        if since.elapsed() >= stall {
+            spinner.clear();
+            let shot = screenshot(ctx, name);
+            let err: Result<()> = Err(anyhow!(
+                "the install made no progress for {} ({}; {} in all)",
+                secs(stall),
+                phase.label(),
+                secs(started.elapsed())
+            ));
+            return err.hint(match shot {
+                Some(p) => format!(
+                    "look at the screen: {} (or bkt vm connect {name} --spice)",
+                    p.display()
+                ),
+                None => format!("look at the screen: bkt vm connect {name} --spice"),
+            });
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    spinner.clear();
+    eject_answers(ctx, name, answer_iso)?;
+    manifest::update(&ctx.manifest, |m| {
+        if let Some(e) = m.get_mut(name) {
+            e.rdp_enabled = true;
+            e.answer_iso = None;
+        }
+        Ok(())
+    })?;
+    println!(
+        "Windows is installed ({}): Remote Desktop answers on {done_ip}:{RDP_PORT}",
+        secs(started.elapsed())
+    );
+    println!("Connect with: bkt vm connect {name}");
+    Ok(())
+}
+
+/// Take the answer ISO out of the VM and delete it.
+pub fn eject_answers(ctx: &Ctx, name: &str, answer_iso: &Path) -> Result<()> {
+    let dom = ctx.domain_xml(name)?;
+    let path = answer_iso.display().to_string();
+    if let Some(d) = dom.disks.iter().find(|d| d.path == path) {
+        let live = matches!(ctx.domstate(name), Ok(Some((s, _))) if s.is_active());
+        if live {
+            // SATA CD-ROMs cannot be unplugged live: empty the drive now,
+            // and drop it from the definition for the next boot.
+            ctx.virsh
+                .cmd(["change-media", name, d.target.as_str(), "--eject", "--live"])
+                .run()
+                .map_err(libvirt_error)
+                .context("ejecting the answer ISO")?;
+        }
+        ctx.virsh
+            .cmd(["detach-disk", name, d.target.as_str(), "--config"])
+            .run()
+            .map_err(libvirt_error)
+            .context("removing the answer ISO's drive")?;
+    }
+    match fs::remove_file(answer_iso) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("deleting {}", answer_iso.display())),
+    }
+}
+
+/// `virsh screenshot` into the cache, for a stalled install.
+fn screenshot(ctx: &Ctx, name: &str) -> Option<std::path::PathBuf> {
+    let dir = crate::download::cache_dir().ok()?;
+    fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(format!("{name}-install-stalled.ppm"));
+    ctx.virsh
+        .cmd([
+            "screenshot".to_string(),
+            name.to_string(),
+            "--file".into(),
+            path.display().to_string(),
+        ])
+        .run()
+        .ok()?;
+    path.exists().then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(valid_username("anna").is_ok());
+        assert!(valid_username("Anna Smith").is_ok());
+        for bad in ["", "a/b", "x@y", "toolongtoolongtoolong1", " lead"] {
+            assert!(valid_username(bad).is_err(), "{bad}");
+        }
+    }
+}
