@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   xorriso dnsmasq-base iptables iproute2
   xvfb freerdp2-x11 virt-viewer
   busybox-static cpio xz-utils gzip dosfstools mtools imagemagick x11-utils
+  python3
 )
 DNF_PACKAGES=(
   libvirt-daemon-kvm libvirt-client virt-install qemu-kvm qemu-img swtpm

@@ -916,6 +916,19 @@ fn tiny_guests(env: &Env) {
     assert_eq!(find("RDP")["level"], "pass", "{doc}");
     assert_eq!(find("manifest")["level"], "warn", "{doc}");
 
+    // Resource warnings count the running VMs against half the host.
+    let st: serde_json::Value =
+        serde_json::from_str(&ok(&env.bkt(&["vm", "status", "--json"]))).unwrap();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let warned = st["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().starts_with("2 running VMs use 2 vCPUs"));
+    assert_eq!(warned, 2 > (cores / 2).max(1), "{st}");
+
     // A graceful stop ends in "shut off (shutdown)".
     let out = env.bkt(&["vm", "stop", "e2e-tiny", "--timeout", "60"]);
     let (stdout, _) = text(&out);
