@@ -51,18 +51,34 @@ pub fn probe(ip: &str, port: u16, timeout: Duration) -> PortState {
     }
 }
 
-/// Probe several addresses at once (threads, no external processes).
+/// Probe several addresses at once: a few threads share the list (no
+/// external processes, and no thread per address for hundreds of VMs).
 pub fn probe_all(ips: &[String], port: u16, timeout: Duration) -> Vec<PortState> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const WORKERS: usize = 16;
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<PortState>> = ips
+        .iter()
+        .map(|_| std::sync::Mutex::new(PortState::NoAnswer))
+        .collect();
     std::thread::scope(|s| {
-        let handles: Vec<_> = ips
-            .iter()
-            .map(|ip| s.spawn(move || probe(ip, port, timeout)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(PortState::NoAnswer))
-            .collect()
-    })
+        for _ in 0..WORKERS.min(ips.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(ip) = ips.get(i) else { break };
+                    let st = probe(ip, port, timeout);
+                    if let Ok(mut r) = results[i].lock() {
+                        *r = st;
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or(PortState::NoAnswer))
+        .collect()
 }
 
 /// One pass over the sources, in order; the first IPv4 address wins. A
