@@ -591,3 +591,56 @@ fn two_concurrent_creates_of_one_name_make_one_vm() {
     assert_eq!(w.manifest()["vms"].as_array().unwrap().len(), 1);
     assert!(w.manifest()["vms"][0].get("creating").is_none());
 }
+
+#[test]
+fn ctrl_c_midway_rolls_back_and_exits_130() {
+    let w = World::new();
+    w.libvirt_up();
+    w.rule("virsh", "-q -c * list --all --name").out("\n");
+    w.rule("qemu-img", "create *").sh(": >\"$5\"\n");
+    w.rule("qemu-img", "info *").out(&format!(
+        "{{\"format\": \"qcow2\", \"virtual-size\": {}, \"actual-size\": 1}}\n",
+        80 * GIB
+    ));
+    // virt-install says it started, then waits for the test's go-ahead (as
+    // if it were slow); in a terminal Ctrl-C would reach it too.
+    w.rule("virt-install", "*").sh(&format!(
+        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
+        started = w.p("vi-started"),
+        go = w.p("go")
+    ));
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n");
+    w.rule("virsh", "* destroy windows")
+        .out("Domain 'windows' destroyed\n");
+    w.rule("virsh", "* undefine windows *")
+        .out("Domain 'windows' has been undefined\n");
+    let iso = w.iso("Win11.iso");
+    let child = w
+        .command(&["vm", "create", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !w.path("vi-started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "virt-install never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we started, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::fs::write(w.path("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Rolled back\n  • removed        domain windows with its NVRAM and TPM state\n  • removed        disk "), "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().last(),
+        Some("interrupted; nothing was left behind")
+    );
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+}
