@@ -568,10 +568,9 @@ const GUIDE: &[&str] = &[
 ];
 
 fn guide(ctx: &Ctx, plan: &Plan, interactive: bool) -> Result<()> {
-    let uri = &ctx.uri;
     println!();
     println!(
-        "Next: complete Windows Setup in the VM's window: virt-viewer --connect {uri} --attach {}",
+        "Next: complete Windows Setup in the VM's console: bkt vm connect {} --spice",
         plan.name
     );
     for (i, s) in GUIDE.iter().enumerate() {

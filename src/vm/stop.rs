@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::{Ctx, libvirt_error};
 
@@ -18,6 +19,15 @@ pub fn run(ctx: &Ctx, name: &str, timeout: u64, force: bool) -> Result<()> {
     if !state.is_active() {
         println!("{name} is already shut off");
         return Ok(());
+    }
+    if state == DomState::Paused && !force {
+        // A paused guest cannot see the power button.
+        ctx.virsh
+            .resume(name)
+            .run()
+            .map_err(libvirt_error)
+            .with_context(|| format!("cannot resume {name} to shut it down"))?;
+        println!("{name} was paused; resumed it to shut it down");
     }
     if force {
         ctx.virsh

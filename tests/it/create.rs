@@ -66,7 +66,7 @@ Creating
   • starting       done
   • manifest       $TMP/home/.config/bootc/vms.json
 
-Next: complete Windows Setup in the VM's window: virt-viewer --connect qemu:///system --attach windows
+Next: complete Windows Setup in the VM's console: bkt vm connect windows --spice
   1. Choose \"I don't have a product key\" (activate later)
   2. Select Windows 11 Pro
   3. Choose \"Custom: Install Windows only\"

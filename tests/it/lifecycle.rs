@@ -178,6 +178,35 @@ hint: the guest is ignoring the ACPI power button (busy, or at a prompt); try ag
 }
 
 #[test]
+fn stop_resumes_a_paused_vm_first() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("paused (user)\n")
+        .times(1);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.rule("virsh", "* resume windows")
+        .out("Domain 'windows' resumed\n");
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n");
+    let r = w.bkt(&["vm", "stop", "windows"]);
+    r.success();
+    assert!(
+        r.stdout().starts_with(
+            "windows was paused; resumed it to shut it down\nwindows is shut off (shutdown) after "
+        ),
+        "{}",
+        r.stdout()
+    );
+    let calls = w.call_lines();
+    assert_eq!(calls[1], format!("virsh -c {URI} resume windows"));
+    assert_eq!(
+        calls[2],
+        format!("virsh -c {URI} shutdown windows --mode acpi")
+    );
+}
+
+#[test]
 fn stop_force_and_already_off() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
