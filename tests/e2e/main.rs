@@ -698,6 +698,44 @@ fn downloads(env: &Env) {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
+    // A full disk: the cache on a 1 MiB tmpfs of our own.
+    let small = env.work.path().join("small");
+    fs::create_dir_all(&small).unwrap();
+    ok(&run(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            small.to_str().unwrap(),
+        ],
+    ));
+    let full = Command::new(env!("CARGO_BIN_EXE_bkt"))
+        .args([
+            "vm",
+            "download",
+            "--virtio-url",
+            &format!("http://127.0.0.1:{port}/virtio-win.iso"),
+        ])
+        .env("XDG_CACHE_HOME", &small)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let leftover: Vec<_> = fs::read_dir(small.join("bkt/vm"))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let _ = run("umount", &[small.to_str().unwrap()]);
+    let (_, full_err) = text(&full);
+    eprintln!("$ bkt vm download (cache on a 1 MiB tmpfs)\n{full_err}");
+    assert_eq!(full.status.code(), Some(1));
+    assert!(full_err.contains("the disk is full"), "{full_err}");
+    assert!(
+        !leftover.iter().any(|f| f == "virtio-win.iso"),
+        "no final file on a full disk: {leftover:?}"
+    );
+
     // SAFETY: ending the server we started, by its PID.
     unsafe {
         libc::kill(server.id() as i32, libc::SIGTERM);
