@@ -302,3 +302,26 @@ fn destroy_takes_the_snapshots_along() {
     );
     assert!(!w.path("images/windows.snapshots").exists());
 }
+
+#[test]
+fn not_enough_space_for_the_copies_changes_nothing() {
+    let w = world();
+    off(&w);
+    snapshots(&w, &[]);
+    // A sparse NVRAM file far larger than any free space here.
+    let nv = std::fs::OpenOptions::new()
+        .write(true)
+        .open(w.path("nvram/windows_VARS.fd"))
+        .unwrap();
+    nv.set_len(15 << 40).unwrap();
+    let r = w.bkt(&["vm", "snapshot", "create", "windows", "clean"]);
+    r.failure();
+    assert!(
+        r.stderr()
+            .starts_with("error: not enough space for the snapshot: 15 TiB needed in "),
+        "{}",
+        r.stderr()
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains("snapshot-create")));
+    assert!(!w.path("images/windows.snapshots").exists());
+}
