@@ -84,6 +84,18 @@ pub fn cache_dir() -> Result<PathBuf> {
     Ok(base.join("bkt").join("vm"))
 }
 
+/// Whether an open file starts like `kind` (the ISO 9660 volume descriptor
+/// or the MZ header).
+pub fn has_signature(f: &mut File, kind: Kind) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let (offset, magic): (u64, &[u8]) = match kind {
+        Kind::Iso => (32769, b"CD001"),
+        Kind::Exe => (0, b"MZ"),
+    };
+    let mut buf = vec![0u8; magic.len()];
+    f.seek(SeekFrom::Start(offset)).is_ok() && f.read_exact(&mut buf).is_ok() && buf == magic
+}
+
 /// Why a file is not what it should be.
 pub fn check_file(path: &Path, kind: Kind, min_size: u64) -> std::result::Result<u64, String> {
     let mut f = File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -96,14 +108,7 @@ pub fn check_file(path: &Path, kind: Kind, min_size: u64) -> std::result::Result
             human(min_size)
         ));
     }
-    let (offset, magic): (u64, &[u8]) = match kind {
-        Kind::Iso => (32769, b"CD001"),
-        Kind::Exe => (0, b"MZ"),
-    };
-    let mut buf = vec![0u8; magic.len()];
-    use std::io::Seek;
-    let ok = f.seek(std::io::SeekFrom::Start(offset)).is_ok() && f.read_exact(&mut buf).is_ok();
-    if !ok || buf != magic {
+    if !has_signature(&mut f, kind) {
         return Err(format!(
             "{} is not {}",
             path.display(),

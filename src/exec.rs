@@ -206,8 +206,18 @@ impl Cmd {
         }
     }
 
-    fn not_found(&self, err: &io::Error) -> bool {
-        err.kind() == io::ErrorKind::NotFound
+    /// A program that could not be started: missing, or another reason.
+    fn spawn_error(&self, err: io::Error) -> ExecError {
+        if err.kind() == io::ErrorKind::NotFound {
+            ExecError::NotFound {
+                program: self.program.clone(),
+            }
+        } else {
+            ExecError::Io {
+                cmd: self.display(),
+                err,
+            }
+        }
     }
 
     /// Run to completion with stdin closed and stdout/stderr captured. A
@@ -246,13 +256,7 @@ impl Cmd {
                 stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             }),
-            Err(err) if self.not_found(&err) => Err(ExecError::NotFound {
-                program: self.program.clone(),
-            }),
-            Err(err) => Err(ExecError::Io {
-                cmd: self.display(),
-                err,
-            }),
+            Err(err) => Err(self.spawn_error(err)),
         }
     }
 }
@@ -276,25 +280,13 @@ impl Cmd {
                 .append(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|err| ExecError::Io {
-                    cmd: self.display(),
-                    err,
-                })?;
-            let err_file = file.try_clone().map_err(|err| ExecError::Io {
-                cmd: self.display(),
-                err,
-            })?;
+                .map_err(|err| self.spawn_error(err))?;
+            let err_file = file.try_clone().map_err(|err| self.spawn_error(err))?;
             expr = expr.stdout_file(file).stderr_file(err_file);
         }
         match expr.run() {
             Ok(o) => Ok(o.status),
-            Err(err) if self.not_found(&err) => Err(ExecError::NotFound {
-                program: self.program.clone(),
-            }),
-            Err(err) => Err(ExecError::Io {
-                cmd: self.display(),
-                err,
-            }),
+            Err(err) => Err(self.spawn_error(err)),
         }
     }
 }

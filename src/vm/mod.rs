@@ -66,13 +66,7 @@ impl Ctx {
             .virsh
             .list_names()
             .stdout()
-            .map(|s| {
-                s.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
+            .map(|s| virsh::parse_names(&s))
             .unwrap_or_default();
         let known = if names.is_empty() {
             "there are none".to_string()

@@ -2,17 +2,12 @@
 //! [`Check`] saying what it found and, when something is wrong, the fix.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::tools::{self, virsh};
 use crate::ui::Check;
 use crate::units::{gib_bytes, human};
 use crate::vm::{Ctx, Host, name_is_valid};
-
-/// Where ISO 9660's primary volume descriptor signature sits: sector 16
-/// (32768) plus the one-byte type code.
-const ISO9660_MAGIC_OFFSET: u64 = 32769;
 
 /// `/dev/kvm` exists and can be opened for reading and writing.
 pub fn kvm(device: &Path) -> Check {
@@ -110,7 +105,7 @@ pub fn name(ctx: &Ctx, name: &str, libvirt_up: bool) -> Check {
     }
     if libvirt_up {
         match ctx.virsh.list_names().stdout() {
-            Ok(out) if out.lines().any(|l| l.trim() == name) => {
+            Ok(out) if virsh::parse_names(&out).iter().any(|n| n == name) => {
                 return Check::fail(
                     "name",
                     format!("a VM named {name:?} already exists in libvirt"),
@@ -182,10 +177,7 @@ pub fn iso_problem(path: &Path) -> Result<u64, String> {
     if meta.is_dir() {
         return Err(format!("{} is a directory, not an ISO", path.display()));
     }
-    let mut magic = [0u8; 5];
-    let ok =
-        f.seek(SeekFrom::Start(ISO9660_MAGIC_OFFSET)).is_ok() && f.read_exact(&mut magic).is_ok();
-    if !ok || &magic != b"CD001" {
+    if !crate::download::has_signature(&mut f, crate::download::Kind::Iso) {
         return Err(format!(
             "{} is not an ISO 9660 image (no CD001 signature)",
             path.display()

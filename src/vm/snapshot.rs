@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::tools::virsh;
+use crate::tools::virsh::{self, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
 use crate::vm::{Ctx, libvirt_error, name_is_valid, preflight, validate_name};
@@ -196,8 +196,7 @@ fn now_utc() -> String {
 }
 
 /// Make sure the VM is off: stop it with consent, or refuse and say why.
-fn ensure_off(ctx: &Ctx, name: &str, yes: bool, why: &str) -> Result<()> {
-    let (state, _) = ctx.require(name)?;
+fn ensure_off(ctx: &Ctx, name: &str, state: DomState, yes: bool, why: &str) -> Result<()> {
     if !state.is_active() {
         return Ok(());
     }
@@ -226,7 +225,7 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     if description.chars().any(char::is_control) {
         bail!("--description must be one line without control characters");
     }
-    ctx.require(name)?;
+    let (state, _) = ctx.require(name)?;
     let existing = virsh::parse_names(
         &ctx.virsh
             .snapshot_names(name)
@@ -252,7 +251,13 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
             human(free)
         );
     }
-    ensure_off(ctx, name, yes, "snapshots are taken with the VM shut off")?;
+    ensure_off(
+        ctx,
+        name,
+        state,
+        yes,
+        "snapshots are taken with the VM shut off",
+    )?;
 
     // Copies first, into a temporary directory; then the disk snapshot;
     // then the rename that makes the snapshot exist. Any failure removes
