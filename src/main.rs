@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             ui::print_error(&err);
-            ExitCode::FAILURE
+            ExitCode::from(interrupt::exit_code(&err))
         }
     }
 }

@@ -341,9 +341,14 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             if removed.is_empty() {
                 ui::step("removed", "nothing had been made yet");
             }
-            if crate::interrupt::happened() {
-                eprintln!("interrupted; nothing was left behind");
-                std::process::exit(130);
+            if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&err) {
+                // A child died of the same Ctrl-C: say so, not what it printed.
+                return Err(
+                    anyhow::Error::new(crate::interrupt::Interrupted).context(format!(
+                        "creating {} failed; nothing was left behind",
+                        plan.name
+                    )),
+                );
             }
             return Err(err.context(format!(
                 "creating {} failed; nothing was left behind",

@@ -197,7 +197,7 @@ pub fn run(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
     let mut last = None;
     let outcome = loop {
         if crate::interrupt::happened() {
-            break Err(anyhow!("interrupted"));
+            break Err(crate::interrupt::Interrupted.into());
         }
         if let Some((ip, _)) = net::find_ip(ctx, name) {
             let st = net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT);
@@ -231,9 +231,8 @@ pub fn run(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
             println!("Connect with: bkt vm connect {name}");
             Ok(())
         }
-        Err(_) if crate::interrupt::happened() => {
-            eprintln!("interrupted; the script CD was removed");
-            std::process::exit(130)
+        Err(e) if crate::interrupt::is_interrupted(&e) => {
+            Err(e.context("enable-rdp stopped; the script CD was removed"))
         }
         Err(e) => Err(e).hint(format!(
             "run enable-rdp.cmd in Windows as described, then retry with a longer --timeout: bkt vm enable-rdp {name} --timeout 900"

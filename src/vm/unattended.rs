@@ -186,7 +186,9 @@ pub fn watch(ctx: &Ctx, name: &str, answer_iso: &Path, stall: Duration) -> Resul
     let done_ip = loop {
         if crate::interrupt::happened() {
             spinner.clear();
-            bail!("interrupted; the VM is left as it is (bkt vm destroy {name} removes it)");
+            return Err(anyhow::Error::new(crate::interrupt::Interrupted)).hint(format!(
+                "the VM is left as it is: bkt vm destroy {name} removes it"
+            ));
         }
         if started.elapsed() < KEYS_FOR {
             if last_key.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {

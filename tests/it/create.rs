@@ -638,8 +638,8 @@ fn ctrl_c_midway_rolls_back_and_exits_130() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Rolled back\n  • removed        domain windows with its NVRAM and TPM state\n  • removed        disk "), "{stdout}");
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).lines().last(),
-        Some("interrupted; nothing was left behind")
+        String::from_utf8_lossy(&out.stderr),
+        "defining and starting the domain …\nerror: creating windows failed; nothing was left behind\ncaused by: interrupted\n"
     );
     assert!(!w.path("images/windows.qcow2").exists());
     assert_eq!(w.manifest()["vms"], serde_json::json!([]));
