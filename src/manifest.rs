@@ -4,10 +4,15 @@
 //!
 //! `$BKT_VM_MANIFEST`, else `$XDG_CONFIG_HOME/bootc/vms.json`, else
 //! `~/.config/bootc/vms.json`. Every change is a locked read-modify-write
-//! (`flock` on a lock file beside it) that ends in an atomic rename, so two
-//! `bkt` processes never lose each other's entries and a crash never leaves
-//! half a file. A manifest that cannot be read or parsed is an error and is
-//! never overwritten.
+//! (`flock` on a lock file beside it) that ends in an atomic rename and an
+//! fsync of the directory, so two `bkt` processes never lose each other's
+//! entries and a crash never leaves half a file. A symlinked manifest stays
+//! a symlink: the new contents replace its target. A manifest that cannot be
+//! read or parsed is an error and is never overwritten.
+//!
+//! It also records every file `bkt` makes for a VM (its disk, an answer
+//! ISO, snapshot copies), with the VM's connection: `destroy` deletes those
+//! and only those.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -52,15 +57,126 @@ pub struct VmEntry {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A file or directory `bkt` made for a VM on a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeFile {
+    pub vm: String,
+    pub uri: String,
+    pub path: String,
+}
+
+/// The connection a URI means: an empty one (entries of early versions) is
+/// libvirt's default, and a trailing slash changes nothing.
+fn uri_key(uri: &str) -> &str {
+    match uri.trim_end_matches('/') {
+        "" => "qemu:///system",
+        u => u,
+    }
+}
+
+/// Whether two URIs name the same libvirt connection.
+#[allow(dead_code)]
+pub fn same_uri(a: &str, b: &str) -> bool {
+    uri_key(a) == uri_key(b)
+}
+
+#[allow(dead_code)]
+impl VmEntry {
+    /// Whether this VM lives on the connection `uri`.
+    pub fn is_on(&self, uri: &str) -> bool {
+        same_uri(&self.uri, uri)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     #[serde(default)]
     pub vms: Vec<VmEntry>,
+    /// What bkt made, for `destroy`. `None` only in a manifest written before
+    /// bkt recorded its files; [`load`] fills it in then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<MadeFile>>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Default for Manifest {
+    /// A new manifest: nothing made yet (as opposed to an old one that
+    /// never recorded what it made).
+    fn default() -> Self {
+        Manifest {
+            vms: Vec::new(),
+            files: Some(Vec::new()),
+            extra: Default::default(),
+        }
+    }
+}
+
+// Used by create, snapshot and destroy as they come to record their files.
+#[allow(dead_code)]
 impl Manifest {
+    /// Before bkt recorded its files, `create` always made the disk (and an
+    /// answer ISO when unattended) and `snapshot` the `<vm>.snapshots`
+    /// directory beside the disk: those are the records such a VM gets.
+    fn fill_in_files(&mut self) {
+        if self.files.is_some() {
+            return;
+        }
+        let mut files = Vec::new();
+        for e in &self.vms {
+            let mut paths = Vec::new();
+            if !e.disk.is_empty() {
+                paths.push(e.disk.clone());
+                if let Some(dir) = Path::new(&e.disk).parent() {
+                    paths.push(
+                        dir.join(format!("{}.snapshots", e.name))
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+            paths.extend(e.answer_iso.clone());
+            for path in paths {
+                files.push(MadeFile {
+                    vm: e.name.clone(),
+                    uri: uri_key(&e.uri).to_string(),
+                    path,
+                });
+            }
+        }
+        self.files = Some(files);
+    }
+
+    /// Note that bkt made `path` for `vm` on `uri` (once).
+    pub fn record(&mut self, vm: &str, uri: &str, path: &str) {
+        let files = self.files.get_or_insert_with(Vec::new);
+        let made = MadeFile {
+            vm: vm.to_string(),
+            uri: uri_key(uri).to_string(),
+            path: path.to_string(),
+        };
+        if !files.contains(&made) {
+            files.push(made);
+        }
+    }
+
+    /// The paths bkt made for `vm` on `uri`, in the order it made them.
+    pub fn made_for(&self, vm: &str, uri: &str) -> Vec<String> {
+        self.files
+            .iter()
+            .flatten()
+            .filter(|f| f.vm == vm && same_uri(&f.uri, uri))
+            .map(|f| f.path.clone())
+            .collect()
+    }
+
+    /// Drop one record (the file is gone, or no longer bkt's to delete).
+    pub fn forget(&mut self, vm: &str, uri: &str, path: &str) {
+        if let Some(files) = &mut self.files {
+            files.retain(|f| !(f.vm == vm && same_uri(&f.uri, uri) && f.path == path));
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&VmEntry> {
         self.vms.iter().find(|v| v.name == name)
     }
@@ -104,12 +220,14 @@ pub fn load(path: &Path) -> Result<Manifest> {
     if text.trim().is_empty() {
         return Ok(Manifest::default());
     }
-    serde_json::from_str(&text).with_context(|| {
+    let mut m: Manifest = serde_json::from_str(&text).with_context(|| {
         format!(
             "the manifest {} is not valid (fix or move it aside; bkt will not overwrite it)",
             path.display()
         )
-    })
+    })?;
+    m.fill_in_files();
+    Ok(m)
 }
 
 /// An exclusive lock on the manifest, released on drop.
@@ -143,7 +261,30 @@ fn lock(path: &Path) -> Result<Lock> {
     Ok(Lock { _file: file })
 }
 
+/// The file a path finally names: a symlinked manifest (dotfiles managers
+/// do that) is written through to its target, so the link survives.
+fn resolve_links(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read the link {}", p.display()));
+            }
+        }
+    }
+    bail!("{} is a loop of symbolic links", path.display())
+}
+
 fn write_atomic(path: &Path, m: &Manifest) -> Result<()> {
+    let path = &resolve_links(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp.{}", std::process::id()));
@@ -159,7 +300,9 @@ fn write_atomic(path: &Path, m: &Manifest) -> Result<()> {
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory is on disk too.
+        File::open(dir)?.sync_all()
     })();
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
@@ -304,6 +447,78 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(load(&p).unwrap().vms.len(), 8);
+    }
+
+    #[test]
+    fn an_old_manifest_gets_the_files_its_bkt_made() {
+        let text = r#"{"vms":[{"name":"w","type":"windows11","disk":"/img/w.qcow2",
+            "created":"2026-01-25","uri":"qemu:///system","answer_iso":"/img/w-answer.iso"},
+            {"name":"s","type":"windows11","disk":"/home/a/s.qcow2","created":"2026-01-25"}]}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vms.json");
+        fs::write(&p, text).unwrap();
+        let m = load(&p).unwrap();
+        assert_eq!(
+            m.made_for("w", "qemu:///system"),
+            ["/img/w.qcow2", "/img/w.snapshots", "/img/w-answer.iso"]
+        );
+        // No URI recorded means the default connection.
+        assert_eq!(
+            m.made_for("s", "qemu:///system/"),
+            ["/home/a/s.qcow2", "/home/a/s.snapshots"]
+        );
+        assert!(m.made_for("w", "qemu:///session").is_empty());
+        // Written back, the records are explicit and no longer derived.
+        update(&p, |m| {
+            m.forget("w", "qemu:///system", "/img/w-answer.iso");
+            Ok(())
+        })
+        .unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(back["files"].as_array().unwrap().len(), 4);
+        assert_eq!(load(&p).unwrap().made_for("w", "qemu:///system").len(), 2);
+    }
+
+    #[test]
+    fn records_are_per_vm_and_connection_and_unique() {
+        let mut m = Manifest::default();
+        m.record("w", "qemu:///system", "/img/w.qcow2");
+        m.record("w", "qemu:///system", "/img/w.qcow2");
+        m.record("w", "qemu:///session", "/home/a/w.qcow2");
+        m.record("x", "qemu:///system", "/img/x.qcow2");
+        assert_eq!(m.made_for("w", "qemu:///system"), ["/img/w.qcow2"]);
+        assert_eq!(m.made_for("w", "qemu:///session"), ["/home/a/w.qcow2"]);
+        m.forget("w", "qemu:///system", "/img/w.qcow2");
+        assert!(m.made_for("w", "qemu:///system").is_empty());
+        assert_eq!(m.made_for("x", "qemu:///system"), ["/img/x.qcow2"]);
+        assert!(same_uri("", "qemu:///system"));
+        assert!(!same_uri("qemu:///session", "qemu:///system"));
+    }
+
+    #[test]
+    fn a_symlinked_manifest_stays_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("dotfiles");
+        fs::create_dir_all(&real_dir).unwrap();
+        fs::write(real_dir.join("vms.json"), r#"{"vms":[]}"#).unwrap();
+        let conf = dir.path().join("config");
+        fs::create_dir_all(&conf).unwrap();
+        let link = conf.join("vms.json");
+        std::os::unix::fs::symlink("../dotfiles/vms.json", &link).unwrap();
+        update(&link, |m| {
+            m.vms.push(entry("a"));
+            Ok(())
+        })
+        .unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(load(&real_dir.join("vms.json")).unwrap().vms.len(), 1);
+        assert_eq!(load(&link).unwrap().vms[0].name, "a");
     }
 
     #[test]

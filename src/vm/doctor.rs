@@ -344,7 +344,7 @@ pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
         let entries: Vec<manifest::VmEntry> = manifest::load(&ctx.manifest)?
             .vms
             .into_iter()
-            .filter(|e| e.uri.is_empty() || e.uri == ctx.uri)
+            .filter(|e| e.is_on(&ctx.uri))
             .collect();
         let mut names: Vec<String> = stats.iter().map(|s| s.name.clone()).collect();
         names.extend(entries.iter().map(|e| e.name.clone()));

@@ -176,11 +176,7 @@ pub fn table(rows: &[VmStatus]) -> String {
 pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
     let stats = ctx.domstats()?;
     let m = manifest::load(&ctx.manifest)?;
-    let entries: Vec<VmEntry> = m
-        .vms
-        .into_iter()
-        .filter(|e| e.uri.is_empty() || e.uri == ctx.uri)
-        .collect();
+    let entries: Vec<VmEntry> = m.vms.into_iter().filter(|e| e.is_on(&ctx.uri)).collect();
     let running: Vec<String> = stats
         .iter()
         .filter(|d| d.state == DomState::Running)
