@@ -12,18 +12,18 @@ set -euo pipefail
 DEB_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst
   qemu-system-x86 qemu-system-modules-spice qemu-utils swtpm swtpm-tools ovmf
-  xorriso dnsmasq-base iptables iproute2
+  xorriso dnsmasq-base iptables iproute2 acl
   xvfb freerdp2-x11 virt-viewer
   busybox-static cpio xz-utils gzip dosfstools mtools imagemagick x11-utils
   python3
 )
 DNF_PACKAGES=(
   libvirt-daemon-kvm libvirt-client virt-install qemu-kvm qemu-img swtpm
-  swtpm-tools edk2-ovmf xorriso freerdp virt-viewer
+  swtpm-tools edk2-ovmf xorriso freerdp virt-viewer acl
 )
 # Programs whose presence means the stack is already installed.
 NEEDED_PROGRAMS=(virsh virt-install libvirtd virtlogd qemu-system-x86_64 qemu-img
-  swtpm xorriso Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo)
+  swtpm xorriso setfacl Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 

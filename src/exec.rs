@@ -25,6 +25,8 @@ pub struct Cmd {
     args: Vec<String>,
     env: Vec<(String, String)>,
     env_remove: Vec<String>,
+    /// Written to the child's stdin (closed after), instead of /dev/null.
+    input: Option<Vec<u8>>,
 }
 
 /// Where an attached child's output goes.
@@ -148,7 +150,15 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             env_remove: Vec::new(),
+            input: None,
         }
+    }
+
+    /// Feed `bytes` to the child's stdin (a domain XML to `virsh define
+    /// /dev/stdin`): data that should not sit in a file or on argv.
+    pub fn input(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.input = Some(bytes.into());
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
@@ -235,6 +245,29 @@ impl Cmd {
         }
     }
 
+    /// Run with stdout going into `file` (opened by the caller, so it has
+    /// the caller's mode from its first byte) and stderr captured; a
+    /// non-zero exit is an error as in [`Cmd::run`].
+    pub fn run_into(&self, file: std::fs::File) -> Result<(), ExecError> {
+        self.log();
+        let res = self
+            .expression()
+            .stdin_null()
+            .stdout_file(file)
+            .stderr_capture()
+            .unchecked()
+            .run();
+        match res {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(ExecError::Failed {
+                cmd: self.display(),
+                status: describe_status(&o.status),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            }),
+            Err(err) => Err(self.spawn_error(err)),
+        }
+    }
+
     /// Run and return stdout; see [`Cmd::run`].
     pub fn stdout(&self) -> Result<String, ExecError> {
         self.run().map(|o| o.stdout)
@@ -243,13 +276,11 @@ impl Cmd {
     /// Run to completion without treating a non-zero exit as an error.
     pub fn run_unchecked(&self) -> Result<Output, ExecError> {
         self.log();
-        let res = self
-            .expression()
-            .stdin_null()
-            .stdout_capture()
-            .stderr_capture()
-            .unchecked()
-            .run();
+        let expr = match &self.input {
+            Some(bytes) => self.expression().stdin_bytes(bytes.clone()),
+            None => self.expression().stdin_null(),
+        };
+        let res = expr.stdout_capture().stderr_capture().unchecked().run();
         match res {
             Ok(o) => Ok(Output {
                 status: o.status,
@@ -360,6 +391,13 @@ mod tests {
             std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn input_reaches_stdin() {
+        let out = Cmd::new("cat").input("<domain/>").stdout().unwrap();
+        assert_eq!(out, "<domain/>");
+        assert_eq!(Cmd::new("cat").stdout().unwrap(), "");
     }
 
     #[test]

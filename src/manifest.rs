@@ -75,12 +75,10 @@ fn uri_key(uri: &str) -> &str {
 }
 
 /// Whether two URIs name the same libvirt connection.
-#[allow(dead_code)]
 pub fn same_uri(a: &str, b: &str) -> bool {
     uri_key(a) == uri_key(b)
 }
 
-#[allow(dead_code)]
 impl VmEntry {
     /// Whether this VM lives on the connection `uri`.
     pub fn is_on(&self, uri: &str) -> bool {
@@ -112,8 +110,6 @@ impl Default for Manifest {
     }
 }
 
-// Used by create, snapshot and destroy as they come to record their files.
-#[allow(dead_code)]
 impl Manifest {
     /// Before bkt recorded its files, `create` always made the disk (and an
     /// answer ISO when unattended) and `snapshot` the `<vm>.snapshots`

@@ -171,7 +171,9 @@ pub fn secs(d: Duration) -> String {
 /// as `hint: ...`. It shows as the error it wraps and keeps its causes.
 #[derive(Debug)]
 pub struct Hinted {
-    pub hint: String,
+    /// In the order they were attached (a hint added to a hinted error
+    /// joins it instead of hiding it).
+    pub hints: Vec<String>,
     inner: anyhow::Error,
 }
 
@@ -194,11 +196,15 @@ pub trait HintExt<T> {
 
 impl<T> HintExt<T> for anyhow::Result<T> {
     fn hint(self, hint: impl Into<String>) -> anyhow::Result<T> {
-        self.map_err(|inner| {
-            anyhow::Error::new(Hinted {
-                hint: hint.into(),
+        self.map_err(|inner| match inner.downcast::<Hinted>() {
+            Ok(mut h) => {
+                h.hints.push(hint.into());
+                anyhow::Error::new(h)
+            }
+            Err(inner) => anyhow::Error::new(Hinted {
+                hints: vec![hint.into()],
                 inner,
-            })
+            }),
         })
     }
 }
@@ -209,7 +215,7 @@ pub fn print_error(err: &anyhow::Error) {
     let mut hints = Vec::new();
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
-            hints.push(h.hint.clone());
+            hints.extend(h.hints.iter().cloned());
         }
         messages.push(cause.to_string());
     }
@@ -246,8 +252,16 @@ mod tests {
         let hints: Vec<&str> = e
             .chain()
             .filter_map(|c| c.downcast_ref::<Hinted>())
-            .map(|h| h.hint.as_str())
+            .flat_map(|h| h.hints.iter().map(String::as_str))
             .collect();
         assert_eq!(hints, ["do this"]);
+        let two: anyhow::Result<()> = Err(anyhow::anyhow!("inner"));
+        let two = two.hint("first").hint("second").unwrap_err();
+        let msgs: Vec<String> = two.chain().map(|c| c.to_string()).collect();
+        assert_eq!(msgs, ["inner"]);
+        assert_eq!(
+            two.downcast_ref::<Hinted>().unwrap().hints,
+            ["first", "second"]
+        );
     }
 }

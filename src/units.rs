@@ -68,6 +68,17 @@ pub fn gib(bytes: u64) -> String {
     }
 }
 
+/// A size as people type it on the command line: `8G`, `3584M`, `1T`
+/// (exact, in the largest unit that divides it).
+pub fn typed(bytes: u64) -> String {
+    for (unit, mult) in [("T", TIB), ("G", GIB), ("M", MIB), ("K", KIB)] {
+        if bytes >= mult && bytes.is_multiple_of(mult) {
+            return format!("{}{unit}", bytes / mult);
+        }
+    }
+    format!("{}K", bytes.div_ceil(KIB))
+}
+
 pub const fn gib_bytes(n: u64) -> u64 {
     n * GIB
 }
@@ -114,5 +125,15 @@ mod tests {
         assert_eq!(gib(80 * GIB), "80");
         assert_eq!(gib(200704), "0");
         assert_eq!(gib(23 * GIB + GIB / 10), "23.1");
+    }
+
+    #[test]
+    fn typed_sizes_parse_back() {
+        assert_eq!(typed(8 * GIB), "8G");
+        assert_eq!(typed(3 * GIB + 512 * MIB), "3584M");
+        assert_eq!(typed(TIB), "1T");
+        for b in [8 * GIB, 3584 * MIB, TIB, 80 * GIB] {
+            assert_eq!(parse_size(&typed(b)).unwrap(), b);
+        }
     }
 }

@@ -1,13 +1,9 @@
 //! `autounattend.xml` for a hands-free Windows 11 Pro install, and the
-//! xorriso calls that put it on an answer ISO with the VirtIO drivers.
+//! where the VirtIO drivers it loads sit on the virtio-win ISO.
 //!
 //! Windows Setup finds `autounattend.xml` at the root of any drive, and
 //! loads every driver under a `$WinPEDriver$` folder at the root of any
 //! drive, so nothing here depends on drive letters.
-
-use std::path::Path;
-
-use crate::exec::Cmd;
 
 /// What the answer file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,30 +194,9 @@ pub fn autounattend(a: &Answers) -> String {
 /// storage (virtio-blk, virtio-scsi) and network.
 pub const DRIVERS: &[&str] = &["viostor", "vioscsi", "NetKVM"];
 
-/// `xorriso -osirrox on -indev VIRTIO -extract /DRIVER/w11/amd64 DEST`
-pub fn extract_driver(virtio_iso: &Path, driver: &str, dest: &Path) -> Cmd {
-    Cmd::new("xorriso").args([
-        "-osirrox".to_string(),
-        "on".into(),
-        "-indev".into(),
-        virtio_iso.display().to_string(),
-        "-extract".into(),
-        format!("/{driver}/w11/amd64"),
-        dest.display().to_string(),
-    ])
-}
-
-/// `xorriso -osirrox on -indev ISO -extract /FILE DEST` (one file).
-pub fn extract_file(iso: &Path, file: &str, dest: &Path) -> Cmd {
-    Cmd::new("xorriso").args([
-        "-osirrox".to_string(),
-        "on".into(),
-        "-indev".into(),
-        iso.display().to_string(),
-        "-extract".into(),
-        format!("/{file}"),
-        dest.display().to_string(),
-    ])
+/// Where a driver's folder is on the virtio-win ISO.
+pub fn driver_dir(driver: &str) -> String {
+    format!("/{driver}/w11/amd64")
 }
 
 /// Windows names a Windows computer at most 15 characters, no dots.
@@ -340,15 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn extraction_argv() {
-        assert_eq!(
-            extract_driver(
-                Path::new("/c/virtio-win.iso"),
-                "viostor",
-                Path::new("/t/$WinPEDriver$/viostor")
-            )
-            .display(),
-            "xorriso -osirrox on -indev /c/virtio-win.iso -extract /viostor/w11/amd64 '/t/$WinPEDriver$/viostor'"
-        );
+    fn driver_folders() {
+        assert_eq!(driver_dir("viostor"), "/viostor/w11/amd64");
     }
 }

@@ -176,6 +176,76 @@ impl Virsh {
         self.cmd(["destroy", name])
     }
 
+    /// `virsh define /dev/stdin`, the XML on stdin: the domain `create`
+    /// renders with virt-install, defined by us so that a failed start leaves
+    /// a domain we can undefine with its NVRAM (virt-install's own rollback
+    /// undefines it and leaves the NVRAM file behind).
+    pub fn define_stdin(&self, xml: &str) -> Cmd {
+        self.cmd(["define", "/dev/stdin"]).input(xml)
+    }
+
+    /// The first start of a new domain: `--reset-nvram` gives it pristine
+    /// UEFI variables even if a stale `<name>_VARS.fd` of an earlier domain of
+    /// that name is still there.
+    pub fn start_fresh(&self, id: &str) -> Cmd {
+        self.cmd(["start", id, "--reset-nvram"])
+    }
+
+    pub fn list_uuids(&self) -> Cmd {
+        self.quiet(["list", "--all", "--uuid"])
+    }
+
+    /// The live and the persistent definition of several domains in one
+    /// virsh process, each preceded by an `echo` mark. UUIDs are safe words
+    /// in virsh's command syntax, whatever the domains are named.
+    pub fn batch_dumpxml(&self, uuids: &[String]) -> Cmd {
+        let script = uuids
+            .iter()
+            .map(|u| format!("echo {BATCH_MARK} {u}; dumpxml {u}; dumpxml --inactive {u}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.cmd([script])
+    }
+
+    /// Delete a storage volume by its path, through libvirt, so the pool
+    /// forgets it too.
+    pub fn vol_delete(&self, path: &str) -> Cmd {
+        self.cmd(["vol-delete", path])
+    }
+
+    pub fn capabilities(&self) -> Cmd {
+        self.cmd(["capabilities"])
+    }
+
+    /// `virsh change-media`: put `source` in drive `target`, or eject it, in
+    /// the persistent definition and, with `live`, in the running VM.
+    pub fn change_media(&self, name: &str, target: &str, source: Option<&str>, live: bool) -> Cmd {
+        let mut args = vec!["change-media", name, target];
+        match source {
+            Some(s) => args.extend([s, "--update"]),
+            None => args.push("--eject"),
+        }
+        args.push("--config");
+        if live {
+            args.push("--live");
+        }
+        self.cmd(args)
+    }
+
+    /// Remove a drive from the persistent definition (a SATA CD-ROM cannot
+    /// be unplugged from a running VM).
+    pub fn detach_disk_config(&self, name: &str, target: &str) -> Cmd {
+        self.cmd(["detach-disk", name, target, "--config"])
+    }
+
+    pub fn send_key(&self, name: &str, key: &str) -> Cmd {
+        self.cmd(["send-key", name, key])
+    }
+
+    pub fn screenshot(&self, name: &str, file: &str) -> Cmd {
+        self.cmd(["screenshot", name, "--file", file])
+    }
+
     /// Undefine with everything libvirt keeps for the domain. Never
     /// `--remove-all-storage`: it also deletes CD-ROM images that sit in a
     /// storage pool, the user's Windows ISO included.
@@ -526,12 +596,28 @@ pub fn parse_net_active(out: &str) -> Option<bool> {
     })
 }
 
+/// Where a disk's data lives (`<disk type=...>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskKind {
+    /// A file (`path` is its name).
+    File,
+    /// A block device (`path` is the device node).
+    Block,
+    /// A volume of a storage pool, named by pool and volume.
+    Volume { pool: String, volume: String },
+    /// Anything else (network, directory, NVMe, ...).
+    Other(String),
+}
+
 /// A disk or CD-ROM in a domain's XML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomDisk {
     pub device: String,
     pub path: String,
     pub target: String,
+    pub kind: DiskKind,
+    /// `<shareable/>`: meant to be used by several domains at once.
+    pub shareable: bool,
 }
 
 /// What `bkt` needs to know from a domain's XML (`virsh dumpxml`).
@@ -573,6 +659,7 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
     for n in root.descendants() {
         if n.has_tag_name("disk") {
             let src = n.children().find(|c| c.has_tag_name("source"));
+            let attr = |a: &str| src.and_then(|s| s.attribute(a)).unwrap_or_default();
             let path = src
                 .and_then(|s| s.attribute("file").or_else(|| s.attribute("dev")))
                 .unwrap_or_default();
@@ -581,10 +668,21 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
                 .find(|c| c.has_tag_name("target"))
                 .and_then(|t| t.attribute("dev"))
                 .unwrap_or_default();
+            let kind = match n.attribute("type").unwrap_or("file") {
+                "file" => DiskKind::File,
+                "block" => DiskKind::Block,
+                "volume" => DiskKind::Volume {
+                    pool: attr("pool").to_string(),
+                    volume: attr("volume").to_string(),
+                },
+                other => DiskKind::Other(other.to_string()),
+            };
             d.disks.push(DomDisk {
                 device: n.attribute("device").unwrap_or("disk").to_string(),
                 path: path.to_string(),
                 target: target.to_string(),
+                kind,
+                shareable: n.children().any(|c| c.has_tag_name("shareable")),
             });
         } else if n.has_tag_name("nvram") {
             d.nvram = n.text().map(|t| t.trim().to_string());
@@ -609,6 +707,61 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
         }
     }
     Ok(d)
+}
+
+/// Every domain definition in the output of [`Virsh::batch_dumpxml`] (a
+/// running domain's live and persistent ones both). A domain that vanished
+/// in between prints nothing on stdout; its error went to stderr.
+pub fn parse_batch_dumpxml(out: &str) -> Result<Vec<DomainXml>> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    for line in out.lines() {
+        if line.starts_with(BATCH_MARK) {
+            continue;
+        }
+        if cur.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        cur.push_str(line);
+        cur.push('\n');
+        if line.trim_end() == "</domain>" {
+            docs.push(parse_domain_xml(&cur)?);
+            cur.clear();
+        }
+    }
+    Ok(docs)
+}
+
+/// The user and group QEMU runs as for `qemu:///system`: the DAC security
+/// model's `<baselabel>` in `virsh capabilities` (`+64055:+64055`).
+pub fn parse_dac_label(xml: &str) -> Result<Option<(u32, u32)>> {
+    let doc = roxmltree::Document::parse(xml).context("virsh capabilities is not XML")?;
+    let dac = doc.descendants().find(|n| {
+        n.has_tag_name("secmodel")
+            && n.children()
+                .any(|c| c.has_tag_name("model") && c.text() == Some("dac"))
+    });
+    let Some(label) = dac
+        .and_then(|m| m.children().find(|c| c.has_tag_name("baselabel")))
+        .and_then(|l| l.text())
+    else {
+        return Ok(None);
+    };
+    let (u, g) = label
+        .trim()
+        .split_once(':')
+        .with_context(|| format!("unexpected DAC label {label:?}"))?;
+    let num = |s: &str| -> Result<u32> {
+        s.trim_start_matches('+')
+            .parse()
+            .with_context(|| format!("unexpected DAC label {label:?}"))
+    };
+    Ok(Some((num(u)?, num(g)?)))
+}
+
+/// libvirt's "no such storage volume" error (a path no pool knows).
+pub fn is_no_volume(stderr: &str) -> bool {
+    stderr.contains("Storage volume not found")
 }
 
 /// One name a line, as `snapshot-list --name` and `list --name` print them.
@@ -838,5 +991,85 @@ mod tests {
     #[test]
     fn not_found_errors() {
         assert!(is_no_domain(&fx("dominfo-nosuch.txt")));
+        assert!(is_no_domain(&fx("domstate-uuid-nosuch.txt")));
+        assert!(is_no_volume(&fx("vol-delete-not-a-volume.txt")));
+        assert!(!is_no_volume(&fx("define-name-taken.txt")));
+    }
+
+    #[test]
+    fn batch_dumpxml_gives_every_definition() {
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.batch_dumpxml(&["u1".into(), "u2".into()]).display(),
+            "virsh -c qemu:///system 'echo @@bkt u1; dumpxml u1; dumpxml --inactive u1; echo @@bkt u2; dumpxml u2; dumpxml --inactive u2'"
+        );
+        // r1 running (live and persistent XML); a vanished UUID prints nothing.
+        let docs = parse_batch_dumpxml(&fx("batch-dumpxml.txt")).unwrap();
+        assert_eq!(docs.len(), 2);
+        for d in &docs {
+            assert_eq!(d.name, "r1");
+            assert_eq!(d.uuid, "11111111-2222-4333-8444-555555555555");
+            assert!(
+                d.disks
+                    .iter()
+                    .any(|k| k.path == "/var/lib/libvirt/images/r1.qcow2"
+                        && k.kind == DiskKind::File
+                        && !k.shareable)
+            );
+        }
+        assert!(parse_batch_dumpxml("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn disk_kinds_of_a_hand_made_domain() {
+        let d = parse_domain_xml(&fx("dumpxml-hand.xml")).unwrap();
+        let got: Vec<(&str, &DiskKind, bool)> = d
+            .disks
+            .iter()
+            .map(|k| (k.path.as_str(), &k.kind, k.shareable))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/var/lib/libvirt/images/hand.qcow2", &DiskKind::File, false),
+                ("/srv/shared-disks/data.img", &DiskKind::File, true),
+                ("/dev/loop7", &DiskKind::Block, false),
+                (
+                    "",
+                    &DiskKind::Volume {
+                        pool: "images".into(),
+                        volume: "pooled.qcow2".into()
+                    },
+                    false
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn qemu_user_from_capabilities() {
+        assert_eq!(
+            parse_dac_label(&fx("capabilities.xml")).unwrap(),
+            Some((64055, 64055))
+        );
+        assert_eq!(parse_dac_label("<capabilities/>").unwrap(), None);
+    }
+
+    #[test]
+    fn define_and_first_start() {
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.define_stdin("<domain/>").display(),
+            "virsh -c qemu:///system define /dev/stdin"
+        );
+        assert_eq!(
+            v.start_fresh("11111111-2222-4333-8444-555555555555")
+                .display(),
+            "virsh -c qemu:///system start 11111111-2222-4333-8444-555555555555 --reset-nvram"
+        );
+        assert_eq!(
+            parse_names(&fx("list-all-uuid.txt")),
+            ["11111111-2222-4333-8444-555555555555"]
+        );
     }
 }

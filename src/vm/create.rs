@@ -1,6 +1,9 @@
 //! `bkt vm create windows`: preflight, then the disk and the domain, then the
-//! guide through Windows Setup. Anything made is removed again if a later
-//! step fails or the user interrupts.
+//! guide through Windows Setup. If a later step fails or the user
+//! interrupts, exactly what this run made is removed again, and nothing
+//! else: the domain is identified by a UUID this run generated, the disk path
+//! is claimed with an exclusive create, and what could not be removed is
+//! named with the way to finish.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +15,7 @@ use crate::manifest::{self, VmEntry};
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
-use crate::units::{gib_bytes, human, mib, parse_size};
+use crate::units::{gib_bytes, human, mib, parse_size, typed};
 use crate::vm::{Ctx, Host, libvirt_error, preflight, resources};
 
 /// Everything create was asked for, once defaults are filled in.
@@ -39,9 +42,13 @@ fn default_cpus(host: &Host) -> u32 {
     4.min((host.cpus / 2).max(1))
 }
 
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+}
+
 fn absolute(p: &Path) -> Result<PathBuf> {
     let p = if let Some(rest) = p.to_str().and_then(|s| s.strip_prefix("~/")) {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(rest)
+        home().join(rest)
     } else {
         p.to_path_buf()
     };
@@ -54,58 +61,104 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Ask for what was not given on the command line (terminal only).
+/// The newest `PREFIX*.iso` in `~/Downloads` (case-insensitive), where a
+/// browser leaves Microsoft's and the virtio-win project's downloads.
+fn in_downloads(prefix: &str) -> Option<PathBuf> {
+    let dir = home().join("Downloads");
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+            n.starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".iso")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// Ask for what the command line did not give (terminal only), with the
+/// defaults filled in and sizes as people type them.
 fn prompt(args: &CreateArgs, host: &Host) -> Result<CreateArgs> {
     use dialoguer::{Input, theme::ColorfulTheme};
     let theme = ColorfulTheme::default();
+    let found_iso = in_downloads("Win11");
+    let found_virtio = in_downloads("virtio-win");
+    let asks_virtio = args.virtio_iso.is_none() && found_virtio.is_some();
+    if args.name.is_some()
+        && args.disk_size.is_some()
+        && args.memory.is_some()
+        && args.cpus.is_some()
+        && args.iso.is_some()
+        && !asks_virtio
+    {
+        return Ok(args.clone());
+    }
     ui::heading("Windows 11 VM Setup");
     println!("═══════════════════\n");
     println!("This will create a Windows 11 VM optimized for running Windows apps.\n");
     let mut a = args.clone();
-    let name: String = Input::with_theme(&theme)
-        .with_prompt("VM name")
-        .default(args.name.clone().unwrap_or_else(|| "windows".into()))
-        .validate_with(|s: &String| -> Result<(), String> {
-            crate::vm::validate_name(s).map_err(|e| e.to_string())
-        })
-        .interact_text()?;
     let size_ok =
         |s: &String| -> Result<(), String> { parse_size(s).map(|_| ()).map_err(|e| e.to_string()) };
-    let disk: String = Input::with_theme(&theme)
-        .with_prompt("Disk size (grows as needed)")
-        .default(args.disk_size.clone().unwrap_or_else(|| "80G".into()))
-        .validate_with(size_ok)
-        .interact_text()?;
-    let mem_default = format!("{}M", mib(default_memory(host)));
-    let memory: String = Input::with_theme(&theme)
-        .with_prompt(format!("RAM (host has {})", human(host.memory_bytes)))
-        .default(args.memory.clone().unwrap_or(mem_default))
-        .validate_with(size_ok)
-        .interact_text()?;
-    let cpus: u32 = Input::with_theme(&theme)
-        .with_prompt(format!("CPUs (host has {})", host.cpus))
-        .default(args.cpus.unwrap_or_else(|| default_cpus(host)))
-        .interact_text()?;
-    println!("\nRequired: Windows 11 ISO");
-    let iso: String = Input::with_theme(&theme)
-        .with_prompt("Path to ISO")
-        .with_initial_text(
-            args.iso
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        )
-        .validate_with(|s: &String| -> Result<(), String> {
-            absolute(Path::new(s))
-                .map_err(|e| e.to_string())
-                .and_then(|p| preflight::iso_problem(&p).map(|_| ()))
-        })
-        .interact_text()?;
-    a.name = Some(name);
-    a.disk_size = Some(disk);
-    a.memory = Some(memory);
-    a.cpus = Some(cpus);
-    a.iso = Some(PathBuf::from(iso));
+    if a.name.is_none() {
+        a.name = Some(
+            Input::with_theme(&theme)
+                .with_prompt("VM name")
+                .default("windows".to_string())
+                .validate_with(|s: &String| -> Result<(), String> {
+                    crate::vm::validate_name(s).map_err(|e| e.to_string())
+                })
+                .interact_text()?,
+        );
+    }
+    if a.disk_size.is_none() {
+        a.disk_size = Some(
+            Input::with_theme(&theme)
+                .with_prompt("Disk size (grows as needed)")
+                .default(typed(gib_bytes(80)))
+                .validate_with(size_ok)
+                .interact_text()?,
+        );
+    }
+    if a.memory.is_none() {
+        a.memory = Some(
+            Input::with_theme(&theme)
+                .with_prompt(format!("RAM (host has {})", human(host.memory_bytes)))
+                .default(typed(default_memory(host)))
+                .validate_with(size_ok)
+                .interact_text()?,
+        );
+    }
+    if a.cpus.is_none() {
+        a.cpus = Some(
+            Input::with_theme(&theme)
+                .with_prompt(format!("CPUs (host has {})", host.cpus))
+                .default(default_cpus(host))
+                .interact_text()?,
+        );
+    }
+    let iso_ok = |s: &String| -> Result<(), String> {
+        absolute(Path::new(s))
+            .map_err(|e| e.to_string())
+            .and_then(|p| preflight::iso_problem(&p).map(|_| ()))
+    };
+    if a.iso.is_none() {
+        println!("\nRequired: Windows 11 ISO");
+        let mut input = Input::with_theme(&theme).with_prompt("Path to ISO");
+        if let Some(f) = &found_iso {
+            input = input.default(f.display().to_string());
+        }
+        let iso: String = input.validate_with(iso_ok).interact_text()?;
+        a.iso = Some(PathBuf::from(iso));
+    }
+    if asks_virtio && let Some(f) = &found_virtio {
+        let v: String = Input::with_theme(&theme)
+            .with_prompt("VirtIO drivers ISO")
+            .default(f.display().to_string())
+            .validate_with(iso_ok)
+            .interact_text()?;
+        a.virtio_iso = Some(PathBuf::from(v));
+    }
     println!();
     Ok(a)
 }
@@ -139,21 +192,35 @@ fn plan(args: &CreateArgs, host: &Host) -> Result<Plan> {
     })
 }
 
-/// A locally administered, QEMU-prefixed MAC, recorded so the guest's lease
-/// can be found later.
-fn random_mac() -> String {
-    let mut b = [0u8; 3];
-    let ok = std::fs::File::open("/dev/urandom")
+/// Sixteen random bytes from the kernel.
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_ok();
-    if !ok {
-        let n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() ^ std::process::id())
-            .unwrap_or(0);
-        b = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-    }
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+        .context("reading /dev/urandom")?;
+    Ok(b)
+}
+
+/// A locally administered, QEMU-prefixed MAC.
+fn random_mac() -> Result<String> {
+    let b: [u8; 3] = random_bytes()?;
+    Ok(format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]))
+}
+
+/// A random (version 4) UUID: this run's domain, whatever its name.
+fn random_uuid() -> Result<String> {
+    let mut b: [u8; 16] = random_bytes()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
 }
 
 fn path_str(p: &Path) -> Result<String> {
@@ -164,6 +231,159 @@ fn path_str(p: &Path) -> Result<String> {
         bail!("{s:?} contains control characters; rename it");
     }
     Ok(s.to_string())
+}
+
+/// What preflight found out that the rest of create needs.
+struct Ready {
+    images: PathBuf,
+    virtio_item: download::Item,
+    cached_virtio: PathBuf,
+}
+
+/// Print a check and keep it.
+fn show(checks: &mut Vec<Check>, c: Check) {
+    c.print();
+    checks.push(c);
+}
+
+/// Every check, printed as it is made; nothing is changed unless all pass
+/// (and then only ACLs for QEMU's user, with consent).
+fn preflight_all(
+    ctx: &Ctx,
+    args: &CreateArgs,
+    plan: &Plan,
+    host: &Host,
+    interactive: bool,
+) -> Result<Ready> {
+    ui::heading("Preflight");
+    let mut checks: Vec<Check> = Vec::new();
+    if plan.virt_type == VirtType::Kvm {
+        let dev = std::env::var_os("BKT_VM_KVM_DEVICE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/dev/kvm"));
+        show(&mut checks, preflight::kvm(&dev));
+    } else {
+        show(
+            &mut checks,
+            Check::pass("KVM", "not used (--virt-type qemu: software emulation)"),
+        );
+    }
+    let have_virsh = which::which("virsh").is_ok();
+    show(&mut checks, preflight::programs());
+    let libvirt_up = if have_virsh {
+        let (c, up) = preflight::libvirt(ctx);
+        show(&mut checks, c);
+        up
+    } else {
+        false
+    };
+    show(&mut checks, preflight::name(ctx, &plan.name, libvirt_up));
+    show(
+        &mut checks,
+        preflight::resources(host, plan.memory, plan.cpus),
+    );
+    show(&mut checks, preflight::iso("install ISO", &plan.iso));
+    // Without --virtio-iso the drivers come from the cache, or a download.
+    let virtio_item = download::virtio(args.download.virtio_url.as_deref());
+    let cached_virtio = download::cache_dir()?.join(virtio_item.file);
+    match &plan.virtio_iso {
+        Some(v) => show(&mut checks, preflight::iso("virtio ISO", v)),
+        None if cached_virtio.exists() => {
+            let mut c = preflight::iso("virtio ISO", &cached_virtio);
+            if c.level == Level::Pass {
+                c.detail.push_str(", cached");
+            }
+            show(&mut checks, c)
+        }
+        None if args.download.offline => show(
+            &mut checks,
+            Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
+                "download {} and place it at {}, or pass --virtio-iso",
+                virtio_item.url,
+                cached_virtio.display()
+            )),
+        ),
+        None => show(
+            &mut checks,
+            Check::pass(
+                "virtio ISO",
+                format!("will be downloaded from {}", virtio_item.url),
+            ),
+        ),
+    }
+    if libvirt_up {
+        // This VM together with the ones already running.
+        match ctx.domstats() {
+            Ok(stats) => {
+                let adding = resources::Adding {
+                    memory_bytes: plan.memory,
+                    vcpus: plan.cpus,
+                };
+                for w in resources::warnings(
+                    &stats,
+                    host,
+                    Some((&plan.name, adding)),
+                    &preflight::free_space,
+                ) {
+                    show(&mut checks, Check::warn("resources", w));
+                }
+            }
+            Err(e) => show(
+                &mut checks,
+                Check::warn("resources", format!("cannot count the running VMs: {e:#}")),
+            ),
+        }
+        show(
+            &mut checks,
+            preflight::secure_boot(ctx, plan.virt_type.as_str()),
+        );
+        show(&mut checks, preflight::network(ctx));
+    }
+    let images = if libvirt_up {
+        preflight::images_dir(ctx)
+    } else {
+        PathBuf::from("/var/lib/libvirt/images")
+    };
+    let disk_path = images.join(format!("{}.qcow2", plan.name));
+    show(
+        &mut checks,
+        preflight::disk(&images, &disk_path, plan.disk_size),
+    );
+    // Last, because it may change something: only when all else passed.
+    if libvirt_up {
+        let media: Vec<&Path> = std::iter::once(plan.iso.as_path())
+            .chain(Some(plan.virtio_iso.as_deref().unwrap_or(&cached_virtio)))
+            .collect();
+        let failed = checks.iter().any(|c| c.level == Level::Fail);
+        let grant = if failed {
+            preflight::Grant::Never
+        } else if args.dry_run {
+            preflight::Grant::DryRun
+        } else if args.yes {
+            preflight::Grant::Yes
+        } else if interactive {
+            preflight::Grant::Ask
+        } else {
+            preflight::Grant::Never
+        };
+        show(&mut checks, preflight::qemu_access(ctx, &media, grant));
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.level == Level::Fail)
+        .map(|c| format!("{}: {}", c.label, c.detail))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "preflight failed ({}); nothing was created",
+            failed.join("; ")
+        );
+    }
+    Ok(Ready {
+        images,
+        virtio_item,
+        cached_virtio,
+    })
 }
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
@@ -185,106 +405,20 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     } else {
         None
     };
-
-    ui::heading("Preflight");
-    let mut checks: Vec<Check> = Vec::new();
-    let mut show = |c: Check| {
-        c.print();
-        checks.push(c);
-    };
-    if plan.virt_type == VirtType::Kvm {
-        let dev = std::env::var_os("BKT_VM_KVM_DEVICE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/dev/kvm"));
-        show(preflight::kvm(&dev));
-    } else {
-        show(Check::pass(
-            "KVM",
-            "not used (--virt-type qemu: software emulation)",
-        ));
-    }
-    let tools = preflight::programs();
-    let have_virsh = which::which("virsh").is_ok();
-    show(tools);
-    let libvirt_up = if have_virsh {
-        let (c, up) = preflight::libvirt(ctx);
-        show(c);
-        up
-    } else {
-        false
-    };
-    show(preflight::name(ctx, &plan.name, libvirt_up));
-    show(preflight::resources(&host, plan.memory, plan.cpus));
-    show(preflight::iso("install ISO", &plan.iso));
-    // Without --virtio-iso the drivers come from the cache, or a download.
-    let virtio_item = download::virtio(args.download.virtio_url.as_deref());
-    let cached_virtio = download::cache_dir()?.join(virtio_item.file);
-    match &plan.virtio_iso {
-        Some(v) => show(preflight::iso("virtio ISO", v)),
-        None if cached_virtio.exists() => {
-            let mut c = preflight::iso("virtio ISO", &cached_virtio);
-            if c.level == Level::Pass {
-                c.detail.push_str(", cached");
-            }
-            show(c)
-        }
-        None if args.download.offline => show(
-            Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
-                "download {} and place it at {}, or pass --virtio-iso",
-                virtio_item.url,
-                cached_virtio.display()
-            )),
-        ),
-        None => show(Check::pass(
-            "virtio ISO",
-            format!("will be downloaded from {}", virtio_item.url),
-        )),
-    }
-    if libvirt_up {
-        // This VM together with the ones already running.
-        match ctx.domstats() {
-            Ok(stats) => {
-                let adding = resources::Adding {
-                    memory_bytes: plan.memory,
-                    vcpus: plan.cpus,
-                };
-                for w in resources::warnings(
-                    &stats,
-                    &host,
-                    Some((&plan.name, adding)),
-                    &preflight::free_space,
-                ) {
-                    show(Check::warn("resources", w));
-                }
-            }
-            Err(e) => show(Check::warn(
-                "resources",
-                format!("cannot count the running VMs: {e:#}"),
-            )),
-        }
-        show(preflight::secure_boot(ctx, plan.virt_type.as_str()));
-        show(preflight::network(ctx));
-    }
-    let images = if libvirt_up {
-        preflight::images_dir(ctx)
-    } else {
-        PathBuf::from("/var/lib/libvirt/images")
-    };
+    let ready = preflight_all(ctx, &args, &plan, &host, interactive)?;
+    let images = &ready.images;
     let disk_path = images.join(format!("{}.qcow2", plan.name));
-    show(preflight::disk(&images, &disk_path, plan.disk_size));
-    if checks.iter().any(|c| c.level == Level::Fail) {
-        bail!("preflight failed; nothing was created");
-    }
+
     let mut plan = plan;
     if plan.virtio_iso.is_none() {
         if args.dry_run {
-            plan.virtio_iso = Some(cached_virtio.clone());
+            plan.virtio_iso = Some(ready.cached_virtio.clone());
         } else {
             let opts = download::Options {
                 offline: args.download.offline,
                 expected_sha256: args.download.virtio_sha256.clone(),
             };
-            let got = download::fetch(&virtio_item, &opts)
+            let got = download::fetch(&ready.virtio_item, &opts)
                 .context("getting the VirtIO drivers ISO failed; nothing was created")?;
             if !got.cached {
                 ui::step(
@@ -309,77 +443,77 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             .as_ref()
             .map(|_| path_str(&images.join(format!("{}-answer.iso", plan.name))))
             .transpose()?,
-        mac: random_mac(),
+        mac: random_mac()?,
+        uuid: random_uuid()?,
     };
     if let Some(a) = &domain.answer_iso
         && Path::new(a).exists()
     {
         bail!("{a} already exists; move it away (an earlier unattended create?)");
     }
-    let mkdisk = qemu_img::create_qcow2(&domain.disk_path, plan.disk_size);
-    let install = domain.install();
-
     if args.dry_run {
-        return dry_run(&domain, &plan, &[&mkdisk, &install]);
+        return dry_run(ctx, &domain, &plan);
     }
 
     crate::interrupt::catch();
     let mut made = Made::default();
-    let steps = Steps {
-        mkdisk: &mkdisk,
-        install: &install,
-        answers: answers.as_ref(),
-    };
-    match make(ctx, &plan, &domain, &images, &steps, &mut made) {
-        Ok(()) => {}
-        Err(err) => {
-            let removed = rollback(ctx, &plan.name, &made);
-            println!("Rolled back");
-            for r in &removed {
-                ui::step("removed", r);
-            }
-            if removed.is_empty() {
-                ui::step("removed", "nothing had been made yet");
-            }
-            if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&err) {
-                // A child died of the same Ctrl-C: say so, not what it printed.
-                return Err(
-                    anyhow::Error::new(crate::interrupt::Interrupted).context(format!(
-                        "creating {} failed; nothing was left behind",
-                        plan.name
-                    )),
-                );
-            }
+    if let Err(err) = make(ctx, &plan, &domain, images, answers.as_ref(), &mut made) {
+        // A child killed by the same Ctrl-C reports its own death; the
+        // interruption is what happened.
+        let err = if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&err) {
+            anyhow::Error::new(crate::interrupt::Interrupted)
+        } else {
+            err
+        };
+        let undo = rollback(ctx, &plan.name, &domain.uuid, &made);
+        println!("Rolled back");
+        for r in &undo.removed {
+            ui::step("removed", r);
+        }
+        if undo.removed.is_empty() && undo.left.is_empty() {
+            ui::step("removed", "nothing had been made yet");
+        }
+        for l in &undo.left {
+            ui::step("left", l);
+        }
+        if undo.left.is_empty() {
             return Err(err.context(format!(
                 "creating {} failed; nothing was left behind",
                 plan.name
             )));
         }
+        return Err(err.context(format!(
+            "creating {} failed; some of what it made is left (see \"left\" above)",
+            plan.name
+        )))
+        .hint(format!(
+            "remove the rest with: bkt vm -c {} destroy {}",
+            ctx.uri, plan.name
+        ));
     }
 
     if let Some(a) = &domain.answer_iso {
         return crate::vm::unattended::watch(
             ctx,
             &plan.name,
+            &plan.iso,
             Path::new(a),
             std::time::Duration::from_secs(args.install_timeout),
         );
     }
-    guide(ctx, &plan, interactive)?;
-    Ok(())
+    guide(ctx, &plan, interactive)
 }
 
-/// The commands and inputs `make` runs.
-struct Steps<'a> {
-    mkdisk: &'a crate::exec::Cmd,
-    install: &'a crate::exec::Cmd,
-    answers: Option<&'a crate::tools::unattend::Answers>,
-}
-
-fn dry_run(domain: &WindowsDomain, plan: &Plan, cmds: &[&crate::exec::Cmd]) -> Result<()> {
+fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan) -> Result<()> {
     ui::heading("Dry run: nothing will be created");
     println!("Commands:");
-    for c in cmds {
+    let render = domain.render();
+    for c in [
+        qemu_img::create_qcow2(&domain.disk_path, plan.disk_size),
+        render.clone(),
+        ctx.virsh.define_stdin(""),
+        ctx.virsh.start_fresh(&domain.uuid),
+    ] {
         println!("  {}", c.display());
     }
     println!("Domain XML (rendered by virt-install --print-xml):");
@@ -397,9 +531,32 @@ fn dry_run(domain: &WindowsDomain, plan: &Plan, cmds: &[&crate::exec::Cmd]) -> R
 #[derive(Debug, Default)]
 struct Made {
     reserved: bool,
+    /// The disk path this run claimed (created empty, exclusively).
     disk: Option<PathBuf>,
     answer_iso: Option<PathBuf>,
-    domain_attempted: bool,
+    /// Set just before `virsh define`: the domain with this run's UUID, if
+    /// libvirt has one, is ours.
+    domain: bool,
+}
+
+/// Create `path` empty, failing if anything is there: from here on the
+/// path is this run's, and nothing of anyone else's is ever overwritten.
+fn claim(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow!(
+            "{} appeared while preflight ran; bkt never overwrites a disk",
+            path.display()
+        ))
+        .hint("choose another --name, or move the file away if nothing uses it"),
+        Err(e) => Err(e).with_context(|| format!("cannot create the disk {}", path.display())),
+    }
 }
 
 fn make(
@@ -407,10 +564,9 @@ fn make(
     plan: &Plan,
     domain: &WindowsDomain,
     images: &Path,
-    steps: &Steps,
+    answers: Option<&crate::tools::unattend::Answers>,
     made: &mut Made,
 ) -> Result<()> {
-    let (mkdisk, install) = (steps.mkdisk, steps.install);
     ui::heading("Creating");
     // Reserve the name first: a second `bkt vm create` with the same name
     // now fails instead of racing us.
@@ -433,7 +589,7 @@ fn make(
                 .chain(domain.virtio_iso.clone())
                 .collect(),
             mac: Some(domain.mac.clone()),
-            rdp_user: steps.answers.map(|a| a.username.clone()),
+            rdp_user: answers.map(|a| a.username.clone()),
             answer_iso: domain.answer_iso.clone(),
             creating: true,
             extra: Default::default(),
@@ -447,11 +603,15 @@ fn make(
         std::fs::create_dir_all(images)
             .with_context(|| format!("cannot create the images directory {}", images.display()))?;
     }
-    made.disk = Some(PathBuf::from(&domain.disk_path));
-    mkdisk
+    let disk = PathBuf::from(&domain.disk_path);
+    claim(&disk)?;
+    made.disk = Some(disk);
+    record(ctx, &plan.name, &domain.disk_path)?;
+    qemu_img::create_qcow2(&domain.disk_path, plan.disk_size)
         .run()
         .map_err(anyhow::Error::new)
         .context("creating the disk")?;
+    crate::interrupt::check()?;
     let info = qemu_img::info(&domain.disk_path)
         .stdout()
         .map_err(anyhow::Error::new)
@@ -476,11 +636,10 @@ fn make(
     );
     crate::interrupt::check()?;
 
-    if let (Some(a), Some(out), Some(virtio)) =
-        (steps.answers, &domain.answer_iso, &domain.virtio_iso)
-    {
-        made.answer_iso = Some(PathBuf::from(out));
+    if let (Some(a), Some(out), Some(virtio)) = (answers, &domain.answer_iso, &domain.virtio_iso) {
         crate::vm::unattended::build_answer_iso(Path::new(virtio), a, Path::new(out))?;
+        made.answer_iso = Some(PathBuf::from(out));
+        record(ctx, &plan.name, out)?;
         ui::step(
             "answers",
             &format!("{out} (autounattend.xml, VirtIO drivers; 0600)"),
@@ -489,11 +648,9 @@ fn make(
     }
 
     let spinner = Spinner::new("defining and starting the domain");
-    made.domain_attempted = true;
-    let res = install.run();
+    let res = define_and_start(ctx, domain, made);
     spinner.clear();
-    res.map_err(libvirt_error)
-        .context("defining the domain with virt-install")?;
+    res?;
     crate::interrupt::check()?;
     ui::step(
         "domain",
@@ -523,45 +680,134 @@ fn make(
     Ok(())
 }
 
-/// Remove what a failed create made; returns what was removed.
-fn rollback(ctx: &Ctx, name: &str, made: &Made) -> Vec<String> {
-    let mut removed = Vec::new();
-    if made.domain_attempted
-        && let Ok(Some((state, _))) = ctx.domstate(name)
-    {
-        if state.is_active() {
-            let _ = ctx.virsh.destroy(name).run();
-        }
-        match ctx.virsh.undefine(name).run() {
-            Ok(_) => removed.push(format!("domain {name} with its NVRAM and TPM state")),
-            Err(e) => eprintln!("warning: could not undefine {name}: {e}"),
+/// virt-install renders the XML; we define and start it, so a start that
+/// fails leaves a domain (ours, by UUID) that the rollback undefines with
+/// its NVRAM and TPM state.
+fn define_and_start(ctx: &Ctx, domain: &WindowsDomain, made: &mut Made) -> Result<()> {
+    let xml = domain
+        .render()
+        .stdout()
+        .map_err(libvirt_error)
+        .context("rendering the domain with virt-install")?;
+    crate::interrupt::check()?;
+    made.domain = true;
+    ctx.virsh
+        .define_stdin(&xml)
+        .run()
+        .map_err(libvirt_error)
+        .context("defining the domain")?;
+    crate::interrupt::check()?;
+    ctx.virsh
+        .start_fresh(&domain.uuid)
+        .run()
+        .map_err(libvirt_error)
+        .context("starting the domain")?;
+    Ok(())
+}
+
+/// Note a file this run made, so that `destroy` (or the rollback) may
+/// delete it.
+fn record(ctx: &Ctx, name: &str, path: &str) -> Result<()> {
+    manifest::update(&ctx.manifest, |m| {
+        m.record(name, &ctx.uri, path);
+        Ok(())
+    })
+}
+
+/// What a rollback did, and what it could not do (with how to finish).
+#[derive(Debug, Default)]
+struct Undo {
+    removed: Vec<String>,
+    left: Vec<String>,
+}
+
+/// Remove what this run made, and only that.
+fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
+    let mut u = Undo::default();
+    let virsh_cmd = |args: &str| format!("virsh -c {} {args}", ctx.uri);
+    if made.domain {
+        match ctx.domstate(uuid) {
+            // Not defined after all (virt-install or define failed): a
+            // domain of the same name, if any, is someone else's.
+            Ok(None) => {}
+            Ok(Some((state, _))) => {
+                let off = !state.is_active()
+                    || match ctx.virsh.destroy(uuid).run() {
+                        Ok(_) => true,
+                        Err(e) => {
+                            u.left.push(format!(
+                                "domain {name} ({uuid}), running: {}; remove it with {} and {}",
+                                first_line(e.stderr()),
+                                virsh_cmd(&format!("destroy {uuid}")),
+                                virsh_cmd(&format!("undefine {uuid} --nvram --tpm"))
+                            ));
+                            false
+                        }
+                    };
+                if off {
+                    match ctx.virsh.undefine(uuid).run() {
+                        Ok(_) => u
+                            .removed
+                            .push(format!("domain {name} with its NVRAM and TPM state")),
+                        Err(e) => u.left.push(format!(
+                            "domain {name} ({uuid}): {}; remove it with {}",
+                            first_line(e.stderr()),
+                            virsh_cmd(&format!("undefine {uuid} --nvram --tpm"))
+                        )),
+                    }
+                }
+            }
+            Err(e) => u.left.push(format!(
+                "domain {name} ({uuid}), if it was defined: cannot ask libvirt ({}); \
+                 check with {}",
+                first_line(&format!("{e:#}")),
+                virsh_cmd(&format!("domstate {uuid}"))
+            )),
         }
     }
-    if let Some(disk) = &made.disk
-        && disk.exists()
-    {
-        match std::fs::remove_file(disk) {
-            Ok(()) => removed.push(format!("disk {}", disk.display())),
-            Err(e) => eprintln!("warning: could not remove {}: {e}", disk.display()),
-        }
-    }
-    if let Some(a) = &made.answer_iso
-        && a.exists()
-    {
-        match std::fs::remove_file(a) {
-            Ok(()) => removed.push(format!("answer ISO {}", a.display())),
-            Err(e) => eprintln!("warning: could not remove {}: {e}", a.display()),
+    let mut gone: Vec<String> = Vec::new();
+    for (what, path) in [("disk", &made.disk), ("answer ISO", &made.answer_iso)] {
+        let Some(p) = path else { continue };
+        match std::fs::remove_file(p) {
+            Ok(()) => {
+                u.removed.push(format!("{what} {}", p.display()));
+                gone.push(p.display().to_string());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                gone.push(p.display().to_string());
+            }
+            Err(e) => u.left.push(format!("{what} {}: {e}", p.display())),
         }
     }
     if made.reserved {
-        let res = manifest::update(&ctx.manifest, |m| Ok(m.remove(name).is_some()));
+        // With something left, the entry stays (still "creating"), so that
+        // `bkt vm destroy` finds and finishes it.
+        let nothing_left = u.left.is_empty();
+        let res = manifest::update(&ctx.manifest, |m| {
+            for p in &gone {
+                m.forget(name, &ctx.uri, p);
+            }
+            Ok(nothing_left && m.remove(name).is_some())
+        });
         match res {
-            Ok(true) => removed.push("manifest entry".into()),
+            Ok(true) => u.removed.push("manifest entry".into()),
             Ok(false) => {}
-            Err(e) => eprintln!("warning: could not remove the manifest entry: {e:#}"),
+            Err(e) => u.left.push(format!(
+                "manifest entry {name} in {}: {}",
+                ctx.manifest.display(),
+                first_line(&format!("{e:#}"))
+            )),
         }
     }
-    removed
+    u
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("failed")
+        .to_string()
 }
 
 const GUIDE: &[&str] = &[
@@ -593,6 +839,7 @@ fn guide(ctx: &Ctx, plan: &Plan, interactive: bool) -> Result<()> {
             .with_prompt("Press Enter when the installation completes and you are at the desktop")
             .allow_empty(true)
             .interact_text()?;
+        crate::vm::unattended::eject_install_iso(ctx, &plan.name, &plan.iso)?;
         crate::vm::enable_rdp::offer(ctx, &plan.name)?;
         println!(
             "Done. Daily use: bkt vm connect {0}; bkt vm stop {0}",
@@ -628,12 +875,30 @@ mod tests {
     }
 
     #[test]
-    fn macs_are_qemu_prefixed() {
-        let m = random_mac();
+    fn macs_and_uuids_are_well_formed_and_random() {
+        let m = random_mac().unwrap();
         assert!(
             regex::Regex::new("^52:54:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
                 .unwrap()
                 .is_match(&m)
         );
+        let re = regex::Regex::new(
+            "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+        )
+        .unwrap();
+        let (a, b) = (random_uuid().unwrap(), random_uuid().unwrap());
+        assert!(re.is_match(&a), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_claimed_path_is_never_taken_twice() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("w.qcow2");
+        claim(&p).unwrap();
+        std::fs::write(&p, "someone's data").unwrap();
+        let err = claim(&p).unwrap_err();
+        assert!(format!("{err:#}").contains("appeared while preflight ran"));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "someone's data");
     }
 }

@@ -1,25 +1,316 @@
-//! `bkt vm destroy NAME`: the domain, its NVRAM, TPM state and snapshot
-//! metadata, the disks it owns, and its manifest entry. Never install media.
+//! `bkt vm destroy NAME`: the domain (with libvirt's own NVRAM, TPM state
+//! and snapshot metadata for it), the files bkt made for it and recorded in
+//! the manifest, and its manifest entry. Nothing else: a file bkt did not
+//! make, install media, a block device, a `<shareable/>` disk and a disk
+//! that another domain still uses are kept, each listed with the reason
+//! and, where it makes sense, the command that would delete it. An entry
+//! made on another connection is never touched through this one.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileTypeExt;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
-use crate::manifest;
+use crate::manifest::{self, VmEntry};
+use crate::tools::virsh::{self, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::vm::{Ctx, libvirt_error, validate_name};
 
-fn confirm(name: &str) -> Result<()> {
+/// How a file bkt made is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Through libvirt when a pool lists it (so the pool forgets it too),
+    /// else unlinked.
+    File,
+    /// A directory of bkt's own (snapshot copies).
+    Tree,
+}
+
+#[derive(Debug, Clone)]
+struct Delete {
+    what: &'static str,
+    path: String,
+    how: How,
+}
+
+#[derive(Debug, Clone)]
+struct Keep {
+    what: &'static str,
+    path: String,
+    why: String,
+    /// The command that would delete it, for the user to run if they mean it.
+    cmd: Option<String>,
+}
+
+/// Everything destroy will do, decided before anything is done.
+#[derive(Debug, Default)]
+struct Plan {
+    /// The domain, when libvirt has it: its state and definition.
+    domain: Option<(DomState, DomainXml)>,
+    delete: Vec<Delete>,
+    keep: Vec<Keep>,
+    /// Records of files that are gone already, or kept for another owner.
+    forget: Vec<String>,
+    /// The manifest entry goes too.
+    entry: bool,
+}
+
+fn is_block_device(path: &str) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// Which other domains use which paths, from their live and persistent
+/// definitions (one virsh process for all of them).
+fn used_elsewhere(ctx: &Ctx, own_uuid: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let uuids: Vec<String> = virsh::parse_names(
+        &ctx.virsh
+            .list_uuids()
+            .stdout()
+            .map_err(libvirt_error)
+            .context("listing the other VMs, to see which disks they use")?,
+    )
+    .into_iter()
+    .filter(|u| u != own_uuid)
+    .collect();
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if uuids.is_empty() {
+        return Ok(users);
+    }
+    // A domain that vanishes meanwhile only fails its own part.
+    let out = ctx
+        .virsh
+        .batch_dumpxml(&uuids)
+        .run_unchecked()
+        .map_err(libvirt_error)
+        .context("reading the other VMs' definitions")?;
+    for dom in virsh::parse_batch_dumpxml(&out.stdout)? {
+        for d in dom.disks.iter().filter(|d| !d.path.is_empty()) {
+            let names = users.entry(d.path.clone()).or_default();
+            if !names.contains(&dom.name) {
+                names.push(dom.name.clone());
+            }
+        }
+    }
+    Ok(users)
+}
+
+/// What a file bkt made is, for the user: `create` makes the disk and an
+/// answer ISO, `snapshot` the snapshot copies.
+fn what_of(path: &str, entry: Option<&VmEntry>) -> &'static str {
+    match entry {
+        Some(e) if e.answer_iso.as_deref() == Some(path) => "answer ISO",
+        _ if path.ends_with(".snapshots") => "snapshots",
+        _ if path.ends_with("-answer.iso") => "answer ISO",
+        _ => "disk",
+    }
+}
+
+fn plan(
+    ctx: &Ctx,
+    domain: Option<(DomState, DomainXml)>,
+    entry: Option<&VmEntry>,
+    made: &[String],
+    keep_disk: bool,
+) -> Result<Plan> {
+    let own_uuid = domain
+        .as_ref()
+        .map(|(_, d)| d.uuid.clone())
+        .unwrap_or_default();
+    let others = used_elsewhere(ctx, &own_uuid)?;
+    let mut p = Plan {
+        entry: entry.is_some(),
+        ..Plan::default()
+    };
+    let media: Vec<&String> = entry.iter().flat_map(|e| e.isos.iter()).collect();
+    let rm = |path: &str| format!("rm -- {}", crate::exec::shell_quote(path));
+    let mut seen: Vec<String> = Vec::new();
+    if let Some((_, dom)) = &domain {
+        for d in &dom.disks {
+            if let DiskKind::Volume { pool, volume } = &d.kind {
+                // Named by pool: never one of the paths bkt records.
+                p.keep.push(Keep {
+                    what: "disk",
+                    path: format!("{volume} (pool {pool})"),
+                    why: "a pool volume bkt did not make".into(),
+                    cmd: Some(format!(
+                        "virsh -c {} vol-delete --pool {} {}",
+                        ctx.uri,
+                        crate::exec::shell_quote(pool),
+                        crate::exec::shell_quote(volume)
+                    )),
+                });
+                continue;
+            }
+            if d.path.is_empty() || seen.contains(&d.path) {
+                continue;
+            }
+            seen.push(d.path.clone());
+            let ours = made.contains(&d.path);
+            let (what, why, cmd) = if d.kind == DiskKind::Block || is_block_device(&d.path) {
+                (
+                    "disk",
+                    "a block device; bkt never deletes those".to_string(),
+                    None,
+                )
+            } else if d.shareable {
+                (
+                    "disk",
+                    "shareable: meant to be used by several VMs".to_string(),
+                    Some(rm(&d.path)),
+                )
+            } else if let Some(users) = others.get(&d.path) {
+                (
+                    if d.device == "cdrom" {
+                        "medium"
+                    } else {
+                        "disk"
+                    },
+                    format!("also used by {}", users.join(", ")),
+                    None,
+                )
+            } else if d.device == "cdrom" || d.path.to_ascii_lowercase().ends_with(".iso") {
+                if ours {
+                    p.delete.push(Delete {
+                        what: what_of(&d.path, entry),
+                        path: d.path.clone(),
+                        how: How::File,
+                    });
+                    continue;
+                }
+                ("install media", "never deleted".to_string(), None)
+            } else if !ours {
+                ("disk", "not made by bkt".to_string(), Some(rm(&d.path)))
+            } else if keep_disk {
+                ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
+            } else {
+                p.delete.push(Delete {
+                    what: what_of(&d.path, entry),
+                    path: d.path.clone(),
+                    how: How::File,
+                });
+                continue;
+            };
+            if ours {
+                p.forget.push(d.path.clone());
+            }
+            p.keep.push(Keep {
+                what,
+                path: d.path.clone(),
+                why,
+                cmd,
+            });
+        }
+    }
+    // What bkt made that the definition does not name (an answer ISO
+    // already detached, snapshot copies, the disk of a domain libvirt lost).
+    for path in made.iter().filter(|p| !seen.contains(p)) {
+        let meta = std::fs::symlink_metadata(path);
+        let what = what_of(path, entry);
+        if meta.is_err() {
+            p.forget.push(path.clone());
+        } else if let Some(users) = others.get(path) {
+            p.forget.push(path.clone());
+            p.keep.push(Keep {
+                what,
+                path: path.clone(),
+                why: format!("also used by {}", users.join(", ")),
+                cmd: None,
+            });
+        } else if is_block_device(path) {
+            p.forget.push(path.clone());
+            p.keep.push(Keep {
+                what,
+                path: path.clone(),
+                why: "a block device; bkt never deletes those".into(),
+                cmd: None,
+            });
+        } else if keep_disk && what == "disk" {
+            p.forget.push(path.clone());
+            p.keep.push(Keep {
+                what,
+                path: path.clone(),
+                why: "--keep-disk".into(),
+                cmd: Some(rm(path)),
+            });
+        } else {
+            let dir = meta.is_ok_and(|m| m.is_dir());
+            p.delete.push(Delete {
+                what: if dir { "snapshots" } else { what },
+                path: path.clone(),
+                how: if dir { How::Tree } else { How::File },
+            });
+        }
+    }
+    for m in media {
+        if !seen.contains(m) && !p.keep.iter().any(|k| &k.path == m) {
+            p.keep.push(Keep {
+                what: "install media",
+                path: m.clone(),
+                why: "never deleted".into(),
+                cmd: None,
+            });
+        }
+    }
+    p.domain = domain;
+    Ok(p)
+}
+
+fn kept_line(k: &Keep) -> String {
+    match &k.cmd {
+        Some(c) => format!("{} ({}; delete it with: {c})", k.path, k.why),
+        None => format!("{} ({})", k.path, k.why),
+    }
+}
+
+/// What will go, as (label, detail) lines: the prompt and the report say
+/// the same.
+fn going(name: &str, p: &Plan) -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    if let Some((st, dom)) = &p.domain {
+        let how = if st.is_active() {
+            format!(" ({}: powered off first)", st.label())
+        } else {
+            String::new()
+        };
+        lines.push(("domain".to_string(), format!("{name}{how}")));
+        if let Some(nv) = &dom.nvram {
+            lines.push(("NVRAM".into(), nv.clone()));
+        }
+        if dom.tpm_emulator {
+            lines.push((
+                "TPM state".into(),
+                format!("of {name} (libvirt's, by UUID {})", dom.uuid),
+            ));
+        }
+    }
+    for d in &p.delete {
+        lines.push((d.what.to_string(), d.path.clone()));
+    }
+    if p.entry {
+        lines.push(("manifest entry".into(), name.to_string()));
+    }
+    lines
+}
+
+fn confirm(name: &str, p: &Plan) -> Result<()> {
     if !ui::stdin_is_terminal() {
-        let err: Result<()> = Err(anyhow::anyhow!(
+        let err: Result<()> = Err(anyhow!(
             "refusing to destroy {name} without confirmation; nothing was deleted"
         ));
         return err.hint(format!(
-            "run it on a terminal to type the name, or pass --yes: bkt vm destroy {name} --yes"
+            "run it on a terminal to see what goes and type the name, or pass --yes: bkt vm destroy {name} --yes"
         ));
     }
-    println!("This deletes {name} for good: its disk, UEFI variables and TPM state.");
+    println!("This deletes {name} for good:");
+    for (label, detail) in going(name, p) {
+        println!("  {label:<14} {detail}");
+    }
+    if !p.keep.is_empty() {
+        println!("and keeps:");
+        for k in &p.keep {
+            println!("  {:<14} {}", k.what, kept_line(k));
+        }
+    }
     let typed: String = dialoguer::Input::new()
         .with_prompt(format!("Type {name} to confirm"))
         .allow_empty(true)
@@ -30,116 +321,111 @@ fn confirm(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Delete one file bkt made: through libvirt when a pool lists it.
+fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
+    match ctx.virsh.vol_delete(path).run() {
+        Ok(_) => Ok(()),
+        Err(e) if virsh::is_no_volume(e.stderr()) => match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(libvirt_error(e)),
+    }
+}
+
 pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
     validate_name(name)?;
     let state = ctx.domstate(name)?;
-    let entry = manifest::load(&ctx.manifest)?.get(name).cloned();
-    if state.is_none() && entry.is_none() {
+    let m = manifest::load(&ctx.manifest)?;
+    let entry = m.get(name).cloned();
+    if let Some(e) = entry.as_ref().filter(|e| !e.is_on(&ctx.uri)) {
+        if state.is_none() {
+            return Err(anyhow!(
+                "{name} was made on {}, not on {}; nothing was deleted",
+                e.uri,
+                ctx.uri
+            ))
+            .hint(format!(
+                "destroy it on its own connection: bkt vm -c {} destroy {name}",
+                e.uri
+            ));
+        }
+        println!(
+            "note: bkt's {name} lives on {}; the {name} on {} is another VM, which bkt did not make",
+            e.uri, ctx.uri
+        );
+    }
+    let entry = entry.filter(|e| e.is_on(&ctx.uri));
+    let made = m.made_for(name, &ctx.uri);
+    if state.is_none() && entry.is_none() && made.is_empty() {
         return Err(ctx.unknown_vm(name));
     }
+    let domain = match state {
+        Some((st, _)) => Some((st, ctx.domain_xml(name)?)),
+        None => None,
+    };
+    let p = plan(ctx, domain, entry.as_ref(), &made, keep_disk)?;
     if !yes {
-        confirm(name)?;
+        confirm(name, &p)?;
     }
-    let mut removed: Vec<String> = Vec::new();
-    let mut kept: Vec<String> = Vec::new();
-
-    // Install media never go, whatever the domain says about them.
-    let mut media: BTreeSet<String> = entry.iter().flat_map(|e| e.isos.clone()).collect();
-    let mut disks: Vec<String> = Vec::new();
-
-    if let Some((st, _)) = state {
-        let dom = ctx.domain_xml(name)?;
-        for d in &dom.disks {
-            if d.path.is_empty() {
-                continue;
-            }
-            if d.device == "disk" && !d.path.to_ascii_lowercase().ends_with(".iso") {
-                disks.push(d.path.clone());
-            } else {
-                media.insert(d.path.clone());
-            }
-        }
+    let lines = going(name, &p);
+    if let Some((st, dom)) = &p.domain {
+        // By UUID from here on: the domain we looked at, not a new one that
+        // took its name meanwhile.
         if st.is_active() {
             ctx.virsh
-                .destroy(name)
+                .destroy(&dom.uuid)
                 .run()
                 .map_err(libvirt_error)
-                .with_context(|| format!("cannot power off {name}"))?;
-            println!("{name} was running; powered it off");
+                .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
+            println!("{name} was {}; powered it off", st.label());
         }
         ctx.virsh
-            .undefine(name)
+            .undefine(&dom.uuid)
             .run()
             .map_err(libvirt_error)
-            .with_context(|| format!("cannot undefine {name}"))?;
-        removed.push(format!("domain {name}"));
-        if let Some(nv) = &dom.nvram {
-            removed.push(format!("NVRAM {nv}"));
-        }
-        if dom.tpm_emulator {
-            removed.push("TPM state".into());
-        }
-        removed.push("snapshot metadata".into());
+            .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
     }
-    if let Some(e) = &entry
-        && !e.disk.is_empty()
-        && !disks.contains(&e.disk)
-        && state.is_none()
-    {
-        disks.push(e.disk.clone());
-    }
-    disks.retain(|d| !media.contains(d));
-
-    // bkt's snapshot copies (NVRAM, TPM) live beside the disk.
-    let snap_roots: Vec<std::path::PathBuf> = disks
-        .iter()
-        .filter_map(|d| crate::vm::snapshot::root_for(d, name))
-        .collect();
-    let mut failed = Vec::new();
-    for r in &snap_roots {
-        match std::fs::remove_dir_all(r) {
-            Ok(()) => removed.push(format!("snapshots {}", r.display())),
-            Err(e) => failed.push(format!("{}: {e}", r.display())),
+    let mut failed: Vec<String> = Vec::new();
+    let mut gone: Vec<String> = p.forget.clone();
+    for d in &p.delete {
+        let res = match d.how {
+            How::File => delete_file(ctx, &d.path),
+            How::Tree => std::fs::remove_dir_all(&d.path).map_err(anyhow::Error::new),
+        };
+        match res {
+            Ok(()) => gone.push(d.path.clone()),
+            Err(e) => failed.push(format!("{}: {e:#}", d.path)),
         }
     }
-    for d in &disks {
-        if keep_disk {
-            kept.push(format!("disk {d}"));
-            continue;
-        }
-        match std::fs::remove_file(Path::new(d)) {
-            Ok(()) => removed.push(format!("disk {d}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => failed.push(format!("{d}: {e}")),
-        }
-    }
-    // An unattended install's answer ISO is the VM's own (it holds the
-    // password): it goes with it.
-    if let Some(a) = entry.as_ref().and_then(|e| e.answer_iso.clone()) {
-        media.remove(&a);
-        match std::fs::remove_file(&a) {
-            Ok(()) => removed.push(format!("answer ISO {a}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => failed.push(format!("{a}: {e}")),
-        }
-    }
-    if entry.is_some() {
-        manifest::update(&ctx.manifest, |m| Ok(m.remove(name)))?;
-        removed.push("manifest entry".into());
-    }
-    for m in &media {
-        kept.push(format!("install media {m}"));
+    if p.entry || !gone.is_empty() {
+        manifest::update(&ctx.manifest, |m| {
+            for path in &gone {
+                m.forget(name, &ctx.uri, path);
+            }
+            if p.entry {
+                m.remove(name);
+            }
+            Ok(())
+        })?;
     }
 
     println!("Destroyed {name}");
-    for r in &removed {
-        ui::step("removed", r);
+    for (label, detail) in lines {
+        let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));
+        if !failed_here {
+            ui::step("removed", &format!("{label} {detail}"));
+        }
     }
-    for k in &kept {
-        ui::step("kept", k);
+    for k in &p.keep {
+        ui::step("kept", &format!("{} {}", k.what, kept_line(k)));
     }
     if !failed.is_empty() {
-        bail!("could not delete: {}", failed.join("; "));
+        return Err(anyhow!("could not delete: {}", failed.join("; "))).hint(format!(
+            "the manifest still records them: fix the cause and run bkt vm -c {} destroy {name} again",
+            ctx.uri
+        ));
     }
     Ok(())
 }

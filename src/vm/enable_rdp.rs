@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::exec::Cmd;
 use crate::manifest;
 use crate::tools::virsh::DomState;
 use crate::ui::{self, HintExt, Spinner};
 use crate::vm::net::{self, PortState, RDP_PORT};
-use crate::vm::{Ctx, libvirt_error, validate_name};
+use crate::vm::{Ctx, libvirt_error, media, validate_name};
 
 /// Turns Remote Desktop on: connections allowed, Network Level
 /// Authentication kept on, and the firewall rules enabled by the group's
@@ -44,39 +43,6 @@ powershell -NoProfile -ExecutionPolicy Bypass -Command \"Start-Process powershel
 
 pub const VOLUME: &str = "BKT_RDP";
 
-/// `xorriso -as mkisofs`: an ISO with Joliet names (what Windows reads).
-pub fn build_iso_cmd(dir: &Path, out: &Path) -> Cmd {
-    Cmd::new("xorriso").args([
-        "-as".to_string(),
-        "mkisofs".into(),
-        "-quiet".into(),
-        "-V".into(),
-        VOLUME.into(),
-        "-J".into(),
-        "-R".into(),
-        "-o".into(),
-        out.display().to_string(),
-        dir.display().to_string(),
-    ])
-}
-
-/// `virsh change-media`: put `source` in drive `target` (or eject).
-fn change_media(ctx: &Ctx, name: &str, target: &str, source: Option<&str>, live: bool) -> Cmd {
-    let mut args = vec!["change-media".to_string(), name.into(), target.into()];
-    match source {
-        Some(s) => {
-            args.push(s.into());
-            args.push("--update".into());
-        }
-        None => args.push("--eject".into()),
-    }
-    args.push("--config".into());
-    if live {
-        args.push("--live".into());
-    }
-    ctx.virsh.cmd(args)
-}
-
 /// Undo on every way out: the old medium back, the ISO gone.
 struct Attached<'a> {
     ctx: &'a Ctx,
@@ -95,16 +61,13 @@ impl Attached<'_> {
         self.active = false;
         // --live only while QEMU runs (a start may have failed).
         let live = matches!(self.ctx.domstate(self.name), Ok(Some((s, _))) if s.is_active());
-        let res = change_media(
-            self.ctx,
-            self.name,
-            &self.target,
-            self.previous.as_deref(),
-            live,
-        )
-        .run()
-        .map_err(libvirt_error)
-        .context("putting the drive's medium back");
+        let res = self
+            .ctx
+            .virsh
+            .change_media(self.name, &self.target, self.previous.as_deref(), live)
+            .run()
+            .map_err(libvirt_error)
+            .context("putting the drive's medium back");
         let _ = std::fs::remove_file(&self.iso);
         res.map(|_| ())
     }
@@ -137,16 +100,28 @@ pub fn run(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
     let iso = dir.join(format!("{name}-enable-rdp.iso"));
 
-    // The ISO, from files in a private temporary directory.
-    let tmp = std::env::temp_dir().join(format!("bkt-enable-rdp-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)?;
-    std::fs::write(tmp.join("enable-rdp.ps1"), ENABLE_RDP_PS1)?;
-    std::fs::write(tmp.join("enable-rdp.cmd"), ENABLE_RDP_CMD)?;
-    let built = build_iso_cmd(&tmp, &iso).run();
-    let _ = std::fs::remove_dir_all(&tmp);
-    built
-        .map_err(anyhow::Error::new)
-        .context("building the script ISO")?;
+    // The ISO, from files in a private staging directory (0700, a name
+    // nobody can guess): the scripts the user runs as Administrator cannot
+    // be swapped, and no planted symlink is followed.
+    let stage = media::staging("bkt-enable-rdp-")?;
+    for (file, text) in [
+        ("enable-rdp.ps1", ENABLE_RDP_PS1),
+        ("enable-rdp.cmd", ENABLE_RDP_CMD),
+    ] {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(stage.path().join(file))
+            .with_context(|| format!("staging {file}"))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+    }
+    media::write_iso(VOLUME, stage.path(), &iso, 0o644)
+        .context("building the script ISO")
+        .hint(format!(
+            "if {} is left from an earlier run that was killed, delete it and retry",
+            iso.display()
+        ))?;
+    drop(stage);
 
     crate::interrupt::catch();
     let started = match state {
@@ -158,19 +133,14 @@ pub fn run(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
         _ => false,
     };
     let live = !started;
-    change_media(
-        ctx,
-        name,
-        &drive.target,
-        Some(&iso.display().to_string()),
-        live,
-    )
-    .run()
-    .map_err(libvirt_error)
-    .with_context(|| {
-        let _ = std::fs::remove_file(&iso);
-        format!("putting the script into {name}'s CD-ROM drive")
-    })?;
+    ctx.virsh
+        .change_media(name, &drive.target, Some(&iso.display().to_string()), live)
+        .run()
+        .map_err(libvirt_error)
+        .with_context(|| {
+            let _ = std::fs::remove_file(&iso);
+            format!("putting the script into {name}'s CD-ROM drive")
+        })?;
     let mut attached = Attached {
         ctx,
         name,
@@ -274,17 +244,5 @@ mod tests {
             );
         }
         assert!(ENABLE_RDP_CMD.contains("-Verb RunAs"));
-    }
-
-    #[test]
-    fn iso_argv() {
-        assert_eq!(
-            build_iso_cmd(
-                Path::new("/tmp/x"),
-                Path::new("/var/lib/libvirt/images/w-enable-rdp.iso")
-            )
-            .display(),
-            "xorriso -as mkisofs -quiet -V BKT_RDP -J -R -o /var/lib/libvirt/images/w-enable-rdp.iso /tmp/x"
-        );
     }
 }

@@ -1,10 +1,12 @@
 //! `bkt vm`: one module per user-facing command, and what they share.
 
+pub mod access;
 pub mod connect;
 pub mod create;
 pub mod destroy;
 pub mod doctor;
 pub mod enable_rdp;
+pub mod media;
 pub mod net;
 pub mod preflight;
 pub mod resources;

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::tools::{self, virsh};
+use crate::tools::{self, acl, virsh};
 use crate::ui::Check;
 use crate::units::{gib_bytes, human};
 use crate::vm::{Ctx, Host, name_is_valid};
@@ -47,11 +47,7 @@ pub fn programs() -> Check {
         .iter()
         .map(|p| format!("{p}: {}", tools::package_hint(p).unwrap_or("install it")))
         .collect();
-    Check::fail(
-        "tools",
-        format!("not found on PATH: {}", missing.join(", ")),
-    )
-    .fix(fixes.join("; "))
+    Check::fail("tools", format!("{} not found on PATH", missing.join(", "))).fix(fixes.join("; "))
 }
 
 /// libvirt answers at the URI; returns the check and whether it answered.
@@ -186,7 +182,36 @@ pub fn iso_problem(path: &Path) -> Result<u64, String> {
     Ok(meta.len())
 }
 
+/// Characters virt-install 4.1 writes wrongly into a domain's XML: it
+/// escapes them and libxml2 escapes them again, so `it's.iso` becomes a file
+/// named `it&apos;s.iso` that does not exist (virt-manager issue #838, fixed
+/// after 4.1; `tests/it/virt_install.rs` shows it on the installed one).
+const MANGLED: &[char] = &['\'', '"', '&', '<', '>'];
+
+/// Why virt-install cannot be given this path, if it cannot.
+pub fn mangled_path(path: &Path) -> Option<String> {
+    let s = path.to_string_lossy();
+    let bad: String = MANGLED.iter().filter(|c| s.contains(**c)).collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "{} has {bad} in its name, which virt-install writes wrongly into the domain XML",
+            path.display()
+        )
+    })
+}
+
 pub fn iso(label: &str, path: &Path) -> Check {
+    if let Some(why) = mangled_path(path) {
+        return Check::fail(label, why).fix(format!(
+            "rename it, or link it under a plain name: ln -s {} ~/{}.iso and pass that",
+            crate::exec::shell_quote(&path.display().to_string()),
+            if label == "install ISO" {
+                "Win11"
+            } else {
+                "virtio-win"
+            }
+        ));
+    }
     match iso_problem(path) {
         Ok(size) => Check::pass(
             label,
@@ -283,7 +308,8 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// The disk file is free and there is room for it to grow.
+/// The disk file is free, the directory takes it, and there is room for
+/// it to grow.
 pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
     if disk_path.exists() {
         return Check::fail(
@@ -294,6 +320,22 @@ pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
             ),
         )
         .fix("choose another --name, or move the file away if nothing uses it");
+    }
+    if let Some(why) = mangled_path(disk_path) {
+        return Check::fail("disk", why).fix(
+            "give libvirt's default pool a directory with a plain name (virsh pool-edit default)",
+        );
+    }
+    if dir.exists() && rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
+        return Check::fail(
+            "disk",
+            format!(
+                "cannot create {}: {} is not writable for you",
+                disk_path.display(),
+                dir.display()
+            ),
+        )
+        .fix("run it as root (sudo bkt vm create ...), or use a libvirt pool you may write to");
     }
     let Some(free) = free_space(dir) else {
         return Check::warn(
@@ -316,6 +358,157 @@ pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
     } else {
         Check::pass("disk space", detail)
     }
+}
+
+/// Whether the QEMU access check may change permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// No: report what is missing and the command that fixes it.
+    Never,
+    /// `--dry-run`: say what a real run would ask to grant (a warning).
+    DryRun,
+    /// Ask on the terminal.
+    Ask,
+    /// Yes (`--yes`).
+    Yes,
+}
+
+const ACCESS: &str = "QEMU access";
+
+/// QEMU's user can open every medium: search on each directory above it,
+/// read on the file. What is missing is granted with ACLs (`setfacl -m
+/// u:QEMU:x DIR`), as virt-manager does, when `grant` allows it and we may
+/// (we own the directory, or are root); else the check fails with the fix.
+pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
+    let user = match crate::vm::access::qemu_user(ctx) {
+        Ok(Some(u)) => u,
+        Ok(None) => return Check::pass(ACCESS, "QEMU runs as you on this connection"),
+        Err(e) => {
+            return Check::warn(
+                ACCESS,
+                format!("cannot tell which user QEMU runs as: {e:#}"),
+            );
+        }
+    };
+    let mut missing: Vec<crate::vm::access::Missing> = Vec::new();
+    for m in media {
+        match crate::vm::access::missing(&user.who, m) {
+            Ok(found) => {
+                for f in found {
+                    if !missing.iter().any(|x| x.path == f.path) {
+                        missing.push(f);
+                    }
+                }
+            }
+            Err(e) => return Check::warn(ACCESS, format!("{e:#}")),
+        }
+    }
+    if missing.is_empty() {
+        return Check::pass(
+            ACCESS,
+            format!("{} (QEMU's user) can read the ISOs", user.name),
+        );
+    }
+    let why = missing
+        .iter()
+        .map(|m| format!("{} is {:04o}", m.path.display(), m.mode))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = format!("{} (QEMU's user) cannot open the ISOs: {why}", user.name);
+    let cmds: Vec<crate::exec::Cmd> = missing
+        .iter()
+        // By uid: right whatever the local name of QEMU's user.
+        .map(|m| {
+            acl::grant(
+                &user.who.uid.to_string(),
+                m.perm,
+                &m.path.display().to_string(),
+            )
+        })
+        .collect();
+    let euid = rustix::process::geteuid().as_raw();
+    let may = euid == 0 || missing.iter().all(|m| m.owner == euid);
+    let sudo = if may { "" } else { "sudo " };
+    let fix = format!(
+        "{}; or move the ISOs to a directory QEMU can read, such as {}",
+        cmds.iter()
+            .map(|c| format!("{sudo}{}", c.display()))
+            .collect::<Vec<_>>()
+            .join(" && "),
+        "/var/lib/libvirt/images"
+    );
+    if !may {
+        return Check::fail(
+            ACCESS,
+            format!("{what}; only their owner or root can grant it"),
+        )
+        .fix(fix);
+    }
+    if which::which("setfacl").is_err() {
+        return Check::fail(
+            ACCESS,
+            format!("{what}; setfacl is not installed to grant it"),
+        )
+        .fix(format!(
+            "install it ({}), then: {fix}",
+            tools::package_hint("setfacl").unwrap_or("acl")
+        ));
+    }
+    let consent = match grant {
+        Grant::DryRun => {
+            return Check::warn(ACCESS, format!("{what}; a real run asks to grant it")).fix(fix);
+        }
+        Grant::Never => false,
+        Grant::Yes => true,
+        Grant::Ask => {
+            println!("  {what}");
+            dialoguer::Confirm::new()
+                .with_prompt(format!(
+                    "  Let {} search these directories (an ACL entry, as virt-manager adds)?",
+                    user.name
+                ))
+                .default(true)
+                .interact()
+                .unwrap_or(false)
+        }
+    };
+    if !consent {
+        return Check::fail(ACCESS, what).fix(fix);
+    }
+    for c in &cmds {
+        if let Err(e) = c.run() {
+            return Check::fail(ACCESS, format!("{what}; granting it failed: {e}")).fix(fix);
+        }
+    }
+    // Granted is what the file system now says, not what setfacl said.
+    let still: Vec<String> = media
+        .iter()
+        .flat_map(|m| crate::vm::access::missing(&user.who, m).unwrap_or_default())
+        .map(|m| m.path.display().to_string())
+        .collect();
+    if !still.is_empty() {
+        return Check::fail(
+            ACCESS,
+            format!(
+                "{what}; after setfacl {} still cannot: {}",
+                user.name,
+                still.join(", ")
+            ),
+        )
+        .fix(fix);
+    }
+    let granted = missing
+        .iter()
+        .map(|m| {
+            format!(
+                "{} on {}",
+                if m.perm == "x" { "search" } else { "read" },
+                m.path.display()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Check::pass(ACCESS, format!("granted {} {granted} (setfacl)", user.name))
 }
 
 #[cfg(test)]

@@ -264,6 +264,11 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     // what was made.
     let tmp = p.root.join(format!(".{snap}.tmp-{}", std::process::id()));
     let made = (|| -> Result<()> {
+        // The copies' directory is bkt's: on record, so destroy takes it.
+        crate::manifest::update(&ctx.manifest, |m| {
+            m.record(name, &ctx.uri, &p.root.display().to_string());
+            Ok(())
+        })?;
         fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         fs::set_permissions(&p.root, fs::Permissions::from_mode(0o700))?;
         if let Some(nv) = &p.nvram {
@@ -492,12 +497,6 @@ pub fn delete(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
         human(freed)
     );
     Ok(())
-}
-
-/// For `destroy`: the snapshot directory of a VM, if there is one.
-pub fn root_for(disk: &str, name: &str) -> Option<PathBuf> {
-    let r = snapshots_root(Path::new(disk), name);
-    r.exists().then_some(r)
 }
 
 #[cfg(test)]

@@ -4,19 +4,19 @@
 
 use std::fs;
 use std::io::IsTerminal;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::CreateArgs;
-use crate::exec::Cmd;
 use crate::manifest;
 use crate::tools::unattend::{self, Answers};
+use crate::tools::xorriso;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::net::{self, PortState, RDP_PORT};
-use crate::vm::{Ctx, libvirt_error};
+use crate::vm::{Ctx, libvirt_error, media};
 
 /// Windows refuses these in account names.
 fn valid_username(u: &str) -> Result<()> {
@@ -52,11 +52,14 @@ pub fn answers(args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers
         Some(p) => {
             let meta =
                 fs::metadata(p).with_context(|| format!("--password-file {}", p.display()))?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                eprintln!(
-                    "warning: {} can be read by other users (chmod 600 it)",
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(anyhow!(
+                    "--password-file {} can be read by other users (mode {mode:04o}); \
+                     bkt refuses it, as ssh refuses such keys",
                     p.display()
-                );
+                ))
+                .hint(format!("chmod 600 {}", p.display()));
             }
             let text = fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             text.lines().next().unwrap_or_default().to_string()
@@ -81,14 +84,11 @@ pub fn answers(args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers
     })
 }
 
-/// Build the answer ISO at `out` (0600: it holds the password).
+/// Build the answer ISO at `out`: 0600 from its first byte (it holds the
+/// password), from files staged in a private directory.
 pub fn build_answer_iso(virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()> {
-    let tmp = std::env::temp_dir().join(format!("bkt-answer-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let stage = media::staging("bkt-answer-")?;
+    let tmp = stage.path();
     let res = (|| -> Result<()> {
         let mut f = fs::OpenOptions::new()
             .create_new(true)
@@ -99,7 +99,7 @@ pub fn build_answer_iso(virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()
         let drivers = tmp.join("$WinPEDriver$");
         fs::create_dir_all(&drivers)?;
         for d in unattend::DRIVERS {
-            unattend::extract_driver(virtio_iso, d, &drivers.join(d))
+            xorriso::extract(virtio_iso, &unattend::driver_dir(d), &drivers.join(d))
                 .run()
                 .map_err(anyhow::Error::new)
                 .with_context(|| {
@@ -111,40 +111,16 @@ pub fn build_answer_iso(virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()
         }
         // The guest tools, so the first logon finds them even without the
         // virtio-win ISO attached. Best effort: that ISO has them too.
-        let _ = unattend::extract_file(
+        let _ = xorriso::extract(
             virtio_iso,
-            "virtio-win-guest-tools.exe",
+            "/virtio-win-guest-tools.exe",
             &tmp.join("virtio-win-guest-tools.exe"),
         )
         .run();
-        // Extracted files come out read-only; the tree is ours to remove.
-        Cmd::new("xorriso")
-            .args([
-                "-as".to_string(),
-                "mkisofs".into(),
-                "-quiet".into(),
-                "-V".into(),
-                "BKT_ANSWERS".into(),
-                "-J".into(),
-                "-R".into(),
-                "-o".into(),
-                out.display().to_string(),
-                tmp.display().to_string(),
-            ])
-            .run()
-            .map_err(anyhow::Error::new)
-            .context("building the answer ISO")?;
-        fs::set_permissions(out, fs::Permissions::from_mode(0o600))?;
-        Ok(())
+        media::write_iso("BKT_ANSWERS", tmp, out, 0o600).context("building the answer ISO")
     })();
-    let _ = Cmd::new("chmod")
-        .args(["-R", "u+w"])
-        .arg(tmp.display().to_string())
-        .run();
-    let _ = fs::remove_dir_all(&tmp);
-    if res.is_err() {
-        let _ = fs::remove_file(out);
-    }
+    // Extracted files come out read-only; the tree is ours to remove.
+    media::make_writable(tmp);
     res
 }
 
@@ -173,10 +149,28 @@ impl Phase {
 /// boot only; keys are sent for this long after the start.
 const KEYS_FOR: Duration = Duration::from_secs(40);
 
+/// Where the answer ISO is and why it matters, for every way the watch
+/// ends early.
+fn answers_left(name: &str, answer_iso: &Path) -> String {
+    format!(
+        "the answer ISO {} holds the Windows password in clear text and stays attached \
+         until the install ends; `bkt vm destroy {name}` removes it with the VM",
+        answer_iso.display()
+    )
+}
+
 /// Watch the install until Remote Desktop answers, then take the answer
-/// ISO out. A phase that lasts longer than `stall` is reported with a
-/// screenshot.
-pub fn watch(ctx: &Ctx, name: &str, answer_iso: &Path, stall: Duration) -> Result<()> {
+/// ISO out and delete it, and eject the install ISO: the answer file wipes
+/// the disk, and the install ISO boots first, so a key pressed at "Press any
+/// key to boot from CD" on a later reboot would start it again. A phase
+/// that lasts longer than `stall` is reported with a screenshot.
+pub fn watch(
+    ctx: &Ctx,
+    name: &str,
+    install_iso: &Path,
+    answer_iso: &Path,
+    stall: Duration,
+) -> Result<()> {
     let started = Instant::now();
     let spinner = Spinner::quiet();
     let mut phase = Phase::Booting;
@@ -186,13 +180,15 @@ pub fn watch(ctx: &Ctx, name: &str, answer_iso: &Path, stall: Duration) -> Resul
     let done_ip = loop {
         if crate::interrupt::happened() {
             spinner.clear();
-            return Err(anyhow::Error::new(crate::interrupt::Interrupted)).hint(format!(
-                "the VM is left as it is: bkt vm destroy {name} removes it"
-            ));
+            return Err(anyhow::Error::new(crate::interrupt::Interrupted))
+                .context(format!(
+                    "stopped watching the install of {name}; the VM is left as it is"
+                ))
+                .hint(answers_left(name, answer_iso));
         }
         if started.elapsed() < KEYS_FOR {
             if last_key.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
-                let _ = ctx.virsh.cmd(["send-key", name, "KEY_ENTER"]).run();
+                let _ = ctx.virsh.send_key(name, "KEY_ENTER").run();
                 last_key = Some(Instant::now());
             }
         } else if phase == Phase::Booting {
@@ -219,23 +215,27 @@ pub fn watch(ctx: &Ctx, name: &str, answer_iso: &Path, stall: Duration) -> Resul
                 phase.label(),
                 secs(started.elapsed())
             ));
-            return err.hint(match shot {
-                Some(p) => format!(
-                    "look at the screen: {} (or bkt vm connect {name} --spice)",
-                    p.display()
-                ),
-                None => format!("look at the screen: bkt vm connect {name} --spice"),
-            });
+            return err
+                .hint(match shot {
+                    Some(p) => format!(
+                        "look at the screen: {} (or bkt vm connect {name} --spice)",
+                        p.display()
+                    ),
+                    None => format!("look at the screen: bkt vm connect {name} --spice"),
+                })
+                .hint(answers_left(name, answer_iso));
         }
         std::thread::sleep(Duration::from_secs(1));
     };
     spinner.clear();
     eject_answers(ctx, name, answer_iso)?;
+    eject_install_iso(ctx, name, install_iso)?;
     manifest::update(&ctx.manifest, |m| {
         if let Some(e) = m.get_mut(name) {
             e.rdp_enabled = true;
             e.answer_iso = None;
         }
+        m.forget(name, &ctx.uri, &answer_iso.display().to_string());
         Ok(())
     })?;
     println!(
@@ -249,20 +249,12 @@ pub fn watch(ctx: &Ctx, name: &str, answer_iso: &Path, stall: Duration) -> Resul
 /// Take the answer ISO out of the VM and delete it.
 pub fn eject_answers(ctx: &Ctx, name: &str, answer_iso: &Path) -> Result<()> {
     let dom = ctx.domain_xml(name)?;
-    let path = answer_iso.display().to_string();
-    if let Some(d) = dom.disks.iter().find(|d| d.path == path) {
-        let live = matches!(ctx.domstate(name), Ok(Some((s, _))) if s.is_active());
-        if live {
-            // SATA CD-ROMs cannot be unplugged live: empty the drive now,
-            // and drop it from the definition for the next boot.
-            ctx.virsh
-                .cmd(["change-media", name, d.target.as_str(), "--eject", "--live"])
-                .run()
-                .map_err(libvirt_error)
-                .context("ejecting the answer ISO")?;
-        }
+    if media::eject(ctx, name, &dom, answer_iso)? {
+        // SATA CD-ROMs cannot be unplugged from a running VM: the drive is
+        // empty now, and gone from the definition at the next boot.
+        let target = media::drive_of(&dom, answer_iso)?;
         ctx.virsh
-            .cmd(["detach-disk", name, d.target.as_str(), "--config"])
+            .detach_disk_config(name, &target)
             .run()
             .map_err(libvirt_error)
             .context("removing the answer ISO's drive")?;
@@ -274,18 +266,27 @@ pub fn eject_answers(ctx: &Ctx, name: &str, answer_iso: &Path) -> Result<()> {
     }
 }
 
+/// Once Windows is installed, its install ISO comes out of the drive (the
+/// file itself is the user's and stays), so that it can never boot Setup
+/// again; the drive stays for later media.
+pub fn eject_install_iso(ctx: &Ctx, name: &str, install_iso: &Path) -> Result<()> {
+    let dom = ctx.domain_xml(name)?;
+    if media::eject(ctx, name, &dom, install_iso)? {
+        println!(
+            "Ejected the Windows ISO from {name}, so that Setup cannot start again ({} is kept)",
+            install_iso.display()
+        );
+    }
+    Ok(())
+}
+
 /// `virsh screenshot` into the cache, for a stalled install.
 fn screenshot(ctx: &Ctx, name: &str) -> Option<std::path::PathBuf> {
     let dir = crate::download::cache_dir().ok()?;
     fs::create_dir_all(&dir).ok()?;
     let path = dir.join(format!("{name}-install-stalled.ppm"));
     ctx.virsh
-        .cmd([
-            "screenshot".to_string(),
-            name.to_string(),
-            "--file".into(),
-            path.display().to_string(),
-        ])
+        .screenshot(name, &path.display().to_string())
         .run()
         .ok()?;
     path.exists().then_some(path)

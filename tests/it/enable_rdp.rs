@@ -9,9 +9,12 @@ use crate::harness::{URI, World, fixture};
 fn world(ip: &str, state: &str) -> World {
     let w = World::new();
     w.install_fake("xorriso");
-    // The fake xorriso writes the ISO where -o says.
-    w.rule("xorriso", "-as mkisofs *")
-        .sh("while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then : >\"$2\"; fi; shift; done\n");
+    // The fake xorriso writes the ISO to stdout (`-o -`), and notes the
+    // staging directory it was given: its name, mode and files.
+    w.rule("xorriso", "-as mkisofs *").sh(&format!(
+        "for a; do last=$a; done\n/usr/bin/stat -c '%n %a' \"$last\" >>\"{staged}\"\n/bin/ls \"$last\" >>\"{staged}\"\nprintf 'an ISO'\n",
+        staged = w.p("staged.txt")
+    ));
     let xml = fixture("virsh/dumpxml-windows-running.xml")
         .replace(
             "/var/lib/libvirt/images/t1.qcow2",
@@ -42,7 +45,15 @@ fn the_script_cd_goes_in_and_comes_out() {
     let iso = w.p("images/windows-enable-rdp.iso");
     let calls = w.call_lines();
     let xorriso = calls.iter().find(|c| c.starts_with("xorriso")).unwrap();
-    assert!(xorriso.starts_with("xorriso -as mkisofs -quiet -V BKT_RDP -J -R -o "));
+    assert!(xorriso.starts_with("xorriso -as mkisofs -quiet -V BKT_RDP -J -R -o - "));
+    // Staged in a private directory with an unpredictable name, gone after.
+    let staged = std::fs::read_to_string(w.path("staged.txt")).unwrap();
+    let re =
+        regex::Regex::new(r"^(/\S+/bkt-enable-rdp-\S{6,}) 700\nenable-rdp.cmd\nenable-rdp.ps1\n$")
+            .unwrap();
+    let dir = re.captures(&staged).unwrap_or_else(|| panic!("{staged}"))[1].to_string();
+    assert!(!dir.ends_with(&format!("-{}", std::process::id())));
+    assert!(!std::path::Path::new(&dir).exists());
     assert!(
         calls.contains(&format!(
             "virsh -c {URI} change-media windows sda {iso} --update --config --live"
@@ -124,4 +135,24 @@ fn no_cd_drive_no_iso() {
         "error: tiny has no CD-ROM drive to put the script in\nhint: add one in virt-manager (Add Hardware → Storage → CDROM device), then retry\n"
     );
     assert!(!w.call_lines().iter().any(|c| c.starts_with("xorriso")));
+}
+
+/// A file already at the script ISO's path (a planted one, or left by a
+/// killed run) is never overwritten, and nothing goes into the drive.
+#[test]
+fn an_existing_script_iso_is_never_overwritten() {
+    let w = world("127.0.0.72", "running (booted)");
+    let iso = w.path("images/windows-enable-rdp.iso");
+    std::fs::write(&iso, "not ours").unwrap();
+    let r = w.bkt(&["vm", "enable-rdp", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: building the script ISO\ncaused by: creating {iso}\ncaused by: File exists (os error 17)\nhint: if {iso} is left from an earlier run that was killed, delete it and retry\n",
+            iso = iso.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&iso).unwrap(), "not ours");
+    assert!(!w.call_lines().iter().any(|c| c.contains("change-media")));
 }

@@ -108,9 +108,23 @@ impl Run {
 impl World {
     pub fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        for d in ["bin", "rules", "images", "home", "isos"] {
+        // Like a shared directory QEMU's user can enter; tests that need a
+        // closed one (a Fedora home) close it themselves.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for d in ["bin", "rules", "images", "home", "isos", "etc"] {
             fs::create_dir_all(dir.path().join(d)).unwrap();
         }
+        // QEMU's account as Debian makes it (the uid of capabilities.xml).
+        fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\nlibvirt-qemu:x:64055:993:Libvirt Qemu,,,:/var/lib/libvirt:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("etc/group"),
+            "kvm:x:993:\nlibvirt-qemu:x:64055:libvirt-qemu\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("log"), "").unwrap();
         let w = World {
             dir,
@@ -162,6 +176,15 @@ impl World {
     pub fn rule(&self, tool: &str, glob: &str) -> Rule<'_> {
         let n = self.rule_no.fetch_add(1, Ordering::SeqCst);
         let base = self.path("rules").join(format!("{n:04}"));
+        fs::write(base.with_extension("match"), format!("{tool}\t{glob}")).unwrap();
+        Rule { world: self, base }
+    }
+
+    /// Add a rule that wins over every rule added with [`World::rule`]
+    /// (file names starting with `+` sort first).
+    pub fn rule_first(&self, tool: &str, glob: &str) -> Rule<'_> {
+        let n = self.rule_no.fetch_add(1, Ordering::SeqCst);
+        let base = self.path("rules").join(format!("+{n:04}"));
         fs::write(base.with_extension("match"), format!("{tool}\t{glob}")).unwrap();
         Rule { world: self, base }
     }
@@ -229,6 +252,7 @@ impl World {
             .env("BKT_VM_HOST_CPUS", "8")
             .env("BKT_VM_KVM_DEVICE", self.path("kvm"))
             .env("NO_COLOR", "1")
+            .env("BKT_VM_ETC", self.path("etc"))
             .env("FAKE_DIR", self.dir.path())
             // Whatever a test forgets, nothing is ever fetched from outside.
             .env("BKT_VM_VIRTIO_URL", "http://127.0.0.1:9/virtio-win.iso")
@@ -264,6 +288,8 @@ impl World {
             .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
         self.rule("virsh", "* net-info default")
             .out(&fixture("virsh/net-info-default-active.txt"));
+        self.rule("virsh", "* capabilities")
+            .out(&fixture("virsh/capabilities.xml"));
         self.rule("virsh", "* pool-dumpxml default").out(&format!(
             "<pool type='dir'><name>default</name><target><path>{}</path></target></pool>\n",
             self.p("images")
@@ -279,14 +305,21 @@ impl World {
         self
     }
 
-    /// Fakes for a successful disk + domain creation.
+    /// Fakes for a successful disk + domain creation: qemu-img writes the
+    /// disk, virt-install renders the recorded XML, virsh defines and
+    /// starts it.
     pub fn creation_works(&self, disk_size: u64) -> &Self {
         self.rule("qemu-img", "create *").sh(": >\"$5\"\n");
         self.rule("qemu-img", "info *").out(&format!(
             "{{\"format\": \"qcow2\", \"virtual-size\": {disk_size}, \"actual-size\": 200704}}\n"
         ));
-        self.rule("virt-install", "*")
-            .out("\nStarting install...\nCreating domain...\nDomain creation completed.\n");
+        self.rule("virt-install", "* --print-xml --dry-run")
+            .out(&fixture("virt-install/print-xml-windows-qemu.xml"));
+        self.rule("virsh", "* define /dev/stdin")
+            .sh("/bin/cat >\"$FAKE_DIR/stdin.define\"\n")
+            .out(&fixture("virsh/define-stdin.txt"));
+        self.rule("virsh", "* start * --reset-nvram")
+            .out(&fixture("virsh/start-reset-nvram.txt"));
         self
     }
 }

@@ -3,16 +3,20 @@
 
 mod harness;
 
+mod access;
 mod cli;
 mod connect;
 mod create;
+mod destroy;
 mod doctor;
 mod download;
 mod enable_rdp;
 mod lifecycle;
+mod rollback;
 mod snapshot;
 mod status;
 mod unattended;
+mod virt_install;
 
 /// Replace what differs between machines: the temporary directory and the
 /// free-space line of the preflight.

@@ -292,8 +292,12 @@ fn destroy_takes_the_snapshots_along() {
         .out("Domain snapshot clean created\n");
     w.bkt(&["vm", "snapshot", "create", "windows", "clean"])
         .success();
-    w.rule("virsh", "* undefine windows *")
+    w.rule("virsh", "-q -c * list --all --uuid").out("\n");
+    w.rule("virsh", "* undefine *")
         .out("Domain 'windows' has been undefined\n");
+    w.rule("virsh", "* vol-delete *")
+        .err(&fixture("virsh/vol-delete-not-a-volume.txt"))
+        .code(1);
     let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
     r.success();
     assert!(

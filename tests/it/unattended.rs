@@ -17,23 +17,37 @@ fn world(ip: &str) -> World {
     // keeps a copy of the answer file to look at.
     w.rule("xorriso", "-osirrox on *")
         .sh("for a; do last=$a; done\n/bin/mkdir -p \"$last\"\n");
+    // mkisofs writes the ISO to stdout (`-o -`); the fake notes the mode
+    // of the file its stdout is before writing a byte.
     w.rule("xorriso", "-as mkisofs *").sh(&format!(
-        "while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then : >\"$2\"; out=$2; fi; last=$1; shift; done\n/bin/cp \"$last/autounattend.xml\" \"{}\"\n/bin/ls -R \"$last\" >\"{}\"\n",
+        "exec 3>&1\n/usr/bin/stat -L -c %a /proc/self/fd/3 >\"{}\"\nfor a; do last=$a; done\n/bin/cp \"$last/autounattend.xml\" \"{}\"\n/bin/ls -R \"$last\" >\"{}\"\nprintf 'an ISO'\n",
+        w.p("answer-mode.txt"),
         w.p("answer-copy.xml"),
         w.p("answer-tree.txt")
     ));
     w.rule("virsh", "* send-key windows KEY_ENTER");
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", ip));
-    let xml = fixture("virsh/dumpxml-windows-running.xml")
+    // The recorded domain with the install ISO in sda and, as create
+    // attaches it, the answer ISO in a second drive.
+    let recorded = fixture("virsh/dumpxml-windows-running.xml");
+    let sda = &recorded[recorded
+        .find("    <disk type='file' device='cdrom'>")
+        .unwrap()..];
+    let sda = &sda[..sda.find("</disk>\n").unwrap() + "</disk>\n".len()];
+    let sdb = sda
         .replace("/tmp/win.iso", &w.p("images/windows-answer.iso"))
+        .replace("dev='sda'", "dev='sdb'");
+    let xml = recorded
+        .replacen(sda, &format!("{sda}{sdb}"), 1)
+        .replace("/tmp/win.iso", &w.p("isos/Win11.iso"))
         .replace("<name>t1</name>", "<name>windows</name>");
     w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
     w.rule("virsh", "* domstate --reason windows")
         .out("running (booted)\n");
-    w.rule("virsh", "* change-media windows sda --eject --live")
+    w.rule("virsh", "* change-media windows * --eject --config --live")
         .out("Successfully ejected media.\n");
-    w.rule("virsh", "* detach-disk windows sda --config")
+    w.rule("virsh", "* detach-disk windows sdb --config")
         .out("Disk detached successfully\n");
     std::fs::write(w.path("pw"), "correct horse\n").unwrap();
     std::fs::set_permissions(w.path("pw"), std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -90,6 +104,7 @@ fn hands_free_from_answers_to_remote_desktop() {
         .iter()
         .find(|c| c.starts_with("virt-install"))
         .unwrap();
+    assert!(install.ends_with(" --print-xml --dry-run"));
     assert!(install.contains(&format!(
         "--disk path={virtio},device=cdrom,bus=sata,readonly=on --disk path={},device=cdrom,bus=sata,readonly=on ",
         w.p("images/windows-answer.iso")
@@ -107,17 +122,34 @@ fn hands_free_from_answers_to_remote_desktop() {
     assert!(answer.contains("<PreventDeviceEncryption>true</PreventDeviceEncryption>"));
     let tree = std::fs::read_to_string(w.path("answer-tree.txt")).unwrap();
     assert!(tree.contains("$WinPEDriver$"), "{tree}");
-    // Done: out of the VM, off the disk, and noted.
-    let n = calls.len();
+    // 0600 before its first byte was written.
     assert_eq!(
-        calls[n - 2],
-        format!("virsh -c {URI} change-media windows sda --eject --live")
+        std::fs::read_to_string(w.path("answer-mode.txt")).unwrap(),
+        "600\n"
     );
+    // Done: the answer ISO out of the VM and off the disk, the install ISO
+    // out of its drive (kept on disk), and noted.
+    let media: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.contains("change-media") || c.contains("detach-disk"))
+        .collect();
     assert_eq!(
-        calls[n - 1],
-        format!("virsh -c {URI} detach-disk windows sda --config")
+        media,
+        [
+            &format!("virsh -c {URI} change-media windows sdb --eject --config --live"),
+            &format!("virsh -c {URI} detach-disk windows sdb --config"),
+            &format!("virsh -c {URI} change-media windows sda --eject --config --live"),
+        ]
     );
+    assert!(out.contains(&format!(
+        "Ejected the Windows ISO from windows, so that Setup cannot start again ({iso} is kept)\n"
+    )));
+    assert!(std::path::Path::new(&iso).exists());
     assert!(!w.path("images/windows-answer.iso").exists());
+    assert_eq!(
+        w.manifest()["files"],
+        serde_json::json!([{"vm": "windows", "uri": URI, "path": w.p("images/windows.qcow2")}])
+    );
     let e = &w.manifest()["vms"][0];
     assert_eq!(e["rdp_enabled"], true);
     assert_eq!(e["rdp_user"], "anna");
@@ -159,6 +191,13 @@ fn a_stalled_install_says_so_with_a_screenshot() {
         err.contains(&format!(
             "hint: look at the screen: {} (or bkt vm connect windows --spice)",
             w.p("home/.cache/bkt/vm/windows-install-stalled.ppm")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!(
+            "hint: the answer ISO {} holds the Windows password in clear text and stays attached until the install ends; `bkt vm destroy windows` removes it with the VM\n",
+            w.p("images/windows-answer.iso")
         )),
         "{err}"
     );
@@ -218,52 +257,99 @@ fn answers_are_checked_before_anything_is_made() {
     assert!(!w.manifest_path().exists());
 }
 
-#[test]
-fn a_failed_domain_takes_the_answer_iso_along() {
-    let w = World::new();
-    w.libvirt_up();
-    w.rule("virsh", "-q -c * list --all --name").out("\n");
-    w.rule("qemu-img", "create *").sh(": >\"$5\"\n");
-    w.rule("qemu-img", "info *").out(&format!(
-        "{{\"format\": \"qcow2\", \"virtual-size\": {}, \"actual-size\": 1}}\n",
-        80 * GIB
-    ));
-    w.rule("virt-install", "*").err("ERROR boom\n").code(1);
-    w.rule("virsh", "* domstate --reason windows")
-        .err("error: failed to get domain 'windows'\n")
-        .code(1);
-    w.install_fake("xorriso");
-    w.rule("xorriso", "-osirrox on *")
-        .sh("for a; do last=$a; done\n/bin/mkdir -p \"$last\"\n");
-    w.rule("xorriso", "-as mkisofs *")
-        .sh("while [ $# -gt 0 ]; do if [ \"$1\" = -o ]; then : >\"$2\"; fi; shift; done\n");
-    std::fs::write(w.path("pw"), "pw\n").unwrap();
-    let iso = w.iso("Win11.iso");
-    let r = w.bkt(&[
+fn create_args(w: &World) -> Vec<String> {
+    [
         "vm",
         "create",
         "--iso",
-        &iso,
+        &w.iso("Win11.iso"),
         "--yes",
         "--unattended",
         "--username",
         "anna",
         "--password-file",
         &w.p("pw"),
-    ]);
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_failed_domain_takes_the_answer_iso_along() {
+    let w = world("127.0.0.83");
+    w.rule_first("virsh", "* define /dev/stdin")
+        .err("error: Failed to define domain from /dev/stdin\nerror: XML error: boom\n")
+        .code(1);
+    w.rule_first("virsh", "* domstate --reason *")
+        .err(&fixture("virsh/domstate-uuid-nosuch.txt"))
+        .code(1);
+    let args = create_args(&w);
+    let r = w.bkt(&args.iter().map(String::as_str).collect::<Vec<_>>());
     r.failure();
     assert!(
-        r.stdout().contains(&format!(
-            "  • removed        answer ISO {}\n",
+        r.stdout().ends_with(&format!(
+            "Rolled back\n  • removed        disk {}\n  • removed        answer ISO {}\n  • removed        manifest entry\n",
+            w.p("images/windows.qcow2"),
             w.p("images/windows-answer.iso")
         )),
         "{}",
         r.stdout()
     );
     assert!(!w.path("images/windows-answer.iso").exists());
-    assert!(
-        r.stderr().contains("warning: ") && r.stderr().contains("can be read by other users"),
-        "{}",
-        r.stderr()
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+    assert!(!w.call_lines().iter().any(|c| c.contains(" start ")));
+}
+
+/// As ssh refuses a key others can read, bkt refuses such a password file,
+/// before anything is made.
+#[test]
+fn a_password_file_others_can_read_is_refused() {
+    let w = world("127.0.0.84");
+    std::fs::set_permissions(w.path("pw"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = create_args(&w);
+    let r = w.bkt(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: --password-file {pw} can be read by other users (mode 0644); bkt refuses it, as ssh refuses such keys\nhint: chmod 600 {pw}\n",
+            pw = w.p("pw")
+        )
     );
+    assert!(w.call_lines().is_empty());
+    assert!(!w.manifest_path().exists());
+}
+
+/// Ctrl-C during the watch: exit 130, the VM left as it is, and the user
+/// told where the answer ISO (with the password) is.
+#[test]
+fn ctrl_c_while_watching_says_where_the_answers_are() {
+    let w = world("127.0.0.85");
+    w.rule_first("virsh", "* send-key windows KEY_ENTER")
+        .sh(&format!(": >\"{}\"\n", w.p("watching")));
+    let args = create_args(&w);
+    let child = w
+        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !w.path("watching").exists() {
+        assert!(std::time::Instant::now() < deadline, "never watched");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we started, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.ends_with(&format!(
+            "error: stopped watching the install of windows; the VM is left as it is\ncaused by: interrupted\nhint: the answer ISO {} holds the Windows password in clear text and stays attached until the install ends; `bkt vm destroy windows` removes it with the VM\n",
+            w.p("images/windows-answer.iso")
+        )),
+        "{err}"
+    );
+    assert!(w.path("images/windows-answer.iso").exists());
 }

@@ -1,0 +1,438 @@
+//! `bkt vm destroy`: every decision about what goes and what stays, with
+//! the calls made and not made, the screen, and the files and manifest
+//! afterwards.
+
+use crate::harness::{URI, World, fixture};
+use crate::lifecycle::nosuch;
+use crate::normalize;
+
+/// The UUID of the recorded Windows-shaped domain.
+const UUID: &str = "405a8b53-ad14-470a-9963-b210e9f1e0aa";
+const UNDEFINE_FLAGS: &str =
+    "--nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save";
+
+/// The recorded domain, renamed `windows`, its files in the test's world.
+fn domain_xml(w: &World) -> String {
+    fixture("virsh/dumpxml-windows-running.xml")
+        .replace(
+            "/var/lib/libvirt/images/t1.qcow2",
+            &w.p("images/windows.qcow2"),
+        )
+        .replace("/tmp/win.iso", &w.p("isos/Win11.iso"))
+        .replace("<name>t1</name>", "<name>windows</name>")
+}
+
+/// bkt's `windows` (with its disk and snapshot copies on record) and an
+/// unrelated entry.
+fn managed(w: &World) {
+    w.write_manifest(serde_json::json!({"vms": [{
+        "name": "windows", "type": "windows11", "disk": w.p("images/windows.qcow2"),
+        "created": "2026-01-25", "rdp_enabled": false, "notes": "", "uri": URI,
+        "isos": [w.p("isos/Win11.iso")]
+    }, {"name": "other", "type": "windows11", "disk": "/o.qcow2", "created": "2026-01-25",
+        "uri": URI}],
+    "files": [
+        {"vm": "windows", "uri": URI, "path": w.p("images/windows.qcow2")},
+        {"vm": "windows", "uri": URI, "path": w.p("images/windows.snapshots")},
+        {"vm": "other", "uri": URI, "path": "/o.qcow2"}
+    ]}));
+    std::fs::write(w.path("images/windows.qcow2"), "disk").unwrap();
+    std::fs::create_dir_all(w.path("images/windows.snapshots/clean")).unwrap();
+    std::fs::write(w.path("images/windows.snapshots/clean/nvram.fd"), "v").unwrap();
+    w.iso("Win11.iso");
+}
+
+/// libvirt has `windows` in `state` with `xml`, and these other domains
+/// (their definitions as one batch).
+fn libvirt(w: &World, state: &str, xml: &str, others: &[(&str, String)]) {
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&format!("{state}\n"));
+    w.rule("virsh", "* dumpxml --inactive windows").out(xml);
+    let mut uuids = vec![UUID.to_string()];
+    uuids.extend(others.iter().map(|(u, _)| u.to_string()));
+    w.rule("virsh", "-q -c * list --all --uuid")
+        .out(&format!("{}\n\n", uuids.join("\n")));
+    let batch: String = others
+        .iter()
+        .map(|(u, x)| format!("@@bkt {u}\n{x}\n{x}\n"))
+        .collect();
+    w.rule("virsh", "-c * echo @@bkt *").out(&batch);
+    w.rule("virsh", &format!("* destroy {UUID}"))
+        .out(&fixture("virsh/destroy-uuid.txt"));
+    w.rule("virsh", &format!("* undefine {UUID} *"))
+        .out(&fixture("virsh/undefine-uuid.txt"));
+    // No pool lists the world's files.
+    w.rule("virsh", "* vol-delete *")
+        .err(&fixture("virsh/vol-delete-not-a-volume.txt"))
+        .code(1);
+}
+
+fn calls_with(w: &World, word: &str) -> Vec<String> {
+    w.call_lines()
+        .into_iter()
+        .filter(|c| c.contains(word))
+        .collect()
+}
+
+#[test]
+fn a_bkt_vm_goes_with_what_bkt_made_and_keeps_media() {
+    let w = World::new();
+    managed(&w);
+    libvirt(&w, "running (booted)", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        format!(
+            "windows was running; powered it off
+Destroyed windows
+  • removed        domain windows (running: powered off first)
+  • removed        NVRAM /var/lib/libvirt/qemu/nvram/t1_VARS.fd
+  • removed        TPM state of windows (libvirt's, by UUID {UUID})
+  • removed        disk $TMP/images/windows.qcow2
+  • removed        snapshots $TMP/images/windows.snapshots
+  • removed        manifest entry windows
+  • kept           install media $TMP/isos/Win11.iso (never deleted)
+"
+        )
+    );
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert!(!w.path("images/windows.snapshots").exists());
+    assert!(w.path("isos/Win11.iso").exists());
+    let m = w.manifest();
+    assert_eq!(m["vms"].as_array().unwrap().len(), 1);
+    assert_eq!(m["vms"][0]["name"], "other");
+    assert_eq!(
+        m["files"],
+        serde_json::json!([{"vm": "other", "uri": URI, "path": "/o.qcow2"}])
+    );
+    assert_eq!(
+        &w.call_lines()[..],
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} dumpxml --inactive windows"),
+            format!("virsh -q -c {URI} list --all --uuid"),
+            format!("virsh -c {URI} destroy {UUID}"),
+            format!("virsh -c {URI} undefine {UUID} {UNDEFINE_FLAGS}"),
+            format!("virsh -c {URI} vol-delete {}", w.p("images/windows.qcow2")),
+        ]
+    );
+}
+
+#[test]
+fn keep_disk_keeps_it_and_says_how_to_delete_it() {
+    let w = World::new();
+    managed(&w);
+    libvirt(&w, "shut off (shutdown)", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes", "--keep-disk"]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(out.contains(
+        "  • kept           disk $TMP/images/windows.qcow2 (--keep-disk; delete it with: rm -- $TMP/images/windows.qcow2)\n"
+    ), "{out}");
+    assert!(out.contains("  • removed        snapshots $TMP/images/windows.snapshots\n"));
+    assert!(w.path("images/windows.qcow2").exists());
+    assert!(calls_with(&w, " destroy ").is_empty());
+    assert!(calls_with(&w, "vol-delete").is_empty());
+    // Kept by choice: no longer bkt's to delete.
+    assert_eq!(w.manifest()["files"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn without_confirmation_nothing_is_touched() {
+    let w = World::new();
+    managed(&w);
+    libvirt(&w, "shut off (shutdown)", &domain_xml(&w), &[]);
+    let before = std::fs::read_to_string(w.manifest_path()).unwrap();
+    let r = w.bkt(&["vm", "destroy", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: refusing to destroy windows without confirmation; nothing was deleted\nhint: run it on a terminal to see what goes and type the name, or pass --yes: bkt vm destroy windows --yes\n"
+    );
+    assert!(w.path("images/windows.qcow2").exists());
+    assert_eq!(std::fs::read_to_string(w.manifest_path()).unwrap(), before);
+    for word in ["undefine", " destroy ", "vol-delete"] {
+        assert!(calls_with(&w, word).is_empty(), "{word}");
+    }
+}
+
+/// A VM bkt did not make: undefined after confirmation, every disk kept
+/// and listed with the reason and the command that would delete it.
+#[test]
+fn a_vm_bkt_did_not_make_keeps_every_disk() {
+    let w = World::new();
+    let xml = fixture("virsh/dumpxml-hand.xml");
+    let uuid = roxmltree::Document::parse(&xml)
+        .unwrap()
+        .descendants()
+        .find(|n| n.has_tag_name("uuid"))
+        .unwrap()
+        .text()
+        .unwrap()
+        .to_string();
+    w.rule("virsh", "* domstate --reason hand")
+        .out("shut off\n\n");
+    w.rule("virsh", "* dumpxml --inactive hand").out(&xml);
+    w.rule("virsh", "-q -c * list --all --uuid")
+        .out(&format!("{uuid}\n\n"));
+    w.rule("virsh", &format!("* undefine {uuid} *"))
+        .out(&format!("Domain '{uuid}' has been undefined\n"));
+    let r = w.bkt(&["vm", "destroy", "hand", "--yes"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "Destroyed hand
+  • removed        domain hand
+  • kept           disk /var/lib/libvirt/images/hand.qcow2 (not made by bkt; delete it with: rm -- /var/lib/libvirt/images/hand.qcow2)
+  • kept           disk /srv/shared-disks/data.img (shareable: meant to be used by several VMs; delete it with: rm -- /srv/shared-disks/data.img)
+  • kept           disk /dev/loop7 (a block device; bkt never deletes those)
+  • kept           disk pooled.qcow2 (pool images) (a pool volume bkt did not make; delete it with: virsh -c qemu:///system vol-delete --pool images pooled.qcow2)
+"
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason hand"),
+            format!("virsh -c {URI} dumpxml --inactive hand"),
+            format!("virsh -q -c {URI} list --all --uuid"),
+            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+        ]
+    );
+    assert!(!w.manifest_path().exists());
+}
+
+/// bkt made the disk, but another domain uses it now: it stays.
+#[test]
+fn a_disk_another_domain_uses_is_kept() {
+    let w = World::new();
+    managed(&w);
+    let other = fixture("virsh/dumpxml-hand.xml").replace(
+        "/var/lib/libvirt/images/hand.qcow2",
+        &w.p("images/windows.qcow2"),
+    );
+    libvirt(
+        &w,
+        "shut off (shutdown)",
+        &domain_xml(&w),
+        &[("11111111-2222-4333-8444-555555555555", other)],
+    );
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout())
+            .contains("  • kept           disk $TMP/images/windows.qcow2 (also used by hand)\n"),
+        "{}",
+        r.stdout()
+    );
+    assert!(w.path("images/windows.qcow2").exists());
+    assert!(calls_with(&w, "vol-delete").is_empty());
+    assert!(calls_with(&w, "echo @@bkt").contains(&format!(
+        "virsh -c {URI} echo @@bkt 11111111-2222-4333-8444-555555555555; dumpxml 11111111-2222-4333-8444-555555555555; dumpxml --inactive 11111111-2222-4333-8444-555555555555"
+    )));
+    // Not bkt's to delete any more.
+    assert_eq!(
+        w.manifest()["files"],
+        serde_json::json!([{"vm": "other", "uri": URI, "path": "/o.qcow2"}])
+    );
+}
+
+/// bkt recorded the disk, but the definition now marks it shareable or
+/// has a block device there: kept.
+#[test]
+fn shareable_and_block_disks_are_kept_even_when_recorded() {
+    let w = World::new();
+    managed(&w);
+    let xml = domain_xml(&w).replace(
+        "<target dev='vda' bus='virtio'/>",
+        "<target dev='vda' bus='virtio'/>\n      <shareable/>",
+    );
+    assert!(xml.contains("<shareable/>"));
+    libvirt(&w, "shut off", &xml, &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(normalize(&w, &r.stdout()).contains(
+        "  • kept           disk $TMP/images/windows.qcow2 (shareable: meant to be used by several VMs; delete it with: rm -- $TMP/images/windows.qcow2)\n"
+    ));
+    assert!(w.path("images/windows.qcow2").exists());
+
+    let w = World::new();
+    managed(&w);
+    let xml = domain_xml(&w)
+        .replace(
+            "<disk type='file' device='disk'>",
+            "<disk type='block' device='disk'>",
+        )
+        .replace(
+            &format!("<source file='{}'", w.p("images/windows.qcow2")),
+            &format!("<source dev='{}'", w.p("images/windows.qcow2")),
+        );
+    libvirt(&w, "shut off", &xml, &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(normalize(&w, &r.stdout()).contains(
+        "  • kept           disk $TMP/images/windows.qcow2 (a block device; bkt never deletes those)\n"
+    ));
+    assert!(w.path("images/windows.qcow2").exists());
+    assert!(calls_with(&w, "vol-delete").is_empty());
+}
+
+/// A disk a pool lists is deleted through libvirt, so the pool forgets it.
+#[test]
+fn a_pool_volume_is_deleted_through_libvirt() {
+    let w = World::new();
+    managed(&w);
+    let disk = w.p("images/windows.qcow2");
+    w.rule("virsh", &format!("* vol-delete {disk}"))
+        .sh(&format!("/bin/rm \"{disk}\"\n"))
+        .out(&fixture("virsh/vol-delete.txt"));
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout()).contains("  • removed        disk $TMP/images/windows.qcow2\n")
+    );
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert_eq!(calls_with(&w, "vol-delete").len(), 1);
+}
+
+/// A deletion that fails is reported, and stays on record so that running
+/// destroy again finishes it.
+#[test]
+fn a_failed_deletion_stays_on_record_for_the_next_run() {
+    let w = World::new();
+    managed(&w);
+    let disk = w.p("images/windows.qcow2");
+    w.rule("virsh", &format!("* vol-delete {disk}"))
+        .err("error: Failed to delete vol windows.qcow2\nerror: cannot unlink file: Device or resource busy\n")
+        .code(1)
+        .times(1);
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.failure();
+    let out = normalize(&w, &r.stdout());
+    assert!(!out.contains("removed        disk"), "{out}");
+    assert!(out.contains("  • removed        snapshots $TMP/images/windows.snapshots\n"));
+    let err = normalize(&w, &r.stderr());
+    assert!(
+        err.starts_with("error: could not delete: $TMP/images/windows.qcow2: "),
+        "{err}"
+    );
+    assert!(err.ends_with("hint: the manifest still records them: fix the cause and run bkt vm -c qemu:///system destroy windows again\n"));
+    assert_eq!(
+        w.manifest()["files"],
+        serde_json::json!([
+            {"vm": "windows", "uri": URI, "path": disk},
+            {"vm": "other", "uri": URI, "path": "/o.qcow2"}
+        ])
+    );
+    // Again, with the domain gone: the record alone is enough.
+    let w2 = &w;
+    w2.rule_first("virsh", "* domstate --reason windows")
+        .err("error: failed to get domain 'windows'\n")
+        .code(1);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        "Destroyed windows\n  • removed        disk $TMP/images/windows.qcow2\n"
+    );
+    assert!(!w.path("images/windows.qcow2").exists());
+}
+
+/// libvirt lost the domain: bkt's own files and the entry go.
+#[test]
+fn a_vm_libvirt_lost_takes_its_files_and_entry() {
+    let w = World::new();
+    managed(&w);
+    nosuch(&w, "windows");
+    w.rule("virsh", "-q -c * list --all --uuid").out("\n");
+    w.rule("virsh", "* vol-delete *")
+        .err(&fixture("virsh/vol-delete-not-a-volume.txt"))
+        .code(1);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        "Destroyed windows
+  • removed        disk $TMP/images/windows.qcow2
+  • removed        snapshots $TMP/images/windows.snapshots
+  • removed        manifest entry windows
+  • kept           install media $TMP/isos/Win11.iso (never deleted)
+"
+    );
+}
+
+/// A manifest from before bkt recorded its files: the disk and snapshot
+/// copies its create made are still bkt's.
+#[test]
+fn an_old_manifest_still_lets_destroy_delete_its_disk() {
+    let w = World::new();
+    managed(&w);
+    let mut m = w.manifest();
+    m.as_object_mut().unwrap().remove("files");
+    w.write_manifest(m);
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert!(!w.path("images/windows.snapshots").exists());
+    // The other VM's records are derived too, and kept.
+    assert_eq!(
+        w.manifest()["files"],
+        serde_json::json!([
+            {"vm": "other", "uri": URI, "path": "/o.qcow2"},
+            {"vm": "other", "uri": URI, "path": "/other.snapshots"}
+        ])
+    );
+}
+
+/// The entry was made on qemu:///system: through qemu:///session neither
+/// its files nor its entry are touched, and the error names its connection.
+#[test]
+fn another_connection_never_touches_the_entry() {
+    let w = World::new();
+    managed(&w);
+    let before = std::fs::read_to_string(w.manifest_path()).unwrap();
+    nosuch(&w, "windows");
+    let r = w.bkt(&["vm", "-c", "qemu:///session", "destroy", "windows", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: windows was made on qemu:///system, not on qemu:///session; nothing was deleted\nhint: destroy it on its own connection: bkt vm -c qemu:///system destroy windows\n"
+    );
+    assert!(w.path("images/windows.qcow2").exists());
+    assert!(w.path("images/windows.snapshots").exists());
+    assert_eq!(std::fs::read_to_string(w.manifest_path()).unwrap(), before);
+    assert_eq!(
+        w.call_lines(),
+        ["virsh -c qemu:///session domstate --reason windows"]
+    );
+
+    // A VM of the same name on the session is another VM: bkt's entry
+    // and files stay, its disk is kept.
+    let w = World::new();
+    managed(&w);
+    let before = std::fs::read_to_string(w.manifest_path()).unwrap();
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "-c", "qemu:///session", "destroy", "windows", "--yes"]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(out.starts_with("note: bkt's windows lives on qemu:///system; the windows on qemu:///session is another VM, which bkt did not make\n"), "{out}");
+    assert!(out.contains("  • kept           disk $TMP/images/windows.qcow2 (not made by bkt; delete it with: rm -- $TMP/images/windows.qcow2)\n"), "{out}");
+    assert!(w.path("images/windows.qcow2").exists());
+    assert_eq!(std::fs::read_to_string(w.manifest_path()).unwrap(), before);
+}
+
+#[test]
+fn unknown() {
+    let w = World::new();
+    nosuch(&w, "nope");
+    w.domains(&[]);
+    let r = w.bkt(&["vm", "destroy", "nope", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no VM named \"nope\" on qemu:///system (there are none)\n"
+    );
+}

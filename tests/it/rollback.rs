@@ -1,0 +1,481 @@
+//! A failed or interrupted `create` undoes exactly what that run made: at
+//! every point it can fail, which calls were made and which were not, what
+//! the user is told, and what is left on disk and in the manifest.
+
+use std::time::{Duration, Instant};
+
+use crate::create::uuid_of;
+use crate::harness::{URI, World, fixture};
+use crate::normalize;
+
+const GIB: u64 = 1 << 30;
+
+/// A world where create would succeed, with `overrides` (rules added first,
+/// so they win) making it fail somewhere.
+fn world(overrides: impl FnOnce(&World)) -> World {
+    let w = World::new();
+    overrides(&w);
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    w.iso("Win11.iso");
+    w
+}
+
+fn create(w: &World) -> crate::harness::Run {
+    w.bkt(&["vm", "create", "--iso", &w.p("isos/Win11.iso"), "--yes"])
+}
+
+/// The calls after preflight (from the disk on).
+fn made_calls(w: &World) -> Vec<String> {
+    let calls = w.call_lines();
+    let first = calls
+        .iter()
+        .position(|c| c.starts_with("qemu-img create"))
+        .unwrap_or(calls.len());
+    calls[first..].to_vec()
+}
+
+/// The part of stdout from "Creating" on.
+fn creating(w: &World, stdout: &str) -> String {
+    let out = normalize(w, stdout);
+    out[out.find("Creating\n").expect("got to Creating")..].to_string()
+}
+
+fn assert_nothing_left(w: &World) {
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+}
+
+fn mkdisk(w: &World) -> String {
+    format!(
+        "qemu-img create -q -f qcow2 {} {}",
+        w.p("images/windows.qcow2"),
+        80 * GIB
+    )
+}
+
+fn info(w: &World) -> String {
+    format!(
+        "qemu-img info --output=json -U {}",
+        w.p("images/windows.qcow2")
+    )
+}
+
+const UNDEFINE_FLAGS: &str =
+    "--nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save";
+
+#[test]
+fn disk_creation_failing_removes_the_claimed_path_only() {
+    let w = world(|w| {
+        w.rule("qemu-img", "create *")
+            .err("qemu-img: Could not create: No space left on device\n")
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    assert_eq!(
+        creating(&w, &r.stdout()),
+        "Creating\nRolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+    );
+    assert!(
+        normalize(&w, &r.stderr()).starts_with(
+            "error: creating windows failed; nothing was left behind\ncaused by: creating the disk\ncaused by: `qemu-img create -q -f qcow2 "
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(made_calls(&w), [mkdisk(&w)]);
+    assert_nothing_left(&w);
+}
+
+#[test]
+fn qemu_img_info_failing_is_rolled_back() {
+    let w = world(|w| {
+        w.rule("qemu-img", "info *")
+            .err("qemu-img: Could not open: Permission denied\n")
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    assert_eq!(
+        creating(&w, &r.stdout()),
+        "Creating\nRolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+    );
+    assert!(r.stderr().contains("caused by: checking the new disk\n"));
+    assert_eq!(made_calls(&w), [mkdisk(&w), info(&w)]);
+    assert_nothing_left(&w);
+}
+
+#[test]
+fn a_disk_that_appears_during_preflight_is_never_touched() {
+    // Preflight saw no disk; someone makes one before create claims it
+    // (QEMU's user lookup is the last thing preflight asks libvirt).
+    let w = World::new();
+    let disk = w.p("images/windows.qcow2");
+    w.rule("virsh", "* capabilities")
+        .sh(&format!("printf 'their data' >\"{disk}\"\n"))
+        .out(&fixture("virsh/capabilities.xml"));
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    w.iso("Win11.iso");
+    let r = create(&w);
+    r.failure();
+    assert_eq!(
+        creating(&w, &r.stdout()),
+        "Creating\nRolled back\n  • removed        manifest entry\n"
+    );
+    assert_eq!(
+        normalize(&w, &r.stderr()),
+        "error: creating windows failed; nothing was left behind\ncaused by: $TMP/images/windows.qcow2 appeared while preflight ran; bkt never overwrites a disk\nhint: choose another --name, or move the file away if nothing uses it\n"
+    );
+    assert_eq!(std::fs::read_to_string(&disk).unwrap(), "their data");
+    assert!(made_calls(&w).is_empty());
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+}
+
+#[test]
+fn rendering_failing_removes_the_disk_and_defines_nothing() {
+    let w = world(|w| {
+        w.rule("virt-install", "*")
+            .err("ERROR    Error: --disk path=...: unknown option\n")
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    assert!(
+        creating(&w, &r.stdout()).ends_with(
+            "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+        )
+    );
+    assert!(
+        r.stderr()
+            .contains("caused by: rendering the domain with virt-install\n")
+    );
+    let calls = made_calls(&w);
+    assert_eq!(calls.len(), 3);
+    assert!(calls[2].starts_with("virt-install "));
+    assert_nothing_left(&w);
+}
+
+/// The "name already in use" failure: another domain of the same name was
+/// defined while this create ran. It is not ours, and stays.
+#[test]
+fn a_same_named_domain_defined_meanwhile_is_left_alone() {
+    let w = world(|w| {
+        w.rule("virsh", "* define /dev/stdin")
+            .err(&fixture("virsh/define-name-taken.txt"))
+            .code(1);
+        w.rule("virsh", "* domstate --reason *")
+            .err(&fixture("virsh/domstate-uuid-nosuch.txt"))
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    assert!(
+        creating(&w, &r.stdout()).ends_with(
+            "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+        )
+    );
+    assert!(
+        r.stderr()
+            .contains("caused by: defining the domain\ncaused by: `virsh -c qemu:///system define /dev/stdin` failed (exit status: 1)\n"),
+        "{}",
+        r.stderr()
+    );
+    let uuid = uuid_of(&w);
+    let calls = made_calls(&w);
+    assert_eq!(
+        &calls[3..],
+        [
+            format!("virsh -c {URI} define /dev/stdin"),
+            format!("virsh -c {URI} domstate --reason {uuid}"),
+        ]
+    );
+    // Never by name, never the other domain.
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("undefine") || c.contains(" destroy "))
+    );
+    assert_nothing_left(&w);
+}
+
+/// QEMU cannot start: the domain this run defined goes, by its UUID, with
+/// the NVRAM and TPM state libvirt made for it.
+#[test]
+fn a_start_that_fails_undefines_our_domain_with_its_nvram() {
+    let w = world(|w| {
+        w.rule("virsh", "* start * --reset-nvram")
+            .err("error: Failed to start domain 'windows'\nerror: internal error: QEMU unexpectedly closed the monitor: cannot set up guest memory 'pc.ram': Cannot allocate memory\n")
+            .code(1);
+        w.rule("virsh", "* domstate --reason *")
+            .out("shut off (failed)\n\n");
+        w.rule("virsh", "* undefine *")
+            .out(&fixture("virsh/undefine-uuid.txt"));
+    });
+    let r = create(&w);
+    r.failure();
+    assert!(
+        creating(&w, &r.stdout()).ends_with(
+            "Rolled back\n  • removed        domain windows with its NVRAM and TPM state\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+        ),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stderr()
+            .contains("caused by: starting the domain\ncaused by: `virsh -c qemu:///system start ")
+    );
+    let uuid = uuid_of(&w);
+    assert_eq!(
+        &made_calls(&w)[4..],
+        [
+            format!("virsh -c {URI} start {uuid} --reset-nvram"),
+            format!("virsh -c {URI} domstate --reason {uuid}"),
+            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+        ]
+    );
+    assert_nothing_left(&w);
+}
+
+/// When the rollback cannot undefine, it says so, says how, and keeps the
+/// manifest entry so that `destroy` can finish.
+#[test]
+fn a_rollback_that_cannot_undefine_says_what_is_left() {
+    let w = world(|w| {
+        w.rule("virsh", "* start * --reset-nvram")
+            .err("error: Failed to start domain 'windows'\n")
+            .code(1);
+        w.rule("virsh", "* domstate --reason *")
+            .out("shut off (failed)\n\n");
+        w.rule("virsh", "* undefine *")
+            .err("error: Failed to undefine domain\nerror: Requested operation is not valid: cannot undefine domain with nvram\n")
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    let uuid = uuid_of(&w);
+    let out = creating(&w, &r.stdout());
+    assert!(
+        out.ends_with(&format!(
+            "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • left           domain windows ({uuid}): Requested operation is not valid: cannot undefine domain with nvram; remove it with virsh -c {URI} undefine {uuid} --nvram --tpm\n"
+        )),
+        "{out}"
+    );
+    let err = normalize(&w, &r.stderr());
+    assert!(
+        err.starts_with(
+            "defining and starting the domain …\nerror: creating windows failed; some of what it made is left (see \"left\" above)\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("hint: remove the rest with: bkt vm -c qemu:///system destroy windows\n")
+    );
+    assert!(!err.contains("nothing was left behind"));
+    let e = &w.manifest()["vms"][0];
+    assert_eq!(e["name"], "windows");
+    assert_eq!(e["creating"], true);
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+}
+
+/// The last manifest update (the end of "creating") fails: everything is
+/// rolled back, and the entry that could not be removed is named.
+#[test]
+fn the_last_manifest_update_failing_is_rolled_back_and_reported() {
+    let w = World::new();
+    let manifest = w.manifest_path();
+    w.rule("virsh", "* start * --reset-nvram")
+        .sh(&format!("printf '{{' >\"{}\"\n", manifest.display()))
+        .out(&fixture("virsh/start-reset-nvram.txt"));
+    w.rule("virsh", "* domstate --reason *")
+        .out("running (booted)\n");
+    w.rule("virsh", "* destroy *")
+        .out(&fixture("virsh/destroy-uuid.txt"));
+    w.rule("virsh", "* undefine *")
+        .out(&fixture("virsh/undefine-uuid.txt"));
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    w.iso("Win11.iso");
+    let r = create(&w);
+    r.failure();
+    let out = creating(&w, &r.stdout());
+    assert!(
+        out.contains("Rolled back\n  • removed        domain windows with its NVRAM and TPM state\n  • removed        disk $TMP/images/windows.qcow2\n  • left           manifest entry windows in $TMP/home/.config/bootc/vms.json: "),
+        "{out}"
+    );
+    let uuid = uuid_of(&w);
+    assert_eq!(
+        &made_calls(&w)[5..],
+        [
+            format!("virsh -c {URI} domstate --reason {uuid}"),
+            format!("virsh -c {URI} destroy {uuid}"),
+            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+        ]
+    );
+    assert!(!w.path("images/windows.qcow2").exists());
+    assert!(r.stderr().contains("caused by: the manifest "));
+}
+
+#[test]
+fn ctrl_c_while_the_disk_is_made_stops_before_the_domain() {
+    let w = world(|_| {});
+    let out = interrupt_during(&w, "qemu-img", "create *");
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        creating(&w, &stdout).ends_with(
+            "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: creating windows failed; nothing was left behind\ncaused by: interrupted\n"
+    );
+    assert_eq!(made_calls(&w), [mkdisk(&w)]);
+    assert_nothing_left(&w);
+}
+
+#[test]
+fn ctrl_c_while_defining_undefines_without_starting() {
+    let w = world(|w| {
+        w.rule("virsh", "* domstate --reason *").out("shut off\n\n");
+        w.rule("virsh", "* undefine *")
+            .out(&fixture("virsh/undefine-uuid.txt"));
+    });
+    // The define takes a while (until Ctrl-C), then succeeds.
+    let out = interrupt_during(&w, "virsh", "* define /dev/stdin");
+    assert_eq!(out.status.code(), Some(130));
+    let uuid = uuid_of(&w);
+    assert_eq!(
+        &made_calls(&w)[3..],
+        [
+            format!("virsh -c {URI} define /dev/stdin"),
+            format!("virsh -c {URI} domstate --reason {uuid}"),
+            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+        ]
+    );
+    assert_nothing_left(&w);
+}
+
+/// Run create until `tool` matching `glob` runs (a rule put in front of
+/// the others makes it wait), Ctrl-C bkt, and let the call finish.
+fn interrupt_during(w: &World, tool: &str, glob: &str) -> std::process::Output {
+    w.rule_first(tool, glob).sh(&format!(
+        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
+        started = w.p("started"),
+        go = w.p("go")
+    ));
+    let child = w
+        .command(&["vm", "create", "--iso", &w.p("isos/Win11.iso"), "--yes"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !w.path("started").exists() {
+        assert!(Instant::now() < deadline, "{tool} never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we started, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::fs::write(w.path("go"), "").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Ctrl-C while QEMU starts: the running domain is powered off first, then
+/// undefined, both by UUID.
+#[test]
+fn ctrl_c_while_starting_powers_off_then_undefines() {
+    let w = world(|w| {
+        w.rule("virsh", "* domstate --reason *")
+            .out("running (booted)\n");
+        w.rule("virsh", "* destroy *")
+            .out(&fixture("virsh/destroy-uuid.txt"));
+        w.rule("virsh", "* undefine *")
+            .out(&fixture("virsh/undefine-uuid.txt"));
+    });
+    let out = interrupt_during(&w, "virsh", "* start * --reset-nvram");
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        creating(&w, &stdout).ends_with(
+            "Rolled back\n  • removed        domain windows with its NVRAM and TPM state\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "defining and starting the domain …\nerror: creating windows failed; nothing was left behind\ncaused by: interrupted\n"
+    );
+    let uuid = uuid_of(&w);
+    assert_eq!(
+        &made_calls(&w)[4..],
+        [
+            format!("virsh -c {URI} start {uuid} --reset-nvram"),
+            format!("virsh -c {URI} domstate --reason {uuid}"),
+            format!("virsh -c {URI} destroy {uuid}"),
+            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+        ]
+    );
+    assert_nothing_left(&w);
+}
+
+/// Two creates of one name, both past preflight before either reserves the
+/// name: exactly one wins, the other fails on the reservation and removes
+/// nothing of the winner's.
+#[test]
+fn two_creates_of_one_name_past_preflight_make_one_vm() {
+    let w = World::new();
+    // QEMU's user is the last thing preflight asks: each create waits there
+    // until both have arrived.
+    w.rule("virsh", "* capabilities")
+        .sh(&format!(
+            ": >\"{pf}.$$\"\nn=0\nwhile [ $n -lt 400 ] && [ \"$(/bin/ls {dir} | /bin/grep -c '^pf\\.')\" -lt 2 ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
+            pf = w.p("pf"),
+            dir = w.dir.path().display()
+        ))
+        .out(&fixture("virsh/capabilities.xml"));
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    let iso = w.iso("Win11.iso");
+    let a = w
+        .command(&["vm", "create", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    let b = w
+        .command(&["vm", "create", "--iso", &iso, "--yes"])
+        .spawn()
+        .unwrap();
+    let ra = a.wait_with_output().unwrap();
+    let rb = b.wait_with_output().unwrap();
+    let arrived = std::fs::read_dir(w.dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("pf.")
+        })
+        .count();
+    assert_eq!(arrived, 2, "both passed preflight");
+    let oks = [&ra, &rb].iter().filter(|r| r.status.success()).count();
+    assert_eq!(oks, 1, "exactly one create wins");
+    let loser = if ra.status.success() { &rb } else { &ra };
+    assert_eq!(
+        String::from_utf8_lossy(&loser.stderr),
+        "error: creating windows failed; nothing was left behind\ncaused by: \"windows\" was taken while preflight ran (another `bkt vm create`?)\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&loser.stdout)
+            .ends_with("Creating\nRolled back\n  • removed        nothing had been made yet\n")
+    );
+    // The loser removed nothing of the winner's.
+    assert!(w.path("images/windows.qcow2").exists());
+    assert_eq!(w.manifest()["vms"].as_array().unwrap().len(), 1);
+    assert!(w.manifest()["vms"][0].get("creating").is_none());
+    assert_eq!(w.manifest()["files"].as_array().unwrap().len(), 1);
+    // One disk, one definition, one start.
+    let n = |p: &str| w.call_lines().iter().filter(|c| c.starts_with(p)).count();
+    assert_eq!(n("qemu-img create"), 1);
+    assert_eq!(n(&format!("virsh -c {URI} define")), 1);
+}
