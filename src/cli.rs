@@ -73,9 +73,12 @@ pub enum VmCommand {
         firmware, free space) and creates nothing if a check fails. The VM gets a sparse \
         qcow2 disk in libvirt's images directory, UEFI with Secure Boot and Microsoft keys, \
         a TPM 2.0, SMM, Hyper-V enlightenments, VirtIO disk and network, QXL video and SPICE \
-        with clipboard sharing. If any step fails, everything made so far is removed again.\n\n\
-        Without --yes on a terminal, you are asked for the name, sizes and ISO with the \
-        defaults filled in.",
+        with clipboard sharing. If any step fails, what this run made is removed again, and \
+        nothing else.\n\n\
+        Without --yes on a terminal, you are asked for what the command line did not give \
+        (name, sizes, ISOs), with the defaults filled in and the newest Win11*.iso and \
+        virtio-win*.iso in ~/Downloads offered. When QEMU's user cannot read the ISOs \
+        (a 0700 home), you are asked to let it in with an ACL (--yes does it).",
         after_help = "Examples:\n  \
         bkt vm create windows\n  \
         bkt vm create windows --iso ~/Win11.iso --virtio-iso ~/virtio-win.iso --yes\n  \
@@ -246,12 +249,16 @@ pub enum VmCommand {
         timeout: u64,
     },
 
-    /// Delete a VM: its domain, firmware variables, TPM state, snapshots and disk.
+    /// Delete a VM and the files bkt made for it (never anything else).
     #[command(
-        long_about = "Delete a VM: its domain, UEFI variables (NVRAM), TPM state, snapshot \
-        metadata, the disk images it owns, and its manifest entry.\n\n\
-        Install media (the Windows ISO, the virtio-win ISO) are never deleted. You are asked \
-        to type the VM's name to confirm, unless --yes is given."
+        long_about = "Delete a VM: its domain with libvirt's UEFI variables (NVRAM), TPM state \
+        and snapshot metadata, the files bkt made for it (its disk, an answer ISO, snapshot \
+        copies: the manifest records them), and its manifest entry.\n\n\
+        Never deleted: install media, files bkt did not make, a disk another VM uses, a \
+        shareable disk, a block device, anything of a VM made on another connection. A VM bkt \
+        did not make loses only its definition; its disks are listed with the command that \
+        would delete them. You are shown every path and asked to type the VM's name, unless \
+        --yes is given."
     )]
     Destroy {
         /// The VM's name.

@@ -21,6 +21,13 @@ const URI: &str = "qemu:///system";
 struct Env {
     guest_dir: PathBuf,
     work: tempfile::TempDir,
+    /// A 0700 directory like a Fedora home, holding the install media:
+    /// QEMU's user cannot enter it until bkt grants it (an ACL).
+    home: tempfile::TempDir,
+    /// A directory QEMU's user can read (0755), for what the test gives
+    /// QEMU itself: the tiny guest's kernel and initrd. The checkout may be
+    /// inside a 0700 directory.
+    shared: tempfile::TempDir,
 }
 
 impl Env {
@@ -35,10 +42,42 @@ impl Env {
             "no stand-in ISOs in {}: run scripts/build-test-guest.sh",
             guest_dir.display()
         );
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        for f in ["win-standin.iso", "virtio-standin.iso"] {
+            fs::copy(guest_dir.join(f), home.path().join(f)).unwrap();
+        }
+        // bkt's cache in that home too, with the drivers ISO in it (creates
+        // without --virtio-iso take it from there), as on a Fedora desktop.
+        let cache = home.path().join(".cache/bkt/vm");
+        fs::create_dir_all(&cache).unwrap();
+        fs::copy(
+            guest_dir.join("virtio-standin.iso"),
+            cache.join("virtio-win.iso"),
+        )
+        .unwrap();
+        for f in ["vmlinuz", "initrd.gz"] {
+            fs::copy(guest_dir.join(f), shared.path().join(f)).unwrap();
+        }
         Env {
             guest_dir,
             work: tempfile::tempdir().unwrap(),
+            home,
+            shared,
         }
+    }
+
+    /// `$XDG_CACHE_HOME` of the bkt runs: inside the 0700 home.
+    fn cache(&self) -> PathBuf {
+        self.home.path().join(".cache")
+    }
+
+    /// A stand-in ISO in the 0700 home.
+    fn media(&self, file: &str) -> PathBuf {
+        self.home.path().join(file)
     }
 
     fn manifest(&self) -> PathBuf {
@@ -51,8 +90,15 @@ impl Env {
 
     /// `bkt ARGS` with another manifest.
     fn bkt_with(&self, manifest: &Path, args: &[&str]) -> Output {
+        self.bkt_env(manifest, args, &[])
+    }
+
+    /// `bkt ARGS` with another manifest and more environment.
+    fn bkt_env(&self, manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_bkt"))
             .args(args)
+            .env("XDG_CACHE_HOME", self.cache())
+            .envs(env.iter().copied())
             .env("BKT_VM_MANIFEST", manifest)
             .env("NO_COLOR", "1")
             .env_remove("LIBVIRT_DEFAULT_URI")
@@ -208,6 +254,8 @@ fn real_stack() {
     let env = Env::new();
     downloads(&env);
     windows_vm(&env);
+    ownership(&env);
+    failed_creates(&env);
     unattended(&env);
     tiny_guests(&env);
     libvirtd_stopped(&env);
@@ -216,8 +264,8 @@ fn real_stack() {
 
 fn windows_vm(env: &Env) {
     eprintln!("== the Windows-shaped VM");
-    let iso = env.guest_dir.join("win-standin.iso");
-    let virtio = env.guest_dir.join("virtio-standin.iso");
+    let iso = env.media("win-standin.iso");
+    let virtio = env.media("virtio-standin.iso");
     let iso_sum = sha256(&iso);
     let virtio_sum = sha256(&virtio);
     let name = "e2e-win";
@@ -244,6 +292,21 @@ fn windows_vm(env: &Env) {
         "--yes",
     ]);
     ok(&out);
+    // The media sit in a 0700 directory: bkt let QEMU's user in, with an
+    // ACL entry on that directory only.
+    assert!(
+        text(&out).0.contains(&format!(
+            "  ✓ QEMU access    granted libvirt-qemu search on {} (setfacl)\n",
+            env.home.path().display()
+        )),
+        "{}",
+        text(&out).0
+    );
+    let acl = ok(&run(
+        "getfacl",
+        &["-n", "-c", env.home.path().to_str().unwrap()],
+    ));
+    assert!(acl.contains("user:64055:--x"), "{acl}");
 
     // Persistent, running.
     let info = ok(&virsh(&["dominfo", name]));
@@ -444,7 +507,12 @@ fn windows_vm(env: &Env) {
         stdout.contains(&format!("\"{name}\" is already in bkt's manifest")),
         "{stdout}"
     );
-    assert_eq!(stderr, "error: preflight failed; nothing was created\n");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: preflight failed (name: \"{name}\" is already in bkt's manifest; disk: /var/lib/libvirt/images/{name}.qcow2 already exists; bkt never overwrites a disk); nothing was created\n"
+        )
+    );
     // Taken in libvirt but not in the manifest.
     let other = env.work.path().join("other.json");
     let out = env.bkt_with(&other, &small_create(name, iso.to_str().unwrap()));
@@ -485,6 +553,177 @@ fn windows_vm(env: &Env) {
     assert!(!env.manifest_names().contains(&name.to_string()));
     assert_eq!(sha256(&iso), iso_sum, "the install ISO changed");
     assert_eq!(sha256(&virtio), virtio_sum, "the virtio ISO changed");
+}
+
+/// A domain defined by hand (not by bkt) with two disks: `disks` as
+/// (path, shareable).
+fn define_by_hand(name: &str, disks: &[(&str, bool)], dir: &Path) {
+    let devs: String = disks
+        .iter()
+        .zip(["vda", "vdb", "vdc"])
+        .map(|((path, shareable), dev)| {
+            format!(
+                "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+                 <source file='{path}'/><target dev='{dev}' bus='virtio'/>{}</disk>",
+                if *shareable { "<shareable/>" } else { "" }
+            )
+        })
+        .collect();
+    let xml = dir.join(format!("{name}.xml"));
+    fs::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory>\
+             <os><type arch='x86_64' machine='q35'>hvm</type></os><devices>{devs}</devices></domain>"
+        ),
+    )
+    .unwrap();
+    ok(&virsh(&["define", xml.to_str().unwrap()]));
+}
+
+/// destroy deletes only what bkt made: a VM defined by hand keeps its disk
+/// in the images directory and its shareable disk elsewhere; a bkt VM whose
+/// disk another domain also uses keeps that disk.
+fn ownership(env: &Env) {
+    eprintln!("== destroy keeps what bkt did not make");
+    let images_disk = "/var/lib/libvirt/images/e2e-hand.img";
+    let shared_disk = env.shared.path().join("e2e-shared.img");
+    for p in [Path::new(images_disk), shared_disk.as_path()] {
+        ok(&run(
+            "qemu-img",
+            &["create", "-q", "-f", "raw", p.to_str().unwrap(), "16M"],
+        ));
+    }
+    define_by_hand(
+        "e2e-hand",
+        &[(images_disk, false), (shared_disk.to_str().unwrap(), true)],
+        env.work.path(),
+    );
+    let out = env.bkt(&["vm", "destroy", "e2e-hand", "--yes"]);
+    let (stdout, _) = text(&out);
+    ok(&out);
+    assert!(!domains().contains(&"e2e-hand".to_string()));
+    assert!(Path::new(images_disk).exists(), "kept {images_disk}");
+    assert!(shared_disk.exists(), "kept {}", shared_disk.display());
+    assert!(
+        stdout.contains(&format!(
+            "  • kept           disk {images_disk} (not made by bkt; delete it with: rm -- {images_disk})\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(shareable: meant to be used by several VMs;"),
+        "{stdout}"
+    );
+    fs::remove_file(images_disk).unwrap();
+
+    // A bkt VM, and another domain that uses its disk too.
+    let iso = env.media("win-standin.iso");
+    ok(&env.bkt(&small_create("e2e-own", iso.to_str().unwrap())));
+    let disk = "/var/lib/libvirt/images/e2e-own.qcow2";
+    define_by_hand("e2e-twin", &[(disk, false)], env.work.path());
+    let out = env.bkt(&["vm", "destroy", "e2e-own", "--yes"]);
+    let (stdout, _) = text(&out);
+    ok(&out);
+    assert!(!domains().contains(&"e2e-own".to_string()));
+    assert!(Path::new(disk).exists(), "kept {disk}, which e2e-twin uses");
+    assert!(
+        stdout.contains(&format!(
+            "  • kept           disk {disk} (also used by e2e-twin)\n"
+        )),
+        "{stdout}"
+    );
+    assert!(!env.manifest_names().contains(&"e2e-own".to_string()));
+    ok(&virsh(&["undefine", "e2e-twin"]));
+    fs::remove_file(disk).unwrap();
+}
+
+/// A failed create undoes only what that run made, on the real stack.
+fn failed_creates(env: &Env) {
+    eprintln!("== failed creates");
+    let iso = env.media("win-standin.iso");
+    // A virt-install that defines a domain of the same name (as another
+    // client would, while bkt ran) and then fails: that domain is not
+    // bkt's, and stays.
+    let fake_bin = env.work.path().join("race-bin");
+    fs::create_dir_all(&fake_bin).unwrap();
+    let other = env.work.path().join("e2e-race-other.xml");
+    fs::write(
+        &other,
+        "<domain type='qemu'><name>e2e-race</name><memory unit='MiB'>128</memory>\
+         <os><type arch='x86_64' machine='q35'>hvm</type></os></domain>",
+    )
+    .unwrap();
+    let stand_in = fake_bin.join("virt-install");
+    fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\nvirsh -q -c qemu:///system define {} >/dev/null\necho 'ERROR    Domain e2e-race already exists' >&2\nexit 1\n",
+            other.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&stand_in, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        fake_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env.bkt_env(
+        &env.manifest(),
+        &small_create("e2e-race", iso.to_str().unwrap()),
+        &[("PATH", &path)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stderr.contains("error: creating e2e-race failed; nothing was left behind"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.ends_with(
+            "Rolled back\n  • removed        disk /var/lib/libvirt/images/e2e-race.qcow2\n  • removed        manifest entry\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        domstate("e2e-race"),
+        "shut off (unknown)",
+        "the other e2e-race stays"
+    );
+    assert!(!Path::new("/var/lib/libvirt/images/e2e-race.qcow2").exists());
+    assert!(!env.manifest_names().contains(&"e2e-race".to_string()));
+    ok(&virsh(&["undefine", "e2e-race"]));
+
+    // QEMU cannot start (far more memory than it can map): the domain this
+    // run defined goes with the NVRAM and TPM state libvirt made for it.
+    let tpm_before: Vec<_> = fs::read_dir("/var/lib/libvirt/swtpm")
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let nvram = Path::new("/var/lib/libvirt/qemu/nvram/e2e-nomem_VARS.fd");
+    let mut args = small_create("e2e-nomem", iso.to_str().unwrap());
+    let i = args.iter().position(|a| *a == "1G").unwrap();
+    args[i] = "2000G";
+    let out = env.bkt_env(&env.manifest(), &args, &[("BKT_VM_HOST_MEMORY", "8T")]);
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stderr.contains("caused by: starting the domain"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Cannot allocate memory"), "{stderr}");
+    assert!(
+        stdout.contains("  • removed        domain e2e-nomem with its NVRAM and TPM state\n"),
+        "{stdout}"
+    );
+    assert!(!domains().contains(&"e2e-nomem".to_string()));
+    assert!(!nvram.exists(), "{} is left", nvram.display());
+    let tpm_after: Vec<_> = fs::read_dir("/var/lib/libvirt/swtpm")
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(tpm_after, tpm_before, "no TPM state is left");
+    assert!(!Path::new("/var/lib/libvirt/images/e2e-nomem.qcow2").exists());
 }
 
 /// The source of a domain's drive, from `virsh domblklist`.
@@ -556,8 +795,8 @@ fn enable_rdp(env: &Env, name: &str, install_iso: &str) {
 fn unattended(env: &Env) {
     eprintln!("== unattended");
     let name = "e2e-auto";
-    let iso = env.guest_dir.join("win-standin.iso");
-    let virtio = env.guest_dir.join("virtio-standin.iso");
+    let iso = env.media("win-standin.iso");
+    let virtio = env.media("virtio-standin.iso");
     let pw = env.work.path().join("pw");
     fs::write(&pw, "Not-a-real-pw1\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -634,8 +873,7 @@ fn unattended(env: &Env) {
     assert!(!xml.contains("Not-a-real-pw1"), "no clear-text password");
     assert_eq!(drive_source(name, "sdc"), answer);
     assert_eq!(domstate(name), "running (booted)");
-    let shot = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/bkt/vm/e2e-auto-install-stalled.ppm");
+    let shot = env.cache().join("bkt/vm/e2e-auto-install-stalled.ppm");
     assert!(stderr.contains(&shot.display().to_string()), "{stderr}");
     assert!(
         fs::metadata(&shot).unwrap().len() > 1000,
@@ -867,8 +1105,8 @@ fn snapshots(env: &Env, name: &str, disk: &str, nvram: &str, tpm: &Path) {
 /// Define the tiny busybox guest directly (it stands in for a booted
 /// Windows: a lease, port 3389, ACPI power-off).
 fn define_tiny(env: &Env, name: &str, extra_args: &str) {
-    let kernel = env.guest_dir.join("vmlinuz");
-    let initrd = env.guest_dir.join("initrd.gz");
+    let kernel = env.shared.path().join("vmlinuz");
+    let initrd = env.shared.path().join("initrd.gz");
     let boot = format!(
         "kernel={},initrd={},kernel_args=console=ttyS0 quiet{extra_args}",
         kernel.display(),
@@ -1005,7 +1243,7 @@ fn tiny_guests(env: &Env) {
     ok(&env.bkt(&["vm", "destroy", "e2e-tiny", "--yes"]));
     ok(&env.bkt(&["vm", "destroy", "e2e-deaf", "--yes"]));
     assert!(!domains().iter().any(|d| d.starts_with("e2e-")));
-    assert!(env.guest_dir.join("vmlinuz").exists());
+    assert!(env.shared.path().join("vmlinuz").exists());
 }
 
 /// An X server of our own for the GUI clients; ended by PID on drop.
@@ -1094,6 +1332,13 @@ fn connect_from_shut_off(env: &Env) {
         .spawn()
         .unwrap();
     let window = wait_for("the viewer's window", Duration::from_secs(180), || {
+        if let Ok(Some(st)) = bkt.try_wait() {
+            panic!(
+                "bkt vm connect ended ({st}) before a viewer window showed\n{}{}",
+                fs::read_to_string(&out_path).unwrap_or_default(),
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
         let tree = ok(&run(
             "xwininfo",
             &["-display", &x.display, "-root", "-tree"],
@@ -1173,7 +1418,7 @@ fn libvirtd_stopped(env: &Env) {
         (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
 
-    let iso = env.guest_dir.join("win-standin.iso");
+    let iso = env.media("win-standin.iso");
     let out = env.bkt(&small_create("e2e-nolibvirt", iso.to_str().unwrap()));
     assert_eq!(out.status.code(), Some(1));
     let (stdout, stderr) = text(&out);
@@ -1181,7 +1426,10 @@ fn libvirtd_stopped(env: &Env) {
         stdout.contains("  ✗ libvirt        cannot reach qemu:///system: "),
         "{stdout}"
     );
-    assert_eq!(stderr, "error: preflight failed; nothing was created\n");
+    assert!(
+        stderr.starts_with("error: preflight failed (libvirt: cannot reach qemu:///system: "),
+        "{stderr}"
+    );
     assert!(!env.manifest_names().contains(&"e2e-nolibvirt".to_string()));
     assert!(!Path::new("/var/lib/libvirt/images/e2e-nolibvirt.qcow2").exists());
     let out = env.bkt(&["vm", "status"]);

@@ -244,6 +244,21 @@ impl World {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_bkt"));
+        // No file bkt writes here is large; a bug (or a mutant) that copies
+        // a sparse test file for real is stopped at 256 MiB (SIGXFSZ)
+        // instead of filling the machine's disk.
+        // SAFETY: setrlimit is async-signal-safe; the child only.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 256 << 20,
+                    rlim_max: 256 << 20,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                Ok(())
+            });
+        }
         c.args(args)
             .env_clear()
             .env("PATH", self.path("bin"))
@@ -321,5 +336,127 @@ impl World {
         self.rule("virsh", "* start * --reset-nvram")
             .out(&fixture("virsh/start-reset-nvram.txt"));
         self
+    }
+}
+
+/// `bkt` on a pseudo-terminal of its own, for the prompts (dialoguer talks
+/// to a terminal only): what it printed so far, and keys to type.
+pub struct Pty {
+    master: std::fs::File,
+    child: std::process::Child,
+    screen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl World {
+    /// Run `bkt ARGS` with a terminal as stdin, stdout and stderr.
+    pub fn pty(&self, args: &[&str]) -> Pty {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut m, mut s) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: 50,
+            ws_col: 200,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty fills two descriptors that we then own.
+        let rc =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors are fresh and ours.
+        let (master, slave) = unsafe { (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .env("TERM", "xterm");
+        // SAFETY: only async-signal-safe calls between fork and exec: a new
+        // session whose controlling terminal is the pty (fd 0).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = screen.clone();
+        let mut reader = master.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty {
+            master,
+            child,
+            screen,
+            reader: Some(reader),
+        }
+    }
+}
+
+impl Drop for Pty {
+    /// A test that fails while bkt waits at a prompt must not leave it
+    /// waiting forever: end it (our own child, by its PID).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Pty {
+    /// Everything printed so far, escape sequences removed.
+    pub fn screen(&self) -> String {
+        let raw = String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned();
+        let esc = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\r").unwrap();
+        esc.replace_all(&raw, "").into_owned()
+    }
+
+    /// Wait until the screen shows `text` (the real condition, polled).
+    #[track_caller]
+    pub fn expect(&self, text: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.screen().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never saw {text:?} on the screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Type a line.
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        self.master.write_all(line.as_bytes()).unwrap();
+        self.master.write_all(b"\r").unwrap();
+    }
+
+    /// Wait for bkt to exit; its exit code.
+    pub fn wait(mut self) -> (i32, String) {
+        let st = self.child.wait().unwrap();
+        // The reader ends (EIO) once no one holds the terminal's other end:
+        // then it has everything.
+        let screen = self.screen.clone();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let raw = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+        let esc = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\r").unwrap();
+        (
+            st.code().unwrap_or(-1),
+            esc.replace_all(&raw, "").into_owned(),
+        )
     }
 }

@@ -15,6 +15,7 @@ mod lifecycle;
 mod rollback;
 mod snapshot;
 mod status;
+mod terminal;
 mod unattended;
 mod virt_install;
 
