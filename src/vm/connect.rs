@@ -3,6 +3,7 @@
 //! why. And `bkt vm ip NAME`, which shares the address discovery.
 
 use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use console::style;
 
 use crate::exec::{Cmd, Sink};
 use crate::manifest;
+use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome, Session};
 use crate::tools::viewer;
 use crate::tools::virsh::DomState;
@@ -37,7 +39,6 @@ pub struct Options {
     pub share: Option<PathBuf>,
 }
 
-const PASSWORD_ENV: &str = "BKT_VM_RDP_PASSWORD";
 const CLIENT_ENV: &str = "BKT_VM_RDP_CLIENT";
 
 /// Why RDP was not used; shown before the fallback (or as the error).
@@ -159,19 +160,22 @@ fn user_name(ctx: &Ctx, name: &str, given: &Option<String>) -> Result<String> {
     ))
 }
 
-/// From the environment, else a prompt without echo. Never argv, never disk.
-fn password(user: &str, name: &str) -> Result<String> {
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
-        return Ok(p);
+/// From `BKT_VM_RDP_PASSWORD` as bkt found it at start (its bytes as they
+/// are), else a prompt without echo. Never argv, never disk.
+fn password(user: &str, name: &str) -> Result<Vec<u8>> {
+    if let Some(p) = secrets::rdp_password() {
+        return Ok(p.as_bytes().to_vec());
     }
     if std::io::stdin().is_terminal() {
         return Ok(dialoguer::Password::new()
             .with_prompt(format!("Password for {user} on {name}"))
             .allow_empty_password(true)
-            .interact()?);
+            .interact()?
+            .into_bytes());
     }
     Err(anyhow!("no password for {user} on {name}")).hint(format!(
-        "run it on a terminal to be asked, or set {PASSWORD_ENV}"
+        "run it on a terminal to be asked, or set {}",
+        secrets::RDP_PASSWORD_ENV
     ))
 }
 
@@ -316,16 +320,17 @@ fn try_rdp(
         fullscreen: opts.fullscreen,
         share,
     };
-    let cmd = rdp::argv(&client, &session).env_remove(PASSWORD_ENV);
+    let cmd = rdp::argv(&client, &session);
     let stdin = match client.flavor {
         Flavor::Remmina => None,
         _ => {
             let u = user.as_deref().unwrap_or_default();
-            let pw = password(u, name)?;
-            if pw.contains(['\n', '\r']) {
+            let mut pw = password(u, name)?;
+            if pw.contains(&b'\n') || pw.contains(&b'\r') {
                 bail!("the password contains a line break, which FreeRDP cannot read from stdin");
             }
-            Some(format!("{pw}\n"))
+            pw.push(b'\n');
+            Some(pw)
         }
     };
     if let Some(u) = &user {
@@ -343,7 +348,7 @@ fn try_rdp(
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = cmd
-        .run_attached(stdin.as_deref().map(str::as_bytes), &sink)
+        .run_attached(stdin.as_deref(), &sink)
         .map_err(anyhow::Error::new)?;
     if client.flavor == Flavor::Remmina {
         return Ok(Ok(()));

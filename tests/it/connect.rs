@@ -19,16 +19,14 @@ fn running(w: &World, name: &str) {
         .out("running (booted)\n");
 }
 
-/// A fake FreeRDP: `/version` prints `version`; a session saves its stdin
-/// and whether the password variable reached it, then exits with `code`.
+/// A fake FreeRDP: `/version` prints `version`; a session saves its stdin,
+/// then exits with `code`.
 fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
     w.install_fake(tool);
     w.rule(tool, "/version")
         .out(&format!("This is FreeRDP version {version} (n/a)\n"));
     w.rule(tool, "/v:*")
-        .sh(&format!(
-            "/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\necho \"${{BKT_VM_RDP_PASSWORD-unset}}\" >\"$FAKE_DIR/{tool}.env\"\n"
-        ))
+        .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
         .code(code);
 }
 
@@ -49,10 +47,40 @@ fn rdp_world(ip: &str, code: i32) -> (World, TcpListener) {
     (w, port)
 }
 
-fn no_password_in_argv(w: &World) {
+/// No argv holds the password, and no child's environment does: the RDP
+/// client gets it on stdin only.
+fn no_password_in_argv_or_environment(w: &World) {
     for c in w.call_lines() {
         assert!(!c.contains("hunter2"), "password in argv: {c}");
     }
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+}
+
+#[test]
+fn the_fakes_tell_whether_they_saw_the_password() {
+    // The check above is only worth something if a fake does report the
+    // variable when it is there.
+    let w = World::new();
+    w.rule("virsh", "*");
+    let fake = w.path("bin/virsh");
+    let run = |pw: Option<&str>| {
+        let mut c = std::process::Command::new(&fake);
+        c.arg("version").env_clear().env("FAKE_DIR", w.dir.path());
+        if let Some(pw) = pw {
+            c.env("BKT_VM_RDP_PASSWORD", pw);
+        }
+        assert!(c.status().unwrap().success());
+    };
+    run(Some(""));
+    run(None);
+    run(Some(PW));
+    assert_eq!(w.call_lines(), ["virsh version"; 3]);
+    assert_eq!(
+        w.calls_that_saw_the_password(),
+        ["virsh version", "virsh version"]
+    );
+    let log = std::fs::read_to_string(w.path("log")).unwrap();
+    assert!(!log.contains("hunter2"), "{log}");
 }
 
 #[test]
@@ -77,12 +105,7 @@ fn rdp_with_freerdp3_password_on_stdin_only() {
         std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
         format!("{PW}\n")
     );
-    assert_eq!(
-        std::fs::read_to_string(w.path("xfreerdp3.env")).unwrap(),
-        "unset\n",
-        "the password variable must not reach the client"
-    );
-    no_password_in_argv(&w);
+    no_password_in_argv_or_environment(&w);
 }
 
 #[test]
@@ -200,6 +223,7 @@ fn connection_failure_falls_back_to_spice() {
         w.call_lines().pop().unwrap(),
         "virt-viewer --connect qemu:///system --attach windows"
     );
+    no_password_in_argv_or_environment(&w);
 }
 
 #[test]
@@ -296,6 +320,25 @@ fn remote_viewer_uses_domdisplay() {
             "remote-viewer --title windows spice://127.0.0.1:5900".to_string(),
         ]
     );
+    no_password_in_argv_or_environment(&w);
+}
+
+#[test]
+fn a_password_that_is_not_utf8_reaches_the_client_as_is() {
+    use std::os::unix::ffi::OsStrExt;
+    let (w, _port) = rdp_world("127.0.0.32", 0);
+    let pw = std::ffi::OsStr::from_bytes(b"caf\xe9 latin-1");
+    let out = w
+        .command(&["vm", "connect", "windows", "--user", "anna"])
+        .env("BKT_VM_RDP_PASSWORD", pw)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read(w.path("xfreerdp3.stdin")).unwrap(),
+        b"caf\xe9 latin-1\n"
+    );
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
 }
 
 #[test]
