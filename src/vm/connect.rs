@@ -192,14 +192,19 @@ fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
     }
 }
 
+/// An XDG base directory: `$VAR` when set and not empty, else
+/// `$HOME/FALLBACK`.
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))
+}
+
 /// Where a client's chatter goes: `$XDG_CACHE_HOME/bkt/vm/NAME-rdp.log`.
 fn client_log(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let dir = base.join("bkt").join("vm");
+    let dir = xdg_dir("XDG_CACHE_HOME", ".cache")?.join("bkt").join("vm");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -211,17 +216,36 @@ fn client_log(name: &str) -> Option<PathBuf> {
     Some(log)
 }
 
-fn log_tail(path: &Option<PathBuf>) -> String {
-    let Some(p) = path else {
-        return String::new();
-    };
-    let text = std::fs::read_to_string(p).unwrap_or_default();
+fn log_tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
 fn arrow(cmd: &Cmd, label: &str) {
     println!("{} {label}{}", style("→").cyan(), cmd.display());
+}
+
+/// FreeRDP refused the guest's certificate: it is not the one pinned at an
+/// earlier connection. A recreated VM at a reused address does that, and so
+/// does someone in between: the user decides, with the exact way to accept
+/// the new one for this client.
+fn certificate_changed(name: &str, client: &Client, c: &rdp::ChangedCertificate) -> Result<()> {
+    let config = xdg_dir("XDG_CONFIG_HOME", ".config").unwrap_or_else(|| "~/.config".into());
+    let version = match client.flavor {
+        Flavor::FreeRdp2 => "FreeRDP 2",
+        _ => "FreeRDP 3",
+    };
+    Err(anyhow!(
+        "the RDP certificate of {}:{} changed since the last connection, and {} refused it: \
+         {name} was recreated, or someone is in between",
+        c.host,
+        c.port,
+        client.program
+    ))
+    .hint(format!(
+        "if you recreated {name}, drop the certificate {version} pinned and connect again: {}",
+        rdp::forget_certificate_cmd(client.flavor, &config, c)
+    ))
 }
 
 /// Try RDP. Ok(Ok(())) when a session ran; Ok(Err(NoRdp)) when RDP could
@@ -353,12 +377,21 @@ fn try_rdp(
     if client.flavor == Flavor::Remmina {
         return Ok(Ok(()));
     }
+    let text = log
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    // Not a reason to fall back to SPICE, even in auto mode: the user has to
+    // decide whether to trust the new certificate.
+    if let Some(changed) = rdp::changed_certificate(&text) {
+        return certificate_changed(name, &client, &changed).map(Ok);
+    }
     let code = match status.code() {
         Some(c) => c,
         None => bail!("{} was killed ({status})", client.program),
     };
     let (outcome, words) = rdp::explain_exit(code);
-    let tail = log_tail(&log);
+    let tail = log_tail(&text);
     let detail = if tail.is_empty() {
         String::new()
     } else {

@@ -341,6 +341,131 @@ fn a_password_that_is_not_utf8_reaches_the_client_as_is() {
     assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
 }
 
+/// The client prints what FreeRDP VERSION really printed when the guest's
+/// certificate was not the pinned one (recorded with
+/// scripts/rdp-standin.py, the guest's address put in), and exits with its
+/// code.
+fn freerdp_refusing_a_changed_certificate(w: &World, tool: &str, fixture_name: &str, ip: &str) {
+    w.install_fake(tool);
+    let version = fixture(&format!("freerdp/{fixture_name}-version.txt"));
+    w.rule(tool, "/version").out(&version);
+    let code: i32 = fixture(&format!("freerdp/{fixture_name}-cert-changed.code"))
+        .trim()
+        .parse()
+        .unwrap();
+    w.rule(tool, "/v:*")
+        .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
+        .out(&fixture(&format!("freerdp/{fixture_name}-cert-changed.txt")).replace("127.0.0.2", ip))
+        .code(code);
+}
+
+#[test]
+fn a_changed_certificate_is_an_error_not_a_fallback() {
+    // FreeRDP 2, in auto mode (SPICE would be the fallback), config in ~/.config.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.33:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.33");
+    freerdp_refusing_a_changed_certificate(&w, "xfreerdp", "xfreerdp2", "127.0.0.33");
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stdout(),
+        "→ FreeRDP 2.11.7: xfreerdp /v:127.0.0.33 /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /t:windows\n"
+    );
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: the RDP certificate of 127.0.0.33:3389 changed since the last connection, \
+             and xfreerdp refused it: windows was recreated, or someone is in between\n\
+             hint: if you recreated windows, drop the certificate FreeRDP 2 pinned and connect again: \
+             sed -i '/^127\\.0\\.0\\.33 3389 /d' {}/.config/freerdp/known_hosts2\n",
+            w.p("home")
+        )
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            "xfreerdp /version".to_string(),
+            "xfreerdp /v:127.0.0.33 /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /t:windows".to_string(),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp.stdin")).unwrap(),
+        format!("{PW}\n")
+    );
+    no_password_in_argv_or_environment(&w);
+
+    // FreeRDP 3, with XDG_CONFIG_HOME set.
+    let w = world().env("XDG_CONFIG_HOME", "/srv/anna config");
+    let _port = TcpListener::bind("127.0.0.34:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.34");
+    freerdp_refusing_a_changed_certificate(&w, "xfreerdp3", "xfreerdp3", "127.0.0.34");
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stdout(),
+        "→ FreeRDP 3.10.3: xfreerdp3 /v:127.0.0.34 /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows\n"
+    );
+    assert_eq!(
+        r.stderr(),
+        "error: the RDP certificate of 127.0.0.34:3389 changed since the last connection, \
+         and xfreerdp3 refused it: windows was recreated, or someone is in between\n\
+         hint: if you recreated windows, drop the certificate FreeRDP 3 pinned and connect again: \
+         rm '/srv/anna config/freerdp/server/127.0.0.34_3389.pem'\n"
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            "xfreerdp3 /version".to_string(),
+            "xfreerdp3 /v:127.0.0.34 /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows".to_string(),
+        ]
+    );
+    no_password_in_argv_or_environment(&w);
+}
+
+#[test]
+fn a_first_contact_that_fails_still_falls_back() {
+    // FreeRDP 3 logs "REMOTE HOST IDENTIFICATION HAS CHANGED" when it pins a
+    // certificate for the first time: that is no changed certificate.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.35:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.35");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    let code: i32 = fixture("freerdp/xfreerdp3-cert-first.code")
+        .trim()
+        .parse()
+        .unwrap();
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out(&fixture("freerdp/xfreerdp3-cert-first.txt").replace("127.0.0.2", "127.0.0.35"))
+        .code(code);
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert!(
+        r.stderr().starts_with(
+            "✗ RDP: xfreerdp3 exited with code 147: connection failed (transport)\n  the client's log: "
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        w.call_lines().pop().unwrap(),
+        "virt-viewer --connect qemu:///system --attach windows"
+    );
+}
+
 #[test]
 fn from_shut_off_it_starts_waits_for_the_address_and_the_port() {
     let w = world();
