@@ -82,53 +82,80 @@ fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
     Ok(true)
 }
 
+/// The client programs to look for: `$BKT_VM_RDP_CLIENT` alone when it is
+/// set (and then whatever the session), else rdp::CANDIDATES in order.
+fn candidates() -> (Vec<String>, bool) {
+    match std::env::var(CLIENT_ENV).ok().filter(|v| !v.is_empty()) {
+        Some(c) => (vec![c], true),
+        None => (
+            rdp::CANDIDATES.iter().map(|s| s.to_string()).collect(),
+            false,
+        ),
+    }
+}
+
+fn env_set(k: &str) -> bool {
+    std::env::var_os(k).is_some_and(|v| !v.is_empty())
+}
+
+/// Whether a client can open its window here: an X11 one (x...) needs
+/// DISPLAY, a Wayland one (wl...) WAYLAND_DISPLAY.
+fn runs_in_this_session(program: &str) -> bool {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if base.starts_with('x') {
+        env_set("DISPLAY")
+    } else if base.starts_with("wl") {
+        env_set("WAYLAND_DISPLAY")
+    } else {
+        true
+    }
+}
+
+/// `program` as a [`Client`], when it is installed: its version (from
+/// `/version`, when it tells) decides the FreeRDP dialect, else its name.
+fn probe(program: String) -> Option<Client> {
+    which::which(&program).ok()?;
+    let base = program.rsplit('/').next().unwrap_or(&program).to_string();
+    if base == "remmina" {
+        return Some(Client {
+            program,
+            flavor: Flavor::Remmina,
+            version: None,
+        });
+    }
+    let version = rdp::version_cmd(&program)
+        .run_unchecked()
+        .ok()
+        .and_then(|o| rdp::parse_version(&o.stdout));
+    let flavor = version
+        .as_deref()
+        .and_then(rdp::flavor_of)
+        .unwrap_or(if base.ends_with('3') {
+            Flavor::FreeRdp3
+        } else {
+            Flavor::FreeRdp2
+        });
+    Some(Client {
+        program,
+        flavor,
+        version,
+    })
+}
+
 /// The RDP client to use: `$BKT_VM_RDP_CLIENT`, else the first candidate on
 /// PATH that can run in this session.
 pub fn find_client() -> Option<Client> {
-    let forced = std::env::var(CLIENT_ENV).ok().filter(|v| !v.is_empty());
-    let candidates: Vec<String> = match &forced {
-        Some(c) => vec![c.clone()],
-        None => rdp::CANDIDATES.iter().map(|s| s.to_string()).collect(),
-    };
-    let has = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    for program in candidates {
-        let base = program.rsplit('/').next().unwrap_or(&program).to_string();
-        if forced.is_none()
-            && ((base.starts_with('x') && !has("DISPLAY"))
-                || (base.starts_with("wl") && !has("WAYLAND_DISPLAY")))
-        {
-            continue;
-        }
-        if which::which(&program).is_err() {
-            continue;
-        }
-        if base == "remmina" {
-            return Some(Client {
-                program,
-                flavor: Flavor::Remmina,
-                version: None,
-            });
-        }
-        let version = rdp::version_cmd(&program)
-            .run_unchecked()
-            .ok()
-            .and_then(|o| rdp::parse_version(&o.stdout));
-        let flavor =
-            version
-                .as_deref()
-                .and_then(rdp::flavor_of)
-                .unwrap_or(if base.ends_with('3') {
-                    Flavor::FreeRdp3
-                } else {
-                    Flavor::FreeRdp2
-                });
-        return Some(Client {
-            program,
-            flavor,
-            version,
-        });
-    }
-    None
+    let (candidates, forced) = candidates();
+    candidates
+        .into_iter()
+        .filter(|p| forced || runs_in_this_session(p))
+        .find_map(probe)
+}
+
+/// The client `connect` would prefer if the session allowed it: the first
+/// one installed, display or not (what `doctor` reports).
+pub fn installed_client() -> Option<Client> {
+    candidates().0.into_iter().find_map(probe)
 }
 
 fn valid_user(u: &str) -> Result<()> {
