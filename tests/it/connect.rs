@@ -175,13 +175,26 @@ fn client_order_and_remmina() {
     lease(&w, "windows", "127.0.0.15");
     w.install_fake("remmina");
     w.rule("remmina", "*")
-        .sh("/bin/cat >\"$FAKE_DIR/remmina.stdin\"\n");
+        .sh("/bin/cat >\"$FAKE_DIR/remmina.stdin\"\n")
+        .out("remmina: its own window\n");
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.success();
-    assert_eq!(r.stdout(), "→ remmina -c rdp://anna@127.0.0.15\n");
+    // Remmina talks to the user itself: its output is not hidden in a log.
+    assert_eq!(
+        r.stdout(),
+        "→ remmina -c rdp://anna@127.0.0.15\nremmina: its own window\n"
+    );
+    assert!(!w.path("home/.cache/bkt/vm/windows-rdp.log").exists());
     assert_eq!(
         std::fs::read_to_string(w.path("remmina.stdin")).unwrap(),
         ""
+    );
+    // Nor does it need a user name from us: it asks for what it lacks.
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "→ remmina -c rdp://127.0.0.15\nremmina: its own window\n"
     );
 }
 
@@ -238,17 +251,32 @@ fn rdp_only_fails_instead_of_falling_back() {
 
 #[test]
 fn authentication_failure_is_an_error_not_a_fallback() {
-    let (w, _port) = rdp_world("127.0.0.19", 132);
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.19:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.19");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out("Password: one\n\ntwo\nthree\n   \nfour\nfive\nsix\n")
+        .code(132);
     viewer(&w);
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.failure();
-    assert!(
-        r.stderr()
-            .starts_with("error: xfreerdp3 exited with code 132: authentication failed for anna"),
-        "{}",
-        r.stderr()
+    // The last five lines of the client's log that say something.
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: xfreerdp3 exited with code 132: authentication failed for anna\n\
+             --- xfreerdp3 (last lines of {}/.cache/bkt/vm/windows-rdp.log)\n\
+             two\nthree\nfour\nfive\nsix\n\
+             hint: check the user name and password (bkt vm connect windows --user NAME); \
+             a Microsoft account logs in with its email address\n",
+            w.p("home")
+        )
     );
-    assert!(r.stderr().ends_with("hint: check the user name and password (bkt vm connect windows --user NAME); a Microsoft account logs in with its email address\n"), "{}", r.stderr());
     assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
 }
 
@@ -321,6 +349,26 @@ fn remote_viewer_uses_domdisplay() {
         ]
     );
     no_password_in_argv_or_environment(&w);
+}
+
+#[test]
+fn a_password_with_a_line_break_is_refused() {
+    for pw in ["first\nsecond", "first\rsecond"] {
+        let w = World::new()
+            .env("DISPLAY", ":42")
+            .env("BKT_VM_RDP_PASSWORD", pw);
+        let _port = TcpListener::bind("127.0.0.36:3389").unwrap();
+        running(&w, "windows");
+        lease(&w, "windows", "127.0.0.36");
+        freerdp(&w, "xfreerdp3", "3.10.3", 0);
+        let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            "error: the password contains a line break, which FreeRDP cannot read from stdin\n"
+        );
+        assert_eq!(w.call_lines().pop().unwrap(), "xfreerdp3 /version");
+    }
 }
 
 #[test]
