@@ -199,6 +199,46 @@ fn client_order_and_remmina() {
 }
 
 #[test]
+fn only_a_client_that_can_open_its_window_here() {
+    // Wayland without XWayland (an empty DISPLAY is none): not the X11 one.
+    let w = World::new()
+        .env("WAYLAND_DISPLAY", "wayland-0")
+        .env("DISPLAY", "")
+        .env("BKT_VM_RDP_PASSWORD", PW);
+    let _port = TcpListener::bind("127.0.0.37:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.37");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    freerdp(&w, "wlfreerdp3", "3.10.3", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("xfreerdp3")));
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .starts_with("wlfreerdp3 /v:127.0.0.37 ")
+    );
+
+    // X11 only: not the Wayland one.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.38:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.38");
+    freerdp(&w, "wlfreerdp3", "3.10.3", 0);
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("wlfreerdp3")));
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .starts_with("xfreerdp /v:127.0.0.38 ")
+    );
+}
+
+#[test]
 fn pinned_client_from_the_environment() {
     let w = world().env("BKT_VM_RDP_CLIENT", "xfreerdp");
     let _port = TcpListener::bind("127.0.0.16:3389").unwrap();
