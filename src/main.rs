@@ -5,6 +5,7 @@ mod download;
 mod exec;
 mod interrupt;
 mod manifest;
+mod secrets;
 mod tools;
 mod ui;
 mod units;
@@ -15,6 +16,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // SAFETY: the first thing main does, so this is the only thread: Rust
+    // starts none before main, no dependency of ours starts one from a
+    // constructor, and nothing here has spawned one yet. No other code can
+    // be reading the environment while it changes.
+    unsafe { secrets::take_from_env() };
     // Like any Unix filter: `bkt vm status | head` ends quietly.
     // SAFETY: restoring the default disposition of a signal.
     unsafe {

@@ -152,6 +152,71 @@ pub fn explain_exit(code: i32) -> (Outcome, &'static str) {
     }
 }
 
+/// The server FreeRDP refused because its certificate is not the one pinned
+/// for it (`/cert:tofu`) at an earlier connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedCertificate {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Find FreeRDP's report of a changed server certificate in its output
+/// (stdout and stderr together, as in bkt's client log). Both 2.11 and 3.10
+/// print, when they refuse a certificate that differs from the pinned one:
+///
+/// `!!!Certificate for 127.0.0.2:3389 (RDP-Server) has changed!!!`
+///
+/// and then exit 143 (TLS connect failed). The log lines around it prove
+/// nothing alone: FreeRDP 3 logs "REMOTE HOST IDENTIFICATION HAS CHANGED" at
+/// a first contact too, when it pins the certificate.
+pub fn changed_certificate(output: &str) -> Option<ChangedCertificate> {
+    output.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("!!!Certificate for ")?;
+        let (addr, what) = rest.split_once(' ')?;
+        if !what.ends_with(" has changed!!!") {
+            return None;
+        }
+        let (host, port) = addr.rsplit_once(':')?;
+        Some(ChangedCertificate {
+            host: host.to_string(),
+            port: port.parse().ok()?,
+        })
+    })
+}
+
+/// How to drop the certificate a FreeRDP pinned for a server, so that the
+/// next connection pins the new one. `config` is FreeRDP's configuration
+/// directory's parent as it computes it: `$XDG_CONFIG_HOME`, else
+/// `$HOME/.config`. FreeRDP 2 keeps one line `HOST PORT FINGERPRINT ...` per
+/// server in `freerdp/known_hosts2`; FreeRDP 3 one file per server,
+/// `freerdp/server/HOST_PORT.pem` (both as its own message names them).
+pub fn forget_certificate_cmd(
+    flavor: Flavor,
+    config: &std::path::Path,
+    c: &ChangedCertificate,
+) -> String {
+    use crate::exec::shell_quote;
+    let dir = config.join("freerdp");
+    match flavor {
+        Flavor::FreeRdp2 => {
+            let file = dir.join("known_hosts2");
+            let line = format!("^{} {} ", c.host.replace('.', "\\."), c.port);
+            format!(
+                "sed -i {} {}",
+                shell_quote(&format!("/{line}/d")),
+                shell_quote(&file.display().to_string())
+            )
+        }
+        // FreeRDP 3 (Remmina's output is never read: it has its own dialogs).
+        _ => {
+            let file = dir
+                .join("server")
+                .join(format!("{}_{}.pem", c.host, c.port));
+            format!("rm {}", shell_quote(&file.display().to_string()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +313,94 @@ mod tests {
             (Outcome::AuthFailed, "authentication failed")
         );
         assert_eq!(explain_exit(99).0, Outcome::Failed);
+    }
+
+    #[test]
+    fn a_changed_certificate_in_both_versions() {
+        let at = |host: &str, port| {
+            Some(ChangedCertificate {
+                host: host.into(),
+                port,
+            })
+        };
+        assert_eq!(
+            changed_certificate(&fx("xfreerdp2-cert-changed.txt")),
+            at("127.0.0.2", 3389)
+        );
+        assert_eq!(
+            changed_certificate(&fx("xfreerdp3-cert-changed.txt")),
+            at("127.0.0.2", 3389)
+        );
+        // A first contact pins the certificate; FreeRDP 3 logs "REMOTE HOST
+        // IDENTIFICATION HAS CHANGED" then as well.
+        assert_eq!(changed_certificate(&fx("xfreerdp2-cert-first.txt")), None);
+        assert_eq!(changed_certificate(&fx("xfreerdp3-cert-first.txt")), None);
+        assert_eq!(changed_certificate(&fx("xfreerdp3-version.txt")), None);
+        assert_eq!(
+            changed_certificate("!!!Certificate for h:3390 (RDP-Gateway) has changed!!!\n"),
+            at("h", 3390)
+        );
+        assert_eq!(
+            changed_certificate("!!!Certificate for h:x (RDP-Server) has changed!!!"),
+            None
+        );
+        assert_eq!(
+            changed_certificate("!!!Certificate for h:3389 (RDP-Server) is new!!!"),
+            None
+        );
+        assert_eq!(
+            changed_certificate("!!!Certificate for h3389 has changed!!!"),
+            None
+        );
+    }
+
+    /// Run a hint's command with `sh`, as the user would paste it.
+    fn sh(cmd: &str) {
+        let st = std::process::Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+
+    #[test]
+    fn forgetting_a_pinned_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("my config");
+        let c = ChangedCertificate {
+            host: "127.0.0.2".into(),
+            port: 3389,
+        };
+        let cmd = forget_certificate_cmd(Flavor::FreeRdp2, &config, &c);
+        let file = config.join("freerdp/known_hosts2");
+        assert_eq!(
+            cmd,
+            format!("sed -i '/^127\\.0\\.0\\.2 3389 /d' '{}'", file.display())
+        );
+        // FreeRDP 2's own file, with other servers around the one to drop.
+        let pinned = fx("xfreerdp2-known_hosts2.txt");
+        let others = [
+            pinned.replace("127.0.0.2 3389 ", "127.0.0.2 3390 "),
+            pinned.replace("127.0.0.2 3389 ", "127.0.0.23 3389 "),
+            pinned.replace("127.0.0.2 3389 ", "127.0.0.21 3389 "),
+        ];
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(
+            &file,
+            format!("{}{pinned}{}{}", others[0], others[1], others[2]),
+        )
+        .unwrap();
+        sh(&cmd);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), others.concat());
+
+        let cmd = forget_certificate_cmd(Flavor::FreeRdp3, &config, &c);
+        let file = config.join("freerdp/server/127.0.0.2_3389.pem");
+        assert_eq!(cmd, format!("rm '{}'", file.display()));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "pinned").unwrap();
+        std::fs::write(config.join("freerdp/server/127.0.0.2_3390.pem"), "other").unwrap();
+        sh(&cmd);
+        assert!(!file.exists());
+        assert!(config.join("freerdp/server/127.0.0.2_3390.pem").exists());
     }
 }

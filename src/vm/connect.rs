@@ -3,6 +3,7 @@
 //! why. And `bkt vm ip NAME`, which shares the address discovery.
 
 use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use console::style;
 
 use crate::exec::{Cmd, Sink};
 use crate::manifest;
+use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome, Session};
 use crate::tools::viewer;
 use crate::tools::virsh::DomState;
@@ -37,7 +39,6 @@ pub struct Options {
     pub share: Option<PathBuf>,
 }
 
-const PASSWORD_ENV: &str = "BKT_VM_RDP_PASSWORD";
 const CLIENT_ENV: &str = "BKT_VM_RDP_CLIENT";
 
 /// Why RDP was not used; shown before the fallback (or as the error).
@@ -81,53 +82,80 @@ fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
     Ok(true)
 }
 
+/// The client programs to look for: `$BKT_VM_RDP_CLIENT` alone when it is
+/// set (and then whatever the session), else rdp::CANDIDATES in order.
+fn candidates() -> (Vec<String>, bool) {
+    match std::env::var(CLIENT_ENV).ok().filter(|v| !v.is_empty()) {
+        Some(c) => (vec![c], true),
+        None => (
+            rdp::CANDIDATES.iter().map(|s| s.to_string()).collect(),
+            false,
+        ),
+    }
+}
+
+fn env_set(k: &str) -> bool {
+    std::env::var_os(k).is_some_and(|v| !v.is_empty())
+}
+
+/// Whether a client can open its window here: an X11 one (x...) needs
+/// DISPLAY, a Wayland one (wl...) WAYLAND_DISPLAY.
+fn runs_in_this_session(program: &str) -> bool {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if base.starts_with('x') {
+        env_set("DISPLAY")
+    } else if base.starts_with("wl") {
+        env_set("WAYLAND_DISPLAY")
+    } else {
+        true
+    }
+}
+
+/// `program` as a [`Client`], when it is installed: its version (from
+/// `/version`, when it tells) decides the FreeRDP dialect, else its name.
+fn probe(program: String) -> Option<Client> {
+    which::which(&program).ok()?;
+    let base = program.rsplit('/').next().unwrap_or(&program).to_string();
+    if base == "remmina" {
+        return Some(Client {
+            program,
+            flavor: Flavor::Remmina,
+            version: None,
+        });
+    }
+    let version = rdp::version_cmd(&program)
+        .run_unchecked()
+        .ok()
+        .and_then(|o| rdp::parse_version(&o.stdout));
+    let flavor = version
+        .as_deref()
+        .and_then(rdp::flavor_of)
+        .unwrap_or(if base.ends_with('3') {
+            Flavor::FreeRdp3
+        } else {
+            Flavor::FreeRdp2
+        });
+    Some(Client {
+        program,
+        flavor,
+        version,
+    })
+}
+
 /// The RDP client to use: `$BKT_VM_RDP_CLIENT`, else the first candidate on
 /// PATH that can run in this session.
 pub fn find_client() -> Option<Client> {
-    let forced = std::env::var(CLIENT_ENV).ok().filter(|v| !v.is_empty());
-    let candidates: Vec<String> = match &forced {
-        Some(c) => vec![c.clone()],
-        None => rdp::CANDIDATES.iter().map(|s| s.to_string()).collect(),
-    };
-    let has = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    for program in candidates {
-        let base = program.rsplit('/').next().unwrap_or(&program).to_string();
-        if forced.is_none()
-            && ((base.starts_with('x') && !has("DISPLAY"))
-                || (base.starts_with("wl") && !has("WAYLAND_DISPLAY")))
-        {
-            continue;
-        }
-        if which::which(&program).is_err() {
-            continue;
-        }
-        if base == "remmina" {
-            return Some(Client {
-                program,
-                flavor: Flavor::Remmina,
-                version: None,
-            });
-        }
-        let version = rdp::version_cmd(&program)
-            .run_unchecked()
-            .ok()
-            .and_then(|o| rdp::parse_version(&o.stdout));
-        let flavor =
-            version
-                .as_deref()
-                .and_then(rdp::flavor_of)
-                .unwrap_or(if base.ends_with('3') {
-                    Flavor::FreeRdp3
-                } else {
-                    Flavor::FreeRdp2
-                });
-        return Some(Client {
-            program,
-            flavor,
-            version,
-        });
-    }
-    None
+    let (candidates, forced) = candidates();
+    candidates
+        .into_iter()
+        .filter(|p| forced || runs_in_this_session(p))
+        .find_map(probe)
+}
+
+/// The client `connect` would prefer if the session allowed it: the first
+/// one installed, display or not (what `doctor` reports).
+pub fn installed_client() -> Option<Client> {
+    candidates().0.into_iter().find_map(probe)
 }
 
 fn valid_user(u: &str) -> Result<()> {
@@ -159,19 +187,22 @@ fn user_name(ctx: &Ctx, name: &str, given: &Option<String>) -> Result<String> {
     ))
 }
 
-/// From the environment, else a prompt without echo. Never argv, never disk.
-fn password(user: &str, name: &str) -> Result<String> {
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
-        return Ok(p);
+/// From `BKT_VM_RDP_PASSWORD` as bkt found it at start (its bytes as they
+/// are), else a prompt without echo. Never argv, never disk.
+fn password(user: &str, name: &str) -> Result<Vec<u8>> {
+    if let Some(p) = secrets::rdp_password() {
+        return Ok(p.as_bytes().to_vec());
     }
     if std::io::stdin().is_terminal() {
         return Ok(dialoguer::Password::new()
             .with_prompt(format!("Password for {user} on {name}"))
             .allow_empty_password(true)
-            .interact()?);
+            .interact()?
+            .into_bytes());
     }
     Err(anyhow!("no password for {user} on {name}")).hint(format!(
-        "run it on a terminal to be asked, or set {PASSWORD_ENV}"
+        "run it on a terminal to be asked, or set {}",
+        secrets::RDP_PASSWORD_ENV
     ))
 }
 
@@ -188,14 +219,19 @@ fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
     }
 }
 
+/// An XDG base directory: `$VAR` when set and not empty, else
+/// `$HOME/FALLBACK`.
+fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))
+}
+
 /// Where a client's chatter goes: `$XDG_CACHE_HOME/bkt/vm/NAME-rdp.log`.
 fn client_log(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let dir = base.join("bkt").join("vm");
+    let dir = xdg_dir("XDG_CACHE_HOME", ".cache")?.join("bkt").join("vm");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -207,17 +243,36 @@ fn client_log(name: &str) -> Option<PathBuf> {
     Some(log)
 }
 
-fn log_tail(path: &Option<PathBuf>) -> String {
-    let Some(p) = path else {
-        return String::new();
-    };
-    let text = std::fs::read_to_string(p).unwrap_or_default();
+fn log_tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
 }
 
 fn arrow(cmd: &Cmd, label: &str) {
     println!("{} {label}{}", style("→").cyan(), cmd.display());
+}
+
+/// FreeRDP refused the guest's certificate: it is not the one pinned at an
+/// earlier connection. A recreated VM at a reused address does that, and so
+/// does someone in between: the user decides, with the exact way to accept
+/// the new one for this client.
+fn certificate_changed(name: &str, client: &Client, c: &rdp::ChangedCertificate) -> Result<()> {
+    let config = xdg_dir("XDG_CONFIG_HOME", ".config").unwrap_or_else(|| "~/.config".into());
+    let version = match client.flavor {
+        Flavor::FreeRdp2 => "FreeRDP 2",
+        _ => "FreeRDP 3",
+    };
+    Err(anyhow!(
+        "the RDP certificate of {}:{} changed since the last connection, and {} refused it: \
+         {name} was recreated, or someone is in between",
+        c.host,
+        c.port,
+        client.program
+    ))
+    .hint(format!(
+        "if you recreated {name}, drop the certificate {version} pinned and connect again: {}",
+        rdp::forget_certificate_cmd(client.flavor, &config, c)
+    ))
 }
 
 /// Try RDP. Ok(Ok(())) when a session ran; Ok(Err(NoRdp)) when RDP could
@@ -316,16 +371,17 @@ fn try_rdp(
         fullscreen: opts.fullscreen,
         share,
     };
-    let cmd = rdp::argv(&client, &session).env_remove(PASSWORD_ENV);
+    let cmd = rdp::argv(&client, &session);
     let stdin = match client.flavor {
         Flavor::Remmina => None,
         _ => {
             let u = user.as_deref().unwrap_or_default();
-            let pw = password(u, name)?;
-            if pw.contains(['\n', '\r']) {
+            let mut pw = password(u, name)?;
+            if pw.contains(&b'\n') || pw.contains(&b'\r') {
                 bail!("the password contains a line break, which FreeRDP cannot read from stdin");
             }
-            Some(format!("{pw}\n"))
+            pw.push(b'\n');
+            Some(pw)
         }
     };
     if let Some(u) = &user {
@@ -343,17 +399,26 @@ fn try_rdp(
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = cmd
-        .run_attached(stdin.as_deref().map(str::as_bytes), &sink)
+        .run_attached(stdin.as_deref(), &sink)
         .map_err(anyhow::Error::new)?;
     if client.flavor == Flavor::Remmina {
         return Ok(Ok(()));
+    }
+    let text = log
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    // Not a reason to fall back to SPICE, even in auto mode: the user has to
+    // decide whether to trust the new certificate.
+    if let Some(changed) = rdp::changed_certificate(&text) {
+        return certificate_changed(name, &client, &changed).map(Ok);
     }
     let code = match status.code() {
         Some(c) => c,
         None => bail!("{} was killed ({status})", client.program),
     };
     let (outcome, words) = rdp::explain_exit(code);
-    let tail = log_tail(&log);
+    let tail = log_tail(&text);
     let detail = if tail.is_empty() {
         String::new()
     } else {

@@ -134,18 +134,21 @@ fn swtpm() -> Check {
     }
 }
 
+/// The RDP client `connect` would use; when the session rules every one out
+/// (no DISPLAY over ssh), the one installed, named all the same.
 fn rdp_client() -> Check {
-    match crate::vm::connect::find_client() {
+    let found = crate::vm::connect::find_client().or_else(crate::vm::connect::installed_client);
+    match found {
         Some(c) => {
             let what = match (c.flavor, &c.version) {
                 (rdp::Flavor::Remmina, _) => "Remmina".to_string(),
-                (rdp::Flavor::FreeRdp2, v) | (rdp::Flavor::FreeRdp3, v) => format!(
-                    "FreeRDP {}",
-                    v.clone().unwrap_or_else(|| match c.flavor {
-                        rdp::Flavor::FreeRdp3 => "3".into(),
-                        _ => "2".into(),
-                    })
-                ),
+                (_, Some(v)) => format!("FreeRDP {v}"),
+                // FreeRDP 2 needs an X display even to print its version.
+                (_, None) if std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty()) => {
+                    "version unknown without a display".to_string()
+                }
+                (rdp::Flavor::FreeRdp3, None) => "FreeRDP 3".to_string(),
+                (rdp::Flavor::FreeRdp2, None) => "FreeRDP 2".to_string(),
             };
             Check::pass("RDP client", format!("{} ({what})", c.program))
         }

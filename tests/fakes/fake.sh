@@ -2,17 +2,22 @@
 # A stand-in for virsh, virt-install, qemu-img, ...: installed under those
 # names in a directory that REPLACES PATH for the binary under test.
 # It logs its argv to $FAKE_DIR/log (fields separated by \037, one call per
-# line) and answers from the first rule in $FAKE_DIR/rules that matches:
+# line, then LC_ALL=VALUE and RDP_PASSWORD=set|unset: whether
+# BKT_VM_RDP_PASSWORD reached it, never its value) and answers from the
+# first rule in $FAKE_DIR/rules that matches:
 #   N.match  "TOOL<TAB>GLOB"   GLOB is matched against "$*"
 #   N.times  uses left (optional; 0 = rule exhausted)
 #   N.sh     sourced before answering (optional side effects)
 #   N.out / N.err / N.code   stdout, stderr, exit status (default 0)
 # No rule: exit 97 with a message, so an unexpected call fails loudly.
 tool=${0##*/}
+fake_pw_seen=unset
+[ -n "${BKT_VM_RDP_PASSWORD+x}" ] && fake_pw_seen=set
 {
   printf '%s' "$tool"
   for a in "$@"; do printf '\037%s' "$a"; done
-  printf '\037LC_ALL=%s\n' "${LC_ALL-}"
+  printf '\037LC_ALL=%s' "${LC_ALL-}"
+  printf '\037RDP_PASSWORD=%s\n' "$fake_pw_seen"
 } >>"$FAKE_DIR/log"
 args="$*"
 tab=$(printf '\t')

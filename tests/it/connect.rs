@@ -19,16 +19,14 @@ fn running(w: &World, name: &str) {
         .out("running (booted)\n");
 }
 
-/// A fake FreeRDP: `/version` prints `version`; a session saves its stdin
-/// and whether the password variable reached it, then exits with `code`.
+/// A fake FreeRDP: `/version` prints `version`; a session saves its stdin,
+/// then exits with `code`.
 fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
     w.install_fake(tool);
     w.rule(tool, "/version")
         .out(&format!("This is FreeRDP version {version} (n/a)\n"));
     w.rule(tool, "/v:*")
-        .sh(&format!(
-            "/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\necho \"${{BKT_VM_RDP_PASSWORD-unset}}\" >\"$FAKE_DIR/{tool}.env\"\n"
-        ))
+        .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
         .code(code);
 }
 
@@ -49,10 +47,40 @@ fn rdp_world(ip: &str, code: i32) -> (World, TcpListener) {
     (w, port)
 }
 
-fn no_password_in_argv(w: &World) {
+/// No argv holds the password, and no child's environment does: the RDP
+/// client gets it on stdin only.
+fn no_password_in_argv_or_environment(w: &World) {
     for c in w.call_lines() {
         assert!(!c.contains("hunter2"), "password in argv: {c}");
     }
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+}
+
+#[test]
+fn the_fakes_tell_whether_they_saw_the_password() {
+    // The check above is only worth something if a fake does report the
+    // variable when it is there.
+    let w = World::new();
+    w.rule("virsh", "*");
+    let fake = w.path("bin/virsh");
+    let run = |pw: Option<&str>| {
+        let mut c = std::process::Command::new(&fake);
+        c.arg("version").env_clear().env("FAKE_DIR", w.dir.path());
+        if let Some(pw) = pw {
+            c.env("BKT_VM_RDP_PASSWORD", pw);
+        }
+        assert!(c.status().unwrap().success());
+    };
+    run(Some(""));
+    run(None);
+    run(Some(PW));
+    assert_eq!(w.call_lines(), ["virsh version"; 3]);
+    assert_eq!(
+        w.calls_that_saw_the_password(),
+        ["virsh version", "virsh version"]
+    );
+    let log = std::fs::read_to_string(w.path("log")).unwrap();
+    assert!(!log.contains("hunter2"), "{log}");
 }
 
 #[test]
@@ -77,12 +105,7 @@ fn rdp_with_freerdp3_password_on_stdin_only() {
         std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
         format!("{PW}\n")
     );
-    assert_eq!(
-        std::fs::read_to_string(w.path("xfreerdp3.env")).unwrap(),
-        "unset\n",
-        "the password variable must not reach the client"
-    );
-    no_password_in_argv(&w);
+    no_password_in_argv_or_environment(&w);
 }
 
 #[test]
@@ -152,13 +175,66 @@ fn client_order_and_remmina() {
     lease(&w, "windows", "127.0.0.15");
     w.install_fake("remmina");
     w.rule("remmina", "*")
-        .sh("/bin/cat >\"$FAKE_DIR/remmina.stdin\"\n");
+        .sh("/bin/cat >\"$FAKE_DIR/remmina.stdin\"\n")
+        .out("remmina: its own window\n");
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.success();
-    assert_eq!(r.stdout(), "→ remmina -c rdp://anna@127.0.0.15\n");
+    // Remmina talks to the user itself: its output is not hidden in a log.
+    assert_eq!(
+        r.stdout(),
+        "→ remmina -c rdp://anna@127.0.0.15\nremmina: its own window\n"
+    );
+    assert!(!w.path("home/.cache/bkt/vm/windows-rdp.log").exists());
     assert_eq!(
         std::fs::read_to_string(w.path("remmina.stdin")).unwrap(),
         ""
+    );
+    // Nor does it need a user name from us: it asks for what it lacks.
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "→ remmina -c rdp://127.0.0.15\nremmina: its own window\n"
+    );
+}
+
+#[test]
+fn only_a_client_that_can_open_its_window_here() {
+    // Wayland without XWayland (an empty DISPLAY is none): not the X11 one.
+    let w = World::new()
+        .env("WAYLAND_DISPLAY", "wayland-0")
+        .env("DISPLAY", "")
+        .env("BKT_VM_RDP_PASSWORD", PW);
+    let _port = TcpListener::bind("127.0.0.37:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.37");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    freerdp(&w, "wlfreerdp3", "3.10.3", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("xfreerdp3")));
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .starts_with("wlfreerdp3 /v:127.0.0.37 ")
+    );
+
+    // X11 only: not the Wayland one.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.38:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.38");
+    freerdp(&w, "wlfreerdp3", "3.10.3", 0);
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("wlfreerdp3")));
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .starts_with("xfreerdp /v:127.0.0.38 ")
     );
 }
 
@@ -200,6 +276,7 @@ fn connection_failure_falls_back_to_spice() {
         w.call_lines().pop().unwrap(),
         "virt-viewer --connect qemu:///system --attach windows"
     );
+    no_password_in_argv_or_environment(&w);
 }
 
 #[test]
@@ -214,17 +291,32 @@ fn rdp_only_fails_instead_of_falling_back() {
 
 #[test]
 fn authentication_failure_is_an_error_not_a_fallback() {
-    let (w, _port) = rdp_world("127.0.0.19", 132);
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.19:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.19");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out("Password: one\n\ntwo\nthree\n   \nfour\nfive\nsix\n")
+        .code(132);
     viewer(&w);
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.failure();
-    assert!(
-        r.stderr()
-            .starts_with("error: xfreerdp3 exited with code 132: authentication failed for anna"),
-        "{}",
-        r.stderr()
+    // The last five lines of the client's log that say something.
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: xfreerdp3 exited with code 132: authentication failed for anna\n\
+             --- xfreerdp3 (last lines of {}/.cache/bkt/vm/windows-rdp.log)\n\
+             two\nthree\nfour\nfive\nsix\n\
+             hint: check the user name and password (bkt vm connect windows --user NAME); \
+             a Microsoft account logs in with its email address\n",
+            w.p("home")
+        )
     );
-    assert!(r.stderr().ends_with("hint: check the user name and password (bkt vm connect windows --user NAME); a Microsoft account logs in with its email address\n"), "{}", r.stderr());
     assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
 }
 
@@ -295,6 +387,170 @@ fn remote_viewer_uses_domdisplay() {
             format!("virsh -c {URI} domdisplay --type spice windows"),
             "remote-viewer --title windows spice://127.0.0.1:5900".to_string(),
         ]
+    );
+    no_password_in_argv_or_environment(&w);
+}
+
+#[test]
+fn a_password_with_a_line_break_is_refused() {
+    for pw in ["first\nsecond", "first\rsecond"] {
+        let w = World::new()
+            .env("DISPLAY", ":42")
+            .env("BKT_VM_RDP_PASSWORD", pw);
+        let _port = TcpListener::bind("127.0.0.36:3389").unwrap();
+        running(&w, "windows");
+        lease(&w, "windows", "127.0.0.36");
+        freerdp(&w, "xfreerdp3", "3.10.3", 0);
+        let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            "error: the password contains a line break, which FreeRDP cannot read from stdin\n"
+        );
+        assert_eq!(w.call_lines().pop().unwrap(), "xfreerdp3 /version");
+    }
+}
+
+#[test]
+fn a_password_that_is_not_utf8_reaches_the_client_as_is() {
+    use std::os::unix::ffi::OsStrExt;
+    let (w, _port) = rdp_world("127.0.0.32", 0);
+    let pw = std::ffi::OsStr::from_bytes(b"caf\xe9 latin-1");
+    let out = w
+        .command(&["vm", "connect", "windows", "--user", "anna"])
+        .env("BKT_VM_RDP_PASSWORD", pw)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read(w.path("xfreerdp3.stdin")).unwrap(),
+        b"caf\xe9 latin-1\n"
+    );
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+}
+
+/// The client prints what FreeRDP VERSION really printed when the guest's
+/// certificate was not the pinned one (recorded with
+/// scripts/rdp-standin.py, the guest's address put in), and exits with its
+/// code.
+fn freerdp_refusing_a_changed_certificate(w: &World, tool: &str, fixture_name: &str, ip: &str) {
+    w.install_fake(tool);
+    let version = fixture(&format!("freerdp/{fixture_name}-version.txt"));
+    w.rule(tool, "/version").out(&version);
+    let code: i32 = fixture(&format!("freerdp/{fixture_name}-cert-changed.code"))
+        .trim()
+        .parse()
+        .unwrap();
+    w.rule(tool, "/v:*")
+        .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
+        .out(&fixture(&format!("freerdp/{fixture_name}-cert-changed.txt")).replace("127.0.0.2", ip))
+        .code(code);
+}
+
+#[test]
+fn a_changed_certificate_is_an_error_not_a_fallback() {
+    // FreeRDP 2, in auto mode (SPICE would be the fallback), config in ~/.config.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.33:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.33");
+    freerdp_refusing_a_changed_certificate(&w, "xfreerdp", "xfreerdp2", "127.0.0.33");
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stdout(),
+        "→ FreeRDP 2.11.7: xfreerdp /v:127.0.0.33 /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /t:windows\n"
+    );
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: the RDP certificate of 127.0.0.33:3389 changed since the last connection, \
+             and xfreerdp refused it: windows was recreated, or someone is in between\n\
+             hint: if you recreated windows, drop the certificate FreeRDP 2 pinned and connect again: \
+             sed -i '/^127\\.0\\.0\\.33 3389 /d' {}/.config/freerdp/known_hosts2\n",
+            w.p("home")
+        )
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            "xfreerdp /version".to_string(),
+            "xfreerdp /v:127.0.0.33 /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /t:windows".to_string(),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp.stdin")).unwrap(),
+        format!("{PW}\n")
+    );
+    no_password_in_argv_or_environment(&w);
+
+    // FreeRDP 3, with XDG_CONFIG_HOME set.
+    let w = world().env("XDG_CONFIG_HOME", "/srv/anna config");
+    let _port = TcpListener::bind("127.0.0.34:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.34");
+    freerdp_refusing_a_changed_certificate(&w, "xfreerdp3", "xfreerdp3", "127.0.0.34");
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stdout(),
+        "→ FreeRDP 3.10.3: xfreerdp3 /v:127.0.0.34 /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows\n"
+    );
+    assert_eq!(
+        r.stderr(),
+        "error: the RDP certificate of 127.0.0.34:3389 changed since the last connection, \
+         and xfreerdp3 refused it: windows was recreated, or someone is in between\n\
+         hint: if you recreated windows, drop the certificate FreeRDP 3 pinned and connect again: \
+         rm '/srv/anna config/freerdp/server/127.0.0.34_3389.pem'\n"
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            "xfreerdp3 /version".to_string(),
+            "xfreerdp3 /v:127.0.0.34 /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows".to_string(),
+        ]
+    );
+    no_password_in_argv_or_environment(&w);
+}
+
+#[test]
+fn a_first_contact_that_fails_still_falls_back() {
+    // FreeRDP 3 logs "REMOTE HOST IDENTIFICATION HAS CHANGED" when it pins a
+    // certificate for the first time: that is no changed certificate.
+    let w = world();
+    let _port = TcpListener::bind("127.0.0.35:3389").unwrap();
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.35");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    let code: i32 = fixture("freerdp/xfreerdp3-cert-first.code")
+        .trim()
+        .parse()
+        .unwrap();
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out(&fixture("freerdp/xfreerdp3-cert-first.txt").replace("127.0.0.2", "127.0.0.35"))
+        .code(code);
+    viewer(&w);
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert!(
+        r.stderr().starts_with(
+            "✗ RDP: xfreerdp3 exited with code 147: connection failed (transport)\n  the client's log: "
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        w.call_lines().pop().unwrap(),
+        "virt-viewer --connect qemu:///system --attach windows"
     );
 }
 

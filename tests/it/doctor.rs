@@ -135,3 +135,66 @@ fn libvirt_down_fails_the_host() {
     assert_eq!(libvirt["level"], "fail");
     assert!(v["vms"].as_array().unwrap().is_empty());
 }
+
+/// A host without a display (doctor over ssh): libvirt down, so only the
+/// host checks run.
+fn no_display() -> World {
+    let w = World::new();
+    std::fs::write(w.path("kvm"), "").unwrap();
+    w.rule("virsh", "* version")
+        .err("error: failed to connect to the hypervisor\n")
+        .code(1);
+    w
+}
+
+fn rdp_client_line(w: &World) -> String {
+    let r = w.bkt(&["vm", "doctor"]);
+    r.failure();
+    r.stdout()
+        .lines()
+        .find(|l| l.contains("RDP client"))
+        .unwrap_or_else(|| panic!("{}", r.stdout()))
+        .to_string()
+}
+
+#[test]
+fn an_rdp_client_is_named_without_a_display() {
+    // FreeRDP 2 prints no version without a display: only its error.
+    let w = no_display();
+    w.install_fake("xfreerdp");
+    w.rule("xfreerdp", "/version")
+        .err(&fixture("freerdp/xfreerdp2-version-no-display.txt"))
+        .code(1);
+    assert_eq!(
+        rdp_client_line(&w),
+        "  ✓ RDP client     xfreerdp (version unknown without a display)"
+    );
+    assert!(w.call_lines().contains(&"xfreerdp /version".to_string()));
+
+    // FreeRDP 3 tells its version all the same.
+    let w = no_display();
+    w.install_fake("xfreerdp");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    assert_eq!(
+        rdp_client_line(&w),
+        "  ✓ RDP client     xfreerdp3 (FreeRDP 3.10.3)"
+    );
+
+    // With a display, a FreeRDP 2 that does not tell is named by its name.
+    let w = no_display().env("DISPLAY", ":42");
+    w.install_fake("xfreerdp");
+    w.rule("xfreerdp", "/version").code(1);
+    assert_eq!(
+        rdp_client_line(&w),
+        "  ✓ RDP client     xfreerdp (FreeRDP 2)"
+    );
+
+    // Nothing installed.
+    let w = no_display();
+    assert_eq!(
+        rdp_client_line(&w),
+        "  ⚠ RDP client     none found: `connect` will use SPICE only"
+    );
+}

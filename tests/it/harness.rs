@@ -189,14 +189,22 @@ impl World {
         Rule { world: self, base }
     }
 
-    /// Every call the fakes received, as argv vectors (tool first).
-    pub fn calls(&self) -> Vec<Vec<String>> {
+    /// Every call the fakes received: the fields of each log line (argv,
+    /// then `LC_ALL=...`, then `RDP_PASSWORD=set|unset`).
+    fn log_lines(&self) -> Vec<Vec<String>> {
         fs::read_to_string(self.path("log"))
             .unwrap()
             .lines()
-            .map(|l| {
-                let mut f: Vec<String> = l.split('\x1f').map(String::from).collect();
-                f.pop(); // the LC_ALL field
+            .map(|l| l.split('\x1f').map(String::from).collect())
+            .collect()
+    }
+
+    /// Every call the fakes received, as argv vectors (tool first).
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        self.log_lines()
+            .into_iter()
+            .map(|mut f| {
+                f.truncate(f.len() - 2); // LC_ALL and RDP_PASSWORD
                 f
             })
             .collect()
@@ -209,10 +217,26 @@ impl World {
 
     /// The LC_ALL every call saw.
     pub fn call_locales(&self) -> Vec<String> {
-        fs::read_to_string(self.path("log"))
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit('\x1f').next().unwrap().to_string())
+        self.log_lines()
+            .into_iter()
+            .map(|f| f[f.len() - 2].clone())
+            .collect()
+    }
+
+    /// The calls (joined with spaces) whose environment held
+    /// `BKT_VM_RDP_PASSWORD`.
+    pub fn calls_that_saw_the_password(&self) -> Vec<String> {
+        self.log_lines()
+            .into_iter()
+            .filter(|f| {
+                let seen = f.last().unwrap();
+                assert!(
+                    seen == "RDP_PASSWORD=set" || seen == "RDP_PASSWORD=unset",
+                    "{seen}"
+                );
+                seen == "RDP_PASSWORD=set"
+            })
+            .map(|f| f[..f.len() - 2].join(" "))
             .collect()
     }
 
