@@ -75,7 +75,6 @@ fn uri_key(uri: &str) -> &str {
 }
 
 /// Whether two URIs name the same libvirt connection.
-#[allow(dead_code)]
 pub fn same_uri(a: &str, b: &str) -> bool {
     uri_key(a) == uri_key(b)
 }
@@ -112,8 +111,6 @@ impl Default for Manifest {
     }
 }
 
-// Used by create, snapshot and destroy as they come to record their files.
-#[allow(dead_code)]
 impl Manifest {
     /// Before bkt recorded its files, `create` always made the disk (and an
     /// answer ISO when unattended) and `snapshot` the `<vm>.snapshots`
@@ -161,6 +158,8 @@ impl Manifest {
     }
 
     /// The paths bkt made for `vm` on `uri`, in the order it made them.
+    // For destroy, as it comes to delete only what bkt made.
+    #[allow(dead_code)]
     pub fn made_for(&self, vm: &str, uri: &str) -> Vec<String> {
         self.files
             .iter()

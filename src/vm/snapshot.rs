@@ -10,13 +10,14 @@
 //! pflash firmware libvirt needs qcow2 NVRAM for them (Debian's OVMF is
 //! raw), and swtpm's state would not be part of them anyway.
 
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::manifest;
 use crate::tools::virsh::{self, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
@@ -126,23 +127,35 @@ fn permission_hint<T>(res: Result<T>, what: &Path) -> Result<T> {
     })
 }
 
-/// Copy a file or a tree, keeping modes and (as root) owners, so swtpm and
-/// QEMU can still open what we put back.
+/// Flush a file or a directory (its entries) to disk.
+fn sync(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Copy a file or a tree to a path that does not exist yet (never over
+/// anything), keeping modes and (as root) owners, so swtpm and QEMU can
+/// still open what we put back. Every file and directory of the copy is on
+/// disk when it returns.
 fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
     if meta.is_dir() {
-        fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+        fs::create_dir(dst).with_context(|| format!("creating {}", dst.display()))?;
         for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
             let e = e?;
             copy_tree(&e.path(), &dst.join(e.file_name()))?;
         }
     } else if meta.is_file() {
-        fs::copy(src, dst)
+        let mut from = File::open(src).with_context(|| format!("reading {}", src.display()))?;
+        let mut to = create_new(dst)?;
+        std::io::copy(&mut from, &mut to)
             .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
     } else {
         // Sockets and the like are not state.
         return Ok(());
     }
+    sync(dst)?;
     fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
         .with_context(|| format!("setting the mode of {}", dst.display()))?;
     // SAFETY: geteuid has no preconditions.
@@ -151,6 +164,24 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             .with_context(|| format!("setting the owner of {}", dst.display()))?;
     }
     Ok(())
+}
+
+/// A file that did not exist, private until its mode is set.
+fn create_new(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// Write a new file and flush it.
+fn write_new(path: &Path, text: &str) -> Result<()> {
+    let mut f = create_new(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Replace a directory tree with a saved one, never leaving it half-made:
@@ -259,9 +290,21 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
         "snapshots are taken with the VM shut off",
     )?;
 
-    // Copies first, into a temporary directory; then the disk snapshot;
-    // then the rename that makes the snapshot exist. Any failure removes
-    // what was made.
+    // The directory of all of a VM's snapshots is bkt's to delete with the
+    // VM: noted in the manifest before it exists, so that no crash leaves it
+    // unrecorded.
+    let root_is_new = fs::symlink_metadata(&p.root).is_err();
+    let root = p.root.display().to_string();
+    if root_is_new {
+        manifest::update(&ctx.manifest, |m| {
+            m.record(name, &ctx.uri, &root);
+            Ok(())
+        })?;
+    }
+
+    // Copies first, into a temporary directory, flushed to disk; then the
+    // disk snapshot; then the rename that makes the snapshot exist. Any
+    // failure removes what was made.
     let tmp = p.root.join(format!(".{snap}.tmp-{}", std::process::id()));
     let made = (|| -> Result<()> {
         fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -279,7 +322,8 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
             nvram: p.nvram.is_some(),
             tpm: p.tpm.is_some(),
         };
-        fs::write(tmp.join(META), serde_json::to_string_pretty(&meta)?)?;
+        write_new(&tmp.join(META), &serde_json::to_string_pretty(&meta)?)?;
+        sync(&tmp)?;
         ctx.virsh
             .snapshot_create(name, snap, description)
             .run()
@@ -293,9 +337,25 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     })();
     if let Err(e) = made {
         let _ = fs::remove_dir_all(&tmp);
+        if root_is_new && fs::remove_dir(&p.root).is_ok() {
+            let _ = manifest::update(&ctx.manifest, |m| {
+                m.forget(name, &ctx.uri, &root);
+                Ok(())
+            });
+        }
         return Err(e.context(format!(
             "snapshot {snap} of {name} failed; nothing was kept"
         )));
+    }
+    // The rename, and a new root's entry in its parent, on disk too.
+    let mut dirs = vec![p.root.clone()];
+    if root_is_new {
+        dirs.extend(p.root.parent().map(Path::to_path_buf));
+    }
+    for d in &dirs {
+        sync(d).with_context(|| {
+            format!("snapshot {snap} of {name} is taken but may not be on disk yet; run `sync`")
+        })?;
     }
     println!("Snapshot {snap} of {name} taken");
     ui::step("disk", "internal qcow2 snapshot (libvirt)");
@@ -484,8 +544,14 @@ pub fn delete(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    // The last one takes the directory with it.
-    let _ = fs::remove_dir(&p.root);
+    // The last one takes the directory, and its record, with it.
+    if fs::remove_dir(&p.root).is_ok() {
+        let root = p.root.display().to_string();
+        manifest::update(&ctx.manifest, |m| {
+            m.forget(name, &ctx.uri, &root);
+            Ok(())
+        })?;
+    }
     println!(
         "Deleted snapshot {snap} of {name} ({} of NVRAM and TPM copies freed; the disk's \
          snapshot clusters are freed inside the qcow2)",

@@ -51,6 +51,20 @@ fn snapshots(w: &World, names: &[&str]) {
         .times(1);
 }
 
+/// Take snapshot `snap` of a VM whose snapshots are `existing`; the rules
+/// it needs are used up after.
+fn take(w: &World, snap: &str, existing: &[&str]) {
+    snapshots(w, existing);
+    w.rule(
+        "virsh",
+        &format!("* snapshot-create-as --domain windows --name {snap} *"),
+    )
+    .out(&format!("Domain snapshot {snap} created\n"))
+    .times(1);
+    w.bkt(&["vm", "snapshot", "create", "windows", snap])
+        .success();
+}
+
 #[test]
 fn create_takes_all_three_parts() {
     let w = world();
@@ -107,10 +121,9 @@ fn a_failed_disk_snapshot_keeps_nothing() {
     let r = w.bkt(&["vm", "snapshot", "create", "windows", "clean"]);
     r.failure();
     assert!(r.stderr().starts_with("error: snapshot clean of windows failed; nothing was kept\ncaused by: taking the disk snapshot\n"), "{}", r.stderr());
-    let left: Vec<_> = std::fs::read_dir(w.path("images/windows.snapshots"))
-        .unwrap()
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    // The directory this run made goes too, and with it its record.
+    assert!(!w.path("images/windows.snapshots").exists());
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
 }
 
 #[test]
@@ -324,4 +337,39 @@ fn not_enough_space_for_the_copies_changes_nothing() {
     );
     assert!(!w.call_lines().iter().any(|c| c.contains("snapshot-create")));
     assert!(!w.path("images/windows.snapshots").exists());
+}
+
+/// The snapshot directory of the world's VM, as the manifest records it.
+fn root_record(w: &World) -> serde_json::Value {
+    serde_json::json!({
+        "vm": "windows",
+        "uri": URI,
+        "path": w.p("images/windows.snapshots"),
+    })
+}
+
+#[test]
+fn the_snapshot_directory_is_recorded_until_the_last_snapshot_goes() {
+    let w = world();
+    // A VM bkt did not make: the record stands on its own.
+    w.write_manifest(serde_json::json!({ "vms": [], "files": [] }));
+    off(&w);
+    take(&w, "clean", &[]);
+    assert_eq!(w.manifest()["files"], serde_json::json!([root_record(&w)]));
+    take(&w, "second", &["clean"]);
+    assert_eq!(w.manifest()["files"], serde_json::json!([root_record(&w)]));
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+
+    w.rule("virsh", "* snapshot-delete windows *")
+        .out("Domain snapshot deleted\n");
+    snapshots(&w, &["clean", "second"]);
+    w.bkt(&["vm", "snapshot", "delete", "windows", "clean"])
+        .success();
+    assert!(w.path("images/windows.snapshots/second").exists());
+    assert_eq!(w.manifest()["files"], serde_json::json!([root_record(&w)]));
+    snapshots(&w, &["second"]);
+    w.bkt(&["vm", "snapshot", "delete", "windows", "second"])
+        .success();
+    assert!(!w.path("images/windows.snapshots").exists());
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
 }
