@@ -25,6 +25,8 @@ pub struct Cmd {
     args: Vec<String>,
     env: Vec<(String, String)>,
     env_remove: Vec<String>,
+    /// Started in a process group of its own: see [`Cmd::shielded`].
+    shielded: bool,
 }
 
 /// Where an attached child's output goes.
@@ -148,6 +150,7 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             env_remove: Vec::new(),
+            shielded: false,
         }
     }
 
@@ -176,6 +179,15 @@ impl Cmd {
         self
     }
 
+    /// Start it in a process group of its own, so that the terminal's
+    /// Ctrl-C (sent to the foreground group) does not reach it: for a step
+    /// that must finish once begun, while `bkt` notes the interruption and
+    /// stops after it (see `crate::interrupt`).
+    pub fn shielded(mut self) -> Self {
+        self.shielded = true;
+        self
+    }
+
     /// The command as a user could paste it into a shell (environment
     /// settings are left out: they only pin the language of the output).
     pub fn display(&self) -> String {
@@ -196,6 +208,12 @@ impl Cmd {
         }
         for (k, v) in &self.env {
             expr = expr.env(k, v);
+        }
+        if self.shielded {
+            expr = expr.before_spawn(|c| {
+                std::os::unix::process::CommandExt::process_group(c, 0);
+                Ok(())
+            });
         }
         expr
     }
@@ -372,5 +390,24 @@ mod tests {
             err.to_string(),
             "`sh -c 'kill -TERM $$'` failed (killed by signal 15 (SIGTERM))"
         );
+    }
+
+    #[test]
+    fn a_shielded_child_has_its_own_process_group() {
+        // /proc/PID/stat: "pid (comm) state ppid pgrp ...".
+        let stat = |c: Cmd| -> (String, String) {
+            let out = c
+                .args(["-c", "read -r l </proc/$$/stat; echo \"$l\""])
+                .stdout()
+                .unwrap();
+            let f: Vec<String> = out.split_whitespace().map(String::from).collect();
+            (f[0].clone(), f[4].clone())
+        };
+        let (pid, group) = stat(Cmd::new("sh").shielded());
+        assert_eq!(group, pid);
+        let (pid, group) = stat(Cmd::new("sh"));
+        assert_ne!(group, pid);
+        // SAFETY: getpgrp has no preconditions.
+        assert_eq!(group, unsafe { libc::getpgrp() }.to_string());
     }
 }
