@@ -26,6 +26,8 @@ pub struct Cmd {
     env: Vec<(String, String)>,
     /// Written to the child's stdin (closed after), instead of /dev/null.
     input: Option<Vec<u8>>,
+    /// Started in a process group of its own: see [`Cmd::shielded`].
+    shielded: bool,
 }
 
 /// Where an attached child's output goes.
@@ -149,6 +151,7 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             input: None,
+            shielded: false,
         }
     }
 
@@ -178,6 +181,15 @@ impl Cmd {
         self
     }
 
+    /// Start it in a process group of its own, so that the terminal's
+    /// Ctrl-C (sent to the foreground group) does not reach it: for a step
+    /// that must finish once begun, while `bkt` notes the interruption and
+    /// stops after it (see `crate::interrupt`).
+    pub fn shielded(mut self) -> Self {
+        self.shielded = true;
+        self
+    }
+
     /// The command as a user could paste it into a shell (environment
     /// settings are left out: they only pin the language of the output).
     pub fn display(&self) -> String {
@@ -193,6 +205,12 @@ impl Cmd {
         let mut expr = duct::cmd(&self.program, args);
         for (k, v) in &self.env {
             expr = expr.env(k, v);
+        }
+        if self.shielded {
+            expr = expr.before_spawn(|c| {
+                std::os::unix::process::CommandExt::process_group(c, 0);
+                Ok(())
+            });
         }
         expr
     }
@@ -396,5 +414,24 @@ mod tests {
             err.to_string(),
             "`sh -c 'kill -TERM $$'` failed (killed by signal 15 (SIGTERM))"
         );
+    }
+
+    #[test]
+    fn a_shielded_child_has_its_own_process_group() {
+        // /proc/PID/stat: "pid (comm) state ppid pgrp ...".
+        let stat = |c: Cmd| -> (String, String) {
+            let out = c
+                .args(["-c", "read -r l </proc/$$/stat; echo \"$l\""])
+                .stdout()
+                .unwrap();
+            let f: Vec<String> = out.split_whitespace().map(String::from).collect();
+            (f[0].clone(), f[4].clone())
+        };
+        let (pid, group) = stat(Cmd::new("sh").shielded());
+        assert_eq!(group, pid);
+        let (pid, group) = stat(Cmd::new("sh"));
+        assert_ne!(group, pid);
+        // SAFETY: getpgrp has no preconditions.
+        assert_eq!(group, unsafe { libc::getpgrp() }.to_string());
     }
 }

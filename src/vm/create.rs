@@ -732,7 +732,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
             Ok(None) => {}
             Ok(Some((state, _))) => {
                 let off = !state.is_active()
-                    || match ctx.virsh.destroy(uuid).run() {
+                    || match ctx.virsh.destroy(uuid).shielded().run() {
                         Ok(_) => true,
                         Err(e) => {
                             u.left.push(format!(
@@ -745,7 +745,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                         }
                     };
                 if off {
-                    match ctx.virsh.undefine(uuid).run() {
+                    match ctx.virsh.undefine(uuid).shielded().run() {
                         Ok(_) => u
                             .removed
                             .push(format!("domain {name} with its NVRAM and TPM state")),

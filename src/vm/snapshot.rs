@@ -9,14 +9,22 @@
 //! `<images>/<vm>.snapshots/<snap>/`. Live snapshots are refused: with
 //! pflash firmware libvirt needs qcow2 NVRAM for them (Debian's OVMF is
 //! raw), and swtpm's state would not be part of them anyway.
+//!
+//! A revert is all or nothing as far as a filesystem allows: every saved
+//! part is checked before anything changes, the NVRAM and TPM copies are
+//! staged beside their live paths, the disk is reverted, and only then are
+//! the staged copies renamed into place. Ctrl-C waits for that to finish;
+//! a step that still fails is reported with what was reverted and what not.
 
-use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::interrupt::{self, Interrupted};
+use crate::manifest;
 use crate::tools::virsh::{self, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
@@ -107,42 +115,57 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
-fn permission_hint<T>(res: Result<T>, what: &Path) -> Result<T> {
-    res.map_err(|e| {
-        let denied = e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
-        });
-        if denied {
-            Err::<(), _>(e)
-                .hint(format!(
-                    "{} belongs to libvirt; snapshots of qemu:///system VMs need root: sudo bkt vm snapshot ...",
-                    what.display()
-                ))
-                .unwrap_err()
-        } else {
-            e
-        }
+/// Whether an error comes from a permission the user lacks.
+fn denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
     })
 }
 
-/// Copy a file or a tree, keeping modes and (as root) owners, so swtpm and
-/// QEMU can still open what we put back.
+fn libvirt_owns(what: &Path) -> String {
+    format!(
+        "{} belongs to libvirt; snapshots of qemu:///system VMs need root: sudo bkt vm snapshot ...",
+        what.display()
+    )
+}
+
+fn permission_hint<T>(res: Result<T>, what: &Path) -> Result<T> {
+    match res {
+        Err(e) if denied(&e) => Err(e).hint(libvirt_owns(what)),
+        res => res,
+    }
+}
+
+/// Flush a file or a directory (its entries) to disk.
+fn sync(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Copy a file or a tree to a path that does not exist yet (never over
+/// anything), keeping modes and (as root) owners, so swtpm and QEMU can
+/// still open what we put back. Every file and directory of the copy is on
+/// disk when it returns.
 fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
     if meta.is_dir() {
-        fs::create_dir_all(dst).with_context(|| format!("creating {}", dst.display()))?;
+        fs::create_dir(dst).with_context(|| format!("creating {}", dst.display()))?;
         for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
             let e = e?;
             copy_tree(&e.path(), &dst.join(e.file_name()))?;
         }
     } else if meta.is_file() {
-        fs::copy(src, dst)
+        let mut from = File::open(src).with_context(|| format!("reading {}", src.display()))?;
+        let mut to = create_new(dst)?;
+        std::io::copy(&mut from, &mut to)
             .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
     } else {
         // Sockets and the like are not state.
         return Ok(());
     }
+    sync(dst)?;
     fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
         .with_context(|| format!("setting the mode of {}", dst.display()))?;
     // SAFETY: geteuid has no preconditions.
@@ -153,29 +176,112 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Replace a directory tree with a saved one, never leaving it half-made:
-/// the copy is built beside it and swapped in with renames.
-fn restore_tree(saved: &Path, live: &Path) -> Result<()> {
-    let parent = live.parent().unwrap_or(Path::new("/"));
-    let base = live.file_name().unwrap_or_default().to_string_lossy();
-    let fresh = parent.join(format!(".{base}.bkt-new"));
-    let old = parent.join(format!(".{base}.bkt-old"));
-    let _ = fs::remove_dir_all(&fresh);
-    let _ = fs::remove_dir_all(&old);
-    copy_tree(saved, &fresh)?;
-    if live.exists() {
-        fs::rename(live, &old).with_context(|| format!("moving {} aside", live.display()))?;
-    }
-    fs::rename(&fresh, live).with_context(|| format!("putting back {}", live.display()))?;
-    let _ = fs::remove_dir_all(&old);
-    Ok(())
+/// A file that did not exist, private until its mode is set.
+fn create_new(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
-/// Put a saved file back over the live one, through a temporary name.
-fn restore_file(saved: &Path, live: &Path) -> Result<()> {
-    let tmp = live.with_extension("bkt-new");
-    copy_tree(saved, &tmp)?;
-    fs::rename(&tmp, live).with_context(|| format!("putting back {}", live.display()))
+/// Write a new file and flush it.
+fn write_new(path: &Path, text: &str) -> Result<()> {
+    let mut f = create_new(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Remove a file or a tree if it is there.
+fn remove_any(path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let _ = fs::remove_dir_all(path);
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
+/// `.<name>.bkt-<tag>-<pid>` beside `live`: a name in the same directory,
+/// so that putting it in place is a rename.
+fn beside(live: &Path, tag: &str) -> PathBuf {
+    let base = live.file_name().unwrap_or_default().to_string_lossy();
+    live.with_file_name(format!(".{base}.bkt-{tag}-{}", std::process::id()))
+}
+
+/// A saved part of a snapshot, copied beside its live path and waiting for
+/// the rename that puts it in place.
+#[derive(Debug)]
+struct Staged {
+    /// "NVRAM" or "TPM state", as the user reads it.
+    part: &'static str,
+    saved: PathBuf,
+    copy: PathBuf,
+    live: PathBuf,
+}
+
+impl Staged {
+    fn new(part: &'static str, saved: &Path, live: &Path) -> Staged {
+        Staged {
+            part,
+            saved: saved.to_path_buf(),
+            copy: beside(live, "new"),
+            live: live.to_path_buf(),
+        }
+    }
+
+    /// Copy the saved part beside the live one. A copy of ours left under
+    /// this name (our PID) by a killed run is garbage by definition.
+    fn stage(&self) -> Result<()> {
+        remove_any(&self.copy);
+        permission_hint(copy_tree(&self.saved, &self.copy), &self.live)
+            .with_context(|| format!("staging the {} at {}", self.part, self.copy.display()))
+    }
+
+    /// Rename the staged copy into place. A file replaces the live one in
+    /// one rename; a directory cannot be renamed over a non-empty one, so
+    /// the live tree first moves aside (and back, if the second rename
+    /// fails) and is deleted once the copy is in place.
+    fn put_in_place(&self) -> Result<()> {
+        let is_tree = self.copy.is_dir();
+        let aside = beside(&self.live, "old");
+        let moved_aside = is_tree && fs::symlink_metadata(&self.live).is_ok();
+        if moved_aside {
+            // An existing aside is never replaced: it may be the live state
+            // of an earlier, failed revert.
+            fs::rename(&self.live, &aside).with_context(|| {
+                format!(
+                    "moving {} aside to {}",
+                    self.live.display(),
+                    aside.display()
+                )
+            })?;
+        }
+        if let Err(e) = fs::rename(&self.copy, &self.live) {
+            let mut err = anyhow::Error::new(e).context(format!(
+                "renaming {} to {}",
+                self.copy.display(),
+                self.live.display()
+            ));
+            if moved_aside && let Err(back) = fs::rename(&aside, &self.live) {
+                err = err.context(format!(
+                    "the {} that was live is at {} (moving it back failed: {back})",
+                    self.part,
+                    aside.display()
+                ));
+            }
+            return Err(err);
+        }
+        if moved_aside {
+            let _ = fs::remove_dir_all(&aside);
+        }
+        Ok(())
+    }
 }
 
 fn read_meta(dir: &Path) -> Option<Meta> {
@@ -259,16 +365,23 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
         "snapshots are taken with the VM shut off",
     )?;
 
-    // Copies first, into a temporary directory; then the disk snapshot;
-    // then the rename that makes the snapshot exist. Any failure removes
-    // what was made.
-    let tmp = p.root.join(format!(".{snap}.tmp-{}", std::process::id()));
-    let made = (|| -> Result<()> {
-        // The copies' directory is bkt's: on record, so destroy takes it.
-        crate::manifest::update(&ctx.manifest, |m| {
-            m.record(name, &ctx.uri, &p.root.display().to_string());
+    // The directory of all of a VM's snapshots is bkt's to delete with the
+    // VM: noted in the manifest before it exists, so that no crash leaves it
+    // unrecorded.
+    let root_is_new = fs::symlink_metadata(&p.root).is_err();
+    let root = p.root.display().to_string();
+    if root_is_new {
+        manifest::update(&ctx.manifest, |m| {
+            m.record(name, &ctx.uri, &root);
             Ok(())
         })?;
+    }
+
+    // Copies first, into a temporary directory, flushed to disk; then the
+    // disk snapshot; then the rename that makes the snapshot exist. Any
+    // failure removes what was made.
+    let tmp = p.root.join(format!(".{snap}.tmp-{}", std::process::id()));
+    let made = (|| -> Result<()> {
         fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         fs::set_permissions(&p.root, fs::Permissions::from_mode(0o700))?;
         if let Some(nv) = &p.nvram {
@@ -284,7 +397,8 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
             nvram: p.nvram.is_some(),
             tpm: p.tpm.is_some(),
         };
-        fs::write(tmp.join(META), serde_json::to_string_pretty(&meta)?)?;
+        write_new(&tmp.join(META), &serde_json::to_string_pretty(&meta)?)?;
+        sync(&tmp)?;
         ctx.virsh
             .snapshot_create(name, snap, description)
             .run()
@@ -298,9 +412,25 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     })();
     if let Err(e) = made {
         let _ = fs::remove_dir_all(&tmp);
+        if root_is_new && fs::remove_dir(&p.root).is_ok() {
+            let _ = manifest::update(&ctx.manifest, |m| {
+                m.forget(name, &ctx.uri, &root);
+                Ok(())
+            });
+        }
         return Err(e.context(format!(
             "snapshot {snap} of {name} failed; nothing was kept"
         )));
+    }
+    // The rename, and a new root's entry in its parent, on disk too.
+    let mut dirs = vec![p.root.clone()];
+    if root_is_new {
+        dirs.extend(p.root.parent().map(Path::to_path_buf));
+    }
+    for d in &dirs {
+        sync(d).with_context(|| {
+            format!("snapshot {snap} of {name} is taken but may not be on disk yet; run `sync`")
+        })?;
     }
     println!("Snapshot {snap} of {name} taken");
     ui::step("disk", "internal qcow2 snapshot (libvirt)");
@@ -414,63 +544,234 @@ fn require_snapshot(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
     bail!("{name} has no snapshot named {snap:?} ({known})")
 }
 
+/// The parts of a snapshot that a revert puts back, each checked readable.
+struct Saved {
+    meta: Meta,
+    /// (part, saved copy, live path) of the NVRAM and the TPM state.
+    copies: Vec<(&'static str, PathBuf, PathBuf)>,
+}
+
+/// Whether `path` is a file (or, with `want_dir`, a directory) whose every
+/// file can be opened for reading.
+fn check_readable(path: &Path, want_dir: bool) -> Result<()> {
+    let m = fs::symlink_metadata(path)?;
+    if m.is_dir() != want_dir {
+        bail!(
+            "it is not a {}",
+            if want_dir { "directory" } else { "file" }
+        );
+    }
+    if !want_dir {
+        File::open(path)?;
+        return Ok(());
+    }
+    for e in fs::read_dir(path)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() || t.is_file() {
+            check_readable(&e.path(), t.is_dir())
+                .with_context(|| format!("cannot read {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every part the snapshot was taken with, or an error naming the one that
+/// is missing or unreadable.
+fn check_saved(p: &Parts, name: &str, snap: &str) -> Result<Saved> {
+    let dir = p.root.join(snap);
+    if let Err(e) = fs::symlink_metadata(&dir)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        bail!(
+            "snapshot {snap} of {name} has no saved NVRAM and TPM state (it was not taken by bkt); \
+             reverting only its disk could leave Windows at a BitLocker recovery screen"
+        );
+    }
+    let checked = (|| -> Result<Saved> {
+        let meta_path = dir.join(META);
+        let text = fs::read_to_string(&meta_path)
+            .with_context(|| format!("cannot read its metadata {}", meta_path.display()))?;
+        let meta: Meta = serde_json::from_str(&text)
+            .with_context(|| format!("its metadata {} is not valid", meta_path.display()))?;
+        let mut copies = Vec::new();
+        let wanted = [
+            ("NVRAM", meta.nvram, &p.nvram, NVRAM_COPY, false),
+            ("TPM state", meta.tpm, &p.tpm, TPM_COPY, true),
+        ];
+        for (part, taken, live, file, want_dir) in wanted {
+            if let (true, Some(live)) = (taken, live) {
+                let copy = dir.join(file);
+                check_readable(&copy, want_dir)
+                    .with_context(|| format!("cannot read its {part} copy {}", copy.display()))?;
+                copies.push((part, copy, live.clone()));
+            }
+        }
+        Ok(Saved { meta, copies })
+    })();
+    checked.map_err(|e| refusal(e, &p.root, name, snap))
+}
+
+/// A snapshot that cannot be reverted: why, and what to do.
+fn refusal(e: anyhow::Error, root: &Path, name: &str, snap: &str) -> anyhow::Error {
+    let hint = if denied(&e) {
+        libvirt_owns(root)
+    } else {
+        format!(
+            "a revert needs every part the snapshot was taken with: put the missing one back, \
+             or delete the snapshot (bkt vm snapshot delete {name} {snap})"
+        )
+    };
+    Err::<(), _>(e.context(format!(
+        "snapshot {snap} of {name} cannot be reverted; nothing was changed"
+    )))
+    .hint(hint)
+    .unwrap_err()
+}
+
+/// "disk", "disk and NVRAM", "disk, NVRAM and TPM state".
+fn and_list(parts: &[&str]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// "the disk is" / "the disk and NVRAM are".
+fn the_parts_are(parts: &[&str]) -> String {
+    let verb = if parts.len() == 1 { "is" } else { "are" };
+    format!("the {} {verb}", and_list(parts))
+}
+
+fn confirm_revert(name: &str, snap: &str, meta: &Meta, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !ui::stdin_is_terminal() {
+        return Err(anyhow!(
+            "refusing to revert {name} without confirmation; nothing was changed"
+        ))
+        .hint(format!(
+            "run it on a terminal, or pass --yes: bkt vm snapshot revert {name} {snap} --yes"
+        ));
+    }
+    let ok = dialoguer::Confirm::new()
+        .with_prompt(format!(
+            "Revert {name} to {snap} ({})? Everything since is lost",
+            meta.created
+        ))
+        .default(false)
+        .interact()?;
+    if !ok {
+        bail!("not reverted; nothing was changed");
+    }
+    Ok(())
+}
+
 pub fn revert(ctx: &Ctx, name: &str, snap: &str, yes: bool) -> Result<()> {
     validate_name(name)?;
     validate_snap(snap)?;
     let (state, _) = ctx.require(name)?;
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;
-    let dir = p.root.join(snap);
-    let meta = read_meta(&dir).ok_or_else(|| {
-        anyhow!(
-            "snapshot {snap} of {name} has no saved NVRAM and TPM state (it was not taken by bkt); \
-             reverting only its disk could leave Windows at a BitLocker recovery screen"
-        )
-    })?;
-    if !yes {
-        if !ui::stdin_is_terminal() {
-            return Err(anyhow!(
-                "refusing to revert {name} without confirmation; nothing was changed"
-            ))
-            .hint(format!(
-                "run it on a terminal, or pass --yes: bkt vm snapshot revert {name} {snap} --yes"
-            ));
-        }
-        let ok = dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "Revert {name} to {snap} ({})? Everything since is lost",
-                meta.created
-            ))
-            .default(false)
-            .interact()?;
-        if !ok {
-            bail!("not reverted; nothing was changed");
-        }
+    let saved = check_saved(&p, name, snap)?;
+    confirm_revert(name, snap, &saved.meta, yes)?;
+
+    // From here on Ctrl-C only sets a flag: the revert stops where the VM
+    // is whole (before the disk revert, or after the last rename).
+    interrupt::catch();
+    let staged: Vec<Staged> = saved
+        .copies
+        .iter()
+        .map(|(part, copy, live)| Staged::new(part, copy, live))
+        .collect();
+    let res = revert_parts(ctx, name, snap, state, &staged);
+    // A copy that was put in place is gone from here; one that was not is
+    // of no use to anyone.
+    for s in &staged {
+        remove_any(&s.copy);
+    }
+    let reverted = res?;
+    println!(
+        "Reverted {name} to {snap} ({}); it is shut off",
+        and_list(&reverted)
+    );
+    Ok(())
+}
+
+/// Stage, power off, revert the disk, rename the staged copies into place.
+/// Returns the parts reverted.
+fn revert_parts(
+    ctx: &Ctx,
+    name: &str,
+    snap: &str,
+    state: DomState,
+    staged: &[Staged],
+) -> Result<Vec<&'static str>> {
+    let nothing = || format!("reverting {name} to {snap} failed; nothing was reverted");
+    for s in staged {
+        s.stage().with_context(nothing)?;
     }
     if state.is_active() {
         // Everything since the snapshot is being discarded anyway.
         ctx.virsh
             .destroy(name)
+            .shielded()
             .run()
             .map_err(libvirt_error)
-            .with_context(|| format!("cannot power off {name}"))?;
+            .with_context(|| format!("cannot power off {name}"))
+            .with_context(nothing)?;
         println!("{name} was {}; powered it off", state.label());
+    }
+    if interrupt::happened() {
+        return Err(Interrupted).with_context(|| {
+            format!("stopped before reverting {name} to {snap}: nothing was reverted; {name} is shut off")
+        });
     }
     ctx.virsh
         .snapshot_revert(name, snap)
+        .shielded()
         .run()
         .map_err(libvirt_error)
-        .context("reverting the disk")?;
-    if let (true, Some(nv)) = (meta.nvram, &p.nvram) {
-        permission_hint(restore_file(&dir.join(NVRAM_COPY), nv), nv)
-            .context("restoring the NVRAM")?;
+        .context("reverting the disk")
+        .with_context(nothing)?;
+    let mut done = vec!["disk"];
+    for (i, s) in staged.iter().enumerate() {
+        if let Err(e) = s.put_in_place() {
+            let left: Vec<&str> = staged[i..].iter().map(|s| s.part).collect();
+            return Err(e
+                .context(format!("putting the {} in place", s.part))
+                .context(format!(
+                    "{name} is only partly reverted to {snap}: {} reverted, {} not; do not start \
+                     {name} before the revert is finished",
+                    the_parts_are(&done),
+                    the_parts_are(&left)
+                )))
+            .hint(format!(
+                "fix the cause, then run the revert again (it reverts every part again): \
+                 bkt vm snapshot revert {name} {snap} --yes --connect {}",
+                ctx.uri
+            ));
+        }
+        done.push(s.part);
     }
-    if let (true, Some(tpm)) = (meta.tpm, &p.tpm) {
-        permission_hint(restore_tree(&dir.join(TPM_COPY), tpm), tpm)
-            .context("restoring the TPM state")?;
+    // The renames on disk too.
+    for s in staged {
+        let dir = s.live.parent().unwrap_or(Path::new("/"));
+        sync(dir).with_context(|| {
+            format!("{name} is reverted to {snap} but it may not be on disk yet; run `sync`")
+        })?;
     }
-    println!("Reverted {name} to {snap} (disk, NVRAM and TPM state); it is shut off");
-    Ok(())
+    if interrupt::happened() {
+        return Err(Interrupted).with_context(|| {
+            format!(
+                "{name} was reverted to {snap} ({}) before stopping; it is shut off",
+                and_list(&done)
+            )
+        });
+    }
+    Ok(done)
 }
 
 pub fn delete(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
@@ -489,8 +790,14 @@ pub fn delete(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    // The last one takes the directory with it.
-    let _ = fs::remove_dir(&p.root);
+    // The last one takes the directory, and its record, with it.
+    if fs::remove_dir(&p.root).is_ok() {
+        let root = p.root.display().to_string();
+        manifest::update(&ctx.manifest, |m| {
+            m.forget(name, &ctx.uri, &root);
+            Ok(())
+        })?;
+    }
     println!(
         "Deleted snapshot {snap} of {name} ({} of NVRAM and TPM copies freed; the disk's \
          snapshot clusters are freed inside the qcow2)",
@@ -504,21 +811,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copies_keep_modes_and_restore_swaps_whole_trees() {
+    fn copies_keep_modes_and_staged_copies_replace_whole_trees() {
         let d = tempfile::tempdir().unwrap();
         let live = d.path().join("uuid");
         fs::create_dir_all(live.join("tpm2")).unwrap();
         fs::write(live.join("tpm2/tpm2-00.permall"), "state-1").unwrap();
         fs::set_permissions(
             live.join("tpm2/tpm2-00.permall"),
-            fs::Permissions::from_mode(0o600),
+            fs::Permissions::from_mode(0o640),
         )
         .unwrap();
+        // As root the copy keeps the owner too.
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            std::os::unix::fs::chown(live.join("tpm2/tpm2-00.permall"), Some(4321), Some(4322))
+                .unwrap();
+        }
         let saved = d.path().join("saved");
         copy_tree(&live, &saved).unwrap();
+        let m = fs::metadata(saved.join("tpm2/tpm2-00.permall")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        if root {
+            assert_eq!((m.uid(), m.gid()), (4321, 4322));
+        }
+        // Never over an existing copy.
+        assert!(copy_tree(&live, &saved).is_err());
         fs::write(live.join("tpm2/tpm2-00.permall"), "state-2").unwrap();
         fs::write(live.join("tpm2/extra"), "new").unwrap();
-        restore_tree(&saved, &live).unwrap();
+        let tpm = Staged::new("TPM state", &saved, &live);
+        tpm.stage().unwrap();
+        assert_eq!(
+            tpm.copy,
+            d.path()
+                .join(format!(".uuid.bkt-new-{}", std::process::id()))
+        );
+        tpm.put_in_place().unwrap();
         assert_eq!(
             fs::read_to_string(live.join("tpm2/tpm2-00.permall")).unwrap(),
             "state-1"
@@ -528,16 +856,114 @@ mod tests {
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert!(!d.path().join(".uuid.bkt-old").exists());
+        assert_eq!(mode & 0o777, 0o640);
+        // Nothing but the live tree and the saved one is left.
+        let mut left: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["saved", "uuid"]);
 
         let nv = d.path().join("VARS.fd");
         fs::write(&nv, "vars-1").unwrap();
         let nv_saved = d.path().join("nv");
         copy_tree(&nv, &nv_saved).unwrap();
         fs::write(&nv, "vars-2").unwrap();
-        restore_file(&nv_saved, &nv).unwrap();
+        let s = Staged::new("NVRAM", &nv_saved, &nv);
+        s.stage().unwrap();
+        s.put_in_place().unwrap();
         assert_eq!(fs::read_to_string(&nv).unwrap(), "vars-1");
+        assert!(!s.copy.exists());
         assert_eq!(size_of(d.path().join("saved").as_path()), 7);
+    }
+
+    fn hint_of(e: &anyhow::Error) -> Option<String> {
+        e.chain()
+            .find_map(|c| c.downcast_ref::<ui::Hinted>())
+            .map(|h| h.hints.join("; "))
+    }
+
+    #[test]
+    fn a_denied_permission_says_the_files_are_libvirts() {
+        let io = |kind: std::io::ErrorKind| {
+            anyhow::Error::new(std::io::Error::from(kind)).context("reading /s/clean/tpm")
+        };
+        let root = Path::new("/s");
+        let libvirts = "/s belongs to libvirt; snapshots of qemu:///system VMs need root: sudo bkt vm snapshot ...";
+        let e =
+            permission_hint::<()>(Err(io(std::io::ErrorKind::PermissionDenied)), root).unwrap_err();
+        assert_eq!(hint_of(&e).as_deref(), Some(libvirts));
+        assert_eq!(format!("{e:#}"), "reading /s/clean/tpm: permission denied");
+        let e = permission_hint::<()>(Err(io(std::io::ErrorKind::NotFound)), root).unwrap_err();
+        assert_eq!(hint_of(&e), None);
+
+        let e = refusal(io(std::io::ErrorKind::PermissionDenied), root, "w", "clean");
+        assert_eq!(hint_of(&e).as_deref(), Some(libvirts));
+        assert_eq!(
+            format!("{e:#}"),
+            "snapshot clean of w cannot be reverted; nothing was changed: reading /s/clean/tpm: permission denied"
+        );
+        let e = refusal(io(std::io::ErrorKind::NotFound), root, "w", "clean");
+        assert_eq!(
+            hint_of(&e).as_deref(),
+            Some(
+                "a revert needs every part the snapshot was taken with: put the missing one back, or delete the snapshot (bkt vm snapshot delete w clean)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_sync_that_cannot_open_its_path_fails() {
+        let d = tempfile::tempdir().unwrap();
+        sync(d.path()).unwrap();
+        let gone = d.path().join("gone");
+        assert_eq!(
+            format!("{:#}", sync(&gone).unwrap_err()),
+            format!(
+                "syncing {}: No such file or directory (os error 2)",
+                gone.display()
+            )
+        );
+    }
+
+    #[test]
+    fn part_lists_read_as_english() {
+        assert_eq!(and_list(&[]), "");
+        assert_eq!(and_list(&["disk"]), "disk");
+        assert_eq!(and_list(&["disk", "NVRAM"]), "disk and NVRAM");
+        assert_eq!(
+            and_list(&["disk", "NVRAM", "TPM state"]),
+            "disk, NVRAM and TPM state"
+        );
+        assert_eq!(the_parts_are(&["disk"]), "the disk is");
+        assert_eq!(
+            the_parts_are(&["NVRAM", "TPM state"]),
+            "the NVRAM and TPM state are"
+        );
+    }
+
+    #[test]
+    fn a_tree_is_checked_file_by_file() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("tpm");
+        fs::create_dir_all(t.join("tpm2")).unwrap();
+        fs::write(t.join("tpm2/permall"), "x").unwrap();
+        check_readable(&t, true).unwrap();
+        assert_eq!(
+            format!("{:#}", check_readable(&t, false).unwrap_err()),
+            "it is not a file"
+        );
+        assert_eq!(
+            format!(
+                "{:#}",
+                check_readable(&t.join("tpm2/permall"), true).unwrap_err()
+            ),
+            "it is not a directory"
+        );
+        // Links are not state (copies leave them out), so not checked.
+        fs::remove_file(t.join("tpm2/permall")).unwrap();
+        std::os::unix::fs::symlink("gone", t.join("tpm2/permall")).unwrap();
+        check_readable(&t, true).unwrap();
     }
 }

@@ -1063,6 +1063,18 @@ fn snapshots(env: &Env, name: &str, disk: &str, nvram: &str, tpm: &Path) {
     assert_eq!(v[0]["complete"], true);
     assert_eq!(v[0]["current"], true);
     assert!(v[0]["size_bytes"].as_u64().unwrap() > 500_000);
+    // The snapshot directory is bkt's, on record for destroy.
+    let root = Path::new(disk).with_file_name(format!("{name}.snapshots"));
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(env.manifest()).unwrap()).unwrap();
+    assert!(
+        m["files"].as_array().unwrap().contains(&serde_json::json!({
+            "vm": name,
+            "uri": URI,
+            "path": root.display().to_string(),
+        })),
+        "{m}"
+    );
 
     // Change all three parts.
     ok(&run("qemu-io", &["-c", "write -P 0xab 0 1M", disk]));
@@ -1077,6 +1089,30 @@ fn snapshots(env: &Env, name: &str, disk: &str, nvram: &str, tpm: &Path) {
     assert_ne!(changed.0, before.0, "the disk changed");
     assert_ne!(changed.1, before.1, "the NVRAM changed");
     assert_ne!(changed.2, before.2, "the TPM state changed");
+
+    // Without its TPM copy the snapshot is refused before anything changes.
+    let saved_tpm = root.join("clean/tpm");
+    let aside = root.join("clean/tpm.aside");
+    fs::rename(&saved_tpm, &aside).unwrap();
+    let out = env.bkt(&["vm", "snapshot", "revert", name, "clean", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out).1,
+        format!(
+            "error: snapshot clean of {name} cannot be reverted; nothing was changed\n\
+             caused by: cannot read its TPM state copy {}\n\
+             caused by: No such file or directory (os error 2)\n\
+             hint: a revert needs every part the snapshot was taken with: put the missing one \
+             back, or delete the snapshot (bkt vm snapshot delete {name} clean)\n",
+            saved_tpm.display()
+        )
+    );
+    assert_eq!(
+        parts_sums(env, disk, nvram, tpm),
+        changed,
+        "disk, NVRAM and TPM state are unchanged"
+    );
+    fs::rename(&aside, &saved_tpm).unwrap();
 
     ok(&env.bkt(&["vm", "snapshot", "revert", name, "clean", "--yes"]));
     assert_eq!(
