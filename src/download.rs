@@ -531,9 +531,11 @@ fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
 /// (0: the whole file).
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
-    /// Write the body at `at`: 0 truncates the `.part`, else appends to it.
+    /// Write the body at `at`: 0 truncates the `.part`, else appends to
+    /// it; `size` is the whole file's, when a Content-Range gives it.
     Write {
         at: u64,
+        size: Option<u64>,
         note: Option<String>,
     },
     /// The `.part` cannot be continued: drop it and ask for the whole file.
@@ -547,13 +549,15 @@ fn answer(status: u16, range: Option<&str>, from: u64) -> Answer {
     match status {
         200 => Answer::Write {
             at: 0,
+            size: None,
             note: (from > 0).then(|| {
                 "the server sent the whole file, not the rest (it changed, or cannot resume)".into()
             }),
         },
         206 if from > 0 => match range.and_then(content_range) {
-            Some((first, _)) if first == from => Answer::Write {
+            Some((first, size)) if first == from => Answer::Write {
                 at: from,
+                size,
                 note: None,
             },
             Some((first, _)) => Answer::StartOver(format!(
@@ -681,11 +685,11 @@ fn attempt_download(
         let from = resume.as_ref().map_or(0, |r| r.from);
         let status = resp.status().as_u16();
         match answer(status, header(&resp, "content-range").as_deref(), from) {
-            Answer::Write { at, note } => {
+            Answer::Write { at, size, note } => {
                 if let Some(note) = note {
                     eprintln!("  {note}; starting over");
                 }
-                return receive(item, part, resp, at);
+                return receive(item, part, resp, at, size);
             }
             Answer::StartOver(why) => {
                 eprintln!("  {why}; starting over");
@@ -704,26 +708,35 @@ fn attempt_download(
 }
 
 /// The error for a full disk once the `.part` is gone: how much more room
-/// the whole file needs than `dir` has (at least, when its size is unknown).
-fn disk_full(file: &str, dir: &Path, needed: u64, known: bool, free: Option<u64>) -> String {
-    let at_least = if known { "" } else { "at least " };
-    match free {
-        Some(free) => format!(
-            "the disk is full: {file} needs {at_least}{} more in {}, {} free",
-            human(needed.saturating_sub(free)),
-            dir.display(),
+/// the whole file of `size` bytes needs than `dir` has free. Without a
+/// size, all that is known is that the free room (with what the `.part`
+/// held) was not enough.
+fn disk_full(file: &str, dir: &Path, size: Option<u64>, free: Option<u64>) -> String {
+    let dir = dir.display();
+    match (size, free) {
+        (Some(size), Some(free)) => format!(
+            "the disk is full: {file} needs {} more in {dir}, {} free",
+            human(size.saturating_sub(free)),
             human(free)
         ),
-        None => format!(
-            "the disk is full: {file} needs {at_least}{} in {}",
-            human(needed),
-            dir.display()
+        (Some(size), None) => format!("the disk is full: {file} needs {} in {dir}", human(size)),
+        (None, Some(free)) => format!(
+            "the disk is full: {file} needs more than the {} free in {dir} (the server did not say how much)",
+            human(free)
         ),
+        (None, None) => format!("the disk is full: {file} does not fit in {dir}"),
     }
 }
 
-/// Write the body of `resp` into `part` at `at` (0: from the start).
-fn receive(item: &Item, part: &Path, resp: Response, at: u64) -> std::result::Result<(), Attempt> {
+/// Write the body of `resp` into `part` at `at` (0: from the start) for a
+/// file of `size` bytes, when the server said so.
+fn receive(
+    item: &Item,
+    part: &Path,
+    resp: Response,
+    at: u64,
+    size: Option<u64>,
+) -> std::result::Result<(), Attempt> {
     let ctype = header(&resp, "content-type")
         .unwrap_or_default()
         .to_ascii_lowercase();
@@ -736,13 +749,7 @@ fn receive(item: &Item, part: &Path, resp: Response, at: u64) -> std::result::Re
         )));
     }
     let length: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
-    let total = match header(&resp, "content-range")
-        .as_deref()
-        .and_then(content_range)
-    {
-        Some((_, Some(total))) if at > 0 => Some(total),
-        _ => length.map(|l| l + at),
-    };
+    let total = size.or(length.map(|l| l + at));
     let cap = cap(item);
     if let Some(t) = total
         && t > cap
@@ -829,13 +836,7 @@ fn receive(item: &Item, part: &Path, resp: Response, at: u64) -> std::result::Re
             if e.raw_os_error() == Some(libc::ENOSPC) {
                 let dir = part.parent().unwrap_or(Path::new("."));
                 return Err(fatal(
-                    disk_full(
-                        item.file,
-                        dir,
-                        total.unwrap_or(got + n as u64),
-                        total.is_some(),
-                        crate::vm::preflight::free_space(dir),
-                    ),
+                    disk_full(item.file, dir, total, crate::vm::preflight::free_space(dir)),
                     "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
                 ));
             }
@@ -957,6 +958,17 @@ mod tests {
             ok("http://a.example/d/f.iso", "/p:q/v.iso"),
             "http://a.example/p:q/v.iso"
         );
+        assert_eq!(ok("http://a/d/f.iso", "/v.iso"), "http://a/v.iso");
+        assert_eq!(ok("https://a/d/f.iso", "/v.iso"), "https://a/v.iso");
+        // Not a scheme: a colon after a slash or a digit first.
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "v/x:1.iso"),
+            "http://a.example/d/v/x:1.iso"
+        );
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "1v:x.iso"),
+            "http://a.example/d/1v:x.iso"
+        );
         // The downgrade, in any letter case, and relative forms of it.
         for (from, loc) in [
             ("https://a.example/f.iso", "http://a.example/f.iso"),
@@ -988,20 +1000,28 @@ mod tests {
 
     #[test]
     fn every_answer_to_a_resume() {
-        let write = |at| Answer::Write { at, note: None };
-        assert_eq!(answer(200, None, 0), write(0));
+        let write = |at, size| Answer::Write {
+            at,
+            size,
+            note: None,
+        };
+        assert_eq!(answer(200, None, 0), write(0, None));
         assert_eq!(
             answer(200, None, 500),
             Answer::Write {
                 at: 0,
+                size: None,
                 note: Some(
                     "the server sent the whole file, not the rest (it changed, or cannot resume)"
                         .into()
                 )
             }
         );
-        assert_eq!(answer(206, Some("bytes 500-999/1000"), 500), write(500));
-        assert_eq!(answer(206, Some("bytes 500-999/*"), 500), write(500));
+        assert_eq!(
+            answer(206, Some("bytes 500-999/1000"), 500),
+            write(500, Some(1000))
+        );
+        assert_eq!(answer(206, Some("bytes 500-999/*"), 500), write(500, None));
         assert_eq!(
             answer(206, Some("bytes 0-999/1000"), 500),
             Answer::StartOver("the server resumed at byte 0, not at byte 500".into())
@@ -1063,21 +1083,27 @@ mod tests {
     #[test]
     fn a_full_disk_says_how_much_is_missing() {
         let dir = Path::new("/home/anna/.cache/bkt/vm");
+        let full = |size, free| disk_full("virtio-win.iso", dir, size, free);
         assert_eq!(
-            disk_full("virtio-win.iso", dir, 613 << 20, true, Some(1 << 20)),
+            full(Some(613 << 20), Some(1 << 20)),
             "the disk is full: virtio-win.iso needs 612 MiB more in /home/anna/.cache/bkt/vm, 1 MiB free"
         );
+        // Room enough now: another writer filled the disk, then gave it back.
         assert_eq!(
-            disk_full("x.exe", dir, 3 << 20, false, Some(1 << 20)),
-            "the disk is full: x.exe needs at least 2 MiB more in /home/anna/.cache/bkt/vm, 1 MiB free"
+            full(Some(1 << 20), Some(3 << 20)),
+            "the disk is full: virtio-win.iso needs 0 B more in /home/anna/.cache/bkt/vm, 3 MiB free"
         );
         assert_eq!(
-            disk_full("x.exe", dir, 3 << 20, true, None),
-            "the disk is full: x.exe needs 3 MiB in /home/anna/.cache/bkt/vm"
+            full(Some(3 << 20), None),
+            "the disk is full: virtio-win.iso needs 3 MiB in /home/anna/.cache/bkt/vm"
         );
         assert_eq!(
-            disk_full("x.exe", dir, 3 << 20, false, None),
-            "the disk is full: x.exe needs at least 3 MiB in /home/anna/.cache/bkt/vm"
+            full(None, Some(1 << 20)),
+            "the disk is full: virtio-win.iso needs more than the 1 MiB free in /home/anna/.cache/bkt/vm (the server did not say how much)"
+        );
+        assert_eq!(
+            full(None, None),
+            "the disk is full: virtio-win.iso does not fit in /home/anna/.cache/bkt/vm"
         );
     }
 

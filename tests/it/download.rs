@@ -451,7 +451,9 @@ fn resumed(
         (0, "/virtio-win.iso") => cut(s, &release, half),
         _ => answer(&release, req, s),
     });
-    let w = after_a_cut(&server, half).env("BKT_VM_VIRTIO_URL", &format!("{}{path}", server.url));
+    let w = after_a_cut(&server, half)
+        .env("BKT_VM_VIRTIO_URL", &format!("{}{path}", server.url))
+        .env("BKT_VM_DOWNLOAD_RETRIES", "1");
     let r = w.bkt(&["vm", "download"]);
     r.success();
     assert_eq!(read(&cache(&w, "virtio-win.iso")), want);
@@ -566,6 +568,119 @@ fn a_206_from_elsewhere_than_asked_starts_over() {
         format!(
             "  the server resumed at byte {}, not at byte {HALF}; starting over\ndownloading virtio-win.iso from $URL/virtio-win.iso\n",
             HALF - 4096
+        )
+    );
+}
+
+#[test]
+fn a_206_with_less_than_the_rest_is_continued() {
+    // A server may send a smaller part than asked; the Content-Range says
+    // how big the file is, so the rest is asked for next.
+    let iso = Release::tagged(iso_bytes(), "\"iso-1\"");
+    let mib = 1 << 20;
+    let (requests, err) = resumed(iso, ISO, move |f, req, s| match req.range {
+        Some(HALF) => send(
+            s,
+            "206 Partial Content",
+            "application/octet-stream",
+            &f.body[HALF..mib],
+            &format!(
+                "Content-Range: bytes {HALF}-{}/{}\r\n",
+                mib - 1,
+                f.body.len()
+            ),
+        ),
+        Some(r) => partial(s, f, r),
+        None => serve_release(s, f, req),
+    });
+    assert_eq!(
+        requests,
+        [
+            "GET /virtio-win.iso".to_string(),
+            format!("GET /virtio-win.iso range={HALF} if-range=\"iso-1\""),
+            format!("GET /virtio-win.iso range={mib} if-range=\"iso-1\""),
+            "GET /tools.exe".into(),
+        ]
+    );
+    assert_eq!(
+        err,
+        "downloading virtio-win.iso from $URL/virtio-win.iso (resuming at 768 KiB)\n  retrying in 1s (the server closed the connection at 1 MiB of 1.5 MiB)\ndownloading virtio-win.iso from $URL/virtio-win.iso (resuming at 1 MiB)\n"
+    );
+}
+
+#[test]
+fn the_cap_counts_the_part_already_there() {
+    let iso = Release::tagged(iso_bytes(), "\"iso-1\"");
+    let server = iso_server(move |n, _, s| match n {
+        0 => cut(s, &iso, HALF),
+        // The rest, with the whole size unknown ("/*").
+        _ => send(
+            s,
+            "206 Partial Content",
+            "application/octet-stream",
+            &iso.body[HALF..],
+            &format!("Content-Range: bytes {HALF}-{}/*\r\n", iso.body.len() - 1),
+        ),
+    });
+    let w = after_a_cut(&server, HALF).env("BKT_VM_DOWNLOAD_CAP", &(1 << 20).to_string());
+    let r = w.bkt(&["vm", "download"]);
+    r.failure();
+    assert_eq!(
+        stderr(&w, &server, &r),
+        "error: getting the VirtIO drivers\ncaused by: $URL/virtio-win.iso announces 1.5 MiB, more than the 1 MiB a virtio-win.iso can be; nothing was saved\nhint: check the URL (--virtio-url, BKT_VM_VIRTIO_URL), or use a mirror\n"
+    );
+    for gone in ["virtio-win.iso.part", "virtio-win.iso.part.resume"] {
+        assert!(!cache(&w, gone).exists(), "{gone}");
+    }
+}
+
+#[test]
+fn a_restart_without_a_validator_forgets_the_old_one() {
+    // The URL now reaches a server that sends no ETag: what it sends must
+    // not be resumed later with the old release's ETag.
+    let one = Release::tagged(iso_bytes(), "\"iso-1\"");
+    let two = Release::bare(iso_of(3 << 19, 241));
+    let two_bytes = two.body.clone();
+    let server = iso_server(move |n, req, s| match n {
+        0 => cut(s, &one, HALF),
+        1 => cut(s, &two, 1 << 20),
+        _ => serve_release(s, &two, req),
+    });
+    let w = after_a_cut(&server, HALF);
+    w.bkt(&["vm", "download"]).failure();
+    assert_eq!(
+        read(&cache(&w, "virtio-win.iso.part")),
+        &two_bytes[..1 << 20]
+    );
+    assert!(!cache(&w, "virtio-win.iso.part.resume").exists());
+    w.bkt(&["vm", "download"]).success();
+    assert_eq!(read(&cache(&w, "virtio-win.iso")), two_bytes);
+    assert_eq!(
+        server.requests(),
+        [
+            "GET /virtio-win.iso".to_string(),
+            format!("GET /virtio-win.iso range={HALF} if-range=\"iso-1\""),
+            "GET /virtio-win.iso".into(),
+            "GET /tools.exe".into(),
+        ]
+    );
+}
+
+#[test]
+fn server_errors_are_retried_ever_more_slowly() {
+    let iso = Release::tagged(iso_bytes(), "\"iso-1\"");
+    let server = iso_server(move |n, req, s| match n {
+        0 | 1 => send(s, "503 Service Unavailable", "text/plain", b"busy", ""),
+        _ => serve_release(s, &iso, req),
+    });
+    let w = world(&server).env("BKT_VM_DOWNLOAD_RETRIES", "2");
+    let r = w.bkt(&["vm", "download"]);
+    r.success();
+    assert_eq!(read(&cache(&w, "virtio-win.iso")), iso_bytes());
+    assert_eq!(
+        stderr(&w, &server, &r),
+        format!(
+            "  retrying in 1s (HTTP 503 from the server)\n  retrying in 2s (HTTP 503 from the server)\ndownloading virtio-win.iso from $URL/virtio-win.iso\n{TOOLS_LINE}"
         )
     );
 }
@@ -852,6 +967,36 @@ fn download_until_the_part_has(w: &World, len: usize) -> std::process::Child {
         std::thread::sleep(Duration::from_millis(20));
     }
     child
+}
+
+#[test]
+fn a_full_disk_removes_the_part_and_says_what_is_needed() {
+    // A real ENOSPC without root: the `.part` is a link to /dev/full,
+    // which bkt opens like any file. The e2e tier fills a real tmpfs.
+    let server = files();
+    let w = world(&server);
+    let part = cache(&w, "virtio-win.iso.part");
+    std::os::unix::fs::symlink("/dev/full", &part).unwrap();
+    let r = w.bkt(&["vm", "download"]);
+    r.failure();
+    let dir = regex::escape(&cache(&w, "").display().to_string());
+    let want = regex::Regex::new(&format!(
+        "^downloading virtio-win.iso from {url}/virtio-win.iso\nerror: getting the VirtIO drivers\ncaused by: the disk is full: virtio-win.iso needs 0 B more in {dir}, [0-9.]+ [KMGT]iB free\nhint: make room there, or set XDG_CACHE_HOME to a disk with space, and run it again\n$",
+        url = regex::escape(&server.url),
+        dir = dir.trim_end_matches('/'),
+    ))
+    .unwrap();
+    assert!(want.is_match(&r.stderr()), "{}", r.stderr());
+    for gone in [
+        "virtio-win.iso",
+        "virtio-win.iso.part",
+        "virtio-win.iso.part.resume",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(cache(&w, gone)).is_err(),
+            "{gone}"
+        );
+    }
 }
 
 #[test]
