@@ -209,9 +209,13 @@ pub enum VmCommand {
         long_about = "Download the VirtIO drivers ISO (virtio-win.iso) and the Windows guest \
         tools (virtio-win-guest-tools.exe, with the SPICE agent and qemu-ga) into \
         $XDG_CACHE_HOME/bkt/vm, so that `create` needs no network.\n\n\
-        Downloads resume where they stopped, retry with backoff, and are checked before they \
-        are kept: HTTP status, not a web page, the file's signature, its size, and the SHA-256 \
-        when --virtio-sha256 is given (a mismatch deletes the file).",
+        Downloads retry with backoff and resume where they stopped, but only when the server \
+        proves it still has the same file (its ETag or Last-Modified); otherwise they start \
+        over. They are checked before they are kept: HTTP status, not a web page, the file's \
+        signature, its size (at most 2 GiB for the ISO, 256 MiB for the guest tools), and the \
+        SHA-256 when --virtio-sha256 is given. With --virtio-sha256 the file itself is hashed, \
+        cached or fresh; a file that does not match is moved aside to NAME.mismatch-TIME, never \
+        deleted.",
         after_help = "Environment:\n  \
         BKT_VM_VIRTIO_URL        mirror for virtio-win.iso\n  \
         BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe"

@@ -2,10 +2,16 @@
 //! the guest tools installer, into `$XDG_CACHE_HOME/bkt/vm`.
 //!
 //! A download is written to `NAME.part` and renamed only once it is whole
-//! and checked (HTTP status, not a web page, the file's signature, a sane
-//! size, the SHA-256 when one is expected), so an interruption leaves a
-//! partial file that the next run resumes with an HTTP Range request, and
-//! never a corrupt final file.
+//! and checked (HTTP status, not a web page, the file's signature, a size
+//! between a floor and a cap, the SHA-256 when one is expected), so an
+//! interruption never leaves a corrupt final file. The next run resumes the
+//! `.part` only when the server proves it still has the same file (the
+//! default URL moves from release to release): the first response's ETag or
+//! Last-Modified, kept in `NAME.part.resume`, goes back as `If-Range`, and
+//! any answer but the rest of that very file starts over from zero.
+//! One bkt at a time fills a `.part` (a lock on `NAME.lock`), and
+//! `NAME.sha256` caches the file's hash with the size and times it was
+//! taken at, so a changed file is hashed again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -37,6 +43,8 @@ pub struct Item {
     pub kind: Kind,
     /// Below this, the server sent something else.
     pub min_size: u64,
+    /// Above this, too: a download stops here.
+    pub max_size: u64,
 }
 
 pub const VIRTIO_URL: &str =
@@ -57,6 +65,7 @@ pub fn virtio(given_url: Option<&str>) -> Item {
         url: url(given_url, "BKT_VM_VIRTIO_URL", VIRTIO_URL),
         kind: Kind::Iso,
         min_size: 1 << 20,
+        max_size: 2 << 30,
     }
 }
 
@@ -67,6 +76,7 @@ pub fn guest_tools(given_url: Option<&str>) -> Item {
         url: url(given_url, "BKT_VM_GUEST_TOOLS_URL", GUEST_TOOLS_URL),
         kind: Kind::Exe,
         min_size: 100 << 10,
+        max_size: 256 << 20,
     }
 }
 
@@ -135,10 +145,79 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Whether `s` is a SHA-256 as hex digits.
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 fn sum_path(file: &Path) -> PathBuf {
     let mut s = file.as_os_str().to_os_string();
     s.push(".sha256");
     PathBuf::from(s)
+}
+
+/// What tells one version of a file from another: a rewrite changes its
+/// size or mtime, and its ctime even when the mtime is put back.
+fn stamp(file: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(file).ok()?;
+    Some(format!(
+        "size={} mtime={}.{:09} ctime={}.{:09}",
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+/// The hash recorded in `FILE.sha256`, if it was taken of the file as it
+/// is now: the record is a cache of the file's own hash, never a promise.
+fn recorded_sum(file: &Path) -> Option<String> {
+    let text = fs::read_to_string(sum_path(file)).ok()?;
+    let (sum, taken) = text.trim_end().split_once(' ')?;
+    (is_sha256(sum) && Some(taken) == stamp(file).as_deref()).then(|| sum.to_string())
+}
+
+/// Keep `sum` beside `file` with its stamp. A record that cannot be
+/// written only costs hashing the file again next time.
+fn record_sum(file: &Path, sum: &str) {
+    if let Some(taken) = stamp(file) {
+        let _ = fs::write(sum_path(file), format!("{sum} {taken}\n"));
+    }
+}
+
+fn hash_and_record(file: &Path) -> Result<String> {
+    let sum = sha256_file(file)?;
+    record_sum(file, &sum);
+    Ok(sum)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Rename `file` to `TARGET.mismatch-SECS` (`-2`, `-3`... when that name is
+/// taken): a file that is not what was expected is kept for the user to
+/// look at, never deleted and never put over another.
+fn move_aside(file: &Path, target: &Path, secs: u64) -> Result<PathBuf> {
+    let base = format!("{}.mismatch-{secs}", target.display());
+    let mut aside = PathBuf::from(&base);
+    let mut n = 1;
+    while aside.exists() {
+        n += 1;
+        aside = PathBuf::from(format!("{base}-{n}"));
+    }
+    fs::rename(file, &aside).with_context(|| {
+        format!(
+            "cannot move {} aside to {}",
+            file.display(),
+            aside.display()
+        )
+    })?;
+    Ok(aside)
 }
 
 /// How a download attempt ended when it did not finish.
@@ -148,6 +227,12 @@ enum Attempt {
     /// Another try would not help.
     Fatal(anyhow::Error),
 }
+
+fn fatal(message: String, hint: impl Into<String>) -> Attempt {
+    Attempt::Fatal(Err::<(), _>(anyhow!(message)).hint(hint).unwrap_err())
+}
+
+const URL_HINT: &str = "check the URL (--virtio-url, BKT_VM_VIRTIO_URL), or use a mirror";
 
 /// Where the file is, and whether it came from the cache.
 #[derive(Debug)]
@@ -181,65 +266,123 @@ fn retries() -> u32 {
         .unwrap_or(3)
 }
 
+/// The largest file `item` may be; `BKT_VM_DOWNLOAD_CAP` (bytes) sets
+/// another, so that tests need not send gigabytes.
+fn cap(item: &Item) -> u64 {
+    std::env::var("BKT_VM_DOWNLOAD_CAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(item.max_size)
+}
+
 /// The cached file, or download it.
 pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
-    let dir = cache_dir()?;
-    let target = dir.join(item.file);
     let expected = opts
         .expected_sha256
         .as_ref()
         .map(|s| s.to_ascii_lowercase());
     if let Some(e) = &expected
-        && (e.len() != 64 || !e.chars().all(|c| c.is_ascii_hexdigit()))
+        && !is_sha256(e)
     {
         bail!("--virtio-sha256 must be 64 hexadecimal digits");
     }
-    if target.exists() {
-        let size = check_file(&target, item.kind, item.min_size)
-            .map_err(|why| anyhow!("the cached {} is damaged: {why}", item.file))
-            .hint(format!(
-                "delete it and download again: rm {}",
-                target.display()
-            ))?;
-        let recorded = fs::read_to_string(sum_path(&target)).unwrap_or_default();
-        let mut sum = recorded.trim().to_string();
-        if sum.is_empty() || expected.as_ref().is_some_and(|e| *e != sum) {
-            sum = sha256_file(&target)?;
-        }
-        if let Some(e) = &expected
-            && *e != sum
-        {
-            let _ = fs::remove_file(&target);
-            let _ = fs::remove_file(sum_path(&target));
-            bail!(
-                "the cached {} has SHA-256 {sum}, not {e}; it was deleted",
-                item.file
-            );
-        }
-        return Ok(Fetched {
-            path: target,
-            cached: true,
-            size,
-            sha256: sum,
-        });
-    }
+    let dir = cache_dir()?;
+    let target = dir.join(item.file);
     if opts.offline {
-        return Err(anyhow!("--offline: no {} in the cache", item.file)).hint(format!(
-            "on a connected machine download {} and place it at {}",
-            item.url,
-            target.display()
-        ));
+        if !target.exists() {
+            return Err(anyhow!("--offline: no {} in the cache", item.file)).hint(format!(
+                "on a connected machine download {} and place it at {}",
+                item.url,
+                target.display()
+            ));
+        }
+        return cached(item, &target, expected.as_deref());
     }
-    if !(item.url.starts_with("http://") || item.url.starts_with("https://")) {
+    let http = item.url.starts_with("http://") || item.url.starts_with("https://");
+    if !target.exists() && !http {
         bail!("{} is not an http(s) URL", item.url);
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating the cache {}", dir.display()))?;
-    let part = dir.join(format!("{}.part", item.file));
+    let _lock = lock(&dir, item)?;
+    // Checked under the lock: the bkt we waited for may have finished it.
+    if target.exists() {
+        return cached(item, &target, expected.as_deref());
+    }
+    download(item, &target, expected.as_deref())
+}
+
+/// One bkt at a time fills a `.part`: an exclusive lock on `NAME.lock`
+/// beside it, held until dropped. The lock file stays: removing it would
+/// let a third bkt lock a new file while the second holds the old one.
+fn lock(dir: &Path, item: &Item) -> Result<File> {
+    let path = dir.join(format!("{}.lock", item.file));
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the download lock {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            eprintln!("waiting for another bkt download of {}", item.file);
+            f.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    Ok(f)
+}
+
+/// The file in the cache, its hash taken (or its recorded hash, when no
+/// SHA-256 is expected and the record is of the file as it is now).
+fn cached(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched> {
+    let size = check_file(target, item.kind, item.min_size)
+        .map_err(|why| anyhow!("the cached {} is damaged: {why}", item.file))
+        .hint(format!(
+            "delete it and download again: rm {}",
+            target.display()
+        ))?;
+    let sum = match (expected, recorded_sum(target)) {
+        (None, Some(recorded)) => recorded,
+        _ => hash_and_record(target)?,
+    };
+    if let Some(e) = expected
+        && e != sum
+    {
+        let aside = move_aside(target, target, unix_now())?;
+        let _ = fs::remove_file(sum_path(target));
+        return Err(anyhow!(
+            "the cached {} has SHA-256 {sum}, not {e}; it was moved to {}",
+            item.file,
+            aside.display()
+        ))
+        .hint(format!(
+            "check the SHA-256 you gave; run it again to download {} afresh, and delete {} once you no longer need it",
+            item.file,
+            aside.display()
+        ));
+    }
+    Ok(Fetched {
+        path: target.to_path_buf(),
+        cached: true,
+        size,
+        sha256: sum,
+    })
+}
+
+/// Download `item` into `target` through `TARGET.part`, held under the lock.
+fn download(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched> {
+    let part = PathBuf::from(format!("{}.part", target.display()));
+    // Redirects are followed by `get`, which refuses https to http.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(timeout()))
         .timeout_recv_response(Some(timeout()))
         .timeout_per_read(Some(timeout()))
         .http_status_as_error(false)
+        .max_redirects(0)
         .build()
         .into();
     let mut last = String::new();
@@ -274,7 +417,7 @@ pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
     let size = match check_file(&part, item.kind, item.min_size) {
         Ok(s) => s,
         Err(why) => {
-            let _ = fs::remove_file(&part);
+            discard(&part);
             bail!(
                 "the download from {} is not usable: {why}; it was deleted",
                 item.url
@@ -282,23 +425,253 @@ pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
         }
     };
     let sum = sha256_file(&part)?;
-    if let Some(e) = &expected
-        && *e != sum
+    let _ = fs::remove_file(resume_path(&part));
+    if let Some(e) = expected
+        && e != sum
     {
-        let _ = fs::remove_file(&part);
-        bail!(
-            "{} has SHA-256 {sum}, not the expected {e}; it was deleted",
-            item.file
-        );
+        let aside = move_aside(&part, target, unix_now())?;
+        return Err(anyhow!(
+            "{} from {} has SHA-256 {sum}, not the expected {e}; it was not used and is kept as {}",
+            item.file,
+            item.url,
+            aside.display()
+        ))
+        .hint(format!(
+            "the server may have a newer release than the SHA-256 you gave: compare with the checksum it publishes, and delete {} once you no longer need it",
+            aside.display()
+        ));
     }
-    fs::write(sum_path(&target), format!("{sum}\n"))?;
-    fs::rename(&part, &target).with_context(|| format!("finishing {}", target.display()))?;
+    fs::rename(&part, target).with_context(|| format!("finishing {}", target.display()))?;
+    record_sum(target, &sum);
     Ok(Fetched {
-        path: target,
+        path: target.to_path_buf(),
         cached: false,
         size,
         sha256: sum,
     })
+}
+
+/// `NAME.part.resume`: the URL a `.part` came from and the `If-Range`
+/// value (the first response's ETag, else its Last-Modified) that lets the
+/// server prove it still has the same file.
+fn resume_path(part: &Path) -> PathBuf {
+    let mut s = part.as_os_str().to_os_string();
+    s.push(".resume");
+    PathBuf::from(s)
+}
+
+/// The `.part` and what it was resumable with, gone.
+fn discard(part: &Path) {
+    let _ = fs::remove_file(part);
+    let _ = fs::remove_file(resume_path(part));
+}
+
+/// Where a `.part` can be resumed from.
+struct Resume {
+    from: u64,
+    if_range: String,
+}
+
+/// The `.part`'s size and validator, when the record says it came from
+/// this URL with one; otherwise the `.part` is dropped (a resume that the
+/// server cannot check may splice two releases) and None.
+fn resume_point(item: &Item, part: &Path) -> Option<Resume> {
+    let have = fs::metadata(part).map_or(0, |m| m.len());
+    if have == 0 {
+        return None;
+    }
+    let record = fs::read_to_string(resume_path(part)).unwrap_or_default();
+    let field = |key: &str| {
+        record
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .filter(|v| !v.is_empty())
+    };
+    let why = match (field("url"), field("if-range")) {
+        (Some(url), Some(if_range)) if url == item.url => {
+            return Some(Resume {
+                from: have,
+                if_range: if_range.to_string(),
+            });
+        }
+        (Some(url), Some(_)) => format!("it came from {url}"),
+        _ => "the server sent no ETag or Last-Modified to check it against".to_string(),
+    };
+    eprintln!(
+        "  not resuming the partial {} ({why}); starting over",
+        item.file
+    );
+    discard(part);
+    None
+}
+
+/// The `If-Range` value that proves a later response is the same file: a
+/// strong ETag (a weak one may not be used there), else Last-Modified.
+fn validator(etag: Option<&str>, last_modified: Option<&str>) -> Option<String> {
+    etag.filter(|e| e.starts_with('"'))
+        .or(last_modified)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The first byte and the total size in `Content-Range: bytes FIRST-LAST/TOTAL`
+/// (TOTAL may be `*`).
+fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let first: u64 = first.parse().ok()?;
+    let last: u64 = last.parse().ok()?;
+    if last < first {
+        return None;
+    }
+    Some((first, total.parse().ok()))
+}
+
+/// What to do with the answer to a request for the file from byte `from`
+/// (0: the whole file).
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// Write the body at `at`: 0 truncates the `.part`, else appends to
+    /// it; `size` is the whole file's, when a Content-Range gives it.
+    Write {
+        at: u64,
+        size: Option<u64>,
+        note: Option<String>,
+    },
+    /// The `.part` cannot be continued: drop it and ask for the whole file.
+    StartOver(String),
+    Retry(String),
+    /// An HTTP status that another try will not change.
+    Refused,
+}
+
+fn answer(status: u16, range: Option<&str>, from: u64) -> Answer {
+    match status {
+        200 => Answer::Write {
+            at: 0,
+            size: None,
+            note: (from > 0).then(|| {
+                "the server sent the whole file, not the rest (it changed, or cannot resume)".into()
+            }),
+        },
+        206 if from > 0 => match range.and_then(content_range) {
+            Some((first, size)) if first == from => Answer::Write {
+                at: from,
+                size,
+                note: None,
+            },
+            Some((first, _)) => Answer::StartOver(format!(
+                "the server resumed at byte {first}, not at byte {from}"
+            )),
+            None => Answer::StartOver(format!(
+                "the server resumed without a usable Content-Range ({})",
+                range.unwrap_or("none")
+            )),
+        },
+        416 if from > 0 => Answer::StartOver(format!(
+            "the server cannot resume at {} (HTTP 416)",
+            human(from)
+        )),
+        500..=599 => Answer::Retry(format!("HTTP {status} from the server")),
+        _ => Answer::Refused,
+    }
+}
+
+/// How many redirects a download follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Where a redirect from `from` to `location` leads, or why bkt does not
+/// go there: only http(s), and never from https down to plain http, where
+/// anyone on the way could change the file.
+fn redirect_target(from: &str, location: &str) -> std::result::Result<String, String> {
+    let (scheme, after_scheme) = match from.find("://") {
+        Some(i) => (&from[..i], i + 3),
+        None => ("", 0),
+    };
+    let origin_end = from[after_scheme..]
+        .find('/')
+        .map_or(from.len(), |i| after_scheme + i);
+    let has_scheme = location.split_once(':').is_some_and(|(s, _)| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let to = if has_scheme {
+        location.to_string()
+    } else if location.starts_with("//") {
+        format!("{scheme}:{location}")
+    } else if location.starts_with('/') {
+        format!("{}{location}", &from[..origin_end])
+    } else {
+        let path_end = from.find(['?', '#']).unwrap_or(from.len());
+        let dir_end = from[..path_end]
+            .rfind('/')
+            .filter(|&i| i >= origin_end)
+            .map_or(path_end, |i| i + 1);
+        let slash = if dir_end == path_end { "/" } else { "" };
+        format!("{}{slash}{location}", &from[..dir_end])
+    };
+    let scheme_of = |u: &str| u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match (
+        scheme.to_ascii_lowercase().as_str(),
+        scheme_of(&to).as_deref(),
+    ) {
+        ("https", Some("http")) => Err(format!(
+            "{from} redirected to {to}: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
+        )),
+        (_, Some("http" | "https")) => Ok(to),
+        _ => Err(format!(
+            "{from} redirected to {to}, which is not an http(s) URL"
+        )),
+    }
+}
+
+type Response = ureq::http::Response<ureq::Body>;
+
+fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// GET `url`, following redirects here (see [`redirect_target`]); Range
+/// and If-Range go with every hop.
+fn get(
+    agent: &ureq::Agent,
+    url: &str,
+    resume: Option<&Resume>,
+) -> std::result::Result<Response, Attempt> {
+    let mut url = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = agent.get(&url);
+        if let Some(r) = resume {
+            req = req
+                .header("Range", &format!("bytes={}-", r.from))
+                .header("If-Range", &r.if_range);
+        }
+        let resp = req.call().map_err(|e| Attempt::Retry(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            return Ok(resp);
+        }
+        let Some(location) = header(&resp, "location") else {
+            return Err(fatal(
+                format!("{url} answered HTTP {status} without a Location to go to"),
+                URL_HINT,
+            ));
+        };
+        url = redirect_target(&url, &location).map_err(|why| {
+            fatal(
+                why,
+                "use a mirror that serves the file over https (--virtio-url, BKT_VM_VIRTIO_URL)",
+            )
+        })?;
+    }
+    Err(fatal(
+        format!("{url} redirected more than {MAX_REDIRECTS} times"),
+        URL_HINT,
+    ))
 }
 
 fn attempt_download(
@@ -306,59 +679,103 @@ fn attempt_download(
     item: &Item,
     part: &Path,
 ) -> std::result::Result<(), Attempt> {
-    let have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
-    let mut req = agent.get(&item.url);
-    if have > 0 {
-        req = req.header("Range", &format!("bytes={have}-"));
+    let mut resume = resume_point(item, part);
+    loop {
+        let resp = get(agent, &item.url, resume.as_ref())?;
+        let from = resume.as_ref().map_or(0, |r| r.from);
+        let status = resp.status().as_u16();
+        match answer(status, header(&resp, "content-range").as_deref(), from) {
+            Answer::Write { at, size, note } => {
+                if let Some(note) = note {
+                    eprintln!("  {note}; starting over");
+                }
+                return receive(item, part, resp, at, size);
+            }
+            Answer::StartOver(why) => {
+                eprintln!("  {why}; starting over");
+                discard(part);
+                resume = None;
+            }
+            Answer::Retry(why) => return Err(Attempt::Retry(why)),
+            Answer::Refused => {
+                return Err(fatal(
+                    format!("{} answered HTTP {status}", item.url),
+                    URL_HINT,
+                ));
+            }
+        }
     }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(e) => return Err(Attempt::Retry(e.to_string())),
-    };
-    let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
+}
+
+/// The error for a full disk once the `.part` is gone: how much more room
+/// the whole file of `size` bytes needs than `dir` has free. Without a
+/// size, all that is known is that the free room (with what the `.part`
+/// held) was not enough.
+fn disk_full(file: &str, dir: &Path, size: Option<u64>, free: Option<u64>) -> String {
+    let dir = dir.display();
+    match (size, free) {
+        (Some(size), Some(free)) => format!(
+            "the disk is full: {file} needs {} more in {dir}, {} free",
+            human(size.saturating_sub(free)),
+            human(free)
+        ),
+        (Some(size), None) => format!("the disk is full: {file} needs {} in {dir}", human(size)),
+        (None, Some(free)) => format!(
+            "the disk is full: {file} needs more than the {} free in {dir} (the server did not say how much)",
+            human(free)
+        ),
+        (None, None) => format!("the disk is full: {file} does not fit in {dir}"),
+    }
+}
+
+/// Write the body of `resp` into `part` at `at` (0: from the start) for a
+/// file of `size` bytes, when the server said so.
+fn receive(
+    item: &Item,
+    part: &Path,
+    resp: Response,
+    at: u64,
+    size: Option<u64>,
+) -> std::result::Result<(), Attempt> {
+    let ctype = header(&resp, "content-type")
+        .unwrap_or_default()
         .to_ascii_lowercase();
-    let length: Option<u64> = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let append = match status {
-        206 if have > 0 => true,
-        200 => false,
-        416 if have > 0 => {
-            // Our partial file does not fit what the server has: start over.
-            let _ = fs::remove_file(part);
-            return Err(Attempt::Retry(
-                "the server refused to resume; starting over".into(),
-            ));
-        }
-        500..=599 => return Err(Attempt::Retry(format!("HTTP {status} from the server"))),
-        _ => {
-            let e: Result<()> = Err(anyhow!("{} answered HTTP {status}", item.url));
-            return Err(Attempt::Fatal(
-                e.hint("check the URL (--virtio-url, BKT_VM_VIRTIO_URL), or use a mirror")
-                    .unwrap_err(),
-            ));
-        }
-    };
     if ctype.starts_with("text/html") {
-        let _ = fs::remove_file(part);
+        discard(part);
         return Err(Attempt::Fatal(anyhow!(
             "{} sent a web page (Content-Type: {ctype}), not the {}; nothing was saved",
             item.url,
             item.file
         )));
     }
+    let length: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
+    let total = size.or(length.map(|l| l + at));
+    let cap = cap(item);
+    if let Some(t) = total
+        && t > cap
+    {
+        discard(part);
+        return Err(fatal(
+            format!(
+                "{} announces {}, more than the {} a {} can be; nothing was saved",
+                item.url,
+                human(t),
+                human(cap),
+                item.file
+            ),
+            URL_HINT,
+        ));
+    }
+    if at == 0 {
+        // A fresh start: the old record goes before the data it described,
+        // the new one comes before any data it describes.
+        let _ = fs::remove_file(resume_path(part));
+    }
     let mut file = match OpenOptions::new()
         .create(true)
         .write(true)
-        .append(append)
-        .truncate(!append)
+        .append(at > 0)
+        .truncate(at == 0)
         .open(part)
     {
         Ok(f) => f,
@@ -369,13 +786,23 @@ fn attempt_download(
             )));
         }
     };
-    let start = if append { have } else { 0 };
-    let total = length.map(|l| l + start);
-    let bar = progress(item, total, start);
+    if at == 0
+        && let Some(v) = validator(
+            header(&resp, "etag").as_deref(),
+            header(&resp, "last-modified").as_deref(),
+        )
+    {
+        // Without it the next run starts over, which is safe.
+        let _ = fs::write(
+            resume_path(part),
+            format!("url {}\nif-range {v}\n", item.url),
+        );
+    }
+    let bar = progress(item, total, at);
     let mut body = resp.into_body();
     let mut reader = body.as_reader();
     let mut buf = vec![0u8; 1 << 16];
-    let mut got = start;
+    let mut got = at;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -389,17 +816,33 @@ fn attempt_download(
                 )));
             }
         };
+        if got + n as u64 > cap {
+            bar.finish_and_clear();
+            discard(part);
+            return Err(fatal(
+                format!(
+                    "{} sent more than the {} a {} can be; the download was stopped and deleted",
+                    item.url,
+                    human(cap),
+                    item.file
+                ),
+                URL_HINT,
+            ));
+        }
         if let Err(e) = file.write_all(&buf[..n]) {
             bar.finish_and_clear();
-            let full = e.raw_os_error() == Some(libc::ENOSPC);
+            drop(file);
+            discard(part);
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                let dir = part.parent().unwrap_or(Path::new("."));
+                return Err(fatal(
+                    disk_full(item.file, dir, total, crate::vm::preflight::free_space(dir)),
+                    "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
+                ));
+            }
             return Err(Attempt::Fatal(anyhow!(
-                "cannot write {}: {}",
-                part.display(),
-                if full {
-                    "the disk is full".to_string()
-                } else {
-                    e.to_string()
-                }
+                "cannot write {}: {e}; it was deleted",
+                part.display()
             )));
         }
         got += n as u64;
@@ -481,5 +924,252 @@ mod tests {
         fs::write(&exe, b"MZ\x90\x00rest").unwrap();
         assert_eq!(check_file(&exe, Kind::Exe, 1), Ok(8));
         assert_eq!(sha256_file(&exe).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn redirects_stay_on_http_and_never_drop_from_https() {
+        let ok = |from, loc| redirect_target(from, loc).unwrap();
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "http://b.example/x.iso"),
+            "http://b.example/x.iso"
+        );
+        assert_eq!(
+            ok("https://a.example/d/f.iso", "https://b.example/x.iso"),
+            "https://b.example/x.iso"
+        );
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "https://b.example/x.iso"),
+            "https://b.example/x.iso"
+        );
+        assert_eq!(
+            ok("https://a.example:8443/d/f.iso?x=/y", "/m/v.iso"),
+            "https://a.example:8443/m/v.iso"
+        );
+        assert_eq!(
+            ok("https://a.example/d/f.iso?x=/y", "v2/v.iso"),
+            "https://a.example/d/v2/v.iso"
+        );
+        assert_eq!(ok("https://a.example", "v.iso"), "https://a.example/v.iso");
+        assert_eq!(
+            ok("https://a.example/d/f.iso", "//b.example/v.iso"),
+            "https://b.example/v.iso"
+        );
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "/p:q/v.iso"),
+            "http://a.example/p:q/v.iso"
+        );
+        assert_eq!(ok("http://a/d/f.iso", "/v.iso"), "http://a/v.iso");
+        assert_eq!(ok("https://a/d/f.iso", "/v.iso"), "https://a/v.iso");
+        // Not a scheme: a colon after a slash or a digit first.
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "v/x:1.iso"),
+            "http://a.example/d/v/x:1.iso"
+        );
+        assert_eq!(
+            ok("http://a.example/d/f.iso", "1v:x.iso"),
+            "http://a.example/d/1v:x.iso"
+        );
+        // The downgrade, in any letter case, and relative forms of it.
+        for (from, loc) in [
+            ("https://a.example/f.iso", "http://a.example/f.iso"),
+            ("HTTPS://a.example/f.iso", "HTTP://a.example/f.iso"),
+            ("https://a.example/f.iso", "Http://b.example/f.iso"),
+        ] {
+            assert_eq!(
+                redirect_target(from, loc),
+                Err(format!(
+                    "{from} redirected to {loc}: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
+                ))
+            );
+        }
+        assert_eq!(
+            redirect_target("http://a.example/f.iso", "ftp://a.example/f.iso"),
+            Err(
+                "http://a.example/f.iso redirected to ftp://a.example/f.iso, which is not an http(s) URL"
+                    .into()
+            )
+        );
+        assert_eq!(
+            redirect_target("https://a.example/f.iso", "file:/etc/passwd"),
+            Err(
+                "https://a.example/f.iso redirected to file:/etc/passwd, which is not an http(s) URL"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn every_answer_to_a_resume() {
+        let write = |at, size| Answer::Write {
+            at,
+            size,
+            note: None,
+        };
+        assert_eq!(answer(200, None, 0), write(0, None));
+        assert_eq!(
+            answer(200, None, 500),
+            Answer::Write {
+                at: 0,
+                size: None,
+                note: Some(
+                    "the server sent the whole file, not the rest (it changed, or cannot resume)"
+                        .into()
+                )
+            }
+        );
+        assert_eq!(
+            answer(206, Some("bytes 500-999/1000"), 500),
+            write(500, Some(1000))
+        );
+        assert_eq!(answer(206, Some("bytes 500-999/*"), 500), write(500, None));
+        assert_eq!(
+            answer(206, Some("bytes 0-999/1000"), 500),
+            Answer::StartOver("the server resumed at byte 0, not at byte 500".into())
+        );
+        assert_eq!(
+            answer(206, Some("bytes 501-999/1000"), 500),
+            Answer::StartOver("the server resumed at byte 501, not at byte 500".into())
+        );
+        assert_eq!(
+            answer(206, None, 500),
+            Answer::StartOver("the server resumed without a usable Content-Range (none)".into())
+        );
+        assert_eq!(
+            answer(206, Some("bytes 500-400/1000"), 500),
+            Answer::StartOver(
+                "the server resumed without a usable Content-Range (bytes 500-400/1000)".into()
+            )
+        );
+        // A part nobody asked for is not a file.
+        assert_eq!(answer(206, Some("bytes 0-9/10"), 0), Answer::Refused);
+        assert_eq!(
+            answer(416, None, 2048),
+            Answer::StartOver("the server cannot resume at 2 KiB (HTTP 416)".into())
+        );
+        assert_eq!(answer(416, None, 0), Answer::Refused);
+        assert_eq!(
+            answer(500, None, 0),
+            Answer::Retry("HTTP 500 from the server".into())
+        );
+        assert_eq!(
+            answer(599, None, 9),
+            Answer::Retry("HTTP 599 from the server".into())
+        );
+        assert_eq!(answer(404, None, 0), Answer::Refused);
+        assert_eq!(answer(600, None, 0), Answer::Refused);
+        assert_eq!(answer(499, None, 0), Answer::Refused);
+    }
+
+    #[test]
+    fn content_ranges_and_validators() {
+        assert_eq!(content_range("bytes 5-9/10"), Some((5, Some(10))));
+        assert_eq!(content_range(" bytes 5-5/*"), Some((5, None)));
+        assert_eq!(content_range("bytes */10"), None);
+        assert_eq!(content_range("bytes 6-5/10"), None);
+        assert_eq!(content_range("items 5-9/10"), None);
+        assert_eq!(content_range("bytes 5-9"), None);
+        assert_eq!(content_range("bytes x-9/10"), None);
+        assert_eq!(content_range("bytes 5-y/10"), None);
+        let lm = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(validator(Some("\"v1\""), Some(lm)), Some("\"v1\"".into()));
+        // A weak ETag may not go into If-Range.
+        assert_eq!(validator(Some("W/\"v1\""), Some(lm)), Some(lm.into()));
+        assert_eq!(validator(Some("W/\"v1\""), None), None);
+        assert_eq!(validator(None, Some(lm)), Some(lm.into()));
+        assert_eq!(validator(None, Some("")), None);
+        assert_eq!(validator(None, None), None);
+    }
+
+    #[test]
+    fn a_full_disk_says_how_much_is_missing() {
+        let dir = Path::new("/home/anna/.cache/bkt/vm");
+        let full = |size, free| disk_full("virtio-win.iso", dir, size, free);
+        assert_eq!(
+            full(Some(613 << 20), Some(1 << 20)),
+            "the disk is full: virtio-win.iso needs 612 MiB more in /home/anna/.cache/bkt/vm, 1 MiB free"
+        );
+        // Room enough now: another writer filled the disk, then gave it back.
+        assert_eq!(
+            full(Some(1 << 20), Some(3 << 20)),
+            "the disk is full: virtio-win.iso needs 0 B more in /home/anna/.cache/bkt/vm, 3 MiB free"
+        );
+        assert_eq!(
+            full(Some(3 << 20), None),
+            "the disk is full: virtio-win.iso needs 3 MiB in /home/anna/.cache/bkt/vm"
+        );
+        assert_eq!(
+            full(None, Some(1 << 20)),
+            "the disk is full: virtio-win.iso needs more than the 1 MiB free in /home/anna/.cache/bkt/vm (the server did not say how much)"
+        );
+        assert_eq!(
+            full(None, None),
+            "the disk is full: virtio-win.iso does not fit in /home/anna/.cache/bkt/vm"
+        );
+    }
+
+    #[test]
+    fn moved_aside_never_over_another_file() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("v.iso");
+        for (content, want) in [
+            ("one", "v.iso.mismatch-77"),
+            ("two", "v.iso.mismatch-77-2"),
+            ("three", "v.iso.mismatch-77-3"),
+        ] {
+            fs::write(&target, content).unwrap();
+            let aside = move_aside(&target, &target, 77).unwrap();
+            assert_eq!(aside, d.path().join(want));
+            assert_eq!(fs::read_to_string(&aside).unwrap(), content);
+            assert!(!target.exists());
+        }
+        let err = move_aside(&target, &target, 78).unwrap_err();
+        assert_eq!(
+            format!("{err:#}").split(": No such").next().unwrap(),
+            format!(
+                "cannot move {} aside to {}.mismatch-78",
+                target.display(),
+                target.display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_recorded_hash_is_only_trusted_for_the_same_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("v.iso");
+        fs::write(&f, "release 1").unwrap();
+        assert_eq!(recorded_sum(&f), None);
+        let sum = hash_and_record(&f).unwrap();
+        assert_eq!(recorded_sum(&f), Some(sum.clone()));
+        // Same size, the mtime put back: the ctime still tells.
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        // Wait for the file clock to tick (it is coarser than the ns shown).
+        let ctime = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            let m = fs::metadata(p).unwrap();
+            (m.ctime(), m.ctime_nsec())
+        };
+        let probe = d.path().join("probe");
+        while {
+            fs::write(&probe, "").unwrap();
+            ctime(&probe) == ctime(&f)
+        } {}
+        fs::write(&f, "release 2").unwrap();
+        File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(recorded_sum(&f), None);
+        // A record without its stamp (as bkt wrote them before) or with a
+        // damaged hash is no record.
+        fs::write(sum_path(&f), format!("{sum}\n")).unwrap();
+        assert_eq!(recorded_sum(&f), None);
+        let taken = stamp(&f).unwrap();
+        fs::write(sum_path(&f), format!("{} {taken}\n", &sum[1..])).unwrap();
+        assert_eq!(recorded_sum(&f), None);
+        fs::write(sum_path(&f), format!("{sum} {taken}\n")).unwrap();
+        assert_eq!(recorded_sum(&f), Some(sum));
     }
 }

@@ -964,14 +964,54 @@ fn downloads(env: &Env) {
     let leftover: Vec<_> = fs::read_dir(small.join("bkt/vm"))
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
+    // What is free once bkt removed its part (`stat -f`: free blocks, size).
+    let statfs = ok(&run(
+        "stat",
+        &["-f", "-c", "%a %S", small.to_str().unwrap()],
+    ));
+    let free: Vec<u64> = statfs
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let free = free[0] * free[1];
     let _ = run("umount", &[small.to_str().unwrap()]);
     let (_, full_err) = text(&full);
     eprintln!("$ bkt vm download (cache on a 1 MiB tmpfs)\n{full_err}");
     assert_eq!(full.status.code(), Some(1));
-    assert!(full_err.contains("the disk is full"), "{full_err}");
-    assert!(
-        !leftover.iter().any(|f| f == "virtio-win.iso"),
-        "no final file on a full disk: {leftover:?}"
+    let message = regex::Regex::new(&format!(
+        "^downloading virtio-win.iso from .*\nerror: getting the VirtIO drivers\ncaused by: the disk is full: virtio-win.iso needs (.+) more in {}, (.+) free\nhint: make room there, or set XDG_CACHE_HOME to a disk with space, and run it again\n$",
+        regex::escape(&small.join("bkt/vm").display().to_string())
+    ))
+    .unwrap();
+    let said = message
+        .captures(&full_err)
+        .unwrap_or_else(|| panic!("{full_err}"));
+    // The figures, to the rounding of one decimal.
+    let bytes = |human: &str| {
+        let (v, unit) = human.split_once(' ').unwrap();
+        let scale = match unit {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            _ => panic!("{human}"),
+        };
+        v.parse::<f64>().unwrap() * scale
+    };
+    let size = fs::metadata(root.join("virtio-win.iso")).unwrap().len();
+    for (shown, real) in [(&said[1], size - free), (&said[2], free)] {
+        let shown = bytes(shown);
+        assert!(
+            (shown - real as f64).abs() <= real as f64 * 0.05,
+            "{shown} is not {real}: {full_err}"
+        );
+    }
+    assert_eq!(
+        leftover
+            .iter()
+            .filter(|f| f.to_string_lossy().starts_with("virtio-win.iso"))
+            .collect::<Vec<_>>(),
+        ["virtio-win.iso.lock"],
+        "no final file and no part on a full disk"
     );
 
     // SAFETY: ending the server we started, by its PID.
