@@ -298,8 +298,13 @@ pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
         }
         return cached(item, &target, expected.as_deref());
     }
+    // A finished file appears whole (a rename), so it is read without the
+    // lock, which is for the one process that fills the `.part`.
+    if target.exists() {
+        return cached(item, &target, expected.as_deref());
+    }
     let http = item.url.starts_with("http://") || item.url.starts_with("https://");
-    if !target.exists() && !http {
+    if !http {
         bail!("{} is not an http(s) URL", item.url);
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating the cache {}", dir.display()))?;

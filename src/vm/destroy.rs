@@ -94,14 +94,15 @@ fn used_elsewhere(ctx: &Ctx, own_uuid: &str) -> Result<BTreeMap<String, Vec<Stri
     Ok(users)
 }
 
-/// What a file bkt made is, for the user: `create` makes the disk and an
-/// answer ISO, `snapshot` the snapshot copies.
-fn what_of(path: &str, entry: Option<&VmEntry>) -> &'static str {
-    match entry {
-        Some(e) if e.answer_iso.as_deref() == Some(path) => "answer ISO",
-        _ if path.ends_with(".snapshots") => "snapshots",
-        _ if path.ends_with("-answer.iso") => "answer ISO",
-        _ => "disk",
+/// What a file bkt made is, for the user: `create` makes the disk and
+/// `NAME-answer.iso`, `snapshot` the `NAME.snapshots` directory.
+fn what_of(path: &str) -> &'static str {
+    if path.ends_with(".snapshots") {
+        "snapshots"
+    } else if path.ends_with("-answer.iso") {
+        "answer ISO"
+    } else {
+        "disk"
     }
 }
 
@@ -171,7 +172,7 @@ fn plan(
             } else if d.device == "cdrom" || d.path.to_ascii_lowercase().ends_with(".iso") {
                 if ours {
                     p.delete.push(Delete {
-                        what: what_of(&d.path, entry),
+                        what: what_of(&d.path),
                         path: d.path.clone(),
                         how: How::File,
                     });
@@ -184,7 +185,7 @@ fn plan(
                 ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
             } else {
                 p.delete.push(Delete {
-                    what: what_of(&d.path, entry),
+                    what: what_of(&d.path),
                     path: d.path.clone(),
                     how: How::File,
                 });
@@ -205,7 +206,7 @@ fn plan(
     // already detached, snapshot copies, the disk of a domain libvirt lost).
     for path in made.iter().filter(|p| !seen.contains(p)) {
         let meta = std::fs::symlink_metadata(path);
-        let what = what_of(path, entry);
+        let what = what_of(path);
         if meta.is_err() {
             p.forget.push(path.clone());
         } else if let Some(users) = others.get(path) {
@@ -241,8 +242,9 @@ fn plan(
             });
         }
     }
+    // Install media no drive holds any more (ejected after the install).
     for m in media {
-        if !seen.contains(m) && !p.keep.iter().any(|k| &k.path == m) {
+        if !p.keep.iter().any(|k| &k.path == m) {
             p.keep.push(Keep {
                 what: "install media",
                 path: m.clone(),
@@ -428,4 +430,34 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// A block device node of this machine (only looked at, never opened).
+    fn some_block_device() -> String {
+        let found = std::fs::read_dir("/sys/class/block")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+            .find(|p| Path::new(p).exists());
+        found.expect("no block device node under /dev to test with")
+    }
+
+    #[test]
+    fn block_devices_are_told_from_files() {
+        assert!(is_block_device(&some_block_device()));
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("disk.img");
+        std::fs::write(&f, "x").unwrap();
+        assert!(!is_block_device(&f.display().to_string()));
+        assert!(!is_block_device("/dev/null"), "a character device");
+        assert!(!is_block_device(
+            &d.path().join("nope").display().to_string()
+        ));
+    }
 }

@@ -326,7 +326,7 @@ fn a_failed_deletion_stays_on_record_for_the_next_run() {
             {"vm": "other", "uri": URI, "path": "/o.qcow2"}
         ])
     );
-    // Again, with the domain gone: the record alone is enough.
+    // Again, with the domain gone: the record alone is enough, and goes.
     let w2 = &w;
     w2.rule_first("virsh", "* domstate --reason windows")
         .err("error: failed to get domain 'windows'\n")
@@ -338,6 +338,10 @@ fn a_failed_deletion_stays_on_record_for_the_next_run() {
         "Destroyed windows\n  • removed        disk $TMP/images/windows.qcow2\n"
     );
     assert!(!w.path("images/windows.qcow2").exists());
+    assert_eq!(
+        w.manifest()["files"],
+        serde_json::json!([{"vm": "other", "uri": URI, "path": "/o.qcow2"}])
+    );
 }
 
 /// libvirt lost the domain: bkt's own files and the entry go.
@@ -434,5 +438,142 @@ fn unknown() {
     assert_eq!(
         r.stderr(),
         "error: no VM named \"nope\" on qemu:///system (there are none)\n"
+    );
+}
+
+/// After an unattended install: the install ISO was ejected (an empty
+/// drive), the answer ISO is still attached in a second drive. The answer
+/// ISO (bkt's) goes; the ejected install ISO is listed once, kept.
+#[test]
+fn an_installed_vm_with_its_answer_iso() {
+    let w = World::new();
+    managed(&w);
+    let answer = w.p("images/windows-answer.iso");
+    std::fs::write(&answer, "answers").unwrap();
+    let mut m = w.manifest();
+    m["vms"][0]["answer_iso"] = answer.clone().into();
+    m["files"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"vm": "windows", "uri": URI, "path": answer}));
+    w.write_manifest(m);
+    let recorded = domain_xml(&w);
+    let sda = &recorded[recorded
+        .find("    <disk type='file' device='cdrom'>")
+        .unwrap()..];
+    let sda = &sda[..sda.find("</disk>\n").unwrap() + "</disk>\n".len()];
+    let empty = sda.replace(
+        &format!("<source file='{}' index='2'/>", w.p("isos/Win11.iso")),
+        "",
+    );
+    assert_ne!(&empty, sda);
+    let sdb = sda
+        .replace(&w.p("isos/Win11.iso"), &answer)
+        .replace("dev='sda'", "dev='sdb'");
+    let xml = recorded.replacen(sda, &format!("{empty}{sdb}"), 1);
+    libvirt(&w, "shut off", &xml, &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(
+        out.contains("  • removed        answer ISO $TMP/images/windows-answer.iso\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("  • kept           install media $TMP/isos/Win11.iso (never deleted)\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("kept").count(), 1, "{out}");
+    assert!(!std::path::Path::new(&answer).exists());
+}
+
+/// A file bkt made that vanishes while destroy deletes it is gone, as
+/// destroy wanted: not an error.
+#[test]
+fn a_file_gone_meanwhile_is_not_an_error() {
+    let w = World::new();
+    managed(&w);
+    let disk = w.p("images/windows.qcow2");
+    w.rule("virsh", &format!("* vol-delete {disk}"))
+        .sh(&format!("/bin/rm \"{disk}\"\n"))
+        .err(&fixture("virsh/vol-delete-not-a-volume.txt"))
+        .code(1);
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout()).contains("  • removed        disk $TMP/images/windows.qcow2\n")
+    );
+}
+
+/// An answer ISO left on record by a destroy that could not delete it is
+/// still called what it is on the next run, when no entry says so.
+#[test]
+fn a_leftover_answer_iso_is_named_as_one() {
+    let w = World::new();
+    let answer = w.p("images/windows-answer.iso");
+    std::fs::write(&answer, "answers").unwrap();
+    w.write_manifest(serde_json::json!({"vms": [],
+        "files": [{"vm": "windows", "uri": URI, "path": answer}]}));
+    nosuch(&w, "windows");
+    w.rule("virsh", "-q -c * list --all --uuid").out("\n");
+    w.rule("virsh", "* vol-delete *")
+        .err(&fixture("virsh/vol-delete-not-a-volume.txt"))
+        .code(1);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert_eq!(
+        normalize(&w, &r.stdout()),
+        "Destroyed windows\n  • removed        answer ISO $TMP/images/windows-answer.iso\n"
+    );
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+}
+
+/// A CD-ROM whose file has no .iso ending is install media all the same.
+#[test]
+fn a_cdrom_without_an_iso_ending_is_media() {
+    let w = World::new();
+    managed(&w);
+    let img = w.p("isos/Win11-install.img");
+    std::fs::write(&img, "media").unwrap();
+    let xml = domain_xml(&w).replace(&w.p("isos/Win11.iso"), &img);
+    libvirt(&w, "shut off", &xml, &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout()).contains(
+            "  • kept           install media $TMP/isos/Win11-install.img (never deleted)\n"
+        ),
+        "{}",
+        r.stdout()
+    );
+    assert!(std::path::Path::new(&img).exists());
+}
+
+/// An unlink that fails for another reason than "already gone" is a
+/// failure, reported and kept on record (here: a directory where the disk
+/// was, which no one can unlink, root included).
+#[test]
+fn an_unlink_that_fails_is_reported() {
+    let w = World::new();
+    managed(&w);
+    let disk = w.path("images/windows.qcow2");
+    std::fs::remove_file(&disk).unwrap();
+    std::fs::create_dir(&disk).unwrap();
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.failure();
+    let err = normalize(&w, &r.stderr());
+    assert!(
+        err.starts_with("error: could not delete: $TMP/images/windows.qcow2: Is a directory"),
+        "{err}"
+    );
+    assert!(disk.is_dir());
+    assert!(
+        w.manifest()["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == w.p("images/windows.qcow2"))
     );
 }

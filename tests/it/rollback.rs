@@ -479,3 +479,111 @@ fn two_creates_of_one_name_past_preflight_make_one_vm() {
     assert_eq!(n("qemu-img create"), 1);
     assert_eq!(n(&format!("virsh -c {URI} define")), 1);
 }
+
+/// libvirt's default pool points at a directory that does not exist yet:
+/// create makes it.
+#[test]
+fn a_missing_images_directory_is_made() {
+    let w = World::new();
+    let images = w.path("pool/images");
+    w.rule("virsh", "* pool-dumpxml default").out(&format!(
+        "<pool type='dir'><name>default</name><target><path>{}</path></target></pool>\n",
+        images.display()
+    ));
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    w.iso("Win11.iso");
+    create(&w).success();
+    assert!(images.join("windows.qcow2").exists());
+}
+
+/// The disk path cannot be created for another reason than "it exists":
+/// that reason is said, not "appeared while preflight ran".
+#[test]
+fn a_disk_that_cannot_be_created_says_why() {
+    let w = World::new();
+    let not_a_dir = w.path("pool-file");
+    std::fs::write(&not_a_dir, "a file where the pool's directory should be").unwrap();
+    w.rule("virsh", "* pool-dumpxml default").out(&format!(
+        "<pool type='dir'><name>default</name><target><path>{}</path></target></pool>\n",
+        not_a_dir.display()
+    ));
+    w.libvirt_up().domains(&[]).creation_works(80 * GIB);
+    w.iso("Win11.iso");
+    let r = create(&w);
+    r.failure();
+    assert_eq!(
+        normalize(&w, &r.stderr()),
+        "error: creating windows failed; nothing was left behind\ncaused by: cannot create the disk $TMP/pool-file/windows.qcow2\ncaused by: Not a directory (os error 20)\n"
+    );
+    assert!(made_calls(&w).is_empty());
+}
+
+/// qemu-img made something else than asked (another format, or another
+/// size): refused and rolled back.
+#[test]
+fn a_disk_of_the_wrong_format_or_size_is_rolled_back() {
+    for (format, size) in [("raw", 80 * GIB), ("qcow2", 40 * GIB)] {
+        let w = world(|w| {
+            w.rule("qemu-img", "info *").out(&format!(
+                "{{\"format\": \"{format}\", \"virtual-size\": {size}, \"actual-size\": 1}}\n"
+            ));
+        });
+        let r = create(&w);
+        r.failure();
+        assert!(
+            r.stderr().contains(&format!(
+                "caused by: the new disk is {format} of {size} bytes, not qcow2 of {} bytes\n",
+                80 * GIB
+            )),
+            "{}",
+            r.stderr()
+        );
+        assert!(!made_calls(&w).iter().any(|c| c.starts_with("virt-install")));
+        assert_nothing_left(&w);
+    }
+}
+
+/// A qemu-img that fails and removes the file itself: the rollback finds
+/// it gone, which is what it wanted, and says nothing is left.
+#[test]
+fn a_disk_already_gone_at_rollback_is_fine() {
+    let w = world(|w| {
+        w.rule("qemu-img", "create *")
+            .sh("/bin/rm -f \"$5\"\n")
+            .err("qemu-img: Could not create: Input/output error\n")
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    assert_eq!(
+        creating(&w, &r.stdout()),
+        "Creating\nRolled back\n  • removed        manifest entry\n"
+    );
+    assert!(
+        r.stderr()
+            .starts_with("error: creating windows failed; nothing was left behind\n")
+    );
+    assert_nothing_left(&w);
+}
+
+/// What the rollback cannot remove is named as left, with the reason
+/// (here a directory where the disk was: no one can unlink it).
+#[test]
+fn a_disk_the_rollback_cannot_remove_is_named() {
+    let w = world(|w| {
+        w.rule("qemu-img", "create *")
+            .sh("/bin/rm -f \"$5\"\n/bin/mkdir \"$5\"\n")
+            .err("qemu-img: Could not create: Input/output error\n")
+            .code(1);
+    });
+    let r = create(&w);
+    r.failure();
+    assert_eq!(
+        creating(&w, &r.stdout()),
+        "Creating\nRolled back\n  • left           disk $TMP/images/windows.qcow2: Is a directory (os error 21)\n"
+    );
+    assert!(normalize(&w, &r.stderr()).starts_with(
+        "error: creating windows failed; some of what it made is left (see \"left\" above)\n"
+    ));
+    assert_eq!(w.manifest()["vms"][0]["creating"], true);
+}
