@@ -267,7 +267,13 @@ impl World {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_bkt"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_bkt")), args)
+    }
+
+    /// [`World::command`] for another copy of the bkt binary (one another
+    /// user can run: the checkout may be inside a 0700 directory).
+    pub fn command_of(&self, bkt: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(bkt);
         // No file bkt writes here is large; a bug (or a mutant) that copies
         // a sparse test file for real is stopped at 256 MiB (SIGXFSZ)
         // instead of filling the machine's disk.

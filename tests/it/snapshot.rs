@@ -799,9 +799,15 @@ fn an_unreadable_file_in_the_tpm_copy_refuses_the_revert() {
     let w = taken();
     running(&w);
     let saved = w.path("images/windows.snapshots/clean/tpm/tpm2/tpm2-00.permall");
-    let mut cmd = w.command(&["vm", "snapshot", "revert", "windows", "clean", "--yes"]);
+    let args = ["vm", "snapshot", "revert", "windows", "clean", "--yes"];
+    let mut cmd = w.command(&args);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
+        // A copy of bkt that nobody can run (the checkout may be in a 0700
+        // directory).
+        let bkt = w.path("bkt");
+        std::fs::copy(env!("CARGO_BIN_EXE_bkt"), &bkt).unwrap();
+        cmd = w.command_of(&bkt, &args);
         // Root reads everything: run bkt as nobody, in a world nobody may
         // use, where only the snapshot's copy stays root's own.
         let out = std::process::Command::new("/bin/chmod")
