@@ -47,7 +47,41 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Why a command did not succeed.
+/// How a command that ran ended, for callers that match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it: its number and name (`SIGTERM`).
+    Signal(i32, &'static str),
+    /// Neither (should not happen on Unix).
+    Unknown,
+}
+
+impl Status {
+    fn of(status: &ExitStatus) -> Status {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Status::Code(code),
+            (None, Some(sig)) => Status::Signal(sig, signal_name(sig)),
+            (None, None) => Status::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Code(code) => write!(f, "exit status: {code}"),
+            Status::Signal(sig, name) => write!(f, "killed by signal {sig} ({name})"),
+            Status::Unknown => f.write_str("unknown exit status"),
+        }
+    }
+}
+
+/// Why a command did not succeed. The runner says *what* failed; callers
+/// add *why* and what to do (e.g. which package provides a missing
+/// program: `crate::tools::program_error`).
 #[derive(Debug)]
 pub enum ExecError {
     /// The program is not on PATH.
@@ -55,7 +89,7 @@ pub enum ExecError {
     /// It ran and exited unsuccessfully (or was killed by a signal).
     Failed {
         cmd: String,
-        status: String,
+        status: Status,
         stderr: String,
     },
     /// It could not be started for another reason.
@@ -70,6 +104,14 @@ impl ExecError {
             _ => "",
         }
     }
+
+    /// How it ended, when it ran.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            ExecError::Failed { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// How many trailing lines of stderr an error shows.
@@ -78,13 +120,7 @@ const STDERR_TAIL_LINES: usize = 20;
 impl fmt::Display for ExecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExecError::NotFound { program } => {
-                write!(f, "command not found: `{program}`")?;
-                if let Some(pkg) = crate::tools::package_hint(program) {
-                    write!(f, " (install it: {pkg})")?;
-                }
-                Ok(())
-            }
+            ExecError::NotFound { program } => write!(f, "command not found: `{program}`"),
             ExecError::Failed {
                 cmd,
                 status,
@@ -117,17 +153,6 @@ pub fn shell_quote(word: &str) -> String {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
-fn describe_status(status: &ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(code) = status.code() {
-        return format!("exit status: {code}");
-    }
-    match status.signal() {
-        Some(sig) => format!("killed by signal {sig} ({})", signal_name(sig)),
-        None => "unknown exit status".to_string(),
     }
 }
 
@@ -244,7 +269,7 @@ impl Cmd {
         } else {
             Err(ExecError::Failed {
                 cmd: self.display(),
-                status: describe_status(&out.status),
+                status: Status::of(&out.status),
                 stderr: out.stderr,
             })
         }
@@ -266,7 +291,7 @@ impl Cmd {
             Ok(o) if o.status.success() => Ok(()),
             Ok(o) => Err(ExecError::Failed {
                 cmd: self.display(),
-                status: describe_status(&o.status),
+                status: Status::of(&o.status),
                 stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             }),
             Err(err) => Err(self.spawn_error(err)),
@@ -414,6 +439,11 @@ mod tests {
             err.to_string(),
             "`sh -c 'kill -TERM $$'` failed (killed by signal 15 (SIGTERM))"
         );
+        assert_eq!(err.status(), Some(Status::Signal(15, "SIGTERM")));
+        let err = Cmd::new("sh").args(["-c", "exit 7"]).run().unwrap_err();
+        assert_eq!(err.status(), Some(Status::Code(7)));
+        let err = Cmd::new("no-such-program-here").run().unwrap_err();
+        assert_eq!(err.status(), None);
     }
 
     #[test]

@@ -14,6 +14,23 @@ pub mod xorriso;
 /// (Debian/Ubuntu, then Fedora).
 pub const CREATE_PROGRAMS: &[&str] = &["virsh", "virt-install", "qemu-img"];
 
+/// An external program's failure as an error; when the program is
+/// missing, with a hint naming the package that provides it.
+pub fn program_error(e: crate::exec::ExecError) -> anyhow::Error {
+    use crate::ui::HintExt;
+    let pkg = match &e {
+        crate::exec::ExecError::NotFound { program } => package_hint(program),
+        _ => None,
+    };
+    let err = anyhow::Error::new(e);
+    match pkg {
+        Some(p) => Err::<(), _>(err)
+            .hint(format!("install it: {p}"))
+            .unwrap_err(),
+        None => err,
+    }
+}
+
 /// Which package provides a program, for the "install it" hint.
 pub fn package_hint(program: &str) -> Option<&'static str> {
     Some(match program {
@@ -30,4 +47,30 @@ pub fn package_hint(program: &str) -> Option<&'static str> {
         "virt-viewer" | "remote-viewer" => "apt install virt-viewer / dnf install virt-viewer",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_gets_its_package_as_a_hint() {
+        let e = crate::exec::Cmd::new("xorriso-not-here").run().unwrap_err();
+        let plain = program_error(e);
+        assert_eq!(plain.to_string(), "command not found: `xorriso-not-here`");
+        let e = crate::exec::ExecError::NotFound {
+            program: "xorriso".into(),
+        };
+        let hinted = program_error(e);
+        assert_eq!(hinted.to_string(), "command not found: `xorriso`");
+        let hints: Vec<String> = hinted
+            .chain()
+            .filter_map(|c| c.downcast_ref::<crate::ui::Hinted>())
+            .flat_map(|h| h.hints.clone())
+            .collect();
+        assert_eq!(
+            hints,
+            ["install it: apt install xorriso / dnf install xorriso"]
+        );
+    }
 }

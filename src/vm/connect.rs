@@ -400,7 +400,7 @@ fn try_rdp(
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = cmd
         .run_attached(stdin.as_deref(), &sink)
-        .map_err(anyhow::Error::new)?;
+        .map_err(crate::tools::program_error)?;
     if client.flavor == Flavor::Remmina {
         return Ok(Ok(()));
     }
@@ -478,7 +478,7 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
     arrow(&cmd, label);
     let status = cmd
         .run_attached(None, &Sink::Inherit)
-        .map_err(anyhow::Error::new)?;
+        .map_err(crate::tools::program_error)?;
     if status.success() {
         Ok(())
     } else {

@@ -609,12 +609,12 @@ fn make(
     record(ctx, &plan.name, &domain.disk_path)?;
     qemu_img::create_qcow2(&domain.disk_path, plan.disk_size)
         .run()
-        .map_err(anyhow::Error::new)
+        .map_err(crate::tools::program_error)
         .context("creating the disk")?;
     crate::interrupt::check()?;
     let info = qemu_img::info(&domain.disk_path)
         .stdout()
-        .map_err(anyhow::Error::new)
+        .map_err(crate::tools::program_error)
         .and_then(|s| qemu_img::parse_info(&s))
         .context("checking the new disk")?;
     if info.format != "qcow2" || info.virtual_size != plan.disk_size {
@@ -737,7 +737,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                         Err(e) => {
                             u.left.push(format!(
                                 "domain {name} ({uuid}), running: {}; remove it with {} and {}",
-                                first_line(e.stderr()),
+                                why(&e),
                                 virsh_cmd(&format!("destroy {uuid}")),
                                 virsh_cmd(&format!("undefine {uuid} --nvram --tpm"))
                             ));
@@ -751,7 +751,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                             .push(format!("domain {name} with its NVRAM and TPM state")),
                         Err(e) => u.left.push(format!(
                             "domain {name} ({uuid}): {}; remove it with {}",
-                            first_line(e.stderr()),
+                            why(&e),
                             virsh_cmd(&format!("undefine {uuid} --nvram --tpm"))
                         )),
                     }
@@ -760,7 +760,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
             Err(e) => u.left.push(format!(
                 "domain {name} ({uuid}), if it was defined: cannot ask libvirt ({}); \
                  check with {}",
-                first_line(&format!("{e:#}")),
+                last_line(&format!("{e:#}")),
                 virsh_cmd(&format!("domstate {uuid}"))
             )),
         }
@@ -795,19 +795,28 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
             Err(e) => u.left.push(format!(
                 "manifest entry {name} in {}: {}",
                 ctx.manifest.display(),
-                first_line(&format!("{e:#}"))
+                last_line(&format!("{e:#}"))
             )),
         }
     }
     u
 }
 
-fn first_line(s: &str) -> String {
+/// The last line that says something (libvirt puts the cause last).
+fn last_line(s: &str) -> String {
     s.lines()
         .map(|l| l.trim().trim_start_matches("error: "))
         .rfind(|l| !l.is_empty())
         .unwrap_or("failed")
         .to_string()
+}
+
+/// Why a command failed, in one line: what it said, else how it ended.
+fn why(e: &crate::exec::ExecError) -> String {
+    match e.status() {
+        Some(st) if e.stderr().trim().is_empty() => st.to_string(),
+        _ => last_line(e.stderr()),
+    }
 }
 
 const GUIDE: &[&str] = &[
@@ -889,6 +898,23 @@ mod tests {
         let (a, b) = (random_uuid().unwrap(), random_uuid().unwrap());
         assert!(re.is_match(&a), "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_failure_says_why_in_one_line() {
+        let said = crate::exec::Cmd::new("sh")
+            .args([
+                "-c",
+                "echo 'error: Failed to undefine domain' >&2; echo 'error: it is busy' >&2; exit 1",
+            ])
+            .run()
+            .unwrap_err();
+        assert_eq!(why(&said), "it is busy");
+        let silent = crate::exec::Cmd::new("sh")
+            .args(["-c", "exit 3"])
+            .run()
+            .unwrap_err();
+        assert_eq!(why(&silent), "exit status: 3");
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub fn write_iso(volume: &str, dir: &Path, out: &Path, mode: u32) -> Result<()> 
         .with_context(|| format!("creating {}", out.display()))?;
     let res = xorriso::mkisofs(volume, dir)
         .run_into(file)
-        .map_err(anyhow::Error::new)
+        .map_err(crate::tools::program_error)
         .with_context(|| format!("building {}", out.display()));
     if res.is_err() {
         let _ = fs::remove_file(out);

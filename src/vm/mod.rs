@@ -101,9 +101,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// Turn a failed virsh call into an error with advice for the usual causes.
 pub fn libvirt_error(e: ExecError) -> anyhow::Error {
     let stderr = e.stderr().to_string();
-    let hint = if matches!(e, ExecError::NotFound { .. }) {
-        None
-    } else if stderr.contains("failed to connect to the hypervisor")
+    if matches!(e, ExecError::NotFound { .. }) {
+        return crate::tools::program_error(e);
+    }
+    let hint = if stderr.contains("failed to connect to the hypervisor")
         || stderr.contains("Failed to connect socket")
     {
         Some(

@@ -101,7 +101,7 @@ pub fn build_answer_iso(virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()
         for d in unattend::DRIVERS {
             xorriso::extract(virtio_iso, &unattend::driver_dir(d), &drivers.join(d))
                 .run()
-                .map_err(anyhow::Error::new)
+                .map_err(crate::tools::program_error)
                 .with_context(|| {
                     format!(
                         "taking the {d} driver from {} (is it a virtio-win ISO?)",
