@@ -5,6 +5,7 @@ pub mod acl;
 pub mod qemu_img;
 pub mod rdp;
 pub mod unattend;
+pub mod version;
 pub mod viewer;
 pub mod virsh;
 pub mod virt_install;

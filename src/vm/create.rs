@@ -724,7 +724,6 @@ struct Undo {
 /// Remove what this run made, and only that.
 fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
     let mut u = Undo::default();
-    let virsh_cmd = |args: &str| format!("virsh -c {} {args}", ctx.uri);
     if made.domain {
         match ctx.domstate(uuid) {
             // Not defined after all (virt-install or define failed): a
@@ -738,8 +737,8 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                             u.left.push(format!(
                                 "domain {name} ({uuid}), running: {}; remove it with {} and {}",
                                 why(&e),
-                                virsh_cmd(&format!("destroy {uuid}")),
-                                virsh_cmd(&format!("undefine {uuid} --nvram --tpm"))
+                                ctx.virsh.destroy(uuid).display(),
+                                ctx.virsh.undefine(uuid).display()
                             ));
                             false
                         }
@@ -752,7 +751,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                         Err(e) => u.left.push(format!(
                             "domain {name} ({uuid}): {}; remove it with {}",
                             why(&e),
-                            virsh_cmd(&format!("undefine {uuid} --nvram --tpm"))
+                            ctx.virsh.undefine(uuid).display()
                         )),
                     }
                 }
@@ -761,7 +760,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                 "domain {name} ({uuid}), if it was defined: cannot ask libvirt ({}); \
                  check with {}",
                 last_line(&format!("{e:#}")),
-                virsh_cmd(&format!("domstate {uuid}"))
+                ctx.virsh.domstate(uuid).display()
             )),
         }
     }

@@ -257,7 +257,7 @@ fn a_rollback_that_cannot_undefine_says_what_is_left() {
     let out = creating(&w, &r.stdout());
     assert!(
         out.ends_with(&format!(
-            "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • left           domain windows ({uuid}): Requested operation is not valid: cannot undefine domain with nvram; remove it with virsh -c {URI} undefine {uuid} --nvram --tpm\n"
+            "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • left           domain windows ({uuid}): Requested operation is not valid: cannot undefine domain with nvram; remove it with virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}\n"
         )),
         "{out}"
     );

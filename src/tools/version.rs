@@ -1,0 +1,41 @@
+//! `PROGRAM --version`, and the version number in what it prints (on
+//! stdout or stderr, depending on the program).
+
+use crate::exec::Cmd;
+
+/// `PROGRAM --version`.
+pub fn cmd(program: &str) -> Cmd {
+    Cmd::new(program).arg("--version")
+}
+
+/// The first `x.y` or `x.y.z` in the output of [`cmd`].
+pub fn parse(out: &str) -> Option<String> {
+    let re = regex::Regex::new(r"\b(\d+\.\d+(?:\.\d+)?)\b").expect("static regex");
+    out.lines()
+        .find_map(|l| re.captures(l).map(|c| c[1].to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fx(n: &str) -> String {
+        std::fs::read_to_string(format!("{}/fixtures/tools/{n}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    }
+
+    #[test]
+    fn versions_of_tools() {
+        assert_eq!(parse(&fx("swtpm-version.txt")).as_deref(), Some("0.7.1"));
+        assert_eq!(
+            parse(&fx("virt-install-version.txt")).as_deref(),
+            Some("4.1.0")
+        );
+        assert_eq!(
+            parse(&fx("qemu-img-version.txt")).as_deref(),
+            Some("10.0.2")
+        );
+        assert_eq!(parse("no digits"), None);
+        assert_eq!(cmd("swtpm").display(), "swtpm --version");
+    }
+}
