@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::names::{SnapName, Uri, VmName};
 use crate::tools::virt_install::VirtType;
 
 /// bkt: tools for a bootc desktop.
@@ -57,7 +58,7 @@ pub struct Global {
         default_value = "qemu:///system",
         hide_env_values = true
     )]
-    pub uri: String,
+    pub uri: Uri,
 
     /// Print every external command, shell-quoted, before it runs.
     #[arg(long, short, global = true)]
@@ -90,7 +91,7 @@ pub enum VmCommand {
     /// Start a VM (already running is fine).
     Start {
         /// The VM's name.
-        name: String,
+        name: VmName,
     },
 
     /// Shut a VM down gracefully (ACPI), waiting until it is off.
@@ -101,7 +102,7 @@ pub enum VmCommand {
     )]
     Stop {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// Seconds to wait for the guest to power off.
         #[arg(long, default_value_t = 180, value_name = "SECONDS")]
         timeout: u64,
@@ -119,7 +120,7 @@ pub enum VmCommand {
     )]
     Status {
         /// Show only this VM.
-        name: Option<String>,
+        name: Option<VmName>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -146,7 +147,7 @@ pub enum VmCommand {
     )]
     Connect {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// Use RDP only: fail instead of falling back to SPICE.
         #[arg(long, conflicts_with = "spice")]
         rdp: bool,
@@ -198,7 +199,7 @@ pub enum VmCommand {
     )]
     Doctor {
         /// Check only this VM (and the host).
-        name: Option<String>,
+        name: Option<VmName>,
         /// Print JSON instead of check lines.
         #[arg(long)]
         json: bool,
@@ -238,7 +239,7 @@ pub enum VmCommand {
     )]
     EnableRdp {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// Seconds to wait for Remote Desktop to answer.
         #[arg(long, default_value_t = 900, value_name = "SECONDS")]
         timeout: u64,
@@ -247,7 +248,7 @@ pub enum VmCommand {
     /// Print the VM's IPv4 address (for scripts).
     Ip {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// Seconds to wait for an address to appear.
         #[arg(long, default_value_t = 0, value_name = "SECONDS")]
         timeout: u64,
@@ -266,7 +267,7 @@ pub enum VmCommand {
     )]
     Destroy {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
@@ -298,9 +299,9 @@ pub enum SnapshotCommand {
     /// Take a snapshot (the VM is shut down first, with your consent).
     Create {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// The snapshot's name.
-        snap: String,
+        snap: SnapName,
         /// What this state is (shown by `list`).
         #[arg(long, value_name = "TEXT", default_value = "")]
         description: String,
@@ -311,7 +312,7 @@ pub enum SnapshotCommand {
     /// List snapshots: name, date, description, size, and the current one.
     List {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -319,9 +320,9 @@ pub enum SnapshotCommand {
     /// Go back to a snapshot: disk, NVRAM and TPM (everything since is lost).
     Revert {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// The snapshot's name.
-        snap: String,
+        snap: SnapName,
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
@@ -329,9 +330,9 @@ pub enum SnapshotCommand {
     /// Delete a snapshot and free its space.
     Delete {
         /// The VM's name.
-        name: String,
+        name: VmName,
         /// The snapshot's name.
-        snap: String,
+        snap: SnapName,
     },
 }
 
@@ -343,7 +344,7 @@ pub struct CreateArgs {
 
     /// The VM's name [default: windows].
     #[arg(long)]
-    pub name: Option<String>,
+    pub name: Option<VmName>,
 
     /// The Windows 11 install ISO.
     #[arg(long, value_name = "PATH")]

@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+use crate::settings::Download;
 use crate::ui::HintExt;
 use crate::units::human;
 
@@ -51,47 +52,51 @@ pub const VIRTIO_URL: &str =
     "https://fedorapeople.org/groups/virt/virtio-win/direct-downloads/stable-virtio/virtio-win.iso";
 pub const GUEST_TOOLS_URL: &str = "https://fedorapeople.org/groups/virt/virtio-win/direct-downloads/stable-virtio/virtio-win-guest-tools.exe";
 
-fn url(given: Option<&str>, env: &str, default: &str) -> String {
+/// The URL given on the command line, else the mirror of the settings,
+/// else the project's.
+fn url(given: Option<&str>, mirror: &Option<String>, default: &str) -> String {
     given
         .map(str::to_string)
-        .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
+        .or_else(|| mirror.clone())
         .unwrap_or_else(|| default.to_string())
 }
 
-pub fn virtio(given_url: Option<&str>) -> Item {
+/// The virtio-win ISO. `BKT_VM_DOWNLOAD_CAP` (in the settings) lowers its
+/// size cap, so that tests need not send gigabytes.
+pub fn virtio(given_url: Option<&str>, s: &Download) -> Item {
     Item {
         file: "virtio-win.iso",
         what: "VirtIO drivers",
-        url: url(given_url, "BKT_VM_VIRTIO_URL", VIRTIO_URL),
+        url: url(given_url, &s.virtio_url, VIRTIO_URL),
         kind: Kind::Iso,
         min_size: 1 << 20,
-        max_size: 2 << 30,
+        max_size: s.cap.unwrap_or(2 << 30),
     }
 }
 
-pub fn guest_tools(given_url: Option<&str>) -> Item {
+pub fn guest_tools(given_url: Option<&str>, s: &Download) -> Item {
     Item {
         file: "virtio-win-guest-tools.exe",
         what: "guest tools (SPICE agent, qemu-ga)",
-        url: url(given_url, "BKT_VM_GUEST_TOOLS_URL", GUEST_TOOLS_URL),
+        url: url(given_url, &s.guest_tools_url, GUEST_TOOLS_URL),
         kind: Kind::Exe,
         min_size: 100 << 10,
-        max_size: 256 << 20,
+        max_size: s.cap.unwrap_or(256 << 20),
     }
 }
 
 /// `$XDG_CACHE_HOME/bkt/vm`, else `~/.cache/bkt/vm`.
-pub fn cache_dir() -> Result<PathBuf> {
-    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        Some(x) => PathBuf::from(x),
-        None => PathBuf::from(
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .context("cannot find the cache: neither XDG_CACHE_HOME nor HOME is set")?,
-        )
-        .join(".cache"),
-    };
-    Ok(base.join("bkt").join("vm"))
+pub fn cache_dir(s: &Download) -> Result<PathBuf> {
+    s.cache_dir
+        .clone()
+        .context("cannot find the cache: neither XDG_CACHE_HOME nor HOME is set")
+}
+
+/// Free bytes on the file system holding `dir` (or its nearest parent).
+fn free_space(dir: &Path) -> Option<u64> {
+    let probe = dir.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(probe).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// Whether an open file starts like `kind` (the ISO 9660 volume descriptor
@@ -250,33 +255,8 @@ pub struct Options {
     pub expected_sha256: Option<String>,
 }
 
-fn timeout() -> Duration {
-    std::env::var("BKT_VM_DOWNLOAD_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(30))
-}
-
-/// Retries after the first try; `BKT_VM_DOWNLOAD_RETRIES` changes it.
-fn retries() -> u32 {
-    std::env::var("BKT_VM_DOWNLOAD_RETRIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
-
-/// The largest file `item` may be; `BKT_VM_DOWNLOAD_CAP` (bytes) sets
-/// another, so that tests need not send gigabytes.
-fn cap(item: &Item) -> u64 {
-    std::env::var("BKT_VM_DOWNLOAD_CAP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(item.max_size)
-}
-
 /// The cached file, or download it.
-pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
+pub fn fetch(item: &Item, opts: &Options, s: &Download) -> Result<Fetched> {
     let expected = opts
         .expected_sha256
         .as_ref()
@@ -286,7 +266,7 @@ pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
     {
         bail!("--virtio-sha256 must be 64 hexadecimal digits");
     }
-    let dir = cache_dir()?;
+    let dir = cache_dir(s)?;
     let target = dir.join(item.file);
     if opts.offline {
         if !target.exists() {
@@ -313,7 +293,7 @@ pub fn fetch(item: &Item, opts: &Options) -> Result<Fetched> {
     if target.exists() {
         return cached(item, &target, expected.as_deref());
     }
-    download(item, &target, expected.as_deref())
+    download(item, &target, expected.as_deref(), s)
 }
 
 /// One bkt at a time fills a `.part`: an exclusive lock on `NAME.lock`
@@ -379,19 +359,19 @@ fn cached(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched>
 }
 
 /// Download `item` into `target` through `TARGET.part`, held under the lock.
-fn download(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched> {
+fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) -> Result<Fetched> {
     let part = PathBuf::from(format!("{}.part", target.display()));
     // Redirects are followed by `get`, which refuses https to http.
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(timeout()))
-        .timeout_recv_response(Some(timeout()))
-        .timeout_per_read(Some(timeout()))
+        .timeout_connect(Some(s.timeout))
+        .timeout_recv_response(Some(s.timeout))
+        .timeout_per_read(Some(s.timeout))
         .http_status_as_error(false)
         .max_redirects(0)
         .build()
         .into();
     let mut last = String::new();
-    let tries = retries();
+    let tries = s.retries;
     for attempt in 0..=tries {
         if attempt > 0 {
             let wait = Duration::from_secs(1 << (attempt - 1));
@@ -755,7 +735,7 @@ fn receive(
     }
     let length: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
     let total = size.or(length.map(|l| l + at));
-    let cap = cap(item);
+    let cap = item.max_size;
     if let Some(t) = total
         && t > cap
     {
@@ -841,7 +821,7 @@ fn receive(
             if e.raw_os_error() == Some(libc::ENOSPC) {
                 let dir = part.parent().unwrap_or(Path::new("."));
                 return Err(fatal(
-                    disk_full(item.file, dir, total, crate::vm::preflight::free_space(dir)),
+                    disk_full(item.file, dir, total, free_space(dir)),
                     "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
                 ));
             }

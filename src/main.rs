@@ -5,7 +5,9 @@ mod download;
 mod exec;
 mod interrupt;
 mod manifest;
+mod names;
 mod secrets;
+mod settings;
 mod tools;
 mod ui;
 mod units;
@@ -26,10 +28,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    ui::init_colors();
+    let settings = settings::Settings::from_env();
+    ui::init_colors(settings.no_color);
     let cli = cli::Cli::parse();
     let res = match cli.command {
-        cli::Command::Vm(args) => vm::run(&args.global, args.command),
+        cli::Command::Vm(args) => vm::run(&args.global, settings, args.command),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

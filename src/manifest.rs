@@ -187,23 +187,6 @@ impl Manifest {
     }
 }
 
-/// Where the manifest lives.
-pub fn path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("BKT_VM_MANIFEST").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()) {
-        Some(x) => PathBuf::from(x),
-        None => {
-            let home = std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .context("cannot find the manifest: neither BKT_VM_MANIFEST, XDG_CONFIG_HOME nor HOME is set")?;
-            PathBuf::from(home).join(".config")
-        }
-    };
-    Ok(base.join("bootc").join("vms.json"))
-}
-
 /// Read the manifest; a missing file is an empty manifest.
 pub fn load(path: &Path) -> Result<Manifest> {
     let text = match fs::read_to_string(path) {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use console::style;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Honour NO_COLOR and plain pipes before anything is printed.
-pub fn init_colors() {
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+/// Honour NO_COLOR (plain pipes get none anyway) before anything is
+/// printed.
+pub fn init_colors(no_color: bool) {
+    if no_color {
         console::set_colors_enabled(false);
         console::set_colors_enabled_stderr(false);
     }

@@ -3,9 +3,9 @@
 
 use crate::exec::Cmd;
 
-/// `PROGRAM --version`.
+/// `PROGRAM --version`, untranslated.
 pub fn cmd(program: &str) -> Cmd {
-    Cmd::new(program).arg("--version")
+    Cmd::new(program).env("LC_ALL", "C").arg("--version")
 }
 
 /// The first `x.y` or `x.y.z` in the output of [`cmd`].

@@ -6,13 +6,11 @@
 //! directory above a file and read permission on the file, by mode bits and
 //! POSIX ACLs, and grants what is missing with ACLs, as virt-manager does.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::tools::acl::{self, Perms, Who};
+use crate::tools::acl::{self, Who};
 use crate::tools::virsh;
 use crate::vm::Ctx;
 
@@ -41,7 +39,7 @@ pub struct Missing {
 /// are what libvirt gives the process: the label's group and the groups
 /// that list the user as a member (`getgrouplist`).
 pub fn qemu_user(ctx: &Ctx) -> Result<Option<QemuUser>> {
-    if !ctx.uri.starts_with("qemu:///system") {
+    if !ctx.uri.is_local_system() {
         return Ok(None);
     }
     let caps = ctx
@@ -53,11 +51,7 @@ pub fn qemu_user(ctx: &Ctx) -> Result<Option<QemuUser>> {
     let Some((uid, gid)) = virsh::parse_dac_label(&caps)? else {
         return Ok(None);
     };
-    // `BKT_VM_ETC` stands in for /etc in tests, which pin the accounts.
-    let etc = std::env::var_os("BKT_VM_ETC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc"));
-    let passwd = fs::read_to_string(etc.join("passwd")).unwrap_or_default();
+    let (passwd, groups) = ctx.host.accounts();
     let name = passwd
         .lines()
         .find_map(|l| {
@@ -66,7 +60,6 @@ pub fn qemu_user(ctx: &Ctx) -> Result<Option<QemuUser>> {
         })
         .unwrap_or_else(|| uid.to_string());
     let mut gids = vec![gid];
-    let groups = fs::read_to_string(etc.join("group")).unwrap_or_default();
     for l in groups.lines() {
         let f: Vec<&str> = l.split(':').collect();
         if f.len() == 4
@@ -83,30 +76,14 @@ pub fn qemu_user(ctx: &Ctx) -> Result<Option<QemuUser>> {
     }))
 }
 
-fn perms(path: &Path) -> Result<Perms> {
-    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut buf = vec![0u8; 1024];
-    let acl = match rustix::fs::getxattr(path, acl::ACCESS_XATTR, &mut buf) {
-        Ok(n) => acl::parse_xattr(&buf[..n])
-            .with_context(|| format!("reading the ACL of {}", path.display()))?,
-        // No ACL, or a file system without them: the mode bits decide.
-        Err(_) => Vec::new(),
-    };
-    Ok(Perms {
-        uid: meta.uid(),
-        gid: meta.gid(),
-        mode: meta.mode() & 0o7777,
-        acl,
-    })
-}
-
 /// What `who` lacks to open `file`: search on each directory above it (of
 /// the path as given and, for a symlink, of where it leads), read on the
 /// file. Directories that do not exist yet are skipped.
-pub fn missing(who: &Who, file: &Path) -> Result<Vec<Missing>> {
+pub fn missing(ctx: &Ctx, who: &Who, file: &Path) -> Result<Vec<Missing>> {
+    let host = &ctx.host;
     let mut out: Vec<Missing> = Vec::new();
     let mut paths = vec![file.to_path_buf()];
-    if let Ok(real) = fs::canonicalize(file)
+    if let Ok(real) = host.canonicalize(file)
         && real != file
     {
         paths.push(real);
@@ -115,10 +92,10 @@ pub fn missing(who: &Who, file: &Path) -> Result<Vec<Missing>> {
         let mut dirs: Vec<&Path> = p.ancestors().skip(1).collect();
         dirs.reverse();
         for d in dirs {
-            if !d.exists() || out.iter().any(|m| m.path == d) {
+            if !host.exists(d) || out.iter().any(|m| m.path == d) {
                 continue;
             }
-            let pm = perms(d)?;
+            let pm = host.perms(d)?;
             if !acl::allows(&pm, who, 1) {
                 out.push(Missing {
                     path: d.to_path_buf(),
@@ -129,8 +106,8 @@ pub fn missing(who: &Who, file: &Path) -> Result<Vec<Missing>> {
             }
         }
     }
-    if file.exists() {
-        let pm = perms(file)?;
+    if host.exists(file) {
+        let pm = host.perms(file)?;
         if !acl::allows(&pm, who, 4) {
             out.push(Missing {
                 path: file.to_path_buf(),
@@ -146,6 +123,7 @@ pub fn missing(who: &Who, file: &Path) -> Result<Vec<Missing>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -164,20 +142,21 @@ mod tests {
             uid: 4_000_000,
             gids: vec![4_000_000],
         };
-        let m = missing(&who, &iso).unwrap();
+        let ctx = Ctx::for_tests();
+        let m = missing(&ctx, &who, &iso).unwrap();
         let got: Vec<(PathBuf, &str, u32)> =
             m.iter().map(|m| (m.path.clone(), m.perm, m.mode)).collect();
         assert_eq!(got, [(home.clone(), "x", 0o700), (iso.clone(), "r", 0o600)]);
         // Not there yet: nothing to check but the directories that are.
         let later = dl.join("virtio-win.iso");
-        assert_eq!(missing(&who, &later).unwrap().len(), 1);
+        assert_eq!(missing(&ctx, &who, &later).unwrap().len(), 1);
         // A symlink into the closed directory needs it too.
         let open = d.path().join("open");
         fs::create_dir_all(&open).unwrap();
         let link = open.join("w.iso");
         std::os::unix::fs::symlink(&iso, &link).unwrap();
         fs::set_permissions(&iso, fs::Permissions::from_mode(0o644)).unwrap();
-        let via_link: Vec<PathBuf> = missing(&who, &link)
+        let via_link: Vec<PathBuf> = missing(&ctx, &who, &link)
             .unwrap()
             .into_iter()
             .map(|m| m.path)

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -12,13 +12,14 @@ use console::style;
 
 use crate::exec::{Cmd, Sink};
 use crate::manifest;
+use crate::names::VmName;
 use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome, Session};
 use crate::tools::viewer;
-use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner, secs};
-use crate::vm::net::{self, PortState, RDP_PORT};
-use crate::vm::{Ctx, libvirt_error, validate_name};
+use crate::vm::ctx::PortState;
+use crate::vm::net::{self, RDP_PORT};
+use crate::vm::{Ctx, clients, libvirt_error, power};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -39,123 +40,21 @@ pub struct Options {
     pub share: Option<PathBuf>,
 }
 
-const CLIENT_ENV: &str = "BKT_VM_RDP_CLIENT";
-
 /// Why RDP was not used; shown before the fallback (or as the error).
 struct NoRdp {
     why: String,
     hint: Option<String>,
 }
 
-fn graphical_session() -> Result<()> {
-    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    if set("DISPLAY") || set("WAYLAND_DISPLAY") {
+fn graphical_session(ctx: &Ctx) -> Result<()> {
+    let s = &ctx.local.settings;
+    if s.display || s.wayland {
         return Ok(());
     }
     Err(anyhow!(
         "no graphical session: neither DISPLAY nor WAYLAND_DISPLAY is set"
     ))
     .hint("run `bkt vm connect` from your desktop session (or over ssh -X)")
-}
-
-/// Bring the VM to running: start it if off, resume it if paused. Returns
-/// whether it was not running before (so the guest is still booting).
-fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
-    let cmd = match state {
-        DomState::Running | DomState::Blocked | DomState::ShuttingDown => return Ok(false),
-        DomState::Paused => {
-            println!("{name} is paused; resuming it");
-            ctx.virsh.resume(name)
-        }
-        DomState::Suspended => {
-            println!("{name} is suspended; waking it");
-            ctx.virsh.dompmwakeup(name)
-        }
-        DomState::ShutOff | DomState::Crashed | DomState::NoState => {
-            println!("{name} is {}; starting it", state.label());
-            ctx.virsh.start(name)
-        }
-    };
-    cmd.run()
-        .map_err(libvirt_error)
-        .with_context(|| format!("cannot start {name}"))?;
-    Ok(true)
-}
-
-/// The client programs to look for: `$BKT_VM_RDP_CLIENT` alone when it is
-/// set (and then whatever the session), else rdp::CANDIDATES in order.
-fn candidates() -> (Vec<String>, bool) {
-    match std::env::var(CLIENT_ENV).ok().filter(|v| !v.is_empty()) {
-        Some(c) => (vec![c], true),
-        None => (
-            rdp::CANDIDATES.iter().map(|s| s.to_string()).collect(),
-            false,
-        ),
-    }
-}
-
-fn env_set(k: &str) -> bool {
-    std::env::var_os(k).is_some_and(|v| !v.is_empty())
-}
-
-/// Whether a client can open its window here: an X11 one (x...) needs
-/// DISPLAY, a Wayland one (wl...) WAYLAND_DISPLAY.
-fn runs_in_this_session(program: &str) -> bool {
-    let base = program.rsplit('/').next().unwrap_or(program);
-    if base.starts_with('x') {
-        env_set("DISPLAY")
-    } else if base.starts_with("wl") {
-        env_set("WAYLAND_DISPLAY")
-    } else {
-        true
-    }
-}
-
-/// `program` as a [`Client`], when it is installed: its version (from
-/// `/version`, when it tells) decides the FreeRDP dialect, else its name.
-fn probe(program: String) -> Option<Client> {
-    which::which(&program).ok()?;
-    let base = program.rsplit('/').next().unwrap_or(&program).to_string();
-    if base == "remmina" {
-        return Some(Client {
-            program,
-            flavor: Flavor::Remmina,
-            version: None,
-        });
-    }
-    let version = rdp::version_cmd(&program)
-        .run_unchecked()
-        .ok()
-        .and_then(|o| rdp::parse_version(&o.stdout));
-    let flavor = version
-        .as_deref()
-        .and_then(rdp::flavor_of)
-        .unwrap_or(if base.ends_with('3') {
-            Flavor::FreeRdp3
-        } else {
-            Flavor::FreeRdp2
-        });
-    Some(Client {
-        program,
-        flavor,
-        version,
-    })
-}
-
-/// The RDP client to use: `$BKT_VM_RDP_CLIENT`, else the first candidate on
-/// PATH that can run in this session.
-pub fn find_client() -> Option<Client> {
-    let (candidates, forced) = candidates();
-    candidates
-        .into_iter()
-        .filter(|p| forced || runs_in_this_session(p))
-        .find_map(probe)
-}
-
-/// The client `connect` would prefer if the session allowed it: the first
-/// one installed, display or not (what `doctor` reports).
-pub fn installed_client() -> Option<Client> {
-    candidates().0.into_iter().find_map(probe)
 }
 
 fn valid_user(u: &str) -> Result<()> {
@@ -219,30 +118,6 @@ fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
     }
 }
 
-/// An XDG base directory: `$VAR` when set and not empty, else
-/// `$HOME/FALLBACK`.
-fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)))
-}
-
-/// Where a client's chatter goes: `$XDG_CACHE_HOME/bkt/vm/NAME-rdp.log`.
-fn client_log(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = xdg_dir("XDG_CACHE_HOME", ".cache")?.join("bkt").join("vm");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .ok()?;
-    let log = dir.join(format!("{name}-rdp.log"));
-    // Start each connection with a fresh log.
-    let _ = std::fs::remove_file(&log);
-    Some(log)
-}
-
 fn log_tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(5)..].join("\n")
@@ -256,8 +131,13 @@ fn arrow(cmd: &Cmd, label: &str) {
 /// earlier connection. A recreated VM at a reused address does that, and so
 /// does someone in between: the user decides, with the exact way to accept
 /// the new one for this client.
-fn certificate_changed(name: &str, client: &Client, c: &rdp::ChangedCertificate) -> Result<()> {
-    let config = xdg_dir("XDG_CONFIG_HOME", ".config").unwrap_or_else(|| "~/.config".into());
+fn certificate_changed(
+    ctx: &Ctx,
+    name: &str,
+    client: &Client,
+    c: &rdp::ChangedCertificate,
+) -> Result<()> {
+    let config = ctx.local.config_home();
     let version = match client.flavor {
         Flavor::FreeRdp2 => "FreeRDP 2",
         _ => "FreeRDP 3",
@@ -275,18 +155,19 @@ fn certificate_changed(name: &str, client: &Client, c: &rdp::ChangedCertificate)
     ))
 }
 
-/// Try RDP. Ok(Ok(())) when a session ran; Ok(Err(NoRdp)) when RDP could
-/// not be had and SPICE may stand in; Err for failures SPICE cannot fix.
-fn try_rdp(
+/// Reach the guest's Remote Desktop: its address, then its port 3389 (a VM
+/// just started is still booting: wait for it; one that was running
+/// answers now or has RDP off). The address, or why RDP cannot be had.
+fn reach(
     ctx: &Ctx,
     name: &str,
     opts: &Options,
     started: bool,
     deadline: Instant,
-) -> Result<std::result::Result<(), NoRdp>> {
+) -> Result<std::result::Result<String, NoRdp>> {
     let spinner = Spinner::quiet();
-    let found = net::wait_ip(ctx, name, deadline, &spinner)?;
-    let Some((ip, source)) = found else {
+    let found = net::wait_ip(ctx, name, deadline, &spinner);
+    let Some((ip, source)) = found? else {
         spinner.clear();
         return Ok(Err(NoRdp {
             why: format!(
@@ -298,43 +179,67 @@ fn try_rdp(
             ),
         }));
     };
-    // A VM we just started is still booting: wait for RDP. One that was
-    // already running either answers now or has RDP off.
-    let (ip, state) = if started {
-        let mut refresh = || net::find_ip(ctx, name).map(|(ip, _)| ip);
-        net::wait_port(&ip, RDP_PORT, deadline, &spinner, &mut refresh)
+    let reached = if started {
+        net::wait_port(ctx, name, &ip, RDP_PORT, deadline, &spinner)
     } else {
-        let st = net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT);
-        (ip, st)
+        Ok((
+            ip.clone(),
+            ctx.host.probe(&ip, RDP_PORT, net::PROBE_TIMEOUT),
+        ))
     };
     spinner.clear();
-    match state {
-        PortState::Open => {}
-        PortState::Refused => {
-            return Ok(Err(NoRdp {
-                why: format!(
-                    "{ip}:{RDP_PORT} refused the connection: Remote Desktop is off in Windows"
-                ),
-                hint: Some(
-                    "turn it on in Windows: Settings → System → Remote Desktop (Windows Pro)"
-                        .into(),
-                ),
-            }));
-        }
-        PortState::NoAnswer => {
-            return Ok(Err(NoRdp {
-                why: format!(
-                    "no answer from {ip}:{RDP_PORT}: Windows is still booting, or its firewall drops Remote Desktop"
-                ),
-                hint: Some(format!(
-                    "wait a little and retry, or allow the \"Remote Desktop\" rule in Windows Defender Firewall (found {ip} by {})",
-                    source.as_str()
-                )),
-            }));
-        }
-    }
+    let (ip, state) = reached?;
+    Ok(match state {
+        PortState::Open => Ok(ip),
+        PortState::Refused => Err(NoRdp {
+            why: format!(
+                "{ip}:{RDP_PORT} refused the connection: Remote Desktop is off in Windows"
+            ),
+            hint: Some(
+                "turn it on in Windows: Settings → System → Remote Desktop (Windows Pro)".into(),
+            ),
+        }),
+        PortState::NoAnswer => Err(NoRdp {
+            why: format!(
+                "no answer from {ip}:{RDP_PORT}: Windows is still booting, or its firewall drops Remote Desktop"
+            ),
+            hint: Some(format!(
+                "wait a little and retry, or allow the \"Remote Desktop\" rule in Windows Defender Firewall (found {ip} by {})",
+                source.as_str()
+            )),
+        }),
+    })
+}
 
-    let Some(client) = find_client() else {
+/// `--share`, checked: an existing directory FreeRDP can name.
+fn share_dir(ctx: &Ctx, p: &Path) -> Result<String> {
+    let p = ctx
+        .local
+        .canonicalize(p)
+        .with_context(|| format!("--share {}", p.display()))?;
+    if !ctx.local.is_dir(&p) {
+        bail!("--share {} is not a directory", p.display());
+    }
+    let s = p
+        .to_str()
+        .ok_or_else(|| anyhow!("--share {} is not valid UTF-8", p.display()))?
+        .to_string();
+    if s.contains(',') {
+        bail!("--share {s}: FreeRDP cannot share a path that contains a comma");
+    }
+    Ok(s)
+}
+
+/// Run the RDP client against `ip` until the session ends. Ok(Ok(())) when
+/// a session ran; Ok(Err(NoRdp)) when the client could not connect and
+/// SPICE may stand in; Err for failures SPICE cannot fix.
+fn launch(
+    ctx: &Ctx,
+    name: &str,
+    opts: &Options,
+    ip: &str,
+) -> Result<std::result::Result<(), NoRdp>> {
+    let Some(client) = clients::find(ctx) else {
         return Ok(Err(NoRdp {
             why: "no RDP client found".into(),
             hint: Some(
@@ -347,25 +252,13 @@ fn try_rdp(
         Flavor::Remmina => opts.user.clone(),
         _ => Some(user_name(ctx, name, &opts.user)?),
     };
-    let share = match &opts.share {
-        Some(p) => {
-            let p = std::fs::canonicalize(p).with_context(|| format!("--share {}", p.display()))?;
-            if !p.is_dir() {
-                bail!("--share {} is not a directory", p.display());
-            }
-            let s = p
-                .to_str()
-                .ok_or_else(|| anyhow!("--share {} is not valid UTF-8", p.display()))?
-                .to_string();
-            if s.contains(',') {
-                bail!("--share {s}: FreeRDP cannot share a path that contains a comma");
-            }
-            Some(s)
-        }
-        None => None,
-    };
+    let share = opts
+        .share
+        .as_deref()
+        .map(|p| share_dir(ctx, p))
+        .transpose()?;
     let session = Session {
-        host: ip.clone(),
+        host: ip.to_string(),
         user: user.clone(),
         title: name.to_string(),
         fullscreen: opts.fullscreen,
@@ -395,7 +288,7 @@ fn try_rdp(
     arrow(&cmd, &label);
     let log = match client.flavor {
         Flavor::Remmina => None,
-        _ => client_log(name),
+        _ => ctx.local.fresh_log(&format!("{name}-rdp.log")),
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = cmd
@@ -406,12 +299,12 @@ fn try_rdp(
     }
     let text = log
         .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|p| ctx.local.read_log(p))
         .unwrap_or_default();
     // Not a reason to fall back to SPICE, even in auto mode: the user has to
     // decide whether to trust the new certificate.
     if let Some(changed) = rdp::changed_certificate(&text) {
-        return certificate_changed(name, &client, &changed).map(Ok);
+        return certificate_changed(ctx, name, &client, &changed).map(Ok);
     }
     let code = match status.code() {
         Some(c) => c,
@@ -457,15 +350,15 @@ fn try_rdp(
 
 /// Run the SPICE viewer; `label` says why, before the command line.
 fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
-    let cmd = if which::which("virt-viewer").is_ok() {
-        viewer::virt_viewer(&ctx.uri, name)
-    } else if which::which("remote-viewer").is_ok() {
+    let cmd = if ctx.local.has_program("virt-viewer") {
+        viewer::virt_viewer(ctx.uri.as_str(), name)
+    } else if ctx.local.has_program("remote-viewer") {
         let out = ctx
             .virsh
             .domdisplay(name)
             .stdout()
             .map_err(libvirt_error)
-            .with_context(|| format!("cannot find {name}'s SPICE display"))?;
+            .map_err(|e| e.context(format!("cannot find {name}'s SPICE display")))?;
         let uri =
             viewer::parse_domdisplay(&out).ok_or_else(|| anyhow!("{name} has no SPICE display"))?;
         viewer::remote_viewer(&uri, name)
@@ -486,15 +379,19 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
     }
 }
 
-pub fn run(ctx: &Ctx, name: &str, opts: &Options) -> Result<()> {
+pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
     let (state, _) = ctx.require(name)?;
-    graphical_session()?;
-    let started = ensure_running(ctx, name, state)?;
+    graphical_session(ctx)?;
+    let started = power::ensure_running(ctx, name, state)?;
     if opts.mode == Mode::Spice {
         return spice(ctx, name, "");
     }
     let deadline = Instant::now() + opts.timeout;
-    match try_rdp(ctx, name, opts, started, deadline)? {
+    let rdp = match reach(ctx, name, opts, started, deadline)? {
+        Ok(ip) => launch(ctx, name, opts, &ip)?,
+        Err(no) => Err(no),
+    };
+    match rdp {
         Ok(()) => Ok(()),
         Err(no) if opts.mode == Mode::RdpOnly => {
             let err: Result<()> = Err(anyhow!("RDP: {}", no.why));
@@ -514,21 +411,20 @@ pub fn run(ctx: &Ctx, name: &str, opts: &Options) -> Result<()> {
 }
 
 /// `bkt vm ip NAME`: the guest's IPv4 address, nothing else on stdout.
-pub fn ip(ctx: &Ctx, name: &str, timeout: u64) -> Result<()> {
-    validate_name(name)?;
+pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     if !state.is_active() {
         return Err(anyhow!("{name} is {}; it has no address", state.label()))
             .hint(format!("start it first: bkt vm start {name}"));
     }
-    let deadline = Instant::now() + Duration::from_secs(timeout);
     let found = if timeout == 0 {
         net::find_ip(ctx, name)
     } else {
         let spinner = Spinner::quiet();
-        let f = net::wait_ip(ctx, name, deadline, &spinner)?;
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        let f = net::wait_ip(ctx, name, deadline, &spinner);
         spinner.clear();
-        f
+        f?
     };
     match found {
         Some((ip, _)) => {

@@ -12,16 +12,19 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::cli::CreateArgs;
 use crate::download;
 use crate::manifest::{self, VmEntry};
+use crate::names::VmName;
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
 use crate::units::{gib_bytes, human, mib, parse_size, typed};
-use crate::vm::{Ctx, Host, libvirt_error, preflight, resources};
+use crate::vm::checks::{self, Grant};
+use crate::vm::ctx::HostSize;
+use crate::vm::{Ctx, libvirt_error, rdp_setup, resources, unattended};
 
 /// Everything create was asked for, once defaults are filled in.
 #[derive(Debug, Clone)]
 struct Plan {
-    name: String,
+    name: VmName,
     iso: PathBuf,
     virtio_iso: Option<PathBuf>,
     disk_size: u64,
@@ -31,59 +34,24 @@ struct Plan {
     virt_type: VirtType,
 }
 
-fn default_memory(host: &Host) -> u64 {
+fn default_memory(host: &HostSize) -> u64 {
     // 8 GiB, never above half the host, in whole 256 MiB steps.
     let step = 256 * 1024 * 1024;
     let m = gib_bytes(8).min(host.memory_bytes / 2);
     (m / step * step).max(step)
 }
 
-fn default_cpus(host: &Host) -> u32 {
+fn default_cpus(host: &HostSize) -> u32 {
     4.min((host.cpus / 2).max(1))
-}
-
-fn home() -> PathBuf {
-    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    let p = if let Some(rest) = p.to_str().and_then(|s| s.strip_prefix("~/")) {
-        home().join(rest)
-    } else {
-        p.to_path_buf()
-    };
-    if p.is_absolute() {
-        Ok(p)
-    } else {
-        Ok(std::env::current_dir()
-            .context("cannot read the current directory")?
-            .join(p))
-    }
-}
-
-/// The newest `PREFIX*.iso` in `~/Downloads` (case-insensitive), where a
-/// browser leaves Microsoft's and the virtio-win project's downloads.
-fn in_downloads(prefix: &str) -> Option<PathBuf> {
-    let dir = home().join("Downloads");
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
-            n.starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".iso")
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
 }
 
 /// Ask for what the command line did not give (terminal only), with the
 /// defaults filled in and sizes as people type them.
-fn prompt(args: &CreateArgs, host: &Host) -> Result<CreateArgs> {
+fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     use dialoguer::{Input, theme::ColorfulTheme};
     let theme = ColorfulTheme::default();
-    let found_iso = in_downloads("Win11");
-    let found_virtio = in_downloads("virtio-win");
+    let found_iso = ctx.local.newest_download("Win11");
+    let found_virtio = ctx.local.newest_download("virtio-win");
     let asks_virtio = args.virtio_iso.is_none() && found_virtio.is_some();
     if args.name.is_some()
         && args.disk_size.is_some()
@@ -101,15 +69,12 @@ fn prompt(args: &CreateArgs, host: &Host) -> Result<CreateArgs> {
     let size_ok =
         |s: &String| -> Result<(), String> { parse_size(s).map(|_| ()).map_err(|e| e.to_string()) };
     if a.name.is_none() {
-        a.name = Some(
-            Input::with_theme(&theme)
-                .with_prompt("VM name")
-                .default("windows".to_string())
-                .validate_with(|s: &String| -> Result<(), String> {
-                    crate::vm::validate_name(s).map_err(|e| e.to_string())
-                })
-                .interact_text()?,
-        );
+        let name: String = Input::with_theme(&theme)
+            .with_prompt("VM name")
+            .default("windows".to_string())
+            .validate_with(|s: &String| s.parse::<VmName>().map(|_| ()))
+            .interact_text()?;
+        a.name = Some(name.parse().map_err(anyhow::Error::msg)?);
     }
     if a.disk_size.is_none() {
         a.disk_size = Some(
@@ -138,9 +103,10 @@ fn prompt(args: &CreateArgs, host: &Host) -> Result<CreateArgs> {
         );
     }
     let iso_ok = |s: &String| -> Result<(), String> {
-        absolute(Path::new(s))
+        ctx.local
+            .absolute(Path::new(s))
             .map_err(|e| e.to_string())
-            .and_then(|p| preflight::iso_problem(&p).map(|_| ()))
+            .and_then(|p| checks::iso_problem(ctx, &p).map(|_| ()))
     };
     if a.iso.is_none() {
         println!("\nRequired: Windows 11 ISO");
@@ -163,7 +129,7 @@ fn prompt(args: &CreateArgs, host: &Host) -> Result<CreateArgs> {
     Ok(a)
 }
 
-fn plan(args: &CreateArgs, host: &Host) -> Result<Plan> {
+fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
     let iso = args
         .iso
         .as_ref()
@@ -178,9 +144,16 @@ fn plan(args: &CreateArgs, host: &Host) -> Result<Plan> {
         bail!("--notes must be a single line of text without control characters");
     }
     Ok(Plan {
-        name: args.name.clone().unwrap_or_else(|| "windows".into()),
-        iso: absolute(iso)?,
-        virtio_iso: args.virtio_iso.as_deref().map(absolute).transpose()?,
+        name: match &args.name {
+            Some(n) => n.clone(),
+            None => "windows".parse().map_err(anyhow::Error::msg)?,
+        },
+        iso: ctx.local.absolute(iso)?,
+        virtio_iso: args
+            .virtio_iso
+            .as_deref()
+            .map(|p| ctx.local.absolute(p))
+            .transpose()?,
         disk_size: match &args.disk_size {
             Some(s) => parse_size(s).context("--disk-size")?,
             None => gib_bytes(80),
@@ -192,24 +165,15 @@ fn plan(args: &CreateArgs, host: &Host) -> Result<Plan> {
     })
 }
 
-/// Sixteen random bytes from the kernel.
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut b = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .context("reading /dev/urandom")?;
-    Ok(b)
-}
-
 /// A locally administered, QEMU-prefixed MAC.
-fn random_mac() -> Result<String> {
-    let b: [u8; 3] = random_bytes()?;
+fn random_mac(ctx: &Ctx) -> Result<String> {
+    let b: [u8; 3] = ctx.local.random_bytes()?;
     Ok(format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]))
 }
 
 /// A random (version 4) UUID: this run's domain, whatever its name.
-fn random_uuid() -> Result<String> {
-    let mut b: [u8; 16] = random_bytes()?;
+fn random_uuid(ctx: &Ctx) -> Result<String> {
+    let mut b: [u8; 16] = ctx.local.random_bytes()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -252,44 +216,40 @@ fn preflight_all(
     ctx: &Ctx,
     args: &CreateArgs,
     plan: &Plan,
-    host: &Host,
+    host: &HostSize,
     interactive: bool,
 ) -> Result<Ready> {
     ui::heading("Preflight");
     let mut checks: Vec<Check> = Vec::new();
     if plan.virt_type == VirtType::Kvm {
-        let dev = std::env::var_os("BKT_VM_KVM_DEVICE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/dev/kvm"));
-        show(&mut checks, preflight::kvm(&dev));
+        show(&mut checks, checks::kvm(ctx));
     } else {
         show(
             &mut checks,
             Check::pass("KVM", "not used (--virt-type qemu: software emulation)"),
         );
     }
-    let have_virsh = which::which("virsh").is_ok();
-    show(&mut checks, preflight::programs());
-    let libvirt_up = if have_virsh {
-        let (c, up) = preflight::libvirt(ctx);
+    show(&mut checks, checks::tools(ctx));
+    let libvirt_up = if ctx.local.has_program("virsh") {
+        let (c, up) = checks::libvirt(ctx);
         show(&mut checks, c);
         up
     } else {
         false
     };
-    show(&mut checks, preflight::name(ctx, &plan.name, libvirt_up));
-    show(
-        &mut checks,
-        preflight::resources(host, plan.memory, plan.cpus),
-    );
-    show(&mut checks, preflight::iso("install ISO", &plan.iso));
+    show(&mut checks, checks::name(ctx, &plan.name, libvirt_up));
+    show(&mut checks, checks::resources(host, plan.memory, plan.cpus));
+    show(&mut checks, checks::iso(ctx, "install ISO", &plan.iso));
     // Without --virtio-iso the drivers come from the cache, or a download.
-    let virtio_item = download::virtio(args.download.virtio_url.as_deref());
-    let cached_virtio = download::cache_dir()?.join(virtio_item.file);
+    let virtio_item = download::virtio(
+        args.download.virtio_url.as_deref(),
+        &ctx.local.settings.download,
+    );
+    let cached_virtio = ctx.local.cache_dir()?.join(virtio_item.file);
     match &plan.virtio_iso {
-        Some(v) => show(&mut checks, preflight::iso("virtio ISO", v)),
-        None if cached_virtio.exists() => {
-            let mut c = preflight::iso("virtio ISO", &cached_virtio);
+        Some(v) => show(&mut checks, checks::iso(ctx, "virtio ISO", v)),
+        None if ctx.local.exists(&cached_virtio) => {
+            let mut c = checks::iso(ctx, "virtio ISO", &cached_virtio);
             if c.level == Level::Pass {
                 c.detail.push_str(", cached");
             }
@@ -319,12 +279,11 @@ fn preflight_all(
                     memory_bytes: plan.memory,
                     vcpus: plan.cpus,
                 };
-                for w in resources::warnings(
-                    &stats,
-                    host,
-                    Some((&plan.name, adding)),
-                    &preflight::free_space,
-                ) {
+                for w in
+                    resources::warnings(&stats, host, Some((plan.name.as_str(), adding)), &|d| {
+                        ctx.host.free_space(d)
+                    })
+                {
                     show(&mut checks, Check::warn("resources", w));
                 }
             }
@@ -335,19 +294,19 @@ fn preflight_all(
         }
         show(
             &mut checks,
-            preflight::secure_boot(ctx, plan.virt_type.as_str()),
+            checks::secure_boot(ctx, plan.virt_type.as_str()),
         );
-        show(&mut checks, preflight::network(ctx));
+        show(&mut checks, checks::network(ctx));
     }
     let images = if libvirt_up {
-        preflight::images_dir(ctx)
+        ctx.images_dir()
     } else {
         PathBuf::from("/var/lib/libvirt/images")
     };
     let disk_path = images.join(format!("{}.qcow2", plan.name));
     show(
         &mut checks,
-        preflight::disk(&images, &disk_path, plan.disk_size),
+        checks::disk(ctx, &images, &disk_path, plan.disk_size),
     );
     // Last, because it may change something: only when all else passed.
     if libvirt_up {
@@ -356,17 +315,17 @@ fn preflight_all(
             .collect();
         let failed = checks.iter().any(|c| c.level == Level::Fail);
         let grant = if failed {
-            preflight::Grant::Never
+            Grant::Never
         } else if args.dry_run {
-            preflight::Grant::DryRun
+            Grant::DryRun
         } else if args.yes {
-            preflight::Grant::Yes
+            Grant::Yes
         } else if interactive {
-            preflight::Grant::Ask
+            Grant::Ask
         } else {
-            preflight::Grant::Never
+            Grant::Never
         };
-        show(&mut checks, preflight::qemu_access(ctx, &media, grant));
+        show(&mut checks, checks::qemu_access(ctx, &media, grant));
     }
     let failed: Vec<String> = checks
         .iter()
@@ -387,121 +346,136 @@ fn preflight_all(
 }
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
-    let host = Host::detect()?;
+    let host = ctx.host_size()?;
     let interactive = !args.yes && ui::stdin_is_terminal();
     let args = if interactive {
-        prompt(&args, &host)?
+        prompt(ctx, &args, &host)?
     } else {
         args
     };
-    let plan = plan(&args, &host)?;
+    let mut plan = plan(ctx, &args, &host)?;
     // The account and password first: a bad one changes nothing.
     let answers = if args.unattended {
-        Some(crate::vm::unattended::answers(
-            &args,
-            &plan.name,
-            interactive,
-        )?)
+        Some(unattended::answers(ctx, &args, &plan.name, interactive)?)
     } else {
         None
     };
     let ready = preflight_all(ctx, &args, &plan, &host, interactive)?;
-    let images = &ready.images;
-    let disk_path = images.join(format!("{}.qcow2", plan.name));
-
-    let mut plan = plan;
-    if plan.virtio_iso.is_none() {
-        if args.dry_run {
-            plan.virtio_iso = Some(ready.cached_virtio.clone());
-        } else {
-            let opts = download::Options {
-                offline: args.download.offline,
-                expected_sha256: args.download.virtio_sha256.clone(),
-            };
-            let got = download::fetch(&ready.virtio_item, &opts)
-                .context("getting the VirtIO drivers ISO failed; nothing was created")?;
-            if !got.cached {
-                ui::step(
-                    "downloaded",
-                    &format!("{} ({})", got.path.display(), human(got.size)),
-                );
-            }
-            plan.virtio_iso = Some(got.path);
-        }
-    }
-
-    let domain = WindowsDomain {
-        uri: ctx.uri.clone(),
-        name: plan.name.clone(),
-        virt_type: plan.virt_type,
-        memory_mib: mib(plan.memory),
-        vcpus: plan.cpus,
-        disk_path: path_str(&disk_path)?,
-        iso: path_str(&plan.iso)?,
-        virtio_iso: plan.virtio_iso.as_deref().map(path_str).transpose()?,
-        answer_iso: answers
-            .as_ref()
-            .map(|_| path_str(&images.join(format!("{}-answer.iso", plan.name))))
-            .transpose()?,
-        mac: random_mac()?,
-        uuid: random_uuid()?,
-    };
-    if let Some(a) = &domain.answer_iso
-        && Path::new(a).exists()
-    {
-        bail!("{a} already exists; move it away (an earlier unattended create?)");
-    }
+    plan.virtio_iso = Some(virtio_iso(ctx, &args, &plan, &ready)?);
+    let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
     if args.dry_run {
         return dry_run(ctx, &domain, &plan);
     }
-
     crate::interrupt::catch();
     let mut made = Made::default();
-    if let Err(err) = make(ctx, &plan, &domain, images, answers.as_ref(), &mut made) {
-        // A child killed by the same Ctrl-C reports its own death; the
-        // interruption is what happened.
-        let err = if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&err) {
-            anyhow::Error::new(crate::interrupt::Interrupted)
-        } else {
-            err
-        };
-        let undo = rollback(ctx, &plan.name, &domain.uuid, &made);
-        println!("Rolled back");
-        for r in &undo.removed {
-            ui::step("removed", r);
-        }
-        if undo.removed.is_empty() && undo.left.is_empty() {
-            ui::step("removed", "nothing had been made yet");
-        }
-        for l in &undo.left {
-            ui::step("left", l);
-        }
-        if undo.left.is_empty() {
-            return Err(err.context(format!(
-                "creating {} failed; nothing was left behind",
-                plan.name
-            )));
-        }
-        return Err(err.context(format!(
-            "creating {} failed; some of what it made is left (see \"left\" above)",
-            plan.name
-        )))
-        .hint(format!(
-            "remove the rest with: bkt vm -c {} destroy {}",
-            ctx.uri, plan.name
-        ));
+    if let Err(err) = make(
+        ctx,
+        &plan,
+        &domain,
+        &ready.images,
+        answers.as_ref(),
+        &mut made,
+    ) {
+        return Err(undo(ctx, &plan.name, &domain.uuid, &made, err));
     }
-
-    if let Some(a) = &domain.answer_iso {
-        return crate::vm::unattended::watch(
+    match &domain.answer_iso {
+        Some(a) => unattended::watch(
             ctx,
             &plan.name,
             &plan.iso,
             Path::new(a),
             std::time::Duration::from_secs(args.install_timeout),
+        ),
+        None => guide(ctx, &plan, interactive),
+    }
+}
+
+/// The virtio-win ISO: given, else the cached one (`--dry-run` names it
+/// without fetching), else downloaded now.
+fn virtio_iso(ctx: &Ctx, args: &CreateArgs, plan: &Plan, ready: &Ready) -> Result<PathBuf> {
+    if let Some(v) = &plan.virtio_iso {
+        return Ok(v.clone());
+    }
+    if args.dry_run {
+        return Ok(ready.cached_virtio.clone());
+    }
+    let opts = download::Options {
+        offline: args.download.offline,
+        expected_sha256: args.download.virtio_sha256.clone(),
+    };
+    let got = download::fetch(&ready.virtio_item, &opts, &ctx.local.settings.download)
+        .context("getting the VirtIO drivers ISO failed; nothing was created")?;
+    if !got.cached {
+        ui::step(
+            "downloaded",
+            &format!("{} ({})", got.path.display(), human(got.size)),
         );
     }
-    guide(ctx, &plan, interactive)
+    Ok(got.path)
+}
+
+/// The domain to make: the plan's settings, the disk in the images
+/// directory, a fresh MAC and UUID.
+fn spec(ctx: &Ctx, plan: &Plan, images: &Path, unattended: bool) -> Result<WindowsDomain> {
+    let answer_iso = if unattended {
+        let a = images.join(format!("{}-answer.iso", plan.name));
+        if ctx.host.lstat(&a).is_ok() {
+            bail!(
+                "{} already exists; move it away (an earlier unattended create?)",
+                a.display()
+            );
+        }
+        Some(path_str(&a)?)
+    } else {
+        None
+    };
+    Ok(WindowsDomain {
+        uri: ctx.uri.to_string(),
+        name: plan.name.to_string(),
+        virt_type: plan.virt_type,
+        memory_mib: mib(plan.memory),
+        vcpus: plan.cpus,
+        disk_path: path_str(&images.join(format!("{}.qcow2", plan.name)))?,
+        iso: path_str(&plan.iso)?,
+        virtio_iso: plan.virtio_iso.as_deref().map(path_str).transpose()?,
+        answer_iso,
+        mac: random_mac(ctx)?,
+        uuid: random_uuid(ctx)?,
+    })
+}
+
+/// Undo a failed `make`, say what was removed and what is left, and
+/// return the error to end with.
+fn undo(ctx: &Ctx, name: &str, uuid: &str, made: &Made, err: anyhow::Error) -> anyhow::Error {
+    // A child killed by the same Ctrl-C reports its own death; the
+    // interruption is what happened.
+    let err = if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&err) {
+        anyhow::Error::new(crate::interrupt::Interrupted)
+    } else {
+        err
+    };
+    let undo = rollback(ctx, name, uuid, made);
+    println!("Rolled back");
+    for r in &undo.removed {
+        ui::step("removed", r);
+    }
+    if undo.removed.is_empty() && undo.left.is_empty() {
+        ui::step("removed", "nothing had been made yet");
+    }
+    for l in &undo.left {
+        ui::step("left", l);
+    }
+    if undo.left.is_empty() {
+        return err.context(format!("creating {name} failed; nothing was left behind"));
+    }
+    Err::<(), _>(err.context(format!(
+        "creating {name} failed; some of what it made is left (see \"left\" above)"
+    )))
+    .hint(format!(
+        "remove the rest with: bkt vm -c {} destroy {name}",
+        ctx.uri
+    ))
+    .unwrap_err()
 }
 
 fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan) -> Result<()> {
@@ -541,15 +515,9 @@ struct Made {
 
 /// Create `path` empty, failing if anything is there: from here on the
 /// path is this run's, and nothing of anyone else's is ever overwritten.
-fn claim(path: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
+fn claim(ctx: &Ctx, path: &Path) -> Result<()> {
+    match ctx.host.create_new(path, 0o600) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow!(
             "{} appeared while preflight ran; bkt never overwrites a disk",
             path.display()
@@ -574,17 +542,17 @@ fn make(
         if m.get(&plan.name).is_some() {
             bail!(
                 "{:?} was taken while preflight ran (another `bkt vm create`?)",
-                plan.name
+                plan.name.as_str()
             );
         }
         m.vms.push(VmEntry {
-            name: plan.name.clone(),
+            name: plan.name.to_string(),
             kind: "windows11".into(),
             disk: domain.disk_path.clone(),
             created: manifest::today(),
             rdp_enabled: false,
             notes: plan.notes.clone(),
-            uri: ctx.uri.clone(),
+            uri: ctx.uri.to_string(),
             isos: std::iter::once(domain.iso.clone())
                 .chain(domain.virtio_iso.clone())
                 .collect(),
@@ -599,12 +567,13 @@ fn make(
     made.reserved = true;
     crate::interrupt::check()?;
 
-    if !images.exists() {
-        std::fs::create_dir_all(images)
+    if !ctx.host.exists(images) {
+        ctx.host
+            .create_dir_all(images)
             .with_context(|| format!("cannot create the images directory {}", images.display()))?;
     }
     let disk = PathBuf::from(&domain.disk_path);
-    claim(&disk)?;
+    claim(ctx, &disk)?;
     made.disk = Some(disk);
     record(ctx, &plan.name, &domain.disk_path)?;
     qemu_img::create_qcow2(&domain.disk_path, plan.disk_size)
@@ -637,7 +606,7 @@ fn make(
     crate::interrupt::check()?;
 
     if let (Some(a), Some(out), Some(virtio)) = (answers, &domain.answer_iso, &domain.virtio_iso) {
-        crate::vm::unattended::build_answer_iso(Path::new(virtio), a, Path::new(out))?;
+        unattended::build_answer_iso(ctx, Path::new(virtio), a, Path::new(out))?;
         made.answer_iso = Some(PathBuf::from(out));
         record(ctx, &plan.name, out)?;
         ui::step(
@@ -767,7 +736,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
     let mut gone: Vec<String> = Vec::new();
     for (what, path) in [("disk", &made.disk), ("answer ISO", &made.answer_iso)] {
         let Some(p) = path else { continue };
-        match std::fs::remove_file(p) {
+        match ctx.host.remove_file(p) {
             Ok(()) => {
                 u.removed.push(format!("{what} {}", p.display()));
                 gone.push(p.display().to_string());
@@ -847,8 +816,8 @@ fn guide(ctx: &Ctx, plan: &Plan, interactive: bool) -> Result<()> {
             .with_prompt("Press Enter when the installation completes and you are at the desktop")
             .allow_empty(true)
             .interact_text()?;
-        crate::vm::unattended::eject_install_iso(ctx, &plan.name, &plan.iso)?;
-        crate::vm::enable_rdp::offer(ctx, &plan.name)?;
+        unattended::eject_install_iso(ctx, &plan.name, &plan.iso)?;
+        rdp_setup::offer(ctx, &plan.name)?;
         println!(
             "Done. Daily use: bkt vm connect {0}; bkt vm stop {0}",
             plan.name
@@ -868,13 +837,13 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_host() {
-        let big = Host {
+        let big = HostSize {
             memory_bytes: gib_bytes(64),
             cpus: 16,
         };
         assert_eq!(default_memory(&big), gib_bytes(8));
         assert_eq!(default_cpus(&big), 4);
-        let small = Host {
+        let small = HostSize {
             memory_bytes: gib_bytes(6),
             cpus: 2,
         };
@@ -884,7 +853,8 @@ mod tests {
 
     #[test]
     fn macs_and_uuids_are_well_formed_and_random() {
-        let m = random_mac().unwrap();
+        let ctx = Ctx::for_tests();
+        let m = random_mac(&ctx).unwrap();
         assert!(
             regex::Regex::new("^52:54:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$")
                 .unwrap()
@@ -894,7 +864,7 @@ mod tests {
             "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
         )
         .unwrap();
-        let (a, b) = (random_uuid().unwrap(), random_uuid().unwrap());
+        let (a, b) = (random_uuid(&ctx).unwrap(), random_uuid(&ctx).unwrap());
         assert!(re.is_match(&a), "{a}");
         assert_ne!(a, b);
     }
@@ -920,9 +890,10 @@ mod tests {
     fn a_claimed_path_is_never_taken_twice() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("w.qcow2");
-        claim(&p).unwrap();
+        let ctx = Ctx::for_tests();
+        claim(&ctx, &p).unwrap();
         std::fs::write(&p, "someone's data").unwrap();
-        let err = claim(&p).unwrap_err();
+        let err = claim(&ctx, &p).unwrap_err();
         assert!(format!("{err:#}").contains("appeared while preflight ran"));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "someone's data");
     }

@@ -7,14 +7,16 @@
 //! made on another connection is never touched through this one.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::manifest::{self, VmEntry};
+use crate::names::VmName;
 use crate::tools::virsh::{self, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
-use crate::vm::{Ctx, libvirt_error, validate_name};
+use crate::vm::ctx::{Host, Kind};
+use crate::vm::{Ctx, libvirt_error};
 
 /// How a file bkt made is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +57,9 @@ struct Plan {
     entry: bool,
 }
 
-fn is_block_device(path: &str) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+fn is_block_device(host: &dyn Host, path: &str) -> bool {
+    host.stat(Path::new(path))
+        .is_ok_and(|st| st.kind == Kind::Block)
 }
 
 /// Which other domains use which paths, from their live and persistent
@@ -147,50 +150,51 @@ fn plan(
             }
             seen.push(d.path.clone());
             let ours = made.contains(&d.path);
-            let (what, why, cmd) = if d.kind == DiskKind::Block || is_block_device(&d.path) {
-                (
-                    "disk",
-                    "a block device; bkt never deletes those".to_string(),
-                    None,
-                )
-            } else if d.shareable {
-                (
-                    "disk",
-                    "shareable: meant to be used by several VMs".to_string(),
-                    Some(rm(&d.path)),
-                )
-            } else if let Some(users) = others.get(&d.path) {
-                (
-                    if d.device == "cdrom" {
-                        "medium"
-                    } else {
-                        "disk"
-                    },
-                    format!("also used by {}", users.join(", ")),
-                    None,
-                )
-            } else if d.device == "cdrom" || d.path.to_ascii_lowercase().ends_with(".iso") {
-                if ours {
+            let (what, why, cmd) =
+                if d.kind == DiskKind::Block || is_block_device(ctx.host.as_ref(), &d.path) {
+                    (
+                        "disk",
+                        "a block device; bkt never deletes those".to_string(),
+                        None,
+                    )
+                } else if d.shareable {
+                    (
+                        "disk",
+                        "shareable: meant to be used by several VMs".to_string(),
+                        Some(rm(&d.path)),
+                    )
+                } else if let Some(users) = others.get(&d.path) {
+                    (
+                        if d.device == "cdrom" {
+                            "medium"
+                        } else {
+                            "disk"
+                        },
+                        format!("also used by {}", users.join(", ")),
+                        None,
+                    )
+                } else if d.device == "cdrom" || d.path.to_ascii_lowercase().ends_with(".iso") {
+                    if ours {
+                        p.delete.push(Delete {
+                            what: what_of(&d.path),
+                            path: d.path.clone(),
+                            how: How::File,
+                        });
+                        continue;
+                    }
+                    ("install media", "never deleted".to_string(), None)
+                } else if !ours {
+                    ("disk", "not made by bkt".to_string(), Some(rm(&d.path)))
+                } else if keep_disk {
+                    ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
+                } else {
                     p.delete.push(Delete {
                         what: what_of(&d.path),
                         path: d.path.clone(),
                         how: How::File,
                     });
                     continue;
-                }
-                ("install media", "never deleted".to_string(), None)
-            } else if !ours {
-                ("disk", "not made by bkt".to_string(), Some(rm(&d.path)))
-            } else if keep_disk {
-                ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
-            } else {
-                p.delete.push(Delete {
-                    what: what_of(&d.path),
-                    path: d.path.clone(),
-                    how: How::File,
-                });
-                continue;
-            };
+                };
             if ours {
                 p.forget.push(d.path.clone());
             }
@@ -205,7 +209,7 @@ fn plan(
     // What bkt made that the definition does not name (an answer ISO
     // already detached, snapshot copies, the disk of a domain libvirt lost).
     for path in made.iter().filter(|p| !seen.contains(p)) {
-        let meta = std::fs::symlink_metadata(path);
+        let meta = ctx.host.lstat(Path::new(path));
         let what = what_of(path);
         if meta.is_err() {
             p.forget.push(path.clone());
@@ -217,7 +221,7 @@ fn plan(
                 why: format!("also used by {}", users.join(", ")),
                 cmd: None,
             });
-        } else if is_block_device(path) {
+        } else if is_block_device(ctx.host.as_ref(), path) {
             p.forget.push(path.clone());
             p.keep.push(Keep {
                 what,
@@ -234,7 +238,7 @@ fn plan(
                 cmd: Some(rm(path)),
             });
         } else {
-            let dir = meta.is_ok_and(|m| m.is_dir());
+            let dir = meta.is_ok_and(|m| m.kind == Kind::Dir);
             p.delete.push(Delete {
                 what: if dir { "snapshots" } else { what },
                 path: path.clone(),
@@ -327,7 +331,7 @@ fn confirm(name: &str, p: &Plan) -> Result<()> {
 fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
     match ctx.virsh.vol_delete(path).run() {
         Ok(_) => Ok(()),
-        Err(e) if virsh::is_no_volume(e.stderr()) => match std::fs::remove_file(path) {
+        Err(e) if virsh::is_no_volume(e.stderr()) => match ctx.host.remove_file(Path::new(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
@@ -336,8 +340,7 @@ fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
     }
 }
 
-pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
-    validate_name(name)?;
+pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
     let state = ctx.domstate(name)?;
     let m = manifest::load(&ctx.manifest)?;
     let entry = m.get(name).cloned();
@@ -394,7 +397,10 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
     for d in &p.delete {
         let res = match d.how {
             How::File => delete_file(ctx, &d.path),
-            How::Tree => std::fs::remove_dir_all(&d.path).map_err(anyhow::Error::new),
+            How::Tree => ctx
+                .host
+                .remove_tree(Path::new(&d.path))
+                .map_err(anyhow::Error::new),
         };
         match res {
             Ok(()) => gone.push(d.path.clone()),
@@ -435,7 +441,7 @@ pub fn run(ctx: &Ctx, name: &str, yes: bool, keep_disk: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::vm::ctx::LocalHost;
 
     /// A block device node of this machine (only looked at, never opened).
     fn some_block_device() -> String {
@@ -450,13 +456,15 @@ mod tests {
 
     #[test]
     fn block_devices_are_told_from_files() {
-        assert!(is_block_device(&some_block_device()));
+        let h = LocalHost::new(&crate::settings::Settings::default());
+        assert!(is_block_device(&h, &some_block_device()));
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("disk.img");
         std::fs::write(&f, "x").unwrap();
-        assert!(!is_block_device(&f.display().to_string()));
-        assert!(!is_block_device("/dev/null"), "a character device");
+        assert!(!is_block_device(&h, &f.display().to_string()));
+        assert!(!is_block_device(&h, "/dev/null"), "a character device");
         assert!(!is_block_device(
+            &h,
             &d.path().join("nope").display().to_string()
         ));
     }

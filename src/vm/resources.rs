@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::tools::virsh::DomStats;
 use crate::units::human;
-use crate::vm::Host;
+use crate::vm::ctx::HostSize;
 
 /// A disk at or above this share of its size is "nearly full".
 const NEARLY_FULL: f64 = 0.90;
@@ -23,7 +23,7 @@ pub struct Adding {
 /// (statvfs in production, a table in tests).
 pub fn warnings(
     stats: &[DomStats],
-    host: &Host,
+    host: &HostSize,
     adding: Option<(&str, Adding)>,
     free: &dyn Fn(&Path) -> Option<u64>,
 ) -> Vec<String> {
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn quiet_when_there_is_room() {
-        let host = Host {
+        let host = HostSize {
             memory_bytes: gib_bytes(64),
             cpus: 16,
         };
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn memory_cpus_and_growth() {
-        let host = Host {
+        let host = HostSize {
             memory_bytes: gib_bytes(4),
             cpus: 2,
         };
@@ -155,7 +155,7 @@ mod tests {
         let mut s = stats();
         let i = s.iter().position(|d| d.name == "t2").unwrap();
         s[i].blocks[0].allocation = s[i].blocks[0].capacity / 100 * 95;
-        let host = Host {
+        let host = HostSize {
             memory_bytes: gib_bytes(64),
             cpus: 16,
         };

@@ -16,8 +16,6 @@
 //! the staged copies renamed into place. Ctrl-C waits for that to finish;
 //! a step that still fails is reported with what was reverted and what not.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,10 +23,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{self, Interrupted};
 use crate::manifest;
+use crate::names::{SnapName, VmName};
 use crate::tools::virsh::{self, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
-use crate::vm::{Ctx, libvirt_error, name_is_valid, preflight, validate_name};
+use crate::vm::ctx::{Host, Kind};
+use crate::vm::{Ctx, libvirt_error, power};
 
 /// What one snapshot directory holds besides the copies.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,19 +53,6 @@ pub struct Parts {
     pub root: PathBuf,
 }
 
-/// libvirt keeps each VM's swtpm state in `<dir>/<uuid>`.
-fn swtpm_dir(uri: &str) -> PathBuf {
-    if let Some(d) = std::env::var_os("BKT_VM_SWTPM_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    if uri.ends_with("/session") {
-        let home = std::env::var_os("HOME").unwrap_or_default();
-        PathBuf::from(home).join(".config/libvirt/qemu/swtpm")
-    } else {
-        PathBuf::from("/var/lib/libvirt/swtpm")
-    }
-}
-
 /// The snapshot directory of a VM whose disk is `disk`.
 pub fn snapshots_root(disk: &Path, name: &str) -> PathBuf {
     disk.parent()
@@ -88,31 +75,9 @@ pub fn parts(ctx: &Ctx, name: &str) -> Result<Parts> {
     }
     Ok(Parts {
         nvram: dom.nvram.map(PathBuf::from),
-        tpm: (dom.tpm_emulator && !dom.uuid.is_empty())
-            .then(|| swtpm_dir(&ctx.uri).join(&dom.uuid)),
+        tpm: (dom.tpm_emulator && !dom.uuid.is_empty()).then(|| ctx.swtpm_dir().join(&dom.uuid)),
         root: snapshots_root(Path::new(&disk.path), name),
     })
-}
-
-fn validate_snap(snap: &str) -> Result<()> {
-    if name_is_valid(snap) {
-        Ok(())
-    } else {
-        bail!(
-            "invalid snapshot name {snap:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    }
-}
-
-/// Bytes under a path (a file, or a directory tree).
-fn size_of(path: &Path) -> u64 {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::read_dir(path)
-            .map(|rd| rd.flatten().map(|e| size_of(&e.path())).sum())
-            .unwrap_or(0),
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    }
 }
 
 /// Whether an error comes from a permission the user lacks.
@@ -137,71 +102,14 @@ fn permission_hint<T>(res: Result<T>, what: &Path) -> Result<T> {
     }
 }
 
-/// Flush a file or a directory (its entries) to disk.
-fn sync(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing {}", path.display()))
-}
-
-/// Copy a file or a tree to a path that does not exist yet (never over
-/// anything), keeping modes and (as root) owners, so swtpm and QEMU can
-/// still open what we put back. Every file and directory of the copy is on
-/// disk when it returns.
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
-    if meta.is_dir() {
-        fs::create_dir(dst).with_context(|| format!("creating {}", dst.display()))?;
-        for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
-            let e = e?;
-            copy_tree(&e.path(), &dst.join(e.file_name()))?;
-        }
-    } else if meta.is_file() {
-        let mut from = File::open(src).with_context(|| format!("reading {}", src.display()))?;
-        let mut to = create_new(dst)?;
-        std::io::copy(&mut from, &mut to)
-            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
-    } else {
-        // Sockets and the like are not state.
-        return Ok(());
-    }
-    sync(dst)?;
-    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .with_context(|| format!("setting the mode of {}", dst.display()))?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        std::os::unix::fs::chown(dst, Some(meta.uid()), Some(meta.gid()))
-            .with_context(|| format!("setting the owner of {}", dst.display()))?;
-    }
-    Ok(())
-}
-
-/// A file that did not exist, private until its mode is set.
-fn create_new(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))
-}
-
-/// Write a new file and flush it.
-fn write_new(path: &Path, text: &str) -> Result<()> {
-    let mut f = create_new(path)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 /// Remove a file or a tree if it is there.
-fn remove_any(path: &Path) {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            let _ = fs::remove_dir_all(path);
+fn remove_any(host: &dyn Host, path: &Path) {
+    match host.lstat(path) {
+        Ok(m) if m.kind == Kind::Dir => {
+            let _ = host.remove_tree(path);
         }
         Ok(_) => {
-            let _ = fs::remove_file(path);
+            let _ = host.remove_file(path);
         }
         Err(_) => {}
     }
@@ -237,9 +145,9 @@ impl Staged {
 
     /// Copy the saved part beside the live one. A copy of ours left under
     /// this name (our PID) by a killed run is garbage by definition.
-    fn stage(&self) -> Result<()> {
-        remove_any(&self.copy);
-        permission_hint(copy_tree(&self.saved, &self.copy), &self.live)
+    fn stage(&self, host: &dyn Host) -> Result<()> {
+        remove_any(host, &self.copy);
+        permission_hint(host.copy_tree(&self.saved, &self.copy), &self.live)
             .with_context(|| format!("staging the {} at {}", self.part, self.copy.display()))
     }
 
@@ -247,14 +155,14 @@ impl Staged {
     /// one rename; a directory cannot be renamed over a non-empty one, so
     /// the live tree first moves aside (and back, if the second rename
     /// fails) and is deleted once the copy is in place.
-    fn put_in_place(&self) -> Result<()> {
-        let is_tree = self.copy.is_dir();
+    fn put_in_place(&self, host: &dyn Host) -> Result<()> {
+        let is_tree = host.lstat(&self.copy).is_ok_and(|m| m.kind == Kind::Dir);
         let aside = beside(&self.live, "old");
-        let moved_aside = is_tree && fs::symlink_metadata(&self.live).is_ok();
+        let moved_aside = is_tree && host.lstat(&self.live).is_ok();
         if moved_aside {
             // An existing aside is never replaced: it may be the live state
             // of an earlier, failed revert.
-            fs::rename(&self.live, &aside).with_context(|| {
+            host.rename(&self.live, &aside).with_context(|| {
                 format!(
                     "moving {} aside to {}",
                     self.live.display(),
@@ -262,13 +170,13 @@ impl Staged {
                 )
             })?;
         }
-        if let Err(e) = fs::rename(&self.copy, &self.live) {
+        if let Err(e) = host.rename(&self.copy, &self.live) {
             let mut err = anyhow::Error::new(e).context(format!(
                 "renaming {} to {}",
                 self.copy.display(),
                 self.live.display()
             ));
-            if moved_aside && let Err(back) = fs::rename(&aside, &self.live) {
+            if moved_aside && let Err(back) = host.rename(&aside, &self.live) {
                 err = err.context(format!(
                     "the {} that was live is at {} (moving it back failed: {back})",
                     self.part,
@@ -278,14 +186,14 @@ impl Staged {
             return Err(err);
         }
         if moved_aside {
-            let _ = fs::remove_dir_all(&aside);
+            let _ = host.remove_tree(&aside);
         }
         Ok(())
     }
 }
 
-fn read_meta(dir: &Path) -> Option<Meta> {
-    serde_json::from_str(&fs::read_to_string(dir.join(META)).ok()?).ok()
+fn read_meta(host: &dyn Host, dir: &Path) -> Option<Meta> {
+    serde_json::from_str(&host.read_to_string(&dir.join(META)).ok()?).ok()
 }
 
 fn now_utc() -> String {
@@ -322,16 +230,21 @@ fn ensure_off(ctx: &Ctx, name: &str, state: DomState, yes: bool, why: &str) -> R
             "shut it down first (bkt vm stop {name}), or pass --yes to do it now"
         ));
     }
-    crate::vm::stop::run(ctx, name, 180, false)
+    power::shut_down(ctx, name, state, std::time::Duration::from_secs(180))
 }
 
-pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -> Result<()> {
-    validate_name(name)?;
-    validate_snap(snap)?;
+pub fn create(
+    ctx: &Ctx,
+    name: &VmName,
+    snap: &SnapName,
+    description: &str,
+    yes: bool,
+) -> Result<()> {
+    let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     if description.chars().any(char::is_control) {
         bail!("--description must be one line without control characters");
     }
-    let (state, _) = ctx.require(name)?;
+    let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
     let existing = virsh::parse_names(
         &ctx.virsh
             .snapshot_names(name)
@@ -340,14 +253,19 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     );
     let p = parts(ctx, name)?;
     let dir = p.root.join(snap);
-    if existing.iter().any(|s| s == snap) || dir.exists() {
+    if existing.iter().any(|s| s == snap) || host.lstat(&dir).is_ok() {
         bail!(
             "{name} already has a snapshot named {snap:?}; choose another name or delete it first"
         );
     }
     // Room for the copies (the disk part is copy-on-write inside the qcow2).
-    let need: u64 = p.nvram.iter().chain(p.tpm.iter()).map(|x| size_of(x)).sum();
-    if let Some(free) = preflight::free_space(&p.root)
+    let need: u64 = p
+        .nvram
+        .iter()
+        .chain(p.tpm.iter())
+        .map(|x| host.tree_size(x))
+        .sum();
+    if let Some(free) = host.free_space(&p.root)
         && free < need
     {
         bail!(
@@ -368,7 +286,7 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     // The directory of all of a VM's snapshots is bkt's to delete with the
     // VM: noted in the manifest before it exists, so that no crash leaves it
     // unrecorded.
-    let root_is_new = fs::symlink_metadata(&p.root).is_err();
+    let root_is_new = host.lstat(&p.root).is_err();
     let root = p.root.display().to_string();
     if root_is_new {
         manifest::update(&ctx.manifest, |m| {
@@ -382,13 +300,14 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
     // failure removes what was made.
     let tmp = p.root.join(format!(".{snap}.tmp-{}", std::process::id()));
     let made = (|| -> Result<()> {
-        fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        fs::set_permissions(&p.root, fs::Permissions::from_mode(0o700))?;
+        host.create_dir_all(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        host.set_mode(&p.root, 0o700)?;
         if let Some(nv) = &p.nvram {
-            permission_hint(copy_tree(nv, &tmp.join(NVRAM_COPY)), nv)?;
+            permission_hint(host.copy_tree(nv, &tmp.join(NVRAM_COPY)), nv)?;
         }
         if let Some(tpm) = &p.tpm {
-            permission_hint(copy_tree(tpm, &tmp.join(TPM_COPY)), tpm)?;
+            permission_hint(host.copy_tree(tpm, &tmp.join(TPM_COPY)), tpm)?;
         }
         let meta = Meta {
             name: snap.to_string(),
@@ -397,22 +316,26 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
             nvram: p.nvram.is_some(),
             tpm: p.tpm.is_some(),
         };
-        write_new(&tmp.join(META), &serde_json::to_string_pretty(&meta)?)?;
-        sync(&tmp)?;
+        host.write_new(
+            &tmp.join(META),
+            serde_json::to_string_pretty(&meta)?.as_bytes(),
+            0o600,
+        )?;
+        host.sync(&tmp)?;
         ctx.virsh
             .snapshot_create(name, snap, description)
             .run()
             .map_err(libvirt_error)
             .context("taking the disk snapshot")?;
-        if let Err(e) = fs::rename(&tmp, &dir) {
+        if let Err(e) = host.rename(&tmp, &dir) {
             let _ = ctx.virsh.snapshot_delete(name, snap).run();
             return Err(e).with_context(|| format!("creating {}", dir.display()));
         }
         Ok(())
     })();
     if let Err(e) = made {
-        let _ = fs::remove_dir_all(&tmp);
-        if root_is_new && fs::remove_dir(&p.root).is_ok() {
+        let _ = host.remove_tree(&tmp);
+        if root_is_new && host.remove_dir(&p.root).is_ok() {
             let _ = manifest::update(&ctx.manifest, |m| {
                 m.forget(name, &ctx.uri, &root);
                 Ok(())
@@ -428,7 +351,7 @@ pub fn create(ctx: &Ctx, name: &str, snap: &str, description: &str, yes: bool) -
         dirs.extend(p.root.parent().map(Path::to_path_buf));
     }
     for d in &dirs {
-        sync(d).with_context(|| {
+        host.sync(d).with_context(|| {
             format!("snapshot {snap} of {name} is taken but may not be on disk yet; run `sync`")
         })?;
     }
@@ -457,8 +380,9 @@ pub struct SnapRow {
     pub current: bool,
 }
 
-pub fn rows(ctx: &Ctx, name: &str) -> Result<Vec<SnapRow>> {
+pub fn rows(ctx: &Ctx, name: &VmName) -> Result<Vec<SnapRow>> {
     ctx.require(name)?;
+    let host = ctx.host.as_ref();
     let names = virsh::parse_names(
         &ctx.virsh
             .snapshot_names(name)
@@ -476,7 +400,7 @@ pub fn rows(ctx: &Ctx, name: &str) -> Result<Vec<SnapRow>> {
         .into_iter()
         .map(|s| {
             let dir = p.root.join(&s);
-            let meta = read_meta(&dir);
+            let meta = read_meta(host, &dir);
             SnapRow {
                 current: current.as_deref() == Some(s.as_str()),
                 created: meta.as_ref().map(|m| m.created.clone()),
@@ -484,7 +408,7 @@ pub fn rows(ctx: &Ctx, name: &str) -> Result<Vec<SnapRow>> {
                     .as_ref()
                     .map(|m| m.description.clone())
                     .unwrap_or_default(),
-                size_bytes: size_of(&dir),
+                size_bytes: host.tree_size(&dir),
                 complete: meta.is_some(),
                 name: s,
             }
@@ -492,8 +416,7 @@ pub fn rows(ctx: &Ctx, name: &str) -> Result<Vec<SnapRow>> {
         .collect())
 }
 
-pub fn list(ctx: &Ctx, name: &str, json: bool) -> Result<()> {
-    validate_name(name)?;
+pub fn list(ctx: &Ctx, name: &VmName, json: bool) -> Result<()> {
     let rows = rows(ctx, name)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -553,24 +476,23 @@ struct Saved {
 
 /// Whether `path` is a file (or, with `want_dir`, a directory) whose every
 /// file can be opened for reading.
-fn check_readable(path: &Path, want_dir: bool) -> Result<()> {
-    let m = fs::symlink_metadata(path)?;
-    if m.is_dir() != want_dir {
+fn check_readable(host: &dyn Host, path: &Path, want_dir: bool) -> Result<()> {
+    let m = host.lstat(path)?;
+    if (m.kind == Kind::Dir) != want_dir {
         bail!(
             "it is not a {}",
             if want_dir { "directory" } else { "file" }
         );
     }
     if !want_dir {
-        File::open(path)?;
+        host.open_read(path)?;
         return Ok(());
     }
-    for e in fs::read_dir(path)? {
-        let e = e?;
-        let t = e.file_type()?;
-        if t.is_dir() || t.is_file() {
-            check_readable(&e.path(), t.is_dir())
-                .with_context(|| format!("cannot read {}", e.path().display()))?;
+    for e in host.list(path)? {
+        let kind = host.lstat(&e)?.kind;
+        if kind == Kind::Dir || kind == Kind::File {
+            check_readable(host, &e, kind == Kind::Dir)
+                .with_context(|| format!("cannot read {}", e.display()))?;
         }
     }
     Ok(())
@@ -578,9 +500,9 @@ fn check_readable(path: &Path, want_dir: bool) -> Result<()> {
 
 /// Every part the snapshot was taken with, or an error naming the one that
 /// is missing or unreadable.
-fn check_saved(p: &Parts, name: &str, snap: &str) -> Result<Saved> {
+fn check_saved(host: &dyn Host, p: &Parts, name: &str, snap: &str) -> Result<Saved> {
     let dir = p.root.join(snap);
-    if let Err(e) = fs::symlink_metadata(&dir)
+    if let Err(e) = host.lstat(&dir)
         && e.kind() == std::io::ErrorKind::NotFound
     {
         bail!(
@@ -590,7 +512,8 @@ fn check_saved(p: &Parts, name: &str, snap: &str) -> Result<Saved> {
     }
     let checked = (|| -> Result<Saved> {
         let meta_path = dir.join(META);
-        let text = fs::read_to_string(&meta_path)
+        let text = host
+            .read_to_string(&meta_path)
             .with_context(|| format!("cannot read its metadata {}", meta_path.display()))?;
         let meta: Meta = serde_json::from_str(&text)
             .with_context(|| format!("its metadata {} is not valid", meta_path.display()))?;
@@ -602,7 +525,7 @@ fn check_saved(p: &Parts, name: &str, snap: &str) -> Result<Saved> {
         for (part, taken, live, file, want_dir) in wanted {
             if let (true, Some(live)) = (taken, live) {
                 let copy = dir.join(file);
-                check_readable(&copy, want_dir)
+                check_readable(host, &copy, want_dir)
                     .with_context(|| format!("cannot read its {part} copy {}", copy.display()))?;
                 copies.push((part, copy, live.clone()));
             }
@@ -669,13 +592,12 @@ fn confirm_revert(name: &str, snap: &str, meta: &Meta, yes: bool) -> Result<()> 
     Ok(())
 }
 
-pub fn revert(ctx: &Ctx, name: &str, snap: &str, yes: bool) -> Result<()> {
-    validate_name(name)?;
-    validate_snap(snap)?;
+pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
+    let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;
-    let saved = check_saved(&p, name, snap)?;
+    let saved = check_saved(host, &p, name, snap)?;
     confirm_revert(name, snap, &saved.meta, yes)?;
 
     // From here on Ctrl-C only sets a flag: the revert stops where the VM
@@ -690,7 +612,7 @@ pub fn revert(ctx: &Ctx, name: &str, snap: &str, yes: bool) -> Result<()> {
     // A copy that was put in place is gone from here; one that was not is
     // of no use to anyone.
     for s in &staged {
-        remove_any(&s.copy);
+        remove_any(host, &s.copy);
     }
     let reverted = res?;
     println!(
@@ -710,8 +632,9 @@ fn revert_parts(
     staged: &[Staged],
 ) -> Result<Vec<&'static str>> {
     let nothing = || format!("reverting {name} to {snap} failed; nothing was reverted");
+    let host = ctx.host.as_ref();
     for s in staged {
-        s.stage().with_context(nothing)?;
+        s.stage(host).with_context(nothing)?;
     }
     if state.is_active() {
         // Everything since the snapshot is being discarded anyway.
@@ -738,7 +661,7 @@ fn revert_parts(
         .with_context(nothing)?;
     let mut done = vec!["disk"];
     for (i, s) in staged.iter().enumerate() {
-        if let Err(e) = s.put_in_place() {
+        if let Err(e) = s.put_in_place(host) {
             let left: Vec<&str> = staged[i..].iter().map(|s| s.part).collect();
             return Err(e
                 .context(format!("putting the {} in place", s.part))
@@ -759,7 +682,7 @@ fn revert_parts(
     // The renames on disk too.
     for s in staged {
         let dir = s.live.parent().unwrap_or(Path::new("/"));
-        sync(dir).with_context(|| {
+        host.sync(dir).with_context(|| {
             format!("{name} is reverted to {snap} but it may not be on disk yet; run `sync`")
         })?;
     }
@@ -774,24 +697,24 @@ fn revert_parts(
     Ok(done)
 }
 
-pub fn delete(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
-    validate_name(name)?;
-    validate_snap(snap)?;
+pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
     ctx.require(name)?;
+    let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;
     let dir = p.root.join(snap);
-    let freed = size_of(&dir);
+    let freed = host.tree_size(&dir);
     ctx.virsh
         .snapshot_delete(name, snap)
         .run()
         .map_err(libvirt_error)
         .context("deleting the disk snapshot")?;
-    if dir.exists() {
-        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    if host.lstat(&dir).is_ok() {
+        host.remove_tree(&dir)
+            .with_context(|| format!("removing {}", dir.display()))?;
     }
     // The last one takes the directory, and its record, with it.
-    if fs::remove_dir(&p.root).is_ok() {
+    if host.remove_dir(&p.root).is_ok() {
         let root = p.root.display().to_string();
         manifest::update(&ctx.manifest, |m| {
             m.forget(name, &ctx.uri, &root);
@@ -809,9 +732,17 @@ pub fn delete(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vm::ctx::LocalHost;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn host() -> LocalHost {
+        LocalHost::new(&crate::settings::Settings::default())
+    }
 
     #[test]
     fn copies_keep_modes_and_staged_copies_replace_whole_trees() {
+        let h = host();
         let d = tempfile::tempdir().unwrap();
         let live = d.path().join("uuid");
         fs::create_dir_all(live.join("tpm2")).unwrap();
@@ -822,31 +753,30 @@ mod tests {
         )
         .unwrap();
         // As root the copy keeps the owner too.
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = h.is_root();
         if root {
             std::os::unix::fs::chown(live.join("tpm2/tpm2-00.permall"), Some(4321), Some(4322))
                 .unwrap();
         }
         let saved = d.path().join("saved");
-        copy_tree(&live, &saved).unwrap();
+        h.copy_tree(&live, &saved).unwrap();
         let m = fs::metadata(saved.join("tpm2/tpm2-00.permall")).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o640);
         if root {
             assert_eq!((m.uid(), m.gid()), (4321, 4322));
         }
         // Never over an existing copy.
-        assert!(copy_tree(&live, &saved).is_err());
+        assert!(h.copy_tree(&live, &saved).is_err());
         fs::write(live.join("tpm2/tpm2-00.permall"), "state-2").unwrap();
         fs::write(live.join("tpm2/extra"), "new").unwrap();
         let tpm = Staged::new("TPM state", &saved, &live);
-        tpm.stage().unwrap();
+        tpm.stage(&h).unwrap();
         assert_eq!(
             tpm.copy,
             d.path()
                 .join(format!(".uuid.bkt-new-{}", std::process::id()))
         );
-        tpm.put_in_place().unwrap();
+        tpm.put_in_place(&h).unwrap();
         assert_eq!(
             fs::read_to_string(live.join("tpm2/tpm2-00.permall")).unwrap(),
             "state-1"
@@ -868,14 +798,14 @@ mod tests {
         let nv = d.path().join("VARS.fd");
         fs::write(&nv, "vars-1").unwrap();
         let nv_saved = d.path().join("nv");
-        copy_tree(&nv, &nv_saved).unwrap();
+        h.copy_tree(&nv, &nv_saved).unwrap();
         fs::write(&nv, "vars-2").unwrap();
         let s = Staged::new("NVRAM", &nv_saved, &nv);
-        s.stage().unwrap();
-        s.put_in_place().unwrap();
+        s.stage(&h).unwrap();
+        s.put_in_place(&h).unwrap();
         assert_eq!(fs::read_to_string(&nv).unwrap(), "vars-1");
         assert!(!s.copy.exists());
-        assert_eq!(size_of(d.path().join("saved").as_path()), 7);
+        assert_eq!(h.tree_size(d.path().join("saved").as_path()), 7);
     }
 
     fn hint_of(e: &anyhow::Error) -> Option<String> {
@@ -915,11 +845,12 @@ mod tests {
 
     #[test]
     fn a_sync_that_cannot_open_its_path_fails() {
+        let h = host();
         let d = tempfile::tempdir().unwrap();
-        sync(d.path()).unwrap();
+        h.sync(d.path()).unwrap();
         let gone = d.path().join("gone");
         assert_eq!(
-            format!("{:#}", sync(&gone).unwrap_err()),
+            format!("{:#}", h.sync(&gone).unwrap_err()),
             format!(
                 "syncing {}: No such file or directory (os error 2)",
                 gone.display()
@@ -945,25 +876,26 @@ mod tests {
 
     #[test]
     fn a_tree_is_checked_file_by_file() {
+        let h = host();
         let d = tempfile::tempdir().unwrap();
         let t = d.path().join("tpm");
         fs::create_dir_all(t.join("tpm2")).unwrap();
         fs::write(t.join("tpm2/permall"), "x").unwrap();
-        check_readable(&t, true).unwrap();
+        check_readable(&h, &t, true).unwrap();
         assert_eq!(
-            format!("{:#}", check_readable(&t, false).unwrap_err()),
+            format!("{:#}", check_readable(&h, &t, false).unwrap_err()),
             "it is not a file"
         );
         assert_eq!(
             format!(
                 "{:#}",
-                check_readable(&t.join("tpm2/permall"), true).unwrap_err()
+                check_readable(&h, &t.join("tpm2/permall"), true).unwrap_err()
             ),
             "it is not a directory"
         );
         // Links are not state (copies leave them out), so not checked.
         fs::remove_file(t.join("tpm2/permall")).unwrap();
         std::os::unix::fs::symlink("gone", t.join("tpm2/permall")).unwrap();
-        check_readable(&t, true).unwrap();
+        check_readable(&h, &t, true).unwrap();
     }
 }

@@ -2,10 +2,11 @@
 
 use anyhow::{Context, Result};
 
+use crate::names::VmName;
 use crate::tools::virsh::DomState;
-use crate::vm::{Ctx, libvirt_error, preflight, resources};
+use crate::vm::{Ctx, libvirt_error, resources};
 
-pub fn run(ctx: &Ctx, name: &str) -> Result<()> {
+pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     match state {
         DomState::Running | DomState::Blocked => {
@@ -14,8 +15,8 @@ pub fn run(ctx: &Ctx, name: &str) -> Result<()> {
         }
         DomState::Paused => {
             println!(
-                "{name} is paused; resume it with `virsh -c {} resume {name}`",
-                ctx.uri
+                "{name} is paused; resume it with `{}`",
+                ctx.virsh.resume(name).display()
             );
             return Ok(());
         }
@@ -23,18 +24,18 @@ pub fn run(ctx: &Ctx, name: &str) -> Result<()> {
     }
     // Warn (and go on) if this VM with the running ones is too much.
     if let Ok(stats) = ctx.domstats()
-        && let Some(me) = stats.iter().find(|d| d.name == name)
+        && let Some(me) = stats.iter().find(|d| d.name == name.as_str())
     {
         let adding = resources::Adding {
             memory_bytes: me.memory_kib * 1024,
             vcpus: me.vcpus,
         };
-        let host = crate::vm::Host::detect()?;
+        let host = ctx.host_size()?;
         resources::print(&resources::warnings(
             &stats,
             &host,
-            Some((name, adding)),
-            &preflight::free_space,
+            Some((name.as_str(), adding)),
+            &|d| ctx.host.free_space(d),
         ));
     }
     ctx.virsh

@@ -10,10 +10,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::manifest::{self, VmEntry};
+use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
-use crate::vm::net::{self, PortState};
-use crate::vm::{Ctx, preflight, resources};
+use crate::vm::ctx::PortState;
+use crate::vm::net;
+use crate::vm::{Ctx, resources};
 
 /// One row of the status, as printed and as JSON.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -181,7 +183,7 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
         .iter()
         .filter(|d| d.state == DomState::Running)
         .map(|d| d.name.clone())
-        .filter(|n| crate::vm::name_is_valid(n))
+        .filter(|n| n.parse::<VmName>().is_ok())
         .collect();
     let addrs = if running.is_empty() {
         BTreeMap::new()
@@ -197,7 +199,9 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
     // Whether Remote Desktop answers: in-process connects, all at once.
     let ips: Vec<String> = rows.iter().filter_map(|r| r.ip.clone()).collect();
     if !ips.is_empty() {
-        let states = net::probe_all(&ips, net::RDP_PORT, STATUS_PROBE_TIMEOUT);
+        let states = ctx
+            .host
+            .probe_all(&ips, net::RDP_PORT, STATUS_PROBE_TIMEOUT);
         let mut it = states.into_iter();
         for r in rows.iter_mut().filter(|r| r.ip.is_some()) {
             r.rdp_port = it.next();
@@ -209,15 +213,12 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
 /// status waits this long at most for port 3389, whatever the VM count.
 const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
 
-pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
-    if let Some(n) = name {
-        crate::vm::validate_name(n)?;
-    }
+pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
     let (mut rows, stats) = collect(ctx)?;
-    let host = crate::vm::Host::detect()?;
-    let warnings = resources::warnings(&stats, &host, None, &preflight::free_space);
+    let host = ctx.host_size()?;
+    let warnings = resources::warnings(&stats, &host, None, &|d| ctx.host.free_space(d));
     if let Some(n) = name {
-        rows.retain(|r| r.name == n);
+        rows.retain(|r| r.name == n.as_str());
         if rows.is_empty() {
             return Err(ctx.unknown_vm(n));
         }
@@ -230,7 +231,7 @@ pub fn run(ctx: &Ctx, name: Option<&str>, json: bool) -> Result<()> {
             warnings: &'a [String],
         }
         let doc = Doc {
-            uri: &ctx.uri,
+            uri: ctx.uri.as_str(),
             vms: &rows,
             warnings: &warnings,
         };

@@ -2,9 +2,7 @@
 //! (autounattend.xml and the VirtIO drivers in `$WinPEDriver$`), and the
 //! watch over an install no human clicks through.
 
-use std::fs;
 use std::io::IsTerminal;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,7 +13,9 @@ use crate::manifest;
 use crate::tools::unattend::{self, Answers};
 use crate::tools::xorriso;
 use crate::ui::{HintExt, Spinner, secs};
-use crate::vm::net::{self, PortState, RDP_PORT};
+use crate::vm::ctx::PortState;
+use crate::vm::net::{self, RDP_PORT};
+use crate::vm::wait::poll_until;
 use crate::vm::{Ctx, libvirt_error, media};
 
 /// Windows refuses these in account names.
@@ -35,7 +35,7 @@ fn valid_username(u: &str) -> Result<()> {
 
 /// The account and password, from options, a file, or prompts. The
 /// password never comes from the command line.
-pub fn answers(args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers> {
+pub fn answers(ctx: &Ctx, args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers> {
     let username = match (&args.username, interactive) {
         (Some(u), _) => u.clone(),
         (None, true) => dialoguer::Input::new()
@@ -49,21 +49,7 @@ pub fn answers(args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers
     };
     valid_username(&username)?;
     let password = match &args.password_file {
-        Some(p) => {
-            let meta =
-                fs::metadata(p).with_context(|| format!("--password-file {}", p.display()))?;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(anyhow!(
-                    "--password-file {} can be read by other users (mode {mode:04o}); \
-                     bkt refuses it, as ssh refuses such keys",
-                    p.display()
-                ))
-                .hint(format!("chmod 600 {}", p.display()));
-            }
-            let text = fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            text.lines().next().unwrap_or_default().to_string()
-        }
+        Some(p) => ctx.local.read_secret(p, "--password-file")?,
         None if interactive || std::io::stdin().is_terminal() => dialoguer::Password::new()
             .with_prompt(format!("Password for {username}"))
             .with_confirmation("Again", "the passwords differ")
@@ -84,44 +70,41 @@ pub fn answers(args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers
     })
 }
 
-/// Build the answer ISO at `out`: 0600 from its first byte (it holds the
-/// password), from files staged in a private directory.
-pub fn build_answer_iso(virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()> {
-    let stage = media::staging("bkt-answer-")?;
-    let tmp = stage.path();
-    let res = (|| -> Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(tmp.join("autounattend.xml"))?;
-        std::io::Write::write_all(&mut f, unattend::autounattend(a).as_bytes())?;
-        let drivers = tmp.join("$WinPEDriver$");
-        fs::create_dir_all(&drivers)?;
-        for d in unattend::DRIVERS {
-            xorriso::extract(virtio_iso, &unattend::driver_dir(d), &drivers.join(d))
-                .run()
-                .map_err(crate::tools::program_error)
-                .with_context(|| {
-                    format!(
-                        "taking the {d} driver from {} (is it a virtio-win ISO?)",
-                        virtio_iso.display()
-                    )
-                })?;
-        }
-        // The guest tools, so the first logon finds them even without the
-        // virtio-win ISO attached. Best effort: that ISO has them too.
-        let _ = xorriso::extract(
-            virtio_iso,
-            "/virtio-win-guest-tools.exe",
-            &tmp.join("virtio-win-guest-tools.exe"),
-        )
-        .run();
-        media::write_iso("BKT_ANSWERS", tmp, out, 0o600).context("building the answer ISO")
-    })();
-    // Extracted files come out read-only; the tree is ours to remove.
-    media::make_writable(tmp);
-    res
+/// Build the answer ISO at `out` on the host: 0600 from its first byte (it
+/// holds the password), from files staged in a private directory.
+pub fn build_answer_iso(ctx: &Ctx, virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()> {
+    let stage = ctx.local.staging("bkt-answer-")?;
+    let cd = stage.mkdir("cd")?;
+    stage.write(
+        "cd/autounattend.xml",
+        unattend::autounattend(a).as_bytes(),
+        0o600,
+    )?;
+    let drivers = stage.mkdir("cd/$WinPEDriver$")?;
+    for d in unattend::DRIVERS {
+        xorriso::extract(virtio_iso, &unattend::driver_dir(d), &drivers.join(d))
+            .run()
+            .map_err(crate::tools::program_error)
+            .with_context(|| {
+                format!(
+                    "taking the {d} driver from {} (is it a virtio-win ISO?)",
+                    virtio_iso.display()
+                )
+            })?;
+    }
+    // The guest tools, so the first logon finds them even without the
+    // virtio-win ISO attached. Best effort: that ISO has them too.
+    let _ = xorriso::extract(
+        virtio_iso,
+        "/virtio-win-guest-tools.exe",
+        &cd.join("virtio-win-guest-tools.exe"),
+    )
+    .run();
+    let built = stage.path().join("answers.iso");
+    ctx.local
+        .build_iso("BKT_ANSWERS", &cd, &built, 0o600)
+        .and_then(|()| ctx.host.install_new(&built, out, 0o600))
+        .context("building the answer ISO")
 }
 
 /// How far an install has come, as far as the host can tell.
@@ -177,15 +160,7 @@ pub fn watch(
     let mut since = Instant::now();
     spinner.set_message(&format!("installing Windows: {}", phase.label()));
     let mut last_key = None::<Instant>;
-    let done_ip = loop {
-        if crate::interrupt::happened() {
-            spinner.clear();
-            return Err(anyhow::Error::new(crate::interrupt::Interrupted))
-                .context(format!(
-                    "stopped watching the install of {name}; the VM is left as it is"
-                ))
-                .hint(answers_left(name, answer_iso));
-        }
+    let done = poll_until(None, Duration::from_secs(1), &spinner, "", || {
         if started.elapsed() < KEYS_FOR {
             if last_key.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
                 let _ = ctx.virsh.send_key(name, "KEY_ENTER").run();
@@ -202,32 +177,40 @@ pub fn watch(
                 since = Instant::now();
                 spinner.set_message(&format!("installing Windows: {}", phase.label()));
             }
-            if net::probe(&ip, RDP_PORT, net::PROBE_TIMEOUT) == PortState::Open {
-                break ip;
+            if ctx.host.probe(&ip, RDP_PORT, net::PROBE_TIMEOUT) == PortState::Open {
+                return Ok(Some(ip));
             }
         }
         if since.elapsed() >= stall {
-            spinner.clear();
             let shot = screenshot(ctx, name);
-            let err: Result<()> = Err(anyhow!(
+            return Err(anyhow!(
                 "the install made no progress for {} ({}; {} in all)",
                 secs(stall),
                 phase.label(),
                 secs(started.elapsed())
-            ));
-            return err
-                .hint(match shot {
-                    Some(p) => format!(
-                        "look at the screen: {} (or bkt vm connect {name} --spice)",
-                        p.display()
-                    ),
-                    None => format!("look at the screen: bkt vm connect {name} --spice"),
-                })
+            ))
+            .hint(match shot {
+                Some(p) => format!(
+                    "look at the screen: {} (or bkt vm connect {name} --spice)",
+                    p.display()
+                ),
+                None => format!("look at the screen: bkt vm connect {name} --spice"),
+            });
+        }
+        Ok(None)
+    });
+    spinner.clear();
+    let done_ip = match done {
+        Ok(ip) => ip.expect("a wait without a deadline ends with an address"),
+        Err(e) if crate::interrupt::is_interrupted(&e) => {
+            return Err(e)
+                .context(format!(
+                    "stopped watching the install of {name}; the VM is left as it is"
+                ))
                 .hint(answers_left(name, answer_iso));
         }
-        std::thread::sleep(Duration::from_secs(1));
+        Err(e) => return Err(e).hint(answers_left(name, answer_iso)),
     };
-    spinner.clear();
     eject_answers(ctx, name, answer_iso)?;
     eject_install_iso(ctx, name, install_iso)?;
     manifest::update(&ctx.manifest, |m| {
@@ -259,7 +242,7 @@ pub fn eject_answers(ctx: &Ctx, name: &str, answer_iso: &Path) -> Result<()> {
             .map_err(libvirt_error)
             .context("removing the answer ISO's drive")?;
     }
-    match fs::remove_file(answer_iso) {
+    match ctx.host.remove_file(answer_iso) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("deleting {}", answer_iso.display())),
@@ -282,14 +265,16 @@ pub fn eject_install_iso(ctx: &Ctx, name: &str, install_iso: &Path) -> Result<()
 
 /// `virsh screenshot` into the cache, for a stalled install.
 fn screenshot(ctx: &Ctx, name: &str) -> Option<std::path::PathBuf> {
-    let dir = crate::download::cache_dir().ok()?;
-    fs::create_dir_all(&dir).ok()?;
-    let path = dir.join(format!("{name}-install-stalled.ppm"));
+    let path = ctx
+        .local
+        .cache_subdir()
+        .ok()?
+        .join(format!("{name}-install-stalled.ppm"));
     ctx.virsh
         .screenshot(name, &path.display().to_string())
         .run()
         .ok()?;
-    path.exists().then_some(path)
+    ctx.local.exists(&path).then_some(path)
 }
 
 #[cfg(test)]

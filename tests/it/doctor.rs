@@ -10,11 +10,6 @@ fn world(ip: &str) -> World {
     w.install_fake("swtpm");
     w.rule("swtpm", "--version")
         .out(&fixture("tools/swtpm-version.txt"));
-    w.rule("virt-install", "--version")
-        .out(&fixture("tools/virt-install-version.txt"));
-    w.rule("qemu-img", "--version")
-        .out(&fixture("tools/qemu-img-version.txt"));
-    w.rule("virsh", "--version").out("11.3.0\n");
     w.install_fake("virt-viewer");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
@@ -52,7 +47,7 @@ fn a_healthy_vm_and_an_unfit_one() {
         out.starts_with("Host\n  ✓ KVM            $TMP/kvm is usable\n"),
         "{out}"
     );
-    assert!(out.contains("  ⚠ network        \"default\" is active but does not start on boot\n    fix: virsh -c qemu:///system net-autostart default\n"), "{out}");
+    assert!(out.contains("  ⚠ network        libvirt network \"default\" is active but does not start on boot\n    fix: virsh -c qemu:///system net-autostart default\n"), "{out}");
     assert!(out.contains("  ✓ swtpm          swtpm 0.7.1\n  ✓ tools          virsh 11.3.0, virt-install 4.1.0, qemu-img 10.0.2\n  ✓ RDP client     xfreerdp3 (FreeRDP 3.10.3)\n  ✓ SPICE viewer   virt-viewer\n"), "{out}");
     assert!(
         out.contains(

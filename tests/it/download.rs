@@ -347,7 +347,7 @@ fn downloads_both_then_reuses_the_cache() {
     let install = w
         .call_lines()
         .into_iter()
-        .find(|c| c.starts_with("virt-install"))
+        .find(|c| c.starts_with("virt-install --connect"))
         .unwrap();
     assert!(install.contains(&format!(
         "--disk path={},device=cdrom,bus=sata,readonly=on ",

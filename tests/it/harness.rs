@@ -326,6 +326,13 @@ impl World {
     /// `default` network up, and the images pool at `images/`.
     pub fn libvirt_up(&self) -> &Self {
         fs::write(self.path("kvm"), "").unwrap();
+        for (tool, file) in [
+            ("virsh", "tools/virsh-version.txt"),
+            ("virt-install", "tools/virt-install-version.txt"),
+            ("qemu-img", "tools/qemu-img-version.txt"),
+        ] {
+            self.rule(tool, "--version").out(&fixture(file));
+        }
         self.rule("virsh", "* version")
             .out(&fixture("virsh/version.txt"));
         self.rule("virsh", "* domstats *").out("");

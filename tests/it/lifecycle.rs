@@ -101,12 +101,20 @@ fn unknown_vm_names_the_ones_that_exist() {
 #[test]
 fn invalid_names_never_reach_virsh() {
     let w = World::new();
-    for cmd in ["start", "stop", "destroy", "status"] {
+    // Validated once, by the command line parser: a usage error (2).
+    for (cmd, arg) in [
+        ("start", "<NAME>"),
+        ("stop", "<NAME>"),
+        ("destroy", "<NAME>"),
+        ("status", "[NAME]"),
+    ] {
         let r = w.bkt(&["vm", cmd, "--", "-rf"]);
-        r.failure();
+        assert_eq!(r.code(), 2);
         assert_eq!(
             r.stderr(),
-            "error: invalid VM name \"-rf\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n"
+            format!(
+                "error: invalid value '-rf' for '{arg}': invalid VM name \"-rf\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n\nFor more information, try '--help'.\n"
+            )
         );
     }
     assert!(w.call_lines().is_empty());

@@ -187,10 +187,10 @@ fn bad_input_changes_nothing() {
         "error: windows already has a snapshot named \"clean\"; choose another name or delete it first\n"
     );
     let r = w.bkt(&["vm", "snapshot", "create", "windows", "a/b"]);
-    r.failure();
+    assert_eq!(r.code(), 2);
     assert_eq!(
         r.stderr(),
-        "error: invalid snapshot name \"a/b\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n"
+        "error: invalid value 'a/b' for '<SNAP>': invalid snapshot name \"a/b\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n\nFor more information, try '--help'.\n"
     );
     let r = w.bkt(&["vm", "snapshot", "revert", "windows", "nope", "--yes"]);
     r.failure();

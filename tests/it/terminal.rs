@@ -69,7 +69,7 @@ fn guided_create_offers_the_downloads_and_ejects_the_iso_at_the_end() {
     let calls = w.call_lines();
     let render = calls
         .iter()
-        .find(|c| c.starts_with("virt-install"))
+        .find(|c| c.starts_with("virt-install --connect"))
         .unwrap();
     assert!(render.contains(" --memory 8192 --vcpus 4 "), "{render}");
     assert!(
@@ -116,7 +116,7 @@ fn guided_create_asks_only_for_what_was_not_given() {
     let render = w
         .call_lines()
         .into_iter()
-        .find(|c| c.starts_with("virt-install"))
+        .find(|c| c.starts_with("virt-install --connect"))
         .unwrap();
     assert!(render.contains(" --memory 4096 --vcpus 2 "), "{render}");
     assert!(

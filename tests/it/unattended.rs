@@ -102,7 +102,7 @@ fn hands_free_from_answers_to_remote_desktop() {
     }
     let install = calls
         .iter()
-        .find(|c| c.starts_with("virt-install"))
+        .find(|c| c.starts_with("virt-install --connect"))
         .unwrap();
     assert!(install.ends_with(" --print-xml --dry-run"));
     assert!(install.contains(&format!(

@@ -1,22 +1,21 @@
-//! The checks `create` runs before it makes anything. Each returns a
-//! [`Check`] saying what it found and, when something is wrong, the fix.
+//! The checks `create` runs before it makes anything and `doctor` runs on
+//! the host, in one wording: each returns a [`Check`] saying what it found
+//! and, when something is wrong, the fix.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::tools::{self, acl, virsh};
+use crate::names::VmName;
+use crate::tools::{self, acl, rdp, version, virsh};
 use crate::ui::Check;
 use crate::units::{gib_bytes, human};
-use crate::vm::{Ctx, Host, name_is_valid};
+use crate::vm::ctx::{HostSize, Media};
+use crate::vm::{Ctx, clients};
 
 /// `/dev/kvm` exists and can be opened for reading and writing.
-pub fn kvm(device: &Path) -> Check {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device)
-    {
-        Ok(_) => Check::pass("KVM", format!("{} is usable", device.display())),
+pub fn kvm(ctx: &Ctx) -> Check {
+    let device = &ctx.local.settings.kvm_device;
+    match ctx.host.open_rw(device) {
+        Ok(()) => Check::pass("KVM", format!("{} is usable", device.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::fail(
             "KVM",
             format!(
@@ -33,15 +32,28 @@ pub fn kvm(device: &Path) -> Check {
     }
 }
 
-/// The programs create needs are on PATH.
-pub fn programs() -> Check {
-    let missing: Vec<&str> = tools::CREATE_PROGRAMS
-        .iter()
-        .copied()
-        .filter(|p| which::which(p).is_err())
-        .collect();
+/// A program's version, as it reports it.
+fn version_of(program: &str) -> Option<String> {
+    let out = version::cmd(program).run_unchecked().ok()?;
+    version::parse(&format!("{}{}", out.stdout, out.stderr))
+}
+
+/// The programs bkt drives are on PATH (with their versions).
+pub fn tools(ctx: &Ctx) -> Check {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for p in tools::CREATE_PROGRAMS {
+        if ctx.local.has_program(p) {
+            found.push(match version_of(p) {
+                Some(v) => format!("{p} {v}"),
+                None => p.to_string(),
+            });
+        } else {
+            missing.push(*p);
+        }
+    }
     if missing.is_empty() {
-        return Check::pass("tools", tools::CREATE_PROGRAMS.join(", "));
+        return Check::pass("tools", found.join(", "));
     }
     let fixes: Vec<String> = missing
         .iter()
@@ -82,12 +94,9 @@ pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
     }
 }
 
-/// The name is valid and neither libvirt nor the manifest has it.
-pub fn name(ctx: &Ctx, name: &str, libvirt_up: bool) -> Check {
-    if !name_is_valid(name) {
-        return Check::fail("name", format!("{name:?} is not a valid VM name"))
-            .fix("use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
-    }
+/// Neither libvirt nor the manifest has the name.
+pub fn name(ctx: &Ctx, name: &VmName, libvirt_up: bool) -> Check {
+    let name = name.as_str();
     match crate::manifest::load(&ctx.manifest) {
         Ok(m) if m.get(name).is_some() => {
             return Check::fail("name", format!("{name:?} is already in bkt's manifest"))
@@ -117,7 +126,7 @@ pub fn name(ctx: &Ctx, name: &str, libvirt_up: bool) -> Check {
 
 /// Memory and vCPUs against the host: more than it has fails, more than half
 /// warns.
-pub fn resources(host: &Host, memory: u64, cpus: u32) -> Check {
+pub fn resources(host: &HostSize, memory: u64, cpus: u32) -> Check {
     let what = format!(
         "{cpus} vCPU{}, {} (host: {} core{}, {})",
         if cpus == 1 { "" } else { "s" },
@@ -158,28 +167,17 @@ pub fn resources(host: &Host, memory: u64, cpus: u32) -> Check {
     Check::pass("resources", what)
 }
 
-/// Why a file is not a usable ISO, or its size.
-pub fn iso_problem(path: &Path) -> Result<u64, String> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("{} does not exist", path.display()));
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let meta = f
-        .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if meta.is_dir() {
-        return Err(format!("{} is a directory, not an ISO", path.display()));
-    }
-    if !crate::download::has_signature(&mut f, crate::download::Kind::Iso) {
-        return Err(format!(
+/// Why a file of the user's is not a usable ISO, or its size.
+pub fn iso_problem(ctx: &Ctx, path: &Path) -> Result<u64, String> {
+    match ctx.local.media(path)? {
+        Media::Iso(size) => Ok(size),
+        Media::Missing => Err(format!("{} does not exist", path.display())),
+        Media::Directory => Err(format!("{} is a directory, not an ISO", path.display())),
+        Media::NotIso => Err(format!(
             "{} is not an ISO 9660 image (no CD001 signature)",
             path.display()
-        ));
+        )),
     }
-    Ok(meta.len())
 }
 
 /// Characters virt-install 4.1 writes wrongly into a domain's XML: it
@@ -200,7 +198,7 @@ pub fn mangled_path(path: &Path) -> Option<String> {
     })
 }
 
-pub fn iso(label: &str, path: &Path) -> Check {
+pub fn iso(ctx: &Ctx, label: &str, path: &Path) -> Check {
     if let Some(why) = mangled_path(path) {
         return Check::fail(label, why).fix(format!(
             "rename it, or link it under a plain name: ln -s {} ~/{}.iso and pass that",
@@ -212,7 +210,7 @@ pub fn iso(label: &str, path: &Path) -> Check {
             }
         ));
     }
-    match iso_problem(path) {
+    match iso_problem(ctx, path) {
         Ok(size) => Check::pass(
             label,
             format!(
@@ -259,17 +257,32 @@ pub fn secure_boot(ctx: &Ctx, virt_type: &str) -> Check {
     }
 }
 
-/// The VM's NIC goes on libvirt's `default` network, which must be running.
+/// The VM's NIC goes on libvirt's `default` network, which must be running
+/// (and should start with the host).
 pub fn network(ctx: &Ctx) -> Check {
-    let fix = format!(
+    let start = format!(
         "virsh -c {uri} net-start default && virsh -c {uri} net-autostart default",
         uri = ctx.uri
     );
     match ctx.virsh.net_info("default").run() {
-        Ok(out) => match virsh::parse_net_active(&out.stdout) {
-            Some(true) => Check::pass("network", "libvirt network \"default\" is active"),
-            _ => Check::fail("network", "libvirt network \"default\" is not active").fix(fix),
-        },
+        Ok(out) => {
+            let autostart = out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("Autostart:") && l.trim_end().ends_with("yes"));
+            match (virsh::parse_net_active(&out.stdout), autostart) {
+                (Some(true), true) => Check::pass(
+                    "network",
+                    "libvirt network \"default\" is active and starts on boot",
+                ),
+                (Some(true), false) => Check::warn(
+                    "network",
+                    "libvirt network \"default\" is active but does not start on boot",
+                )
+                .fix(format!("virsh -c {} net-autostart default", ctx.uri)),
+                _ => Check::fail("network", "libvirt network \"default\" is not active").fix(start),
+            }
+        }
         Err(_) => Check::fail("network", "libvirt has no network named \"default\"").fix(
             "define it (Debian: apt install libvirt-daemon-config-network; Fedora: it comes \
              with libvirt-daemon-config-network), then start it",
@@ -277,41 +290,10 @@ pub fn network(ctx: &Ctx) -> Check {
     }
 }
 
-/// The images directory of the URI: the `default` pool's path, else the
-/// standard one for system or session.
-pub fn images_dir(ctx: &Ctx) -> PathBuf {
-    if let Ok(xml) = ctx.virsh.pool_dumpxml("default").stdout()
-        && let Ok(p) = virsh::parse_pool_path(&xml)
-    {
-        return PathBuf::from(p);
-    }
-    if ctx.uri.ends_with("/session") {
-        let home = std::env::var_os("HOME").unwrap_or_default();
-        PathBuf::from(home).join(".local/share/libvirt/images")
-    } else {
-        PathBuf::from("/var/lib/libvirt/images")
-    }
-}
-
-/// Free bytes on the file system holding `dir` (or its nearest parent).
-pub fn free_space(dir: &Path) -> Option<u64> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let mut probe = dir.to_path_buf();
-    while !probe.exists() {
-        probe = probe.parent()?.to_path_buf();
-    }
-    let c = CString::new(probe.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills a plain struct from a NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
-}
-
 /// The disk file is free, the directory takes it, and there is room for
 /// it to grow.
-pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
-    if disk_path.exists() {
+pub fn disk(ctx: &Ctx, dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
+    if ctx.host.lstat(disk_path).is_ok() {
         return Check::fail(
             "disk",
             format!(
@@ -326,7 +308,7 @@ pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
             "give libvirt's default pool a directory with a plain name (virsh pool-edit default)",
         );
     }
-    if dir.exists() && rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_err() {
+    if ctx.host.exists(dir) && !ctx.host.writable(dir) {
         return Check::fail(
             "disk",
             format!(
@@ -337,7 +319,7 @@ pub fn disk(dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
         )
         .fix("run it as root (sudo bkt vm create ...), or use a libvirt pool you may write to");
     }
-    let Some(free) = free_space(dir) else {
+    let Some(free) = ctx.host.free_space(dir) else {
         return Check::warn(
             "disk space",
             format!("cannot tell the free space in {}", dir.display()),
@@ -392,7 +374,7 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
     };
     let mut missing: Vec<crate::vm::access::Missing> = Vec::new();
     for m in media {
-        match crate::vm::access::missing(&user.who, m) {
+        match crate::vm::access::missing(ctx, &user.who, m) {
             Ok(found) => {
                 for f in found {
                     if !missing.iter().any(|x| x.path == f.path) {
@@ -426,7 +408,7 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
             )
         })
         .collect();
-    let euid = rustix::process::geteuid().as_raw();
+    let euid = ctx.host.euid();
     let may = euid == 0 || missing.iter().all(|m| m.owner == euid);
     let sudo = if may { "" } else { "sudo " };
     let fix = format!(
@@ -444,7 +426,7 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
         )
         .fix(fix);
     }
-    if which::which("setfacl").is_err() {
+    if !ctx.local.has_program("setfacl") {
         return Check::fail(
             ACCESS,
             format!("{what}; setfacl is not installed to grant it"),
@@ -483,7 +465,7 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
     // Granted is what the file system now says, not what setfacl said.
     let still: Vec<String> = media
         .iter()
-        .flat_map(|m| crate::vm::access::missing(&user.who, m).unwrap_or_default())
+        .flat_map(|m| crate::vm::access::missing(ctx, &user.who, m).unwrap_or_default())
         .map(|m| m.path.display().to_string())
         .collect();
     if !still.is_empty() {
@@ -511,35 +493,139 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
     Check::pass(ACCESS, format!("granted {} {granted} (setfacl)", user.name))
 }
 
+/// Whether we may use qemu:///system: root, or in the libvirt group (and
+/// kvm, for /dev/kvm).
+pub fn groups(ctx: &Ctx) -> Check {
+    if !ctx.uri.is_local_system() {
+        return Check::pass("groups", format!("not needed for {}", ctx.uri));
+    }
+    if ctx.local.is_root() {
+        return Check::pass("groups", "running as root");
+    }
+    let (mine, db) = ctx.local.groups();
+    let missing: Vec<&str> = ["libvirt", "kvm"]
+        .into_iter()
+        .filter(|g| {
+            db.lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 2 && f[0] == *g).then(|| f[2].parse::<u32>().ok())?
+                })
+                .is_some_and(|gid| !mine.contains(&gid))
+        })
+        .collect();
+    if missing.is_empty() {
+        Check::pass("groups", "in the libvirt and kvm groups")
+    } else {
+        Check::fail(
+            "groups",
+            format!("not in the group(s): {}", missing.join(", ")),
+        )
+        .fix(format!(
+            "sudo usermod -aG {} $USER, then log out and in again",
+            missing.join(",")
+        ))
+    }
+}
+
+/// swtpm, the TPM 2.0 emulator Windows 11 needs.
+pub fn swtpm(ctx: &Ctx) -> Check {
+    if !ctx.local.has_program("swtpm") {
+        return Check::fail("swtpm", "not found: Windows 11 needs its TPM 2.0 emulator")
+            .fix(tools::package_hint("swtpm").unwrap_or_default());
+    }
+    match version_of("swtpm") {
+        Some(v) => Check::pass("swtpm", format!("swtpm {v}")),
+        None => Check::pass("swtpm", "swtpm"),
+    }
+}
+
+/// The RDP client `connect` would use; when the session rules every one out
+/// (no DISPLAY over ssh), the one installed, named all the same.
+pub fn rdp_client(ctx: &Ctx) -> Check {
+    let found = clients::find(ctx).or_else(|| clients::installed(ctx));
+    match found {
+        Some(c) => {
+            let what = match (c.flavor, &c.version) {
+                (rdp::Flavor::Remmina, _) => "Remmina".to_string(),
+                (_, Some(v)) => format!("FreeRDP {v}"),
+                // FreeRDP 2 needs an X display even to print its version.
+                (_, None) if !ctx.local.settings.display => {
+                    "version unknown without a display".to_string()
+                }
+                (rdp::Flavor::FreeRdp3, None) => "FreeRDP 3".to_string(),
+                (rdp::Flavor::FreeRdp2, None) => "FreeRDP 2".to_string(),
+            };
+            Check::pass("RDP client", format!("{} ({what})", c.program))
+        }
+        None => Check::warn("RDP client", "none found: `connect` will use SPICE only")
+            .fix("apt install freerdp3-x11 (or freerdp2-x11) / dnf install freerdp"),
+    }
+}
+
+/// A SPICE viewer, for Windows Setup and when RDP cannot be had.
+pub fn viewer(ctx: &Ctx) -> Check {
+    for v in ["virt-viewer", "remote-viewer"] {
+        if ctx.local.has_program(v) {
+            return Check::pass("SPICE viewer", v);
+        }
+    }
+    Check::warn("SPICE viewer", "none found: Windows Setup needs one")
+        .fix("apt install virt-viewer / dnf install virt-viewer")
+}
+
+/// Room for the VMs' disks to grow in the images directory.
+pub fn disk_space(ctx: &Ctx) -> Check {
+    let images = ctx.images_dir();
+    match ctx.host.free_space(&images) {
+        Some(f) if f < gib_bytes(20) => Check::warn(
+            "disk space",
+            format!(
+                "{} free in {}: little room for Windows to grow",
+                human(f),
+                images.display()
+            ),
+        ),
+        Some(f) => Check::pass(
+            "disk space",
+            format!("{} free in {}", human(f), images.display()),
+        ),
+        None => Check::warn(
+            "disk space",
+            format!("cannot tell the free space in {}", images.display()),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ui::Level;
 
     #[test]
-    fn iso_signature() {
+    fn iso_problems_say_what_is_wrong() {
+        let ctx = Ctx::for_tests();
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.iso");
         let mut data = vec![0u8; 40000];
         data[32769..32774].copy_from_slice(b"CD001");
         std::fs::write(&good, &data).unwrap();
-        assert_eq!(iso_problem(&good), Ok(40000));
-
+        assert_eq!(iso_problem(&ctx, &good), Ok(40000));
         let notes = dir.path().join("notes.txt");
         std::fs::write(&notes, "hello").unwrap();
         assert_eq!(
-            iso_problem(&notes).unwrap_err(),
+            iso_problem(&ctx, &notes).unwrap_err(),
             format!(
                 "{} is not an ISO 9660 image (no CD001 signature)",
                 notes.display()
             )
         );
         assert_eq!(
-            iso_problem(&dir.path().join("nope.iso")).unwrap_err(),
+            iso_problem(&ctx, &dir.path().join("nope.iso")).unwrap_err(),
             format!("{} does not exist", dir.path().join("nope.iso").display())
         );
         assert!(
-            iso_problem(dir.path())
+            iso_problem(&ctx, dir.path())
                 .unwrap_err()
                 .ends_with("is a directory, not an ISO")
         );
@@ -547,7 +633,7 @@ mod tests {
 
     #[test]
     fn resource_limits() {
-        let host = Host {
+        let host = HostSize {
             memory_bytes: gib_bytes(16),
             cpus: 8,
         };
@@ -561,11 +647,12 @@ mod tests {
 
     #[test]
     fn existing_disk_is_refused() {
+        let ctx = Ctx::for_tests();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("windows.qcow2");
         std::fs::write(&p, "x").unwrap();
-        assert_eq!(disk(dir.path(), &p, gib_bytes(80)).level, Level::Fail);
-        let free = disk(dir.path(), &dir.path().join("other.qcow2"), 1);
+        assert_eq!(disk(&ctx, dir.path(), &p, gib_bytes(80)).level, Level::Fail);
+        let free = disk(&ctx, dir.path(), &dir.path().join("other.qcow2"), 1);
         assert_ne!(free.level, Level::Fail);
     }
 }

@@ -1,0 +1,175 @@
+//! What `bkt` takes from its environment, read once as it starts: the
+//! user's directories, the desktop session, and the `BKT_VM_*` overrides
+//! (tests pin the host's size, a mirror replaces a download URL). Nothing
+//! else in `bkt` reads the environment.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `bkt` reads from its environment.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub home: Option<PathBuf>,
+    xdg_config: Option<PathBuf>,
+    /// `$NO_COLOR` is set: no colours, even on a terminal.
+    pub no_color: bool,
+    /// `$DISPLAY` / `$WAYLAND_DISPLAY` are set (a graphical session).
+    pub display: bool,
+    pub wayland: bool,
+    /// `BKT_VM_MANIFEST`: the manifest's path.
+    manifest: Option<PathBuf>,
+    /// `BKT_VM_HOST_MEMORY` / `BKT_VM_HOST_CPUS`: the host's size, as given.
+    pub host_memory: Option<String>,
+    pub host_cpus: Option<String>,
+    /// `BKT_VM_KVM_DEVICE`, else `/dev/kvm`.
+    pub kvm_device: PathBuf,
+    /// `BKT_VM_SWTPM_DIR`: where libvirt keeps TPM state.
+    pub swtpm_dir: Option<PathBuf>,
+    /// `BKT_VM_ETC`, else `/etc`: the user database QEMU's user is found in.
+    pub etc: PathBuf,
+    /// `BKT_VM_RDP_CLIENT`: the RDP client to use.
+    pub rdp_client: Option<String>,
+    pub download: Download,
+}
+
+/// The settings of downloads.
+#[derive(Debug, Clone, Default)]
+pub struct Download {
+    /// `BKT_VM_VIRTIO_URL` / `BKT_VM_GUEST_TOOLS_URL`: mirrors.
+    pub virtio_url: Option<String>,
+    pub guest_tools_url: Option<String>,
+    /// `BKT_VM_DOWNLOAD_TIMEOUT` (seconds, default 30).
+    pub timeout: Duration,
+    /// `BKT_VM_DOWNLOAD_RETRIES` (default 3).
+    pub retries: u32,
+    /// `BKT_VM_DOWNLOAD_CAP`: a size cap below the built-in ones (tests).
+    pub cap: Option<u64>,
+    /// `$XDG_CACHE_HOME/bkt/vm`, else `~/.cache/bkt/vm`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Read the process environment.
+    pub fn from_env() -> Settings {
+        Settings::from_vars(|k| std::env::var_os(k))
+    }
+
+    /// The settings from any source of variables (an unset or empty one
+    /// counts as unset).
+    pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Settings {
+        let get = |k: &str| var(k).filter(|v| !v.is_empty());
+        let path = |k: &str| get(k).map(PathBuf::from);
+        let text = |k: &str| get(k).map(|v| v.to_string_lossy().into_owned());
+        let home = path("HOME");
+        let xdg_cache = path("XDG_CACHE_HOME").or_else(|| home.as_ref().map(|h| h.join(".cache")));
+        let xdg_config =
+            path("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
+        Settings {
+            no_color: get("NO_COLOR").is_some(),
+            display: get("DISPLAY").is_some(),
+            wayland: get("WAYLAND_DISPLAY").is_some(),
+            manifest: path("BKT_VM_MANIFEST"),
+            host_memory: text("BKT_VM_HOST_MEMORY"),
+            host_cpus: text("BKT_VM_HOST_CPUS"),
+            kvm_device: path("BKT_VM_KVM_DEVICE").unwrap_or_else(|| PathBuf::from("/dev/kvm")),
+            swtpm_dir: path("BKT_VM_SWTPM_DIR"),
+            etc: path("BKT_VM_ETC").unwrap_or_else(|| PathBuf::from("/etc")),
+            rdp_client: text("BKT_VM_RDP_CLIENT"),
+            download: Download {
+                virtio_url: text("BKT_VM_VIRTIO_URL"),
+                guest_tools_url: text("BKT_VM_GUEST_TOOLS_URL"),
+                timeout: Duration::from_secs(
+                    text("BKT_VM_DOWNLOAD_TIMEOUT")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(30),
+                ),
+                retries: text("BKT_VM_DOWNLOAD_RETRIES")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(3),
+                cap: text("BKT_VM_DOWNLOAD_CAP").and_then(|v| v.parse().ok()),
+                cache_dir: xdg_cache.as_ref().map(|c| c.join("bkt").join("vm")),
+            },
+            home,
+            xdg_config,
+        }
+    }
+
+    /// `$XDG_CONFIG_HOME` (else `~/.config`).
+    pub fn config_home(&self) -> Option<&PathBuf> {
+        self.xdg_config.as_ref()
+    }
+
+    /// The manifest: `$BKT_VM_MANIFEST`, else `$XDG_CONFIG_HOME/bootc/vms.json`.
+    pub fn manifest(&self) -> Option<PathBuf> {
+        self.manifest.clone().or_else(|| {
+            self.xdg_config
+                .as_ref()
+                .map(|c| c.join("bootc").join("vms.json"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Settings {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_vars(|k| {
+            vars.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn directories_follow_xdg_then_home() {
+        let s = from(&[("HOME", "/home/anna")]);
+        assert_eq!(
+            s.manifest().unwrap(),
+            PathBuf::from("/home/anna/.config/bootc/vms.json")
+        );
+        assert_eq!(
+            s.download.cache_dir.unwrap(),
+            PathBuf::from("/home/anna/.cache/bkt/vm")
+        );
+        let s = from(&[
+            ("HOME", "/home/anna"),
+            ("XDG_CONFIG_HOME", "/c"),
+            ("XDG_CACHE_HOME", "/k"),
+            ("BKT_VM_MANIFEST", ""),
+        ]);
+        assert_eq!(s.manifest().unwrap(), PathBuf::from("/c/bootc/vms.json"));
+        assert_eq!(s.download.cache_dir.unwrap(), PathBuf::from("/k/bkt/vm"));
+        let s = from(&[("BKT_VM_MANIFEST", "/m.json")]);
+        assert_eq!(s.manifest().unwrap(), PathBuf::from("/m.json"));
+        assert_eq!(from(&[]).manifest(), None);
+    }
+
+    #[test]
+    fn overrides_and_their_defaults() {
+        let s = from(&[]);
+        assert_eq!(s.kvm_device, PathBuf::from("/dev/kvm"));
+        assert_eq!(s.etc, PathBuf::from("/etc"));
+        assert_eq!(s.download.timeout, Duration::from_secs(30));
+        assert_eq!(s.download.retries, 3);
+        assert!(!s.display && !s.wayland);
+        let s = from(&[
+            ("BKT_VM_DOWNLOAD_TIMEOUT", "2"),
+            ("BKT_VM_DOWNLOAD_RETRIES", "0"),
+            ("BKT_VM_DOWNLOAD_CAP", "1024"),
+            ("DISPLAY", ":0"),
+            ("WAYLAND_DISPLAY", ""),
+            ("BKT_VM_RDP_CLIENT", "xfreerdp"),
+        ]);
+        assert_eq!(s.download.timeout, Duration::from_secs(2));
+        assert_eq!(s.download.retries, 0);
+        assert_eq!(s.download.cap, Some(1024));
+        assert!(s.display && !s.wayland);
+        assert_eq!(s.rdp_client.as_deref(), Some("xfreerdp"));
+    }
+}

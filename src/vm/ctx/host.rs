@@ -1,0 +1,471 @@
+//! The machine that runs libvirt, as the one door every effect on it goes
+//! through: its size, its files (disks, NVRAM, TPM state, snapshot copies,
+//! the media QEMU opens), its user database (QEMU's user), and TCP to a
+//! guest on its network. [`LocalHost`] is this machine; a host reached over
+//! ssh is one more implementation of [`Host`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::settings::Settings;
+use crate::tools::acl::{self, Perms};
+
+/// What the host has to give VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostSize {
+    pub memory_bytes: u64,
+    pub cpus: u32,
+}
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Block,
+    Symlink,
+    Other,
+}
+
+/// A path's kind, size and owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: Kind,
+    pub len: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What a TCP connect to a guest's port found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortState {
+    /// Something accepted the connection.
+    Open,
+    /// The guest answered with a reset: it is up, nothing listens.
+    Refused,
+    /// Nothing came back in time: still booting, or a firewall drops it.
+    NoAnswer,
+}
+
+impl PortState {
+    pub fn label(self) -> &'static str {
+        match self {
+            PortState::Open => "answers",
+            PortState::Refused => "refused",
+            PortState::NoAnswer => "no answer",
+        }
+    }
+}
+
+/// Every effect on the machine that runs libvirt.
+pub trait Host {
+    /// Its memory and cores.
+    fn size(&self) -> Result<HostSize>;
+    /// Free bytes on the file system holding `dir` (or its nearest parent).
+    fn free_space(&self, dir: &Path) -> Option<u64>;
+    /// Whether we may create files in `dir`.
+    fn writable(&self, dir: &Path) -> bool;
+    /// Whether a device (`/dev/kvm`) opens for reading and writing.
+    fn open_rw(&self, dev: &Path) -> io::Result<()>;
+    /// Whether a file opens for reading.
+    fn open_read(&self, p: &Path) -> io::Result<()>;
+    /// What a path is, following symlinks.
+    fn stat(&self, p: &Path) -> io::Result<Stat>;
+    /// What a path is, not following a symlink.
+    fn lstat(&self, p: &Path) -> io::Result<Stat>;
+    fn exists(&self, p: &Path) -> bool {
+        self.stat(p).is_ok()
+    }
+    /// Owner, group, mode and POSIX ACL, for another user's access.
+    fn perms(&self, p: &Path) -> Result<Perms>;
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
+    /// The user and group databases (`passwd`, `group`).
+    fn accounts(&self) -> (String, String);
+    fn read_to_string(&self, p: &Path) -> io::Result<String>;
+    /// The entries of a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Create an empty file that did not exist.
+    fn create_new(&self, p: &Path, mode: u32) -> io::Result<()>;
+    /// Write a file that did not exist, and flush it.
+    fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()>;
+    /// Copy a file of this (the local) machine to a new file on the host.
+    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()>;
+    fn create_dir_all(&self, p: &Path) -> io::Result<()>;
+    fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, p: &Path) -> io::Result<()>;
+    fn remove_dir(&self, p: &Path) -> io::Result<()>;
+    fn remove_tree(&self, p: &Path) -> io::Result<()>;
+    /// Copy a file or a tree to a path that does not exist yet, keeping
+    /// modes and (as root) owners, every file and directory flushed.
+    fn copy_tree(&self, src: &Path, dst: &Path) -> Result<()>;
+    /// Flush a file or a directory (its entries) to disk.
+    fn sync(&self, p: &Path) -> Result<()>;
+    /// Bytes under a path (a file, or a tree).
+    fn tree_size(&self, p: &Path) -> u64;
+    /// We are root there (owners can be kept, anything granted).
+    fn is_root(&self) -> bool;
+    /// Our user id there.
+    fn euid(&self) -> u32;
+    /// One TCP connect to a guest's port, from the host's side.
+    fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState;
+    /// Many at once (a few threads share the list).
+    fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState>;
+}
+
+/// This machine.
+pub struct LocalHost {
+    /// `BKT_VM_HOST_MEMORY` / `BKT_VM_HOST_CPUS`, and `BKT_VM_ETC`: tests
+    /// pin the host's size and accounts.
+    memory: Option<String>,
+    cpus: Option<String>,
+    etc: PathBuf,
+}
+
+impl LocalHost {
+    pub fn new(s: &Settings) -> LocalHost {
+        LocalHost {
+            memory: s.host_memory.clone(),
+            cpus: s.host_cpus.clone(),
+            etc: s.etc.clone(),
+        }
+    }
+}
+
+fn stat_of(m: &fs::Metadata) -> Stat {
+    let t = m.file_type();
+    let kind = if t.is_file() {
+        Kind::File
+    } else if t.is_dir() {
+        Kind::Dir
+    } else if t.is_block_device() {
+        Kind::Block
+    } else if t.is_symlink() {
+        Kind::Symlink
+    } else {
+        Kind::Other
+    };
+    Stat {
+        kind,
+        len: m.len(),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+    }
+}
+
+fn open_new(p: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(p)
+}
+
+impl Host for LocalHost {
+    fn size(&self) -> Result<HostSize> {
+        let memory_bytes = match &self.memory {
+            Some(v) => crate::units::parse_size(v).context("BKT_VM_HOST_MEMORY")?,
+            None => {
+                let info =
+                    fs::read_to_string("/proc/meminfo").context("cannot read /proc/meminfo")?;
+                info.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .map(|kib| kib * 1024)
+                    .context("no MemTotal in /proc/meminfo")?
+            }
+        };
+        let cpus = match &self.cpus {
+            Some(v) => v.parse().context("BKT_VM_HOST_CPUS is not a number")?,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+        };
+        Ok(HostSize { memory_bytes, cpus })
+    }
+
+    fn free_space(&self, dir: &Path) -> Option<u64> {
+        let probe = dir.ancestors().find(|p| p.exists())?;
+        let st = rustix::fs::statvfs(probe).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    fn writable(&self, dir: &Path) -> bool {
+        rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
+    }
+
+    fn open_rw(&self, dev: &Path) -> io::Result<()> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dev)
+            .map(|_| ())
+    }
+
+    fn open_read(&self, p: &Path) -> io::Result<()> {
+        File::open(p).map(|_| ())
+    }
+
+    fn stat(&self, p: &Path) -> io::Result<Stat> {
+        fs::metadata(p).map(|m| stat_of(&m))
+    }
+
+    fn lstat(&self, p: &Path) -> io::Result<Stat> {
+        fs::symlink_metadata(p).map(|m| stat_of(&m))
+    }
+
+    fn perms(&self, p: &Path) -> Result<Perms> {
+        let st = self
+            .stat(p)
+            .with_context(|| format!("reading {}", p.display()))?;
+        let mut buf = vec![0u8; 1024];
+        let acl = match rustix::fs::getxattr(p, acl::ACCESS_XATTR, &mut buf) {
+            Ok(n) => acl::parse_xattr(&buf[..n])
+                .with_context(|| format!("reading the ACL of {}", p.display()))?,
+            // No ACL, or a file system without them: the mode bits decide.
+            Err(_) => Vec::new(),
+        };
+        Ok(Perms {
+            uid: st.uid,
+            gid: st.gid,
+            mode: st.mode,
+            acl,
+        })
+    }
+
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        fs::canonicalize(p)
+    }
+
+    fn accounts(&self) -> (String, String) {
+        (
+            fs::read_to_string(self.etc.join("passwd")).unwrap_or_default(),
+            fs::read_to_string(self.etc.join("group")).unwrap_or_default(),
+        )
+    }
+
+    fn read_to_string(&self, p: &Path) -> io::Result<String> {
+        fs::read_to_string(p)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect()
+    }
+
+    fn create_new(&self, p: &Path, mode: u32) -> io::Result<()> {
+        open_new(p, mode).map(|_| ())
+    }
+
+    fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        let mut f = open_new(p, mode).with_context(|| format!("creating {}", p.display()))?;
+        std::io::Write::write_all(&mut f, bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", p.display()))
+    }
+
+    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
+        let mut from = File::open(local).with_context(|| format!("reading {}", local.display()))?;
+        let mut to = open_new(p, mode).with_context(|| format!("creating {}", p.display()))?;
+        let res = std::io::copy(&mut from, &mut to)
+            .and_then(|_| to.sync_all())
+            .with_context(|| format!("writing {}", p.display()));
+        if res.is_err() {
+            let _ = fs::remove_file(p);
+        }
+        res
+    }
+
+    fn create_dir_all(&self, p: &Path) -> io::Result<()> {
+        fs::create_dir_all(p)
+    }
+
+    fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()> {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, p: &Path) -> io::Result<()> {
+        fs::remove_file(p)
+    }
+
+    fn remove_dir(&self, p: &Path) -> io::Result<()> {
+        fs::remove_dir(p)
+    }
+
+    fn remove_tree(&self, p: &Path) -> io::Result<()> {
+        fs::remove_dir_all(p)
+    }
+
+    fn copy_tree(&self, src: &Path, dst: &Path) -> Result<()> {
+        let meta =
+            fs::symlink_metadata(src).with_context(|| format!("reading {}", src.display()))?;
+        if meta.is_dir() {
+            fs::create_dir(dst).with_context(|| format!("creating {}", dst.display()))?;
+            for e in fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
+                let e = e?;
+                self.copy_tree(&e.path(), &dst.join(e.file_name()))?;
+            }
+        } else if meta.is_file() {
+            let mut from = File::open(src).with_context(|| format!("reading {}", src.display()))?;
+            // Private until its mode is set.
+            let mut to =
+                open_new(dst, 0o600).with_context(|| format!("creating {}", dst.display()))?;
+            std::io::copy(&mut from, &mut to)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        } else {
+            // Sockets and the like are not state.
+            return Ok(());
+        }
+        self.sync(dst)?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .with_context(|| format!("setting the mode of {}", dst.display()))?;
+        if self.is_root() {
+            std::os::unix::fs::chown(dst, Some(meta.uid()), Some(meta.gid()))
+                .with_context(|| format!("setting the owner of {}", dst.display()))?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self, p: &Path) -> Result<()> {
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", p.display()))
+    }
+
+    fn tree_size(&self, p: &Path) -> u64 {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| self.tree_size(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        self.euid() == 0
+    }
+
+    fn euid(&self) -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState {
+        let Ok(addr) = ip.parse::<IpAddr>() else {
+            return PortState::NoAnswer;
+        };
+        match TcpStream::connect_timeout(&SocketAddr::new(addr, port), timeout) {
+            Ok(_) => PortState::Open,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => PortState::Refused,
+            Err(_) => PortState::NoAnswer,
+        }
+    }
+
+    fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const WORKERS: usize = 16;
+        let next = AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<PortState>> = ips
+            .iter()
+            .map(|_| std::sync::Mutex::new(PortState::NoAnswer))
+            .collect();
+        std::thread::scope(|s| {
+            for _ in 0..WORKERS.min(ips.len()) {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(ip) = ips.get(i) else { break };
+                        let st = self.probe(ip, port, timeout);
+                        if let Ok(mut r) = results[i].lock() {
+                            *r = st;
+                        }
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or(PortState::NoAnswer))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> LocalHost {
+        LocalHost::new(&Settings::default())
+    }
+
+    #[test]
+    fn probe_tells_open_from_refused() {
+        let h = host();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = Duration::from_millis(500);
+        assert_eq!(h.probe("127.0.0.1", port, t), PortState::Open);
+        drop(l);
+        assert_eq!(h.probe("127.0.0.1", port, t), PortState::Refused);
+        assert_eq!(h.probe("not an ip", port, t), PortState::NoAnswer);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p2 = l.local_addr().unwrap().port();
+        let got = h.probe_all(&["127.0.0.1".into(), "127.0.0.1".into()], p2, t);
+        assert_eq!(got, [PortState::Open, PortState::Open]);
+    }
+
+    #[test]
+    fn the_size_can_be_pinned() {
+        let h = LocalHost {
+            memory: Some("16G".into()),
+            cpus: Some("8".into()),
+            etc: PathBuf::from("/etc"),
+        };
+        assert_eq!(
+            h.size().unwrap(),
+            HostSize {
+                memory_bytes: 16 << 30,
+                cpus: 8
+            }
+        );
+        let real = host().size().unwrap();
+        assert!(real.memory_bytes > 0 && real.cpus > 0);
+    }
+
+    #[test]
+    fn copies_keep_modes_and_never_overwrite() {
+        let h = host();
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir_all(src.join("tpm2")).unwrap();
+        fs::write(src.join("tpm2/state"), "s").unwrap();
+        fs::set_permissions(src.join("tpm2/state"), fs::Permissions::from_mode(0o640)).unwrap();
+        let dst = d.path().join("dst");
+        h.copy_tree(&src, &dst).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("tpm2/state")).unwrap(), "s");
+        assert_eq!(h.stat(&dst.join("tpm2/state")).unwrap().mode, 0o640);
+        assert_eq!(h.tree_size(&dst), 1);
+        assert!(
+            h.copy_tree(&src, &dst).is_err(),
+            "never over an existing path"
+        );
+        let f = d.path().join("f");
+        h.write_new(&f, b"x", 0o600).unwrap();
+        assert!(h.write_new(&f, b"y", 0o600).is_err());
+        assert_eq!(fs::read_to_string(&f).unwrap(), "x");
+        assert_eq!(h.stat(&f).unwrap().kind, Kind::File);
+        assert_eq!(h.lstat(d.path()).unwrap().kind, Kind::Dir);
+    }
+}

@@ -1,0 +1,329 @@
+//! This machine, where the user sits: bkt's cache, the files the user
+//! names (ISOs, a password file, a folder to share), the programs on PATH,
+//! the desktop session, staging directories for the ISOs bkt builds, and
+//! the logs of the clients it starts. (The machine that runs libvirt is the
+//! [`super::host::Host`]; for a local URI both are this machine.)
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::settings::Settings;
+use crate::tools::xorriso;
+use crate::ui::HintExt;
+
+pub struct Local {
+    pub settings: Settings,
+}
+
+/// What a file the user named is, for the ISO checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// An ISO 9660 image of this many bytes.
+    Iso(u64),
+    Missing,
+    Directory,
+    NotIso,
+}
+
+impl Local {
+    pub fn new(settings: Settings) -> Local {
+        Local { settings }
+    }
+
+    /// bkt's cache: `$XDG_CACHE_HOME/bkt/vm`.
+    pub fn cache_dir(&self) -> Result<PathBuf> {
+        crate::download::cache_dir(&self.settings.download)
+    }
+
+    /// A program is on PATH.
+    pub fn has_program(&self, program: &str) -> bool {
+        which::which(program).is_ok()
+    }
+
+    /// A path as the user meant it: `~/` expanded, relative to the
+    /// current directory.
+    pub fn absolute(&self, p: &Path) -> Result<PathBuf> {
+        let p = match (
+            p.to_str().and_then(|s| s.strip_prefix("~/")),
+            &self.settings.home,
+        ) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => p.to_path_buf(),
+        };
+        if p.is_absolute() {
+            Ok(p)
+        } else {
+            Ok(std::env::current_dir()
+                .context("cannot read the current directory")?
+                .join(p))
+        }
+    }
+
+    /// The newest `PREFIX*.iso` in `~/Downloads` (case-insensitive), where a
+    /// browser leaves Microsoft's and the virtio-win project's downloads.
+    pub fn newest_download(&self, prefix: &str) -> Option<PathBuf> {
+        let dir = self.settings.home.as_ref()?.join("Downloads");
+        fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+                n.starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".iso")
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p)
+    }
+
+    /// What the user's file is: an ISO (its size), or why not.
+    pub fn media(&self, path: &Path) -> std::result::Result<Media, String> {
+        let mut f = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Media::Missing),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let meta = f
+            .metadata()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if meta.is_dir() {
+            return Ok(Media::Directory);
+        }
+        if !crate::download::has_signature(&mut f, crate::download::Kind::Iso) {
+            return Ok(Media::NotIso);
+        }
+        Ok(Media::Iso(meta.len()))
+    }
+
+    /// The first line of a file that holds a secret; like ssh with a key,
+    /// refused when others can read it.
+    pub fn read_secret(&self, p: &Path, what: &str) -> Result<String> {
+        let meta = fs::metadata(p).with_context(|| format!("{what} {}", p.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(anyhow!(
+                "{what} {} can be read by other users (mode {mode:04o}); \
+                 bkt refuses it, as ssh refuses such keys",
+                p.display()
+            ))
+            .hint(format!("chmod 600 {}", p.display()));
+        }
+        let text = fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(text.lines().next().unwrap_or_default().to_string())
+    }
+
+    /// A path of the user's, absolute and without symlinks.
+    pub fn canonicalize(&self, p: &Path) -> std::io::Result<PathBuf> {
+        fs::canonicalize(p)
+    }
+
+    /// A path of the user's is a directory.
+    pub fn is_dir(&self, p: &Path) -> bool {
+        p.is_dir()
+    }
+
+    /// `N` random bytes from the kernel.
+    pub fn random_bytes<const N: usize>(&self) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut b))
+            .context("reading /dev/urandom")?;
+        Ok(b)
+    }
+
+    /// A fresh directory only we can enter (0700, an unpredictable name,
+    /// created exclusively), for files that go on an ISO: nobody can plant
+    /// a symlink in it or swap a script before it is burned. Removed (made
+    /// writable first: xorriso extracts read-only files) on drop.
+    pub fn staging(&self, prefix: &str) -> Result<Staging> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .context("creating a private staging directory")?;
+        Ok(Staging { dir })
+    }
+
+    /// Burn a staged directory into `out` (a new file of this machine,
+    /// created with `mode` before xorriso writes a byte to it through its
+    /// stdout). A failure removes the file again; an existing one stays.
+    pub fn build_iso(&self, volume: &str, dir: &Path, out: &Path, mode: u32) -> Result<()> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(out)
+            .with_context(|| format!("creating {}", out.display()))?;
+        let res = xorriso::mkisofs(volume, dir)
+            .run_into(file)
+            .map_err(crate::tools::program_error)
+            .with_context(|| format!("building {}", out.display()));
+        if res.is_err() {
+            let _ = fs::remove_file(out);
+        }
+        res
+    }
+
+    /// A directory in bkt's cache (made 0700 when missing).
+    pub fn cache_subdir(&self) -> Result<PathBuf> {
+        let dir = self.cache_dir()?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// A fresh log for a client's output in the cache (`NAME-rdp.log`).
+    pub fn fresh_log(&self, file: &str) -> Option<PathBuf> {
+        let log = self.cache_subdir().ok()?.join(file);
+        let _ = fs::remove_file(&log);
+        Some(log)
+    }
+
+    /// A file of this machine exists (one a program we ran wrote).
+    pub fn exists(&self, p: &Path) -> bool {
+        p.exists()
+    }
+
+    /// A log's text (empty when there is none).
+    pub fn read_log(&self, p: &Path) -> String {
+        fs::read_to_string(p).unwrap_or_default()
+    }
+
+    /// `$XDG_CONFIG_HOME` (else `~/.config`), for messages about other
+    /// programs' files (FreeRDP's pinned certificates).
+    pub fn config_home(&self) -> PathBuf {
+        self.settings
+            .config_home()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("~/.config"))
+    }
+
+    /// Our process's groups (primary first), and the group database.
+    pub fn groups(&self) -> (Vec<u32>, String) {
+        let mut mine: Vec<u32> = rustix::process::getgroups()
+            .map(|v| v.into_iter().map(|g| g.as_raw()).collect())
+            .unwrap_or_default();
+        mine.insert(0, rustix::process::getegid().as_raw());
+        let db = fs::read_to_string(self.settings.etc.join("group")).unwrap_or_default();
+        (mine, db)
+    }
+
+    /// We run as root.
+    pub fn is_root(&self) -> bool {
+        rustix::process::geteuid().is_root()
+    }
+}
+
+/// A private staging directory (see [`Local::staging`]).
+pub struct Staging {
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A new file in it (never over an existing one).
+    pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf> {
+        let p = self.dir.path().join(name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&p)
+            .with_context(|| format!("staging {name}"))?;
+        std::io::Write::write_all(&mut f, bytes).with_context(|| format!("staging {name}"))?;
+        Ok(p)
+    }
+
+    /// A new directory in it (as private as the staging directory).
+    pub fn mkdir(&self, name: &str) -> Result<PathBuf> {
+        let p = self.dir.path().join(name);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .with_context(|| format!("staging {name}"))?;
+        Ok(p)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        make_writable(self.dir.path());
+    }
+}
+
+/// Write permission on a tree again (xorriso extracts read-only folders),
+/// so that it can be removed.
+fn make_writable(dir: &Path) {
+    if let Ok(meta) = fs::symlink_metadata(dir)
+        && meta.is_dir()
+    {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn local() -> Local {
+        Local::new(Settings::default())
+    }
+
+    #[test]
+    fn staging_is_private_unpredictable_and_removed() {
+        let l = local();
+        let a = l.staging("bkt-test-").unwrap();
+        let b = l.staging("bkt-test-").unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(fs::metadata(a.path()).unwrap().mode() & 0o777, 0o700);
+        let ro = a.mkdir("d").unwrap();
+        fs::write(ro.join("f"), "x").unwrap();
+        fs::set_permissions(&ro, fs::Permissions::from_mode(0o500)).unwrap();
+        a.write("s.cmd", b"x", 0o600).unwrap();
+        assert!(a.write("s.cmd", b"y", 0o600).is_err());
+        let p = a.path().to_path_buf();
+        drop(a);
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn an_existing_iso_path_is_never_overwritten() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("x.iso");
+        fs::write(&out, "the user's").unwrap();
+        let err = local().build_iso("V", d.path(), &out, 0o600).unwrap_err();
+        assert!(format!("{err:#}").starts_with(&format!("creating {}", out.display())));
+        assert_eq!(fs::read_to_string(&out).unwrap(), "the user's");
+    }
+
+    #[test]
+    fn media_kinds() {
+        let l = local();
+        let d = tempfile::tempdir().unwrap();
+        let good = d.path().join("good.iso");
+        let mut data = vec![0u8; 40000];
+        data[32769..32774].copy_from_slice(b"CD001");
+        fs::write(&good, &data).unwrap();
+        assert_eq!(l.media(&good), Ok(Media::Iso(40000)));
+        let notes = d.path().join("notes.txt");
+        fs::write(&notes, "hello").unwrap();
+        assert_eq!(l.media(&notes), Ok(Media::NotIso));
+        assert_eq!(l.media(&d.path().join("nope.iso")), Ok(Media::Missing));
+        assert_eq!(l.media(d.path()), Ok(Media::Directory));
+    }
+}

@@ -1,0 +1,173 @@
+//! `Ctx`: what every command works against, and the one door to the
+//! outside world. libvirt through [`Virsh`] (argv built in `tools`, run by
+//! the one runner), the machine that runs libvirt through [`Host`], this
+//! machine through [`Local`], bkt's manifest by its path. Commands touch no
+//! file, socket or environment variable themselves: a second host (ssh) is
+//! one more implementation of [`Host`].
+
+pub mod host;
+pub mod local;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::exec::ExecError;
+use crate::names::{Uri, VmName};
+use crate::settings::Settings;
+use crate::tools::virsh::{self, DomState, DomStats, DomainXml, Virsh};
+use crate::ui::HintExt;
+
+pub use host::{Host, HostSize, Kind, LocalHost, PortState};
+pub use local::{Local, Media};
+
+pub struct Ctx {
+    pub uri: Uri,
+    pub virsh: Virsh,
+    pub manifest: PathBuf,
+    pub host: Box<dyn Host>,
+    pub local: Local,
+}
+
+impl Ctx {
+    /// The context of a command on `uri`, with this machine as the host.
+    pub fn new(uri: Uri, settings: Settings) -> Result<Ctx> {
+        let manifest = settings.manifest().context(
+            "cannot find the manifest: neither BKT_VM_MANIFEST, XDG_CONFIG_HOME nor HOME is set",
+        )?;
+        Ok(Ctx {
+            virsh: Virsh::new(uri.as_str()),
+            uri,
+            manifest,
+            host: Box::new(LocalHost::new(&settings)),
+            local: Local::new(settings),
+        })
+    }
+
+    /// The state of a domain (by name or UUID), or None when libvirt has no
+    /// such domain.
+    pub fn domstate(&self, id: &str) -> Result<Option<(DomState, String)>> {
+        match self.virsh.domstate(id).run() {
+            Ok(out) => Ok(Some(virsh::parse_domstate(&out.stdout)?)),
+            Err(e) if virsh::is_no_domain(e.stderr()) => Ok(None),
+            Err(e) => Err(libvirt_error(e)),
+        }
+    }
+
+    /// The domain's state, or an error naming the VMs that do exist.
+    pub fn require(&self, name: &VmName) -> Result<(DomState, String)> {
+        match self.domstate(name)? {
+            Some(s) => Ok(s),
+            None => Err(self.unknown_vm(name)),
+        }
+    }
+
+    /// "no VM named X" with the names that exist, for every command.
+    pub fn unknown_vm(&self, name: &str) -> anyhow::Error {
+        let names = self
+            .virsh
+            .list_names()
+            .stdout()
+            .map(|s| virsh::parse_names(&s))
+            .unwrap_or_default();
+        let known = if names.is_empty() {
+            "there are none".to_string()
+        } else {
+            format!("the VMs there are: {}", names.join(", "))
+        };
+        anyhow!("no VM named {name:?} on {} ({known})", self.uri)
+    }
+
+    /// The domain's persistent definition, parsed.
+    pub fn domain_xml(&self, name: &str) -> Result<DomainXml> {
+        let xml = self
+            .virsh
+            .dumpxml(name)
+            .stdout()
+            .map_err(libvirt_error)
+            .with_context(|| format!("cannot read {name}'s definition"))?;
+        virsh::parse_domain_xml(&xml)
+    }
+
+    /// `virsh domstats` for every domain (one call).
+    pub fn domstats(&self) -> Result<Vec<DomStats>> {
+        let out = self
+            .virsh
+            .domstats()
+            .stdout()
+            .map_err(libvirt_error)
+            .context("cannot list the VMs")?;
+        virsh::parse_domstats(&out)
+    }
+
+    /// The images directory of the connection: the `default` pool's path,
+    /// else the standard one for system or session.
+    pub fn images_dir(&self) -> PathBuf {
+        if let Ok(xml) = self.virsh.pool_dumpxml("default").stdout()
+            && let Ok(p) = virsh::parse_pool_path(&xml)
+        {
+            return PathBuf::from(p);
+        }
+        match (&self.local.settings.home, self.uri.is_session()) {
+            (Some(home), true) => home.join(".local/share/libvirt/images"),
+            _ => PathBuf::from("/var/lib/libvirt/images"),
+        }
+    }
+
+    /// Where libvirt keeps each VM's swtpm state (`<dir>/<uuid>`).
+    pub fn swtpm_dir(&self) -> PathBuf {
+        if let Some(d) = &self.local.settings.swtpm_dir {
+            return d.clone();
+        }
+        match (&self.local.settings.home, self.uri.is_session()) {
+            (Some(home), true) => home.join(".config/libvirt/qemu/swtpm"),
+            _ => PathBuf::from("/var/lib/libvirt/swtpm"),
+        }
+    }
+
+    /// A context on `qemu:///system` with nothing from the environment, for
+    /// unit tests of functions that take one.
+    #[cfg(test)]
+    pub fn for_tests() -> Ctx {
+        let settings = Settings::from_vars(|k| {
+            (k == "BKT_VM_MANIFEST").then(|| "/nonexistent/vms.json".into())
+        });
+        Ctx::new("qemu:///system".parse().expect("a URI"), settings).expect("a context")
+    }
+
+    /// The size of the machine that runs libvirt.
+    pub fn host_size(&self) -> Result<HostSize> {
+        self.host.size()
+    }
+}
+
+/// Turn a failed virsh call into an error with advice for the usual causes.
+pub fn libvirt_error(e: ExecError) -> anyhow::Error {
+    let stderr = e.stderr().to_string();
+    if matches!(e, ExecError::NotFound { .. }) {
+        return crate::tools::program_error(e);
+    }
+    let hint = if stderr.contains("failed to connect to the hypervisor")
+        || stderr.contains("Failed to connect socket")
+    {
+        Some(
+            "libvirt is not reachable: start it (`sudo systemctl start libvirtd`, or \
+             `virtqemud` on modular hosts) or check --connect / LIBVIRT_DEFAULT_URI",
+        )
+    } else if stderr.contains("Cannot access storage file") {
+        Some("the VM's disk or an ISO it uses is gone; put it back or detach it (`virsh edit`)")
+    } else if stderr.contains("network 'default' is not active") {
+        Some("start libvirt's network: `virsh net-start default && virsh net-autostart default`")
+    } else if stderr.contains("authentication") || stderr.contains("Permission denied") {
+        Some(
+            "add yourself to the libvirt group (`sudo usermod -aG libvirt $USER`, then log in again)",
+        )
+    } else {
+        None
+    };
+    let err = anyhow::Error::new(e);
+    match hint {
+        Some(h) => Err::<(), _>(err).hint(h).unwrap_err(),
+        None => err,
+    }
+}

@@ -1,0 +1,97 @@
+//! Turning a VM on and off: the ACPI shutdown that waits until the guest
+//! is off (`stop`, and `snapshot` before it takes one), and bringing a VM to
+//! running from whatever state it is in (`connect`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::tools::virsh::DomState;
+use crate::ui::{HintExt, Spinner, secs};
+use crate::vm::wait::poll_until;
+use crate::vm::{Ctx, libvirt_error};
+
+/// How often the state is polled while waiting.
+const POLL: Duration = Duration::from_millis(500);
+/// A guest that is still booting drops the ACPI event: send it again this
+/// often while waiting.
+const RESEND: Duration = Duration::from_secs(10);
+
+/// Press the (ACPI) power button and wait up to `timeout` for the guest to
+/// power off; a paused guest is resumed first (it cannot see the button).
+pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> Result<()> {
+    if state == DomState::Paused {
+        ctx.virsh
+            .resume(name)
+            .run()
+            .map_err(libvirt_error)
+            .with_context(|| format!("cannot resume {name} to shut it down"))?;
+        println!("{name} was paused; resumed it to shut it down");
+    }
+    let shutdown = ctx.virsh.shutdown(name);
+    shutdown
+        .run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("cannot ask {name} to shut down"))?;
+    let spinner = Spinner::new(&format!("waiting for {name} to shut down"));
+    let mut last_sent = Instant::now();
+    let ended = poll_until(Some(Instant::now() + timeout), POLL, &spinner, "", || {
+        match ctx.domstate(name)? {
+            None => return Ok(Some(format!("{name} is gone (it was transient)"))),
+            Some((s, reason)) if !s.is_active() => {
+                return Ok(Some(format!(
+                    "{name} is shut off ({reason}) after {}",
+                    secs(spinner.elapsed())
+                )));
+            }
+            Some(_) => {}
+        }
+        if last_sent.elapsed() >= RESEND {
+            // Best effort: the first request may have been lost during boot.
+            let _ = shutdown.run();
+            last_sent = Instant::now();
+        }
+        Ok(None)
+    });
+    spinner.clear();
+    match ended? {
+        Some(said) => {
+            println!("{said}");
+            Ok(())
+        }
+        None => Err(anyhow::anyhow!(
+            "{name} did not shut down within {}s; it is still running",
+            timeout.as_secs()
+        ))
+        .hint(format!(
+            "the guest is ignoring the ACPI power button (busy, or at a prompt); try again \
+             with a longer --timeout, shut it down from inside, or `bkt vm stop {name} --force` \
+             (unsaved work in the guest is lost)"
+        )),
+    }
+}
+
+/// Bring the VM to running: start it if off, resume it if paused, wake it
+/// if suspended. Returns whether it was not running before (so the guest is
+/// still booting).
+pub fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
+    let cmd = match state {
+        DomState::Running | DomState::Blocked | DomState::ShuttingDown => return Ok(false),
+        DomState::Paused => {
+            println!("{name} is paused; resuming it");
+            ctx.virsh.resume(name)
+        }
+        DomState::Suspended => {
+            println!("{name} is suspended; waking it");
+            ctx.virsh.dompmwakeup(name)
+        }
+        DomState::ShutOff | DomState::Crashed | DomState::NoState => {
+            println!("{name} is {}; starting it", state.label());
+            ctx.virsh.start(name)
+        }
+    };
+    cmd.run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(true)
+}
