@@ -818,7 +818,7 @@ fn receive(
             bar.finish_and_clear();
             drop(file);
             discard(part);
-            if e.raw_os_error() == Some(libc::ENOSPC) {
+            if e.kind() == std::io::ErrorKind::StorageFull {
                 let dir = part.parent().unwrap_or(Path::new("."));
                 return Err(fatal(
                     disk_full(item.file, dir, total, free_space(dir)),

@@ -157,14 +157,15 @@ pub fn shell_quote(word: &str) -> String {
 }
 
 fn signal_name(sig: i32) -> &'static str {
+    use signal_hook::consts::*;
     match sig {
-        libc::SIGINT => "SIGINT",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGHUP => "SIGHUP",
+        SIGINT => "SIGINT",
+        SIGKILL => "SIGKILL",
+        SIGTERM => "SIGTERM",
+        SIGSEGV => "SIGSEGV",
+        SIGABRT => "SIGABRT",
+        SIGPIPE => "SIGPIPE",
+        SIGHUP => "SIGHUP",
         _ => "signal",
     }
 }
@@ -462,6 +463,9 @@ mod tests {
         let (pid, group) = stat(Cmd::new("sh"));
         assert_ne!(group, pid);
         // SAFETY: getpgrp has no preconditions.
-        assert_eq!(group, unsafe { libc::getpgrp() }.to_string());
+        assert_eq!(
+            group,
+            rustix::process::getpgrp().as_raw_nonzero().to_string()
+        );
     }
 }

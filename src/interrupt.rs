@@ -4,25 +4,29 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
+static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// From now on SIGINT and SIGTERM set a flag. Children still get the
 /// terminal's SIGINT and fail, which the command notices and cleans up.
 pub fn catch() {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registering fails only for signals that cannot be caught.
+        let _ = signal_hook::flag::register(sig, Arc::clone(&INTERRUPTED));
     }
 }
 
 pub fn happened() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Like any Unix filter, `bkt vm status | head` ends quietly when the
+/// reader goes away: SIGPIPE keeps its default effect (Rust ignores it, and
+/// printing to a closed pipe would panic).
+pub fn default_sigpipe() {
+    let always = Arc::new(AtomicBool::new(true));
+    let _ = signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, always);
 }
 
 /// The user interrupted the command (Ctrl-C, or SIGTERM). Callers add what

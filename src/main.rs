@@ -23,11 +23,7 @@ fn main() -> ExitCode {
     // constructor, and nothing here has spawned one yet. No other code can
     // be reading the environment while it changes.
     unsafe { secrets::take_from_env() };
-    // Like any Unix filter: `bkt vm status | head` ends quietly.
-    // SAFETY: restoring the default disposition of a signal.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    interrupt::default_sigpipe();
     let settings = settings::Settings::from_env();
     ui::init_colors(settings.no_color);
     let cli = cli::Cli::parse();

@@ -17,7 +17,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -228,15 +227,9 @@ fn lock(path: &Path) -> Result<Lock> {
         .mode(0o600)
         .open(&lock_path)
         .with_context(|| format!("cannot open the manifest lock {}", lock_path.display()))?;
-    // SAFETY: flock on a file descriptor we own; it blocks until granted.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        bail!(
-            "cannot lock the manifest {}: {}",
-            lock_path.display(),
-            std::io::Error::last_os_error()
-        );
-    }
+    // flock(2): blocks until granted, released when the file is closed.
+    file.lock()
+        .with_context(|| format!("cannot lock the manifest {}", lock_path.display()))?;
     Ok(Lock { _file: file })
 }
 
@@ -302,25 +295,12 @@ pub fn update<T>(path: &Path, f: impl FnOnce(&mut Manifest) -> Result<T>) -> Res
 
 /// Today's date (UTC) as YYYY-MM-DD.
 pub fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    civil_date(secs / 86_400)
+    civil_date(jiff::Timestamp::now())
 }
 
-/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
-fn civil_date(days: u64) -> String {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+/// A moment's calendar date in UTC.
+fn civil_date(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d").to_string()
 }
 
 #[cfg(test)]
@@ -502,8 +482,10 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(20_478), "2026-01-25");
-        assert_eq!(civil_date(19_782), "2024-02-29");
+        let day = |d: i64| civil_date(jiff::Timestamp::from_second(d * 86_400 + 3600).unwrap());
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(20_478), "2026-01-25");
+        assert_eq!(day(19_782), "2024-02-29");
+        assert_eq!(today().len(), 10);
     }
 }

@@ -196,17 +196,11 @@ fn read_meta(host: &dyn Host, dir: &Path) -> Option<Meta> {
     serde_json::from_str(&host.read_to_string(&dir.join(META)).ok()?).ok()
 }
 
+/// `2026-01-25 14:03 UTC`, for `snapshot list`.
 fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "{} {:02}:{:02} UTC",
-        crate::manifest::today(),
-        secs % 86_400 / 3600,
-        secs % 3600 / 60
-    )
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string()
 }
 
 /// Make sure the VM is off: stop it with consent, or refuse and say why.
