@@ -609,10 +609,32 @@ pub enum DiskKind {
     Other(String),
 }
 
+/// What a `<disk>` is to the guest (`device=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskDevice {
+    Disk,
+    Cdrom,
+    Floppy,
+    Lun,
+    Other(String),
+}
+
+impl DiskDevice {
+    fn parse(device: &str) -> DiskDevice {
+        match device {
+            "disk" => DiskDevice::Disk,
+            "cdrom" => DiskDevice::Cdrom,
+            "floppy" => DiskDevice::Floppy,
+            "lun" => DiskDevice::Lun,
+            other => DiskDevice::Other(other.to_string()),
+        }
+    }
+}
+
 /// A disk or CD-ROM in a domain's XML.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomDisk {
-    pub device: String,
+    pub device: DiskDevice,
     pub path: String,
     pub target: String,
     pub kind: DiskKind,
@@ -678,7 +700,7 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
                 other => DiskKind::Other(other.to_string()),
             };
             d.disks.push(DomDisk {
-                device: n.attribute("device").unwrap_or("disk").to_string(),
+                device: DiskDevice::parse(n.attribute("device").unwrap_or("disk")),
                 path: path.to_string(),
                 target: target.to_string(),
                 kind,
@@ -950,9 +972,9 @@ mod tests {
         let d = parse_domain_xml(&fx("dumpxml-windows-running.xml")).unwrap();
         assert_eq!(d.name, "t1");
         assert_eq!(d.disks.len(), 2);
-        assert_eq!(d.disks[0].device, "cdrom");
+        assert_eq!(d.disks[0].device, DiskDevice::Cdrom);
         assert_eq!(d.disks[0].path, "/tmp/win.iso");
-        assert_eq!(d.disks[1].device, "disk");
+        assert_eq!(d.disks[1].device, DiskDevice::Disk);
         assert_eq!(d.disks[1].path, "/var/lib/libvirt/images/t1.qcow2");
         assert_eq!(
             d.nvram.as_deref(),

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::manifest::{self, VmEntry};
@@ -150,51 +151,53 @@ fn plan(
             }
             seen.push(d.path.clone());
             let ours = made.contains(&d.path);
-            let (what, why, cmd) =
-                if d.kind == DiskKind::Block || is_block_device(ctx.host.as_ref(), &d.path) {
-                    (
-                        "disk",
-                        "a block device; bkt never deletes those".to_string(),
-                        None,
-                    )
-                } else if d.shareable {
-                    (
-                        "disk",
-                        "shareable: meant to be used by several VMs".to_string(),
-                        Some(rm(&d.path)),
-                    )
-                } else if let Some(users) = others.get(&d.path) {
-                    (
-                        if d.device == "cdrom" {
-                            "medium"
-                        } else {
-                            "disk"
-                        },
-                        format!("also used by {}", users.join(", ")),
-                        None,
-                    )
-                } else if d.device == "cdrom" || d.path.to_ascii_lowercase().ends_with(".iso") {
-                    if ours {
-                        p.delete.push(Delete {
-                            what: what_of(&d.path),
-                            path: d.path.clone(),
-                            how: How::File,
-                        });
-                        continue;
-                    }
-                    ("install media", "never deleted".to_string(), None)
-                } else if !ours {
-                    ("disk", "not made by bkt".to_string(), Some(rm(&d.path)))
-                } else if keep_disk {
-                    ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
-                } else {
+            let (what, why, cmd) = if d.kind == DiskKind::Block
+                || is_block_device(ctx.host.as_ref(), &d.path)
+            {
+                (
+                    "disk",
+                    "a block device; bkt never deletes those".to_string(),
+                    None,
+                )
+            } else if d.shareable {
+                (
+                    "disk",
+                    "shareable: meant to be used by several VMs".to_string(),
+                    Some(rm(&d.path)),
+                )
+            } else if let Some(users) = others.get(&d.path) {
+                (
+                    if d.device == DiskDevice::Cdrom {
+                        "medium"
+                    } else {
+                        "disk"
+                    },
+                    format!("also used by {}", users.join(", ")),
+                    None,
+                )
+            } else if d.device == DiskDevice::Cdrom || d.path.to_ascii_lowercase().ends_with(".iso")
+            {
+                if ours {
                     p.delete.push(Delete {
                         what: what_of(&d.path),
                         path: d.path.clone(),
                         how: How::File,
                     });
                     continue;
-                };
+                }
+                ("install media", "never deleted".to_string(), None)
+            } else if !ours {
+                ("disk", "not made by bkt".to_string(), Some(rm(&d.path)))
+            } else if keep_disk {
+                ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
+            } else {
+                p.delete.push(Delete {
+                    what: what_of(&d.path),
+                    path: d.path.clone(),
+                    how: How::File,
+                });
+                continue;
+            };
             if ours {
                 p.forget.push(d.path.clone());
             }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow};
 
 use crate::tools::virsh::DomainXml;
@@ -15,7 +16,7 @@ pub fn eject(ctx: &Ctx, name: &str, dom: &DomainXml, medium: &Path) -> Result<bo
     let Some(d) = dom
         .disks
         .iter()
-        .find(|d| d.path == path && d.device == "cdrom")
+        .find(|d| d.path == path && d.device == DiskDevice::Cdrom)
     else {
         return Ok(false);
     };

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow};
 
 use crate::manifest;
@@ -92,14 +93,14 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     let drive = dom
         .disks
         .iter()
-        .find(|d| d.device == "cdrom")
+        .find(|d| d.device == DiskDevice::Cdrom)
         .ok_or_else(|| anyhow!("{name} has no CD-ROM drive to put the script in"))
         .hint("add one in virt-manager (Add Hardware → Storage → CDROM device), then retry")?
         .clone();
     let dir = dom
         .disks
         .iter()
-        .find(|d| d.device == "disk" && !d.path.is_empty())
+        .find(|d| d.device == DiskDevice::Disk && !d.path.is_empty())
         .and_then(|d| Path::new(&d.path).parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
     let iso = dir.join(format!("{name}-enable-rdp.iso"));

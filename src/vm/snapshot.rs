@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +66,7 @@ pub fn parts(ctx: &Ctx, name: &str) -> Result<Parts> {
     let disk = dom
         .disks
         .iter()
-        .find(|d| d.device == "disk" && !d.path.is_empty())
+        .find(|d| d.device == DiskDevice::Disk && !d.path.is_empty())
         .ok_or_else(|| anyhow!("{name} has no disk to snapshot"))?;
     if !disk.path.ends_with(".qcow2") {
         bail!(
