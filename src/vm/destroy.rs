@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
-use crate::tools::virsh::{self, DiskKind, DomState, DomainXml};
+use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::vm::ctx::{Host, Kind};
 use crate::vm::{Ctx, libvirt_error};

@@ -3,10 +3,9 @@
 
 use std::path::Path;
 
-use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow};
 
-use crate::tools::virsh::DomainXml;
+use crate::tools::virsh::{DiskDevice, DomainXml};
 use crate::vm::{Ctx, libvirt_error};
 
 /// Empty the drive that holds `medium` (in the definition, and in the

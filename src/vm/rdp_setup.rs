@@ -9,11 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow};
 
 use crate::manifest;
-use crate::tools::virsh::DomState;
+use crate::tools::virsh::{DiskDevice, DomState};
 use crate::ui::{self, HintExt, Spinner};
 use crate::vm::ctx::PortState;
 use crate::vm::net::{self, RDP_PORT};

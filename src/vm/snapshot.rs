@@ -18,14 +18,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::tools::virsh::DiskDevice;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{self, Interrupted};
 use crate::manifest;
 use crate::names::{SnapName, VmName};
-use crate::tools::virsh::{self, DomState};
+use crate::tools::virsh::{self, DiskDevice, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
 use crate::vm::ctx::{Host, Kind};
