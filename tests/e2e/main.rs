@@ -642,9 +642,10 @@ fn ownership(env: &Env) {
 fn failed_creates(env: &Env) {
     eprintln!("== failed creates");
     let iso = env.media("win-standin.iso");
-    // A virt-install that defines a domain of the same name (as another
-    // client would, while bkt ran) and then fails: that domain is not
-    // bkt's, and stays.
+    // A virt-install that, asked for the domain XML, defines a domain of the
+    // same name (as another client would, while bkt ran) and then fails:
+    // that domain is not bkt's, and stays. Any other call (the version
+    // preflight reads) goes to the real virt-install.
     let fake_bin = env.work.path().join("race-bin");
     fs::create_dir_all(&fake_bin).unwrap();
     let other = env.work.path().join("e2e-race-other.xml");
@@ -658,7 +659,7 @@ fn failed_creates(env: &Env) {
     fs::write(
         &stand_in,
         format!(
-            "#!/bin/sh\nvirsh -q -c qemu:///system define {} >/dev/null\necho 'ERROR    Domain e2e-race already exists' >&2\nexit 1\n",
+            "#!/bin/sh\ncase \"$*\" in *--print-xml*) ;; *) exec /usr/bin/virt-install \"$@\" ;; esac\nvirsh -q -c qemu:///system define {} >/dev/null\necho 'ERROR    Domain e2e-race already exists' >&2\nexit 1\n",
             other.display()
         ),
     )
