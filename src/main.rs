@@ -1,4 +1,34 @@
 //! `bkt`: parse the command line, run it, print any error once.
+//!
+//! The house, top to bottom; a layer imports only the layers below it:
+//!
+//! ```text
+//! main.rs, cli.rs            clap definitions; docs.rs: completions, man pages
+//!   vm/mod.rs                the dispatcher: one match, nothing else
+//!     vm/<command>.rs        create, start, stop, status, connect, destroy,
+//!                            doctor, download, enable_rdp, snapshot: plain
+//!                            orchestration; no command imports another
+//!     vm/<shared>.rs         checks, net, power, wait, media, access, clients,
+//!                            resources, rdp_setup, unattended: what commands share
+//!       vm/ctx/              Ctx, the one door to the outside world:
+//!                              ctx.virsh     libvirt, through tools::virsh
+//!                              ctx.host      the machine that runs libvirt
+//!                                            (files, space, memory, probes)
+//!                              ctx.local     this machine (cache, programs,
+//!                                            secrets, staging, ISO builds)
+//!                              ctx.manifest, ctx.uri
+//!         tools/             every argv builder and output parser; the only
+//!                            place a command line is made
+//!         download.rs        fetch, resume, verify
+//!           exec.rs          the one runner (duct); manifest.rs, settings.rs
+//!                            (the environment, read once), names.rs (VmName,
+//!                            SnapName, Uri), ui.rs, units.rs, interrupt.rs,
+//!                            secrets.rs
+//! ```
+//!
+//! Nothing under `vm/` outside `vm/ctx/` touches the filesystem, the
+//! environment, a socket or a child process; a second host (ssh) is one more
+//! implementation of `ctx::Host`.
 
 mod cli;
 mod download;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::tools::acl::{self, Who};
 use crate::tools::virsh;
-use crate::vm::Ctx;
+use crate::vm::ctx::Ctx;
 
 /// The account QEMU runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub fn qemu_user(ctx: &Ctx) -> Result<Option<QemuUser>> {
         .virsh
         .capabilities()
         .stdout()
-        .map_err(crate::vm::libvirt_error)
+        .map_err(crate::vm::ctx::libvirt_error)
         .context("asking libvirt which user QEMU runs as")?;
     let Some((uid, gid)) = virsh::parse_dac_label(&caps)? else {
         return Ok(None);

@@ -8,8 +8,9 @@ use crate::names::VmName;
 use crate::tools::{self, acl, rdp, version, virsh};
 use crate::ui::Check;
 use crate::units::{gib_bytes, human};
+use crate::vm::clients;
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{HostSize, Media};
-use crate::vm::{Ctx, clients};
 
 /// `/dev/kvm` exists and can be opened for reading and writing.
 pub fn kvm(ctx: &Ctx) -> Check {

@@ -3,7 +3,7 @@
 //! Remmina, in `rdp::CANDIDATES` order. Shared by `connect` and `doctor`.
 
 use crate::tools::rdp::{self, Client, Flavor};
-use crate::vm::Ctx;
+use crate::vm::ctx::Ctx;
 
 /// The client programs to look for, and whether the user forced one.
 fn candidates(ctx: &Ctx) -> (Vec<String>, bool) {

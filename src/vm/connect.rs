@@ -18,8 +18,9 @@ use crate::tools::rdp::{self, Client, Flavor, Outcome, Session};
 use crate::tools::viewer;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::ctx::PortState;
+use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::net::{self, RDP_PORT};
-use crate::vm::{Ctx, clients, libvirt_error, power};
+use crate::vm::{clients, power};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

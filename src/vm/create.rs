@@ -19,7 +19,8 @@ use crate::ui::{self, Check, HintExt, Level, Spinner};
 use crate::units::{gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
 use crate::vm::ctx::HostSize;
-use crate::vm::{Ctx, libvirt_error, rdp_setup, resources, unattended};
+use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::{rdp_setup, resources, unattended};
 
 /// Everything create was asked for, once defaults are filled in.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
 use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
+use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{Host, Kind};
-use crate::vm::{Ctx, libvirt_error};
 
 /// How a file bkt made is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

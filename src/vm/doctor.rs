@@ -10,9 +10,10 @@ use crate::names::VmName;
 use crate::tools::virsh::{DomState, DomStats};
 use crate::ui::{self, Check, Level};
 use crate::units::human;
+use crate::vm::checks;
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::net::{self, RDP_PORT};
-use crate::vm::{Ctx, checks};
 
 fn host_checks(ctx: &Ctx) -> Vec<Check> {
     let mut c = vec![checks::kvm(ctx), checks::groups(ctx)];

@@ -7,7 +7,7 @@ use crate::cli::DownloadArgs;
 use crate::download;
 use crate::ui::Check;
 use crate::units::human;
-use crate::vm::Ctx;
+use crate::vm::ctx::Ctx;
 
 pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
     let s = &ctx.local.settings.download;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::names::VmName;
-use crate::vm::{Ctx, rdp_setup};
+use crate::vm::ctx::Ctx;
+use crate::vm::rdp_setup;
 
 pub fn run(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
     ctx.require(name)?;

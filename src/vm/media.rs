@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 
 use crate::tools::virsh::{DiskDevice, DomainXml};
-use crate::vm::{Ctx, libvirt_error};
+use crate::vm::ctx::{Ctx, libvirt_error};
 
 /// Empty the drive that holds `medium` (in the definition, and in the
 /// running VM), and say so. Nothing to do when no drive holds it.

@@ -32,7 +32,7 @@ use anyhow::Result;
 use crate::cli::{Global, SnapshotCommand, VmCommand};
 use crate::settings::Settings;
 
-pub use ctx::{Ctx, libvirt_error};
+use ctx::Ctx;
 
 /// Run one `bkt vm` command.
 pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()> {

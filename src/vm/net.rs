@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::tools::virsh::{self, AddrSource};
 use crate::ui::Spinner;
-use crate::vm::Ctx;
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::wait::poll_until;
 

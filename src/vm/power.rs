@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner, secs};
+use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::wait::poll_until;
-use crate::vm::{Ctx, libvirt_error};
 
 /// How often the state is polled while waiting.
 const POLL: Duration = Duration::from_millis(500);

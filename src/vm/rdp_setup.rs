@@ -15,9 +15,9 @@ use crate::manifest;
 use crate::tools::virsh::{DiskDevice, DomState};
 use crate::ui::{self, HintExt, Spinner};
 use crate::vm::ctx::PortState;
+use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::net::{self, RDP_PORT};
 use crate::vm::wait::poll_until;
-use crate::vm::{Ctx, libvirt_error};
 
 /// Turns Remote Desktop on: connections allowed, Network Level
 /// Authentication kept on, and the firewall rules enabled by the group's

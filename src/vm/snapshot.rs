@@ -27,8 +27,9 @@ use crate::names::{SnapName, VmName};
 use crate::tools::virsh::{self, DiskDevice, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
+use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{Host, Kind};
-use crate::vm::{Ctx, libvirt_error, power};
+use crate::vm::power;
 
 /// What one snapshot directory holds besides the copies.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -4,7 +4,8 @@ use anyhow::{Context, Result};
 
 use crate::names::VmName;
 use crate::tools::virsh::DomState;
-use crate::vm::{Ctx, libvirt_error, resources};
+use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::resources;
 
 pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
     let (state, _) = ctx.require(name)?;

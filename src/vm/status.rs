@@ -13,9 +13,10 @@ use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::net;
-use crate::vm::{Ctx, resources};
+use crate::vm::resources;
 
 /// One row of the status, as printed and as JSON.
 #[derive(Debug, Clone, Serialize, PartialEq)]

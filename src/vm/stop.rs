@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::names::VmName;
-use crate::vm::{Ctx, libvirt_error, power};
+use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::power;
 
 pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;

@@ -14,9 +14,10 @@ use crate::tools::unattend::{self, Answers};
 use crate::tools::xorriso;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::ctx::PortState;
+use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::media;
 use crate::vm::net::{self, RDP_PORT};
 use crate::vm::wait::poll_until;
-use crate::vm::{Ctx, libvirt_error, media};
 
 /// Windows refuses these in account names.
 fn valid_username(u: &str) -> Result<()> {
