@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::names::{SnapName, Uri, VmName};
 use crate::tools::virt_install::VirtType;
+use crate::units::AutoSave;
 
 /// bkt: tools for a bootc desktop.
 #[derive(Debug, Parser)]
@@ -98,7 +99,9 @@ pub enum VmCommand {
     #[command(
         long_about = "Shut a VM down gracefully (ACPI power button), waiting until it is off.\n\n\
         If the guest has not powered off after --timeout seconds, the VM is left running and \
-        the command fails; --force powers it off at once, like pulling the plug."
+        the command fails; --force powers it off at once, like pulling the plug.\n\n\
+        --save writes the VM's memory to disk (libvirt's managed save) and frees it; `status` \
+        shows the VM as saved, and `start` or `connect` restores it where it was."
     )]
     Stop {
         /// The VM's name.
@@ -107,8 +110,44 @@ pub enum VmCommand {
         #[arg(long, default_value_t = 180, value_name = "SECONDS")]
         timeout: u64,
         /// Power off at once instead (unsaved work in the guest is lost).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "save")]
         force: bool,
+        /// Save the VM's memory to disk instead of shutting Windows down:
+        /// the host gets the memory back, and the next start or connect
+        /// restores it where it was, in seconds.
+        #[arg(long)]
+        save: bool,
+    },
+
+    /// Show or change a VM's settings that bkt keeps (auto-save).
+    #[command(
+        long_about = "Show or change the settings bkt keeps for a VM it made.\n\n\
+        --auto-save TIME saves the VM to disk (its memory given back to the host) once nothing \
+        has used it for TIME: no client bkt started is open, no Remote Desktop connection from \
+        this machine, no SPICE viewer attached. `start` or `connect` restores it where it was. \
+        A small watcher that `connect` starts after its client exits does this; it ends when \
+        the VM stops. `off` turns it off.",
+        after_help = "Examples:\n  bkt vm config windows\n  bkt vm config windows --auto-save 30m\n  \
+        bkt vm config windows --auto-save off"
+    )]
+    Config {
+        /// The VM's name.
+        name: VmName,
+        /// Save it to disk after this long unused (15m, 1h, 90s), or off.
+        #[arg(long, value_name = "TIME")]
+        auto_save: Option<AutoSave>,
+        /// Print JSON instead (without --auto-save).
+        #[arg(long, conflicts_with = "auto_save")]
+        json: bool,
+    },
+
+    /// The idle watcher `connect` starts (internal).
+    #[command(hide = true)]
+    Watch {
+        name: VmName,
+        /// Look once, act, and exit.
+        #[arg(long)]
+        once: bool,
     },
 
     /// Show every VM: state, size, address, and what bkt knows about it.
@@ -373,6 +412,11 @@ pub struct CreateArgs {
     /// kvm (hardware virtualization) or qemu (software emulation, slow).
     #[arg(long, value_enum, default_value = "kvm")]
     pub virt_type: VirtType,
+
+    /// Save the VM to disk after it has been unused this long (15m, 1h,
+    /// 90s), giving its memory back to the host; `off` never does.
+    #[arg(long, value_name = "TIME", default_value_t = AutoSave::DEFAULT)]
+    pub auto_save: AutoSave,
 
     /// Never prompt: take defaults for anything not given (--iso is required).
     #[arg(long, short)]

@@ -17,6 +17,13 @@ pub fn catch() {
     }
 }
 
+/// A detached process (the idle watcher) lives on when the terminal that
+/// started it closes: SIGHUP is caught and means nothing.
+pub fn ignore_hangup() {
+    static HANGUP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&HANGUP));
+}
+
 pub fn happened() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }

@@ -48,6 +48,10 @@ pub struct VmEntry {
     /// The answer ISO of an unattended install, until the install is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer_iso: Option<String>,
+    /// Seconds unused before the idle watcher saves the VM to disk; 0 or
+    /// none (VMs made before bkt could save them) is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_save: Option<u64>,
     /// True while `create` is still making the VM: reserves the name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creating: bool,
@@ -320,6 +324,7 @@ mod tests {
             mac: None,
             rdp_user: None,
             answer_iso: None,
+            auto_save: None,
             creating: false,
             extra: Default::default(),
         }

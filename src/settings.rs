@@ -30,6 +30,11 @@ pub struct Settings {
     pub etc: PathBuf,
     /// `BKT_VM_RDP_CLIENT`: the RDP client to use.
     pub rdp_client: Option<String>,
+    /// `$XDG_RUNTIME_DIR`: where the idle watcher keeps its lock and state.
+    pub runtime_dir: Option<PathBuf>,
+    /// `BKT_VM_NOW`: the clock, in seconds since 1970, for tests of the
+    /// idle watcher's decisions (never set by users).
+    pub now: Option<u64>,
     pub download: Download,
 }
 
@@ -76,6 +81,8 @@ impl Settings {
             swtpm_dir: path("BKT_VM_SWTPM_DIR"),
             etc: path("BKT_VM_ETC").unwrap_or_else(|| PathBuf::from("/etc")),
             rdp_client: text("BKT_VM_RDP_CLIENT"),
+            runtime_dir: path("XDG_RUNTIME_DIR"),
+            now: text("BKT_VM_NOW").and_then(|v| v.parse().ok()),
             download: Download {
                 virtio_url: text("BKT_VM_VIRTIO_URL"),
                 guest_tools_url: text("BKT_VM_GUEST_TOOLS_URL"),

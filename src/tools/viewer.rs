@@ -14,6 +14,14 @@ pub fn remote_viewer(display: &str, title: &str) -> Cmd {
     Cmd::new("remote-viewer").args(["--title", title, display])
 }
 
+/// The TCP port of a `spice://HOST:PORT` display URI (none for a display
+/// on a unix socket).
+pub fn spice_port(uri: &str) -> Option<u16> {
+    let rest = uri.strip_prefix("spice://")?;
+    let hostport = rest.split(['/', '?']).next()?;
+    hostport.rsplit_once(':')?.1.parse().ok()
+}
+
 /// The first `spice://` (or other) URI `virsh domdisplay` printed.
 pub fn parse_domdisplay(out: &str) -> Option<String> {
     out.lines()
@@ -36,6 +44,19 @@ mod tests {
             remote_viewer("spice://127.0.0.1:5900", "windows").display(),
             "remote-viewer --title windows spice://127.0.0.1:5900"
         );
+    }
+
+    #[test]
+    fn spice_ports() {
+        let out = include_str!("../../fixtures/virsh/domdisplay-spice.txt");
+        assert_eq!(spice_port(&parse_domdisplay(out).unwrap()), Some(5900));
+        assert_eq!(spice_port("spice://[::1]:5901"), Some(5901));
+        assert_eq!(
+            spice_port("spice://127.0.0.1:5902?tls-port=5903"),
+            Some(5902)
+        );
+        assert_eq!(spice_port("spice+unix:///run/x.sock"), None);
+        assert_eq!(spice_port("vnc://127.0.0.1:5900"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::exec::Cmd;
 
@@ -246,6 +246,26 @@ impl Virsh {
         self.cmd(["screenshot", name, "--file", file])
     }
 
+    /// Save the running VM's memory to disk and stop it; the next `start`
+    /// restores it where it was.
+    pub fn managedsave(&self, name: &str) -> Cmd {
+        self.cmd(["managedsave", name])
+    }
+
+    /// Discard a saved VM's memory (it boots afresh at the next start).
+    pub fn managedsave_remove(&self, name: &str) -> Cmd {
+        self.cmd(["managedsave-remove", name])
+    }
+
+    pub fn dominfo(&self, name: &str) -> Cmd {
+        self.cmd(["dominfo", name])
+    }
+
+    /// Set the guest's clock from the host's, through the guest agent.
+    pub fn domtime_sync(&self, name: &str) -> Cmd {
+        self.cmd(["domtime", name, "--sync"])
+    }
+
     /// Undefine with everything libvirt keeps for the domain. Never
     /// `--remove-all-storage`: it also deletes CD-ROM images that sit in a
     /// storage pool, the user's Windows ISO included.
@@ -348,6 +368,46 @@ impl DomState {
     pub fn is_active(self) -> bool {
         !matches!(self, DomState::ShutOff | DomState::NoState)
     }
+}
+
+/// What `bkt` reads from `virsh dominfo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomInfo {
+    /// The domain has a managed save image: its memory saved to disk by
+    /// `managedsave`, restored by the next start.
+    pub managed_save: bool,
+    /// The memory it uses now (what a save writes, at most).
+    pub used_memory_kib: u64,
+}
+
+pub fn parse_dominfo(out: &str) -> Result<DomInfo> {
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .ok_or_else(|| anyhow!("virsh dominfo printed no \"{key}\" line"))
+    };
+    let managed_save = match field("Managed save:")? {
+        "yes" => true,
+        "no" => false,
+        other => bail!("virsh dominfo: unexpected \"Managed save: {other}\""),
+    };
+    let used = field("Used memory:")?;
+    let used_memory_kib = used
+        .strip_suffix(" KiB")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow!("virsh dominfo: unexpected \"Used memory: {used}\""))?;
+    Ok(DomInfo {
+        managed_save,
+        used_memory_kib,
+    })
+}
+
+/// The guest agent is not there (not installed, not started yet, or the
+/// guest is not running it).
+pub fn is_no_agent(stderr: &str) -> bool {
+    stderr.contains("Guest agent is not responding")
+        || stderr.contains("guest agent is not connected")
 }
 
 /// Output of `virsh domstate --reason NAME`, e.g. `shut off (shutdown)`.
@@ -1093,5 +1153,40 @@ mod tests {
             parse_names(&fx("list-all-uuid.txt")),
             ["11111111-2222-4333-8444-555555555555"]
         );
+    }
+    #[test]
+    fn managed_save_is_read_from_dominfo() {
+        assert_eq!(
+            parse_dominfo(&fx("dominfo-saved.txt")).unwrap(),
+            DomInfo {
+                managed_save: true,
+                used_memory_kib: 262_144
+            }
+        );
+        let running = parse_dominfo(&fx("dominfo-running.txt")).unwrap();
+        assert!(!running.managed_save);
+        assert_eq!(running.used_memory_kib, 2_097_152);
+        assert!(parse_dominfo("Used memory: 1 KiB\n").is_err());
+        assert!(parse_dominfo("Managed save:   maybe\nUsed memory: 1 KiB\n").is_err());
+        assert!(parse_dominfo("Managed save: no\nUsed memory: lots\n").is_err());
+        let (state, reason) = parse_domstate(&fx("domstate-reason-saved.txt")).unwrap();
+        assert_eq!((state, reason.as_str()), (DomState::ShutOff, "saved"));
+        let (state, reason) = parse_domstate(&fx("domstate-reason-restored.txt")).unwrap();
+        assert_eq!((state, reason.as_str()), (DomState::Running, "restored"));
+    }
+
+    #[test]
+    fn save_and_clock_argv() {
+        let v = Virsh::new("qemu:///session");
+        assert_eq!(
+            v.managedsave("win").display(),
+            "virsh -c qemu:///session managedsave win"
+        );
+        assert_eq!(
+            v.domtime_sync("win").display(),
+            "virsh -c qemu:///session domtime win --sync"
+        );
+        assert!(is_no_agent(&fx("domtime-sync-no-agent.txt")));
+        assert!(!is_no_agent(&fx("managedsave-not-running.txt")));
     }
 }

@@ -16,11 +16,12 @@ use crate::names::VmName;
 use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome, Session};
 use crate::tools::viewer;
+use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::ctx::PortState;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::net::{self, RDP_PORT};
-use crate::vm::{clients, power};
+use crate::vm::{clients, idle, power};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -383,6 +384,20 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
 pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     graphical_session(ctx)?;
+    // In use until the client exits; then the idle watcher takes over.
+    let in_use = ctx.local.hold_in_use(&idle::key(ctx, name));
+    let res = session(ctx, name, opts, state);
+    drop(in_use);
+    if let Err(e) = idle::ensure_watcher(ctx, name) {
+        eprintln!(
+            "{} {name} will not be saved when idle: {e:#}",
+            style("⚠").yellow()
+        );
+    }
+    res
+}
+
+fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<()> {
     let started = power::ensure_running(ctx, name, state)?;
     if opts.mode == Mode::Spice {
         return spice(ctx, name, "");

@@ -16,7 +16,7 @@ use crate::names::VmName;
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
-use crate::units::{gib_bytes, human, mib, parse_size, typed};
+use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
 use crate::vm::ctx::HostSize;
 use crate::vm::ctx::{Ctx, libvirt_error};
@@ -33,6 +33,7 @@ struct Plan {
     cpus: u32,
     notes: String,
     virt_type: VirtType,
+    auto_save: AutoSave,
 }
 
 fn default_memory(host: &HostSize) -> u64 {
@@ -163,6 +164,7 @@ fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
         cpus: args.cpus.unwrap_or_else(|| default_cpus(host)),
         notes,
         virt_type: args.virt_type,
+        auto_save: args.auto_save,
     })
 }
 
@@ -560,6 +562,7 @@ fn make(
             mac: Some(domain.mac.clone()),
             rdp_user: answers.map(|a| a.username.clone()),
             answer_iso: domain.answer_iso.clone(),
+            auto_save: Some(plan.auto_save.as_secs()),
             creating: true,
             extra: Default::default(),
         });
@@ -638,6 +641,15 @@ fn make(
         ),
     );
     ui::step("starting", "done");
+    ui::step(
+        "auto-save",
+        &match plan.auto_save {
+            AutoSave::Off => {
+                "off (bkt vm config NAME --auto-save 15m turns it on)".replace("NAME", &plan.name)
+            }
+            t => format!("to disk after {t} unused, giving its memory back"),
+        },
+    );
 
     manifest::update(&ctx.manifest, |m| {
         let e = m

@@ -3,6 +3,7 @@
 //! helper modules below and, for every effect on the world, in [`ctx`].
 
 // Commands.
+pub mod config;
 pub mod connect;
 pub mod create;
 pub mod destroy;
@@ -13,17 +14,20 @@ pub mod snapshot;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod watch;
 
 // What commands share.
 pub mod access;
 pub mod checks;
 pub mod clients;
 pub mod ctx;
+pub mod idle;
 pub mod media;
 pub mod net;
 pub mod power;
 pub mod rdp_setup;
 pub mod resources;
+pub mod save;
 pub mod unattended;
 pub mod wait;
 
@@ -45,7 +49,8 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
             name,
             timeout,
             force,
-        } => stop::run(&ctx, &name, timeout, force),
+            save,
+        } => stop::run(&ctx, &name, timeout, force, save),
         VmCommand::Status { name, json } => status::run(&ctx, name.as_ref(), json),
         VmCommand::Connect {
             name,
@@ -89,6 +94,12 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
             }
             SnapshotCommand::Delete { name, snap } => snapshot::delete(&ctx, &name, &snap),
         },
+        VmCommand::Config {
+            name,
+            auto_save,
+            json,
+        } => config::run(&ctx, &name, auto_save, json),
+        VmCommand::Watch { name, once } => watch::run(&ctx, &name, once),
         VmCommand::Destroy {
             name,
             yes,

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::save;
 use crate::vm::wait::poll_until;
 
 /// How often the state is polled while waiting.
@@ -71,8 +72,8 @@ pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> R
     }
 }
 
-/// Bring the VM to running: start it if off, resume it if paused, wake it
-/// if suspended. Returns whether it was not running before (so the guest is
+/// Bring the VM to running: start it if off, restore it if saved to disk,
+/// resume it if paused, wake it if suspended. Returns whether it was not running before (so the guest is
 /// still booting).
 pub fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
     let cmd = match state {
@@ -84,6 +85,11 @@ pub fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
         DomState::Suspended => {
             println!("{name} is suspended; waking it");
             ctx.virsh.dompmwakeup(name)
+        }
+        DomState::ShutOff if save::is_saved(ctx, name)? => {
+            println!("{name} is saved to disk; restoring it");
+            save::restore(ctx, name)?;
+            return Ok(true);
         }
         DomState::ShutOff | DomState::Crashed | DomState::NoState => {
             println!("{name} is {}; starting it", state.label());

@@ -29,7 +29,7 @@ use crate::ui::{self, HintExt};
 use crate::units::human;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{Host, Kind};
-use crate::vm::power;
+use crate::vm::{power, save};
 
 /// What one snapshot directory holds besides the copies.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -205,6 +205,22 @@ fn now_utc() -> String {
 }
 
 /// Make sure the VM is off: stop it with consent, or refuse and say why.
+/// A VM saved to disk has its memory in libvirt's saved image, which
+/// expects the disk exactly as it was: a snapshot taken or reverted now
+/// would not match it.
+fn refuse_saved(ctx: &Ctx, name: &str, state: DomState, what: &str) -> Result<()> {
+    if state.is_active() || !save::is_saved(ctx, name)? {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "{name} is saved to disk (its memory waits in libvirt's saved image, which expects \
+         the disk as it is); cannot {what} now"
+    ))
+    .hint(format!(
+        "start it and shut Windows down, then try again: bkt vm start {name} && bkt vm stop {name}"
+    ))
+}
+
 fn ensure_off(ctx: &Ctx, name: &str, state: DomState, yes: bool, why: &str) -> Result<()> {
     if !state.is_active() {
         return Ok(());
@@ -240,6 +256,7 @@ pub fn create(
         bail!("--description must be one line without control characters");
     }
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
+    refuse_saved(ctx, name, state, "take a snapshot")?;
     let existing = virsh::parse_names(
         &ctx.virsh
             .snapshot_names(name)
@@ -590,6 +607,7 @@ fn confirm_revert(name: &str, snap: &str, meta: &Meta, yes: bool) -> Result<()> 
 pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
+    refuse_saved(ctx, name, state, "revert it to a snapshot")?;
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;
     let saved = check_saved(host, &p, name, snap)?;

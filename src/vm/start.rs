@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use crate::names::VmName;
 use crate::tools::virsh::DomState;
 use crate::vm::ctx::{Ctx, libvirt_error};
-use crate::vm::resources;
+use crate::vm::{resources, save};
 
 pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
     let (state, _) = ctx.require(name)?;
@@ -38,6 +38,9 @@ pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
             Some((name.as_str(), adding)),
             &|d| ctx.host.free_space(d),
         ));
+    }
+    if save::is_saved(ctx, name)? {
+        return save::restore(ctx, name);
     }
     ctx.virsh
         .start(name)

@@ -1,5 +1,5 @@
-//! `bkt vm stop NAME`: ACPI shutdown, then wait until the domain is off; or
-//! pull the plug with `--force`.
+//! `bkt vm stop NAME`: ACPI shutdown, then wait until the domain is off;
+//! pull the plug with `--force`; or save its memory to disk with `--save`.
 
 use std::time::Duration;
 
@@ -7,13 +7,22 @@ use anyhow::{Context, Result};
 
 use crate::names::VmName;
 use crate::vm::ctx::{Ctx, libvirt_error};
-use crate::vm::power;
+use crate::vm::{power, save};
 
-pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool) -> Result<()> {
+pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool, save: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     if !state.is_active() {
-        println!("{name} is already shut off");
+        if save::is_saved(ctx, name)? {
+            println!("{name} is already saved to disk");
+        } else if save {
+            println!("{name} is shut off; there is nothing to save");
+        } else {
+            println!("{name} is already shut off");
+        }
         return Ok(());
+    }
+    if save {
+        return save::save(ctx, name);
     }
     if force {
         ctx.virsh

@@ -31,9 +31,11 @@ fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
 }
 
 fn world() -> World {
-    World::new()
+    let w = World::new()
         .env("DISPLAY", ":42")
-        .env("BKT_VM_RDP_PASSWORD", PW)
+        .env("BKT_VM_RDP_PASSWORD", PW);
+    w.nothing_saved();
+    w
 }
 
 /// A running VM at `ip` whose port 3389 answers, and a FreeRDP 3 client

@@ -76,6 +76,7 @@ Creating
   • disk           $TMP/images/windows.qcow2 (80 GiB, sparse: 196 KiB allocated)
   • domain         windows: 4 vCPUs, 8 GiB, UEFI + Secure Boot, TPM 2.0, VirtIO
   • starting       done
+  • auto-save      to disk after 15m unused, giving its memory back
   • manifest       $TMP/home/.config/bootc/vms.json
 
 Next: complete Windows Setup in the VM's console: bkt vm connect windows --spice
@@ -97,6 +98,10 @@ When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
     assert_eq!(e["uri"], URI);
     assert_eq!(e["isos"], serde_json::json!([iso, virtio]));
     assert!(e.get("creating").is_none());
+    assert_eq!(
+        e["auto_save"], 900,
+        "new VMs are saved after 15 minutes unused"
+    );
     let mac = e["mac"].as_str().unwrap().to_string();
     // The one file create made is on record for destroy.
     assert_eq!(

@@ -336,6 +336,9 @@ impl World {
         self.rule("virsh", "* version")
             .out(&fixture("virsh/version.txt"));
         self.rule("virsh", "* domstats *").out("");
+        // Shut off with nothing saved, unless a test says otherwise first.
+        self.rule("virsh", "* dominfo *")
+            .out(&fixture("virsh/dominfo-shutoff.txt"));
         self.rule("virsh", "* domcapabilities *")
             .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
         self.rule("virsh", "* net-info default")
@@ -346,6 +349,13 @@ impl World {
             "<pool type='dir'><name>default</name><target><path>{}</path></target></pool>\n",
             self.p("images")
         ));
+        self
+    }
+
+    /// `virsh dominfo` of a shut-off VM: nothing saved to disk.
+    pub fn nothing_saved(&self) -> &Self {
+        self.rule("virsh", "* dominfo *")
+            .out(&fixture("virsh/dominfo-shutoff.txt"));
         self
     }
 

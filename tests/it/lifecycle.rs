@@ -13,6 +13,7 @@ pub fn nosuch(w: &World, name: &str) {
 #[test]
 fn start_a_shut_off_vm() {
     let w = World::new();
+    w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
         .out("shut off (shutdown)\n\n");
     w.rule("virsh", "* start windows")
@@ -25,6 +26,7 @@ fn start_a_shut_off_vm() {
         [
             format!("virsh -c {URI} domstate --reason windows"),
             format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
+            format!("virsh -c {URI} dominfo windows"),
             format!("virsh -c {URI} start windows"),
         ]
     );
@@ -35,6 +37,7 @@ fn start_warns_when_the_host_would_be_overcommitted() {
     let w = World::new()
         .env("BKT_VM_HOST_MEMORY", "4G")
         .env("BKT_VM_HOST_CPUS", "2");
+    w.nothing_saved();
     w.rule("virsh", "* domstate --reason t2")
         .out("shut off (shutdown)\n\n");
     w.rule("virsh", "* domstats *")
@@ -64,6 +67,7 @@ fn start_when_running_is_fine() {
 #[test]
 fn start_failure_says_what_and_what_next() {
     let w = World::new();
+    w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
         .out("shut off (shutdown)\n");
     w.rule("virsh", "* start windows")
@@ -216,6 +220,7 @@ fn stop_resumes_a_paused_vm_first() {
 #[test]
 fn stop_force_and_already_off() {
     let w = World::new();
+    w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
         .out("running (booted)\n")
         .times(1);
@@ -235,6 +240,7 @@ fn stop_force_and_already_off() {
             format!("virsh -c {URI} domstate --reason windows"),
             format!("virsh -c {URI} destroy windows"),
             format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} dominfo windows"),
         ]
     );
 }

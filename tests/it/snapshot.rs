@@ -35,6 +35,7 @@ fn world() -> World {
     )
     .unwrap();
     std::fs::write(w.path("images/windows.qcow2"), "disk").unwrap();
+    w.nothing_saved();
     w
 }
 

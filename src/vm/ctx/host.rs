@@ -119,6 +119,8 @@ pub trait Host {
     fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState;
     /// Many at once (a few threads share the list).
     fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState>;
+    /// The established TCP connections there, as (local, remote) ends.
+    fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)>;
 }
 
 /// This machine.
@@ -400,6 +402,46 @@ impl Host for LocalHost {
             .map(|m| m.into_inner().unwrap_or(PortState::NoAnswer))
             .collect()
     }
+
+    fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|p| fs::read_to_string(p).ok())
+            .flat_map(|t| parse_proc_net_tcp(&t))
+            .collect()
+    }
+}
+
+/// The established connections in the kernel's `/proc/net/tcp` or
+/// `/proc/net/tcp6` table. Addresses there are the bytes of the address as
+/// the machine stores them, printed as native 32-bit words; ports are plain
+/// hexadecimal.
+pub fn parse_proc_net_tcp(table: &str) -> Vec<(SocketAddr, SocketAddr)> {
+    const ESTABLISHED: &str = "01";
+    fn addr(field: &str) -> Option<SocketAddr> {
+        let (ip, port) = field.split_once(':')?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        let mut bytes = Vec::with_capacity(16);
+        for word in ip.as_bytes().chunks(8) {
+            let word = std::str::from_utf8(word).ok()?;
+            bytes.extend(u32::from_str_radix(word, 16).ok()?.to_ne_bytes());
+        }
+        let ip = match bytes.len() {
+            4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+            16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+            _ => return None,
+        };
+        Some(SocketAddr::new(ip, port))
+    }
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().skip(1);
+            let (local, remote, state) = (f.next()?, f.next()?, f.next()?);
+            (state == ESTABLISHED).then_some((addr(local)?, addr(remote)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -467,5 +509,29 @@ mod tests {
         assert_eq!(fs::read_to_string(&f).unwrap(), "x");
         assert_eq!(h.stat(&f).unwrap().kind, Kind::File);
         assert_eq!(h.lstat(d.path()).unwrap().kind, Kind::Dir);
+    }
+    #[test]
+    fn established_connections_from_the_kernel_tables() {
+        let fx = |f: &str| {
+            let p = format!("{}/fixtures/proc/{f}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&p).unwrap()
+        };
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            parse_proc_net_tcp(&fx("net-tcp.txt")),
+            [
+                (a("127.0.0.1:44705"), a("127.0.0.1:56624")),
+                (a("127.0.0.1:56624"), a("127.0.0.1:44705")),
+            ],
+            "the listeners (state 0A) are not connections"
+        );
+        assert_eq!(
+            parse_proc_net_tcp(&fx("net-tcp6.txt")),
+            [
+                (a("[::1]:33078"), a("[::1]:59305")),
+                (a("[::1]:59305"), a("[::1]:33078")),
+            ]
+        );
+        assert_eq!(parse_proc_net_tcp("header\n 0: zz:1 00:2 01\n"), []);
     }
 }

@@ -169,13 +169,7 @@ impl Local {
 
     /// A directory in bkt's cache (made 0700 when missing).
     pub fn cache_subdir(&self) -> Result<PathBuf> {
-        let dir = self.cache_dir()?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-        Ok(dir)
+        private_dir(self.cache_dir()?)
     }
 
     /// A fresh log for a client's output in the cache (`NAME-rdp.log`).
@@ -218,6 +212,140 @@ impl Local {
     pub fn is_root(&self) -> bool {
         rustix::process::geteuid().is_root()
     }
+
+    /// The clock, in seconds since 1970 (`BKT_VM_NOW` in tests).
+    pub fn now(&self) -> u64 {
+        self.settings.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
+    }
+
+    /// Where the idle watcher keeps its lock and state, and running clients
+    /// their lock: `$XDG_RUNTIME_DIR/bkt/vm` (gone at logout, like the
+    /// processes), else bkt's cache. Made 0700 when missing.
+    pub fn runtime_dir(&self) -> Result<PathBuf> {
+        private_dir(match &self.settings.runtime_dir {
+            Some(r) => r.join("bkt").join("vm"),
+            None => self.cache_dir()?,
+        })
+    }
+
+    fn lock_file(&self, file: &str) -> Result<fs::File> {
+        let p = self.runtime_dir()?.join(file);
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&p)
+            .with_context(|| format!("opening {}", p.display()))
+    }
+
+    /// Held (shared) while a client bkt started runs: the idle watcher
+    /// counts the VM as in use as long as any such lock is held. The kernel
+    /// drops it when the process ends, however it ends.
+    pub fn hold_in_use(&self, key: &str) -> Option<fs::File> {
+        let f = self.lock_file(&format!("{key}.inuse")).ok()?;
+        f.lock_shared().ok()?;
+        Some(f)
+    }
+
+    /// A client bkt started for the VM `key` is still running.
+    pub fn client_running(&self, key: &str) -> bool {
+        let Ok(f) = self.lock_file(&format!("{key}.inuse")) else {
+            return false;
+        };
+        match f.try_lock() {
+            Ok(()) => false,
+            Err(fs::TryLockError::WouldBlock) => true,
+            Err(fs::TryLockError::Error(_)) => false,
+        }
+    }
+
+    /// The watcher's lock for `key`, if no other watcher holds it.
+    pub fn lock_watcher(&self, key: &str) -> Result<Option<fs::File>> {
+        let f = self.lock_file(&format!("{key}.watch.lock"))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e).context("locking the watcher's lock file"),
+        }
+    }
+
+    /// Whether a watcher for `key` runs now (its lock is held).
+    pub fn watcher_running(&self, key: &str) -> bool {
+        match self.lock_watcher(key) {
+            Ok(Some(f)) => {
+                drop(f);
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The watcher's last state (JSON), if it left one.
+    pub fn read_watch_state(&self, key: &str) -> Option<String> {
+        let p = self.runtime_dir().ok()?.join(format!("{key}.watch.json"));
+        fs::read_to_string(p).ok()
+    }
+
+    /// Replace the watcher's state in one rename.
+    pub fn write_watch_state(&self, key: &str, json: &str) -> Result<()> {
+        let dir = self.runtime_dir()?;
+        let tmp = dir.join(format!(".{key}.watch.json.{}", std::process::id()));
+        fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, dir.join(format!("{key}.watch.json")))
+            .with_context(|| format!("writing the watcher's state in {}", dir.display()))
+    }
+
+    /// A watcher that ends removes its state and (holding it) its lock
+    /// file; a single look (`--once`) holds no lock and leaves it.
+    pub fn remove_watch_files(&self, key: &str, lock_too: bool) {
+        if let Ok(dir) = self.runtime_dir() {
+            let _ = fs::remove_file(dir.join(format!("{key}.watch.json")));
+            if lock_too {
+                let _ = fs::remove_file(dir.join(format!("{key}.watch.lock")));
+            }
+        }
+    }
+
+    /// Start `bkt vm -c URI watch NAME` detached from this terminal (its
+    /// own process group, no input, its output to `NAME-watch.log` in the
+    /// cache). Returns its PID.
+    pub fn spawn_watcher(&self, uri: &str, name: &str) -> Result<u32> {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().context("finding bkt's own program")?;
+        let log_path = self.cache_subdir()?.join(format!("{name}-watch.log"));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = std::process::Command::new(exe)
+            .args(["vm", "watch", name, "--connect", uri])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .context("starting the idle watcher")?;
+        Ok(child.id())
+    }
+}
+
+/// A directory of ours, made 0700 (with its parents) when missing.
+fn private_dir(dir: PathBuf) -> Result<PathBuf> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// A private staging directory (see [`Local::staging`]).

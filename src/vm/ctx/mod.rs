@@ -125,6 +125,15 @@ impl Ctx {
         }
     }
 
+    /// Where libvirt keeps the memory of VMs saved to disk
+    /// (`<dir>/<name>.save`, written by `virsh managedsave`).
+    pub fn save_dir(&self) -> PathBuf {
+        match (&self.local.settings.home, self.uri.is_session()) {
+            (Some(home), true) => home.join(".config/libvirt/qemu/save"),
+            _ => PathBuf::from("/var/lib/libvirt/qemu/save"),
+        }
+    }
+
     /// A context on `qemu:///system` with nothing from the environment, for
     /// unit tests of functions that take one.
     #[cfg(test)]

@@ -1,0 +1,160 @@
+//! `bkt vm watch NAME` (hidden): the idle watcher. `connect` starts it
+//! detached once its client exits; it looks at the VM now and then and
+//! saves it to disk when nothing has used it for the VM's auto-save time.
+//! One per VM (a lock); it ends when the VM stops, is saved, or its
+//! auto-save is turned off. `--once` takes a single look (tests drive the
+//! decisions that way, with the clock in `BKT_VM_NOW`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::interrupt;
+use crate::names::VmName;
+use crate::units::AutoSave;
+use crate::vm::ctx::Ctx;
+use crate::vm::idle::{self, Decision, State};
+use crate::vm::save;
+
+/// A duration in the words of the setting: `4m20s`, `0s`.
+fn dur(secs: u64) -> String {
+    match secs {
+        0 => "0s".into(),
+        s => AutoSave::from_secs(s).to_string(),
+    }
+}
+
+/// One look: decide, act, note the state. Returns whether watching ends.
+fn look(ctx: &Ctx, name: &str, pid: u32) -> Result<(bool, String)> {
+    let k = idle::key(ctx, name);
+    let window = idle::setting(ctx, name)?;
+    let state = ctx.domstate(name)?.map(|(s, _)| s);
+    let now = ctx.local.now();
+    let last: Option<State> = ctx
+        .local
+        .read_watch_state(&k)
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let last_use = last.map_or(now, |s| s.last_use);
+    let running = state.is_some_and(|s| s.is_active());
+    let seen = if running {
+        idle::in_use(ctx, name)
+    } else {
+        None
+    };
+    let note = |last_use: u64, seen: &str| {
+        let s = State {
+            pid,
+            last_use,
+            checked: now,
+            seen: seen.to_string(),
+        };
+        ctx.local
+            .write_watch_state(&k, &serde_json::to_string(&s).expect("plain data"))
+    };
+    match idle::decide(state, seen, last_use, now, window) {
+        Decision::Done(why) => Ok((true, format!("{name}: {why}; nothing to watch"))),
+        Decision::InUse(why) => {
+            note(now, &why)?;
+            Ok((false, format!("{name}: in use ({why})")))
+        }
+        Decision::Wait { idle, left } => {
+            note(last_use, "unused")?;
+            Ok((
+                false,
+                format!(
+                    "{name}: unused for {}; saved in {} unless used",
+                    dur(idle),
+                    dur(left)
+                ),
+            ))
+        }
+        Decision::Save { idle } => {
+            // One more look right before: a user who just connected must
+            // not lose what they type.
+            if let Some(why) = idle::in_use(ctx, name) {
+                note(now, &why)?;
+                return Ok((false, format!("{name}: in use ({why})")));
+            }
+            println!("{name}: unused for {}; saving it to disk", dur(idle));
+            save::save(ctx, name)?;
+            Ok((true, format!("{name}: saved; nothing more to watch")))
+        }
+    }
+}
+
+/// How often the watcher looks: a tenth of the window, between 2 and 30
+/// seconds.
+fn interval(window: AutoSave) -> Duration {
+    let secs = match window {
+        AutoSave::Off => 30,
+        AutoSave::After(w) => (w.as_secs() / 10).clamp(2, 30),
+    };
+    Duration::from_secs(secs)
+}
+
+pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
+    let k = idle::key(ctx, name);
+    if once {
+        let (done, said) = look(ctx, name, 0)?;
+        println!("{said}");
+        if done {
+            ctx.local.remove_watch_files(&k, false);
+        }
+        return Ok(());
+    }
+    interrupt::catch();
+    interrupt::ignore_hangup();
+    let Some(_lock) = ctx.local.lock_watcher(&k)? else {
+        println!("{name}: another watcher is running");
+        return Ok(());
+    };
+    println!(
+        "{name}: watching (pid {}, auto-save {})",
+        std::process::id(),
+        idle::setting(ctx, name)?
+    );
+    let mut said_last = String::new();
+    let res = loop {
+        match look(ctx, name, std::process::id()) {
+            Ok((done, said)) => {
+                // The log gets a line when what the watcher sees changes.
+                let kind = said.split(';').next().unwrap_or_default().to_string();
+                if kind != said_last || done {
+                    println!("{said}");
+                    said_last = kind;
+                }
+                if done {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+        let pause = interval(idle::setting(ctx, name).unwrap_or(AutoSave::Off));
+        let until = std::time::Instant::now() + pause;
+        while std::time::Instant::now() < until && !interrupt::happened() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if interrupt::happened() {
+            println!("{name}: stopped (signal)");
+            break Ok(());
+        }
+    };
+    ctx.local.remove_watch_files(&k, true);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_at_a_tenth_of_the_window() {
+        let w = |s| AutoSave::After(Duration::from_secs(s));
+        assert_eq!(interval(w(20)), Duration::from_secs(2));
+        assert_eq!(interval(w(10)), Duration::from_secs(2));
+        assert_eq!(interval(w(120)), Duration::from_secs(12));
+        assert_eq!(interval(w(900)), Duration::from_secs(30));
+        assert_eq!(dur(0), "0s");
+        assert_eq!(dur(260), "4m20s");
+    }
+}
