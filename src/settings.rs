@@ -26,6 +26,8 @@ pub struct Settings {
     pub kvm_device: PathBuf,
     /// `BKT_VM_SWTPM_DIR`: where libvirt keeps TPM state.
     pub swtpm_dir: Option<PathBuf>,
+    /// `BKT_VM_SAVE_DIR`: where libvirt keeps the memory of saved VMs.
+    pub save_dir: Option<PathBuf>,
     /// `BKT_VM_ETC`, else `/etc`: the user database QEMU's user is found in.
     pub etc: PathBuf,
     /// `BKT_VM_RDP_CLIENT`: the RDP client to use.
@@ -79,6 +81,7 @@ impl Settings {
             host_cpus: text("BKT_VM_HOST_CPUS"),
             kvm_device: path("BKT_VM_KVM_DEVICE").unwrap_or_else(|| PathBuf::from("/dev/kvm")),
             swtpm_dir: path("BKT_VM_SWTPM_DIR"),
+            save_dir: path("BKT_VM_SAVE_DIR"),
             etc: path("BKT_VM_ETC").unwrap_or_else(|| PathBuf::from("/etc")),
             rdp_client: text("BKT_VM_RDP_CLIENT"),
             runtime_dir: path("XDG_RUNTIME_DIR"),

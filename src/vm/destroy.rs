@@ -17,6 +17,7 @@ use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{Host, Kind};
+use crate::vm::save;
 
 /// How a file bkt made is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ struct Plan {
     forget: Vec<String>,
     /// The manifest entry goes too.
     entry: bool,
+    /// libvirt's saved image of the VM's memory (it goes with the domain).
+    saved: Option<String>,
 }
 
 fn is_block_device(host: &dyn Host, path: &str) -> bool {
@@ -290,6 +293,9 @@ fn going(name: &str, p: &Plan) -> Vec<(String, String)> {
                 format!("of {name} (libvirt's, by UUID {})", dom.uuid),
             ));
         }
+        if let Some(image) = &p.saved {
+            lines.push(("saved memory".into(), image.clone()));
+        }
     }
     for d in &p.delete {
         lines.push((d.what.to_string(), d.path.clone()));
@@ -372,7 +378,11 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         Some((st, _)) => Some((st, ctx.domain_xml(name)?)),
         None => None,
     };
-    let p = plan(ctx, domain, entry.as_ref(), &made, keep_disk)?;
+    let mut p = plan(ctx, domain, entry.as_ref(), &made, keep_disk)?;
+    if matches!(&p.domain, Some((st, _)) if !st.is_active()) && save::is_saved(ctx, name)? {
+        let (image, size) = save::image(ctx, name);
+        p.saved = Some(format!("{}{}", image.display(), save::size_note(size)));
+    }
     if !yes {
         confirm(name, &p)?;
     }

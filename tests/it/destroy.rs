@@ -47,6 +47,7 @@ fn managed(w: &World) {
 fn libvirt(w: &World, state: &str, xml: &str, others: &[(&str, String)]) {
     w.rule("virsh", "* domstate --reason windows")
         .out(&format!("{state}\n"));
+    w.nothing_saved();
     w.rule("virsh", "* dumpxml --inactive windows").out(xml);
     let mut uuids = vec![UUID.to_string()];
     uuids.extend(others.iter().map(|(u, _)| u.to_string()));
@@ -120,6 +121,36 @@ Destroyed windows
 }
 
 #[test]
+fn a_saved_vm_goes_with_its_saved_memory() {
+    let w = World::new();
+    let w = w.env("BKT_VM_SAVE_DIR", "/var/lib/libvirt/qemu/save");
+    managed(&w);
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-saved.txt"));
+    libvirt(&w, "shut off (saved)", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout()).starts_with(&format!(
+            "Destroyed windows
+  • removed        domain windows
+  • removed        NVRAM /var/lib/libvirt/qemu/nvram/t1_VARS.fd
+  • removed        TPM state of windows (libvirt's, by UUID {UUID})
+  • removed        saved memory /var/lib/libvirt/qemu/save/windows.save
+  • removed        disk $TMP/images/windows.qcow2
+"
+        )),
+        "{}",
+        r.stdout()
+    );
+    // libvirt removes the saved image with the domain (--managed-save).
+    assert_eq!(
+        calls_with(&w, " undefine "),
+        [format!("virsh -c {URI} undefine {UUID} {UNDEFINE_FLAGS}")]
+    );
+}
+
+#[test]
 fn keep_disk_keeps_it_and_says_how_to_delete_it() {
     let w = World::new();
     managed(&w);
@@ -173,6 +204,7 @@ fn a_vm_bkt_did_not_make_keeps_every_disk() {
         .to_string();
     w.rule("virsh", "* domstate --reason hand")
         .out("shut off\n\n");
+    w.nothing_saved();
     w.rule("virsh", "* dumpxml --inactive hand").out(&xml);
     w.rule("virsh", "-q -c * list --all --uuid")
         .out(&format!("{uuid}\n\n"));
@@ -196,6 +228,7 @@ fn a_vm_bkt_did_not_make_keeps_every_disk() {
             format!("virsh -c {URI} domstate --reason hand"),
             format!("virsh -c {URI} dumpxml --inactive hand"),
             format!("virsh -q -c {URI} list --all --uuid"),
+            format!("virsh -c {URI} dominfo hand"),
             format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
         ]
     );

@@ -143,6 +143,7 @@ fn destroy_world() -> World {
         .replace("<name>t1</name>", "<name>windows</name>");
     w.rule("virsh", "* domstate --reason windows")
         .out("shut off\n\n");
+    w.nothing_saved();
     w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
     w.rule("virsh", "-q -c * list --all --uuid").out("\n");
     w.rule("virsh", "* undefine *")

@@ -128,6 +128,9 @@ impl Ctx {
     /// Where libvirt keeps the memory of VMs saved to disk
     /// (`<dir>/<name>.save`, written by `virsh managedsave`).
     pub fn save_dir(&self) -> PathBuf {
+        if let Some(d) = &self.local.settings.save_dir {
+            return d.clone();
+        }
         match (&self.local.settings.home, self.uri.is_session()) {
             (Some(home), true) => home.join(".config/libvirt/qemu/save"),
             _ => PathBuf::from("/var/lib/libvirt/qemu/save"),

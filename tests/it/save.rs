@@ -1,0 +1,512 @@
+//! Saving idle VMs to disk: `stop --save`, the restore in `start`, the
+//! refusals, `config --auto-save`, and the idle watcher's decisions, one
+//! look at a time (`watch --once`) with the clock in `BKT_VM_NOW`.
+
+use std::fs::{self, File};
+use std::net::{TcpListener, TcpStream};
+
+use crate::harness::{URI, World, fixture};
+
+fn running(w: &World) {
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+}
+
+/// A world whose saves go to `save/`, with `windows` in the manifest.
+fn world(auto_save: Option<u64>) -> World {
+    let w = World::new();
+    let save = w.p("save");
+    let w = w.env("BKT_VM_SAVE_DIR", &save);
+    fs::create_dir_all(w.path("save")).unwrap();
+    let mut entry = serde_json::json!({
+        "name": "windows", "type": "windows11", "disk": w.p("images/windows.qcow2"),
+        "created": "2026-11-28", "uri": URI,
+    });
+    if let Some(s) = auto_save {
+        entry["auto_save"] = s.into();
+    }
+    w.write_manifest(serde_json::json!({"vms": [entry], "files": []}));
+    w
+}
+
+/// What the fake managedsave leaves: libvirt's saved image, 3 MiB.
+fn saving_works(w: &World) {
+    w.rule("virsh", "* managedsave windows")
+        .out(&fixture("virsh/managedsave.txt"))
+        .sh(&format!(
+            "/usr/bin/truncate -s 3M '{}'\n",
+            w.p("save/windows.save")
+        ));
+}
+
+fn seconds(text: &str) -> String {
+    regex::Regex::new(r"in \d+s")
+        .unwrap()
+        .replace_all(text, "in Ns")
+        .into_owned()
+}
+
+#[test]
+fn stop_save_saves_the_memory_and_says_how_to_get_it_back() {
+    let w = world(None);
+    running(&w);
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-running.txt"));
+    saving_works(&w);
+    let r = w.bkt(&["vm", "stop", "windows", "--save"]);
+    r.success();
+    assert_eq!(
+        seconds(&r.stdout()),
+        "Saved windows to disk (3 MiB) in Ns: its memory is the host's again\n  \
+         `bkt vm start windows` or `bkt vm connect windows` restores it where it was\n"
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} dominfo windows"),
+            format!("virsh -c {URI} managedsave windows"),
+        ]
+    );
+}
+
+#[test]
+fn stop_save_of_a_vm_that_is_off_or_saved_already_does_nothing() {
+    let w = world(None);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-saved.txt"))
+        .times(1);
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-shutoff.txt"));
+    let r = w.bkt(&["vm", "stop", "windows", "--save"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows is already saved to disk\n");
+    let r = w.bkt(&["vm", "stop", "windows", "--save"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "windows is shut off; there is nothing to save\n"
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+}
+
+#[test]
+fn stop_save_without_room_for_the_memory_changes_nothing() {
+    let w = world(None);
+    running(&w);
+    // The recorded dominfo, with a petabyte of memory in use.
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-running.txt").replace(
+            "Used memory:    2097152 KiB",
+            "Used memory:    1099511627776 KiB",
+        ));
+    let r = w.bkt(&["vm", "stop", "windows", "--save"]);
+    r.failure();
+    let save = w.p("save");
+    let stderr = regex::Regex::new(r"\([0-9.]+ [KMGT]iB free\)")
+        .unwrap()
+        .replace(&r.stderr(), "(N free)")
+        .into_owned();
+    assert_eq!(
+        stderr,
+        format!(
+            "error: cannot save windows to disk: its memory (1024 TiB) does not fit in {save} (N free)\n\
+             hint: free some space there, or shut it down instead: bkt vm stop windows\n"
+        )
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+}
+
+#[test]
+fn a_failed_save_says_the_vm_still_runs() {
+    let w = world(None);
+    running(&w);
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-running.txt"));
+    w.rule("virsh", "* managedsave windows")
+        .err(&fixture("virsh/managedsave-not-running.txt"))
+        .code(1);
+    let r = w.bkt(&["vm", "stop", "windows", "--save"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "saving windows's memory (2 GiB) to disk …\n\
+             error: cannot save windows to disk; it is still running\n\
+             caused by: `virsh -c {URI} managedsave windows` failed (exit status: 1)\n--- stderr\n{}",
+            fixture("virsh/managedsave-not-running.txt")
+        )
+    );
+}
+
+#[test]
+fn save_and_force_exclude_each_other() {
+    let w = world(None);
+    let r = w.bkt(&["vm", "stop", "windows", "--save", "--force"]);
+    assert_eq!(r.code(), 2);
+    assert!(r.stderr().contains("cannot be used with"), "{}", r.stderr());
+    assert!(w.call_lines().is_empty());
+}
+
+#[test]
+fn start_restores_a_saved_vm_and_sets_its_clock() {
+    let w = world(None);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    w.rule("virsh", "* domstats *").out("");
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-saved.txt"));
+    w.rule("virsh", "* start windows")
+        .out("Domain 'windows' started\n\n");
+    w.rule("virsh", "* domtime windows --sync").out("").times(1);
+    w.rule("virsh", "* domtime windows --sync")
+        .err(&fixture("virsh/domtime-sync-no-agent.txt"))
+        .code(1);
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.success();
+    assert_eq!(
+        seconds(&r.stdout()),
+        "Restored windows from disk in Ns\nSet windows's clock from the host's\n"
+    );
+    assert_eq!(
+        w.call_lines()[2..],
+        [
+            format!("virsh -c {URI} dominfo windows"),
+            format!("virsh -c {URI} start windows"),
+            format!("virsh -c {URI} domtime windows --sync"),
+        ]
+    );
+    // No guest agent: said, and the start still succeeds.
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.success();
+    assert_eq!(
+        seconds(&r.stdout()),
+        "Restored windows from disk in Ns\nwindows's clock is behind by the time it was saved \
+         until Windows sets it again (the guest agent did not answer; the virtio guest tools \
+         install it)\n"
+    );
+}
+
+#[test]
+fn a_restore_that_fails_says_how_to_discard_the_saved_memory() {
+    let w = world(None);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    w.rule("virsh", "* domstats *").out("");
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-saved.txt"));
+    w.rule("virsh", "* start windows")
+        .err("error: Failed to start domain 'windows'\nerror: operation failed: failed to read qemu header\n")
+        .code(1);
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.failure();
+    assert!(
+        r.stderr().starts_with(
+            "restoring windows from disk …\nerror: cannot restore windows from disk\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        r.stderr().ends_with(&format!(
+            "hint: if the saved memory cannot be used, `virsh -c {URI} managedsave-remove windows` \
+             discards it (Windows then boots afresh, as after a power cut)\n"
+        )),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn snapshots_refuse_a_saved_vm() {
+    let w = world(None);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-saved.txt"));
+    for (args, what) in [
+        (vec!["create", "windows", "clean"], "take a snapshot"),
+        (
+            vec!["revert", "windows", "clean", "--yes"],
+            "revert it to a snapshot",
+        ),
+    ] {
+        let mut argv = vec!["vm", "snapshot"];
+        argv.extend(args);
+        let r = w.bkt(&argv);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            format!(
+                "error: windows is saved to disk (its memory waits in libvirt's saved image, which \
+                 expects the disk as it is); cannot {what} now\n\
+                 hint: start it and shut Windows down, then try again: bkt vm start windows && \
+                 bkt vm stop windows\n"
+            )
+        );
+    }
+    assert!(
+        w.call_lines()
+            .iter()
+            .all(|c| c.contains(" domstate ") || c.contains(" dominfo ")),
+        "{:?}",
+        w.call_lines()
+    );
+}
+
+#[test]
+fn config_shows_and_changes_auto_save() {
+    let w = world(Some(900));
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-shutoff.txt"));
+    let r = w.bkt(&["vm", "config", "windows"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "auto-save   15m (no watcher now: the next connect starts one)\n"
+    );
+    let r = w.bkt(&["vm", "config", "windows", "--auto-save", "1h30m"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows: saved to disk after 1h30m unused\n");
+    assert_eq!(w.manifest()["vms"][0]["auto_save"], 5400);
+    let r = w.bkt(&["vm", "config", "windows", "--json"]);
+    r.success();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"name": "windows", "auto_save": 5400, "watcher": false})
+    );
+    let r = w.bkt(&["vm", "config", "windows", "--auto-save", "off"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows: auto-save is off\n");
+    assert_eq!(w.manifest()["vms"][0]["auto_save"], 0);
+    assert_eq!(
+        w.bkt(&["vm", "config", "windows"]).stdout(),
+        "auto-save   off\n"
+    );
+}
+
+#[test]
+fn config_refuses_bad_times_and_vms_bkt_did_not_make() {
+    let w = world(Some(900));
+    let before = w.manifest();
+    let r = w.bkt(&["vm", "config", "windows", "--auto-save", "5s"]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stderr().contains(
+            "invalid duration \"5s\": at least 10s (saving takes a moment; off turns it off)"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert!(w.call_lines().is_empty());
+    w.rule("virsh", "* domstate --reason hand")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    let r = w.bkt(&["vm", "config", "hand", "--auto-save", "20m"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: hand was not made by bkt on {URI} (it is not in the manifest), so bkt keeps \
+             no settings for it\nhint: bkt vm status lists the VMs bkt made\n"
+        )
+    );
+    assert_eq!(w.manifest(), before);
+}
+
+/// One look of the watcher at `now`.
+fn look(w: &World, now: u64) -> String {
+    let mut c = w.command(&["vm", "watch", "windows", "--once"]);
+    c.env("BKT_VM_NOW", now.to_string());
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn state(w: &World) -> Option<serde_json::Value> {
+    let p = w.path(&format!(
+        "home/.cache/bkt/vm/windows@qemu____system.watch.json"
+    ));
+    fs::read_to_string(p)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap())
+}
+
+/// Nothing uses the VM: no client lock, no connection to its port 3389
+/// (its address is one nothing listens on), its SPICE port unattached.
+fn unused(w: &World) {
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.42"));
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out("spice://127.0.0.1:1\n");
+}
+
+#[test]
+fn the_watcher_saves_a_vm_unused_for_its_whole_window() {
+    let w = world(Some(900));
+    running(&w);
+    unused(&w);
+    w.rule("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-running.txt"));
+    saving_works(&w);
+    assert_eq!(
+        look(&w, 1000),
+        "windows: unused for 0s; saved in 15m unless used\n"
+    );
+    assert_eq!(state(&w).unwrap()["last_use"], 1000);
+    assert_eq!(
+        look(&w, 1600),
+        "windows: unused for 10m; saved in 5m unless used\n"
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+    assert_eq!(
+        seconds(&look(&w, 1900)),
+        "windows: unused for 15m; saving it to disk\n\
+         Saved windows to disk (3 MiB) in Ns: its memory is the host's again\n  \
+         `bkt vm start windows` or `bkt vm connect windows` restores it where it was\n\
+         windows: saved; nothing more to watch\n"
+    );
+    assert!(
+        state(&w).is_none(),
+        "a watcher that is done leaves no state"
+    );
+    assert_eq!(
+        w.call_lines()
+            .iter()
+            .filter(|c| c.contains("managedsave"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_client_bkt_started_keeps_the_vm_in_use() {
+    let w = world(Some(900));
+    running(&w);
+    unused(&w);
+    assert!(look(&w, 1000).starts_with("windows: unused for 0s"));
+    // What connect holds while its client runs: a shared lock.
+    let lock = File::create(w.path("home/.cache/bkt/vm/windows@qemu____system.inuse")).unwrap();
+    lock.lock_shared().unwrap();
+    assert_eq!(
+        look(&w, 5000),
+        "windows: in use (a client bkt started is open)\n"
+    );
+    assert_eq!(
+        state(&w).unwrap()["last_use"],
+        5000,
+        "the idle time starts again"
+    );
+    drop(lock);
+    assert_eq!(
+        look(&w, 5060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+}
+
+#[test]
+fn a_remote_desktop_connection_keeps_the_vm_in_use() {
+    let w = world(Some(900));
+    running(&w);
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.43"));
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out("spice://127.0.0.1:1\n");
+    let listener = TcpListener::bind("127.0.0.43:3389").unwrap();
+    let client = TcpStream::connect("127.0.0.43:3389").unwrap();
+    let (_server, _) = listener.accept().unwrap();
+    assert_eq!(
+        look(&w, 1000),
+        "windows: in use (a Remote Desktop connection from 127.0.0.1)\n"
+    );
+    drop(client);
+    drop(_server);
+    // The connection is gone (the kernel may keep it in TIME_WAIT, which is
+    // not established).
+    assert_eq!(
+        look(&w, 1100),
+        "windows: unused for 1m40s; saved in 13m20s unless used\n"
+    );
+}
+
+#[test]
+fn a_spice_viewer_keeps_the_vm_in_use_even_at_the_last_look() {
+    let w = world(Some(900));
+    running(&w);
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease-none.txt"));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Unattached at the first look of the last round, attached at the
+    // look right before saving.
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out("spice://127.0.0.1:1\n")
+        .times(2);
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out(&format!("spice://127.0.0.1:{port}\n"));
+    let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (_server, _) = listener.accept().unwrap();
+    assert!(look(&w, 1000).starts_with("windows: unused for 0s"));
+    assert_eq!(
+        look(&w, 1900),
+        "windows: in use (a SPICE viewer is attached)\n"
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+    assert_eq!(state(&w).unwrap()["last_use"], 1900);
+}
+
+#[test]
+fn the_watcher_ends_when_the_vm_is_off_gone_or_its_auto_save_is_off() {
+    let w = world(Some(900));
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-shutoff.txt"))
+        .times(1);
+    crate::lifecycle::nosuch(&w, "windows");
+    assert_eq!(
+        look(&w, 1000),
+        "windows: the VM is shut off; nothing to watch\n"
+    );
+    assert_eq!(
+        look(&w, 1000),
+        "windows: the VM is gone; nothing to watch\n"
+    );
+    let w = world(Some(0));
+    running(&w);
+    assert_eq!(
+        look(&w, 1000),
+        "windows: auto-save is off; nothing to watch\n"
+    );
+}
+
+#[test]
+fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
+    let w = world(Some(900));
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-shutoff.txt"));
+    let dir = w.path("home/.cache/bkt/vm");
+    let lock_path = dir.join("windows@qemu____system.watch.lock");
+    let lock = File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let r = w.bkt(&["vm", "watch", "windows"]);
+    r.success();
+    assert_eq!(r.stdout(), "windows: another watcher is running\n");
+    assert!(w.call_lines().is_empty());
+    drop(lock);
+    let r = w.bkt(&["vm", "watch", "windows"]);
+    r.success();
+    let out = regex::Regex::new(r"pid \d+")
+        .unwrap()
+        .replace(&r.stdout(), "pid N")
+        .into_owned();
+    assert_eq!(
+        out,
+        "windows: watching (pid N, auto-save 15m)\nwindows: the VM is shut off; nothing to watch\n"
+    );
+    assert!(!lock_path.exists());
+}
