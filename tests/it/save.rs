@@ -330,9 +330,7 @@ fn look(w: &World, now: u64) -> String {
 }
 
 fn state(w: &World) -> Option<serde_json::Value> {
-    let p = w.path(&format!(
-        "home/.cache/bkt/vm/windows@qemu____system.watch.json"
-    ));
+    let p = w.path("home/.cache/bkt/vm/windows@qemu____system.watch.json");
     fs::read_to_string(p)
         .ok()
         .map(|t| serde_json::from_str(&t).unwrap())
