@@ -9,11 +9,11 @@ use crate::manifest;
 use crate::names::VmName;
 use crate::tools::virsh::{DomState, DomStats};
 use crate::ui::{self, Check, Level};
-use crate::units::human;
-use crate::vm::checks;
+use crate::units::{AutoSave, human};
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::net::{self, RDP_PORT};
+use crate::vm::{checks, idle, save};
 
 fn host_checks(ctx: &Ctx) -> Vec<Check> {
     let mut c = vec![checks::kvm(ctx), checks::groups(ctx)];
@@ -117,6 +117,7 @@ fn vm_checks(
         }
         Some(_) => c.push(Check::pass("manifest", "agrees with libvirt")),
     }
+    c.extend(save_checks(ctx, name, st, entry));
     if st.state != DomState::Running {
         return c;
     }
@@ -140,6 +141,80 @@ fn vm_checks(
         Ok(_) => Check::pass("guest agent", "answers"),
         Err(_) => Check::warn("guest agent", "not answering")
             .fix("install the guest tools in Windows (virtio-win-guest-tools.exe from the virtio-win ISO)"),
+    });
+    c
+}
+
+/// A VM saved to disk, its auto-save setting against the room libvirt has
+/// for its memory, and the watcher that does the saving.
+fn save_checks(
+    ctx: &Ctx,
+    name: &str,
+    st: &DomStats,
+    entry: Option<&manifest::VmEntry>,
+) -> Vec<Check> {
+    let mut c = Vec::new();
+    if !st.state.is_active() && save::is_saved(ctx, name).unwrap_or(false) {
+        let (_, size) = save::image(ctx, name);
+        c.push(Check::pass(
+            "saved",
+            format!(
+                "its memory is saved to disk{}; start or connect restores it",
+                save::size_note(size)
+            ),
+        ));
+    }
+    let Some(e) = entry else {
+        return c;
+    };
+    let window = e.auto_save.map_or(AutoSave::Off, AutoSave::from_secs);
+    if window == AutoSave::Off {
+        c.push(Check::pass("auto-save", "off"));
+        return c;
+    }
+    let need = st.memory_kib * 1024;
+    let dir = ctx.save_dir();
+    c.push(match ctx.host.free_space(&dir) {
+        Some(free) if free < need => Check::warn(
+            "auto-save",
+            format!(
+                "after {window} unused, but its memory ({}) does not fit in {} ({} free)",
+                human(need),
+                dir.display(),
+                human(free)
+            ),
+        )
+        .fix(format!(
+            "free space there, or turn it off: bkt vm config {name} --auto-save off"
+        )),
+        _ => Check::pass("auto-save", format!("after {window} unused")),
+    });
+    if !st.state.is_active() {
+        return c;
+    }
+    let k = idle::key(ctx, name);
+    let last: Option<idle::State> = ctx
+        .local
+        .read_watch_state(&k)
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let restart = format!("start one: bkt vm config {name} --auto-save {window}");
+    c.push(match (ctx.local.watcher_running(&k), last) {
+        (true, Some(l)) => Check::pass("watcher", format!("running (last seen: {})", l.seen)),
+        (true, None) => Check::pass("watcher", "running"),
+        (false, Some(l)) => Check::warn(
+            "watcher",
+            format!(
+                "stale: the watcher (pid {}) ended without cleaning up; nothing saves {name} \
+                 when idle",
+                l.pid
+            ),
+        )
+        .fix(restart),
+        (false, None) => Check::warn(
+            "watcher",
+            format!("none: nothing saves {name} when idle (it was not started by bkt vm connect)"),
+        )
+        .fix(restart),
     });
     c
 }

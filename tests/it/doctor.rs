@@ -57,6 +57,7 @@ fn a_healthy_vm_and_an_unfit_one() {
   ✓ TPM            TPM 2.0 emulator (tpm-crb)
   ✓ disk           $TMP/images/t1.qcow2 (200 KiB of 8 GiB allocated)
   ✓ manifest       agrees with libvirt
+  ✓ auto-save      off
   ✓ IP             127.0.0.60 (lease)
   ✓ RDP            127.0.0.60:3389 answers
   ✓ guest agent    answers
@@ -80,6 +81,91 @@ fn a_healthy_vm_and_an_unfit_one() {
         "{out}"
     );
     assert_eq!(r.stderr(), "error: 3 checks failed\n");
+}
+
+/// `t1` with auto-save on, checked alone; the world's runtime files are
+/// in its cache.
+fn auto_save_world(ip: &str) -> World {
+    let w = world(ip);
+    let disk = w.p("images/t1.qcow2");
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "t1", "type": "windows11",
+        "disk": disk, "created": "2026-01-25", "uri": URI, "auto_save": 900}]}),
+    );
+    w.rule("virsh", "* qemu-agent-command t1 *")
+        .out("{\"return\":{}}\n");
+    std::fs::create_dir_all(w.path("home/.cache/bkt/vm")).unwrap();
+    w
+}
+
+fn check(w: &World, label: &str) -> serde_json::Value {
+    let r = w.bkt(&["vm", "doctor", "t1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    let checks = v["vms"][0]["checks"].as_array().unwrap().clone();
+    checks
+        .into_iter()
+        .find(|c| c["label"] == label)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn auto_save_and_its_watcher() {
+    let w = auto_save_world("127.0.0.62");
+    let state = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.json");
+    let lock = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.lock");
+    assert_eq!(
+        check(&w, "auto-save"),
+        serde_json::json!({"level": "pass", "label": "auto-save", "detail": "after 15m unused"})
+    );
+    // Running, and nothing watches it.
+    assert_eq!(
+        check(&w, "watcher"),
+        serde_json::json!({"level": "warn", "label": "watcher",
+            "detail": "none: nothing saves t1 when idle (it was not started by bkt vm connect)",
+            "fix": "start one: bkt vm config t1 --auto-save 15m"})
+    );
+    // A watcher that died: its state is there, its lock is free.
+    std::fs::write(
+        &state,
+        r#"{"pid":4242,"last_use":1,"checked":2,"seen":"unused"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        check(&w, "watcher")["detail"],
+        "stale: the watcher (pid 4242) ended without cleaning up; nothing saves t1 when idle"
+    );
+    // A live one holds the lock.
+    let held = std::fs::File::create(&lock).unwrap();
+    held.lock().unwrap();
+    assert_eq!(
+        check(&w, "watcher"),
+        serde_json::json!({"level": "pass", "label": "watcher",
+            "detail": "running (last seen: unused)"})
+    );
+}
+
+#[test]
+fn auto_save_without_room_for_the_memory_is_a_warning() {
+    let w = auto_save_world("127.0.0.63");
+    // The recorded domstats, with a petabyte of memory.
+    let disk = w.p("images/t1.qcow2");
+    let stats = fixture("virsh/domstats-running-and-shutoff.txt")
+        .replace("/var/lib/libvirt/images/t1.qcow2", &disk)
+        .replace("balloon.maximum=2097152", "balloon.maximum=1099511627776");
+    w.rule_first("virsh", "* domstats *").out(&stats);
+    let c = check(&w, "auto-save");
+    assert_eq!(c["level"], "warn");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("after 15m unused, but its memory (1024 TiB) does not fit in /var/lib/libvirt/qemu/save ("),
+        "{c}"
+    );
+    assert_eq!(
+        c["fix"],
+        "free space there, or turn it off: bkt vm config t1 --auto-save off"
+    );
 }
 
 #[test]
