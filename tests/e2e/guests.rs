@@ -283,6 +283,10 @@ fn connect_starts_a_shut_off_guest_and_falls_back_to_the_viewer() {
     let name = "e2e-conn";
     let env = Env::new("connect", &[name]);
     define_tiny(&env, name, 1, "");
+    // Up once, so that its lease outlives it: right after the start, virsh
+    // reports that address before the guest has booted, and connect must
+    // wait for the guest itself.
+    wait_until_up(&env, name);
     ok(&env.bkt(&["vm", "stop", name, "--force"]));
     let x = Xvfb::start();
     env.log(&format!("Xvfb on {}", x.display));
