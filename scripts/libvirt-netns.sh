@@ -152,6 +152,19 @@ fi
 virsh -q -c qemu:///system net-autostart default --disable >/dev/null 2>&1 || true
 # libvirtd runs in $NS, so the bridge and dnsmasq it creates live there.
 virsh -q -c qemu:///system net-start default >/dev/null 2>&1 || true
+# The pool virt-install would define for the images directory at the first
+# create (named after the directory, as it names it). The end-to-end tests
+# run side by side, and two virt-installs defining it at once would race.
+images=/var/lib/libvirt/images
+pool_xml=""
+for p in $pools_before; do
+  pool_xml+=$(virsh -q -c qemu:///system pool-dumpxml "$p" 2>/dev/null || true)
+done
+if [[ $pool_xml != *"<path>$images</path>"* ]]; then
+  mkdir -p "$images"
+  virsh -q -c qemu:///system pool-define-as images dir --target "$images" >/dev/null
+  virsh -q -c qemu:///system pool-start images >/dev/null
+fi
 log "libvirtd ready ($(virsh -c qemu:///system version 2>/dev/null | awk -F': ' '/Running hypervisor/ {print $2}')); running: $*"
 
 set +e
