@@ -11,7 +11,8 @@
 # The guest stands in for a booted Windows: it takes a DHCP lease on its
 # virtio NIC, answers TCP 3389, and powers off on an ACPI power-button event.
 # With `bkt.acpi=off` on the kernel command line it ignores ACPI, which is how
-# the tests exercise `bkt vm stop --timeout`.
+# the tests exercise `bkt vm stop --timeout`; with `bkt.rdp=hold` it keeps
+# connections to 3389 open, like a Remote Desktop session.
 set -euo pipefail
 
 OUT_DIR=${1:-target/e2e-guest}
@@ -93,8 +94,14 @@ fi
 ip link set lo up
 ip link set eth0 up
 udhcpc -b -i eth0 -s /usr/share/udhcpc/default.script
-# Stand-in for Remote Desktop: accept and close connections on 3389.
-nc -ll -p 3389 -e /bin/true &
+# Stand-in for Remote Desktop: accept and close connections on 3389; with
+# `bkt.rdp=hold`, keep each one open until the client closes it, as a real
+# session does (the idle watcher must see it as in use).
+if grep -q 'bkt.rdp=hold' /proc/cmdline; then
+  nc -ll -p 3389 -e /bin/cat &
+else
+  nc -ll -p 3389 -e /bin/true &
+fi
 echo "bkt-guest: up" > /dev/console
 exec sh -c 'while true; do sleep 3600; done'
 SCRIPT

@@ -49,7 +49,7 @@ cleanup() {
           fi
         done < <(virsh -q -c qemu:///system domblklist "$d" --details 2>/dev/null)
         # Never --remove-all-storage: it deletes ISOs in pools too.
-        virsh -q -c qemu:///system undefine "$d" --nvram --tpm --snapshots-metadata >/dev/null 2>&1 ||
+        virsh -q -c qemu:///system undefine "$d" --nvram --tpm --snapshots-metadata --managed-save >/dev/null 2>&1 ||
           virsh -q -c qemu:///system undefine "$d" --nvram >/dev/null 2>&1
       fi
     done

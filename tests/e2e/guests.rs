@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 /// Define and start the tiny guest directly (not with bkt).
-fn define_tiny(env: &Env, name: &str, vcpus: u32, extra_args: &str) {
+pub(crate) fn define_tiny(env: &Env, name: &str, vcpus: u32, extra_args: &str) {
     let kernel = env.shared.path().join("vmlinuz");
     let initrd = env.shared.path().join("initrd.gz");
     let boot = format!(
@@ -50,7 +50,7 @@ fn define_tiny(env: &Env, name: &str, vcpus: u32, extra_args: &str) {
     ));
 }
 
-fn rdp_answers(ip: &str) -> bool {
+pub(crate) fn rdp_answers(ip: &str) -> bool {
     let addr: SocketAddr = format!("{ip}:3389").parse().unwrap();
     TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
 }
@@ -58,7 +58,7 @@ fn rdp_answers(ip: &str) -> bool {
 /// Wait until `bkt vm status` shows the guest's lease address (the one
 /// virsh domifaddr reports), then for its port 3389: booted far enough to
 /// run acpid.
-fn wait_until_up(env: &Env, name: &str) {
+pub(crate) fn wait_until_up(env: &Env, name: &str) -> String {
     let ip = wait_for(
         &format!("{name}'s address in bkt vm status"),
         Duration::from_secs(120),
@@ -80,6 +80,7 @@ fn wait_until_up(env: &Env, name: &str) {
         Duration::from_secs(60),
         || rdp_answers(&ip).then_some(()),
     );
+    ip
 }
 
 #[test]

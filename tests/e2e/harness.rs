@@ -280,7 +280,14 @@ fn remove_vm(name: &str) -> Vec<String> {
                 gone.push(path.to_string());
             }
         }
-        if !virsh(&["undefine", name, "--nvram", "--tpm", "--snapshots-metadata"])
+        if !virsh(&[
+            "undefine",
+            name,
+            "--nvram",
+            "--tpm",
+            "--snapshots-metadata",
+            "--managed-save",
+        ])
             .status
             .success()
         {
@@ -295,6 +302,7 @@ fn remove_vm(name: &str) -> Vec<String> {
         beside("-answer.iso"),
         beside("-enable-rdp.iso"),
         PathBuf::from(format!("/var/lib/libvirt/qemu/nvram/{name}_VARS.fd")),
+        PathBuf::from(format!("/var/lib/libvirt/qemu/save/{name}.save")),
     ] {
         if remove_path(&p) {
             gone.push(p.display().to_string());

@@ -19,5 +19,6 @@ mod failures;
 mod guests;
 mod harness;
 mod ownership;
+mod save;
 mod unattended;
 mod windows;

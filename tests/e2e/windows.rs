@@ -304,7 +304,7 @@ fn windows_vm_boots_with_secure_boot_and_a_tpm_and_destroy_leaves_nothing() {
 
 /// A small Windows-shaped VM of a test's own, made by `create`: its disk,
 /// NVRAM file and TPM state directory.
-fn small_vm(env: &Env, name: &str) -> (String, String, PathBuf) {
+pub(crate) fn small_vm(env: &Env, name: &str) -> (String, String, PathBuf) {
     let iso = env.media("win-standin.iso");
     ok(&env.bkt(&small_create(name, iso.to_str().unwrap())));
     let xml = ok(&virsh(&["dumpxml", name]));

@@ -1,0 +1,200 @@
+//! Idle VMs give their memory back, on the real stack: the Windows-shaped
+//! VM (UEFI variables, TPM 2.0) survives `stop --save` and `start`; the
+//! tiny guest with a 20 s auto-save is not saved while a connection to its
+//! port 3389 is held, is saved once it is dropped, and `connect` restores
+//! it and reaches its port.
+
+use std::fs;
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::guests::{define_tiny, wait_until_up};
+use crate::harness::*;
+use crate::windows::small_vm;
+
+fn image(name: &str) -> std::path::PathBuf {
+    Path::new("/var/lib/libvirt/qemu/save").join(format!("{name}.save"))
+}
+
+#[test]
+#[ignore = "needs the real virt stack: run scripts/test-all.sh"]
+fn a_windows_shaped_vm_survives_save_and_restore() {
+    let name = "e2e-savewin";
+    let env = Env::new("save_windows", &[name]);
+    let (_, nvram, tpm) = small_vm(&env, name);
+    let permall = tpm.join("tpm2/tpm2-00.permall");
+    assert!(permall.exists(), "{}", permall.display());
+
+    let (stdout, _) = text(&env.bkt(&["vm", "stop", name, "--save"]));
+    assert!(stdout.starts_with(&format!("Saved {name} to disk (")), "{stdout}");
+    assert_eq!(domstate(name), "shut off (saved)");
+    assert!(image(name).exists());
+    assert!(
+        !Path::new(&format!("/run/libvirt/qemu/{name}.pid")).exists(),
+        "QEMU is gone: its memory is the host's"
+    );
+    assert!(permall.exists() && Path::new(&nvram).exists());
+
+    // A snapshot now would not match the saved memory.
+    let out = env.bkt(&["vm", "snapshot", "create", name, "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("is saved to disk"), "{}", text(&out).1);
+
+    let (stdout, _) = text(&env.bkt(&["vm", "start", name]));
+    assert!(
+        stdout.starts_with(&format!("Restored {name} from disk in ")),
+        "{stdout}"
+    );
+    assert_eq!(domstate(name), "running (restored)");
+    assert!(!image(name).exists(), "libvirt drops the image once restored");
+    // Its TPM came back with it: the emulator runs with the same state.
+    assert!(permall.exists());
+    let xml = ok(&virsh(&["dumpxml", name]));
+    assert!(xml.contains("<backend type='emulator' version='2.0'"), "{xml}");
+    let swtpm_pid = fs::read_dir("/run/libvirt/qemu/swtpm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            let f = e.file_name().to_string_lossy().into_owned();
+            f.contains(name) && f.ends_with(".pid")
+        })
+        .expect("a running swtpm for the restored VM");
+    let pid = fs::read_to_string(swtpm_pid.path()).unwrap();
+    assert!(Path::new(&format!("/proc/{}", pid.trim())).exists());
+
+    // Saved again, destroy takes the saved memory along.
+    ok(&env.bkt(&["vm", "stop", name, "--save"]));
+    let (stdout, _) = text(&env.bkt(&["vm", "destroy", name, "--yes"]));
+    assert!(
+        stdout.contains(&format!(
+            "  • removed        saved memory {}",
+            image(name).display()
+        )),
+        "{stdout}"
+    );
+    assert!(!image(name).exists());
+    assert!(!defined(name));
+}
+
+#[test]
+#[ignore = "needs the real virt stack: run scripts/test-all.sh"]
+fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it() {
+    let name = "e2e-idle";
+    let env = Env::new("idle_save", &[name]);
+    // Its port 3389 keeps a connection open, as Remote Desktop does.
+    define_tiny(&env, name, 1, " bkt.rdp=hold");
+    let ip = wait_until_up(&env, name);
+    fs::write(
+        env.manifest(),
+        serde_json::json!({"vms": [{"name": name, "type": "windows11", "disk": "",
+            "created": "2026-11-28", "uri": URI, "rdp_user": "anna"}], "files": []})
+        .to_string(),
+    )
+    .unwrap();
+    let log = env.cache().join(format!("bkt/vm/{name}-watch.log"));
+    let watch_log = || fs::read_to_string(&log).unwrap_or_default();
+
+    // A Remote Desktop client started by hand: a connection to 3389.
+    let held = TcpStream::connect((ip.as_str(), 3389)).unwrap();
+    let (stdout, _) = text(&env.bkt(&["vm", "config", name, "--auto-save", "20s"]));
+    assert_eq!(
+        stdout,
+        format!(
+            "{name}: saved to disk after 20s unused\n{name} is saved to disk after 20s unused \
+             (bkt vm config {name} --auto-save off turns that off)\n"
+        )
+    );
+    wait_for(
+        "the watcher to see the connection",
+        Duration::from_secs(30),
+        || {
+            watch_log()
+                .contains(&format!("{name}: in use (a Remote Desktop connection from "))
+                .then_some(())
+        },
+    );
+    // A whole window and two looks more with the connection held: running.
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(25) {
+        assert_eq!(domstate(name), "running (booted)", "{}", watch_log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop(held);
+    wait_for(
+        "the watcher to save the idle guest",
+        Duration::from_secs(60),
+        || (domstate(name) == "shut off (saved)").then_some(()),
+    );
+    let said = watch_log();
+    assert!(said.contains(&format!("{name}: unused for ")), "{said}");
+    assert!(said.contains("saving it to disk"), "{said}");
+    assert!(
+        said.trim_end()
+            .ends_with(&format!("{name}: saved; nothing more to watch")),
+        "{said}"
+    );
+
+    // connect restores it and reaches its port (a stand-in client notes
+    // that it was started).
+    let bin = env.work.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let started = env.work.path().join("client-started");
+    let client = bin.join("xfreerdp3");
+    fs::write(
+        &client,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in */version*) echo 'This is FreeRDP version 3.10.3 (n/a)'; \
+             exit 0 ;; esac\necho \"$*\" >'{}'\ncat >/dev/null\n",
+            started.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&client, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = env.bkt_env(
+        &env.manifest(),
+        &["vm", "connect", name, "--rdp", "--timeout", "120"],
+        &[
+            ("PATH", &path),
+            ("DISPLAY", ":99"),
+            ("BKT_VM_RDP_PASSWORD", "not-a-real-password"),
+            ("BKT_VM_RDP_CLIENT", "xfreerdp3"),
+        ],
+    );
+    let (stdout, _) = text(&out);
+    ok(&out);
+    assert!(
+        stdout.starts_with(&format!(
+            "{name} is saved to disk; restoring it\nRestored {name} from disk in "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        fs::read_to_string(&started)
+            .unwrap()
+            .starts_with(&format!("/v:{ip} /u:anna ")),
+        "the client was started for the restored guest"
+    );
+    assert_eq!(domstate(name), "running (restored)");
+    // connect left a watcher behind again; turning auto-save off ends it.
+    assert!(
+        stdout.ends_with(&format!(
+            "{name} is saved to disk after 20s unused (bkt vm config {name} --auto-save off \
+             turns that off)\n"
+        )),
+        "{stdout}"
+    );
+    ok(&env.bkt(&["vm", "config", name, "--auto-save", "off"]));
+    let ended = format!("{name}: auto-save is off; nothing to watch");
+    let since = Instant::now();
+    while !watch_log().trim_end().ends_with(&ended) && since.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        watch_log().trim_end().ends_with(&ended),
+        "the watcher did not end:\n{}",
+        watch_log()
+    );
+}
