@@ -1,6 +1,7 @@
 //! `bkt`: parse the command line, run it, print any error once.
 
 mod cli;
+mod docs;
 mod download;
 mod exec;
 mod interrupt;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let res = match cli.command {
         cli::Command::Vm(args) => vm::run(&args.global, settings, args.command),
+        cli::Command::Completions { shell } => docs::completions(shell),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
