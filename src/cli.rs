@@ -54,6 +54,21 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+
+    /// Write the man pages, one per command (without DIR, print bkt.1).
+    #[command(
+        long_about = "Write the man pages, one per command (bkt.1, bkt-vm.1, bkt-vm-create.1, ...), \
+        into DIR, made if missing, and print the path of each. Without DIR, print bkt.1 on \
+        standard output.",
+        after_help = "Examples:\n  \
+        bkt man ~/.cargo/share/man/man1     # man looks there, next to ~/.cargo/bin\n  \
+        bkt man | man -l -"
+    )]
+    Man {
+        /// The directory to write the pages into.
+        #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The shells `bkt completions` writes a script for.

@@ -1,20 +1,65 @@
-//! `bkt completions`: shell completion scripts made from the clap
-//! definitions in `cli.rs`, so they offer what `--help` lists and cannot
-//! drift from it.
+//! `bkt completions` and `bkt man`: shell completion scripts and man pages,
+//! made from the clap definitions in `cli.rs`, so they say what `--help`
+//! says and cannot drift from it.
 
+use std::fs;
 use std::io::{self, Write};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, roman};
 
 use crate::cli::{Cli, Shell};
 use crate::ui::HintExt;
+
+/// Where `man` finds pages of programs in ~/.cargo/bin (man-db looks for
+/// share/man beside every directory of PATH).
+const MAN_DIR_EXAMPLE: &str = "~/.cargo/share/man/man1";
 
 /// `bkt completions SHELL`: the script on stdout.
 pub fn completions(shell: Shell) -> Result<()> {
     print_stdout(&completion_script(shell))
         .context("cannot print the completion script")
         .hint("redirect it into the file your shell reads (`bkt completions --help` says which)")
+}
+
+/// `bkt man [DIR]`: every page into DIR, or bkt.1 on stdout.
+pub fn man(dir: Option<&Path>) -> Result<()> {
+    let pages = pages();
+    let Some(dir) = dir else {
+        return print_stdout(pages[0].roff.as_bytes())
+            .context("cannot print the man page")
+            .hint(format!(
+                "write the pages into a directory instead: `bkt man {MAN_DIR_EXAMPLE}`"
+            ));
+    };
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot make the man page directory {}", dir.display()))
+        .hint(format!(
+            "give a directory you may write to, e.g. `bkt man {MAN_DIR_EXAMPLE}` (man finds \
+             pages there for programs in ~/.cargo/bin)"
+        ))?;
+    let mut written = String::new();
+    for page in &pages {
+        let path = dir.join(&page.file_name);
+        fs::write(&path, &page.roff)
+            .with_context(|| format!("cannot write the man page {}", path.display()))
+            .hint(format!(
+                "make sure {} can be written (nothing else of that name in the way), or give \
+                 another directory",
+                path.display()
+            ))?;
+        written += &format!("{}\n", path.display());
+    }
+    print_stdout(written.as_bytes())
+        .context("cannot print the paths of the man pages")
+        .hint(format!(
+            "all {} pages are written in {}",
+            pages.len(),
+            dir.display()
+        ))
 }
 
 /// Write all of it to stdout, or say why not (a full disk: `> /dev/full`);
@@ -116,11 +161,142 @@ fn fish_extra<'a>(cmd: &'a clap::Command, path: &mut Vec<&'a str>, script: &mut 
     }
 }
 
+/// One man page: its file name (`bkt-vm-create.1`) and its roff source.
+pub struct Page {
+    pub file_name: String,
+    pub roff: String,
+}
+
+/// Every page: bkt.1 first, then each command's, a parent before its
+/// subcommands. `bkt help` is no command of its own and has none.
+pub fn pages() -> Vec<Page> {
+    let mut top = Cli::command().disable_help_subcommand(true);
+    // Gives each subcommand its display name (bkt-vm-create) and bin name.
+    top.build();
+    let source = format!("bkt {}", top.get_version().unwrap_or_default());
+    let mut pages = Vec::new();
+    add_pages(&top, &source, &mut pages);
+    pages
+}
+
+fn add_pages(cmd: &clap::Command, source: &str, pages: &mut Vec<Page>) {
+    pages.push(page(cmd, source));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        add_pages(sub, source, pages);
+    }
+}
+
+/// clap_mangen's page, but for the parts it renders poorly: the NAME line
+/// (the top command's about starts with `bkt:`), and the after-help text,
+/// which it prints as one filled EXTRA section where example commands get
+/// hyphenated. Its "Examples:", "Files:" and "Environment:" blocks become
+/// sections of those names with their lines kept; a plain paragraph becomes
+/// NOTES. The footer names bkt and its version on every page.
+fn page(cmd: &clap::Command, source: &str) -> Page {
+    let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
+    let man = Man::new(cmd.clone())
+        .title(name.to_uppercase())
+        .source(source);
+    // The parts each start with roff's definition of the apostrophe
+    // string; the page needs it once, before its title.
+    let mut roff = Roff::new().render();
+    roff.push_str(&render(|w| man.render_title(w)));
+    roff.push_str(&name_section(cmd, &name));
+    roff.push_str(&render(|w| man.render_synopsis_section(w)));
+    roff.push_str(&render(|w| man.render_description_section(w)));
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        roff.push_str(&render(|w| man.render_options_section(w)));
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        roff.push_str(&render(|w| man.render_subcommands_section(w)));
+    }
+    if let Some(after) = cmd.get_after_long_help().or(cmd.get_after_help()) {
+        roff.push_str(&after_help_sections(&after.to_string()));
+    }
+    if cmd.get_version().is_some() {
+        roff.push_str(&render(|w| man.render_version_section(w)));
+    }
+    Page {
+        file_name: format!("{name}.1"),
+        roff,
+    }
+}
+
+/// The roff of one part, without the apostrophe definition.
+fn render(part: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+    let mut buf = Vec::new();
+    part(&mut buf).expect("writing to a Vec cannot fail");
+    let text = String::from_utf8(buf).expect("clap's text is UTF-8");
+    let preamble = Roff::new().render();
+    text.strip_prefix(&preamble).unwrap_or(&text).to_string()
+}
+
+fn name_section(cmd: &clap::Command, name: &str) -> String {
+    let about = cmd.get_about().map(|a| a.to_string()).unwrap_or_default();
+    let prefix = format!("{}: ", cmd.get_name());
+    let about = about.strip_prefix(&prefix).unwrap_or(&about);
+    let mut roff = Roff::new();
+    roff.control("SH", ["NAME"])
+        .text([roman(format!("{name} - {about}"))]);
+    render(|w| roff.to_writer(w))
+}
+
+/// The after-help text as man sections, in the order man-pages(7) gives
+/// them: ENVIRONMENT, FILES, NOTES, EXAMPLES.
+fn after_help_sections(text: &str) -> String {
+    let mut sections: Vec<(String, Vec<&str>, bool)> = Vec::new();
+    for block in text.split("\n\n") {
+        let mut lines = block.lines();
+        let first = lines.next().unwrap_or_default();
+        let body: Vec<&str> = lines.collect();
+        match first.strip_suffix(':') {
+            Some(title)
+                if !title.contains(' ')
+                    && !body.is_empty()
+                    && body.iter().all(|l| l.starts_with("  ")) =>
+            {
+                let body = body.iter().map(|l| &l[2..]).collect();
+                sections.push((title.to_uppercase(), body, true));
+            }
+            _ => sections.push((
+                "NOTES".to_string(),
+                block.lines().map(str::trim).collect(),
+                false,
+            )),
+        }
+    }
+    let rank = |title: &str| {
+        ["ENVIRONMENT", "FILES", "NOTES", "EXAMPLES"]
+            .iter()
+            .position(|t| *t == title)
+            .unwrap_or(usize::MAX)
+    };
+    sections.sort_by_key(|(title, _, _)| rank(title));
+    let mut roff = Roff::new();
+    let mut last = String::new();
+    for (title, lines, keep_lines) in sections {
+        if title == last {
+            roff.control("PP", []);
+        } else {
+            roff.control("SH", [title.as_str()]);
+        }
+        if keep_lines {
+            // No filling, so no hyphenation: commands read as typed.
+            roff.control("nf", []);
+            for line in lines {
+                roff.text([roman(line)]);
+            }
+            roff.control("fi", []);
+        } else {
+            roff.text([roman(lines.join(" "))]);
+        }
+        last = title;
+    }
+    render(|w| roff.to_writer(w))
+}
+
 #[cfg(test)]
 mod tests {
-    use std::fs;
-    use std::path::Path;
-
     use super::*;
 
     /// Every command a user can type, as its words after `bkt`, with its
@@ -226,6 +402,7 @@ mod tests {
                 "--version",
                 "vm",
                 "completions",
+                "man",
                 "help",
             ],
             &["snapshot"],
@@ -396,5 +573,159 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn page_of(name: &str) -> String {
+        pages()
+            .into_iter()
+            .find(|p| p.file_name == name)
+            .unwrap_or_else(|| panic!("no page {name}"))
+            .roff
+    }
+
+    /// The text of one section, from its `.SH` line up to the next.
+    fn section(page: &str, title: &str) -> String {
+        let start = page
+            .find(&format!("\n.SH {title}\n"))
+            .unwrap_or_else(|| panic!("no {title} in\n{page}"));
+        let rest = &page[start + 1..];
+        let end = rest[1..].find("\n.SH ").map_or(rest.len(), |e| e + 2);
+        rest[..end].to_string()
+    }
+
+    #[test]
+    fn one_page_per_command() {
+        let names: Vec<String> = pages().into_iter().map(|p| p.file_name).collect();
+        assert_eq!(
+            names,
+            [
+                "bkt.1",
+                "bkt-vm.1",
+                "bkt-vm-create.1",
+                "bkt-vm-start.1",
+                "bkt-vm-stop.1",
+                "bkt-vm-status.1",
+                "bkt-vm-connect.1",
+                "bkt-vm-snapshot.1",
+                "bkt-vm-snapshot-create.1",
+                "bkt-vm-snapshot-list.1",
+                "bkt-vm-snapshot-revert.1",
+                "bkt-vm-snapshot-delete.1",
+                "bkt-vm-doctor.1",
+                "bkt-vm-download.1",
+                "bkt-vm-enable-rdp.1",
+                "bkt-vm-ip.1",
+                "bkt-vm-destroy.1",
+                "bkt-completions.1",
+                "bkt-man.1",
+            ]
+        );
+        let mut want: Vec<String> = commands()
+            .iter()
+            .map(|(path, _)| {
+                let mut words = vec!["bkt".to_string()];
+                words.extend(path.iter().cloned());
+                format!("{}.1", words.join("-"))
+            })
+            .collect();
+        let mut names = names;
+        names.sort();
+        want.sort();
+        assert_eq!(names, want, "a command without a page, or a page of none");
+    }
+
+    #[test]
+    fn pages_read_as_man_pages() {
+        let version = env!("CARGO_PKG_VERSION");
+        let preamble = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+        for page in pages() {
+            assert!(page.roff.starts_with(preamble), "{}", page.file_name);
+            assert_eq!(page.roff.matches(".ds Aq").count(), 2, "{}", page.file_name);
+            assert!(!page.roff.contains(".SH EXTRA"), "{}", page.file_name);
+        }
+        let top = page_of("bkt.1");
+        assert!(top.starts_with(&format!(
+            "{preamble}.TH BKT 1  \"bkt {version}\" \n.SH NAME\n"
+        )));
+        assert_eq!(
+            section(&top, "NAME"),
+            ".SH NAME\nbkt \\- tools for a bootc desktop\n"
+        );
+        assert!(section(&top, "SUBCOMMANDS").contains("\nbkt\\-completions(1)\n"));
+        assert!(!top.contains("bkt\\-help"), "{top}");
+
+        let connect = page_of("bkt-vm-connect.1");
+        assert!(connect.contains(&format!(".TH BKT-VM-CONNECT 1  \"bkt {version}\" \n")));
+        assert_eq!(
+            section(&connect, "NAME"),
+            ".SH NAME\nbkt\\-vm\\-connect \\- Open the VM\\*(Aqs desktop: Remote Desktop (RDP), or SPICE when RDP can\\*(Aqt\n"
+        );
+        assert_eq!(
+            section(&connect, "ENVIRONMENT"),
+            ".SH ENVIRONMENT\n.nf\n\
+             BKT_VM_RDP_PASSWORD   the Windows password (instead of the prompt)\n\
+             BKT_VM_RDP_CLIENT     the RDP client to use (name or path)\n.fi\n"
+        );
+        assert_eq!(
+            section(&connect, "EXAMPLES"),
+            ".SH EXAMPLES\n.nf\n\
+             bkt vm connect windows\n\
+             bkt vm connect windows \\-\\-user anna \\-\\-fullscreen \\-\\-share ~/Shared\n\
+             bkt vm connect windows \\-\\-spice            # Windows Setup, or troubleshooting\n.fi\n"
+        );
+        let titles: Vec<&str> = connect
+            .lines()
+            .filter_map(|l| l.strip_prefix(".SH "))
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "NAME",
+                "SYNOPSIS",
+                "DESCRIPTION",
+                "OPTIONS",
+                "ENVIRONMENT",
+                "EXAMPLES",
+                "VERSION"
+            ]
+        );
+
+        let vm = page_of("bkt-vm.1");
+        assert!(
+            section(&vm, "OPTIONS").contains(
+                "May also be specified with the \\fBLIBVIRT_DEFAULT_URI\\fR environment variable."
+            ),
+            "{vm}"
+        );
+        assert_eq!(
+            section(&vm, "FILES"),
+            ".SH FILES\n.nf\n~/.config/bootc/vms.json   what bkt knows about its VMs (BKT_VM_MANIFEST overrides)\n.fi\n"
+        );
+        let completions = page_of("bkt-completions.1");
+        assert!(
+            section(&completions, "NOTES").contains("add `fpath=(~/.zfunc $fpath)` to ~/.zshrc"),
+            "{completions}"
+        );
+        assert_eq!(
+            section(&page_of("bkt-vm-ip.1"), "VERSION"),
+            format!(".SH VERSION\nv{version}\n")
+        );
+    }
+
+    #[test]
+    fn after_help_blocks_become_sections() {
+        let text = "Examples:\n  bkt a --b\n  bkt c\n\n\
+                    A plain paragraph\nover two lines.\n\n\
+                    Environment:\n  X   what x is\n\n\
+                    Note: not a heading\n  even if indented\n\n\
+                    Odd heading:\n  kept as notes";
+        assert_eq!(
+            after_help_sections(text),
+            ".SH ENVIRONMENT\n.nf\nX   what x is\n.fi\n\
+             .SH NOTES\nA plain paragraph over two lines.\n\
+             .PP\nNote: not a heading even if indented\n\
+             .PP\nOdd heading: kept as notes\n\
+             .SH EXAMPLES\n.nf\nbkt a \\-\\-b\nbkt c\n.fi\n"
+        );
     }
 }

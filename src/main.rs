@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     let res = match cli.command {
         cli::Command::Vm(args) => vm::run(&args.global, settings, args.command),
         cli::Command::Completions { shell } => docs::completions(shell),
+        cli::Command::Man { dir } => docs::man(dir.as_deref()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
