@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::names::{SnapName, Uri, VmName};
 use crate::tools::virt_install::VirtType;
@@ -35,7 +35,49 @@ pub enum Command {
         Files:\n  \
         ~/.config/bootc/vms.json   what bkt knows about its VMs (BKT_VM_MANIFEST overrides)"
     )]
-    Vm(VmArgs),
+    Vm(Box<VmArgs>),
+
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    #[command(
+        long_about = "Print a shell completion script (bash, zsh or fish) on standard output.\n\n\
+        Installed where the shell looks, it completes bkt's commands, options and their \
+        values at the Tab key.",
+        after_help = "Examples:\n  \
+        mkdir -p ~/.local/share/bash-completion/completions && bkt completions bash > ~/.local/share/bash-completion/completions/bkt\n  \
+        mkdir -p ~/.config/fish/completions && bkt completions fish > ~/.config/fish/completions/bkt.fish\n  \
+        mkdir -p ~/.zfunc && bkt completions zsh > ~/.zfunc/_bkt\n\n\
+        bash (with the bash-completion package) and fish find these files by themselves in the \
+        next shell. zsh looks only in the directories of $fpath: add `fpath=(~/.zfunc $fpath)` \
+        to ~/.zshrc, before `compinit` runs."
+    )]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+
+    /// Write the man pages, one per command (without DIR, print bkt.1).
+    #[command(
+        long_about = "Write the man pages, one per command (bkt.1, bkt-vm.1, bkt-vm-create.1, ...), \
+        into DIR, made if missing, and print the path of each. Without DIR, print bkt.1 on \
+        standard output.",
+        after_help = "Examples:\n  \
+        bkt man ~/.cargo/share/man/man1     # man looks there, next to ~/.cargo/bin\n  \
+        bkt man | man -l -"
+    )]
+    Man {
+        /// The directory to write the pages into.
+        #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The shells `bkt completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -203,7 +245,7 @@ pub enum VmCommand {
         #[arg(long)]
         fullscreen: bool,
         /// Share a host directory into Windows (RDP drive redirection).
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", value_hint = ValueHint::DirPath)]
         share: Option<PathBuf>,
     },
 
@@ -386,11 +428,11 @@ pub struct CreateArgs {
     pub name: Option<VmName>,
 
     /// The Windows 11 install ISO.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub iso: Option<PathBuf>,
 
     /// The virtio-win driver ISO, attached as a second CD-ROM.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub virtio_iso: Option<PathBuf>,
 
     /// Disk size; the disk is sparse and grows as needed [default: 80G].
@@ -440,7 +482,7 @@ pub struct CreateArgs {
 
     /// A file whose first line is that account's password (never on the
     /// command line; without it you are asked).
-    #[arg(long, value_name = "PATH", requires = "unattended")]
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "unattended")]
     pub password_file: Option<PathBuf>,
 
     /// Keep Windows from turning on device encryption (BitLocker).

@@ -31,6 +31,7 @@
 //! implementation of `ctx::Host`.
 
 mod cli;
+mod docs;
 mod download;
 mod exec;
 mod interrupt;
@@ -59,6 +60,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let res = match cli.command {
         cli::Command::Vm(args) => vm::run(&args.global, settings, args.command),
+        cli::Command::Completions { shell } => docs::completions(shell),
+        cli::Command::Man { dir } => docs::man(dir.as_deref()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -288,8 +288,8 @@ fn remove_vm(name: &str) -> Vec<String> {
             "--snapshots-metadata",
             "--managed-save",
         ])
-            .status
-            .success()
+        .status
+        .success()
         {
             virsh(&["undefine", name, "--nvram"]);
         }

@@ -28,7 +28,10 @@ fn a_windows_shaped_vm_survives_save_and_restore() {
     assert!(permall.exists(), "{}", permall.display());
 
     let (stdout, _) = text(&env.bkt(&["vm", "stop", name, "--save"]));
-    assert!(stdout.starts_with(&format!("Saved {name} to disk (")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("Saved {name} to disk (")),
+        "{stdout}"
+    );
     assert_eq!(domstate(name), "shut off (saved)");
     assert!(image(name).exists());
     assert!(
@@ -40,7 +43,11 @@ fn a_windows_shaped_vm_survives_save_and_restore() {
     // A snapshot now would not match the saved memory.
     let out = env.bkt(&["vm", "snapshot", "create", name, "x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("is saved to disk"), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("is saved to disk"),
+        "{}",
+        text(&out).1
+    );
 
     let (stdout, _) = text(&env.bkt(&["vm", "start", name]));
     assert!(
@@ -48,11 +55,17 @@ fn a_windows_shaped_vm_survives_save_and_restore() {
         "{stdout}"
     );
     assert_eq!(domstate(name), "running (restored)");
-    assert!(!image(name).exists(), "libvirt drops the image once restored");
+    assert!(
+        !image(name).exists(),
+        "libvirt drops the image once restored"
+    );
     // Its TPM came back with it: the emulator runs with the same state.
     assert!(permall.exists());
     let xml = ok(&virsh(&["dumpxml", name]));
-    assert!(xml.contains("<backend type='emulator' version='2.0'"), "{xml}");
+    assert!(
+        xml.contains("<backend type='emulator' version='2.0'"),
+        "{xml}"
+    );
     let swtpm_pid = fs::read_dir("/run/libvirt/qemu/swtpm")
         .unwrap()
         .filter_map(|e| e.ok())
@@ -111,7 +124,9 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
         Duration::from_secs(30),
         || {
             watch_log()
-                .contains(&format!("{name}: in use (a Remote Desktop connection from "))
+                .contains(&format!(
+                    "{name}: in use (a Remote Desktop connection from "
+                ))
                 .then_some(())
         },
     );

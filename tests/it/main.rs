@@ -8,6 +8,7 @@ mod cli;
 mod connect;
 mod create;
 mod destroy;
+mod docs;
 mod doctor;
 mod download;
 mod enable_rdp;
