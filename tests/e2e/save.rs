@@ -212,4 +212,6 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
         "the watcher did not end:\n{}",
         watch_log()
     );
+    ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
+    assert!(!defined(name));
 }
