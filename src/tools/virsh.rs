@@ -403,6 +403,18 @@ pub fn parse_dominfo(out: &str) -> Result<DomInfo> {
     })
 }
 
+/// The file name ending for the image `virsh screenshot` wrote, from the
+/// MIME type it names (`..., with type of image/png`): QEMU picks PNG or
+/// PPM.
+pub fn screenshot_extension(out: &str) -> Option<&'static str> {
+    let mime = out.rsplit_once("with type of ")?.1.trim();
+    match mime {
+        "image/png" => Some("png"),
+        "image/x-portable-pixmap" => Some("ppm"),
+        _ => None,
+    }
+}
+
 /// The guest agent is not there (not installed, not started yet, or the
 /// guest is not running it).
 pub fn is_no_agent(stderr: &str) -> bool {
@@ -1188,5 +1200,14 @@ mod tests {
         );
         assert!(is_no_agent(&fx("domtime-sync-no-agent.txt")));
         assert!(!is_no_agent(&fx("managedsave-not-running.txt")));
+    }
+    #[test]
+    fn screenshot_type() {
+        assert_eq!(screenshot_extension(&fx("screenshot.txt")), Some("png"));
+        assert_eq!(
+            screenshot_extension("Screenshot saved to /x, with type of image/x-portable-pixmap\n"),
+            Some("ppm")
+        );
+        assert_eq!(screenshot_extension("Screenshot saved to /x\n"), None);
     }
 }

@@ -103,7 +103,17 @@ pub fn restore(ctx: &Ctx, name: &str) -> Result<()> {
              afresh, as after a power cut)",
             ctx.virsh.managedsave_remove(name).display()
         ))?;
-    println!("Restored {name} from disk in {}", secs(took));
-    sync_clock(ctx, name);
+    // libvirt boots afresh, without a word, when the saved image cannot be
+    // used (a damaged file): the state's reason tells.
+    match ctx.domstate(name)? {
+        Some((_, reason)) if reason == "restored" => {
+            println!("Restored {name} from disk in {}", secs(took));
+            sync_clock(ctx, name);
+        }
+        _ => println!(
+            "{name}'s saved memory could not be used (libvirt discarded it): Windows booted \
+             afresh, as after a power cut; work that was not saved in it is lost"
+        ),
+    }
     Ok(())
 }

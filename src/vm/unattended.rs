@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::cli::CreateArgs;
 use crate::manifest;
 use crate::tools::unattend::{self, Answers};
+use crate::tools::virsh;
 use crate::tools::xorriso;
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::ctx::PortState;
@@ -265,17 +266,27 @@ pub fn eject_install_iso(ctx: &Ctx, name: &str, install_iso: &Path) -> Result<()
 }
 
 /// `virsh screenshot` into the cache, for a stalled install.
+/// The file is named for the format QEMU chose (PNG, or PPM on old QEMU).
 fn screenshot(ctx: &Ctx, name: &str) -> Option<std::path::PathBuf> {
-    let path = ctx
+    let shot = ctx
         .local
         .cache_subdir()
         .ok()?
-        .join(format!("{name}-install-stalled.ppm"));
-    ctx.virsh
-        .screenshot(name, &path.display().to_string())
-        .run()
+        .join(format!("{name}-install-stalled"));
+    let out = ctx
+        .virsh
+        .screenshot(name, &shot.display().to_string())
+        .stdout()
         .ok()?;
-    ctx.local.exists(&path).then_some(path)
+    if !ctx.local.exists(&shot) {
+        return None;
+    }
+    let Some(ext) = virsh::screenshot_extension(&out) else {
+        return Some(shot);
+    };
+    let named = shot.with_extension(ext);
+    ctx.local.rename(&shot, &named).ok()?;
+    Some(named)
 }
 
 #[cfg(test)]

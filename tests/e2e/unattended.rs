@@ -81,14 +81,15 @@ fn unattended_install_builds_the_answer_iso_and_reports_a_stall() {
     assert!(!xml.contains("Not-a-real-pw1"), "no clear-text password");
     assert_eq!(drive_source(name, "sdc"), answer);
     assert_eq!(domstate(name), "running (booted)");
-    let shot = env.cache().join("bkt/vm/e2e-auto-install-stalled.ppm");
+    let shot = env.cache().join("bkt/vm/e2e-auto-install-stalled.png");
     assert!(stderr.contains(&shot.display().to_string()), "{stderr}");
-    // A real screenshot: an image of the guest's screen. libvirt picks the
-    // format (PNG here, whatever the name says), and a blank screen
-    // compresses to a few hundred bytes, so its size proves nothing.
+    // A real screenshot: an image of the guest's screen, named for the
+    // format QEMU picked (PNG here). A blank screen compresses to a few
+    // hundred bytes, so its size proves nothing.
     let (format, width, height) = image_size(&fs::read(&shot).unwrap())
         .unwrap_or_else(|| panic!("{} is neither PNG nor PPM", shot.display()));
     env.log(&format!("screenshot: {format}, {width}x{height}"));
+    assert_eq!(format, "PNG", "the name says what the file is");
     assert!(width >= 640 && height >= 400, "{width}x{height}");
     let _ = fs::remove_file(&shot);
     ok(&env.bkt(&["vm", "destroy", name, "--yes"]));

@@ -160,7 +160,8 @@ fn hands_free_from_answers_to_remote_desktop() {
 fn a_stalled_install_says_so_with_a_screenshot() {
     let w = world("127.0.0.81");
     w.rule("virsh", "* screenshot windows --file *")
-        .sh("for a; do last=$a; done\n: >\"$last\"\n");
+        .sh("for a; do last=$a; done\n: >\"$last\"\n")
+        .out(&fixture("virsh/screenshot.txt"));
     let iso = w.iso("Win11.iso");
     let virtio = w.iso("virtio-win.iso");
     let r = w.bkt(&[
@@ -190,7 +191,7 @@ fn a_stalled_install_says_so_with_a_screenshot() {
     assert!(
         err.contains(&format!(
             "hint: look at the screen: {} (or bkt vm connect windows --spice)",
-            w.p("home/.cache/bkt/vm/windows-install-stalled.ppm")
+            w.p("home/.cache/bkt/vm/windows-install-stalled.png")
         )),
         "{err}"
     );

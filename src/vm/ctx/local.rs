@@ -179,6 +179,11 @@ impl Local {
         Some(log)
     }
 
+    /// Rename a file a program we ran wrote in our cache.
+    pub fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        fs::rename(from, to)
+    }
+
     /// A file of this machine exists (one a program we ran wrote).
     pub fn exists(&self, p: &Path) -> bool {
         p.exists()
