@@ -1514,7 +1514,7 @@ fn libvirtd_stopped(env: &Env) {
     let (_, stderr) = text(&out);
     assert!(
         stderr.starts_with(
-            "error: cannot list the VMs\ncaused by: `virsh -c qemu:///system domstats"
+            "error: cannot list the VMs\ncaused by: `virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt domstats; domstats"
         ),
         "{stderr}"
     );
