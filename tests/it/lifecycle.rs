@@ -14,7 +14,7 @@ pub fn nosuch(w: &World, name: &str) {
 fn start_a_shut_off_vm() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* start windows")
         .out("Domain 'windows' started\n\n");
     let r = w.bkt(&["vm", "start", "windows"]);
@@ -36,7 +36,7 @@ fn start_warns_when_the_host_would_be_overcommitted() {
         .env("BKT_VM_HOST_MEMORY", "4G")
         .env("BKT_VM_HOST_CPUS", "2");
     w.rule("virsh", "* domstate --reason t2")
-        .out("shut off (shutdown)\n\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* domstats *")
         .out(&fixture("virsh/domstats-three.txt"));
     w.rule("virsh", "* start t2").out("Domain 't2' started\n\n");
@@ -65,7 +65,7 @@ fn start_when_running_is_fine() {
 fn start_failure_says_what_and_what_next() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* start windows")
         .err("error: Failed to start domain 'windows'\nerror: Cannot access storage file '/var/lib/libvirt/images/windows.qcow2': No such file or directory\n")
         .code(1);
@@ -135,10 +135,10 @@ fn libvirt_down_is_explained() {
 fn stop_polls_until_off() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
         .times(3);
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* shutdown windows --mode acpi")
         .out("Domain 'windows' is being shutdown\n");
     let r = w.bkt(&["vm", "stop", "windows"]);
@@ -167,7 +167,7 @@ fn stop_polls_until_off() {
 fn stop_timeout_leaves_it_running_and_suggests_force() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule("virsh", "* shutdown windows --mode acpi")
         .out("Domain 'windows' is being shutdown\n");
     let t = std::time::Instant::now();
@@ -191,7 +191,7 @@ fn stop_resumes_a_paused_vm_first() {
         .out("paused (user)\n")
         .times(1);
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* resume windows")
         .out("Domain 'windows' resumed\n");
     w.rule("virsh", "* shutdown windows --mode acpi")
@@ -217,7 +217,7 @@ fn stop_resumes_a_paused_vm_first() {
 fn stop_force_and_already_off() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
         .times(1);
     w.rule("virsh", "* domstate --reason windows")
         .out("shut off (destroyed)\n");
