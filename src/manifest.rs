@@ -40,6 +40,8 @@ pub struct VmEntry {
     /// Install media attached at create (never deleted by `destroy`).
     #[serde(default)]
     pub isos: Vec<String>,
+    /// The MAC of the VM's NIC on libvirt's `default` network: `status`
+    /// finds the guest's DHCP lease by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
     /// The Windows account `connect` logs in as (never its password).

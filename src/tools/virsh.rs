@@ -52,17 +52,25 @@ impl Virsh {
         self.cmd(["version"])
     }
 
-    /// `domstats` for every domain at once: the basis of `status`, one call
-    /// whatever the number of VMs.
+    /// `domstats` for every domain at once, one call whatever the number of
+    /// VMs.
     pub fn domstats(&self) -> Cmd {
-        self.cmd([
-            "domstats",
-            "--raw",
-            "--state",
-            "--vcpu",
-            "--balloon",
-            "--block",
-        ])
+        self.cmd(DOMSTATS)
+    }
+
+    /// Everything `status` asks libvirt, in one virsh process: the DHCP
+    /// leases of the `default` network, then every domain's stats, each
+    /// part after an `echo` mark ([`parse_status_batch`] splits them).
+    /// virsh runs `;`-separated commands in turn whatever each one does, and
+    /// exits with the status of the last: a failed `domstats` fails the
+    /// call, while a connection without a `default` network just prints no
+    /// leases (its error goes to stderr).
+    pub fn status_batch(&self) -> Cmd {
+        self.cmd([format!(
+            "echo {BATCH_MARK} {LEASES_PART}; net-dhcp-leases default; \
+             echo {BATCH_MARK} {DOMSTATS_PART}; {}",
+            DOMSTATS.join(" ")
+        )])
     }
 
     pub fn domstate(&self, name: &str) -> Cmd {
@@ -283,6 +291,16 @@ impl Virsh {
 }
 
 pub const BATCH_MARK: &str = "@@bkt";
+const LEASES_PART: &str = "leases";
+const DOMSTATS_PART: &str = "domstats";
+const DOMSTATS: [&str; 6] = [
+    "domstats",
+    "--raw",
+    "--state",
+    "--vcpu",
+    "--balloon",
+    "--block",
+];
 
 /// Where libvirt looks for a guest's address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,29 +548,36 @@ pub fn parse_domstats(out: &str) -> Result<Vec<DomStats>> {
     Ok(doms)
 }
 
-/// One address row of `virsh domifaddr`.
+/// One address of a guest, from `virsh domifaddr` or `net-dhcp-leases`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfAddr {
-    pub iface: String,
-    pub mac: String,
     pub ipv4: bool,
+    /// Without the prefix length.
     pub addr: String,
-    pub prefix: u8,
 }
 
-fn parse_ifaddr_row(line: &str) -> Option<IfAddr> {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    if f.len() != 4 || !(f[2] == "ipv4" || f[2] == "ipv6") {
-        return None;
-    }
-    let (addr, prefix) = f[3].split_once('/')?;
+/// `ipv4 192.168.122.4/24` (the protocol and address columns) as an
+/// address, or None for any other pair of words.
+fn ifaddr(proto: &str, cidr: &str) -> Option<IfAddr> {
+    let ipv4 = match proto {
+        "ipv4" => true,
+        "ipv6" => false,
+        _ => return None,
+    };
+    let (addr, prefix) = cidr.split_once('/')?;
+    prefix.parse::<u8>().ok()?;
     Some(IfAddr {
-        iface: f[0].to_string(),
-        mac: f[1].to_string(),
-        ipv4: f[2] == "ipv4",
+        ipv4,
         addr: addr.to_string(),
-        prefix: prefix.parse().ok()?,
     })
+}
+
+/// A row of `domifaddr`: `vnet3  52:54:00:b4:b3:60  ipv4  192.168.122.4/24`.
+fn parse_ifaddr_row(line: &str) -> Option<IfAddr> {
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        [_iface, _mac, proto, cidr] => ifaddr(proto, cidr),
+        _ => None,
+    }
 }
 
 /// Parse `virsh domifaddr NAME [--source lease|agent|arp]`.
@@ -573,6 +598,55 @@ pub fn parse_batch_domifaddr(out: &str) -> BTreeMap<String, Vec<IfAddr>> {
         }
     }
     map
+}
+
+/// One DHCP lease of a libvirt network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Lower case, as libvirt prints it.
+    pub mac: String,
+    pub addr: IfAddr,
+}
+
+/// Parse `virsh net-dhcp-leases NET`. A row is `EXPIRY-DATE EXPIRY-TIME
+/// MAC PROTOCOL ADDRESS/PREFIX HOSTNAME CLIENT-ID`, `-` for an empty field.
+pub fn parse_leases(out: &str) -> Vec<Lease> {
+    out.lines()
+        .filter_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [_date, _time, mac, proto, cidr, _host, _client] => Some(Lease {
+                    mac: mac.to_ascii_lowercase(),
+                    addr: ifaddr(proto, cidr)?,
+                }),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// What [`Virsh::status_batch`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusBatch {
+    /// Empty when the connection has no active `default` network.
+    pub leases: Vec<Lease>,
+    pub domstats: Vec<DomStats>,
+}
+
+/// Split the output of [`Virsh::status_batch`] at its marks and parse each
+/// part.
+pub fn parse_status_batch(out: &str) -> Result<StatusBatch> {
+    let mark = |part: &str| format!("{BATCH_MARK} {part}\n");
+    let (leases, domstats) = out
+        .strip_prefix(&mark(LEASES_PART))
+        .and_then(|rest| rest.split_once(&mark(DOMSTATS_PART)))
+        .with_context(|| {
+            let first = out.lines().next().unwrap_or_default();
+            format!("unexpected output of virsh, not the marks it was asked to echo: {first:?}")
+        })?;
+    Ok(StatusBatch {
+        leases: parse_leases(leases),
+        domstats: parse_domstats(domstats)?,
+    })
 }
 
 /// The versions `virsh version` reports.
@@ -901,6 +975,10 @@ mod tests {
             v.batch_domifaddr(&["a".into(), "b".into()]).display(),
             "virsh -c qemu:///system 'echo @@bkt a; domifaddr --source lease a; echo @@bkt b; domifaddr --source lease b'"
         );
+        assert_eq!(
+            v.status_batch().display(),
+            "virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block'"
+        );
     }
 
     #[test]
@@ -948,8 +1026,9 @@ mod tests {
             parse_domstate(&fx("domstate-reason-shutoff.txt")).unwrap(),
             (DomState::ShutOff, "unknown".to_string())
         );
+        // After `virsh shutdown` and the guest powering itself off.
         assert_eq!(
-            parse_domstate("shut off (shutdown)\n").unwrap(),
+            parse_domstate(&fx("domstate-reason-shutoff-shutdown.txt")).unwrap(),
             (DomState::ShutOff, "shutdown".to_string())
         );
         assert!(parse_domstate("sleeping (deeply)").is_err());
@@ -961,11 +1040,8 @@ mod tests {
         assert_eq!(
             lease,
             vec![IfAddr {
-                iface: "vnet3".into(),
-                mac: "52:54:00:b4:b3:60".into(),
                 ipv4: true,
                 addr: "192.168.122.4".into(),
-                prefix: 24
             }]
         );
         assert!(parse_domifaddr(&fx("domifaddr-lease-none.txt")).is_empty());
@@ -988,10 +1064,122 @@ mod tests {
 
     #[test]
     fn batch_domifaddr_splits_per_domain() {
+        // `off` is shut off: its part failed (on stderr) and so did the
+        // call (batch-domifaddr.code), and what it printed still counts.
         let m = parse_batch_domifaddr(&fx("batch-domifaddr.txt"));
         assert_eq!(m.len(), 2);
-        assert_eq!(m["tiny"][0].addr, "192.168.122.4");
-        assert!(m["t1"].is_empty());
+        assert_eq!(
+            m["tiny"],
+            [IfAddr {
+                ipv4: true,
+                addr: "192.168.122.4".into()
+            }]
+        );
+        assert!(m["off"].is_empty());
+    }
+
+    #[test]
+    fn dhcp_leases() {
+        assert_eq!(
+            parse_leases(&fx("net-dhcp-leases-default.txt")),
+            [Lease {
+                mac: "52:54:00:b4:b3:60".into(),
+                addr: IfAddr {
+                    ipv4: true,
+                    addr: "192.168.122.4".into()
+                }
+            }]
+        );
+        // An IPv6 lease, a MAC in capitals, and rows that are no lease.
+        let out = " Expiry Time           MAC address         Protocol   IP address         Hostname   Client ID or DUID\n\
+            ----------------------------------------------------------------------\n \
+            2026-11-28 13:24:49   52:54:00:AB:CD:EF   ipv6       fd00::4/64         win        -\n \
+            2026-11-28 13:24:49   52:54:00:ab:cd:01   ipx        10.0.0.1/8         -          -\n \
+            2026-11-28 13:24:49   52:54:00:ab:cd:02   ipv4       192.168.122.9      -          -\n \
+            2026-11-28 13:24:49   52:54:00:ab:cd:03   ipv4       192.168.122.9/x    -          -\n";
+        assert_eq!(
+            parse_leases(out),
+            [Lease {
+                mac: "52:54:00:ab:cd:ef".into(),
+                addr: IfAddr {
+                    ipv4: false,
+                    addr: "fd00::4".into()
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn status_batch_at_every_moment() {
+        let names = |b: &StatusBatch| -> Vec<(String, DomState)> {
+            let mut v: Vec<_> = b
+                .domstats
+                .iter()
+                .map(|d| (d.name.clone(), d.state))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let tiny_lease = parse_leases(&fx("net-dhcp-leases-default.txt"));
+        assert_eq!(tiny_lease.len(), 1);
+
+        let empty = parse_status_batch(&fx("status-batch-empty.txt")).unwrap();
+        assert!(empty.leases.is_empty() && empty.domstats.is_empty());
+
+        // Just started: running, no lease yet.
+        let booting = parse_status_batch(&fx("status-batch-booting.txt")).unwrap();
+        assert!(booting.leases.is_empty());
+        let both = vec![
+            ("off".to_string(), DomState::ShutOff),
+            ("tiny".to_string(), DomState::Running),
+        ];
+        assert_eq!(names(&booting), both);
+
+        let running = parse_status_batch(&fx("status-batch-running.txt")).unwrap();
+        assert_eq!(running.leases, tiny_lease);
+        assert_eq!(names(&running), both);
+        let dom = |b: &StatusBatch, n: &str| b.domstats.iter().find(|d| d.name == n).cloned();
+        assert_eq!(dom(&running, "off").unwrap().blocks[0].capacity, 4 << 30);
+        assert_eq!(dom(&running, "tiny").unwrap().memory_kib, 256 << 10);
+
+        // Shut off: the lease outlives the guest; so it does with the
+        // network stopped.
+        for f in [
+            "status-batch-shutoff.txt",
+            "status-batch-network-inactive.txt",
+        ] {
+            let b = parse_status_batch(&fx(f)).unwrap();
+            assert_eq!(b.leases, tiny_lease, "{f}");
+            assert_eq!(dom(&b, "tiny").unwrap().state, DomState::ShutOff, "{f}");
+        }
+
+        // No `default` network: its error went to stderr, the call succeeded.
+        assert_eq!(fx("status-batch-no-network.code").trim(), "0");
+        let none = parse_status_batch(&fx("status-batch-no-network.txt")).unwrap();
+        assert!(none.leases.is_empty());
+        assert_eq!(none.domstats.len(), 2);
+    }
+
+    #[test]
+    fn status_batch_without_its_marks_is_an_error() {
+        // No libvirtd: virsh printed nothing at all (and exited 1).
+        assert_eq!(fx("status-batch-no-libvirtd.code").trim(), "1");
+        let err = parse_status_batch(&fx("status-batch-no-libvirtd.txt")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unexpected output of virsh, not the marks it was asked to echo: \"\""
+        );
+        let running = fx("status-batch-running.txt");
+        let (leases, stats) = running.split_once("@@bkt domstats\n").unwrap();
+        assert!(parse_status_batch(leases).is_err(), "no domstats mark");
+        assert!(parse_status_batch(stats).is_err(), "no leases mark");
+        assert!(
+            parse_status_batch(&format!("x{running}")).is_err(),
+            "not at the start"
+        );
+        let first = stats.lines().find(|l| l.starts_with("Domain: ")).unwrap();
+        let err = parse_status_batch(&running.replacen(first, "", 1)).unwrap_err();
+        assert!(err.to_string().contains("before any Domain:"), "{err}");
     }
 
     #[test]
@@ -1036,7 +1224,11 @@ mod tests {
             parse_net_active(&fx("net-info-default-active.txt")),
             Some(true)
         );
-        assert_eq!(parse_net_active("Name: default\nActive: no\n"), Some(false));
+        assert_eq!(
+            parse_net_active(&fx("net-info-default-inactive.txt")),
+            Some(false)
+        );
+        assert_eq!(parse_net_active("Name: default\n"), None);
     }
 
     #[test]

@@ -1,20 +1,21 @@
 //! `bkt vm status [NAME] [--json]`: every VM in one table.
 //!
-//! The cost is fixed whatever the number of VMs: one `virsh domstats` for
-//! all of them, and one batched `virsh` process for the lease addresses of the
-//! running ones. Never one call per VM.
+//! The cost is fixed whatever the number of VMs: one virsh process asks for
+//! the `default` network's DHCP leases and every domain's stats, and the
+//! manifest's MAC of each VM bkt made finds its lease. A running VM found no
+//! other way (made by hand, or with no lease there) costs one more batched
+//! `domifaddr` process for all such VMs together. Never one call per VM.
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
-use crate::vm::ctx::Ctx;
-use crate::vm::ctx::PortState;
+use crate::vm::ctx::{Ctx, PortState, libvirt_error};
 use crate::vm::net;
 use crate::vm::resources;
 
@@ -175,27 +176,64 @@ pub fn table(rows: &[VmStatus]) -> String {
     out
 }
 
-/// The rows, and libvirt's numbers they came from.
-pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
-    let stats = ctx.domstats()?;
-    let m = manifest::load(&ctx.manifest)?;
-    let entries: Vec<VmEntry> = m.vms.into_iter().filter(|e| e.is_on(&ctx.uri)).collect();
-    let running: Vec<String> = stats
+/// The addresses of the running VMs whose manifest MAC holds a lease on
+/// the `default` network, and the running VMs left to ask libvirt about:
+/// those bkt did not make, and those with no such lease (not yet, or a NIC
+/// moved to another network), where only libvirt knows where to look.
+/// Names that are not valid VM names are left out: they would not survive
+/// virsh's command syntax.
+pub fn addrs_by_lease(
+    stats: &[DomStats],
+    entries: &[VmEntry],
+    leases: &[virsh::Lease],
+) -> (BTreeMap<String, Vec<virsh::IfAddr>>, Vec<String>) {
+    let mut found = BTreeMap::new();
+    let mut ask = Vec::new();
+    let running = stats
         .iter()
         .filter(|d| d.state == DomState::Running)
-        .map(|d| d.name.clone())
-        .filter(|n| n.parse::<VmName>().is_ok())
-        .collect();
-    let addrs = if running.is_empty() {
-        BTreeMap::new()
-    } else {
+        .filter(|d| d.name.parse::<VmName>().is_ok());
+    for d in running {
+        let mac = entries
+            .iter()
+            .find(|e| e.name == d.name)
+            .and_then(|e| e.mac.as_deref());
+        let addrs: Vec<virsh::IfAddr> = leases
+            .iter()
+            .filter(|l| mac.is_some_and(|m| l.mac.eq_ignore_ascii_case(m)))
+            .map(|l| l.addr.clone())
+            .collect();
+        if addrs.is_empty() {
+            ask.push(d.name.clone());
+        } else {
+            found.insert(d.name.clone(), addrs);
+        }
+    }
+    (found, ask)
+}
+
+/// The rows, and libvirt's numbers they came from. One virsh process in
+/// the common case (every running VM made by bkt and holding a lease), one
+/// more for the others.
+pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
+    let out = ctx
+        .virsh
+        .status_batch()
+        .stdout()
+        .map_err(libvirt_error)
+        .context("cannot list the VMs")?;
+    let batch = virsh::parse_status_batch(&out)?;
+    let m = manifest::load(&ctx.manifest)?;
+    let entries: Vec<VmEntry> = m.vms.into_iter().filter(|e| e.is_on(&ctx.uri)).collect();
+    let (mut addrs, ask) = addrs_by_lease(&batch.domstats, &entries, &batch.leases);
+    if !ask.is_empty() {
         // A domain that stopped since domstats makes its part fail; virsh
         // goes on with the rest, so read what it printed either way.
-        match ctx.virsh.batch_domifaddr(&running).run_unchecked() {
-            Ok(out) => virsh::parse_batch_domifaddr(&out.stdout),
-            Err(_) => BTreeMap::new(),
+        if let Ok(out) = ctx.virsh.batch_domifaddr(&ask).run_unchecked() {
+            addrs.extend(virsh::parse_batch_domifaddr(&out.stdout));
         }
-    };
+    }
+    let stats = batch.domstats;
     let mut rows = merge(&stats, &entries, &addrs);
     // Whether Remote Desktop answers: in-process connects, all at once.
     let ips: Vec<String> = rows.iter().filter_map(|r| r.ip.clone()).collect();
@@ -211,8 +249,11 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
     Ok((rows, stats))
 }
 
-/// status waits this long at most for port 3389, whatever the VM count.
-const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
+/// status waits this long at most for port 3389, whatever the VM count
+/// (the probes run in parallel). A guest that answers does so within a few
+/// milliseconds, even under software emulation; one whose firewall drops
+/// the probe costs the whole wait.
+const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(150);
 
 pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
     let (mut rows, stats) = collect(ctx)?;
@@ -259,6 +300,74 @@ mod tests {
             "rdp_enabled": true, "notes": notes, "uri": "qemu:///system"
         }))
         .unwrap()
+    }
+
+    fn batch(name: &str) -> virsh::StatusBatch {
+        let p = format!("{}/fixtures/virsh/{name}", env!("CARGO_MANIFEST_DIR"));
+        virsh::parse_status_batch(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    }
+
+    fn with_mac(name: &str, mac: Option<&str>) -> VmEntry {
+        VmEntry {
+            mac: mac.map(String::from),
+            ..entry(name, "/d.qcow2", "")
+        }
+    }
+
+    #[test]
+    fn a_running_vm_bkt_made_is_found_by_its_mac() {
+        let b = batch("status-batch-running.txt");
+        let lease = vec![virsh::IfAddr {
+            ipv4: true,
+            addr: "192.168.122.4".into(),
+        }];
+        for mac in ["52:54:00:b4:b3:60", "52:54:00:B4:B3:60"] {
+            let entries = [with_mac("off", None), with_mac("tiny", Some(mac))];
+            let (found, ask) = addrs_by_lease(&b.domstats, &entries, &b.leases);
+            assert_eq!(found, BTreeMap::from([("tiny".to_string(), lease.clone())]));
+            assert!(ask.is_empty(), "{ask:?}");
+        }
+    }
+
+    #[test]
+    fn running_vms_the_leases_cannot_place_are_left_to_libvirt() {
+        let running = batch("status-batch-running.txt");
+        // Made by hand (no entry), an entry without a MAC, another MAC.
+        for entries in [
+            vec![],
+            vec![with_mac("tiny", None)],
+            vec![with_mac("tiny", Some("52:54:00:00:00:01"))],
+            vec![with_mac("off", Some("52:54:00:b4:b3:60"))],
+        ] {
+            let (found, ask) = addrs_by_lease(&running.domstats, &entries, &running.leases);
+            assert!(found.is_empty(), "{entries:?}");
+            assert_eq!(ask, ["tiny"], "{entries:?}");
+        }
+        // Just started, no lease yet.
+        let booting = batch("status-batch-booting.txt");
+        let entries = [with_mac("tiny", Some("52:54:00:b4:b3:60"))];
+        let (found, ask) = addrs_by_lease(&booting.domstats, &entries, &booting.leases);
+        assert!(found.is_empty());
+        assert_eq!(ask, ["tiny"]);
+    }
+
+    #[test]
+    fn shut_off_vms_keep_no_address_though_their_lease_does() {
+        let b = batch("status-batch-shutoff.txt");
+        assert!(!b.leases.is_empty());
+        let entries = [with_mac("tiny", Some("52:54:00:b4:b3:60"))];
+        let (found, ask) = addrs_by_lease(&b.domstats, &entries, &b.leases);
+        assert!(found.is_empty() && ask.is_empty());
+    }
+
+    #[test]
+    fn a_name_virsh_could_not_take_is_never_asked_about() {
+        let mut b = batch("status-batch-running.txt");
+        for d in b.domstats.iter_mut() {
+            d.name = format!("{}; destroy x", d.name);
+        }
+        let (found, ask) = addrs_by_lease(&b.domstats, &[], &b.leases);
+        assert!(found.is_empty() && ask.is_empty());
     }
 
     #[test]

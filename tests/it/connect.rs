@@ -16,7 +16,7 @@ fn lease(w: &World, name: &str, ip: &str) {
 
 fn running(w: &World, name: &str) {
     w.rule("virsh", &format!("* domstate --reason {name}"))
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
 }
 
 /// A fake FreeRDP: `/version` prints `version`; a session saves its stdin,
@@ -561,7 +561,7 @@ fn from_shut_off_it_starts_waits_for_the_address_and_the_port() {
     let w = world();
     let _port = TcpListener::bind("127.0.0.23:3389").unwrap();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* start windows")
         .out("Domain 'windows' started\n");
     // No address for the first two rounds of lease, agent, ARP.
@@ -684,7 +684,7 @@ fn ip_for_scripts() {
 
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     let r = w.bkt(&["vm", "ip", "windows"]);
     r.failure();
     assert_eq!(
@@ -711,7 +711,7 @@ fn a_stale_lease_is_followed_to_the_new_address() {
     let w = world();
     let _port = TcpListener::bind("127.0.0.31:3389").unwrap();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* start windows")
         .out("Domain 'windows' started\n");
     w.rule("virsh", "* domifaddr windows --source lease")

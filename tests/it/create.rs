@@ -464,10 +464,9 @@ fn inactive_network_and_no_secure_boot_firmware() {
          <enum name='secure'><value>no</value></enum></loader></os></domainCapabilities>\n",
     );
     w.rule("virsh", "* net-info default")
-        .out("Name:           default\nActive:         no\n");
+        .out(&fixture("virsh/net-info-default-inactive.txt"));
     w.rule("virsh", "* pool-dumpxml default")
-        .out(&fixture("virsh/pool-dumpxml-default-missing.txt"))
-        .code(1);
+        .recorded("virsh/pool-dumpxml-default-missing");
     w.domains(&[]);
     let iso = w.iso("Win11.iso");
     let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes"]);

@@ -125,7 +125,7 @@ fn no_cd_drive_no_iso() {
     let w = World::new();
     w.install_fake("xorriso");
     w.rule("virsh", "* domstate --reason tiny")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule("virsh", "* dumpxml --inactive tiny")
         .out("<domain><name>tiny</name><devices></devices></domain>\n");
     let r = w.bkt(&["vm", "enable-rdp", "tiny"]);

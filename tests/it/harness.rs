@@ -53,6 +53,20 @@ impl Rule<'_> {
         fs::write(self.base.with_extension("code"), code.to_string()).unwrap();
         self
     }
+    /// Answer as the tool did when `fixtures/STEM.txt` was recorded: that
+    /// stdout, and `STEM.err` and `STEM.code` where the recording has them.
+    pub fn recorded(self, stem: &str) -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let mut rule = self.out(&fixture(&format!("{stem}.txt")));
+        if dir.join(format!("{stem}.err")).exists() {
+            rule = rule.err(&fixture(&format!("{stem}.err")));
+        }
+        if dir.join(format!("{stem}.code")).exists() {
+            let code = fixture(&format!("{stem}.code"));
+            rule = rule.code(code.trim().parse().expect("an exit status"));
+        }
+        rule
+    }
     pub fn times(self, n: u32) -> Self {
         fs::write(self.base.with_extension("times"), n.to_string()).unwrap();
         self

@@ -15,7 +15,7 @@ fn start_a_shut_off_vm() {
     let w = World::new();
     w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* start windows")
         .out("Domain 'windows' started\n\n");
     let r = w.bkt(&["vm", "start", "windows"]);
@@ -39,7 +39,7 @@ fn start_warns_when_the_host_would_be_overcommitted() {
         .env("BKT_VM_HOST_CPUS", "2");
     w.nothing_saved();
     w.rule("virsh", "* domstate --reason t2")
-        .out("shut off (shutdown)\n\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* domstats *")
         .out(&fixture("virsh/domstats-three.txt"));
     w.rule("virsh", "* start t2").out("Domain 't2' started\n\n");
@@ -69,7 +69,7 @@ fn start_failure_says_what_and_what_next() {
     let w = World::new();
     w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* start windows")
         .err("error: Failed to start domain 'windows'\nerror: Cannot access storage file '/var/lib/libvirt/images/windows.qcow2': No such file or directory\n")
         .code(1);
@@ -139,10 +139,10 @@ fn libvirt_down_is_explained() {
 fn stop_polls_until_off() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
         .times(3);
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* shutdown windows --mode acpi")
         .out("Domain 'windows' is being shutdown\n");
     let r = w.bkt(&["vm", "stop", "windows"]);
@@ -171,7 +171,7 @@ fn stop_polls_until_off() {
 fn stop_timeout_leaves_it_running_and_suggests_force() {
     let w = World::new();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule("virsh", "* shutdown windows --mode acpi")
         .out("Domain 'windows' is being shutdown\n");
     let t = std::time::Instant::now();
@@ -195,7 +195,7 @@ fn stop_resumes_a_paused_vm_first() {
         .out("paused (user)\n")
         .times(1);
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
     w.rule("virsh", "* resume windows")
         .out("Domain 'windows' resumed\n");
     w.rule("virsh", "* shutdown windows --mode acpi")
@@ -222,7 +222,7 @@ fn stop_force_and_already_off() {
     let w = World::new();
     w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
         .times(1);
     w.rule("virsh", "* domstate --reason windows")
         .out("shut off (destroyed)\n");

@@ -288,7 +288,7 @@ fn the_last_manifest_update_failing_is_rolled_back_and_reported() {
         .sh(&format!("printf '{{' >\"{}\"\n", manifest.display()))
         .out(&fixture("virsh/start-reset-nvram.txt"));
     w.rule("virsh", "* domstate --reason *")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule("virsh", "* destroy *")
         .out(&fixture("virsh/destroy-uuid.txt"));
     w.rule("virsh", "* undefine *")
@@ -388,7 +388,7 @@ fn interrupt_during(w: &World, tool: &str, glob: &str) -> std::process::Output {
 fn ctrl_c_while_starting_powers_off_then_undefines() {
     let w = world(|w| {
         w.rule("virsh", "* domstate --reason *")
-            .out("running (booted)\n");
+            .out(&fixture("virsh/domstate-reason-running.txt"));
         w.rule("virsh", "* destroy *")
             .out(&fixture("virsh/destroy-uuid.txt"));
         w.rule("virsh", "* undefine *")

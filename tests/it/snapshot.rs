@@ -41,7 +41,7 @@ fn world() -> World {
 
 fn off(w: &World) {
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n");
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
 }
 
 fn snapshots(w: &World, names: &[&str]) {
@@ -128,10 +128,33 @@ fn a_failed_disk_snapshot_keeps_nothing() {
 }
 
 #[test]
+fn a_snapshot_someone_else_took_meanwhile_keeps_nothing() {
+    // snapshot-list had no `clean`; by the time of the disk snapshot,
+    // another virsh had taken one by that name (recorded: stderr, exit 1).
+    let w = world();
+    off(&w);
+    snapshots(&w, &[]);
+    w.rule("virsh", "* snapshot-create-as *")
+        .err(&fixture("virsh/snapshot-create-duplicate.txt"))
+        .code(1);
+    let r = w.bkt(&["vm", "snapshot", "create", "windows", "clean"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: snapshot clean of windows failed; nothing was kept\ncaused by: taking the disk snapshot\ncaused by: `virsh -c {URI} snapshot-create-as --domain windows --name clean --atomic` failed (exit status: 1)\n--- stderr\n{}\n",
+            fixture("virsh/snapshot-create-duplicate.txt").trim_end()
+        )
+    );
+    assert!(!w.path("images/windows.snapshots").exists());
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+}
+
+#[test]
 fn running_vm_is_refused_or_stopped_with_consent() {
     let w = world();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     snapshots(&w, &[]);
     let r = w.bkt(&["vm", "snapshot", "create", "windows", "clean"]);
     r.failure();
@@ -147,7 +170,7 @@ fn running_vm_is_refused_or_stopped_with_consent() {
 
     let w = world();
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
         .times(3);
     off(&w);
     snapshots(&w, &[]);
@@ -384,7 +407,7 @@ fn permall() -> String {
 fn taken() -> World {
     let w = world();
     w.rule("virsh", "* domstate --reason windows")
-        .out("shut off (shutdown)\n")
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"))
         .times(1);
     take(&w, "clean", &[]);
     std::fs::write(w.path(NVRAM), "vars-2").unwrap();
@@ -398,7 +421,7 @@ fn taken() -> World {
 
 fn running(w: &World) {
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
 }
 
 /// Running, and `virsh destroy` powers it off.

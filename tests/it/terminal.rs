@@ -23,7 +23,7 @@ fn installed_vm(w: &World, install_iso: &str) {
         .replace("<name>t1</name>", "<name>windows</name>");
     w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule(
         "virsh",
         "* change-media windows sda --eject --config --live",

@@ -44,7 +44,7 @@ fn world(ip: &str) -> World {
         .replace("<name>t1</name>", "<name>windows</name>");
     w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
     w.rule("virsh", "* domstate --reason windows")
-        .out("running (booted)\n");
+        .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule("virsh", "* change-media windows * --eject --config --live")
         .out("Successfully ejected media.\n");
     w.rule("virsh", "* detach-disk windows sdb --config")
