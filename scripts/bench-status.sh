@@ -139,7 +139,7 @@ fake_part() {
         "$name" "$state" "$name" >>"$stats"
       printf ' %-4s %-6s %s\n' "$i" "$name" "$([[ $state == 1 ]] && echo running || echo 'shut off')" >>"$list"
     done
-    { echo "@@bkt leases"; cat "$leases"; echo; echo "@@bkt domstats"; cat "$stats"; } >"$dir/rules/0.out"
+    { echo "@@bkt leases"; cat "$leases"; echo; echo "@@bkt saved"; echo; echo "@@bkt domstats"; cat "$stats"; } >"$dir/rules/0.out"
     printf 'virsh\t-c * echo @@bkt leases; *' >"$dir/rules/0.match"
     printf 'virsh\t-c * echo @@bkt vm*' >"$dir/rules/1.match"
     cp "$addrs" "$dir/rules/1.out"

@@ -2,7 +2,8 @@
 # Record, on the real stack, the virsh outputs `status` and its neighbours
 # are tested on (fixtures/virsh/, see fixtures/README.md), all in one scene:
 # the status batch with no domains, with the tiny guest running before and
-# after its lease and a shut-off domain beside it, with the `default`
+# after its lease and a shut-off domain beside it, with the guest saved to
+# disk, with the `default`
 # network inactive and undefined, and with no libvirtd at all; the batched
 # domifaddr; `domstate --reason` after an ACPI shutdown the guest acted on;
 # `net-info` of an inactive network; `pool-dumpxml` of a missing pool;
@@ -37,7 +38,7 @@ cleanup() {
   set +e
   for d in tiny off; do
     virsh -q -c "$URI" destroy "$d" >/dev/null 2>&1
-    virsh -q -c "$URI" undefine "$d" --nvram >/dev/null 2>&1
+    virsh -q -c "$URI" undefine "$d" --nvram --managed-save >/dev/null 2>&1
   done
   rm -rf "$work"
   rm -f "$disk"
@@ -63,7 +64,7 @@ rec3() {
   echo "recorded $name (exit $rc): $*" >&2
 }
 
-batch() { v "echo @@bkt leases; net-dhcp-leases default; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block"; }
+batch() { v "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block"; }
 is_off() { [[ $(v domstate tiny) == "shut off" ]]; }
 
 virsh --version >fixtures/tools/virsh-version.txt
@@ -82,6 +83,12 @@ rec status-batch-running batch
 rec list-all-name v -q list --all --name
 rec3 batch-domifaddr v "echo @@bkt tiny; domifaddr --source lease tiny; echo @@bkt off; domifaddr --source lease off"
 rec net-dhcp-leases-default v net-dhcp-leases default
+
+# Saved to disk, then restored.
+v managedsave tiny >/dev/null
+rec status-batch-saved batch
+v start tiny >/dev/null
+td_wait_up "$MAC" >/dev/null
 
 v shutdown tiny --mode acpi >/dev/null
 td_wait "tiny to power off" 60 is_off

@@ -59,7 +59,8 @@ impl Virsh {
     }
 
     /// Everything `status` asks libvirt, in one virsh process: the DHCP
-    /// leases of the `default` network, then every domain's stats, each
+    /// leases of the `default` network, the VMs saved to disk (their
+    /// memory in a managed save image), then every domain's stats, each
     /// part after an `echo` mark ([`parse_status_batch`] splits them).
     /// virsh runs `;`-separated commands in turn whatever each one does, and
     /// exits with the status of the last: a failed `domstats` fails the
@@ -68,6 +69,7 @@ impl Virsh {
     pub fn status_batch(&self) -> Cmd {
         self.cmd([format!(
             "echo {BATCH_MARK} {LEASES_PART}; net-dhcp-leases default; \
+             echo {BATCH_MARK} {SAVED_PART}; list --all --name --with-managed-save; \
              echo {BATCH_MARK} {DOMSTATS_PART}; {}",
             DOMSTATS.join(" ")
         )])
@@ -292,6 +294,7 @@ impl Virsh {
 
 pub const BATCH_MARK: &str = "@@bkt";
 const LEASES_PART: &str = "leases";
+const SAVED_PART: &str = "saved";
 const DOMSTATS_PART: &str = "domstats";
 const DOMSTATS: [&str; 6] = [
     "domstats",
@@ -629,6 +632,8 @@ pub fn parse_leases(out: &str) -> Vec<Lease> {
 pub struct StatusBatch {
     /// Empty when the connection has no active `default` network.
     pub leases: Vec<Lease>,
+    /// The VMs saved to disk.
+    pub saved: Vec<String>,
     pub domstats: Vec<DomStats>,
 }
 
@@ -636,15 +641,20 @@ pub struct StatusBatch {
 /// part.
 pub fn parse_status_batch(out: &str) -> Result<StatusBatch> {
     let mark = |part: &str| format!("{BATCH_MARK} {part}\n");
-    let (leases, domstats) = out
+    let ((leases, saved), domstats) = out
         .strip_prefix(&mark(LEASES_PART))
-        .and_then(|rest| rest.split_once(&mark(DOMSTATS_PART)))
+        .and_then(|rest| rest.split_once(&mark(SAVED_PART)))
+        .and_then(|(leases, rest)| {
+            let (saved, domstats) = rest.split_once(&mark(DOMSTATS_PART))?;
+            Some(((leases, saved), domstats))
+        })
         .with_context(|| {
             let first = out.lines().next().unwrap_or_default();
             format!("unexpected output of virsh, not the marks it was asked to echo: {first:?}")
         })?;
     Ok(StatusBatch {
         leases: parse_leases(leases),
+        saved: parse_names(saved),
         domstats: parse_domstats(domstats)?,
     })
 }
@@ -977,7 +987,7 @@ mod tests {
         );
         assert_eq!(
             v.status_batch().display(),
-            "virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block'"
+            "virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block'"
         );
     }
 
@@ -1173,6 +1183,10 @@ mod tests {
         let (leases, stats) = running.split_once("@@bkt domstats\n").unwrap();
         assert!(parse_status_batch(leases).is_err(), "no domstats mark");
         assert!(parse_status_batch(stats).is_err(), "no leases mark");
+        assert!(
+            parse_status_batch(&running.replace("@@bkt saved\n", "")).is_err(),
+            "no saved mark"
+        );
         assert!(
             parse_status_batch(&format!("x{running}")).is_err(),
             "not at the start"

@@ -15,9 +15,10 @@ use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
+use crate::units::AutoSave;
 use crate::vm::ctx::{Ctx, PortState, libvirt_error};
 use crate::vm::net;
-use crate::vm::resources;
+use crate::vm::{resources, save};
 
 /// One row of the status, as printed and as JSON.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -35,7 +36,18 @@ pub struct VmStatus {
     /// What a connect to port 3389 at `ip` found just now.
     pub rdp_port: Option<PortState>,
     pub rdp_enabled: Option<bool>,
+    /// The size of the saved image of a VM saved to disk (when readable).
+    pub saved_bytes: Option<u64>,
+    /// bkt's auto-save setting (`15m`, `off`), for the VMs bkt made.
+    pub auto_save: Option<String>,
     pub notes: String,
+}
+
+/// The auto-save setting as typed (`off` for VMs made before bkt saved).
+fn auto_save(e: &VmEntry) -> String {
+    e.auto_save
+        .map_or(AutoSave::Off, AutoSave::from_secs)
+        .to_string()
 }
 
 /// Combine libvirt's view, the manifest and the lease addresses.
@@ -78,6 +90,8 @@ pub fn merge(
                 ip,
                 rdp_port: None,
                 rdp_enabled: entry.map(|e| e.rdp_enabled),
+                saved_bytes: None,
+                auto_save: entry.map(auto_save),
                 notes: match entry {
                     Some(e) if e.creating => "(being created)".into(),
                     Some(e) => e.notes.clone(),
@@ -99,6 +113,8 @@ pub fn merge(
                 ip: None,
                 rdp_port: None,
                 rdp_enabled: Some(e.rdp_enabled),
+                saved_bytes: None,
+                auto_save: Some(auto_save(e)),
                 notes: if e.creating {
                     "(being created)".into()
                 } else {
@@ -125,14 +141,18 @@ pub fn table(rows: &[VmStatus]) -> String {
         "DISK (used/size)",
         "IP",
         "RDP",
+        "AUTO-SAVE",
         "NOTES",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
                 r.name.clone(),
-                r.state.clone(),
+                match r.saved_bytes {
+                    Some(b) => format!("{} ({})", r.state, units::human(b)),
+                    None => r.state.clone(),
+                },
                 r.vcpus.map_or("-".into(), |v| v.to_string()),
                 r.memory_bytes.map_or("-".into(), units::human),
                 match (r.disk_allocated_bytes, r.disk_capacity_bytes) {
@@ -146,6 +166,7 @@ pub fn table(rows: &[VmStatus]) -> String {
                     (None, Some(false)) => "off".into(),
                     (None, None) => "-".into(),
                 },
+                r.auto_save.clone().unwrap_or_else(|| "-".into()),
                 r.notes.clone(),
             ]
         })
@@ -235,6 +256,13 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
     }
     let stats = batch.domstats;
     let mut rows = merge(&stats, &entries, &addrs);
+    for r in rows
+        .iter_mut()
+        .filter(|r| r.state == DomState::ShutOff.label() && batch.saved.contains(&r.name))
+    {
+        r.state = "saved".into();
+        r.saved_bytes = save::image(ctx, &r.name).1;
+    }
     // Whether Remote Desktop answers: in-process connects, all at once.
     let ips: Vec<String> = rows.iter().filter_map(|r| r.ip.clone()).collect();
     if !ips.is_empty() {
@@ -403,10 +431,10 @@ mod tests {
         assert_eq!(rows[2].notes, "(not in manifest)");
         assert_eq!(
             table(&rows),
-            "NAME  STATE     CPUS  MEMORY  DISK (used/size)  IP             RDP  NOTES\n\
-             gone  missing   -     -       -                 -              on   (libvirt has no such VM; `bkt vm destroy gone` forgets it)\n\
-             t1    running   1     2 GiB   0/8 GiB           192.168.122.4  on   For Bambu Studio slicer\n\
-             t2    shut off  2     1 GiB   0/4 GiB           -              -    (not in manifest)\n"
+            "NAME  STATE     CPUS  MEMORY  DISK (used/size)  IP             RDP  AUTO-SAVE  NOTES\n\
+             gone  missing   -     -       -                 -              on   off        (libvirt has no such VM; `bkt vm destroy gone` forgets it)\n\
+             t1    running   1     2 GiB   0/8 GiB           192.168.122.4  on   off        For Bambu Studio slicer\n\
+             t2    shut off  2     1 GiB   0/4 GiB           -              -    -          (not in manifest)\n"
         );
     }
 }

@@ -148,7 +148,7 @@ fn without_libvirt_create_and_status_say_so_and_make_nothing() {
     let (_, stderr) = text(&out);
     assert!(
         stderr.starts_with(
-            "error: cannot list the VMs\ncaused by: `virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt domstats; domstats"
+            "error: cannot list the VMs\ncaused by: `virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats"
         ),
         "{stderr}"
     );

@@ -39,6 +39,13 @@ fn a_windows_shaped_vm_survives_save_and_restore() {
         "QEMU is gone: its memory is the host's"
     );
     assert!(permall.exists() && Path::new(&nvram).exists());
+    // status says so, with the image's size and the VM's auto-save.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&env.bkt(&["vm", "status", name, "--json"]))).unwrap();
+    let row = &v["vms"][0];
+    assert_eq!(row["state"], "saved", "{v}");
+    assert_eq!(row["saved_bytes"], fs::metadata(image(name)).unwrap().len());
+    assert_eq!(row["auto_save"], "15m", "new VMs get 15 minutes");
 
     // A snapshot now would not match the saved memory.
     let out = env.bkt(&["vm", "snapshot", "create", name, "x"]);

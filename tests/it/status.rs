@@ -4,7 +4,7 @@
 use crate::harness::{URI, World, fixture};
 
 /// The one virsh call of the common case, as the fake log shows it.
-const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
+const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
 const TINY_MAC: &str = "52:54:00:b4:b3:60";
 
 fn batch_call(uri: &str) -> String {
@@ -57,10 +57,10 @@ fn table_of_every_vm_in_one_call() {
     r.success();
     assert_eq!(
         r.stdout(),
-        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP         RDP      NOTES
-gone  missing   -     -        -                 -          off      (libvirt has no such VM; `bkt vm destroy gone` forgets it)
-off   shut off  2     1 GiB    0/4 GiB           -          -        (not in manifest)
-tiny  running   1     256 MiB  -                 127.0.0.2  refused  For Bambu Studio slicer
+        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP         RDP      AUTO-SAVE  NOTES
+gone  missing   -     -        -                 -          off      off        (libvirt has no such VM; `bkt vm destroy gone` forgets it)
+off   shut off  2     1 GiB    0/4 GiB           -          -        -          (not in manifest)
+tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        For Bambu Studio slicer
 "
     );
     assert_eq!(w.call_lines(), [batch_call(URI)]);
@@ -76,9 +76,9 @@ fn a_running_vm_made_by_hand_costs_one_more_call_for_all_such() {
     r.success();
     assert_eq!(
         r.stdout(),
-        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP         RDP      NOTES
-off   shut off  2     1 GiB    0/4 GiB           -          -        (not in manifest)
-tiny  running   1     256 MiB  -                 127.0.0.2  refused  (not in manifest)
+        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP         RDP      AUTO-SAVE  NOTES
+off   shut off  2     1 GiB    0/4 GiB           -          -        -          (not in manifest)
+tiny  running   1     256 MiB  -                 127.0.0.2  refused  -          (not in manifest)
 "
     );
     assert_eq!(
@@ -127,8 +127,8 @@ fn a_vm_bkt_made_without_a_lease_yet_is_asked_about() {
     // No address: RDP says what the manifest says.
     assert_eq!(
         r.stdout(),
-        "NAME  STATE    CPUS  MEMORY   DISK (used/size)  IP  RDP  NOTES
-tiny  running  1     256 MiB  -                 -   on   For Bambu Studio slicer
+        "NAME  STATE    CPUS  MEMORY   DISK (used/size)  IP  RDP  AUTO-SAVE  NOTES
+tiny  running  1     256 MiB  -                 -   on   off        For Bambu Studio slicer
 "
     );
     assert_eq!(w.call_lines().len(), 2);
@@ -149,7 +149,8 @@ fn json_has_the_same_rows() {
             "name": "tiny", "state": "running", "managed": true, "vcpus": 1,
             "memory_bytes": 268435456u64, "disk_allocated_bytes": null,
             "disk_capacity_bytes": null, "ip": "127.0.0.2", "rdp_port": "refused",
-            "rdp_enabled": true, "notes": "For Bambu Studio slicer"
+            "rdp_enabled": true, "notes": "For Bambu Studio slicer",
+            "saved_bytes": null, "auto_save": "off"
         })
     );
     assert_eq!(vms[1]["disk_allocated_bytes"], 200704);
@@ -165,7 +166,7 @@ fn rdp_port_that_answers() {
     r.success();
     assert!(
         r.stdout()
-            .ends_with("  127.0.0.3  answers  For Bambu Studio slicer\n"),
+            .ends_with("  127.0.0.3  answers  off        For Bambu Studio slicer\n"),
         "{}",
         r.stdout()
     );
@@ -209,10 +210,10 @@ fn no_default_network_is_no_lease_and_no_error() {
     r.success();
     assert_eq!(
         r.stdout(),
-        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP  RDP  NOTES
-gone  missing   -     -        -                 -   off  (libvirt has no such VM; `bkt vm destroy gone` forgets it)
-off   shut off  2     1 GiB    0/4 GiB           -   -    (not in manifest)
-tiny  shut off  1     256 MiB  -                 -   on   For Bambu Studio slicer
+        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP  RDP  AUTO-SAVE  NOTES
+gone  missing   -     -        -                 -   off  off        (libvirt has no such VM; `bkt vm destroy gone` forgets it)
+off   shut off  2     1 GiB    0/4 GiB           -   -    -          (not in manifest)
+tiny  shut off  1     256 MiB  -                 -   on   off        For Bambu Studio slicer
 "
     );
     assert_eq!(r.stderr(), "");
@@ -274,4 +275,37 @@ fn verbose_prints_each_command() {
     let r = w.bkt(&["vm", "status", "-v"]);
     r.success();
     assert_eq!(r.stderr(), format!("+ virsh -c qemu:///system '{BATCH}'\n"));
+}
+
+#[test]
+fn a_vm_saved_to_disk_shows_as_saved_with_its_image() {
+    let w = World::new();
+    let save = w.p("save");
+    let w = w.env("BKT_VM_SAVE_DIR", &save);
+    std::fs::create_dir_all(w.path("save")).unwrap();
+    std::fs::File::create(w.path("save/tiny.save"))
+        .unwrap()
+        .set_len(93 << 20)
+        .unwrap();
+    recorded(&w, "status-batch-saved.txt", "127.0.0.2");
+    w.write_manifest(serde_json::json!({"vms": [
+        {"name": "tiny", "type": "windows11", "disk": "", "created": "2026-01-25",
+         "uri": URI, "mac": TINY_MAC, "auto_save": 900}
+    ]}));
+    let r = w.bkt(&["vm", "status"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "NAME  STATE           CPUS  MEMORY   DISK (used/size)  IP  RDP  AUTO-SAVE  NOTES
+off   shut off        2     1 GiB    0/4 GiB           -   -    -          (not in manifest)
+tiny  saved (93 MiB)  1     256 MiB  -                 -   off  15m
+"
+    );
+    let r = w.bkt(&["vm", "status", "tiny", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["vms"][0]["state"], "saved");
+    assert_eq!(v["vms"][0]["saved_bytes"], 93u64 << 20);
+    assert_eq!(v["vms"][0]["auto_save"], "15m");
+    // A lease that outlives the save is no address: no probe of it.
+    assert_eq!(w.call_lines(), [batch_call(URI), batch_call(URI)]);
 }
