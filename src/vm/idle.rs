@@ -138,10 +138,10 @@ pub fn ensure_watcher(ctx: &Ctx, name: &str) -> Result<()> {
     if window == AutoSave::Off || !ctx.domstate(name)?.is_some_and(|(s, _)| s.is_active()) {
         return Ok(());
     }
-    let k = key(ctx, name);
-    if !ctx.local.watcher_running(&k) {
-        ctx.local.spawn_watcher(&ctx.uri, name)?;
-    }
+    // Always one more: it waits a moment for a watcher that is ending (it
+    // just saved the VM this command restored) and leaves at once when a
+    // live one holds the lock.
+    ctx.local.spawn_watcher(&ctx.uri, name)?;
     println!(
         "{name} is saved to disk after {window} unused (bkt vm config {name} --auto-save off \
          turns that off)"

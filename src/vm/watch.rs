@@ -104,7 +104,7 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
     }
     interrupt::catch();
     interrupt::ignore_hangup();
-    let Some(_lock) = ctx.local.lock_watcher(&k)? else {
+    let Some(_lock) = ctx.local.lock_watcher(&k, Duration::from_secs(3))? else {
         println!("{name}: another watcher is running");
         return Ok(());
     };

@@ -509,4 +509,18 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
         "windows: watching (pid N, auto-save 15m)\nwindows: the VM is shut off; nothing to watch\n"
     );
     assert!(!lock_path.exists());
+
+    // A watcher that is just ending (it saved the VM that a connect at once
+    // restored) lets go within a moment: the next one waits for it.
+    let lock = File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    let next = w.command(&["vm", "watch", "windows"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(lock);
+    let out = next.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("windows: watching (pid "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -270,19 +270,29 @@ impl Local {
         }
     }
 
-    /// The watcher's lock for `key`, if no other watcher holds it.
-    pub fn lock_watcher(&self, key: &str) -> Result<Option<fs::File>> {
+    /// The watcher's lock for `key`, if no other watcher holds it; a
+    /// watcher that is just ending (it saved the VM, which a user at once
+    /// restored) gets up to `wait` to let go.
+    pub fn lock_watcher(&self, key: &str, wait: std::time::Duration) -> Result<Option<fs::File>> {
         let f = self.lock_file(&format!("{key}.watch.lock"))?;
-        match f.try_lock() {
-            Ok(()) => Ok(Some(f)),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e).context("locking the watcher's lock file"),
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Ok(Some(f)),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).context("locking the watcher's lock file");
+                }
+            }
         }
     }
 
     /// Whether a watcher for `key` runs now (its lock is held).
     pub fn watcher_running(&self, key: &str) -> bool {
-        match self.lock_watcher(key) {
+        match self.lock_watcher(key, std::time::Duration::ZERO) {
             Ok(Some(f)) => {
                 drop(f);
                 false
