@@ -117,8 +117,12 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
     let res = loop {
         match look(ctx, name, std::process::id()) {
             Ok((done, said)) => {
-                // The log gets a line when what the watcher sees changes.
-                let kind = said.split(';').next().unwrap_or_default().to_string();
+                // The log gets a line when what the watcher sees changes:
+                // "unused for 2m", "unused for 3m" are one thing seen.
+                let kind = match said.find(": unused for ") {
+                    Some(i) => said[..i + ": unused for ".len()].to_string(),
+                    None => said.clone(),
+                };
                 if kind != said_last || done {
                     println!("{said}");
                     said_last = kind;

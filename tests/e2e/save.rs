@@ -217,11 +217,30 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
     while !watch_log().trim_end().ends_with(&ended) && since.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(
-        watch_log().trim_end().ends_with(&ended),
-        "the watcher did not end:\n{}",
-        watch_log()
-    );
+    if !watch_log().trim_end().ends_with(&ended) {
+        // What the last watcher is doing: its children and where it waits.
+        let log = watch_log();
+        let pid = log
+            .rsplit_once("watching (pid ")
+            .and_then(|(_, rest)| rest.split(',').next())
+            .unwrap_or_default()
+            .to_string();
+        let ps = run(
+            "ps",
+            &[
+                "-o",
+                "pid,ppid,pgid,sid,stat,etime,wchan:20,cmd",
+                "-p",
+                &pid,
+                "--ppid",
+                &pid,
+            ],
+        );
+        panic!(
+            "the watcher did not end:\n{log}\n$ ps -p {pid} --ppid {pid}\n{}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
+    }
     ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
     assert!(!defined(name));
 }
