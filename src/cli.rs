@@ -207,6 +207,45 @@ pub enum VmCommand {
         share: Option<PathBuf>,
     },
 
+    /// Open one Windows program as a window of its own (RDP RemoteApp).
+    #[command(
+        long_about = "Open one Windows program as a window of its own (RDP RemoteApp).\n\n\
+        APP is an id (`bkt vm apps NAME` lists them; notepad, paint, explorer, cmd and \
+        powershell always work), a full Windows path ('C:\\Program Files\\...\\x.exe'), or a \
+        program Windows finds on its own path (notepad.exe). The VM is started (restored, \
+        resumed) and reached as `connect` does, and the client gets the password on its \
+        standard input, never on its command line.\n\n\
+        FILEs are Linux paths: your home is shared as \\\\tsclient\\home, and a file elsewhere \
+        gets its directory shared as a drive of its own. A missing file is an error before \
+        anything starts. Needs FreeRDP (xfreerdp3 or xfreerdp, 2 or 3) with an X display \
+        (XWayland on Wayland); Remmina cannot open a single program.",
+        after_help = "Examples:\n  \
+        bkt vm run windows notepad ~/notes.txt\n  \
+        bkt vm run windows 'C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE' ~/Q3.docx\n  \
+        bkt vm run windows paint --detach\n\n\
+        Environment:\n  \
+        BKT_VM_RDP_PASSWORD   the Windows password (instead of the prompt)\n  \
+        BKT_VM_RDP_CLIENT     the RDP client to use (name or path)\n  \
+        BKT_VM_SCALE          the window scale in percent (else GDK_SCALE, QT_SCALE_FACTOR)"
+    )]
+    Run {
+        /// The VM's name.
+        name: VmName,
+        /// The program: an id, a Windows path, or a program name.
+        app: String,
+        /// Files to open with it (Linux paths).
+        files: Vec<PathBuf>,
+        /// The Windows user to log in as (remembered for next time).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Seconds to wait for the VM's address and Remote Desktop.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        /// Return once the client is connected, leaving it running.
+        #[arg(long)]
+        detach: bool,
+    },
+
     /// Consistent snapshots: the disk, the UEFI variables and the TPM together.
     #[command(
         long_about = "Consistent \"known good\" snapshots of a VM: the disk, the UEFI variables \

@@ -37,6 +37,9 @@ pub struct Settings {
     /// `BKT_VM_NOW`: the clock, in seconds since 1970, for tests of the
     /// idle watcher's decisions (never set by users).
     pub now: Option<u64>,
+    /// The desktop's scale in percent: `BKT_VM_SCALE`, else `GDK_SCALE`
+    /// (a whole factor), else `QT_SCALE_FACTOR`, for RemoteApp windows.
+    pub scale: Option<u32>,
     pub download: Download,
 }
 
@@ -86,6 +89,14 @@ impl Settings {
             rdp_client: text("BKT_VM_RDP_CLIENT"),
             runtime_dir: path("XDG_RUNTIME_DIR"),
             now: text("BKT_VM_NOW").and_then(|v| v.parse().ok()),
+            scale: text("BKT_VM_SCALE")
+                .and_then(|v| v.parse().ok())
+                .or_else(|| {
+                    ["GDK_SCALE", "QT_SCALE_FACTOR"].into_iter().find_map(|k| {
+                        let f: f64 = text(k)?.parse().ok()?;
+                        (f.is_finite() && f > 0.0).then(|| (f * 100.0).round() as u32)
+                    })
+                }),
             download: Download {
                 virtio_url: text("BKT_VM_VIRTIO_URL"),
                 guest_tools_url: text("BKT_VM_GUEST_TOOLS_URL"),

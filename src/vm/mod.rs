@@ -10,6 +10,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod download;
 pub mod enable_rdp;
+pub mod run;
 pub mod snapshot;
 pub mod start;
 pub mod status;
@@ -18,6 +19,7 @@ pub mod watch;
 
 // What commands share.
 pub mod access;
+pub mod catalog;
 pub mod checks;
 pub mod clients;
 pub mod ctx;
@@ -25,6 +27,7 @@ pub mod idle;
 pub mod media;
 pub mod net;
 pub mod power;
+pub mod rdp_client;
 pub mod rdp_setup;
 pub mod resources;
 pub mod save;
@@ -75,6 +78,24 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
                 timeout: std::time::Duration::from_secs(timeout),
                 fullscreen,
                 share,
+            },
+        ),
+        VmCommand::Run {
+            name,
+            app,
+            files,
+            user,
+            timeout,
+            detach,
+        } => run::run(
+            &ctx,
+            &name,
+            &app,
+            &run::Options {
+                user,
+                timeout: std::time::Duration::from_secs(timeout),
+                detach,
+                files,
             },
         ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),

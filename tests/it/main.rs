@@ -13,6 +13,7 @@ mod download;
 mod enable_rdp;
 mod lifecycle;
 mod rollback;
+mod run;
 mod save;
 mod snapshot;
 mod status;
