@@ -374,6 +374,26 @@ pub fn explain_exit(code: i32) -> (Outcome, &'static str) {
     }
 }
 
+/// FreeRDP's OpenSSL has no MD4, as Debian's FreeRDP 3.10 (OpenSSL 3,
+/// legacy provider not loaded) logs at every connection:
+///
+/// `[ERROR][com.winpr.crypto.hash] - [winpr_Digest_Init_Internal]: Failed to initialize digest md4`
+/// ` * md4: NTLM support not available`
+///
+/// NTLM, and with it Network Level Authentication to a Windows outside a
+/// domain, needs MD4 (and RC4, missing for the same reason).
+pub fn md4_missing(output: &str) -> bool {
+    output.lines().any(|l| {
+        l.contains("Failed to initialize digest md4")
+            || l.contains("md4: NTLM support not available")
+    })
+}
+
+/// An OpenSSL configuration that loads the legacy provider (MD4, RC4) beside
+/// the default one. With `OPENSSL_CONF` naming it, Debian's xfreerdp3 3.10.3
+/// no longer logs that MD4 and RC4 are missing (tried on this stack).
+pub const OPENSSL_LEGACY_CNF: &str = include_str!("openssl-legacy.cnf");
+
 /// The server FreeRDP refused because its certificate is not the one pinned
 /// for it (`/cert:tofu`) at an earlier connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -739,6 +759,16 @@ mod tests {
         assert_eq!(scale_args(125), ["/scale:140", "/scale-desktop:125"]);
         assert_eq!(scale_args(200), ["/scale:180", "/scale-desktop:200"]);
         assert_eq!(scale_args(900), ["/scale:180", "/scale-desktop:500"]);
+    }
+
+    #[test]
+    fn md4_missing_in_debians_freerdp3() {
+        // Recorded at a first contact (TLS only) and at an NLA login.
+        assert!(md4_missing(&fx("xfreerdp3-cert-first.txt")));
+        assert!(md4_missing(&fx("xfreerdp3-nla-md4.txt")));
+        // FreeRDP 2 and FreeRDP 3 with the legacy provider loaded do not.
+        assert!(!md4_missing(&fx("xfreerdp2-cert-first.txt")));
+        assert!(!md4_missing(&fx("xfreerdp3-legacy-provider.txt")));
     }
 
     #[test]

@@ -73,6 +73,7 @@ fn launch(
                 "install FreeRDP: apt install freerdp3-x11 (or freerdp2-x11) / dnf install freerdp"
                     .into(),
             ),
+            more: Vec::new(),
         }));
     };
     let user = match client.flavor {
@@ -170,7 +171,7 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
         Err(no) if opts.mode == Mode::RdpOnly => Err(no.into_error()),
         Err(no) => {
             eprintln!("{} RDP: {}", style("✗").red(), no.why);
-            if let Some(h) = &no.hint {
+            for h in no.hint.iter().chain(&no.more) {
                 eprintln!("  {h}");
             }
             spice(ctx, name, "falling back to SPICE: ")

@@ -24,17 +24,18 @@ use crate::vm::net::{self, RDP_PORT};
 pub struct NoRdp {
     pub why: String,
     pub hint: Option<String>,
+    /// More advice, after the hint (FreeRDP's missing MD4).
+    pub more: Vec<String>,
 }
 
 impl NoRdp {
     /// As the error of a command that has no fallback.
     pub fn into_error(self) -> anyhow::Error {
-        let err: Result<()> = Err(anyhow!("RDP: {}", self.why));
-        match self.hint {
-            Some(h) => err.hint(h),
-            None => err,
+        let mut err: Result<()> = Err(anyhow!("RDP: {}", self.why));
+        for h in self.hint.into_iter().chain(self.more) {
+            err = err.hint(h);
         }
-        .unwrap_err()
+        err.unwrap_err()
     }
 }
 
@@ -189,6 +190,7 @@ pub fn reach(
             hint: Some(
                 "the guest may still be booting, or its network driver (VirtIO) is missing".into(),
             ),
+            more: Vec::new(),
         }));
     };
     let reached = if started {
@@ -210,6 +212,7 @@ pub fn reach(
             hint: Some(
                 "turn it on in Windows: Settings → System → Remote Desktop (Windows Pro)".into(),
             ),
+            more: Vec::new(),
         }),
         PortState::NoAnswer => Err(NoRdp {
             why: format!(
@@ -219,6 +222,7 @@ pub fn reach(
                 "wait a little and retry, or allow the \"Remote Desktop\" rule in Windows Defender Firewall (found {ip} by {})",
                 source.as_str()
             )),
+            more: Vec::new(),
         }),
     })
 }
@@ -329,6 +333,10 @@ fn explain(
         None => bail!("{} was killed ({status})", client.program),
     };
     let (outcome, words) = rdp::explain_exit(code);
+    let md4 = match outcome {
+        Outcome::Ended => Vec::new(),
+        _ => md4_advice(ctx, l, text),
+    };
     let tail = log_tail(text);
     let detail = if tail.is_empty() {
         String::new()
@@ -346,6 +354,7 @@ fn explain(
         Outcome::ConnectFailed => Ok(Err(NoRdp {
             why: format!("{} exited with code {code}: {words}", client.program),
             hint: log.map(|p| format!("the client's log: {}", p.display())),
+            more: md4,
         })),
         Outcome::AuthFailed => Err(anyhow!(
             "{} exited with code {code}: {words} for {}{detail}",
@@ -356,15 +365,60 @@ fn explain(
             "check the user name and password ({} --user NAME); \
              a Microsoft account logs in with its email address",
             l.again
-        )),
+        ))
+        .map_err(|e| with_hints(e, md4)),
         Outcome::Failed => Err(anyhow!(
             "{} exited with code {code}: {words}{detail}",
             client.program
         ))
         .hint(format!(
             "or use the SPICE console: bkt vm connect {name} --spice"
-        )),
+        ))
+        .map_err(|e| with_hints(e, md4)),
     }
+}
+
+fn with_hints(e: anyhow::Error, hints: Vec<String>) -> anyhow::Error {
+    let mut r: Result<()> = Err(e);
+    for h in hints {
+        r = r.hint(h);
+    }
+    r.unwrap_err()
+}
+
+/// When FreeRDP's log says its OpenSSL lacks MD4 (Debian's FreeRDP 3.10):
+/// how to run it with OpenSSL's legacy provider, in a configuration file
+/// bkt writes to its cache, or with FreeRDP 2. Debian's 3.10.3 computes
+/// NTLM right all the same (scripts/rdp-nla-standin.py checks the login it
+/// sends), so this is advice for a failed login, never an error of its own.
+fn md4_advice(ctx: &Ctx, l: &Launch, text: &str) -> Vec<String> {
+    if !rdp::md4_missing(text) || l.client.flavor != Flavor::FreeRdp3 {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} logged `Failed to initialize digest md4`: its OpenSSL lacks MD4, which NTLM \
+         (Network Level Authentication to a Windows outside a domain) needs. If the login \
+         failed for that, {}",
+        l.client.program,
+        md4_fix(ctx, &l.again)
+    )]
+}
+
+/// What to do about a FreeRDP without MD4, for `again` (the command to run
+/// once more): OpenSSL's legacy provider from a configuration bkt writes to
+/// its cache, or FreeRDP 2.
+pub fn md4_fix(ctx: &Ctx, again: &str) -> String {
+    let cnf = match ctx
+        .local
+        .write_cache_file("openssl-legacy.cnf", rdp::OPENSSL_LEGACY_CNF)
+    {
+        Ok(p) => crate::exec::shell_quote(&p.display().to_string()),
+        Err(_) => "FILE".to_string(),
+    };
+    format!(
+        "load OpenSSL's legacy provider: OPENSSL_CONF={cnf} {again}, \
+         or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp {again}"
+    )
 }
 
 /// Where `run` starts its client: for `connect`, see [`clients::find`].

@@ -315,3 +315,80 @@ fn detach_returns_once_the_client_holds_its_connection() {
         format!("{PW}\n")
     );
 }
+
+/// A fake xfreerdp3 that prints what Debian's 3.10.3 printed at an NLA
+/// login (recorded) and exits with `code`.
+fn freerdp3_without_md4(w: &World, code: i32) {
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out(&fixture("freerdp/xfreerdp3-nla-md4.txt"))
+        .code(code);
+}
+
+#[test]
+fn a_failed_login_names_the_missing_md4_and_what_to_do() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.6");
+    freerdp3_without_md4(&w, 132);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    let cnf = w.p("home/.cache/bkt/vm/openssl-legacy.cnf");
+    let stderr = r.stderr();
+    assert!(
+        stderr.starts_with(
+            "error: xfreerdp3 exited with code 132: authentication failed for anna\n--- xfreerdp3 (last lines of "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!(
+            "hint: check the user name and password (bkt vm run windows notepad --user NAME); \
+             a Microsoft account logs in with its email address\n\
+             hint: xfreerdp3 logged `Failed to initialize digest md4`: its OpenSSL lacks MD4, which \
+             NTLM (Network Level Authentication to a Windows outside a domain) needs. If the login \
+             failed for that, load OpenSSL's legacy provider: OPENSSL_CONF={cnf} bkt vm run windows \
+             notepad, or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp bkt vm run windows notepad\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&cnf)
+            .unwrap()
+            .contains("legacy = legacy_sect\n")
+    );
+}
+
+#[test]
+fn connect_says_it_too_before_falling_back() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.7");
+    freerdp3_without_md4(&w, 147);
+    w.install_fake("virt-viewer");
+    w.rule("virt-viewer", "*");
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    let log = w.p("home/.cache/bkt/vm/windows-rdp.log");
+    let cnf = w.p("home/.cache/bkt/vm/openssl-legacy.cnf");
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "✗ RDP: xfreerdp3 exited with code 147: connection failed (transport)\n  \
+             the client's log: {log}\n  \
+             xfreerdp3 logged `Failed to initialize digest md4`: its OpenSSL lacks MD4, which \
+             NTLM (Network Level Authentication to a Windows outside a domain) needs. If the login \
+             failed for that, load OpenSSL's legacy provider: OPENSSL_CONF={cnf} bkt vm connect \
+             windows, or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp bkt vm connect windows\n"
+        )
+    );
+    // A session that ended well says nothing of it.
+    let w = world();
+    let _port = running_at(&w, "127.0.3.8");
+    freerdp3_without_md4(&w, 0);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.success();
+    assert_eq!(r.stderr(), "");
+    assert!(!w.path("home/.cache/bkt/vm/openssl-legacy.cnf").exists());
+}

@@ -179,6 +179,17 @@ impl Local {
         Some(log)
     }
 
+    /// A file of bkt's own in its cache (replaced in one rename), for the
+    /// user to hand to another program (an OpenSSL configuration).
+    pub fn write_cache_file(&self, file: &str, text: &str) -> Result<PathBuf> {
+        let dir = self.cache_subdir()?;
+        let tmp = dir.join(format!(".{file}.{}", std::process::id()));
+        fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        let p = dir.join(file);
+        fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+
     /// A file of this machine exists (one a program we ran wrote).
     pub fn exists(&self, p: &Path) -> bool {
         p.exists()
