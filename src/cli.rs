@@ -309,10 +309,12 @@ pub enum VmCommand {
         long_about = "Turn on Remote Desktop in an installed Windows.\n\n\
         BitLocker keeps the registry out of reach from the host, so bkt builds a small ISO \
         with enable-rdp.ps1 (allow connections, keep Network Level Authentication, open the \
-        Remote Desktop firewall rules by their language-independent group) and a one-click \
+        Remote Desktop firewall rules by their language-independent group, let RemoteApp \
+        start any program for `bkt vm run`) and a one-click \
         enable-rdp.cmd that runs it as administrator, puts it in the VM's CD-ROM drive, tells \
         you what to click, and waits until port 3389 answers. Then the drive gets its old \
-        medium back, the ISO is deleted, and the manifest notes that RDP is on.",
+        medium back, the ISO is deleted, and the manifest notes that RDP is on. Running it \
+        again is harmless: a VM set up before `run` existed gets the RemoteApp settings so.",
         after_help = "Examples:\n  bkt vm enable-rdp windows\n  bkt vm enable-rdp windows --timeout 1800"
     )]
     EnableRdp {
