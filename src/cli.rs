@@ -246,6 +246,28 @@ pub enum VmCommand {
         detach: bool,
     },
 
+    /// List the programs installed in Windows (for `bkt vm run`).
+    #[command(
+        long_about = "List the programs installed in Windows, with the file types each opens, \
+        for `bkt vm run`.\n\n\
+        Windows is asked through the QEMU guest agent (the virtio guest tools install it): a \
+        short PowerShell script reads the Start Menu shortcuts, the App Paths registry key and \
+        the Store apps, with their icons. The answer is kept in $XDG_CACHE_HOME/bkt/vm/ until \
+        --refresh. When the VM is off or the agent does not answer, the programs every \
+        Windows 11 has are listed (notepad, paint, explorer, cmd, powershell).",
+        after_help = "Examples:\n  bkt vm apps windows\n  bkt vm apps windows --refresh --json"
+    )]
+    Apps {
+        /// The VM's name.
+        name: VmName,
+        /// Print JSON (with each icon as a base64 PNG).
+        #[arg(long)]
+        json: bool,
+        /// Ask Windows again instead of using what was found before.
+        #[arg(long)]
+        refresh: bool,
+    },
+
     /// Consistent snapshots: the disk, the UEFI variables and the TPM together.
     #[command(
         long_about = "Consistent \"known good\" snapshots of a VM: the disk, the UEFI variables \

@@ -122,6 +122,9 @@ pub struct RemoteApp {
     pub name: String,
     /// `bkt-<vm>-<app>`: what a launcher's StartupWMClass matches.
     pub wm_class: String,
+    /// Arguments that come first, as a Windows command line already (a
+    /// Store app's `shell:AppsFolder\ID`).
+    pub fixed_args: String,
     /// The program's arguments, as Windows paths (see [`translate_files`]).
     pub args: Vec<String>,
     /// Host directories redirected as drives: (drive name, directory).
@@ -194,10 +197,9 @@ fn csv_element(text: &str, last: bool) -> Result<String, String> {
 /// (the FreeRDP 2 form is refused), FreeRDP 2 `/app:PATH /app-name:NAME
 /// /app-cmd:ARGS`. Remmina cannot start a RemoteApp from its command line.
 pub fn remoteapp_argv(client: &Client, app: &RemoteApp) -> Result<Cmd, String> {
-    let cmdline = app
-        .args
-        .iter()
-        .map(|a| windows_quote(a))
+    let cmdline = std::iter::once(app.fixed_args.clone())
+        .filter(|f| !f.is_empty())
+        .chain(app.args.iter().map(|a| windows_quote(a)))
         .collect::<Vec<_>>()
         .join(" ");
     let mut a = vec![
@@ -555,6 +557,7 @@ mod tests {
             program: r"C:\Windows\System32\notepad.exe".into(),
             name: "Notepad".into(),
             wm_class: "bkt-windows-notepad".into(),
+            fixed_args: String::new(),
             args: t.paths,
             drives: t.drives,
             scale: None,

@@ -3,11 +3,14 @@
 //! full Windows path, or a program Windows finds on its own path.
 
 use anyhow::{Result, anyhow};
+use serde::{Deserialize, Serialize};
 
+use crate::tools::guest_agent::Found;
 use crate::ui::HintExt;
+use crate::vm::ctx::Ctx;
 
 /// A program in the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     /// bkt's id for it: lower-case letters, digits and `-`.
     pub id: String,
@@ -15,6 +18,97 @@ pub struct App {
     pub name: String,
     /// What Windows runs.
     pub program: String,
+    /// Fixed arguments before any file (a Store app's `shell:AppsFolder\ID`).
+    #[serde(default)]
+    pub args: String,
+    /// Where it was found: `builtin`, `startmenu`, `apppaths`, `store`, `path`.
+    #[serde(default)]
+    pub source: String,
+    /// Its icon, a base64 PNG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    /// The file types it opens (`.docx`).
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+/// What `bkt vm apps` keeps per VM in bkt's cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    /// When the guest was asked (seconds since 1970).
+    pub found: u64,
+    pub apps: Vec<App>,
+}
+
+/// The cache file of a VM's programs.
+pub fn cache_file(ctx: &Ctx, vm: &str) -> String {
+    format!("{}.apps.json", crate::vm::idle::key(ctx, vm))
+}
+
+/// The VM's programs as `bkt vm apps` last found them.
+pub fn cached(ctx: &Ctx, vm: &str) -> Option<Cache> {
+    let text = ctx.local.read_cache_file(&cache_file(ctx, vm))?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Keep what was found.
+pub fn store(ctx: &Ctx, vm: &str, cache: &Cache) -> Result<()> {
+    let text = serde_json::to_string_pretty(cache)?;
+    ctx.local
+        .write_cache_file(&cache_file(ctx, vm), &text)
+        .map(|_| ())
+}
+
+/// The built-ins first, then what the guest reported, each with an id of
+/// its own (`-2`, `-3` after a taken one).
+pub fn from_found(found: Vec<Found>) -> Vec<App> {
+    let mut apps = builtins();
+    for f in found {
+        let base = make_id(&f.name);
+        let base = if base.is_empty() {
+            make_id(stem(&f.program))
+        } else {
+            base
+        };
+        if base.is_empty() {
+            continue;
+        }
+        // A built-in found again (its program, or its name: Windows 11's
+        // Paint is a Store app) keeps its id, and gains an icon and types.
+        if let Some(b) = apps.iter_mut().find(|a| {
+            a.source == "builtin"
+                && (a.program.eq_ignore_ascii_case(&f.program) || a.name == f.name)
+        }) {
+            if b.icon.is_none() {
+                b.icon = f.icon;
+            }
+            if b.types.is_empty() {
+                b.types = f.types;
+            }
+            continue;
+        }
+        let mut id = base.clone();
+        let mut n = 1;
+        while apps.iter().any(|a| a.id == id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        apps.push(App {
+            id,
+            name: f.name,
+            program: f.program,
+            args: f.args,
+            source: f.source,
+            icon: f.icon,
+            types: f.types,
+        });
+    }
+    apps
+}
+
+/// The programs known for a VM: what `apps` found, else the built-ins.
+pub fn known(ctx: &Ctx, vm: &str) -> Vec<App> {
+    cached(ctx, vm).map_or_else(builtins, |c| c.apps)
 }
 
 /// Programs every Windows 11 has, listed even when the guest agent cannot
@@ -33,6 +127,12 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The window class of an app's windows (`/wm-class:`), which its menu
+/// entry's StartupWMClass matches.
+pub fn wm_class(vm: &str, id: &str) -> String {
+    format!("bkt-{vm}-{id}")
+}
+
 /// The built-in programs.
 pub fn builtins() -> Vec<App> {
     BUILTINS
@@ -41,6 +141,10 @@ pub fn builtins() -> Vec<App> {
             id: id.to_string(),
             name: name.to_string(),
             program: program.to_string(),
+            args: String::new(),
+            source: "builtin".into(),
+            icon: None,
+            types: Vec::new(),
         })
         .collect()
 }
@@ -92,6 +196,10 @@ pub fn resolve(app: &str, known: &[App], vm: &str) -> Result<App> {
             id,
             name,
             program: app.to_string(),
+            args: String::new(),
+            source: "path".into(),
+            icon: None,
+            types: Vec::new(),
         });
     }
     Err(anyhow!("no program {app:?} known in {vm}")).hint(format!(
@@ -140,5 +248,43 @@ mod tests {
             "visual-studio-code-user"
         );
         assert_eq!(make_id("--Über 2--"), "ber-2");
+    }
+
+    #[test]
+    fn found_programs_get_ids_of_their_own() {
+        let f = |name: &str, program: &str| Found {
+            name: name.into(),
+            program: program.into(),
+            args: String::new(),
+            source: "startmenu".into(),
+            icon: Some("PNG".into()),
+            types: vec![".txt".into()],
+        };
+        let apps = from_found(vec![
+            f("Notepad", r"C:\Windows\System32\notepad.exe"),
+            f("Notepad++", r"C:\npp\notepad++.exe"),
+            f("Word", "w.exe"),
+            f("Word", "w2.exe"),
+            f("!!!", r"C:\x\Tool.exe"),
+            f("", ""),
+        ]);
+        let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "notepad",
+                "paint",
+                "explorer",
+                "cmd",
+                "powershell",
+                "notepad-2",
+                "word",
+                "word-2",
+                "tool"
+            ]
+        );
+        assert_eq!(apps[0].icon.as_deref(), Some("PNG"));
+        assert_eq!(apps[0].source, "builtin");
+        assert_eq!(apps[6].types, [".txt"]);
     }
 }

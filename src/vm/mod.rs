@@ -3,6 +3,7 @@
 //! helper modules below and, for every effect on the world, in [`ctx`].
 
 // Commands.
+pub mod apps;
 pub mod config;
 pub mod connect;
 pub mod create;
@@ -98,6 +99,11 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
                 files,
             },
         ),
+        VmCommand::Apps {
+            name,
+            json,
+            refresh,
+        } => apps::run(&ctx, &name, &apps::Options { json, refresh }),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_ref(), json),
         VmCommand::Download { source } => download::run(&ctx, &source),

@@ -12,7 +12,7 @@ use crate::names::VmName;
 use crate::tools::rdp::{self, Client, RemoteApp};
 use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
-use crate::vm::catalog::{self, App};
+use crate::vm::catalog::{self, App, wm_class};
 use crate::vm::ctx::Ctx;
 use crate::vm::rdp_client::{self, Launch};
 use crate::vm::{idle, power};
@@ -63,7 +63,8 @@ fn remote_app(ctx: &Ctx, name: &str, app: &App, files: &[String]) -> Result<Remo
         user: String::new(),
         program: app.program.clone(),
         name: app.name.clone(),
-        wm_class: format!("bkt-{name}-{}", app.id),
+        wm_class: wm_class(name, &app.id),
+        fixed_args: app.args.clone(),
         args: t.paths,
         drives: t.drives,
         scale: ctx.local.settings.scale,
@@ -72,7 +73,7 @@ fn remote_app(ctx: &Ctx, name: &str, app: &App, files: &[String]) -> Result<Remo
 
 pub fn run(ctx: &Ctx, name: &VmName, app: &str, opts: &Options) -> Result<()> {
     let files = files(ctx, &opts.files)?;
-    let app = catalog::resolve(app, &catalog::builtins(), name)?;
+    let app = catalog::resolve(app, &catalog::known(ctx, name), name)?;
     let remote = remote_app(ctx, name, &app, &files)?;
     let (state, _) = ctx.require(name)?;
     rdp_client::graphical_session(ctx, "run")?;

@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod apps;
 mod cli;
 mod connect;
 mod create;

@@ -190,6 +190,11 @@ impl Local {
         Ok(p)
     }
 
+    /// A file of bkt's own in its cache, if it is there.
+    pub fn read_cache_file(&self, file: &str) -> Option<String> {
+        fs::read_to_string(self.cache_dir().ok()?.join(file)).ok()
+    }
+
     /// A file of this machine exists (one a program we ran wrote).
     pub fn exists(&self, p: &Path) -> bool {
         p.exists()
