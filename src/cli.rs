@@ -254,8 +254,15 @@ pub enum VmCommand {
         short PowerShell script reads the Start Menu shortcuts, the App Paths registry key and \
         the Store apps, with their icons. The answer is kept in $XDG_CACHE_HOME/bkt/vm/ until \
         --refresh. When the VM is off or the agent does not answer, the programs every \
-        Windows 11 has are listed (notepad, paint, explorer, cmd, powershell).",
-        after_help = "Examples:\n  bkt vm apps windows\n  bkt vm apps windows --refresh --json"
+        Windows 11 has are listed (notepad, paint, explorer, cmd, powershell).\n\n\
+        --install adds menu entries: $XDG_DATA_HOME/applications/bkt-VM-APP.desktop running \
+        `bkt vm run VM APP` with the files given, its icon under \
+        $XDG_DATA_HOME/icons/hicolor, the file types it opens as MIME types (from the \
+        shared-mime-info database), and one entry for the VM's whole desktop. Your default \
+        applications are never changed. --uninstall removes them; so does `destroy`.",
+        after_help = "Examples:\n  bkt vm apps windows\n  bkt vm apps windows --refresh --json\n  \
+        bkt vm apps windows --install word notepad\n  bkt vm apps windows --install --all\n  \
+        bkt vm apps windows --uninstall --all"
     )]
     Apps {
         /// The VM's name.
@@ -266,6 +273,15 @@ pub enum VmCommand {
         /// Ask Windows again instead of using what was found before.
         #[arg(long)]
         refresh: bool,
+        /// Add menu entries for these programs (ids), or for all with --all.
+        #[arg(long, num_args = 0.., value_name = "APP", conflicts_with_all = ["uninstall", "json"])]
+        install: Option<Vec<String>>,
+        /// Remove the menu entries of these programs, or all with --all.
+        #[arg(long, num_args = 0.., value_name = "APP", conflicts_with_all = ["json", "refresh"])]
+        uninstall: Option<Vec<String>>,
+        /// With --install or --uninstall: every program (and the desktop's entry).
+        #[arg(long)]
+        all: bool,
     },
 
     /// Consistent snapshots: the disk, the UEFI variables and the TPM together.

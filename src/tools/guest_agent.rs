@@ -189,11 +189,7 @@ mod tests {
     use super::*;
 
     fn fx(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/fixtures/guest/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        crate::tools::fixture(&format!("guest/{name}"))
     }
 
     #[test]

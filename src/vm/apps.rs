@@ -11,15 +11,33 @@ use console::style;
 use crate::names::VmName;
 use crate::tools::guest_agent::{self, Found, POWERSHELL};
 use crate::tools::virsh::{self, DomState};
-use crate::ui::Spinner;
+use crate::ui::{HintExt, Spinner};
 use crate::vm::catalog::{self, App, Cache};
 use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::launchers;
 use crate::vm::wait::poll_until;
 
 #[derive(Debug, Clone)]
 pub struct Options {
     pub json: bool,
     pub refresh: bool,
+    /// Menu entries to add: these ids (all with `all`).
+    pub install: Option<Vec<String>>,
+    /// Menu entries to remove: these ids (all with `all`).
+    pub uninstall: Option<Vec<String>>,
+    pub all: bool,
+}
+
+/// The ids `--install`/`--uninstall` name, or None for all of them.
+fn chosen(ids: &[String], all: bool, verb: &str, name: &str) -> Result<Option<Vec<String>>> {
+    match (ids.is_empty(), all) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(ids.to_vec())),
+        (false, true) => Err(anyhow!("--{verb} takes program ids or --all, not both")),
+        (true, false) => Err(anyhow!("--{verb} needs the programs' ids, or --all")).hint(format!(
+            "the ids are in the first column of `bkt vm apps {name}`"
+        )),
+    }
 }
 
 /// How long the discovery script may take in the guest (it reads every
@@ -43,8 +61,23 @@ enum From {
 }
 
 pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
+    if opts.all && opts.install.is_none() && opts.uninstall.is_none() {
+        return Err(anyhow!("--all goes with --install or --uninstall"));
+    }
     let (state, _) = ctx.require(name)?;
+    if let Some(ids) = &opts.uninstall {
+        let ids = chosen(ids, opts.all, "uninstall", name)?;
+        return uninstall(ctx, name, ids.as_deref());
+    }
+    let install_ids = opts
+        .install
+        .as_ref()
+        .map(|ids| chosen(ids, opts.all, "install", name))
+        .transpose()?;
     let (apps, from) = list(ctx, name, state, opts.refresh)?;
+    if let Some(ids) = install_ids {
+        return install(ctx, name, &apps, ids.as_deref());
+    }
     if opts.json {
         let from_word = match from {
             From::Guest => "guest",
@@ -77,6 +110,47 @@ pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
              them), then: bkt vm apps {name} --refresh",
             style("⚠").yellow()
         ),
+    }
+    Ok(())
+}
+
+fn install(ctx: &Ctx, name: &str, apps: &[App], ids: Option<&[String]>) -> Result<()> {
+    let chosen: Vec<App> = match ids {
+        None => apps.to_vec(),
+        Some(ids) => ids
+            .iter()
+            .map(|id| {
+                apps.iter()
+                    .find(|a| a.id.eq_ignore_ascii_case(id))
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no program {id:?} known in {name}"))
+                    .hint(format!(
+                        "the ids are in the first column of `bkt vm apps {name}`"
+                    ))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let written = launchers::install(ctx, name, &chosen)?;
+    let entries = written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "desktop"))
+        .count();
+    println!("Added {entries} menu entries for {name} (your default applications are unchanged):");
+    for p in &written {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
+
+fn uninstall(ctx: &Ctx, name: &str, ids: Option<&[String]>) -> Result<()> {
+    let removed = launchers::uninstall(ctx, name, ids)?;
+    if removed.is_empty() {
+        println!("No menu entries of {name} to remove");
+        return Ok(());
+    }
+    println!("Removed:");
+    for p in &removed {
+        println!("  {}", p.display());
     }
     Ok(())
 }

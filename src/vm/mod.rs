@@ -25,6 +25,7 @@ pub mod checks;
 pub mod clients;
 pub mod ctx;
 pub mod idle;
+pub mod launchers;
 pub mod media;
 pub mod net;
 pub mod power;
@@ -103,7 +104,20 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
             name,
             json,
             refresh,
-        } => apps::run(&ctx, &name, &apps::Options { json, refresh }),
+            install,
+            uninstall,
+            all,
+        } => apps::run(
+            &ctx,
+            &name,
+            &apps::Options {
+                json,
+                refresh,
+                install,
+                uninstall,
+                all,
+            },
+        ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_ref(), json),
         VmCommand::Download { source } => download::run(&ctx, &source),

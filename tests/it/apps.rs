@@ -218,3 +218,183 @@ fn run_knows_the_ids_apps_found() {
         w.call_lines()
     );
 }
+
+/// A world whose shared-mime-info database is the recorded one, with a
+/// fake update-desktop-database.
+fn desktop_world() -> World {
+    let w = world("running (booted)");
+    let share = w.path("share/mime");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("globs2"), fixture("mime/globs2")).unwrap();
+    let share = w.p("share");
+    let w = w.env("XDG_DATA_DIRS", &share);
+    w.install_fake("update-desktop-database");
+    w.rule("update-desktop-database", "*");
+    agent_answers(&w);
+    w
+}
+
+/// desktop-file-validate (desktop-file-utils, which
+/// scripts/provision-virt-stack.sh installs) has nothing to say.
+fn valid(path: &std::path::Path) {
+    let out = std::process::Command::new("desktop-file-validate")
+        .arg(path)
+        .output()
+        .expect("desktop-file-validate (apt install desktop-file-utils)");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn applications(w: &World) -> std::path::PathBuf {
+    w.path("home/.local/share/applications")
+}
+
+#[test]
+fn menu_entries_with_icons_and_mime_types_that_validate() {
+    let w = desktop_world();
+    let r = w.bkt(&["vm", "apps", "windows", "--install", "word", "notepad"]);
+    r.success();
+    let apps = applications(&w);
+    let icon = w.path("home/.local/share/icons/hicolor/32x32/apps/bkt-windows-word.png");
+    assert_eq!(
+        r.stdout(),
+        format!(
+            "Added 3 menu entries for windows (your default applications are unchanged):\n  {}\n  {}\n  {}\n  {}\n",
+            icon.display(),
+            apps.join("bkt-windows-word.desktop").display(),
+            apps.join("bkt-windows-notepad.desktop").display(),
+            apps.join("bkt-windows.desktop").display(),
+        )
+    );
+    let bkt = env!("CARGO_BIN_EXE_bkt");
+    assert_eq!(
+        std::fs::read_to_string(apps.join("bkt-windows-word.desktop")).unwrap(),
+        format!(
+            "[Desktop Entry]\nType=Application\nVersion=1.4\nName=Word (windows)\n\
+             Comment=Word in the Windows VM windows\n\
+             Exec={bkt} vm --connect qemu:///system run windows word %F\nTryExec={bkt}\n\
+             Icon=bkt-windows-word\nTerminal=false\nCategories=Utility;\n\
+             StartupWMClass=bkt-windows-word\n\
+             MimeType=application/msword;application/rtf;application/vnd.openxmlformats-officedocument.wordprocessingml.document;\n\
+             X-Bkt-VM=windows\nX-Bkt-URI=qemu:///system\nX-Bkt-App=word\n"
+        )
+    );
+    // The icon is the PNG the guest sent.
+    let png = std::fs::read(&icon).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // Notepad brought no icon here: a theme icon; the desktop: connect.
+    let notepad = std::fs::read_to_string(apps.join("bkt-windows-notepad.desktop")).unwrap();
+    assert!(
+        notepad.contains("\nIcon=accessories-text-editor\n"),
+        "{notepad}"
+    );
+    let desktop = std::fs::read_to_string(apps.join("bkt-windows.desktop")).unwrap();
+    assert!(desktop.contains(&format!(
+        "\nExec={bkt} vm --connect qemu:///system connect windows\n"
+    )));
+    for f in ["bkt-windows-word", "bkt-windows-notepad", "bkt-windows"] {
+        valid(&apps.join(format!("{f}.desktop")));
+    }
+    assert_eq!(
+        w.call_lines().pop().unwrap(),
+        format!("update-desktop-database -q {}", apps.display())
+    );
+    // Default applications are the user's: never written.
+    assert!(!w.path("home/.config/mimeapps.list").exists());
+    assert!(!apps.join("mimeapps.list").exists());
+}
+
+#[test]
+fn install_all_then_uninstall_one_then_all_and_never_another_vms() {
+    let w = desktop_world();
+    let apps = applications(&w);
+    // Another VM's entry, at a name this VM's could take.
+    std::fs::create_dir_all(&apps).unwrap();
+    std::fs::write(
+        apps.join("bkt-other-word.desktop"),
+        "[Desktop Entry]\nX-Bkt-VM=other\nX-Bkt-URI=qemu:///system\nX-Bkt-App=word\nIcon=bkt-other-word\n",
+    )
+    .unwrap();
+    w.bkt(&["vm", "apps", "windows", "--install", "--all"])
+        .success();
+    let mut files: Vec<String> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "bkt-other-word.desktop",
+            "bkt-windows-calculator.desktop",
+            "bkt-windows-cmd.desktop",
+            "bkt-windows-explorer.desktop",
+            "bkt-windows-notepad-2.desktop",
+            "bkt-windows-notepad.desktop",
+            "bkt-windows-paint.desktop",
+            "bkt-windows-powershell.desktop",
+            "bkt-windows-word.desktop",
+            "bkt-windows.desktop",
+        ]
+    );
+    for f in &files[1..] {
+        valid(&apps.join(f));
+    }
+    let icons = w.path("home/.local/share/icons/hicolor/32x32/apps");
+    let r = w.bkt(&["vm", "apps", "windows", "--uninstall", "word"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        format!(
+            "Removed:\n  {}\n  {}\n",
+            icons.join("bkt-windows-word.png").display(),
+            apps.join("bkt-windows-word.desktop").display()
+        )
+    );
+    assert!(icons.join("bkt-windows-notepad-2.png").exists());
+    let r = w.bkt(&["vm", "apps", "windows", "--uninstall", "--all"]);
+    r.success();
+    assert_eq!(r.stdout().lines().count(), 1 + 8 + 1, "{}", r.stdout());
+    let left: Vec<String> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["bkt-other-word.desktop"]);
+    assert_eq!(std::fs::read_dir(&icons).unwrap().count(), 0);
+    let r = w.bkt(&["vm", "apps", "windows", "--uninstall", "--all"]);
+    assert_eq!(r.stdout(), "No menu entries of windows to remove\n");
+}
+
+#[test]
+fn install_says_what_it_needs() {
+    let w = desktop_world();
+    let r = w.bkt(&["vm", "apps", "windows", "--install"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: --install needs the programs' ids, or --all\n\
+         hint: the ids are in the first column of `bkt vm apps windows`\n"
+    );
+    let r = w.bkt(&["vm", "apps", "windows", "--install", "excel"]);
+    r.failure();
+    assert!(
+        r.stderr().ends_with(
+            "error: no program \"excel\" known in windows\n\
+             hint: the ids are in the first column of `bkt vm apps windows`\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+    let r = w.bkt(&["vm", "apps", "windows", "--all"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: --all goes with --install or --uninstall\n"
+    );
+    assert!(!applications(&w).exists());
+}
