@@ -356,6 +356,9 @@ pub fn explain_exit(code: i32) -> (Outcome, &'static str) {
         7 => (Failed, "the server denied the connection"),
         9 => (Failed, "the user lacks the privilege to log on remotely"),
         128 => (Failed, "the client rejected its arguments"),
+        // Seen here with both 2.11 and 3.10: an unknown option (23), a
+        // /drive: whose directory is missing (24, FreeRDP 2).
+        23 | 24 => (Failed, "the client rejected its command line"),
         131 => (ConnectFailed, "connection failed"),
         133 => (ConnectFailed, "protocol negotiation failed"),
         137 => (ConnectFailed, "connection failed"),
@@ -374,6 +377,17 @@ pub fn explain_exit(code: i32) -> (Outcome, &'static str) {
         156..=158 => (AuthFailed, "the account may not log on this way"),
         _ => (Failed, "the client failed"),
     }
+}
+
+/// The line where FreeRDP's option parser says which argument it refused,
+/// as 2.11 and 3.10 both print it:
+/// `[ERROR][com.winpr.commandline] - Failed at index 10 [/no-such-option]: Unexpected keyword`
+/// (the rest of the line after the log prefix).
+pub fn rejected_argument(output: &str) -> Option<String> {
+    output.lines().find_map(|l| {
+        let i = l.find("Failed at index ")?;
+        Some(l[i..].trim().to_string())
+    })
 }
 
 /// FreeRDP's OpenSSL has no MD4, as Debian's FreeRDP 3.10 (OpenSSL 3,
@@ -765,6 +779,19 @@ mod tests {
     }
 
     #[test]
+    fn the_refused_argument() {
+        assert_eq!(
+            rejected_argument(
+                "[13:10:27:416] [29881:000074b9] [ERROR][com.winpr.commandline] - [log_error]: \
+                 Failed at index 8 [/no-such-option]: Unexpected keyword\nUsage: ..."
+            )
+            .as_deref(),
+            Some("Failed at index 8 [/no-such-option]: Unexpected keyword")
+        );
+        assert_eq!(rejected_argument(&fx("xfreerdp3-nla-md4.txt")), None);
+    }
+
+    #[test]
     fn md4_missing_in_debians_freerdp3() {
         // Recorded at a first contact (TLS only) and at an NLA login.
         assert!(md4_missing(&fx("xfreerdp3-cert-first.txt")));
@@ -786,6 +813,10 @@ mod tests {
             (Outcome::AuthFailed, "authentication failed")
         );
         assert_eq!(explain_exit(99).0, Outcome::Failed);
+        assert_eq!(
+            explain_exit(23),
+            (Outcome::Failed, "the client rejected its command line")
+        );
     }
 
     #[test]

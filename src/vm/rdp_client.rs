@@ -333,11 +333,18 @@ fn explain(
         None => bail!("{} was killed ({status})", client.program),
     };
     let (outcome, words) = rdp::explain_exit(code);
-    let md4 = match outcome {
-        Outcome::Ended => Vec::new(),
+    // Only where the login may be at fault: not a session that ran, not a
+    // network that failed before any login, not a refused command line.
+    let md4 = match (outcome, code) {
+        (Outcome::Ended, _) | (_, 23 | 24 | 128 | 131 | 137 | 139 | 140 | 141 | 147) => Vec::new(),
         _ => md4_advice(ctx, l, text),
     };
-    let tail = log_tail(text);
+    // A refused command line: the parser's own line says which argument
+    // (the usage text after it says nothing).
+    let tail = match rdp::rejected_argument(text) {
+        Some(line) if matches!(code, 23 | 24) => line,
+        _ => log_tail(text),
+    };
     let detail = if tail.is_empty() {
         String::new()
     } else {

@@ -365,7 +365,7 @@ fn a_failed_login_names_the_missing_md4_and_what_to_do() {
 fn connect_says_it_too_before_falling_back() {
     let w = world();
     let _port = running_at(&w, "127.0.3.7");
-    freerdp3_without_md4(&w, 147);
+    freerdp3_without_md4(&w, 133);
     w.install_fake("virt-viewer");
     w.rule("virt-viewer", "*");
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
@@ -375,7 +375,7 @@ fn connect_says_it_too_before_falling_back() {
     assert_eq!(
         r.stderr(),
         format!(
-            "✗ RDP: xfreerdp3 exited with code 147: connection failed (transport)\n  \
+            "✗ RDP: xfreerdp3 exited with code 133: protocol negotiation failed\n  \
              the client's log: {log}\n  \
              xfreerdp3 logged `Failed to initialize digest md4`: its OpenSSL lacks MD4, which \
              NTLM (Network Level Authentication to a Windows outside a domain) needs. If the login \
@@ -383,12 +383,47 @@ fn connect_says_it_too_before_falling_back() {
              windows, or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp bkt vm connect windows\n"
         )
     );
-    // A session that ended well says nothing of it.
+    // A session that ended well says nothing of it, nor does a network
+    // that failed before any login.
     let w = world();
     let _port = running_at(&w, "127.0.3.8");
     freerdp3_without_md4(&w, 0);
     let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
     r.success();
     assert_eq!(r.stderr(), "");
+    let w = world();
+    let _port = running_at(&w, "127.0.3.10");
+    freerdp3_without_md4(&w, 147);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    assert!(!r.stderr().contains("md4"), "{}", r.stderr());
     assert!(!w.path("home/.cache/bkt/vm/openssl-legacy.cnf").exists());
+}
+
+#[test]
+fn a_refused_command_line_names_the_argument() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.11");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out(
+            "[13:10:27:416] [29881:000074b9] [ERROR][com.winpr.commandline] - [log_error]: \
+             Failed at index 8 [/app:x]: Unexpected keyword\n\nUsage: xfreerdp3 [options]\n    /v:<server>\n",
+        )
+        .code(23);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: xfreerdp3 exited with code 23: the client rejected its command line\n\
+             --- xfreerdp3 (last lines of {})\n\
+             Failed at index 8 [/app:x]: Unexpected keyword\n\
+             hint: or use the SPICE console: bkt vm connect windows --spice\n",
+            w.p("home/.cache/bkt/vm/windows-rdp.log")
+        )
+    );
 }
