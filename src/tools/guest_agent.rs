@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn exec_and_status_replies() {
-        assert_eq!(parse_exec(&fx("guest-exec.json")).unwrap(), 1234);
+        assert_eq!(parse_exec(&fx("guest-exec.json")).unwrap(), 141);
         assert_eq!(
             parse_status(&fx("guest-exec-status-running.json")).unwrap(),
             None

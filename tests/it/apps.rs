@@ -84,7 +84,7 @@ fn windows_is_asked_once_then_the_cache_answers() {
     for c in &calls[2..] {
         assert_eq!(
             c[5],
-            r#"{"arguments":{"pid":1234},"execute":"guest-exec-status"}"#
+            r#"{"arguments":{"pid":141},"execute":"guest-exec-status"}"#
         );
     }
     let table = TABLE;
