@@ -26,21 +26,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_listener() {
-  python3 -c '
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 3389))
-s.listen(16)
-print("ready", flush=True)
-while True:
-    c, _ = s.accept()
-    c.close()
-' "$IP" >"$work/listener.out" &
-  listener_pid=$!
-  until grep -q ready "$work/listener.out" 2>/dev/null; do sleep 0.01; done
-}
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+start_listener() { listen_3389 "$IP" "$work/listener.out"; }
 stop_listener() {
   kill "$listener_pid" 2>/dev/null || true
   wait "$listener_pid" 2>/dev/null || true
@@ -60,6 +48,9 @@ setup() { # $1: domstate answer
   printf 'virsh\t* domstate --reason windows' >"$r/0.match"
   printf '%s\n' "$1" >"$r/0.out"
   printf 'virsh\t* start windows' >"$r/1.match"
+  # Shut off and nothing saved to disk (connect asks before it starts it).
+  printf 'virsh\t* dominfo windows' >"$r/1a.match"
+  cp fixtures/virsh/dominfo-shutoff.txt "$r/1a.out"
   printf 'virsh\t* domifaddr windows --source lease' >"$r/2.match"
   printf ' Name       MAC address          Protocol     Address\n---\n vnet0      52:54:00:b4:b3:60    ipv4         %s/8\n' "$IP" >"$r/2.out"
   printf 'xfreerdp3\t/version' >"$r/3.match"
@@ -76,7 +67,6 @@ run_connect() {
     "$BKT" vm connect windows --user anna --timeout 30 >/dev/null 2>&1
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "1. running guest, port answering ($RUNS runs, median)"
 start_listener

@@ -12,7 +12,12 @@
 # virtio NIC, answers TCP 3389, and powers off on an ACPI power-button event.
 # With `bkt.acpi=off` on the kernel command line it ignores ACPI, which is how
 # the tests exercise `bkt vm stop --timeout`; with `bkt.rdp=hold` it keeps
-# connections to 3389 open, like a Remote Desktop session.
+# connections to 3389 open, like a Remote Desktop session. With `bkt.qga=on` it runs the
+# real QEMU guest agent (Debian's qemu-guest-agent, with the libraries it
+# needs), and a stand-in `powershell.exe` on its path prints what bkt's
+# program discovery script prints for a fixed set of programs
+# (fixtures/guest/apps-script-output.json), so `bkt vm apps` makes a real
+# guest-exec round trip.
 set -euo pipefail
 
 OUT_DIR=${1:-target/e2e-guest}
@@ -39,7 +44,7 @@ mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,tmp,lib/modules,etc/acpi/PWRF,usr/sh
 cp "$(command -v busybox)" "$root/bin/busybox"
 # In load order. Kernels differ in what is built in (6.1 has virtio itself as
 # modules, 6.12 does not): a module that is not shipped is taken as built in.
-MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net button evdev"
+MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_console button evdev"
 : >"$root/lib/modules/load-order"
 for m in $MODULES; do
   f=$(find "$work/k/lib/modules" -name "$m.ko*" | head -1)
@@ -51,6 +56,25 @@ for m in $MODULES; do
     *) cp "$f" "$root/lib/modules/$m.ko" ;;
   esac
 done
+
+# The guest agent and every library it loads, at the paths ldd names.
+(cd "$work" && apt-get download -qq qemu-guest-agent)
+dpkg -x "$work"/qemu-guest-agent_*.deb "$work/qga"
+cp "$work/qga/usr/sbin/qemu-ga" "$root/sbin/qemu-ga"
+ldd "$root/sbin/qemu-ga" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+  while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+mkdir -p "$root/etc/bkt"
+cp "$(dirname "${BASH_SOURCE[0]}")/../fixtures/guest/apps-script-output.json" "$root/etc/bkt/apps.json"
+cat >"$root/bin/powershell.exe" <<'SCRIPT'
+#!/bin/busybox sh
+# Stand-in for Windows PowerShell running bkt's program discovery script
+# (-EncodedCommand ...): what that script prints, for a fixed set of programs.
+cat /etc/bkt/apps.json
+SCRIPT
+chmod +x "$root/bin/powershell.exe"
 
 cat >"$root/usr/share/udhcpc/default.script" <<'SCRIPT'
 #!/bin/busybox sh
@@ -101,6 +125,16 @@ if grep -q 'bkt.rdp=hold' /proc/cmdline; then
   nc -ll -p 3389 -e /bin/cat &
 else
   nc -ll -p 3389 -e /bin/true &
+fi
+if grep -q 'bkt.qga=on' /proc/cmdline; then
+  # The agent's port may be plugged in later (virsh attach-device --live).
+  (
+    until grep -qs '^org.qemu.guest_agent.0$' /sys/class/virtio-ports/*/name; do usleep 200000; done
+    port=$(grep -ls '^org.qemu.guest_agent.0$' /sys/class/virtio-ports/*/name | head -1)
+    port=$(basename "$(dirname "$port")")
+    PATH=/bin:/sbin qemu-ga -m virtio-serial -p "/dev/$port" -t /run -f /run/qemu-ga.pid -d
+    echo "bkt-guest: guest agent on /dev/$port" > /dev/console
+  ) &
 fi
 echo "bkt-guest: up" > /dev/console
 exec sh -c 'while true; do sleep 3600; done'

@@ -13,17 +13,19 @@ DEB_PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst
   qemu-system-x86 qemu-system-modules-spice qemu-utils swtpm swtpm-tools ovmf
   xorriso dnsmasq-base iptables iproute2 acl
-  xvfb freerdp2-x11 virt-viewer
+  xvfb freerdp2-x11 virt-viewer desktop-file-utils shared-mime-info
   busybox-static cpio xz-utils gzip dosfstools mtools imagemagick x11-utils
   python3
 )
 DNF_PACKAGES=(
   libvirt-daemon-kvm libvirt-client virt-install qemu-kvm qemu-img swtpm
-  swtpm-tools edk2-ovmf xorriso freerdp virt-viewer acl
+  swtpm-tools edk2-ovmf xorriso freerdp virt-viewer acl desktop-file-utils
+  shared-mime-info
 )
 # Programs whose presence means the stack is already installed.
 NEEDED_PROGRAMS=(virsh virt-install libvirtd virtlogd qemu-system-x86_64 qemu-img
-  swtpm xorriso setfacl Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo)
+  swtpm xorriso setfacl Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo
+  desktop-file-validate update-mime-database)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 

@@ -249,6 +249,83 @@ pub enum VmCommand {
         share: Option<PathBuf>,
     },
 
+    /// Open one Windows program as a window of its own (RDP RemoteApp).
+    #[command(
+        long_about = "Open one Windows program as a window of its own (RDP RemoteApp).\n\n\
+        APP is an id (`bkt vm apps NAME` lists them; notepad, paint, explorer, cmd and \
+        powershell always work), a full Windows path ('C:\\Program Files\\...\\x.exe'), or a \
+        program Windows finds on its own path (notepad.exe). The VM is started (restored, \
+        resumed) and reached as `connect` does, and the client gets the password on its \
+        standard input, never on its command line.\n\n\
+        FILEs are Linux paths: your home is shared as \\\\tsclient\\home, and a file elsewhere \
+        gets its directory shared as a drive of its own. A missing file is an error before \
+        anything starts. Needs FreeRDP (xfreerdp3 or xfreerdp, 2 or 3) with an X display \
+        (XWayland on Wayland); Remmina cannot open a single program.",
+        after_help = "Examples:\n  \
+        bkt vm run windows notepad ~/notes.txt\n  \
+        bkt vm run windows 'C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE' ~/Q3.docx\n  \
+        bkt vm run windows paint --detach\n\n\
+        Environment:\n  \
+        BKT_VM_RDP_PASSWORD   the Windows password (instead of the prompt)\n  \
+        BKT_VM_RDP_CLIENT     the RDP client to use (name or path)\n  \
+        BKT_VM_SCALE          the window scale in percent (else GDK_SCALE, QT_SCALE_FACTOR)"
+    )]
+    Run {
+        /// The VM's name.
+        name: VmName,
+        /// The program: an id, a Windows path, or a program name.
+        app: String,
+        /// Files to open with it (Linux paths).
+        files: Vec<PathBuf>,
+        /// The Windows user to log in as (remembered for next time).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Seconds to wait for the VM's address and Remote Desktop.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        timeout: u64,
+        /// Return once the client is connected, leaving it running.
+        #[arg(long)]
+        detach: bool,
+    },
+
+    /// List the programs installed in Windows (for `bkt vm run`).
+    #[command(
+        long_about = "List the programs installed in Windows, with the file types each opens, \
+        for `bkt vm run`.\n\n\
+        Windows is asked through the QEMU guest agent (the virtio guest tools install it): a \
+        short PowerShell script reads the Start Menu shortcuts, the App Paths registry key and \
+        the Store apps, with their icons. The answer is kept in $XDG_CACHE_HOME/bkt/vm/ until \
+        --refresh. When the VM is off or the agent does not answer, the programs every \
+        Windows 11 has are listed (notepad, paint, explorer, cmd, powershell).\n\n\
+        --install adds menu entries: $XDG_DATA_HOME/applications/bkt-VM-APP.desktop running \
+        `bkt vm run VM APP` with the files given, its icon under \
+        $XDG_DATA_HOME/icons/hicolor, the file types it opens as MIME types (from the \
+        shared-mime-info database), and one entry for the VM's whole desktop. Your default \
+        applications are never changed. --uninstall removes them; so does `destroy`.",
+        after_help = "Examples:\n  bkt vm apps windows\n  bkt vm apps windows --refresh --json\n  \
+        bkt vm apps windows --install word notepad\n  bkt vm apps windows --install --all\n  \
+        bkt vm apps windows --uninstall --all"
+    )]
+    Apps {
+        /// The VM's name.
+        name: VmName,
+        /// Print JSON (with each icon as a base64 PNG).
+        #[arg(long)]
+        json: bool,
+        /// Ask Windows again instead of using what was found before.
+        #[arg(long)]
+        refresh: bool,
+        /// Add menu entries for these programs (ids), or for all with --all.
+        #[arg(long, num_args = 0.., value_name = "APP", conflicts_with_all = ["uninstall", "json"])]
+        install: Option<Vec<String>>,
+        /// Remove the menu entries of these programs, or all with --all.
+        #[arg(long, num_args = 0.., value_name = "APP", conflicts_with_all = ["json", "refresh"])]
+        uninstall: Option<Vec<String>>,
+        /// With --install or --uninstall: every program (and the desktop's entry).
+        #[arg(long)]
+        all: bool,
+    },
+
     /// Consistent snapshots: the disk, the UEFI variables and the TPM together.
     #[command(
         long_about = "Consistent \"known good\" snapshots of a VM: the disk, the UEFI variables \
@@ -312,10 +389,12 @@ pub enum VmCommand {
         long_about = "Turn on Remote Desktop in an installed Windows.\n\n\
         BitLocker keeps the registry out of reach from the host, so bkt builds a small ISO \
         with enable-rdp.ps1 (allow connections, keep Network Level Authentication, open the \
-        Remote Desktop firewall rules by their language-independent group) and a one-click \
+        Remote Desktop firewall rules by their language-independent group, let RemoteApp \
+        start any program for `bkt vm run`) and a one-click \
         enable-rdp.cmd that runs it as administrator, puts it in the VM's CD-ROM drive, tells \
         you what to click, and waits until port 3389 answers. Then the drive gets its old \
-        medium back, the ISO is deleted, and the manifest notes that RDP is on.",
+        medium back, the ISO is deleted, and the manifest notes that RDP is on. Running it \
+        again is harmless: a VM set up before `run` existed gets the RemoteApp settings so.",
         after_help = "Examples:\n  bkt vm enable-rdp windows\n  bkt vm enable-rdp windows --timeout 1800"
     )]
     EnableRdp {

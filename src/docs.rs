@@ -610,6 +610,8 @@ mod tests {
                 "bkt-vm-config.1",
                 "bkt-vm-status.1",
                 "bkt-vm-connect.1",
+                "bkt-vm-run.1",
+                "bkt-vm-apps.1",
                 "bkt-vm-snapshot.1",
                 "bkt-vm-snapshot-create.1",
                 "bkt-vm-snapshot-list.1",

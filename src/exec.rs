@@ -193,6 +193,12 @@ impl Cmd {
         self
     }
 
+    /// Its arguments, as the program gets them.
+    #[cfg(test)]
+    pub fn arguments(&self) -> &[String] {
+        &self.args
+    }
+
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -324,32 +330,65 @@ impl Cmd {
 }
 
 impl Cmd {
-    /// Run a long-lived interactive program (an RDP client, a viewer) to its
-    /// end. `stdin` is written to it and then closed (how a secret reaches it
-    /// without touching argv or disk); its output goes to `sink`. Returns its
-    /// exit status whatever it is: what a status means is the caller's call.
-    pub fn run_attached(&self, stdin: Option<&[u8]>, sink: &Sink) -> Result<ExitStatus, ExecError> {
+    /// An attached child: `stdin` written to it and then closed (how a
+    /// secret reaches it without touching argv or disk), its stdout and
+    /// stderr where `sink` says (a log file is created 0600, appended to).
+    fn attached(&self, stdin: Option<&[u8]>, sink: &Sink) -> Result<duct::Expression, ExecError> {
         use std::os::unix::fs::OpenOptionsExt;
         self.log();
-        let mut expr = self.expression().unchecked();
-        expr = match stdin {
+        let expr = self.expression().unchecked();
+        let expr = match stdin {
             Some(bytes) => expr.stdin_bytes(bytes.to_vec()),
             None => expr.stdin_null(),
         };
-        if let Sink::File(path) = sink {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|err| self.spawn_error(err))?;
-            let err_file = file.try_clone().map_err(|err| self.spawn_error(err))?;
-            expr = expr.stdout_file(file).stderr_file(err_file);
-        }
-        match expr.run() {
+        let Sink::File(path) = sink else {
+            return Ok(expr);
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|err| self.spawn_error(err))?;
+        let err_file = file.try_clone().map_err(|err| self.spawn_error(err))?;
+        Ok(expr.stdout_file(file).stderr_file(err_file))
+    }
+
+    /// Run a long-lived interactive program (an RDP client, a viewer) to its
+    /// end, attached as [`Cmd::attached`] says. Returns its exit status
+    /// whatever it is: what a status means is the caller's call.
+    pub fn run_attached(&self, stdin: Option<&[u8]>, sink: &Sink) -> Result<ExitStatus, ExecError> {
+        match self.attached(stdin, sink)?.run() {
             Ok(o) => Ok(o.status),
             Err(err) => Err(self.spawn_error(err)),
         }
+    }
+
+    /// Like [`Cmd::run_attached`], but return at once: the caller polls the
+    /// child and may leave it running when bkt exits (`run --detach`). The
+    /// child gets its own process group, so neither Ctrl-C in bkt's terminal
+    /// nor bkt's exit ends it.
+    pub fn start_attached(&self, stdin: Option<&[u8]>, sink: &Sink) -> Result<Running, ExecError> {
+        let expr = self.attached(stdin, sink)?.before_spawn(|c| {
+            std::os::unix::process::CommandExt::process_group(c, 0);
+            Ok(())
+        });
+        match expr.start() {
+            Ok(handle) => Ok(Running { handle }),
+            Err(err) => Err(self.spawn_error(err)),
+        }
+    }
+}
+
+/// A child started by [`Cmd::start_attached`], still running or ended.
+pub struct Running {
+    handle: duct::Handle,
+}
+
+impl Running {
+    /// Its exit status, once it has ended (None while it runs).
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        Ok(self.handle.try_wait()?.map(|o| o.status))
     }
 }
 

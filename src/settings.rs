@@ -37,6 +37,15 @@ pub struct Settings {
     /// `BKT_VM_NOW`: the clock, in seconds since 1970, for tests of the
     /// idle watcher's decisions (never set by users).
     pub now: Option<u64>,
+    /// The desktop's scale in percent: `BKT_VM_SCALE`, else `GDK_SCALE`
+    /// (a whole factor), else `QT_SCALE_FACTOR`, for RemoteApp windows.
+    pub scale: Option<u32>,
+    /// `$XDG_DATA_HOME` (else `~/.local/share`): where menu entries and
+    /// their icons go.
+    pub data_home: Option<PathBuf>,
+    /// `$XDG_DATA_DIRS` (else `/usr/local/share:/usr/share`): where the
+    /// shared-mime-info database is.
+    pub data_dirs: Vec<PathBuf>,
     pub download: Download,
 }
 
@@ -86,6 +95,22 @@ impl Settings {
             rdp_client: text("BKT_VM_RDP_CLIENT"),
             runtime_dir: path("XDG_RUNTIME_DIR"),
             now: text("BKT_VM_NOW").and_then(|v| v.parse().ok()),
+            data_home: path("XDG_DATA_HOME")
+                .or_else(|| home.as_ref().map(|h| h.join(".local").join("share"))),
+            data_dirs: text("XDG_DATA_DIRS")
+                .unwrap_or_else(|| "/usr/local/share:/usr/share".into())
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            scale: text("BKT_VM_SCALE")
+                .and_then(|v| v.parse().ok())
+                .or_else(|| {
+                    ["GDK_SCALE", "QT_SCALE_FACTOR"].into_iter().find_map(|k| {
+                        let f: f64 = text(k)?.parse().ok()?;
+                        (f.is_finite() && f > 0.0).then(|| (f * 100.0).round() as u32)
+                    })
+                }),
             download: Download {
                 virtio_url: text("BKT_VM_VIRTIO_URL"),
                 guest_tools_url: text("BKT_VM_GUEST_TOOLS_URL"),

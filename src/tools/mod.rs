@@ -2,6 +2,8 @@
 //! typed input, and pure parsers of what it prints.
 
 pub mod acl;
+pub mod desktop;
+pub mod guest_agent;
 pub mod qemu_img;
 pub mod rdp;
 pub mod unattend;
@@ -10,6 +12,13 @@ pub mod viewer;
 pub mod virsh;
 pub mod virt_install;
 pub mod xorriso;
+
+/// A recorded (or specified) output in fixtures/, for the parsers' tests.
+#[cfg(test)]
+pub fn fixture(rel: &str) -> String {
+    let p = format!("{}/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
 
 /// The programs `bkt vm create` needs, with the packages that provide them
 /// (Debian/Ubuntu, then Fedora).

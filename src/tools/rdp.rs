@@ -104,6 +104,230 @@ pub fn argv(client: &Client, s: &Session) -> Cmd {
     }
 }
 
+/// The clients that can open a RemoteApp window, in order of preference.
+/// The SDL client's RemoteApp support is still experimental upstream, and
+/// Wayland's own client has none: on Wayland, `xfreerdp` runs under
+/// XWayland (which sets DISPLAY).
+pub const REMOTEAPP_CANDIDATES: &[&str] = &["xfreerdp3", "xfreerdp"];
+
+/// One Windows program in a window of its own (RDP RemoteApp).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteApp {
+    pub host: String,
+    pub user: String,
+    /// What Windows runs: a full path (`C:\...\x.exe`) or a program on its
+    /// own path (`notepad.exe`).
+    pub program: String,
+    /// The name FreeRDP gives the window until Windows names it.
+    pub name: String,
+    /// `bkt-<vm>-<app>`: what a launcher's StartupWMClass matches.
+    pub wm_class: String,
+    /// Arguments that come first, as a Windows command line already (a
+    /// Store app's `shell:AppsFolder\ID`).
+    pub fixed_args: String,
+    /// The program's arguments, as Windows paths (see [`translate_files`]).
+    pub args: Vec<String>,
+    /// Host directories redirected as drives: (drive name, directory).
+    pub drives: Vec<(String, String)>,
+    /// The desktop's scale in percent, when above 100.
+    pub scale: Option<u32>,
+}
+
+/// One argument as Windows' `CommandLineToArgvW` reads it back: quoted when
+/// it holds a space or a tab (or is empty), with the backslashes before a
+/// quote (and before the closing quote) doubled. Windows paths cannot hold
+/// `"` (see [`translate_files`]), but the rule is kept whole.
+pub fn windows_quote(arg: &str) -> String {
+    if !arg.is_empty() && !arg.contains([' ', '\t', '"']) {
+        return arg.to_string();
+    }
+    let mut out = String::from("\"");
+    let mut slashes = 0usize;
+    for c in arg.chars() {
+        if c == '\\' {
+            slashes += 1;
+            continue;
+        }
+        if c == '"' {
+            out.push_str(&"\\".repeat(slashes * 2 + 1));
+        } else {
+            out.push_str(&"\\".repeat(slashes));
+        }
+        out.push(c);
+        slashes = 0;
+    }
+    out.push_str(&"\\".repeat(slashes * 2));
+    out.push('"');
+    out
+}
+
+/// One `key:value` element of a FreeRDP 3 comma-separated option (`/app:`,
+/// `/drive:`), quoted so that WinPR's `CommandLineParseCommaSeparatedValues`
+/// gives it back whole. As read in winpr/libwinpr/utils/cmdline.c
+/// (`get_element_count`, `get_next_comma`, `CommandLineParseCommaSeparatedValuesEx`)
+/// and checked against the real libwinpr3 3.10.3 of Debian:
+/// - an element may be quoted, as a whole, with `'` or `"`; a comma inside
+///   the quotes does not split; the quotes are removed. A quote anywhere
+///   else in an element ("Invalid quoted argument"), or the element's own
+///   quote inside it, is an error: there is no escape character.
+/// - a list whose first and last characters are both quotes counts as
+///   quoted as a whole, so the first element is never quoted here.
+/// - the last element, when quoted, is cut at its last `"` (`strrchr`),
+///   so only `"` may quote it, and only when it holds no other `"`.
+///
+/// (Newer WinPR, after 3.10, rewrote this parser with `\` escapes; see
+/// FreeRDP pull request 11735. bkt targets the 3.10 rules, which Debian and
+/// Ubuntu ship.)
+fn csv_element(text: &str, last: bool) -> Result<String, String> {
+    if !text.contains([',', '\'', '"']) {
+        return Ok(text.to_string());
+    }
+    if !last && !text.contains('\'') {
+        return Ok(format!("'{text}'"));
+    }
+    if !text.contains('"') {
+        return Ok(format!("\"{text}\""));
+    }
+    Err(format!(
+        "FreeRDP 3 cannot pass {text:?} in a comma-separated option: it holds both kinds of quote"
+    ))
+}
+
+/// The RemoteApp argv: FreeRDP 3 takes `/app:program:...,cmd:...,name:...`
+/// (the FreeRDP 2 form is refused), FreeRDP 2 `/app:PATH /app-name:NAME
+/// /app-cmd:ARGS`. Remmina cannot start a RemoteApp from its command line.
+pub fn remoteapp_argv(client: &Client, app: &RemoteApp) -> Result<Cmd, String> {
+    let cmdline = std::iter::once(app.fixed_args.clone())
+        .filter(|f| !f.is_empty())
+        .chain(app.args.iter().map(|a| windows_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut a = vec![
+        format!("/v:{}", app.host),
+        format!("/u:{}", app.user),
+        "/from-stdin:force".into(),
+        "/cert:tofu".into(),
+        "+clipboard".into(),
+    ];
+    match client.flavor {
+        Flavor::Remmina => {
+            return Err("Remmina cannot open a single Windows program (RemoteApp)".into());
+        }
+        Flavor::FreeRdp3 => {
+            // The name last, never quoted (bkt's own text, its quotes and
+            // commas dropped): the list then never starts and ends with a
+            // quote, and no quoted element comes last.
+            let mut parts = vec![csv_element(&format!("program:{}", app.program), false)?];
+            if !cmdline.is_empty() {
+                parts.push(csv_element(&format!("cmd:{cmdline}"), false)?);
+            }
+            parts.push(format!("name:{}", app.name.replace([',', '\'', '"'], " ")));
+            a.push(format!("/app:{}", parts.join(",")));
+        }
+        Flavor::FreeRdp2 => {
+            a.push(format!("/app:{}", app.program));
+            a.push(format!("/app-name:{}", app.name));
+            if !cmdline.is_empty() {
+                a.push(format!("/app-cmd:{cmdline}"));
+            }
+        }
+    }
+    a.push(format!("/wm-class:{}", app.wm_class));
+    for (name, dir) in &app.drives {
+        let dir = match client.flavor {
+            Flavor::FreeRdp3 => csv_element(dir, true)?,
+            // FreeRDP 2's list parser knows no quotes at all.
+            _ if dir.contains(',') => {
+                return Err(format!(
+                    "FreeRDP 2 cannot share a directory whose path holds a comma: {dir}"
+                ));
+            }
+            _ => dir.clone(),
+        };
+        a.push(format!("/drive:{name},{dir}"));
+    }
+    if let Some(p) = app.scale.filter(|p| *p > 100) {
+        a.extend(scale_args(p));
+    }
+    Ok(Cmd::new(&client.program).args(a))
+}
+
+/// The desktop's scale for FreeRDP: `/scale:` takes only 100, 140 or 180
+/// (the nearest is used), `/scale-desktop:` 100 to 500.
+pub fn scale_args(percent: u32) -> Vec<String> {
+    let p = percent.clamp(100, 500);
+    let coarse = [100u32, 140, 180]
+        .into_iter()
+        .min_by_key(|s| s.abs_diff(p))
+        .unwrap_or(100);
+    vec![format!("/scale:{coarse}"), format!("/scale-desktop:{p}")]
+}
+
+/// Files as Windows sees them through drive redirection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    /// Each file's Windows path, in order.
+    pub paths: Vec<String>,
+    /// The drives to redirect: `home` for $HOME, `bkt1`, `bkt2`, ... for
+    /// the directory of each file outside it.
+    pub drives: Vec<(String, String)>,
+}
+
+/// Characters a Windows file name cannot hold (and control characters):
+/// a Linux file whose path holds one cannot be opened from Windows.
+const NOT_IN_WINDOWS_NAMES: &[char] = &['<', '>', ':', '"', '|', '?', '*', '\\'];
+
+/// Linux paths (absolute, symlinks resolved) to what Windows sees: a file
+/// under `home` becomes `\\tsclient\home\...` (`/drive:home,HOME`); a file
+/// elsewhere has its directory redirected as a drive of its own.
+pub fn translate_files(home: Option<&str>, files: &[String]) -> Result<Translated, String> {
+    let mut t = Translated {
+        paths: Vec::new(),
+        drives: Vec::new(),
+    };
+    let home = home
+        .map(|h| h.trim_end_matches('/'))
+        .filter(|h| !h.is_empty());
+    for f in files {
+        let (drive, dir, rest) = match home.and_then(|h| Some((h, f.strip_prefix(h)?))) {
+            Some((h, rest)) if rest.starts_with('/') => ("home".to_string(), h.to_string(), rest),
+            _ => {
+                let (dir, file) = f
+                    .rsplit_once('/')
+                    .ok_or_else(|| format!("{f}: not absolute"))?;
+                let dir = if dir.is_empty() { "/" } else { dir };
+                let name = match t.drives.iter().find(|(n, d)| d == dir && n != "home") {
+                    Some((n, _)) => n.clone(),
+                    None => format!(
+                        "bkt{}",
+                        t.drives.iter().filter(|(n, _)| n != "home").count() + 1
+                    ),
+                };
+                (name, dir.to_string(), &f[f.len() - file.len() - 1..])
+            }
+        };
+        let rest = rest.trim_start_matches('/');
+        if let Some(c) = rest
+            .chars()
+            .find(|c| NOT_IN_WINDOWS_NAMES.contains(c) || c.is_control())
+        {
+            return Err(format!(
+                "{f}: Windows cannot open a file whose path holds {c:?}"
+            ));
+        }
+        if !t.drives.iter().any(|(n, _)| *n == drive) {
+            t.drives.push((drive.clone(), dir));
+        }
+        let mut win = format!("\\\\tsclient\\{drive}");
+        for part in rest.split('/').filter(|p| !p.is_empty()) {
+            win.push('\\');
+            win.push_str(part);
+        }
+        t.paths.push(win);
+    }
+    Ok(t)
+}
+
 /// How a FreeRDP run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -132,6 +356,9 @@ pub fn explain_exit(code: i32) -> (Outcome, &'static str) {
         7 => (Failed, "the server denied the connection"),
         9 => (Failed, "the user lacks the privilege to log on remotely"),
         128 => (Failed, "the client rejected its arguments"),
+        // Seen here with both 2.11 and 3.10: an unknown option (23), a
+        // /drive: whose directory is missing (24, FreeRDP 2).
+        23 | 24 => (Failed, "the client rejected its command line"),
         131 => (ConnectFailed, "connection failed"),
         133 => (ConnectFailed, "protocol negotiation failed"),
         137 => (ConnectFailed, "connection failed"),
@@ -151,6 +378,37 @@ pub fn explain_exit(code: i32) -> (Outcome, &'static str) {
         _ => (Failed, "the client failed"),
     }
 }
+
+/// The line where FreeRDP's option parser says which argument it refused,
+/// as 2.11 and 3.10 both print it:
+/// `[ERROR][com.winpr.commandline] - Failed at index 10 [/no-such-option]: Unexpected keyword`
+/// (the rest of the line after the log prefix).
+pub fn rejected_argument(output: &str) -> Option<String> {
+    output.lines().find_map(|l| {
+        let i = l.find("Failed at index ")?;
+        Some(l[i..].trim().to_string())
+    })
+}
+
+/// FreeRDP's OpenSSL has no MD4, as Debian's FreeRDP 3.10 (OpenSSL 3,
+/// legacy provider not loaded) logs at every connection:
+///
+/// `[ERROR][com.winpr.crypto.hash] - [winpr_Digest_Init_Internal]: Failed to initialize digest md4`
+/// ` * md4: NTLM support not available`
+///
+/// NTLM, and with it Network Level Authentication to a Windows outside a
+/// domain, needs MD4 (and RC4, missing for the same reason).
+pub fn md4_missing(output: &str) -> bool {
+    output.lines().any(|l| {
+        l.contains("Failed to initialize digest md4")
+            || l.contains("md4: NTLM support not available")
+    })
+}
+
+/// An OpenSSL configuration that loads the legacy provider (MD4, RC4) beside
+/// the default one. With `OPENSSL_CONF` naming it, Debian's xfreerdp3 3.10.3
+/// no longer logs that MD4 and RC4 are missing (tried on this stack).
+pub const OPENSSL_LEGACY_CNF: &str = include_str!("openssl-legacy.cnf");
 
 /// The server FreeRDP refused because its certificate is not the one pinned
 /// for it (`/cert:tofu`) at an earlier connection.
@@ -301,6 +559,248 @@ mod tests {
         );
     }
 
+    fn app(files: &[&str]) -> RemoteApp {
+        let t = translate_files(
+            Some("/home/anna"),
+            &files.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        RemoteApp {
+            host: "127.0.0.1".into(),
+            user: "anna".into(),
+            program: r"C:\Windows\System32\notepad.exe".into(),
+            name: "Notepad".into(),
+            wm_class: "bkt-windows-notepad".into(),
+            fixed_args: String::new(),
+            args: t.paths,
+            drives: t.drives,
+            scale: None,
+        }
+    }
+
+    fn client(program: &str, flavor: Flavor) -> Client {
+        Client {
+            program: program.into(),
+            flavor,
+            version: None,
+        }
+    }
+
+    /// The arguments as the client gets them (no shell quoting to read
+    /// through).
+    fn words(c: &Cmd) -> Vec<String> {
+        c.arguments().to_vec()
+    }
+
+    #[test]
+    fn remoteapp_freerdp3_quotes_for_winpr() {
+        let c = client("xfreerdp3", Flavor::FreeRdp3);
+        let a = app(&["/home/anna/Documents/Q3, final.docx", "/tmp/x y/é.txt"]);
+        assert_eq!(
+            words(&remoteapp_argv(&c, &a).unwrap()),
+            [
+                "/v:127.0.0.1",
+                "/u:anna",
+                "/from-stdin:force",
+                "/cert:tofu",
+                "+clipboard",
+                r#"/app:program:C:\Windows\System32\notepad.exe,'cmd:"\\tsclient\home\Documents\Q3, final.docx" \\tsclient\bkt1\é.txt',name:Notepad"#,
+                "/wm-class:bkt-windows-notepad",
+                "/drive:home,/home/anna",
+                "/drive:bkt1,/tmp/x y",
+            ]
+        );
+        // No files: no cmd; the desktop's scale; a comma in a shared
+        // directory quoted with " (the last element).
+        let mut a = app(&["/srv/a,b/x.txt"]);
+        a.args.clear();
+        a.scale = Some(150);
+        assert_eq!(
+            words(&remoteapp_argv(&c, &a).unwrap())[5..],
+            [
+                r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
+                "/wm-class:bkt-windows-notepad",
+                "/drive:bkt1,\"/srv/a,b\"",
+                "/scale:140",
+                "/scale-desktop:150",
+            ]
+        );
+        // A file name with ' and no space needs no Windows quotes: "-quoted
+        // for WinPR. With a space as well it needs both kinds: refused.
+        let a = app(&["/home/anna/it's.txt"]);
+        assert_eq!(
+            words(&remoteapp_argv(&c, &a).unwrap())[5],
+            r#"/app:program:C:\Windows\System32\notepad.exe,"cmd:\\tsclient\home\it's.txt",name:Notepad"#
+        );
+        let a = app(&["/home/anna/it's here.txt"]);
+        assert_eq!(
+            remoteapp_argv(&c, &a).unwrap_err(),
+            r#"FreeRDP 3 cannot pass "cmd:\"\\\\tsclient\\home\\it's here.txt\"" in a comma-separated option: it holds both kinds of quote"#
+        );
+        // The name's commas and quotes are dropped, never quoted.
+        let mut a = app(&[]);
+        a.name = "Bob's, \"best\"".into();
+        assert!(words(&remoteapp_argv(&c, &a).unwrap())[5].ends_with(",name:Bob s   best "));
+    }
+
+    /// What the real WinPR 3.10.3 parser made of the values bkt builds
+    /// (fixtures/freerdp/winpr3-csv-parse.txt): each input, its elements.
+    fn winpr_parses() -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for l in fx("winpr3-csv-parse.txt").lines() {
+            let inner = |l: &str| l[l.find('[').unwrap() + 1..l.len() - 1].to_string();
+            if l.starts_with("IN ") {
+                out.push((inner(l), Vec::new()));
+            } else {
+                out.last_mut().unwrap().1.push(inner(l));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_real_winpr_reads_back_what_bkt_meant() {
+        let c = client("xfreerdp3", Flavor::FreeRdp3);
+        let parsed = winpr_parses();
+        let first = app(&["/home/anna/Documents/Q3, final.docx", "/tmp/x y/é.txt"]);
+        let second = app(&["/home/anna/it's.txt"]);
+        for (i, a) in [first, second].iter().enumerate() {
+            let value = words(&remoteapp_argv(&c, a).unwrap())[5]
+                .strip_prefix("/app:")
+                .unwrap()
+                .to_string();
+            assert_eq!(parsed[i].0, value);
+            let cmd = a.args.iter().map(|x| windows_quote(x)).collect::<Vec<_>>();
+            assert_eq!(
+                parsed[i].1,
+                [
+                    format!("program:{}", a.program),
+                    format!("cmd:{}", cmd.join(" ")),
+                    "name:Notepad".into()
+                ]
+            );
+        }
+        let drive = app(&["/srv/a,b/x.txt"]);
+        let w = words(&remoteapp_argv(&c, &drive).unwrap());
+        assert_eq!(format!("/drive:{}", parsed[2].0), *w.last().unwrap());
+        assert_eq!(parsed[2].1, ["bkt1", "/srv/a,b"]);
+    }
+
+    #[test]
+    fn remoteapp_freerdp2_and_remmina() {
+        let c = client("xfreerdp", Flavor::FreeRdp2);
+        let a = app(&[
+            "/home/anna/Documents/Q3, final.docx",
+            "/home/anna/it's here.txt",
+        ]);
+        assert_eq!(
+            remoteapp_argv(&c, &a).unwrap().display(),
+            r#"xfreerdp /v:127.0.0.1 /u:anna /from-stdin:force /cert:tofu +clipboard '/app:C:\Windows\System32\notepad.exe' /app-name:Notepad '/app-cmd:"\\tsclient\home\Documents\Q3, final.docx" "\\tsclient\home\it'\''s here.txt"' /wm-class:bkt-windows-notepad /drive:home,/home/anna"#
+        );
+        assert_eq!(
+            remoteapp_argv(&c, &app(&["/srv/a,b/x.txt"])).unwrap_err(),
+            "FreeRDP 2 cannot share a directory whose path holds a comma: /srv/a,b"
+        );
+        assert_eq!(
+            remoteapp_argv(&client("remmina", Flavor::Remmina), &app(&[])).unwrap_err(),
+            "Remmina cannot open a single Windows program (RemoteApp)"
+        );
+    }
+
+    #[test]
+    fn linux_paths_as_windows_sees_them() {
+        let t = |files: &[&str]| {
+            translate_files(
+                Some("/home/anna/"),
+                &files.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let d = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let r = t(&[
+            "/home/anna/Dokumente/Größe, «x».odt",
+            "/home/anna2/x.txt",
+            "/media/usb/a.txt",
+            "/home/anna2/y.txt",
+            "/notes.txt",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.paths,
+            [
+                r"\\tsclient\home\Dokumente\Größe, «x».odt",
+                r"\\tsclient\bkt1\x.txt",
+                r"\\tsclient\bkt2\a.txt",
+                r"\\tsclient\bkt1\y.txt",
+                r"\\tsclient\bkt3\notes.txt",
+            ]
+        );
+        assert_eq!(
+            r.drives,
+            d(&[
+                ("home", "/home/anna"),
+                ("bkt1", "/home/anna2"),
+                ("bkt2", "/media/usb"),
+                ("bkt3", "/"),
+            ])
+        );
+        assert_eq!(
+            t(&["/home/anna/a:b.txt"]).unwrap_err(),
+            "/home/anna/a:b.txt: Windows cannot open a file whose path holds ':'"
+        );
+        assert_eq!(
+            t(&["/tmp/a\\b"]).unwrap_err(),
+            "/tmp/a\\b: Windows cannot open a file whose path holds '\\\\'"
+        );
+        // No home: every directory a drive of its own.
+        let r = translate_files(None, &["/home/anna/x".to_string()]).unwrap();
+        assert_eq!(r.paths, [r"\\tsclient\bkt1\x"]);
+    }
+
+    #[test]
+    fn windows_command_line_quoting() {
+        assert_eq!(windows_quote(r"C:\x\y.txt"), r"C:\x\y.txt");
+        assert_eq!(windows_quote("a b"), "\"a b\"");
+        assert_eq!(windows_quote(""), "\"\"");
+        assert_eq!(windows_quote(r"C:\my dir\"), r#""C:\my dir\\""#);
+        assert_eq!(windows_quote(r#"say "hi""#), r#""say \"hi\"""#);
+        assert_eq!(windows_quote(r#"a\"b c"#), r#""a\\\"b c""#);
+    }
+
+    #[test]
+    fn scale_follows_the_desktop() {
+        assert_eq!(scale_args(100), ["/scale:100", "/scale-desktop:100"]);
+        assert_eq!(scale_args(125), ["/scale:140", "/scale-desktop:125"]);
+        assert_eq!(scale_args(200), ["/scale:180", "/scale-desktop:200"]);
+        assert_eq!(scale_args(900), ["/scale:180", "/scale-desktop:500"]);
+    }
+
+    #[test]
+    fn the_refused_argument() {
+        assert_eq!(
+            rejected_argument(
+                "[13:10:27:416] [29881:000074b9] [ERROR][com.winpr.commandline] - [log_error]: \
+                 Failed at index 8 [/no-such-option]: Unexpected keyword\nUsage: ..."
+            )
+            .as_deref(),
+            Some("Failed at index 8 [/no-such-option]: Unexpected keyword")
+        );
+        assert_eq!(rejected_argument(&fx("xfreerdp3-nla-md4.txt")), None);
+    }
+
+    #[test]
+    fn md4_missing_in_debians_freerdp3() {
+        // Recorded at a first contact (TLS only) and at an NLA login.
+        assert!(md4_missing(&fx("xfreerdp3-cert-first.txt")));
+        assert!(md4_missing(&fx("xfreerdp3-nla-md4.txt")));
+        // FreeRDP 2 and FreeRDP 3 with the legacy provider loaded do not.
+        assert!(!md4_missing(&fx("xfreerdp2-cert-first.txt")));
+        assert!(!md4_missing(&fx("xfreerdp3-legacy-provider.txt")));
+    }
+
     #[test]
     fn exit_codes() {
         assert_eq!(explain_exit(0).0, Outcome::Ended);
@@ -313,6 +813,10 @@ mod tests {
             (Outcome::AuthFailed, "authentication failed")
         );
         assert_eq!(explain_exit(99).0, Outcome::Failed);
+        assert_eq!(
+            explain_exit(23),
+            (Outcome::Failed, "the client rejected its command line")
+        );
     }
 
     #[test]

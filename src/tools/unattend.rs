@@ -113,6 +113,20 @@ pub fn autounattend(a: &Answers) -> String {
     <component name="Microsoft-Windows-TerminalServices-RDP-WinStationExtensions" {c}>
       <UserAuthentication>1</UserAuthentication>
     </component>
+    <component name="Microsoft-Windows-Deployment" {c}>
+      <RunSynchronous>
+        <RunSynchronousCommand wcm:action="add">
+          <Order>1</Order>
+          <Description>RemoteApp: any program, not only listed ones (bkt vm run)</Description>
+          <Path>{allow_list}</Path>
+        </RunSynchronousCommand>
+        <RunSynchronousCommand wcm:action="add">
+          <Order>2</Order>
+          <Description>RemoteApp: unlisted programs allowed by policy (bkt vm run)</Description>
+          <Path>{unlisted}</Path>
+        </RunSynchronousCommand>
+      </RunSynchronous>
+    </component>
     <component name="Networking-MPSSVC-Svc" {c}>
       <FirewallGroups>
         <FirewallGroup wcm:action="add" wcm:keyValue="RemoteDesktop">
@@ -167,7 +181,29 @@ pub fn autounattend(a: &Answers) -> String {
 "#,
         computer = xml(&a.computer_name),
         tools = INSTALL_GUEST_TOOLS,
+        allow_list = xml(&reg_dword(REMOTEAPP_KEYS[0])),
+        unlisted = xml(&reg_dword(REMOTEAPP_KEYS[1])),
     )
+}
+
+/// The registry values that let RDP RemoteApp start any program (`bkt vm
+/// run`), as (key, DWORD value set to 1); Network Level Authentication is
+/// untouched. The same in the answer file and in enable-rdp.ps1.
+pub const REMOTEAPP_KEYS: [(&str, &str); 2] = [
+    (
+        r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Terminal Server\TSAppAllowList",
+        "fDisabledAllowList",
+    ),
+    (
+        r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services",
+        "fAllowUnlistedRemotePrograms",
+    ),
+];
+
+/// `reg add` setting one of [`REMOTEAPP_KEYS`] (creating the key when
+/// missing, keeping what else it holds; again is harmless).
+fn reg_dword((key, name): (&str, &str)) -> String {
+    format!(r#"reg add "{key}" /v {name} /t REG_DWORD /d 1 /f"#)
 }
 
 /// The driver folders taken from the virtio-win ISO, by its layout:
@@ -257,6 +293,19 @@ mod tests {
         assert_eq!(text_of("UserAuthentication").as_deref(), Some("1"));
         assert_eq!(text_of("Group").as_deref(), Some("@FirewallAPI.dll,-28752"));
         assert_eq!(text_of("HideOnlineAccountScreens").as_deref(), Some("true"));
+        assert!(components("specialize").contains(&"Microsoft-Windows-Deployment".to_string()));
+        let paths: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("Path"))
+            .filter_map(|n| n.text().map(String::from))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                r#"reg add "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Terminal Server\TSAppAllowList" /v fDisabledAllowList /t REG_DWORD /d 1 /f"#,
+                r#"reg add "HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services" /v fAllowUnlistedRemotePrograms /t REG_DWORD /d 1 /f"#,
+            ]
+        );
         // GPT for UEFI: EFI, MSR, Windows.
         let types: Vec<String> = doc
             .descendants()

@@ -140,6 +140,18 @@ impl Virsh {
     }
 
     /// Ask the guest agent for a sign of life.
+    /// `virsh qemu-agent-command NAME JSON --timeout SECONDS`: one command
+    /// to the guest agent, its JSON answer on stdout.
+    pub fn agent_command(&self, name: &str, json: &str, timeout_secs: u32) -> Cmd {
+        self.cmd([
+            "qemu-agent-command".to_string(),
+            name.to_string(),
+            json.to_string(),
+            "--timeout".to_string(),
+            timeout_secs.to_string(),
+        ])
+    }
+
     pub fn agent_ping(&self, name: &str) -> Cmd {
         self.cmd([
             "qemu-agent-command",

@@ -564,6 +564,29 @@ pub fn rdp_client(ctx: &Ctx) -> Check {
     }
 }
 
+/// What the last FreeRDP bkt ran for the VM logged, when it is something to
+/// act on: an OpenSSL without MD4 (Debian's FreeRDP 3.10), which NTLM
+/// logins need.
+pub fn rdp_log(ctx: &Ctx, name: &str) -> Option<Check> {
+    let log = ctx.local.cache_dir().ok()?.join(format!("{name}-rdp.log"));
+    if !rdp::md4_missing(&ctx.local.read_log(&log)) {
+        return None;
+    }
+    Some(
+        Check::warn(
+            "RDP client",
+            format!(
+                "its last log ({}) says its OpenSSL lacks MD4, which NTLM logins need",
+                log.display()
+            ),
+        )
+        .fix(format!(
+            "if logins fail, {}",
+            crate::vm::rdp_client::md4_fix(ctx, &format!("bkt vm connect {name}"))
+        )),
+    )
+}
+
 /// A SPICE viewer, for Windows Setup and when RDP cannot be had.
 pub fn viewer(ctx: &Ctx) -> Check {
     for v in ["virt-viewer", "remote-viewer"] {

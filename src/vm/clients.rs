@@ -77,3 +77,31 @@ pub fn find(ctx: &Ctx) -> Option<Client> {
 pub fn installed(ctx: &Ctx) -> Option<Client> {
     candidates(ctx).0.into_iter().find_map(|p| probe(ctx, p))
 }
+
+/// The client for a RemoteApp window: `$BKT_VM_RDP_CLIENT` when it is a
+/// FreeRDP, else `xfreerdp3`, then `xfreerdp` (2 or 3), when this session
+/// has an X display (XWayland on Wayland). Err(what is installed instead,
+/// if anything) when there is none.
+pub fn find_remoteapp(ctx: &Ctx) -> Result<Client, Option<Client>> {
+    let forced = ctx.local.settings.rdp_client.is_some();
+    let (candidates, _) = if forced {
+        candidates(ctx)
+    } else {
+        (
+            rdp::REMOTEAPP_CANDIDATES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            false,
+        )
+    };
+    let found = candidates
+        .into_iter()
+        .filter(|p| forced || runs_in_this_session(ctx, p))
+        .find_map(|p| probe(ctx, p));
+    match found {
+        Some(c) if c.flavor != Flavor::Remmina => Ok(c),
+        Some(c) => Err(Some(c)),
+        None => Err(installed(ctx)),
+    }
+}

@@ -17,6 +17,7 @@ use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{Host, Kind};
+use crate::vm::launchers;
 use crate::vm::save;
 
 /// How a file bkt made is deleted.
@@ -437,6 +438,15 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         if !failed_here {
             ui::step("removed", &format!("{label} {detail}"));
         }
+    }
+    // The VM's menu entries (apps --install), found by what they say inside.
+    match launchers::uninstall(ctx, name, None) {
+        Ok(removed) => {
+            for f in removed {
+                ui::step("removed", &format!("menu file {}", f.display()));
+            }
+        }
+        Err(e) => failed.push(format!("menu entries: {e:#}")),
     }
     for k in &p.keep {
         ui::step("kept", &format!("{} {}", k.what, kept_line(k)));

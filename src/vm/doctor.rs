@@ -118,6 +118,7 @@ fn vm_checks(
         Some(_) => c.push(Check::pass("manifest", "agrees with libvirt")),
     }
     c.extend(save_checks(ctx, name, st, entry));
+    c.extend(checks::rdp_log(ctx, name));
     if st.state != DomState::Running {
         return c;
     }

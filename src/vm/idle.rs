@@ -133,6 +133,22 @@ pub fn decide(
 
 /// After `connect` (or a change of the setting): make sure a watcher runs
 /// for a VM whose auto-save is on, and say so.
+/// Run a client with the VM counted as in use until it exits; then make
+/// sure the idle watcher takes over (a failure there is a warning: the
+/// client's own outcome is what the command reports).
+pub fn in_use_while<T>(ctx: &Ctx, name: &str, client: impl FnOnce() -> Result<T>) -> Result<T> {
+    let in_use = ctx.local.hold_in_use(&key(ctx, name));
+    let res = client();
+    drop(in_use);
+    if let Err(e) = ensure_watcher(ctx, name) {
+        eprintln!(
+            "{} {name} will not be saved when idle: {e:#}",
+            console::style("⚠").yellow()
+        );
+    }
+    res
+}
+
 pub fn ensure_watcher(ctx: &Ctx, name: &str) -> Result<()> {
     let window = setting(ctx, name)?;
     if window == AutoSave::Off || !ctx.domstate(name)?.is_some_and(|(s, _)| s.is_active()) {

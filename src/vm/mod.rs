@@ -3,6 +3,7 @@
 //! helper modules below and, for every effect on the world, in [`ctx`].
 
 // Commands.
+pub mod apps;
 pub mod config;
 pub mod connect;
 pub mod create;
@@ -10,6 +11,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod download;
 pub mod enable_rdp;
+pub mod run;
 pub mod snapshot;
 pub mod start;
 pub mod status;
@@ -18,13 +20,16 @@ pub mod watch;
 
 // What commands share.
 pub mod access;
+pub mod catalog;
 pub mod checks;
 pub mod clients;
 pub mod ctx;
 pub mod idle;
+pub mod launchers;
 pub mod media;
 pub mod net;
 pub mod power;
+pub mod rdp_client;
 pub mod rdp_setup;
 pub mod resources;
 pub mod save;
@@ -75,6 +80,42 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
                 timeout: std::time::Duration::from_secs(timeout),
                 fullscreen,
                 share,
+            },
+        ),
+        VmCommand::Run {
+            name,
+            app,
+            files,
+            user,
+            timeout,
+            detach,
+        } => run::run(
+            &ctx,
+            &name,
+            &app,
+            &run::Options {
+                user,
+                timeout: std::time::Duration::from_secs(timeout),
+                detach,
+                files,
+            },
+        ),
+        VmCommand::Apps {
+            name,
+            json,
+            refresh,
+            install,
+            uninstall,
+            all,
+        } => apps::run(
+            &ctx,
+            &name,
+            &apps::Options {
+                json,
+                refresh,
+                install,
+                uninstall,
+                all,
             },
         ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),

@@ -20,9 +20,11 @@ use crate::vm::net::{self, RDP_PORT};
 use crate::vm::wait::poll_until;
 
 /// Turns Remote Desktop on: connections allowed, Network Level
-/// Authentication kept on, and the firewall rules enabled by the group's
+/// Authentication kept on, the firewall rules enabled by the group's
 /// resource id, which is the same in every Windows language (the display
-/// name "Remote Desktop" is translated).
+/// name "Remote Desktop" is translated), and RemoteApp allowed for any
+/// program ([`crate::tools::unattend::REMOTEAPP_KEYS`]). Every step sets a
+/// state, so running it again is harmless.
 pub const ENABLE_RDP_PS1: &str = "\
 # enable-rdp.ps1, written by bkt: turns on Remote Desktop in this Windows.\r
 $ErrorActionPreference = 'Stop'\r
@@ -32,6 +34,14 @@ Set-ItemProperty -Path $ts -Name 'fDenyTSConnections' -Value 0\r
 Set-ItemProperty -Path \"$ts\\WinStations\\RDP-Tcp\" -Name 'UserAuthentication' -Value 1\r
 # The Remote Desktop firewall group, by its language-independent id.\r
 Enable-NetFirewallRule -Group '@FirewallAPI.dll,-28752'\r
+# RemoteApp (bkt vm run): any program, not only those on the allow list.\r
+# A key is created only when missing (New-Item -Force would empty one).\r
+function Set-One($path, $name) {\r
+  if (-not (Test-Path $path)) { New-Item -Path $path -Force | Out-Null }\r
+  New-ItemProperty -Path $path -Name $name -PropertyType DWord -Value 1 -Force | Out-Null\r
+}\r
+Set-One 'HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Terminal Server\\TSAppAllowList' 'fDisabledAllowList'\r
+Set-One 'HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services' 'fAllowUnlistedRemotePrograms'\r
 Write-Host 'Remote Desktop is on. You can close this window.'\r
 Start-Sleep -Seconds 5\r
 ";
@@ -242,6 +252,20 @@ mod tests {
         assert!(!ENABLE_RDP_PS1.contains("-DisplayGroup"));
         assert!(ENABLE_RDP_PS1.contains("'fDenyTSConnections' -Value 0"));
         assert!(ENABLE_RDP_PS1.contains("'UserAuthentication' -Value 1"));
+        // RemoteApp, with the answer file's keys and values.
+        for (key, name) in crate::tools::unattend::REMOTEAPP_KEYS {
+            let line = format!(
+                "Set-One '{}' '{name}'\r\n",
+                key.replacen("HKLM\\", "HKLM:\\", 1)
+            );
+            assert!(ENABLE_RDP_PS1.contains(&line), "{line}");
+        }
+        assert!(ENABLE_RDP_PS1.contains("-PropertyType DWord -Value 1 -Force"));
+        // Never New-Item -Force on a key that exists: it would empty it.
+        assert!(
+            ENABLE_RDP_PS1
+                .contains("if (-not (Test-Path $path)) { New-Item -Path $path -Force | Out-Null }")
+        );
         // Windows tools expect CRLF.
         for text in [ENABLE_RDP_PS1, ENABLE_RDP_CMD] {
             let lines: Vec<&str> = text.split('\n').collect();

@@ -225,16 +225,16 @@ fn resource_warnings_count_a_running_guest() {
 }
 
 /// An X server of the test's own for the GUI clients.
-struct Xvfb {
+pub(crate) struct Xvfb {
     _child: Stopped,
-    display: String,
+    pub(crate) display: String,
 }
 
 impl Xvfb {
     /// Xvfb picks a free display and writes its number on stdout
     /// (`-displayfd 1`) once it accepts connections: the real readiness
     /// signal, where a socket file may be a stale one.
-    fn start() -> Xvfb {
+    pub(crate) fn start() -> Xvfb {
         let mut child = Stopped(
             Command::new("Xvfb")
                 .args([

@@ -14,11 +14,13 @@
 //! directories and manifest, and removes what it made when it ends, passed
 //! or failed (`harness::Env`). None stops the shared daemon.
 
+mod apps;
 mod downloads;
 mod failures;
 mod guests;
 mod harness;
 mod ownership;
+mod remoteapp;
 mod save;
 mod unattended;
 mod windows;

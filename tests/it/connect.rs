@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, fixture, freerdp, no_password_in_argv_or_environment};
 
 const PW: &str = "hunter2 with spaces";
 
@@ -17,17 +17,6 @@ fn lease(w: &World, name: &str, ip: &str) {
 fn running(w: &World, name: &str) {
     w.rule("virsh", &format!("* domstate --reason {name}"))
         .out(&fixture("virsh/domstate-reason-running.txt"));
-}
-
-/// A fake FreeRDP: `/version` prints `version`; a session saves its stdin,
-/// then exits with `code`.
-fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
-    w.install_fake(tool);
-    w.rule(tool, "/version")
-        .out(&format!("This is FreeRDP version {version} (n/a)\n"));
-    w.rule(tool, "/v:*")
-        .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
-        .code(code);
 }
 
 fn world() -> World {
@@ -47,15 +36,6 @@ fn rdp_world(ip: &str, code: i32) -> (World, TcpListener) {
     lease(&w, "windows", ip);
     freerdp(&w, "xfreerdp3", "3.10.3", code);
     (w, port)
-}
-
-/// No argv holds the password, and no child's environment does: the RDP
-/// client gets it on stdin only.
-fn no_password_in_argv_or_environment(w: &World) {
-    for c in w.call_lines() {
-        assert!(!c.contains("hunter2"), "password in argv: {c}");
-    }
-    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
 }
 
 #[test]

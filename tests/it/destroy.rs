@@ -610,3 +610,34 @@ fn an_unlink_that_fails_is_reported() {
             .any(|f| f["path"] == w.p("images/windows.qcow2"))
     );
 }
+
+#[test]
+fn the_vms_menu_entries_go_too() {
+    let w = World::new();
+    managed(&w);
+    libvirt(&w, "shut off (shutdown)", &domain_xml(&w), &[]);
+    w.bkt(&["vm", "apps", "windows", "--install", "notepad"])
+        .success();
+    let apps = w.path("home/.local/share/applications");
+    // Another VM's entry stays.
+    std::fs::write(
+        apps.join("bkt-windows-2-notepad.desktop"),
+        "[Desktop Entry]\nX-Bkt-VM=windows-2\nX-Bkt-URI=qemu:///system\nX-Bkt-App=notepad\n",
+    )
+    .unwrap();
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(
+        out.contains(
+            "  • removed        menu file $TMP/home/.local/share/applications/bkt-windows-notepad.desktop\n  \
+             • removed        menu file $TMP/home/.local/share/applications/bkt-windows.desktop\n"
+        ),
+        "{out}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["bkt-windows-2-notepad.desktop"]);
+}

@@ -279,3 +279,38 @@ fn an_rdp_client_is_named_without_a_display() {
         "  ⚠ RDP client     none found: `connect` will use SPICE only"
     );
 }
+
+#[test]
+fn a_freerdp_without_md4_in_the_last_log_is_a_warning() {
+    let w = auto_save_world("127.0.3.20");
+    let _rdp = std::net::TcpListener::bind("127.0.3.20:3389").unwrap();
+    assert_eq!(check(&w, "RDP client"), serde_json::Value::Null);
+    // Recorded from Debian's xfreerdp3 3.10.3 at an NLA login.
+    std::fs::write(
+        w.path("home/.cache/bkt/vm/t1-rdp.log"),
+        fixture("freerdp/xfreerdp3-nla-md4.txt"),
+    )
+    .unwrap();
+    let c = check(&w, "RDP client");
+    let cnf = w.p("home/.cache/bkt/vm/openssl-legacy.cnf");
+    assert_eq!(
+        c,
+        serde_json::json!({
+            "label": "RDP client",
+            "level": "warn",
+            "detail": format!(
+                "its last log ({}) says its OpenSSL lacks MD4, which NTLM logins need",
+                w.p("home/.cache/bkt/vm/t1-rdp.log")
+            ),
+            "fix": format!(
+                "if logins fail, load OpenSSL's legacy provider: OPENSSL_CONF={cnf} bkt vm connect t1, \
+                 or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp bkt vm connect t1"
+            ),
+        })
+    );
+    assert!(
+        std::fs::read_to_string(&cnf)
+            .unwrap()
+            .contains("[legacy_sect]\nactivate = 1\n")
+    );
+}

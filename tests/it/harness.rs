@@ -521,3 +521,23 @@ impl Pty {
         )
     }
 }
+
+/// A fake FreeRDP named `tool`: `/version` prints `version`; a session
+/// saves its stdin to `$FAKE_DIR/TOOL.stdin`, then exits with `code`.
+pub fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
+    w.install_fake(tool);
+    w.rule(tool, "/version")
+        .out(&format!("This is FreeRDP version {version} (n/a)\n"));
+    w.rule(tool, "/v:*")
+        .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
+        .code(code);
+}
+
+/// No argv holds the password (`hunter2 ...` in the tests), and no child's
+/// environment does: the RDP client gets it on stdin only.
+pub fn no_password_in_argv_or_environment(w: &World) {
+    for c in w.call_lines() {
+        assert!(!c.contains("hunter2"), "password in argv: {c}");
+    }
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+}

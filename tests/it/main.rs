@@ -4,6 +4,7 @@
 mod harness;
 
 mod access;
+mod apps;
 mod cli;
 mod connect;
 mod create;
@@ -14,6 +15,7 @@ mod download;
 mod enable_rdp;
 mod lifecycle;
 mod rollback;
+mod run;
 mod save;
 mod snapshot;
 mod status;

@@ -184,6 +184,83 @@ impl Local {
         fs::rename(from, to)
     }
 
+    /// A file of bkt's own in its cache (replaced in one rename), for the
+    /// user to hand to another program (an OpenSSL configuration).
+    pub fn write_cache_file(&self, file: &str, text: &str) -> Result<PathBuf> {
+        let dir = self.cache_subdir()?;
+        let tmp = dir.join(format!(".{file}.{}", std::process::id()));
+        fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        let p = dir.join(file);
+        fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+
+    /// A file of bkt's own in its cache, if it is there.
+    pub fn read_cache_file(&self, file: &str) -> Option<String> {
+        fs::read_to_string(self.cache_dir().ok()?.join(file)).ok()
+    }
+
+    /// `$XDG_DATA_HOME`, where menu entries and icons go.
+    pub fn data_home(&self) -> Result<PathBuf> {
+        self.settings
+            .data_home
+            .clone()
+            .ok_or_else(|| anyhow!("neither XDG_DATA_HOME nor HOME is set"))
+    }
+
+    /// The shared-mime-info patterns (`mime/globs2`) of the user's data
+    /// directory and the system's, the user's first.
+    pub fn mime_globs(&self) -> String {
+        let mut dirs: Vec<PathBuf> = self.settings.data_home.iter().cloned().collect();
+        dirs.extend(self.settings.data_dirs.iter().cloned());
+        dirs.iter()
+            .filter_map(|d| fs::read_to_string(d.join("mime").join("globs2")).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Write one of the user's files that bkt owns (a menu entry, an icon):
+    /// its directory made when missing, the file replaced in one rename.
+    pub fn write_user_file(&self, p: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = p
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no directory", p.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(
+            ".{}.{}",
+            p.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+    }
+
+    /// Remove one of the user's files that bkt wrote; gone already is fine.
+    pub fn remove_user_file(&self, p: &Path) -> Result<()> {
+        match fs::remove_file(p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", p.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The entries of a directory of the user's (none when it is missing).
+    pub fn list_dir(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// This very bkt, for launchers to run.
+    pub fn own_program(&self) -> Result<PathBuf> {
+        std::env::current_exe().context("finding bkt's own program")
+    }
+
     /// A file of this machine exists (one a program we ran wrote).
     pub fn exists(&self, p: &Path) -> bool {
         p.exists()

@@ -1,0 +1,265 @@
+//! `bkt vm apps NAME`: the programs installed in the guest, asked of
+//! Windows through the QEMU guest agent (a short PowerShell script run with
+//! `guest-exec`), kept in bkt's cache per VM. Without an agent, the programs
+//! every Windows 11 has.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use console::style;
+
+use crate::names::VmName;
+use crate::tools::guest_agent::{self, Found, POWERSHELL};
+use crate::tools::virsh::{self, DomState};
+use crate::ui::{HintExt, Spinner};
+use crate::vm::catalog::{self, App, Cache};
+use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::launchers;
+use crate::vm::wait::poll_until;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub json: bool,
+    pub refresh: bool,
+    /// Menu entries to add: these ids (all with `all`).
+    pub install: Option<Vec<String>>,
+    /// Menu entries to remove: these ids (all with `all`).
+    pub uninstall: Option<Vec<String>>,
+    pub all: bool,
+}
+
+/// The ids `--install`/`--uninstall` name, or None for all of them.
+fn chosen(ids: &[String], all: bool, verb: &str, name: &str) -> Result<Option<Vec<String>>> {
+    match (ids.is_empty(), all) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(ids.to_vec())),
+        (false, true) => Err(anyhow!("--{verb} takes program ids or --all, not both")),
+        (true, false) => Err(anyhow!("--{verb} needs the programs' ids, or --all")).hint(format!(
+            "the ids are in the first column of `bkt vm apps {name}`"
+        )),
+    }
+}
+
+/// How long the discovery script may take in the guest (it reads every
+/// Start Menu shortcut and icon).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(200);
+
+/// Why the guest could not be asked.
+enum NotAsked {
+    /// The VM is not running.
+    Off(DomState),
+    /// The guest agent does not answer.
+    NoAgent,
+}
+
+/// Where the list comes from.
+enum From {
+    Guest,
+    Cache(u64),
+    Builtin(NotAsked),
+}
+
+pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
+    if opts.all && opts.install.is_none() && opts.uninstall.is_none() {
+        return Err(anyhow!("--all goes with --install or --uninstall"));
+    }
+    let (state, _) = ctx.require(name)?;
+    if let Some(ids) = &opts.uninstall {
+        let ids = chosen(ids, opts.all, "uninstall", name)?;
+        return uninstall(ctx, name, ids.as_deref());
+    }
+    let install_ids = opts
+        .install
+        .as_ref()
+        .map(|ids| chosen(ids, opts.all, "install", name))
+        .transpose()?;
+    let (apps, from) = list(ctx, name, state, opts.refresh)?;
+    if let Some(ids) = install_ids {
+        return install(ctx, name, &apps, ids.as_deref());
+    }
+    if opts.json {
+        let from_word = match from {
+            From::Guest => "guest",
+            From::Cache(_) => "cache",
+            From::Builtin(_) => "builtin",
+        };
+        let v = serde_json::json!({ "vm": name.as_str(), "from": from_word, "apps": apps });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_table(&apps);
+    }
+    match from {
+        From::Guest => {}
+        From::Cache(at) => eprintln!(
+            "(as Windows listed them at {}; `bkt vm apps {name} --refresh` asks again)",
+            jiff::Timestamp::from_second(at as i64)
+                .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default()
+        ),
+        From::Builtin(NotAsked::Off(s)) => eprintln!(
+            "{} {name} is {}, so Windows cannot be asked what is installed: these are the \
+             programs every Windows 11 has\n  start it, then: bkt vm apps {name} --refresh",
+            style("⚠").yellow(),
+            s.label()
+        ),
+        From::Builtin(NotAsked::NoAgent) => eprintln!(
+            "{} the guest agent in {name} does not answer, so Windows cannot be asked what is \
+             installed: these are the programs every Windows 11 has\n  install the guest tools in \
+             Windows (virtio-win-guest-tools.exe on the virtio-win ISO; `bkt vm download` fetches \
+             them), then: bkt vm apps {name} --refresh",
+            style("⚠").yellow()
+        ),
+    }
+    Ok(())
+}
+
+fn install(ctx: &Ctx, name: &str, apps: &[App], ids: Option<&[String]>) -> Result<()> {
+    let chosen: Vec<App> = match ids {
+        None => apps.to_vec(),
+        Some(ids) => ids
+            .iter()
+            .map(|id| {
+                apps.iter()
+                    .find(|a| a.id.eq_ignore_ascii_case(id))
+                    .cloned()
+                    .ok_or_else(|| anyhow!("no program {id:?} known in {name}"))
+                    .hint(format!(
+                        "the ids are in the first column of `bkt vm apps {name}`"
+                    ))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let written = launchers::install(ctx, name, &chosen)?;
+    let entries = written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "desktop"))
+        .count();
+    println!("Added {entries} menu entries for {name} (your default applications are unchanged):");
+    for p in &written {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
+
+fn uninstall(ctx: &Ctx, name: &str, ids: Option<&[String]>) -> Result<()> {
+    let removed = launchers::uninstall(ctx, name, ids)?;
+    if removed.is_empty() {
+        println!("No menu entries of {name} to remove");
+        return Ok(());
+    }
+    println!("Removed:");
+    for p in &removed {
+        println!("  {}", p.display());
+    }
+    Ok(())
+}
+
+/// The cached list, else the guest's answer (kept), else the built-ins.
+fn list(ctx: &Ctx, name: &str, state: DomState, refresh: bool) -> Result<(Vec<App>, From)> {
+    if !refresh && let Some(c) = catalog::cached(ctx, name) {
+        return Ok((c.apps, From::Cache(c.found)));
+    }
+    if !state.is_active() {
+        return Ok((catalog::builtins(), From::Builtin(NotAsked::Off(state))));
+    }
+    match discover(ctx, name)? {
+        Ok(found) => {
+            let apps = catalog::from_found(found);
+            catalog::store(
+                ctx,
+                name,
+                &Cache {
+                    found: ctx.local.now(),
+                    apps: apps.clone(),
+                },
+            )?;
+            Ok((apps, From::Guest))
+        }
+        Err(why) => Ok((catalog::builtins(), From::Builtin(why))),
+    }
+}
+
+/// Run the discovery script in the guest and wait for its output.
+fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, NotAsked>> {
+    let args: Vec<String> = [
+        "-NoProfile",
+        "-NonInteractive",
+        "-ExecutionPolicy",
+        "Bypass",
+        "-EncodedCommand",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([guest_agent::encoded_command(guest_agent::APPS_PS1)])
+    .collect();
+    let ask = |json: &str| ctx.virsh.agent_command(name, json, 10).stdout();
+    let started = match ask(&guest_agent::exec_request(POWERSHELL, &args)) {
+        Ok(out) => out,
+        Err(e) if virsh::is_no_agent(e.stderr()) => return Ok(Err(NotAsked::NoAgent)),
+        Err(e) => {
+            return Err(
+                libvirt_error(e).context(format!("asking {name}'s guest agent to run PowerShell"))
+            );
+        }
+    };
+    let pid = guest_agent::parse_exec(&started)?;
+    let spinner = Spinner::new(&format!("asking Windows in {name} for its programs"));
+    let done = poll_until(
+        Some(Instant::now() + SCRIPT_TIMEOUT),
+        POLL,
+        &spinner,
+        "",
+        || {
+            let out = ask(&guest_agent::status_request(pid)).map_err(libvirt_error)?;
+            guest_agent::parse_status(&out)
+        },
+    );
+    spinner.clear();
+    let done = done?.ok_or_else(|| {
+        anyhow!(
+            "the program list from {name} did not come within {}s",
+            SCRIPT_TIMEOUT.as_secs()
+        )
+    })?;
+    if done.code != Some(0) {
+        let err = String::from_utf8_lossy(&done.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        return Err(anyhow!(
+            "the PowerShell script that lists {name}'s programs failed ({})\n{}",
+            done.code
+                .map_or("killed".to_string(), |c| format!("exit code {c}")),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    if done.truncated {
+        return Err(anyhow!(
+            "the guest agent cut {name}'s program list short (too much output)"
+        ));
+    }
+    guest_agent::parse_apps(&String::from_utf8_lossy(&done.stdout)).map(Ok)
+}
+
+fn print_table(apps: &[App]) {
+    let w_id = apps
+        .iter()
+        .map(|a| a.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let w_name = apps
+        .iter()
+        .map(|a| a.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    println!("{:w_id$}  {:w_name$}  OPENS", "ID", "NAME");
+    for a in apps {
+        let types = if a.types.is_empty() {
+            "-".to_string()
+        } else {
+            a.types.join(" ")
+        };
+        println!("{:w_id$}  {:w_name$}  {types}", a.id, a.name);
+    }
+}

@@ -1,0 +1,214 @@
+//! Menu entries for a VM's programs, and one for its whole desktop, shared
+//! by `apps --install/--uninstall` and `destroy`. Each is
+//! `$XDG_DATA_HOME/applications/bkt-VM-APP.desktop` (the desktop's:
+//! `bkt-VM.desktop`), its icon `$XDG_DATA_HOME/icons/hicolor/WxH/apps/bkt-VM-APP.png`.
+//! Which VM (and connection) an entry belongs to is written in it
+//! (`X-Bkt-VM`, `X-Bkt-URI`, `X-Bkt-App`): removing goes by those, never by
+//! a file name pattern that another VM's name could match. The user's
+//! default applications (mimeapps.list) are never touched.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use base64::Engine;
+
+use crate::tools::desktop::{self, Entry};
+use crate::vm::catalog::{App, wm_class};
+use crate::vm::ctx::Ctx;
+
+/// Freedesktop's categories for what bkt knows a program to be.
+fn categories(app: &App) -> &'static str {
+    match app.id.as_str() {
+        "cmd" | "powershell" => "System;TerminalEmulator;",
+        "explorer" => "System;FileTools;FileManager;",
+        "paint" => "Graphics;",
+        _ => "Utility;",
+    }
+}
+
+/// A theme icon for a program that brought none of its own.
+fn theme_icon(app: &App) -> &'static str {
+    match app.id.as_str() {
+        "notepad" => "accessories-text-editor",
+        "paint" => "applications-graphics",
+        "explorer" => "system-file-manager",
+        "cmd" | "powershell" => "utilities-terminal",
+        _ => "application-x-executable",
+    }
+}
+
+fn applications(ctx: &Ctx) -> Result<PathBuf> {
+    Ok(ctx.local.data_home()?.join("applications"))
+}
+
+fn icons(ctx: &Ctx) -> Result<PathBuf> {
+    Ok(ctx.local.data_home()?.join("icons").join("hicolor"))
+}
+
+/// The command a launcher runs: this bkt, on the VM's connection.
+fn bkt_args(ctx: &Ctx, words: &[&str]) -> Result<Vec<String>> {
+    let bkt = ctx.local.own_program()?.display().to_string();
+    let mut v = vec![bkt, "vm".into(), "--connect".into(), ctx.uri.to_string()];
+    v.extend(words.iter().map(|w| w.to_string()));
+    Ok(v)
+}
+
+/// Write the entries (and icons) of `apps` and of the VM's desktop. Returns
+/// the files written.
+pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
+    let dir = applications(ctx)?;
+    let globs = desktop::parse_globs2(&ctx.local.mime_globs());
+    let mut written = Vec::new();
+    for app in apps {
+        let name = format!("bkt-{vm}-{}", app.id);
+        let icon = match app
+            .icon
+            .as_deref()
+            .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
+        {
+            Some(Ok(png)) => match desktop::png_size(&png) {
+                Some((w, h)) => {
+                    let p = icons(ctx)?
+                        .join(format!("{w}x{h}"))
+                        .join("apps")
+                        .join(format!("{name}.png"));
+                    ctx.local.write_user_file(&p, &png)?;
+                    written.push(p);
+                    name.clone()
+                }
+                None => theme_icon(app).to_string(),
+            },
+            _ => theme_icon(app).to_string(),
+        };
+        let mut mime: Vec<String> = app
+            .types
+            .iter()
+            .filter_map(|t| desktop::mime_of(&globs, t))
+            .collect();
+        mime.sort();
+        mime.dedup();
+        let args = bkt_args(ctx, &["run", vm, &app.id])?;
+        let entry = Entry {
+            name: format!("{} ({vm})", app.name),
+            comment: format!("{} in the Windows VM {vm}", app.name),
+            try_exec: args[0].clone(),
+            exec: args,
+            field_code: Some("%F"),
+            icon,
+            categories: categories(app),
+            wm_class: Some(wm_class(vm, &app.id)),
+            mime_types: mime,
+            vm: vm.to_string(),
+            uri: ctx.uri.to_string(),
+            app: Some(app.id.clone()),
+        };
+        let p = dir.join(format!("{name}.desktop"));
+        refuse_foreign(ctx, &p, vm)?;
+        ctx.local
+            .write_user_file(&p, desktop::render(&entry).as_bytes())?;
+        written.push(p);
+    }
+    let args = bkt_args(ctx, &["connect", vm])?;
+    let whole = Entry {
+        name: format!("{vm} (Windows desktop)"),
+        comment: format!("The whole desktop of the Windows VM {vm}"),
+        try_exec: args[0].clone(),
+        exec: args,
+        field_code: None,
+        icon: "computer".into(),
+        categories: "System;",
+        wm_class: None,
+        mime_types: Vec::new(),
+        vm: vm.to_string(),
+        uri: ctx.uri.to_string(),
+        app: None,
+    };
+    let p = dir.join(format!("bkt-{vm}.desktop"));
+    refuse_foreign(ctx, &p, vm)?;
+    ctx.local
+        .write_user_file(&p, desktop::render(&whole).as_bytes())?;
+    written.push(p);
+    refresh(ctx, &dir);
+    Ok(written)
+}
+
+/// A file of that name that belongs to another VM (bkt-win-2-x.desktop is
+/// VM win's app 2-x or VM win-2's app x) is left alone.
+fn refuse_foreign(ctx: &Ctx, p: &Path, vm: &str) -> Result<()> {
+    let text = ctx.local.read_log(p);
+    if text.is_empty() {
+        return Ok(());
+    }
+    let owner = desktop::value_of(&text, "X-Bkt-VM");
+    let uri = desktop::value_of(&text, "X-Bkt-URI");
+    if owner.as_deref() == Some(vm) && uri.as_deref() == Some(ctx.uri.as_str()) {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "{} exists and is not {vm}'s on {}: left as it is",
+        p.display(),
+        ctx.uri
+    ))
+}
+
+/// Remove the VM's entries: those of `ids`, or all of them with the
+/// desktop's when `ids` is None, and the icons bkt wrote for them. Returns
+/// the files removed.
+pub fn uninstall(ctx: &Ctx, vm: &str, ids: Option<&[String]>) -> Result<Vec<PathBuf>> {
+    let dir = applications(ctx)?;
+    let icon_dirs: Vec<PathBuf> = ctx
+        .local
+        .list_dir(&icons(ctx)?)
+        .into_iter()
+        .map(|d| d.join("apps"))
+        .collect();
+    let mut removed = Vec::new();
+    for p in ctx.local.list_dir(&dir) {
+        let file = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if !file.starts_with("bkt-") || !file.ends_with(".desktop") {
+            continue;
+        }
+        let text = ctx.local.read_log(&p);
+        if desktop::value_of(&text, "X-Bkt-VM").as_deref() != Some(vm)
+            || desktop::value_of(&text, "X-Bkt-URI").as_deref() != Some(ctx.uri.as_str())
+        {
+            continue;
+        }
+        let app = desktop::value_of(&text, "X-Bkt-App");
+        let wanted = match (ids, &app) {
+            (None, _) => true,
+            (Some(ids), Some(a)) => ids.contains(a),
+            (Some(_), None) => false,
+        };
+        if !wanted {
+            continue;
+        }
+        if let Some(icon) = desktop::value_of(&text, "Icon").filter(|i| i.starts_with("bkt-")) {
+            for d in &icon_dirs {
+                let png = d.join(format!("{icon}.png"));
+                if ctx.local.exists(&png) {
+                    ctx.local.remove_user_file(&png)?;
+                    removed.push(png);
+                }
+            }
+        }
+        ctx.local.remove_user_file(&p)?;
+        removed.push(p);
+    }
+    if !removed.is_empty() {
+        refresh(ctx, &dir);
+    }
+    Ok(removed)
+}
+
+/// The desktop database, where `update-desktop-database` exists; a failure
+/// there only delays "Open With" until the next refresh.
+fn refresh(ctx: &Ctx, dir: &Path) {
+    if ctx.local.has_program("update-desktop-database") {
+        let _ = desktop::update_desktop_database(&dir.display().to_string()).run();
+    }
+}

@@ -1,0 +1,122 @@
+//! `bkt vm run NAME APP [FILE...]`: one Windows program as a window of its
+//! own (RDP RemoteApp). The VM is started (or restored, resumed) and reached
+//! exactly as `connect` does; files are Linux paths, handed to Windows
+//! through drive redirection.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::names::VmName;
+use crate::tools::rdp::{self, Client, RemoteApp};
+use crate::tools::virsh::DomState;
+use crate::ui::HintExt;
+use crate::vm::catalog::{self, App, wm_class};
+use crate::vm::ctx::Ctx;
+use crate::vm::rdp_client::{self, Launch};
+use crate::vm::{idle, power};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub user: Option<String>,
+    pub timeout: Duration,
+    pub detach: bool,
+    pub files: Vec<PathBuf>,
+}
+
+/// The files as absolute paths without symlinks: a missing one is an error
+/// here, before anything starts.
+fn files(ctx: &Ctx, given: &[PathBuf]) -> Result<Vec<String>> {
+    given
+        .iter()
+        .map(|f| {
+            let p = ctx.local.absolute(f)?;
+            let p = match ctx.local.canonicalize(&p) {
+                Ok(p) => p,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(anyhow!("no such file: {}", f.display()))
+                        .hint("check the path; nothing was started");
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot open {}", f.display())),
+            };
+            p.to_str()
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("{} is not valid UTF-8", p.display()))
+        })
+        .collect()
+}
+
+/// What the client gets, but for the address and the user (checked before
+/// the VM starts, so a file FreeRDP cannot carry stops nothing half-way).
+fn remote_app(ctx: &Ctx, name: &str, app: &App, files: &[String]) -> Result<RemoteApp> {
+    let home = ctx
+        .local
+        .settings
+        .home
+        .as_ref()
+        .and_then(|h| ctx.local.canonicalize(h).ok())
+        .and_then(|h| h.to_str().map(str::to_string));
+    let t = rdp::translate_files(home.as_deref(), files).map_err(|e| anyhow!(e))?;
+    Ok(RemoteApp {
+        host: String::new(),
+        user: String::new(),
+        program: app.program.clone(),
+        name: app.name.clone(),
+        wm_class: wm_class(name, &app.id),
+        fixed_args: app.args.clone(),
+        args: t.paths,
+        drives: t.drives,
+        scale: ctx.local.settings.scale,
+    })
+}
+
+pub fn run(ctx: &Ctx, name: &VmName, app: &str, opts: &Options) -> Result<()> {
+    let files = files(ctx, &opts.files)?;
+    let app = catalog::resolve(app, &catalog::known(ctx, name), name)?;
+    let remote = remote_app(ctx, name, &app, &files)?;
+    let (state, _) = ctx.require(name)?;
+    rdp_client::graphical_session(ctx, "run")?;
+    let client = rdp_client::remoteapp_client(ctx)?;
+    rdp::remoteapp_argv(&client, &remote).map_err(|e| anyhow!(e))?;
+    // In use until the client exits; then the idle watcher takes over.
+    idle::in_use_while(ctx, name, || {
+        session(ctx, name, &app, opts, state, &client, remote)
+    })
+}
+
+fn session(
+    ctx: &Ctx,
+    name: &VmName,
+    app: &App,
+    opts: &Options,
+    state: DomState,
+    client: &Client,
+    remote: RemoteApp,
+) -> Result<()> {
+    let started = power::ensure_running(ctx, name, state)?;
+    let deadline = Instant::now() + opts.timeout;
+    let ip = match rdp_client::reach(ctx, name, opts.timeout, started, deadline)? {
+        Ok(ip) => ip,
+        Err(no) => return Err(no.into_error()),
+    };
+    let again = format!("bkt vm run {name} {}", app.id);
+    let user = rdp_client::user_name(ctx, name, &opts.user, &again)?;
+    let remote = RemoteApp {
+        host: ip.clone(),
+        user: user.clone(),
+        ..remote
+    };
+    let cmd = rdp::remoteapp_argv(client, &remote).map_err(|e| anyhow!(e))?;
+    let stdin = rdp_client::password_line(&user, name)?;
+    rdp_client::remember_user(ctx, name, &user)?;
+    let launch = Launch {
+        client,
+        cmd,
+        stdin: Some(stdin),
+        user: Some(user),
+        again,
+    };
+    rdp_client::run(ctx, name, launch, opts.detach.then_some(ip.as_str()))?
+        .map_err(|no| no.into_error())
+}

@@ -1,0 +1,429 @@
+//! `bkt vm run` against fakes: fake virsh and FreeRDP clients, and a real
+//! listener on a loopback address standing in for the guest's port 3389.
+
+use std::net::TcpListener;
+
+use crate::harness::{URI, World, fixture, freerdp, no_password_in_argv_or_environment};
+
+const PW: &str = "hunter2 with spaces";
+
+fn world() -> World {
+    let w = World::new()
+        .env("DISPLAY", ":42")
+        .env("BKT_VM_RDP_PASSWORD", PW);
+    w.nothing_saved();
+    w
+}
+
+/// A running VM at `ip` (its port 3389 answers while the listener lives).
+fn running_at(w: &World, ip: &str) -> TcpListener {
+    let port = TcpListener::bind(format!("{ip}:3389")).unwrap();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n");
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", ip));
+    port
+}
+
+/// Files in the world's home and outside it, with the names that make
+/// quoting hard.
+fn files(w: &World) -> (String, String) {
+    let docs = w.path("home/Documents");
+    std::fs::create_dir_all(&docs).unwrap();
+    let in_home = docs.join("Q3, final «é».docx");
+    std::fs::write(&in_home, "x").unwrap();
+    let outside = w.path("isos/ü ber.txt");
+    std::fs::write(&outside, "x").unwrap();
+    (in_home.display().to_string(), outside.display().to_string())
+}
+
+#[test]
+fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
+    let w = world().env("GDK_SCALE", "2");
+    let _port = running_at(&w, "127.0.3.1");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    freerdp(&w, "sdl-freerdp3", "3.10.3", 0);
+    let (a, b) = files(&w);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", &a, &b, "--user", "anna"]);
+    r.success();
+    let home = w.p("home");
+    let isos = w.p("isos");
+    let argv = format!(
+        "xfreerdp3 /v:127.0.3.1 /u:anna /from-stdin:force /cert:tofu +clipboard \
+         /app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\"',name:Notepad \
+         /wm-class:bkt-windows-notepad /drive:home,{home} /drive:bkt1,{isos} /scale:180 /scale-desktop:200"
+    );
+    // The SDL client is not asked: its RemoteApp support is experimental.
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            "xfreerdp3 /version".to_string(),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            argv,
+        ]
+    );
+    assert!(
+        r.stdout()
+            .starts_with("→ FreeRDP 3.10.3: xfreerdp3 /v:127.0.3.1 "),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(r.stderr(), "");
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
+        format!("{PW}\n")
+    );
+    no_password_in_argv_or_environment(&w);
+    // A program by its path: its file name names it.
+    let r = w.bkt(&[
+        "vm",
+        "run",
+        "windows",
+        r"C:\Tools\My App.exe",
+        "--user",
+        "anna",
+    ]);
+    r.success();
+    assert!(
+        w.call_lines()
+            .pop()
+            .unwrap()
+            .contains(" /u:anna /from-stdin:force /cert:tofu +clipboard /app:program:C:\\Tools\\My App.exe,name:My App /wm-class:bkt-windows-my-app /scale:180"),
+        "{:?}",
+        w.call_lines()
+    );
+}
+
+#[test]
+fn freerdp2_gets_its_own_form() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.2");
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    let (a, b) = files(&w);
+    // FreeRDP 2 reads /app-cmd whole: both kinds of quote are fine.
+    let c = w.p("home/it's here.txt");
+    std::fs::write(&c, "x").unwrap();
+    w.bkt(&[
+        "vm", "run", "windows", "paint", &a, &b, &c, "--user", "anna",
+    ])
+    .success();
+    let args = w.calls().pop().unwrap();
+    assert_eq!(
+        args,
+        [
+            "xfreerdp",
+            "/v:127.0.3.2",
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "+clipboard",
+            "/app:mspaint.exe",
+            "/app-name:Paint",
+            "/app-cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\" \"\\\\tsclient\\home\\it's here.txt\"",
+            "/wm-class:bkt-windows-paint",
+            &format!("/drive:home,{}", w.p("home")),
+            &format!("/drive:bkt1,{}", w.p("isos")),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_file_stops_everything_before_it_starts() {
+    let w = world();
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "Documents/nope.txt"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no such file: Documents/nope.txt\nhint: check the path; nothing was started\n"
+    );
+    assert!(w.call_lines().is_empty(), "{:?}", w.call_lines());
+
+    // A name Windows cannot open: also before anything.
+    std::fs::write(w.path("home/a:b.txt"), "x").unwrap();
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "~/a:b.txt"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: {}: Windows cannot open a file whose path holds ':'\n",
+            w.p("home/a:b.txt")
+        )
+    );
+    // And a file FreeRDP 3's option parser cannot carry: checked once the
+    // client is known, before the VM is touched further.
+    std::fs::write(w.path("home/it's here.txt"), "x").unwrap();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "~/it's here.txt"]);
+    r.failure();
+    assert!(
+        r.stderr()
+            .starts_with("error: FreeRDP 3 cannot pass \"cmd:\\\"\\\\\\\\tsclient\\\\home\\\\it's here.txt\\\"\" in a comma-separated option: it holds both kinds of quote\n"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        w.call_lines(),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            "xfreerdp3 /version".to_string()
+        ]
+    );
+}
+
+#[test]
+fn remmina_alone_cannot_run_a_program() {
+    let w = world();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n");
+    w.install_fake("remmina");
+    w.rule("remmina", "*");
+    let r = w.bkt(&["vm", "run", "windows", "notepad"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: only remmina is installed, and Remmina cannot open a single Windows program \
+         (RDP RemoteApp) from the command line\n\
+         hint: install FreeRDP: apt install freerdp3-x11 (or freerdp2-x11) / dnf install freerdp; \
+         `bkt vm connect` keeps working with what you have\n"
+    );
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("remmina")));
+
+    // The SDL client alone: not for RemoteApp either.
+    let w = world();
+    w.rule("virsh", "* domstate --reason windows")
+        .out("running (booted)\n");
+    freerdp(&w, "sdl-freerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "run", "windows", "notepad"]);
+    r.failure();
+    assert!(
+        r.stderr().starts_with(
+            "error: sdl-freerdp3 cannot open a single Windows program here: RemoteApp needs \
+             xfreerdp3 or xfreerdp, with an X display (XWayland on Wayland)\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn an_unknown_app_says_how_to_name_one() {
+    let w = world();
+    let r = w.bkt(&["vm", "run", "windows", "word"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no program \"word\" known in windows\nhint: list them with `bkt vm apps windows`, \
+         or give its Windows path ('C:\\Program Files\\...\\x.exe') or its program name (notepad.exe)\n"
+    );
+    assert!(w.call_lines().is_empty());
+}
+
+#[test]
+fn a_saved_vm_is_restored_first() {
+    let w = world();
+    let _port = TcpListener::bind("127.0.3.3:3389").unwrap();
+    w.rule_first("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    w.rule_first("virsh", "* dominfo windows")
+        .out(&fixture("virsh/dominfo-saved.txt"));
+    w.rule("virsh", "* start windows")
+        .out("Domain 'windows' started\n\n");
+    w.rule("virsh", "* domtime windows --sync").out("");
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.3.3"));
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "run", "windows", "cmd", "--user", "anna"]);
+    r.success();
+    let calls = w.call_lines();
+    assert_eq!(
+        calls[..4],
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            "xfreerdp3 /version".to_string(),
+            format!("virsh -c {URI} dominfo windows"),
+            format!("virsh -c {URI} start windows"),
+        ]
+    );
+    assert!(
+        calls
+            .last()
+            .unwrap()
+            .starts_with("xfreerdp3 /v:127.0.3.3 /u:anna "),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn a_failed_connection_is_explained_without_a_fallback() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.4");
+    freerdp(&w, "xfreerdp3", "3.10.3", 147);
+    w.install_fake("virt-viewer");
+    w.rule("virt-viewer", "*");
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: RDP: xfreerdp3 exited with code 147: connection failed (transport)\n\
+             hint: the client's log: {}\n",
+            w.p("home/.cache/bkt/vm/windows-rdp.log")
+        )
+    );
+    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
+}
+
+#[test]
+fn detach_returns_once_the_client_holds_its_connection() {
+    let w = world();
+    let port = running_at(&w, "127.0.3.5");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+    // The client connects to the guest's port and stays, like a session.
+    w.rule("xfreerdp3", "/v:*").sh(
+        "/bin/cat >\"$FAKE_DIR/xfreerdp3.stdin\"\n\
+         echo $$ >\"$FAKE_DIR/client.pid\"\n\
+         exec /usr/bin/python3 -c 'import socket,time; s=socket.create_connection((\"127.0.3.5\",3389)); time.sleep(60)'\n",
+    );
+    let r = w.bkt(&[
+        "vm", "run", "windows", "notepad", "--user", "anna", "--detach",
+    ]);
+    let pid: i32 = std::fs::read_to_string(w.path("client.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The client is still there after bkt returned; end it (we started it).
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    drop(port);
+    r.success();
+    assert!(alive, "the client ended with bkt");
+    assert_eq!(
+        r.stdout().lines().last().unwrap(),
+        format!(
+            "xfreerdp3 is up; its log: {}",
+            w.p("home/.cache/bkt/vm/windows-rdp.log")
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
+        format!("{PW}\n")
+    );
+}
+
+/// A fake xfreerdp3 that prints what Debian's 3.10.3 printed at an NLA
+/// login (recorded) and exits with `code`.
+fn freerdp3_without_md4(w: &World, code: i32) {
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out(&fixture("freerdp/xfreerdp3-nla-md4.txt"))
+        .code(code);
+}
+
+#[test]
+fn a_failed_login_names_the_missing_md4_and_what_to_do() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.6");
+    freerdp3_without_md4(&w, 132);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    let cnf = w.p("home/.cache/bkt/vm/openssl-legacy.cnf");
+    let stderr = r.stderr();
+    assert!(
+        stderr.starts_with(
+            "error: xfreerdp3 exited with code 132: authentication failed for anna\n--- xfreerdp3 (last lines of "
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!(
+            "hint: check the user name and password (bkt vm run windows notepad --user NAME); \
+             a Microsoft account logs in with its email address\n\
+             hint: xfreerdp3 logged `Failed to initialize digest md4`: its OpenSSL lacks MD4, which \
+             NTLM (Network Level Authentication to a Windows outside a domain) needs. If the login \
+             failed for that, load OpenSSL's legacy provider: OPENSSL_CONF={cnf} bkt vm run windows \
+             notepad, or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp bkt vm run windows notepad\n"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_to_string(&cnf)
+            .unwrap()
+            .contains("legacy = legacy_sect\n")
+    );
+}
+
+#[test]
+fn connect_says_it_too_before_falling_back() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.7");
+    freerdp3_without_md4(&w, 133);
+    w.install_fake("virt-viewer");
+    w.rule("virt-viewer", "*");
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    let log = w.p("home/.cache/bkt/vm/windows-rdp.log");
+    let cnf = w.p("home/.cache/bkt/vm/openssl-legacy.cnf");
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "✗ RDP: xfreerdp3 exited with code 133: protocol negotiation failed\n  \
+             the client's log: {log}\n  \
+             xfreerdp3 logged `Failed to initialize digest md4`: its OpenSSL lacks MD4, which \
+             NTLM (Network Level Authentication to a Windows outside a domain) needs. If the login \
+             failed for that, load OpenSSL's legacy provider: OPENSSL_CONF={cnf} bkt vm connect \
+             windows, or use FreeRDP 2: BKT_VM_RDP_CLIENT=xfreerdp bkt vm connect windows\n"
+        )
+    );
+    // A session that ended well says nothing of it, nor does a network
+    // that failed before any login.
+    let w = world();
+    let _port = running_at(&w, "127.0.3.8");
+    freerdp3_without_md4(&w, 0);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.success();
+    assert_eq!(r.stderr(), "");
+    let w = world();
+    let _port = running_at(&w, "127.0.3.10");
+    freerdp3_without_md4(&w, 147);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    assert!(!r.stderr().contains("md4"), "{}", r.stderr());
+    assert!(!w.path("home/.cache/bkt/vm/openssl-legacy.cnf").exists());
+}
+
+#[test]
+fn a_refused_command_line_names_the_argument() {
+    let w = world();
+    let _port = running_at(&w, "127.0.3.11");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >/dev/null\n")
+        .out(
+            "[13:10:27:416] [29881:000074b9] [ERROR][com.winpr.commandline] - [log_error]: \
+             Failed at index 8 [/app:x]: Unexpected keyword\n\nUsage: xfreerdp3 [options]\n    /v:<server>\n",
+        )
+        .code(23);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: xfreerdp3 exited with code 23: the client rejected its command line\n\
+             --- xfreerdp3 (last lines of {})\n\
+             Failed at index 8 [/app:x]: Unexpected keyword\n\
+             hint: or use the SPICE console: bkt vm connect windows --spice\n",
+            w.p("home/.cache/bkt/vm/windows-rdp.log")
+        )
+    );
+}
