@@ -720,3 +720,43 @@ fn a_stale_lease_is_followed_to_the_new_address() {
             .starts_with("xfreerdp3 /v:127.0.0.31 ")
     );
 }
+
+#[test]
+fn connect_leaves_an_idle_watcher_behind_when_auto_save_is_on() {
+    let (w, _port) = rdp_world("127.0.0.46", 0);
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": "", "created": "2026-11-28", "uri": URI, "auto_save": 900}]}),
+    );
+    // Running for connect's two looks; the watcher then finds it shut off
+    // and ends at its first look.
+    w.rule_first("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
+        .times(2);
+    w.rule_first("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-shutoff.txt"));
+    std::os::unix::fs::symlink("/usr/bin/setsid", w.path("bin/setsid")).unwrap();
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    assert!(
+        r.stdout().ends_with(
+            "windows is saved to disk after 15m unused (bkt vm config windows --auto-save off \
+             turns that off)\n"
+        ),
+        "{}",
+        r.stdout()
+    );
+    let log = w.path("home/.cache/bkt/vm/windows-watch.log");
+    let ended = "windows: the VM is shut off; nothing to watch\n";
+    let since = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .ends_with(ended)
+        && since.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(said.starts_with("windows: watching (pid "), "{said}");
+    assert!(said.ends_with(ended), "{said}");
+}

@@ -153,7 +153,7 @@ fn save_and_force_exclude_each_other() {
 #[test]
 fn start_restores_a_saved_vm_and_sets_its_clock() {
     let w = world(None);
-    for _ in 0..2 {
+    for _ in 0..3 {
         w.rule("virsh", "* domstate --reason windows")
             .out(&fixture("virsh/domstate-reason-saved.txt"))
             .times(1);
@@ -169,6 +169,12 @@ fn start_restores_a_saved_vm_and_sets_its_clock() {
     w.rule("virsh", "* domtime windows --sync").out("").times(1);
     w.rule("virsh", "* domtime windows --sync")
         .err(&fixture("virsh/domtime-sync-no-agent.txt"))
+        .code(1)
+        .times(1);
+    // Any other failure is shown as virsh said it (here the recorded
+    // answer of a call to a VM that is not running).
+    w.rule("virsh", "* domtime windows --sync")
+        .err(&fixture("virsh/managedsave-not-running.txt"))
         .code(1);
     let r = w.bkt(&["vm", "start", "windows"]);
     r.success();
@@ -193,6 +199,13 @@ fn start_restores_a_saved_vm_and_sets_its_clock() {
         "Restored windows from disk in Ns\nwindows's clock is behind by the time it was saved \
          until Windows sets it again (the guest agent did not answer; the virtio guest tools \
          install it)\n"
+    );
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.success();
+    assert_eq!(
+        seconds(&r.stdout()),
+        "Restored windows from disk in Ns\ncould not set windows's clock: error: Requested \
+         operation is not valid: domain is not running\n"
     );
 }
 
