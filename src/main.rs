@@ -6,11 +6,13 @@
 //! main.rs, cli.rs            clap definitions; docs.rs: completions, man pages
 //!   vm/mod.rs                the dispatcher: one match, nothing else
 //!     vm/<command>.rs        create, start, stop, status, connect, run, apps,
-//!                            destroy, doctor, download, enable_rdp, snapshot:
-//!                            plain orchestration; no command imports another
+//!                            destroy, doctor, download, enable_rdp, snapshot,
+//!                            config, watch: plain orchestration; no command
+//!                            imports another
 //!     vm/<shared>.rs         checks, net, power, wait, media, access, clients,
 //!                            rdp_client, catalog, launchers, resources,
-//!                            rdp_setup, unattended: what commands share
+//!                            rdp_setup, unattended, save, idle: what
+//!                            commands share
 //!       vm/ctx/              Ctx, the one door to the outside world:
 //!                              ctx.virsh     libvirt, through tools::virsh
 //!                              ctx.host      the machine that runs libvirt
