@@ -11,6 +11,7 @@ pub mod version;
 pub mod viewer;
 pub mod virsh;
 pub mod virt_install;
+pub mod watcher;
 pub mod xorriso;
 
 /// A recorded (or specified) output in fixtures/, for the parsers' tests.

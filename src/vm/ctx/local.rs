@@ -405,32 +405,17 @@ impl Local {
         }
     }
 
-    /// Start `bkt vm watch NAME -c URI` detached from this terminal (a
-    /// session of its own, no input, its output to `NAME-watch.log` in the
-    /// cache). Returns its PID.
-    pub fn spawn_watcher(&self, uri: &str, name: &str) -> Result<u32> {
+    /// Start `bkt vm watch NAME -c URI` detached from this terminal (see
+    /// [`crate::tools::watcher::detached`]), no input, its output appended
+    /// to `NAME-watch.log` in the cache.
+    pub fn spawn_watcher(&self, uri: &str, name: &str) -> Result<()> {
         let exe = std::env::current_exe().context("finding bkt's own program")?;
-        let log_path = self.cache_subdir()?.join(format!("{name}-watch.log"));
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        // setsid(1): a session of its own, without a controlling terminal,
-        // so that nothing the terminal does (Ctrl-C, closing it, a child
-        // that reads from it) reaches the watcher. Not a process group
-        // leader here, so setsid execs bkt itself and the PID is the
-        // watcher's.
-        let child = std::process::Command::new("setsid")
-            .arg(exe)
-            .args(["vm", "watch", name, "--connect", uri])
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
+        let log = self.cache_subdir()?.join(format!("{name}-watch.log"));
+        crate::tools::watcher::detached(&exe.display().to_string(), uri, name)
+            .start_attached(None, &crate::exec::Sink::File(log))
+            .map_err(crate::tools::program_error)
             .context("starting the idle watcher")?;
-        Ok(child.id())
+        Ok(())
     }
 }
 
