@@ -131,8 +131,6 @@ pub fn decide(
     }
 }
 
-/// After `connect` (or a change of the setting): make sure a watcher runs
-/// for a VM whose auto-save is on, and say so.
 /// Run a client with the VM counted as in use until it exits; then make
 /// sure the idle watcher takes over (a failure there is a warning: the
 /// client's own outcome is what the command reports).
@@ -149,6 +147,8 @@ pub fn in_use_while<T>(ctx: &Ctx, name: &str, client: impl FnOnce() -> Result<T>
     res
 }
 
+/// After `connect` or `run` (or a change of the setting): make sure a
+/// watcher runs for a VM whose auto-save is on, and say so.
 pub fn ensure_watcher(ctx: &Ctx, name: &str) -> Result<()> {
     let window = setting(ctx, name)?;
     if window == AutoSave::Off || !ctx.domstate(name)?.is_some_and(|(s, _)| s.is_active()) {
