@@ -52,6 +52,12 @@ impl Virsh {
         self.cmd(["version"])
     }
 
+    /// The host's memory and CPUs, as libvirt sees them (on whatever
+    /// machine it runs).
+    pub fn nodeinfo(&self) -> Cmd {
+        self.cmd(["nodeinfo"])
+    }
+
     /// `domstats` for every domain at once, one call whatever the number of
     /// VMs.
     pub fn domstats(&self) -> Cmd {
@@ -399,6 +405,27 @@ pub struct DomInfo {
     pub managed_save: bool,
     /// The memory it uses now (what a save writes, at most).
     pub used_memory_kib: u64,
+}
+
+/// The host's memory in bytes and its CPUs, from `virsh nodeinfo`
+/// (`CPU(s):  2`, `Memory size:  24684096 KiB`).
+pub fn parse_nodeinfo(out: &str) -> Result<(u64, u32)> {
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .ok_or_else(|| anyhow!("virsh nodeinfo printed no \"{key}\" line"))
+    };
+    let cpus = field("CPU(s):")?;
+    let cpus = cpus
+        .parse()
+        .map_err(|_| anyhow!("virsh nodeinfo: unexpected \"CPU(s): {cpus}\""))?;
+    let mem = field("Memory size:")?;
+    let kib: u64 = mem
+        .strip_suffix(" KiB")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow!("virsh nodeinfo: unexpected \"Memory size: {mem}\""))?;
+    Ok((kib * 1024, cpus))
 }
 
 pub fn parse_dominfo(out: &str) -> Result<DomInfo> {
@@ -1415,5 +1442,21 @@ mod tests {
             Some("ppm")
         );
         assert_eq!(screenshot_extension("Screenshot saved to /x\n"), None);
+    }
+
+    #[test]
+    fn nodeinfo_gives_the_hosts_size() {
+        let out = fx("nodeinfo.txt");
+        assert_eq!(parse_nodeinfo(&out).unwrap(), (24_684_096 * 1024, 2));
+        assert_eq!(
+            parse_nodeinfo("CPU(s): 2\n").unwrap_err().to_string(),
+            "virsh nodeinfo printed no \"Memory size:\" line"
+        );
+        assert_eq!(
+            parse_nodeinfo("CPU(s): two\nMemory size: 1 KiB\n")
+                .unwrap_err()
+                .to_string(),
+            "virsh nodeinfo: unexpected \"CPU(s): two\""
+        );
     }
 }
