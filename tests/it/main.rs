@@ -13,6 +13,7 @@ mod doctor;
 mod download;
 mod enable_rdp;
 mod lifecycle;
+mod remote;
 mod rollback;
 mod save;
 mod snapshot;

@@ -207,6 +207,10 @@ impl SshHost {
 
 impl Host for SshHost {
     fn size(&self) -> Result<HostSize> {
+        // The first thing most commands ask the host: an ssh that cannot
+        // get in is said here, with its fix, rather than as answers that
+        // quietly went missing later (no free space known, no probe).
+        self.connect()?;
         let out = self
             .virsh
             .nodeinfo()
