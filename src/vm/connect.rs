@@ -445,6 +445,14 @@ pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
     match found {
         Some((ip, _)) => {
             println!("{ip}");
+            // On stderr: scripts read the address alone.
+            if let Some(t) = ctx.uri.ssh() {
+                eprintln!(
+                    "{ip} is on {}'s network: reachable from {} only, not from here \
+                     (`bkt vm connect {name}` tunnels Remote Desktop through ssh)",
+                    t.host, t.host
+                );
+            }
             Ok(())
         }
         None => Err(anyhow!(

@@ -250,3 +250,27 @@ fn a_uri_that_would_hand_ssh_an_option_is_refused_before_anything_runs() {
     );
     assert_eq!(calls(&w), Vec::<String>::new());
 }
+
+#[test]
+fn ip_over_ssh_says_where_the_address_is_reachable() {
+    let w = world();
+    w.rule("virsh", "* domstate --reason tiny")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* domifaddr tiny --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.", "127.0.0."));
+    let r = w.bkt(&["vm", "-c", URI, "ip", "tiny"]);
+    r.success();
+    // The address alone on stdout, for scripts; where it works on stderr.
+    let ip = r.stdout();
+    assert!(ip.starts_with("127.0.0.") && ip.ends_with('\n'), "{ip}");
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "{} is on 127.0.0.1's network: reachable from 127.0.0.1 only, not from here \
+             (`bkt vm connect tiny` tunnels Remote Desktop through ssh)\n",
+            ip.trim()
+        )
+    );
+    // libvirt knows the address; no ssh of bkt's own is needed.
+    assert!(calls(&w).iter().all(|c| c.starts_with("virsh ")));
+}
