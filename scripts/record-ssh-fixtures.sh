@@ -53,7 +53,7 @@ done
 in_ns() { ip netns exec "$NS" "$@"; }
 sock=$work/ctl/m
 base=(ssh -S "$sock" -o BatchMode=yes -o ConnectTimeout=15)
-rec() { # NAME CMD...: stdout, stderr (when any), exit status (when not 0)
+rec() { # NAME CMD...: stdout (even empty), stderr (when any), exit status (when not 0)
   local name=$1 rc=0
   shift
   # Through pipes, as bkt's runner reads them: a master that kept them
@@ -64,7 +64,6 @@ rec() { # NAME CMD...: stdout, stderr (when any), exit status (when not 0)
   set -e
   [[ -s $out/$name.err ]] || rm -f "$out/$name.err"
   if [[ $rc != 0 ]]; then echo "$rc" >"$out/$name.code"; else rm -f "$out/$name.code"; fi
-  [[ -s $out/$name.txt || $rc != 0 || -e $out/$name.err ]] || rm -f "$out/$name.txt"
 }
 
 # The failures, each before any master exists.
@@ -119,6 +118,10 @@ probe() { # INDEX IP:PORT TIMEOUT
   printf "(e=\$(timeout %s bash -c 'exec 3<>/dev/tcp/%s' 2>&1); r=\$?; if [ \$r = 0 ]; then echo %s open; else case \$e in *'Connection refused'*) echo %s refused;; *) echo %s noanswer;; esac; fi) & " "$3" "$2" "$1" "$1" "$1"
 }
 run probes "$(probe 0 127.0.0.2/3389 1.500)$(probe 1 127.0.0.1/3389 1.500)$(probe 2 127.0.0.1/3390 1.500)wait"
+# A forward over the master to the listener, used once: the tunnel
+# connect hands the RDP client.
+rec master-forward "${ok[@]}" -O forward -L 127.0.0.1:40123:127.0.0.1:3389 -- 127.0.0.1
+in_ns bash -c 'exec 3<>/dev/tcp/127.0.0.1/40123' || { echo "the forward does not connect" >&2; exit 1; }
 kill "$listener"
 rec master-exit "${ok[@]}" -O exit -- 127.0.0.1
 echo "recorded into $out:" >&2

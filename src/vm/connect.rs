@@ -404,7 +404,15 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
     }
     let deadline = Instant::now() + opts.timeout;
     let rdp = match reach(ctx, name, opts, started, deadline)? {
-        Ok(ip) => launch(ctx, name, opts, &ip)?,
+        Ok(ip) => {
+            // On a host reached over ssh the guest's network is the host's:
+            // the client goes through a tunnel bkt opens there.
+            let addr = ctx.host.reach_from_here(&ip, RDP_PORT)?;
+            if addr != ip {
+                eprintln!("RDP to {ip}:{RDP_PORT} through an ssh tunnel at {addr}");
+            }
+            launch(ctx, name, opts, &addr)?
+        }
         Err(no) => Err(no),
     };
     match rdp {

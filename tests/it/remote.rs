@@ -50,11 +50,7 @@ fn status_over_ssh_asks_the_host_through_one_master() {
     let w = world();
     w.rule("virsh", "-c * echo @@bkt leases; *")
         .out(&fixture("virsh/status-batch-running.txt").replace("192.168.122.4", "127.0.0.2"));
-    w.rule(
-        "ssh",
-        "* -T -- 127.0.0.1 (e=$(timeout 0.150 bash -c 'exec 3<>/dev/tcp/127.0.0.2/3389'*",
-    )
-    .out("0 refused\n");
+    host_probe_says(&w, "127.0.0.2", "refused");
     w.write_manifest(serde_json::json!({"vms": [
         {"name": "tiny", "type": "windows11", "disk": "/var/lib/libvirt/images/tiny.qcow2",
          "created": "2026-01-25", "rdp_enabled": true, "notes": "on the server",
@@ -78,11 +74,7 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
         [
             format!("virsh -c {URI} {BATCH}"),
             format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!(
-                "{SSH} -o ControlMaster=no -T -- 127.0.0.1 (e=$(timeout 0.150 bash -c 'exec 3<>/dev/tcp/127.0.0.2/3389' 2>&1); \
-                 r=$?; if [ $r = 0 ]; then echo 0 open; else case $e in *'Connection refused'*) echo 0 refused;; \
-                 *) echo 0 noanswer;; esac; fi) & wait"
-            ),
+            probe_call("0.150", "127.0.0.2"),
             format!("virsh -c {URI} nodeinfo"),
             format!(
                 "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
@@ -91,6 +83,24 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
             format!("{SSH} -O exit -- 127.0.0.1"),
         ]
     );
+}
+
+/// The host's probe of `ip`:3389 answers `state` (open, refused).
+fn host_probe_says(w: &World, ip: &str, state: &str) {
+    w.rule(
+        "ssh",
+        &format!("* -T -- 127.0.0.1 (e=$(timeout * bash -c 'exec 3<>/dev/tcp/{ip}/3389'*"),
+    )
+    .out(&format!("0 {state}\n"));
+}
+
+/// The ssh call probing `ip`:3389 on the host, with a timeout of `secs`.
+fn probe_call(secs: &str, ip: &str) -> String {
+    format!(
+        "{SSH} -o ControlMaster=no -T -- 127.0.0.1 (e=$(timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/3389' 2>&1); \
+         r=$?; if [ $r = 0 ]; then echo 0 open; else case $e in *'Connection refused'*) echo 0 refused;; \
+         *) echo 0 noanswer;; esac; fi) & wait"
+    )
 }
 
 /// `t2` shut off, two VMs running (the recorded domstats).
@@ -273,4 +283,60 @@ fn ip_over_ssh_says_where_the_address_is_reachable() {
     );
     // libvirt knows the address; no ssh of bkt's own is needed.
     assert!(calls(&w).iter().all(|c| c.starts_with("virsh ")));
+}
+
+#[test]
+fn connect_over_ssh_hands_the_client_a_tunnel() {
+    // A graphical session, a password for the client on stdin.
+    let w = world().env("DISPLAY", ":42");
+    let w = w.env("BKT_VM_RDP_PASSWORD", "pw");
+    w.nothing_saved();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.11"));
+    // The guest's port answers on the host's side (nothing listens here).
+    host_probe_says(&w, "127.0.0.11", "open");
+    w.rule(
+        "ssh",
+        "* -O forward -L 127.0.0.1:*:127.0.0.11:3389 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-forward");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+    w.rule("xfreerdp3", "/v:*").out("");
+    let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--user", "anna"]);
+    r.success();
+    let c = calls(&w);
+    let forward = c
+        .iter()
+        .find(|l| l.contains(" -O forward "))
+        .expect("a forward");
+    let port = regex::Regex::new(r"-L 127\.0\.0\.1:(\d+):127\.0\.0\.11:3389 ")
+        .unwrap()
+        .captures(forward)
+        .expect("the forward's local port")[1]
+        .to_string();
+    let rdp = format!(
+        "xfreerdp3 /v:127.0.0.1:{port} /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows"
+    );
+    assert_eq!(r.stdout(), format!("→ FreeRDP 3.10.3: {rdp}\n"));
+    assert_eq!(
+        r.stderr(),
+        format!("RDP to 127.0.0.11:3389 through an ssh tunnel at 127.0.0.1:{port}\n")
+    );
+    assert_eq!(
+        c,
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            probe_call("0.500", "127.0.0.11"),
+            format!("{SSH} -O forward -L 127.0.0.1:{port}:127.0.0.11:3389 -- 127.0.0.1"),
+            "xfreerdp3 /version".to_string(),
+            rdp,
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
+    );
 }

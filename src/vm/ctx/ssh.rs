@@ -410,6 +410,35 @@ impl Host for SshHost {
         states
     }
 
+    fn reach_from_here(&self, ip: &str, port: u16) -> Result<String> {
+        let guest: IpAddr = ip
+            .parse()
+            .map_err(|_| anyhow!("{ip:?} is not an IP address"))?;
+        self.connect()?;
+        // A free port of this machine's loopback: the kernel picks it, ssh
+        // takes it over right after (only we listen on 127.0.0.1 there).
+        let local = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free local port for the ssh tunnel")?
+            .port();
+        self.ssh
+            .forward(local, guest, port)
+            .run()
+            .map_err(
+                |e| match ssh::failure(e.stderr(), Some(self.ssh.target())) {
+                    Some((what, fix)) => Err::<(), _>(anyhow!("{what}")).hint(fix).unwrap_err(),
+                    None => anyhow::Error::new(e),
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "cannot open an ssh tunnel to {ip}:{port} through {}",
+                    self.ssh.target().host
+                )
+            })?;
+        Ok(format!("127.0.0.1:{local}"))
+    }
+
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
         self.io("cat /proc/net/tcp /proc/net/tcp6")
             .map(|t| parse_proc_net_tcp(&t))
