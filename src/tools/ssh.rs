@@ -115,7 +115,7 @@ fn local_forward(local: u16, guest: IpAddr, port: u16) -> String {
 
 /// Why ssh itself failed (its exit status 255, or libvirt's own ssh under
 /// virsh), from its stderr, with the fix; None when the failure was not
-/// ssh's. Without the target (virsh's error), the fix names it generically.
+/// ssh's. Without the target, the fix names it generically.
 pub fn failure(stderr: &str, target: Option<&SshTarget>) -> Option<(String, String)> {
     let (dest, host, port) = match target {
         Some(t) => (
@@ -125,12 +125,6 @@ pub fn failure(stderr: &str, target: Option<&SshTarget>) -> Option<(String, Stri
         ),
         None => ("USER@HOST".into(), "the host".into(), String::new()),
     };
-    // virsh words a failure of its ssh child as "Cannot recv data: ...";
-    // its other errors ("Failed to connect socket ...: Connection
-    // refused", a local libvirtd down) are not ssh's.
-    if target.is_none() && !stderr.contains("Cannot recv data") {
-        return None;
-    }
     let line = stderr
         .lines()
         .map(str::trim)
@@ -174,6 +168,18 @@ pub fn failure(stderr: &str, target: Option<&SshTarget>) -> Option<(String, Stri
                  `ssh{port} {dest} true` should work"
             ),
         ))
+    } else {
+        None
+    }
+}
+
+/// [`failure`] for virsh's stderr: libvirt words a failure of its ssh
+/// child as "Cannot recv data: ...", and its other connection errors
+/// ("Failed to connect socket ...: Connection refused", a local libvirtd
+/// down) are not ssh's.
+pub fn virsh_failure(stderr: &str, target: Option<&SshTarget>) -> Option<(String, String)> {
+    if stderr.contains("Cannot recv data") {
+        failure(stderr, target)
     } else {
         None
     }
@@ -377,7 +383,7 @@ mod tests {
         assert_eq!(failure(&fx("ssh/master-started.err"), Some(&t)), None);
         // virsh's own ssh, as libvirt words it.
         assert_eq!(
-            failure(&fx("ssh/virsh-unreachable.err"), None).unwrap(),
+            virsh_failure(&fx("ssh/virsh-unreachable.err"), None).unwrap(),
             (
                 "cannot reach the host over ssh (ssh: connect to host 127.0.0.1 port 2223: \
                  Connection refused)"
@@ -388,7 +394,7 @@ mod tests {
             )
         );
         assert_eq!(
-            failure(
+            virsh_failure(
                 "error: Failed to connect socket to '/run/libvirt/libvirt-sock': Connection refused\n",
                 None
             ),
@@ -396,10 +402,21 @@ mod tests {
             "a local libvirtd down is not an ssh failure"
         );
         assert_eq!(
-            failure(&fx("virsh/status-batch-no-libvirtd.err"), None),
+            virsh_failure(&fx("virsh/status-batch-no-libvirtd.err"), None),
             None
         );
-        let (what, _) = failure(&fx("ssh/virsh-auth-refused.err"), None).unwrap();
+        assert_eq!(
+            virsh_failure(&fx("ssh/virsh-unreachable.err"), Some(&t3))
+                .unwrap()
+                .1,
+            "check that the host is up and runs sshd, and that --connect names it right: \
+             `ssh -p 2223 root@127.0.0.1 true` should work"
+        );
+        assert_eq!(
+            virsh_failure(&fx("virsh/status-batch-no-libvirtd.err"), None),
+            None
+        );
+        let (what, _) = virsh_failure(&fx("ssh/virsh-auth-refused.err"), None).unwrap();
         assert_eq!(
             what,
             "ssh could not log in to USER@HOST: the host refused every key \

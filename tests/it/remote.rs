@@ -176,22 +176,24 @@ fn an_unreachable_host_is_said_with_its_fix() {
     let w = world();
     w.rule("virsh", "-c * echo @@bkt leases; *")
         .recorded("ssh/virsh-unreachable");
-    let r = w.bkt(&["vm", "-c", URI, "status"]);
+    // Where the recording found nothing listening.
+    let uri = URI.replace(":2222/", ":2223/");
+    let r = w.bkt(&["vm", "-c", &uri, "status"]);
     r.failure();
     assert_eq!(r.stdout(), "");
     assert_eq!(
         r.stderr(),
         format!(
             "error: cannot list the VMs
-caused by: cannot reach the host over ssh (ssh: connect to host 127.0.0.1 port 2223: Connection refused)
-caused by: `virsh -c '{URI}' '{BATCH}'` failed (exit status: 1)
+caused by: cannot reach 127.0.0.1 over ssh (ssh: connect to host 127.0.0.1 port 2223: Connection refused)
+caused by: `virsh -c '{uri}' '{BATCH}'` failed (exit status: 1)
 --- stderr
-{}hint: check that the host is up and runs sshd, and that --connect names it right: `ssh USER@HOST true` should work
+{}hint: check that the host is up and runs sshd, and that --connect names it right: `ssh -p 2223 root@127.0.0.1 true` should work
 ",
             fixture("ssh/virsh-unreachable.err")
         )
     );
-    assert_eq!(calls(&w), [format!("virsh -c {URI} {BATCH}")]);
+    assert_eq!(calls(&w), [format!("virsh -c {uri} {BATCH}")]);
 }
 
 #[test]

@@ -168,7 +168,13 @@ pub fn libvirt_error(e: ExecError) -> anyhow::Error {
     }
     // libvirt's own ssh (qemu+ssh://) failing: said as ssh's failure,
     // before the local causes below match its "Permission denied".
-    if let Some((what, fix)) = crate::tools::ssh::failure(&stderr, None) {
+    let target = match &e {
+        ExecError::Failed { cmd, .. } => virsh::uri_of_display(cmd)
+            .and_then(|u| u.parse::<Uri>().ok())
+            .and_then(|u| u.ssh().cloned()),
+        _ => None,
+    };
+    if let Some((what, fix)) = crate::tools::ssh::virsh_failure(&stderr, target.as_ref()) {
         return Err::<(), _>(anyhow::Error::new(e).context(what))
             .hint(fix)
             .unwrap_err();
