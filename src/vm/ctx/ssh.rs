@@ -486,4 +486,72 @@ mod tests {
         assert_eq!(kind_of(0o120777), Kind::Symlink);
         assert_eq!(kind_of(0o140755), Kind::Other);
     }
+
+    /// Every file operation against a real host: run by hand with
+    /// `BKT_TEST_SSH_URI=qemu+ssh://... cargo test -- --ignored real_host`
+    /// (`scripts/libvirt-netns.sh` and a throwaway sshd give one). It works
+    /// in a fresh directory under /tmp there and removes it.
+    #[test]
+    #[ignore]
+    fn real_host_file_operations() {
+        let uri: crate::names::Uri = std::env::var("BKT_TEST_SSH_URI")
+            .expect("BKT_TEST_SSH_URI")
+            .parse()
+            .unwrap();
+        let h = SshHost::new(uri.ssh().unwrap().clone(), Virsh::new(uri.as_str())).unwrap();
+        let top = PathBuf::from(h.io("mktemp -d /tmp/bkt-real.XXXXXX").unwrap().trim());
+        let d = top.join("a dir");
+        h.create_dir_all(&d.join("tpm2")).unwrap();
+        assert_eq!(h.stat(&d).unwrap().kind, Kind::Dir);
+        let f = d.join("it's.txt");
+        h.write_new(&f, b"hello", 0o640).unwrap();
+        let e = h.write_new(&f, b"again", 0o600).unwrap_err();
+        assert!(format!("{e:#}").contains("File exists"), "{e:#}");
+        assert_eq!(h.read_to_string(&f).unwrap(), "hello");
+        let st = h.stat(&f).unwrap();
+        assert_eq!((st.kind, st.len, st.mode), (Kind::File, 5, 0o640));
+        assert_eq!(
+            h.create_new(&f, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        let n = d.join("new");
+        h.create_new(&n, 0o600).unwrap();
+        assert_eq!(h.stat(&n).unwrap().mode, 0o600);
+        h.set_mode(&n, 0o644).unwrap();
+        assert_eq!(h.stat(&n).unwrap().mode, 0o644);
+        let mut l = h.list(&d).unwrap();
+        l.sort();
+        assert_eq!(l, [f.clone(), d.join("new"), d.join("tpm2")]);
+        let copy = top.join("copy");
+        h.copy_tree(&d, &copy).unwrap();
+        assert!(h.copy_tree(&d, &copy).is_err(), "never over a path");
+        assert_eq!(h.stat(&copy.join("it's.txt")).unwrap().mode, 0o640);
+        assert_eq!(h.tree_size(&copy), 5);
+        h.rename(&copy.join("new"), &copy.join("renamed")).unwrap();
+        assert!(h.exists(&copy.join("renamed")) && !h.exists(&copy.join("new")));
+        assert_eq!(
+            h.stat(&top.join("missing")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(h.canonicalize(&copy.join("../a dir")).unwrap(), d);
+        assert!(h.free_space(&top.join("not/yet")).unwrap() > 0);
+        assert!(h.writable(&top));
+        h.open_read(&f).unwrap();
+        h.sync(&f).unwrap();
+        h.remove_file(&n).unwrap();
+        assert_eq!(
+            h.remove_file(&n).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        h.remove_dir(&d.join("tpm2")).unwrap();
+        h.remove_tree(&top).unwrap();
+        assert!(!h.exists(&top));
+        assert!(h.is_root());
+        let (passwd, group) = h.accounts();
+        assert!(passwd.starts_with("root:") && group.starts_with("root:"));
+        assert_eq!(
+            h.size().unwrap().cpus as usize,
+            std::thread::available_parallelism().unwrap().get()
+        );
+    }
 }
