@@ -24,25 +24,11 @@ trap cleanup EXIT INT TERM
 
 ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
-mkdir -p /run/sshd "$work/ctl"
+mkdir -p "$work/ctl"
 chmod 700 "$work/ctl"
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/client_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/other_key"
-cp "$work/client_key.pub" "$work/authorized_keys"
-cat >"$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port 2222
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-# The keys sit under /tmp (world-writable): not a home directory.
-StrictModes no
-PidFile $work/sshd.pid
-CONF
+# shellcheck source=scripts/sshd-lib.sh
+. "$(dirname "$0")/sshd-lib.sh"
+sshd_setup "$work"
 ip netns exec "$NS" /usr/sbin/sshd -D -f "$work/sshd_config" &
 sshd_pid=$!
 for _ in $(seq 50); do
@@ -67,11 +53,11 @@ rec() { # NAME CMD...: stdout (even empty), stderr (when any), exit status (when
 }
 
 # The failures, each before any master exists.
-rec master-unreachable "${base[@]}" -p 2223 -l root -i "$work/client_key" -o StrictHostKeyChecking=no \
+rec master-unreachable "${base[@]}" -p 2223 -l root -i "$work/key" -o StrictHostKeyChecking=no \
   -M -o ControlPersist=no -f -N -- 127.0.0.1
-rec master-host-key-unknown "${base[@]}" -p 2222 -l root -i "$work/client_key" -o UserKnownHostsFile=/dev/null \
+rec master-host-key-unknown "${base[@]}" -p 2222 -l root -i "$work/key" -o UserKnownHostsFile=/dev/null \
   -M -o ControlPersist=no -f -N -- 127.0.0.1
-rec master-auth-refused "${base[@]}" -p 2222 -l root -i "$work/other_key" -o UserKnownHostsFile=/dev/null \
+rec master-auth-refused "${base[@]}" -p 2222 -l root -i "$work/other" -o UserKnownHostsFile=/dev/null \
   -o StrictHostKeyChecking=no -M -o ControlPersist=no -f -N -- 127.0.0.1
 
 # virsh's own ssh (libvirt's transport) failing the same ways. With
@@ -82,8 +68,8 @@ kh=$(getent passwd root | cut -d: -f6)/.ssh/known_hosts
 had_kh=no had_dir=no
 [[ -e $kh ]] && had_kh=yes
 [[ -d ${kh%/*} ]] && had_dir=yes
-rec virsh-unreachable virsh -c "qemu+ssh://root@127.0.0.1:2223/system?keyfile=$work/client_key&no_verify=1&known_hosts=$work/kh" list
-rec virsh-auth-refused virsh -c "qemu+ssh://root@127.0.0.1:2222/system?keyfile=$work/other_key&no_verify=1&known_hosts=$work/kh" list
+rec virsh-unreachable virsh -c "qemu+ssh://root@127.0.0.1:2223/system?keyfile=$work/key&no_verify=1&known_hosts=$work/kh" list
+rec virsh-auth-refused virsh -c "qemu+ssh://root@127.0.0.1:2222/system?keyfile=$work/other&no_verify=1&known_hosts=$work/kh" list
 if [[ $had_kh == yes ]]; then
   ssh-keygen -q -R '[127.0.0.1]:2222' -f "$kh" >/dev/null 2>&1
   rm -f "$kh.old"
@@ -93,7 +79,7 @@ else
 fi
 
 # The master, and calls over it.
-ok=("${base[@]}" -p 2222 -l root -i "$work/client_key" -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no)
+ok=("${base[@]}" -p 2222 -l root -i "$work/key" -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no)
 rec master-started "${ok[@]}" -M -o ControlPersist=no -f -N -- 127.0.0.1
 run() { local name=$1; shift; rec "$name" "${ok[@]}" -o ControlMaster=no -T -- 127.0.0.1 "$@"; }
 d=$work/remote

@@ -36,22 +36,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-mkdir -p /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/other"
-cp "$work/key.pub" "$work/authorized_keys"
-cat >"$work/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port 2222
-HostKey $work/host_key
-AuthorizedKeysFile $work/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-UsePAM no
-StrictModes no
-PidFile $work/sshd.pid
-CONF
+# shellcheck source=scripts/sshd-lib.sh
+. "$(dirname "$0")/sshd-lib.sh"
+sshd_setup "$work"
 /usr/sbin/sshd -D -f "$work/sshd_config" &
 sshd_pid=$!
 for _ in $(seq 50); do
