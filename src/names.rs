@@ -84,6 +84,131 @@ pub struct Uri {
     host: String,
     /// `/system`, `/session`, `/default`.
     path: String,
+    /// How to reach the host over ssh (`qemu+ssh` only).
+    ssh: Option<SshTarget>,
+}
+
+/// The ssh parts of a `qemu+ssh://[user@]host[:port]/system?keyfile=...`
+/// URI, each safe to hand to `ssh` as the value of an option: nothing here
+/// starts with '-' or holds a control character or a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    /// `keyfile=PATH`: the private key (`ssh -i`).
+    pub keyfile: Option<String>,
+    /// `known_hosts=PATH`: the host keys to trust (`UserKnownHostsFile`).
+    pub known_hosts: Option<String>,
+    /// `no_verify=1`: accept a host key not seen before, as libvirt does
+    /// (`StrictHostKeyChecking=no`).
+    pub no_verify: bool,
+}
+
+impl SshTarget {
+    /// `user@host` or `host`, for messages and the fix lines.
+    pub fn destination(&self) -> String {
+        match &self.user {
+            Some(u) => format!("{u}@{}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// `%XX` escapes decoded (libvirt URIs escape a query value that way).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The ssh parts of a URI's authority (`user@host:port`) and query.
+fn parse_ssh(authority: &str, query: &str) -> Result<SshTarget, String> {
+    // A value ssh could take for an option of its own, or that a control
+    // character could split: never passed on.
+    let unsafe_word =
+        |w: &str| w.starts_with('-') || w.chars().any(|c| c.is_control() || c.is_whitespace());
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (h, rest) = v6
+                .split_once(']')
+                .ok_or("an IPv6 address needs its closing ']'")?;
+            (h, rest.strip_prefix(':'))
+        }
+        None => match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("a qemu+ssh URI needs a host (qemu+ssh://user@host/system)".into());
+    }
+    if unsafe_word(host) || host.contains(['@', '/', '%']) {
+        return Err(format!("the host {host:?} is not a host name or address"));
+    }
+    let user = match user {
+        Some(u) => {
+            let u = percent_decode(u).ok_or_else(|| format!("bad escape in the user {u:?}"))?;
+            if u.is_empty() || unsafe_word(&u) || u.contains(['@', ':', '/']) {
+                return Err(format!("the user {u:?} is not a user name"));
+            }
+            Some(u)
+        }
+        None => None,
+    };
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("the port {p:?} is not a port number (1-65535)"))?,
+        ),
+        None => None,
+    };
+    let mut t = SshTarget {
+        user,
+        host: host.to_string(),
+        port,
+        keyfile: None,
+        known_hosts: None,
+        no_verify: false,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v).ok_or_else(|| format!("bad escape in {k}={v:?}"))?;
+        let path = |v: String| {
+            // A space is fine in a path (ssh gets it as one argument).
+            if v.is_empty() || v.starts_with('-') || v.chars().any(char::is_control) {
+                Err(format!("{k}={v:?} is not a path"))
+            } else {
+                Ok(Some(v))
+            }
+        };
+        match k {
+            "keyfile" => t.keyfile = path(v)?,
+            "known_hosts" => t.known_hosts = path(v)?,
+            "no_verify" => t.no_verify = v != "0",
+            // libvirt's own (socket, mode, command, netcat, ...): for virsh,
+            // not for the ssh bkt runs.
+            _ => {}
+        }
+    }
+    Ok(t)
 }
 
 impl FromStr for Uri {
@@ -109,7 +234,10 @@ impl FromStr for Uri {
         {
             return Err(bad());
         }
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (rest, query) = match rest.split('#').next().unwrap_or_default().split_once('?') {
+            Some((r, q)) => (r, q),
+            None => (rest.split('#').next().unwrap_or_default(), ""),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -120,10 +248,18 @@ impl FromStr for Uri {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => host.split(':').next().unwrap_or_default(),
         };
+        let ssh = match transport.as_deref() {
+            Some("ssh" | "libssh" | "libssh2") => Some(
+                parse_ssh(authority, query)
+                    .map_err(|why| format!("invalid libvirt URI {s:?}: {why}"))?,
+            ),
+            _ => None,
+        };
         Ok(Uri {
             raw: s.to_string(),
             driver: driver.to_string(),
             transport,
+            ssh,
             host: host.to_string(),
             path: path.trim_end_matches('/').to_string(),
         })
@@ -138,6 +274,13 @@ impl Uri {
     /// libvirt runs on this machine (no host, no transport).
     pub fn is_local(&self) -> bool {
         self.host.is_empty() && self.transport.is_none()
+    }
+
+    /// How to reach the host when libvirt is reached over ssh
+    /// (`qemu+ssh://`): the host is another machine, and bkt works on it
+    /// through ssh too.
+    pub fn ssh(&self) -> Option<&SshTarget> {
+        self.ssh.as_ref()
     }
 
     /// QEMU's system instance (`qemu:///system`, or on another host).
@@ -221,6 +364,104 @@ mod tests {
         assert!(u.is_local() && !u.is_system());
         for bad in ["", "system", "qemu:/system", "qemu:///sys tem", "://x"] {
             assert!(bad.parse::<Uri>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_ssh_parts_of_a_remote_uri() {
+        let u: Uri =
+            "qemu+ssh://anna@server.lan:2222/system?keyfile=/home/anna/.ssh/id%20x&no_verify=1"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            u.ssh(),
+            Some(&SshTarget {
+                user: Some("anna".into()),
+                host: "server.lan".into(),
+                port: Some(2222),
+                keyfile: Some("/home/anna/.ssh/id x".into()),
+                known_hosts: None,
+                no_verify: true,
+            })
+        );
+        assert_eq!(u.ssh().unwrap().destination(), "anna@server.lan");
+        let u: Uri = "qemu+ssh://server/system".parse().unwrap();
+        let t = u.ssh().unwrap();
+        assert_eq!(
+            (t.user.as_deref(), t.port, t.no_verify),
+            (None, None, false)
+        );
+        assert_eq!(t.destination(), "server");
+        let u: Uri = "qemu+ssh://root@[::1]:22/system?known_hosts=/k&no_verify=0&mode=legacy"
+            .parse()
+            .unwrap();
+        let t = u.ssh().unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", Some(22)));
+        assert_eq!((t.known_hosts.as_deref(), t.no_verify), (Some("/k"), false));
+        assert_eq!("qemu:///system".parse::<Uri>().unwrap().ssh(), None);
+        assert_eq!(
+            "qemu+tcp://server/system".parse::<Uri>().unwrap().ssh(),
+            None
+        );
+    }
+
+    #[test]
+    fn nothing_in_a_remote_uri_reaches_ssh_as_an_option() {
+        for (bad, why) in [
+            (
+                "qemu+ssh:///system",
+                "a qemu+ssh URI needs a host (qemu+ssh://user@host/system)",
+            ),
+            (
+                "qemu+ssh://-oProxyCommand=x/system",
+                "the host \"-oProxyCommand=x\" is not a host name or address",
+            ),
+            (
+                "qemu+ssh://-x@host/system",
+                "the user \"-x\" is not a user name",
+            ),
+            (
+                "qemu+ssh://a%0Ab@host/system",
+                "the user \"a\\nb\" is not a user name",
+            ),
+            (
+                "qemu+ssh://a%20b@host/system",
+                "the user \"a b\" is not a user name",
+            ),
+            (
+                "qemu+ssh://host:0/system",
+                "the port \"0\" is not a port number (1-65535)",
+            ),
+            (
+                "qemu+ssh://host:22x/system",
+                "the port \"22x\" is not a port number (1-65535)",
+            ),
+            (
+                "qemu+ssh://host/system?keyfile=-oProxyCommand=x",
+                "keyfile=\"-oProxyCommand=x\" is not a path",
+            ),
+            (
+                "qemu+ssh://host/system?keyfile=/k%0A",
+                "keyfile=\"/k\\n\" is not a path",
+            ),
+            (
+                "qemu+ssh://host/system?known_hosts=",
+                "known_hosts=\"\" is not a path",
+            ),
+            (
+                "qemu+ssh://host/system?keyfile=%zz",
+                "bad escape in keyfile=\"%zz\"",
+            ),
+            (
+                "qemu+ssh://[::1/system",
+                "an IPv6 address needs its closing ']'",
+            ),
+        ] {
+            assert_eq!(
+                bad.parse::<Uri>().unwrap_err(),
+                format!("invalid libvirt URI {bad:?}: {why}"),
+                "{bad}"
+            );
         }
     }
 }

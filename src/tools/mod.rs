@@ -6,6 +6,7 @@ pub mod desktop;
 pub mod guest_agent;
 pub mod qemu_img;
 pub mod rdp;
+pub mod ssh;
 pub mod unattend;
 pub mod version;
 pub mod viewer;
@@ -54,6 +55,7 @@ pub fn package_hint(program: &str) -> Option<&'static str> {
         "xfreerdp" | "xfreerdp3" | "sdl-freerdp3" | "wlfreerdp3" => {
             "apt install freerdp2-x11 (or freerdp3-x11) / dnf install freerdp"
         }
+        "ssh" => "apt install openssh-client / dnf install openssh-clients",
         "remmina" => "apt install remmina / dnf install remmina",
         "virt-viewer" | "remote-viewer" => "apt install virt-viewer / dnf install virt-viewer",
         _ => return None,

@@ -52,6 +52,12 @@ impl Virsh {
         self.cmd(["version"])
     }
 
+    /// The host's memory and CPUs, as libvirt sees them (on whatever
+    /// machine it runs).
+    pub fn nodeinfo(&self) -> Cmd {
+        self.cmd(["nodeinfo"])
+    }
+
     /// `domstats` for every domain at once, one call whatever the number of
     /// VMs.
     pub fn domstats(&self) -> Cmd {
@@ -411,6 +417,44 @@ pub struct DomInfo {
     pub managed_save: bool,
     /// The memory it uses now (what a save writes, at most).
     pub used_memory_kib: u64,
+}
+
+/// The connection URI of a virsh command line as [`Cmd::display`] shows
+/// it (`virsh [-q] -c URI ...`, the URI shell-quoted when it needs it):
+/// for an error that has only the failed command to go by.
+pub fn uri_of_display(cmd: &str) -> Option<String> {
+    let rest = cmd
+        .strip_prefix("virsh -c ")
+        .or_else(|| cmd.strip_prefix("virsh -q -c "))?;
+    match rest.strip_prefix('\'') {
+        // A URI has no space, so the quoted word ends at the first "' ".
+        Some(q) => {
+            let end = q.find("' ").unwrap_or(q.len().checked_sub(1)?);
+            Some(q[..end].replace(r"'\''", "'"))
+        }
+        None => rest.split(' ').next().map(String::from),
+    }
+}
+
+/// The host's memory in bytes and its CPUs, from `virsh nodeinfo`
+/// (`CPU(s):  2`, `Memory size:  24684096 KiB`).
+pub fn parse_nodeinfo(out: &str) -> Result<(u64, u32)> {
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .ok_or_else(|| anyhow!("virsh nodeinfo printed no \"{key}\" line"))
+    };
+    let cpus = field("CPU(s):")?;
+    let cpus = cpus
+        .parse()
+        .map_err(|_| anyhow!("virsh nodeinfo: unexpected \"CPU(s): {cpus}\""))?;
+    let mem = field("Memory size:")?;
+    let kib: u64 = mem
+        .strip_suffix(" KiB")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow!("virsh nodeinfo: unexpected \"Memory size: {mem}\""))?;
+    Ok((kib * 1024, cpus))
 }
 
 pub fn parse_dominfo(out: &str) -> Result<DomInfo> {
@@ -1427,5 +1471,38 @@ mod tests {
             Some("ppm")
         );
         assert_eq!(screenshot_extension("Screenshot saved to /x\n"), None);
+    }
+
+    #[test]
+    fn nodeinfo_gives_the_hosts_size() {
+        let out = fx("nodeinfo.txt");
+        assert_eq!(parse_nodeinfo(&out).unwrap(), (24_684_096 * 1024, 2));
+        assert_eq!(
+            parse_nodeinfo("CPU(s): 2\n").unwrap_err().to_string(),
+            "virsh nodeinfo printed no \"Memory size:\" line"
+        );
+        assert_eq!(
+            parse_nodeinfo("CPU(s): two\nMemory size: 1 KiB\n")
+                .unwrap_err()
+                .to_string(),
+            "virsh nodeinfo: unexpected \"CPU(s): two\""
+        );
+    }
+
+    #[test]
+    fn the_uri_of_a_failed_command() {
+        let v = Virsh::new("qemu+ssh://root@h:2222/system?keyfile=/k&no_verify=1");
+        for c in [v.list_names(), v.status_batch(), v.nodeinfo()] {
+            assert_eq!(
+                uri_of_display(&c.display()).as_deref(),
+                Some("qemu+ssh://root@h:2222/system?keyfile=/k&no_verify=1")
+            );
+        }
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            uri_of_display(&v.nodeinfo().display()).as_deref(),
+            Some("qemu:///system")
+        );
+        assert_eq!(uri_of_display("qemu-img info x"), None);
     }
 }

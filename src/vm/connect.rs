@@ -15,7 +15,7 @@ use crate::tools::viewer;
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner};
 use crate::vm::ctx::{Ctx, libvirt_error};
-use crate::vm::net;
+use crate::vm::net::{self, RDP_PORT};
 use crate::vm::rdp_client::{self, Launch, NoRdp};
 use crate::vm::{clients, idle, power};
 
@@ -163,7 +163,15 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
     }
     let deadline = Instant::now() + opts.timeout;
     let rdp = match rdp_client::reach(ctx, name, opts.timeout, started, deadline)? {
-        Ok(ip) => launch(ctx, name, opts, &ip)?,
+        Ok(ip) => {
+            // On a host reached over ssh the guest's network is the host's:
+            // the client goes through a tunnel bkt opens there.
+            let addr = ctx.host.reach_from_here(&ip, RDP_PORT)?;
+            if addr != ip {
+                eprintln!("RDP to {ip}:{RDP_PORT} through an ssh tunnel at {addr}");
+            }
+            launch(ctx, name, opts, &addr)?
+        }
         Err(no) => Err(no),
     };
     match rdp {
@@ -198,6 +206,14 @@ pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
     match found {
         Some((ip, _)) => {
             println!("{ip}");
+            // On stderr: scripts read the address alone.
+            if let Some(t) = ctx.uri.ssh() {
+                eprintln!(
+                    "{ip} is on {}'s network: reachable from {} only, not from here \
+                     (`bkt vm connect {name}` tunnels Remote Desktop through ssh)",
+                    t.host, t.host
+                );
+            }
             Ok(())
         }
         None => Err(anyhow!(

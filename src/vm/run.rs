@@ -97,7 +97,8 @@ fn session(
     let started = power::ensure_running(ctx, name, state)?;
     let deadline = Instant::now() + opts.timeout;
     let ip = match rdp_client::reach(ctx, name, opts.timeout, started, deadline)? {
-        Ok(ip) => ip,
+        // Over ssh the guest's network is the host's: through a tunnel.
+        Ok(ip) => ctx.host.reach_from_here(&ip, crate::vm::net::RDP_PORT)?,
         Err(no) => return Err(no.into_error()),
     };
     let again = format!("bkt vm run {name} {}", app.id);

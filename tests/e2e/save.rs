@@ -241,7 +241,11 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
         // Each of its threads: the system call it waits in, and the kernel
         // stack.
         let mut threads = String::new();
-        for t in fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        for t in fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let p = t.path();
             let read = |f: &str| fs::read_to_string(p.join(f)).unwrap_or_default();
             threads.push_str(&format!(

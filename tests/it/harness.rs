@@ -106,6 +106,13 @@ impl Run {
         );
         self
     }
+    /// stdout matches the regex (for lines holding a duration).
+    #[track_caller]
+    pub fn stdout_like(&self, re: &str) -> &Self {
+        let out = self.stdout();
+        assert!(regex::Regex::new(re).unwrap().is_match(&out), "{out}");
+        self
+    }
     #[track_caller]
     pub fn failure(&self) -> &Self {
         assert_eq!(
@@ -370,6 +377,19 @@ impl World {
     pub fn nothing_saved(&self) -> &Self {
         self.rule("virsh", "* dominfo *")
             .out(&fixture("virsh/dominfo-shutoff.txt"));
+        self
+    }
+
+    /// `NAME` runs for `polls` domstate calls, then is shut off after an
+    /// ACPI shutdown, as `virsh` printed it.
+    pub fn shuts_down_after(&self, name: &str, polls: u32) -> &Self {
+        self.rule("virsh", &format!("* domstate --reason {name}"))
+            .out(&fixture("virsh/domstate-reason-running.txt"))
+            .times(polls);
+        self.rule("virsh", &format!("* domstate --reason {name}"))
+            .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
+        self.rule("virsh", &format!("* shutdown {name} --mode acpi"))
+            .out(&format!("Domain '{name}' is being shutdown\n"));
         self
     }
 

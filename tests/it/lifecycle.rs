@@ -138,22 +138,10 @@ fn libvirt_down_is_explained() {
 #[test]
 fn stop_polls_until_off() {
     let w = World::new();
-    w.rule("virsh", "* domstate --reason windows")
-        .out(&fixture("virsh/domstate-reason-running.txt"))
-        .times(3);
-    w.rule("virsh", "* domstate --reason windows")
-        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
-    w.rule("virsh", "* shutdown windows --mode acpi")
-        .out("Domain 'windows' is being shutdown\n");
+    w.shuts_down_after("windows", 3);
     let r = w.bkt(&["vm", "stop", "windows"]);
-    r.success();
-    assert!(
-        regex::Regex::new(r"^windows is shut off \(shutdown\) after \ds\n$")
-            .unwrap()
-            .is_match(&r.stdout()),
-        "{}",
-        r.stdout()
-    );
+    r.success()
+        .stdout_like(r"^windows is shut off \(shutdown\) after \ds\n$");
     assert_eq!(r.stderr(), "waiting for windows to shut down …\n");
     let calls = w.call_lines();
     assert_eq!(

@@ -14,6 +14,7 @@ mod doctor;
 mod download;
 mod enable_rdp;
 mod lifecycle;
+mod remote;
 mod rollback;
 mod run;
 mod save;

@@ -121,6 +121,11 @@ pub trait Host {
     fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState>;
     /// The established TCP connections there, as (local, remote) ends.
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)>;
+    /// Where a client on this machine reaches a guest's `port`: the guest
+    /// itself when the host is this machine, else the local end of a
+    /// tunnel through the host (`127.0.0.1:PORT`, open until the command
+    /// ends).
+    fn reach_from_here(&self, ip: &str, port: u16) -> Result<String>;
 }
 
 /// This machine.
@@ -401,6 +406,10 @@ impl Host for LocalHost {
             .into_iter()
             .map(|m| m.into_inner().unwrap_or(PortState::NoAnswer))
             .collect()
+    }
+
+    fn reach_from_here(&self, ip: &str, _port: u16) -> Result<String> {
+        Ok(ip.to_string())
     }
 
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {

@@ -7,6 +7,7 @@
 
 pub mod host;
 pub mod local;
+pub mod ssh;
 
 use std::path::PathBuf;
 
@@ -30,16 +31,22 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The context of a command on `uri`, with this machine as the host.
+    /// The context of a command on `uri`: the host is this machine, or
+    /// the one a `qemu+ssh://` URI names, reached over ssh.
     pub fn new(uri: Uri, settings: Settings) -> Result<Ctx> {
         let manifest = settings.manifest().context(
             "cannot find the manifest: neither BKT_VM_MANIFEST, XDG_CONFIG_HOME nor HOME is set",
         )?;
+        let virsh = Virsh::new(uri.as_str());
+        let host: Box<dyn Host> = match uri.ssh() {
+            Some(target) => Box::new(ssh::SshHost::new(target.clone(), virsh.clone())?),
+            None => Box::new(LocalHost::new(&settings)),
+        };
         Ok(Ctx {
-            virsh: Virsh::new(uri.as_str()),
+            virsh,
             uri,
             manifest,
-            host: Box::new(LocalHost::new(&settings)),
+            host,
             local: Local::new(settings),
         })
     }
@@ -158,6 +165,19 @@ pub fn libvirt_error(e: ExecError) -> anyhow::Error {
     let stderr = e.stderr().to_string();
     if matches!(e, ExecError::NotFound { .. }) {
         return crate::tools::program_error(e);
+    }
+    // libvirt's own ssh (qemu+ssh://) failing: said as ssh's failure,
+    // before the local causes below match its "Permission denied".
+    let target = match &e {
+        ExecError::Failed { cmd, .. } => virsh::uri_of_display(cmd)
+            .and_then(|u| u.parse::<Uri>().ok())
+            .and_then(|u| u.ssh().cloned()),
+        _ => None,
+    };
+    if let Some((what, fix)) = crate::tools::ssh::virsh_failure(&stderr, target.as_ref()) {
+        return Err::<(), _>(anyhow::Error::new(e).context(what))
+            .hint(fix)
+            .unwrap_err();
     }
     let hint = if stderr.contains("failed to connect to the hypervisor")
         || stderr.contains("Failed to connect socket")

@@ -1,0 +1,27 @@
+# shellcheck shell=bash
+# Sourced by the scripts that need a throwaway sshd (record-ssh-fixtures.sh,
+# try-ssh-host.sh). sshd_setup DIR: in DIR, a host key, a client key `key`
+# that root may log in with, a key `other` it may not, and an sshd_config
+# for 127.0.0.1:2222 (no password, no PAM). Start it with
+# `/usr/sbin/sshd -D -f DIR/sshd_config` (inside the caller's namespace).
+sshd_setup() {
+  local dir=$1
+  mkdir -p /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/key"
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/other"
+  cp "$dir/key.pub" "$dir/authorized_keys"
+  cat >"$dir/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port 2222
+HostKey $dir/host_key
+AuthorizedKeysFile $dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# The keys sit under /tmp (world-writable): not a home directory.
+StrictModes no
+PidFile $dir/sshd.pid
+CONF
+}

@@ -1,0 +1,557 @@
+//! The host reached over ssh (`qemu+ssh://`): every effect on the machine
+//! that runs libvirt done there, through one ssh ControlMaster per bkt
+//! command (started on first use, ended on drop), so a command costs one
+//! handshake, not one per step. Its size comes from libvirt
+//! (`virsh nodeinfo`); files, space and probes from small POSIX commands
+//! (`tools::ssh`), every path shell-quoted and absolute.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+
+use super::host::{Host, HostSize, Kind, PortState, Stat, parse_proc_net_tcp};
+use crate::exec::{ExecError, Output};
+use crate::names::SshTarget;
+use crate::tools::acl::Perms;
+use crate::tools::ssh::{self, Reach, Ssh, quote_path};
+use crate::tools::virsh::{self, Virsh};
+use crate::ui::HintExt;
+
+/// Why the master could not start: what failed, and the fix (if known).
+type Failure = (String, Option<String>);
+
+pub struct SshHost {
+    ssh: Ssh,
+    virsh: Virsh,
+    /// The master's socket lives here: 0700, an unpredictable name, ours.
+    _dir: tempfile::TempDir,
+    master: OnceLock<std::result::Result<(), Failure>>,
+    euid: OnceLock<Option<u32>>,
+}
+
+impl SshHost {
+    pub fn new(target: SshTarget, virsh: Virsh) -> Result<SshHost> {
+        let dir = tempfile::Builder::new()
+            .prefix("bkt-ssh.")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .context("creating a private directory for the ssh connection")?;
+        Ok(SshHost {
+            ssh: Ssh::new(target, &dir.path().join("m")),
+            virsh,
+            _dir: dir,
+            master: OnceLock::new(),
+            euid: OnceLock::new(),
+        })
+    }
+
+    /// Start the master once; every later call reuses it (or its error).
+    fn connect(&self) -> Result<()> {
+        let started = self.master.get_or_init(|| match self.ssh.master().run() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.describe(&e)),
+        });
+        match started {
+            Ok(()) => Ok(()),
+            Err((what, Some(fix))) => Err(anyhow!("{what}")).hint(fix.clone()),
+            Err((what, None)) => Err(anyhow!("{what}")),
+        }
+    }
+
+    fn describe(&self, e: &ExecError) -> Failure {
+        if let ExecError::NotFound { .. } = e {
+            return (
+                e.to_string(),
+                crate::tools::package_hint("ssh").map(|p| format!("install it: {p}")),
+            );
+        }
+        match ssh::failure(e.stderr(), Some(self.ssh.target())) {
+            Some((what, fix)) => (what, Some(fix)),
+            None => (e.to_string(), None),
+        }
+    }
+
+    /// Run a command line on the host over the master; its exit status is
+    /// the caller's to judge, ssh's own failures are errors.
+    fn exec(&self, script: &str, input: Option<Vec<u8>>) -> Result<Output> {
+        self.connect()?;
+        let mut cmd = self.ssh.run(script);
+        if let Some(bytes) = input {
+            cmd = cmd.input(bytes);
+        }
+        let out = cmd.run_unchecked().map_err(crate::tools::program_error)?;
+        if out.status.code() == Some(255)
+            && let Some((what, fix)) = ssh::failure(&out.stderr, Some(self.ssh.target()))
+        {
+            return Err(anyhow!("{what}")).hint(fix);
+        }
+        Ok(out)
+    }
+
+    /// [`SshHost::exec`] as an io result: stdout, or the error the
+    /// command printed, of the kind its words name.
+    fn io(&self, script: &str) -> io::Result<String> {
+        self.io_with(script, None)
+    }
+
+    fn io_with(&self, script: &str, input: Option<Vec<u8>>) -> io::Result<String> {
+        let out = self
+            .exec(script, input)
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(remote_io_error(&out.stderr))
+        }
+    }
+
+    fn checked(&self, script: &str, input: Option<Vec<u8>>, what: &str) -> Result<()> {
+        self.io_with(script, input)
+            .map(|_| ())
+            .map_err(|e| anyhow!("{what} on {}: {e}", self.ssh.target().host))
+    }
+}
+
+impl Drop for SshHost {
+    fn drop(&mut self) {
+        if let Some(Ok(())) = self.master.get() {
+            let _ = self.ssh.exit().run();
+        }
+    }
+}
+
+/// An error a command printed on the host, as the io error it names.
+fn remote_io_error(stderr: &str) -> io::Error {
+    let msg = stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("failed")
+        .to_string();
+    let kind = if msg.contains("No such file or directory") {
+        io::ErrorKind::NotFound
+    } else if msg.contains("Permission denied") {
+        io::ErrorKind::PermissionDenied
+    } else if msg.contains("File exists") {
+        io::ErrorKind::AlreadyExists
+    } else {
+        io::ErrorKind::Other
+    };
+    io::Error::new(kind, msg)
+}
+
+/// A path for a command on the host: absolute only (no `-x` that a tool
+/// could take for an option, no surprise from the remote login directory).
+fn arg(p: &Path) -> io::Result<String> {
+    if p.is_absolute() {
+        Ok(quote_path(p))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not an absolute path", p.display()),
+        ))
+    }
+}
+
+/// The start of a script that makes `q` (quoted) and never replaces it:
+/// it says "File exists" as the kernel would (bash and dash word `set -C`
+/// differently), and `set -C` keeps the race with another writer closed.
+fn refuse_existing(q: &str) -> String {
+    format!(
+        "if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit 1; fi; umask 077; set -C; "
+    )
+}
+
+fn kind_of(mode: u32) -> Kind {
+    match mode & 0o170000 {
+        0o100000 => Kind::File,
+        0o040000 => Kind::Dir,
+        0o060000 => Kind::Block,
+        0o120000 => Kind::Symlink,
+        _ => Kind::Other,
+    }
+}
+
+impl SshHost {
+    fn stat_of(&self, p: &Path, follow: bool) -> io::Result<Stat> {
+        arg(p)?;
+        let out = self.io(&ssh::stat_script(p, follow))?;
+        let st = ssh::parse_stat(&out).map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Stat {
+            kind: kind_of(st.mode),
+            len: st.len,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+        })
+    }
+
+    /// Write `bytes` to a new file (never over one), then flush it.
+    fn write_new_file(&self, p: &Path, bytes: Vec<u8>, mode: u32) -> Result<()> {
+        let q = arg(p)?;
+        self.checked(
+            &format!(
+                "{}cat > {q} && chmod {mode:o} -- {q} && sync -- {q}",
+                refuse_existing(&q)
+            ),
+            Some(bytes),
+            &format!("writing {}", p.display()),
+        )
+    }
+}
+
+impl Host for SshHost {
+    fn size(&self) -> Result<HostSize> {
+        // The first thing most commands ask the host: an ssh that cannot
+        // get in is said here, with its fix, rather than as answers that
+        // quietly went missing later (no free space known, no probe).
+        self.connect()?;
+        let out = self
+            .virsh
+            .nodeinfo()
+            .stdout()
+            .map_err(super::libvirt_error)
+            .context("cannot read the host's size from libvirt")?;
+        let (memory_bytes, cpus) = virsh::parse_nodeinfo(&out)?;
+        Ok(HostSize { memory_bytes, cpus })
+    }
+
+    fn free_space(&self, dir: &Path) -> Option<u64> {
+        arg(dir).ok()?;
+        ssh::parse_df(&self.io(&ssh::df_script(dir)).ok()?)
+    }
+
+    fn writable(&self, dir: &Path) -> bool {
+        arg(dir).is_ok_and(|q| self.io(&format!("test -w {q}")).is_ok())
+    }
+
+    fn open_rw(&self, dev: &Path) -> io::Result<()> {
+        let q = arg(dev)?;
+        self.io(&format!(
+            "test -e {q} || {{ echo {q}: No such file or directory >&2; exit 1; }}; \
+             test -r {q} && test -w {q} || {{ echo {q}: Permission denied >&2; exit 1; }}"
+        ))
+        .map(|_| ())
+    }
+
+    fn open_read(&self, p: &Path) -> io::Result<()> {
+        self.io(&format!("head -c0 -- {}", arg(p)?)).map(|_| ())
+    }
+
+    fn stat(&self, p: &Path) -> io::Result<Stat> {
+        self.stat_of(p, true)
+    }
+
+    fn lstat(&self, p: &Path) -> io::Result<Stat> {
+        self.stat_of(p, false)
+    }
+
+    fn perms(&self, p: &Path) -> Result<Perms> {
+        // Only the media access check of a local qemu:///system asks.
+        Err(anyhow!(
+            "the permissions of {} on {} are not read over ssh",
+            p.display(),
+            self.ssh.target().host
+        ))
+    }
+
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
+        let out = self.io(&format!("readlink -e -- {}", arg(p)?))?;
+        Ok(PathBuf::from(out.trim_end_matches('\n')))
+    }
+
+    fn accounts(&self) -> (String, String) {
+        let out = self
+            .io("cat /etc/passwd; echo @@bkt; cat /etc/group")
+            .unwrap_or_default();
+        match out.split_once("@@bkt\n") {
+            Some((p, g)) => (p.to_string(), g.to_string()),
+            None => (String::new(), String::new()),
+        }
+    }
+
+    fn read_to_string(&self, p: &Path) -> io::Result<String> {
+        self.io(&format!("cat -- {}", arg(p)?))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let out = self.io(&format!(
+            "find {} -mindepth 1 -maxdepth 1 -print0",
+            arg(dir)?
+        ))?;
+        Ok(out
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect())
+    }
+
+    fn create_new(&self, p: &Path, mode: u32) -> io::Result<()> {
+        let q = arg(p)?;
+        self.io(&format!(
+            "{}: > {q} && chmod {mode:o} -- {q}",
+            refuse_existing(&q)
+        ))
+        .map(|_| ())
+    }
+
+    fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        self.write_new_file(p, bytes.to_vec(), mode)
+    }
+
+    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
+        let bytes = std::fs::read(local).with_context(|| format!("reading {}", local.display()))?;
+        let res = self.write_new_file(p, bytes, mode);
+        if res.is_err()
+            && let Ok(q) = arg(p)
+        {
+            let _ = self.io(&format!("rm -f -- {q}"));
+        }
+        res
+    }
+
+    fn create_dir_all(&self, p: &Path) -> io::Result<()> {
+        self.io(&format!("mkdir -p -- {}", arg(p)?)).map(|_| ())
+    }
+
+    fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()> {
+        self.io(&format!("chmod {mode:o} -- {}", arg(p)?))
+            .map(|_| ())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.io(&format!("mv -f -T -- {} {}", arg(from)?, arg(to)?))
+            .map(|_| ())
+    }
+
+    fn remove_file(&self, p: &Path) -> io::Result<()> {
+        self.io(&format!("rm -- {}", arg(p)?)).map(|_| ())
+    }
+
+    fn remove_dir(&self, p: &Path) -> io::Result<()> {
+        self.io(&format!("rmdir -- {}", arg(p)?)).map(|_| ())
+    }
+
+    fn remove_tree(&self, p: &Path) -> io::Result<()> {
+        self.io(&format!("rm -r -- {}", arg(p)?)).map(|_| ())
+    }
+
+    fn copy_tree(&self, src: &Path, dst: &Path) -> Result<()> {
+        let (s, d) = (arg(src)?, arg(dst)?);
+        // Never over an existing path; sockets are not state; as root `cp
+        // -a` keeps the owners.
+        self.checked(
+            &format!(
+                "{}cp -a -- {s} {d} && find {d} -type s -delete && sync",
+                refuse_existing(&d)
+            ),
+            None,
+            &format!("copying {} to {}", src.display(), dst.display()),
+        )
+    }
+
+    fn sync(&self, p: &Path) -> Result<()> {
+        self.checked(
+            &format!("sync -- {}", arg(p)?),
+            None,
+            &format!("syncing {}", p.display()),
+        )
+    }
+
+    fn tree_size(&self, p: &Path) -> u64 {
+        let Ok(q) = arg(p) else { return 0 };
+        self.io(&format!("find {q} ! -type d -printf '%s\\n'"))
+            .map(|out| out.lines().filter_map(|l| l.parse::<u64>().ok()).sum())
+            .unwrap_or(0)
+    }
+
+    fn is_root(&self) -> bool {
+        self.euid() == 0
+    }
+
+    fn euid(&self) -> u32 {
+        let id = self
+            .euid
+            .get_or_init(|| self.io("id -u").ok()?.trim().parse().ok());
+        // Unknown: nobody's id, so nothing is assumed allowed.
+        id.unwrap_or(u32::MAX)
+    }
+
+    fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState {
+        self.probe_all(&[ip.to_string()], port, timeout)[0]
+    }
+
+    fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState> {
+        let mut states = vec![PortState::NoAnswer; ips.len()];
+        let valid: Vec<(usize, IpAddr)> = ips
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ip)| Some((i, ip.parse().ok()?)))
+            .collect();
+        if valid.is_empty() {
+            return states;
+        }
+        let addrs: Vec<IpAddr> = valid.iter().map(|(_, a)| *a).collect();
+        let Ok(out) = self.io(&ssh::probe_script(&addrs, port, timeout)) else {
+            return states;
+        };
+        for ((i, _), r) in valid.iter().zip(ssh::parse_probes(&out, addrs.len())) {
+            states[*i] = match r {
+                Reach::Open => PortState::Open,
+                Reach::Refused => PortState::Refused,
+                Reach::NoAnswer => PortState::NoAnswer,
+            };
+        }
+        states
+    }
+
+    fn reach_from_here(&self, ip: &str, port: u16) -> Result<String> {
+        let guest: IpAddr = ip
+            .parse()
+            .map_err(|_| anyhow!("{ip:?} is not an IP address"))?;
+        self.connect()?;
+        // A free port of this machine's loopback: the kernel picks it, ssh
+        // takes it over right after (only we listen on 127.0.0.1 there).
+        let local = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free local port for the ssh tunnel")?
+            .port();
+        self.ssh
+            .forward(local, guest, port)
+            .run()
+            .map_err(
+                |e| match ssh::failure(e.stderr(), Some(self.ssh.target())) {
+                    Some((what, fix)) => Err::<(), _>(anyhow!("{what}")).hint(fix).unwrap_err(),
+                    None => anyhow::Error::new(e),
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "cannot open an ssh tunnel to {ip}:{port} through {}",
+                    self.ssh.target().host
+                )
+            })?;
+        Ok(format!("127.0.0.1:{local}"))
+    }
+
+    fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.io("cat /proc/net/tcp /proc/net/tcp6")
+            .map(|t| parse_proc_net_tcp(&t))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_the_host_printed_keep_their_kind() {
+        let fx = |f: &str| {
+            let p = format!("{}/fixtures/ssh/{f}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&p).unwrap()
+        };
+        let e = remote_io_error(&fx("stat-missing.err"));
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(
+            e.to_string()
+                .ends_with("/remote/missing': No such file or directory")
+        );
+        assert_eq!(
+            remote_io_error("/x: File exists\n").kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(remote_io_error("").to_string(), "failed");
+        assert_eq!(
+            arg(Path::new("-rf")).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(arg(Path::new("/a b")).unwrap(), "'/a b'");
+    }
+
+    #[test]
+    fn kinds_from_the_raw_mode() {
+        let fx = |f: &str| {
+            let p = format!("{}/fixtures/ssh/{f}", env!("CARGO_MANIFEST_DIR"));
+            ssh::parse_stat(&std::fs::read_to_string(&p).unwrap()).unwrap()
+        };
+        assert_eq!(kind_of(fx("stat-file.txt").mode), Kind::File);
+        assert_eq!(kind_of(fx("stat-dir.txt").mode), Kind::Dir);
+        assert_eq!(kind_of(0o060660), Kind::Block);
+        assert_eq!(kind_of(0o120777), Kind::Symlink);
+        assert_eq!(kind_of(0o140755), Kind::Other);
+    }
+
+    /// Every file operation against a real host: run by hand with
+    /// `BKT_TEST_SSH_URI=qemu+ssh://... cargo test -- --ignored real_host`
+    /// (`scripts/libvirt-netns.sh` and a throwaway sshd give one). It works
+    /// in a fresh directory under /tmp there and removes it.
+    #[test]
+    #[ignore]
+    fn real_host_file_operations() {
+        let uri: crate::names::Uri = std::env::var("BKT_TEST_SSH_URI")
+            .expect("BKT_TEST_SSH_URI")
+            .parse()
+            .unwrap();
+        let h = SshHost::new(uri.ssh().unwrap().clone(), Virsh::new(uri.as_str())).unwrap();
+        let top = PathBuf::from(h.io("mktemp -d /tmp/bkt-real.XXXXXX").unwrap().trim());
+        let d = top.join("a dir");
+        h.create_dir_all(&d.join("tpm2")).unwrap();
+        assert_eq!(h.stat(&d).unwrap().kind, Kind::Dir);
+        let f = d.join("it's.txt");
+        h.write_new(&f, b"hello", 0o640).unwrap();
+        let e = h.write_new(&f, b"again", 0o600).unwrap_err();
+        assert!(format!("{e:#}").contains("File exists"), "{e:#}");
+        assert_eq!(h.read_to_string(&f).unwrap(), "hello");
+        let st = h.stat(&f).unwrap();
+        assert_eq!((st.kind, st.len, st.mode), (Kind::File, 5, 0o640));
+        assert_eq!(
+            h.create_new(&f, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        let n = d.join("new");
+        h.create_new(&n, 0o600).unwrap();
+        assert_eq!(h.stat(&n).unwrap().mode, 0o600);
+        h.set_mode(&n, 0o644).unwrap();
+        assert_eq!(h.stat(&n).unwrap().mode, 0o644);
+        let mut l = h.list(&d).unwrap();
+        l.sort();
+        assert_eq!(l, [f.clone(), d.join("new"), d.join("tpm2")]);
+        let copy = top.join("copy");
+        h.copy_tree(&d, &copy).unwrap();
+        assert!(h.copy_tree(&d, &copy).is_err(), "never over a path");
+        assert_eq!(h.stat(&copy.join("it's.txt")).unwrap().mode, 0o640);
+        assert_eq!(h.tree_size(&copy), 5);
+        h.rename(&copy.join("new"), &copy.join("renamed")).unwrap();
+        assert!(h.exists(&copy.join("renamed")) && !h.exists(&copy.join("new")));
+        assert_eq!(
+            h.stat(&top.join("missing")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(h.canonicalize(&copy.join("../a dir")).unwrap(), d);
+        assert!(h.free_space(&top.join("not/yet")).unwrap() > 0);
+        assert!(h.writable(&top));
+        h.open_read(&f).unwrap();
+        h.sync(&f).unwrap();
+        h.remove_file(&n).unwrap();
+        assert_eq!(
+            h.remove_file(&n).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        h.remove_dir(&d.join("tpm2")).unwrap();
+        h.remove_tree(&top).unwrap();
+        assert!(!h.exists(&top));
+        assert!(h.is_root());
+        let (passwd, group) = h.accounts();
+        assert!(passwd.starts_with("root:") && group.starts_with("root:"));
+        assert_eq!(
+            h.size().unwrap().cpus as usize,
+            std::thread::available_parallelism().unwrap().get()
+        );
+    }
+}

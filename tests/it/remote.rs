@@ -1,0 +1,344 @@
+//! Commands on a libvirt host reached over ssh (`qemu+ssh://`): the fake
+//! `ssh` answers as OpenSSH and the host's tools did when fixtures/ssh/ was
+//! recorded; the master's argv, the calls over it and the errors are
+//! asserted.
+
+use crate::harness::{World, fixture};
+
+const URI: &str = "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
+/// The one virsh call of `status`.
+const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
+/// What every ssh call starts with, the socket's directory replaced.
+const SSH: &str = "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -o StrictHostKeyChecking=no";
+
+/// A world with a fake ssh: the master starts (recording the mode of the
+/// socket's directory), commands over it answer from the recordings.
+fn world() -> World {
+    let w = World::new();
+    w.install_fake("ssh");
+    w.rule("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
+        .sh("/usr/bin/stat -c %a \"${2%/m}\" >\"$FAKE_DIR/sockdir-mode\"\n")
+        .recorded("ssh/master-started");
+    w.rule("ssh", "* -O exit -- 127.0.0.1")
+        .recorded("ssh/master-exit");
+    w.rule("ssh", "* -T -- 127.0.0.1 p=* df -PB1 *")
+        .recorded("ssh/df");
+    w.rule("virsh", "* nodeinfo")
+        .out(&fixture("virsh/nodeinfo.txt"));
+    w
+}
+
+/// The calls, the random socket directory replaced by `$SOCK`; and that
+/// directory, gone once bkt ended.
+fn calls(w: &World) -> Vec<String> {
+    let re = regex::Regex::new(r"/tmp/bkt-ssh\.[A-Za-z0-9]+/m").unwrap();
+    let lines = w.call_lines();
+    for l in &lines {
+        if let Some(m) = re.find(l) {
+            let dir = std::path::Path::new(m.as_str()).parent().unwrap();
+            assert!(!dir.exists(), "{} left behind", dir.display());
+        }
+    }
+    lines
+        .iter()
+        .map(|l| re.replace_all(l, "$$SOCK").into_owned())
+        .collect()
+}
+
+#[test]
+fn status_over_ssh_asks_the_host_through_one_master() {
+    let w = world();
+    w.rule("virsh", "-c * echo @@bkt leases; *")
+        .out(&fixture("virsh/status-batch-running.txt").replace("192.168.122.4", "127.0.0.2"));
+    host_probe_says(&w, "127.0.0.2", "refused");
+    w.write_manifest(serde_json::json!({"vms": [
+        {"name": "tiny", "type": "windows11", "disk": "/var/lib/libvirt/images/tiny.qcow2",
+         "created": "2026-01-25", "rdp_enabled": true, "notes": "on the server",
+         "uri": URI, "mac": "52:54:00:b4:b3:60"}
+    ]}));
+    let r = w.bkt(&["vm", "-c", URI, "status"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP         RDP      AUTO-SAVE  NOTES
+off   shut off  2     1 GiB    0/4 GiB           -          -        -          (not in manifest)
+tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        on the server
+"
+    );
+    assert_eq!(r.stderr(), "");
+    assert_eq!(sockdir_mode(&w), "700");
+    // One master for the whole command, ended as bkt ends; the probe of
+    // the guest's port and the free space are the host's.
+    assert_eq!(
+        calls(&w),
+        [
+            format!("virsh -c {URI} {BATCH}"),
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            probe_call("0.150", "127.0.0.2"),
+            format!("virsh -c {URI} nodeinfo"),
+            format!(
+                "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
+                 while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; df -PB1 -- \"$p\""
+            ),
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
+    );
+}
+
+/// The host's probe of `ip`:3389 answers `state` (open, refused).
+fn host_probe_says(w: &World, ip: &str, state: &str) {
+    w.rule(
+        "ssh",
+        &format!("* -T -- 127.0.0.1 (e=$(timeout * bash -c 'exec 3<>/dev/tcp/{ip}/3389'*"),
+    )
+    .out(&format!("0 {state}\n"));
+}
+
+/// The ssh call probing `ip`:3389 on the host, with a timeout of `secs`.
+fn probe_call(secs: &str, ip: &str) -> String {
+    format!(
+        "{SSH} -o ControlMaster=no -T -- 127.0.0.1 (e=$(timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/3389' 2>&1); \
+         r=$?; if [ $r = 0 ]; then echo 0 open; else case $e in *'Connection refused'*) echo 0 refused;; \
+         *) echo 0 noanswer;; esac; fi) & wait"
+    )
+}
+
+/// `t2` shut off, two VMs running (the recorded domstats).
+fn t2_shut_off_among_running(w: &World) {
+    w.rule("virsh", "* domstate --reason t2")
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
+    w.rule("virsh", "* domstats *")
+        .out(&fixture("virsh/domstats-three.txt"));
+}
+
+fn sockdir_mode(w: &World) -> String {
+    std::fs::read_to_string(w.path("sockdir-mode"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn start_over_ssh_weighs_the_hosts_size_from_libvirt() {
+    // The harness pins this machine's size (16G, 8 cores): the remote host
+    // is what libvirt's nodeinfo says (24684096 KiB, 2 CPUs).
+    let w = world();
+    w.nothing_saved();
+    t2_shut_off_among_running(&w);
+    w.rule("virsh", "* start t2").out("Domain 't2' started\n\n");
+    let r = w.bkt(&["vm", "-c", URI, "start", "t2"]);
+    r.success();
+    assert_eq!(r.stdout(), "Started t2\n");
+    assert_eq!(
+        r.stderr(),
+        "⚠ with it, 3 running VMs use 4 vCPUs, more than half of the host's 2 cores\n"
+    );
+    assert_eq!(
+        calls(&w),
+        [
+            format!("virsh -c {URI} domstate --reason t2"),
+            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            format!("virsh -c {URI} nodeinfo"),
+            format!(
+                "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
+                 while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; df -PB1 -- \"$p\""
+            ),
+            format!("virsh -c {URI} dominfo t2"),
+            format!("virsh -c {URI} start t2"),
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
+    );
+}
+
+#[test]
+fn stop_over_ssh_needs_no_ssh_of_its_own() {
+    // Only libvirt is asked: the master is started on first use, and stop
+    // has none.
+    let w = world();
+    w.shuts_down_after("windows", 1);
+    let r = w.bkt(&["vm", "-c", URI, "stop", "windows"]);
+    r.success()
+        .stdout_like(r"^windows is shut off \(shutdown\) after \ds\n$");
+    assert_eq!(
+        calls(&w),
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} shutdown windows --mode acpi"),
+            format!("virsh -c {URI} domstate --reason windows"),
+        ]
+    );
+}
+
+#[test]
+fn an_unreachable_host_is_said_with_its_fix() {
+    // virsh's own ssh fails first, as libvirt words it.
+    let w = world();
+    w.rule("virsh", "-c * echo @@bkt leases; *")
+        .recorded("ssh/virsh-unreachable");
+    // Where the recording found nothing listening.
+    let uri = URI.replace(":2222/", ":2223/");
+    let r = w.bkt(&["vm", "-c", &uri, "status"]);
+    r.failure();
+    assert_eq!(r.stdout(), "");
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: cannot list the VMs
+caused by: cannot reach 127.0.0.1 over ssh (ssh: connect to host 127.0.0.1 port 2223: Connection refused)
+caused by: `virsh -c '{uri}' '{BATCH}'` failed (exit status: 1)
+--- stderr
+{}hint: check that the host is up and runs sshd, and that --connect names it right: `ssh -p 2223 root@127.0.0.1 true` should work
+",
+            fixture("ssh/virsh-unreachable.err")
+        )
+    );
+    assert_eq!(calls(&w), [format!("virsh -c {uri} {BATCH}")]);
+}
+
+#[test]
+fn a_refused_key_is_said_with_its_fix_and_nothing_is_left() {
+    // libvirt got in (its own ssh), bkt's master with the URI's key did not.
+    let w = world();
+    w.rule_first("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
+        .recorded("ssh/master-auth-refused");
+    t2_shut_off_among_running(&w);
+    let r = w.bkt(&["vm", "-c", URI, "start", "t2"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: ssh could not log in to root@127.0.0.1: the host refused every key (root@127.0.0.1: Permission denied (publickey).)
+hint: bkt never asks for an ssh password (BatchMode): give it a key the host accepts, `ssh-copy-id -p 2222 root@127.0.0.1`, or name one in the URI (?keyfile=PATH)
+"
+    );
+    // Never started: nothing to end; the socket's directory is gone.
+    assert_eq!(
+        calls(&w),
+        [
+            format!("virsh -c {URI} domstate --reason t2"),
+            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_host_key_is_said_with_its_fix() {
+    let w = world();
+    let uri = "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm";
+    w.rule_first("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
+        .recorded("ssh/master-host-key-unknown");
+    t2_shut_off_among_running(&w);
+    let r = w.bkt(&["vm", "-c", uri, "start", "t2"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: ssh does not trust 127.0.0.1's host key (Host key verification failed.)
+hint: check the key and accept it once by hand, `ssh -p 2222 root@127.0.0.1 true`, or name a known_hosts file in the URI (?known_hosts=PATH)
+"
+    );
+    assert_eq!(
+        calls(&w)[2],
+        "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -M -o ControlPersist=no -f -N -- 127.0.0.1"
+    );
+}
+
+#[test]
+fn a_uri_that_would_hand_ssh_an_option_is_refused_before_anything_runs() {
+    let w = world();
+    let r = w.bkt(&[
+        "vm",
+        "-c",
+        "qemu+ssh://-oProxyCommand=touch%20x/system",
+        "status",
+    ]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stderr().contains(
+            "invalid libvirt URI \"qemu+ssh://-oProxyCommand=touch%20x/system\": the host \"-oProxyCommand=touch%20x\" is not a host name or address"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(calls(&w), Vec::<String>::new());
+}
+
+#[test]
+fn ip_over_ssh_says_where_the_address_is_reachable() {
+    let w = world();
+    w.rule("virsh", "* domstate --reason tiny")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* domifaddr tiny --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.", "127.0.0."));
+    let r = w.bkt(&["vm", "-c", URI, "ip", "tiny"]);
+    r.success();
+    // The address alone on stdout, for scripts; where it works on stderr.
+    let ip = r.stdout();
+    assert!(ip.starts_with("127.0.0.") && ip.ends_with('\n'), "{ip}");
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "{} is on 127.0.0.1's network: reachable from 127.0.0.1 only, not from here \
+             (`bkt vm connect tiny` tunnels Remote Desktop through ssh)\n",
+            ip.trim()
+        )
+    );
+    // libvirt knows the address; no ssh of bkt's own is needed.
+    assert!(calls(&w).iter().all(|c| c.starts_with("virsh ")));
+}
+
+#[test]
+fn connect_over_ssh_hands_the_client_a_tunnel() {
+    // A graphical session, a password for the client on stdin.
+    let w = world().env("DISPLAY", ":42");
+    let w = w.env("BKT_VM_RDP_PASSWORD", "pw");
+    w.nothing_saved();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.11"));
+    // The guest's port answers on the host's side (nothing listens here).
+    host_probe_says(&w, "127.0.0.11", "open");
+    w.rule(
+        "ssh",
+        "* -O forward -L 127.0.0.1:*:127.0.0.11:3389 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-forward");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+    w.rule("xfreerdp3", "/v:*").out("");
+    let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--user", "anna"]);
+    r.success();
+    let c = calls(&w);
+    let forward = c
+        .iter()
+        .find(|l| l.contains(" -O forward "))
+        .expect("a forward");
+    let port = regex::Regex::new(r"-L 127\.0\.0\.1:(\d+):127\.0\.0\.11:3389 ")
+        .unwrap()
+        .captures(forward)
+        .expect("the forward's local port")[1]
+        .to_string();
+    let rdp = format!(
+        "xfreerdp3 /v:127.0.0.1:{port} /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows"
+    );
+    assert_eq!(r.stdout(), format!("→ FreeRDP 3.10.3: {rdp}\n"));
+    assert_eq!(
+        r.stderr(),
+        format!("RDP to 127.0.0.11:3389 through an ssh tunnel at 127.0.0.1:{port}\n")
+    );
+    assert_eq!(
+        c,
+        [
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domifaddr windows --source lease"),
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            probe_call("0.500", "127.0.0.11"),
+            format!("{SSH} -O forward -L 127.0.0.1:{port}:127.0.0.11:3389 -- 127.0.0.1"),
+            "xfreerdp3 /version".to_string(),
+            rdp,
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
+    );
+}
