@@ -188,6 +188,14 @@ impl Virsh {
         self.cmd(["net-info", net])
     }
 
+    pub fn net_start(&self, net: &str) -> Cmd {
+        self.cmd(["net-start", net])
+    }
+
+    pub fn net_autostart(&self, net: &str) -> Cmd {
+        self.cmd(["net-autostart", net])
+    }
+
     pub fn dumpxml(&self, name: &str) -> Cmd {
         self.cmd(["dumpxml", "--inactive", name])
     }
@@ -237,6 +245,12 @@ impl Virsh {
 
     /// Delete a storage volume by its path, through libvirt, so the pool
     /// forgets it too.
+    /// Delete a volume named by its pool (one bkt did not make: shown, not
+    /// run).
+    pub fn vol_delete_in_pool(&self, pool: &str, volume: &str) -> Cmd {
+        self.cmd(["vol-delete", "--pool", pool, volume])
+    }
+
     pub fn vol_delete(&self, path: &str) -> Cmd {
         self.cmd(["vol-delete", path])
     }
@@ -802,9 +816,18 @@ pub fn parse_pool_path(xml: &str) -> Result<String> {
 
 /// Whether `virsh net-info NET` says the network is active.
 pub fn parse_net_active(out: &str) -> Option<bool> {
+    net_info_flag(out, "Active")
+}
+
+/// Whether `virsh net-info` says the network starts with the host.
+pub fn parse_net_autostart(out: &str) -> Option<bool> {
+    net_info_flag(out, "Autostart")
+}
+
+fn net_info_flag(out: &str, key: &str) -> Option<bool> {
     out.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        (k.trim() == "Active").then(|| v.trim() == "yes")
+        (k.trim() == key).then(|| v.trim() == "yes")
     })
 }
 
@@ -1299,6 +1322,11 @@ mod tests {
             Some(false)
         );
         assert_eq!(parse_net_active("Name: default\n"), None);
+        assert_eq!(
+            parse_net_autostart(&fx("net-info-default-active.txt")),
+            Some(false)
+        );
+        assert_eq!(parse_net_autostart("Autostart:      yes\n"), Some(true));
     }
 
     #[test]

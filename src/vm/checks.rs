@@ -261,17 +261,15 @@ pub fn secure_boot(ctx: &Ctx, virt_type: &str) -> Check {
 /// The VM's NIC goes on libvirt's `default` network, which must be running
 /// (and should start with the host).
 pub fn network(ctx: &Ctx) -> Check {
+    let autostart = ctx.virsh.net_autostart("default").display();
     let start = format!(
-        "virsh -c {uri} net-start default && virsh -c {uri} net-autostart default",
-        uri = ctx.uri
+        "{} && {autostart}",
+        ctx.virsh.net_start("default").display()
     );
     match ctx.virsh.net_info("default").run() {
         Ok(out) => {
-            let autostart = out
-                .stdout
-                .lines()
-                .any(|l| l.starts_with("Autostart:") && l.trim_end().ends_with("yes"));
-            match (virsh::parse_net_active(&out.stdout), autostart) {
+            let on_boot = virsh::parse_net_autostart(&out.stdout) == Some(true);
+            match (virsh::parse_net_active(&out.stdout), on_boot) {
                 (Some(true), true) => Check::pass(
                     "network",
                     "libvirt network \"default\" is active and starts on boot",
@@ -280,7 +278,7 @@ pub fn network(ctx: &Ctx) -> Check {
                     "network",
                     "libvirt network \"default\" is active but does not start on boot",
                 )
-                .fix(format!("virsh -c {} net-autostart default", ctx.uri)),
+                .fix(autostart),
                 _ => Check::fail("network", "libvirt network \"default\" is not active").fix(start),
             }
         }

@@ -884,18 +884,15 @@ mod tests {
 
     #[test]
     fn a_failure_says_why_in_one_line() {
-        let said = crate::exec::Cmd::new("sh")
-            .args([
-                "-c",
-                "echo 'error: Failed to undefine domain' >&2; echo 'error: it is busy' >&2; exit 1",
-            ])
-            .run()
-            .unwrap_err();
+        use crate::exec::{ExecError, Status};
+        let failed = |code, stderr: &str| ExecError::Failed {
+            cmd: "virsh -c qemu:///system undefine x".into(),
+            status: Status::Code(code),
+            stderr: stderr.into(),
+        };
+        let said = failed(1, "error: Failed to undefine domain\nerror: it is busy\n");
         assert_eq!(why(&said), "it is busy");
-        let silent = crate::exec::Cmd::new("sh")
-            .args(["-c", "exit 3"])
-            .run()
-            .unwrap_err();
+        let silent = failed(3, "");
         assert_eq!(why(&silent), "exit status: 3");
     }
 

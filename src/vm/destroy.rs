@@ -140,12 +140,7 @@ fn plan(
                     what: "disk",
                     path: format!("{volume} (pool {pool})"),
                     why: "a pool volume bkt did not make".into(),
-                    cmd: Some(format!(
-                        "virsh -c {} vol-delete --pool {} {}",
-                        ctx.uri,
-                        crate::exec::shell_quote(pool),
-                        crate::exec::shell_quote(volume)
-                    )),
+                    cmd: Some(ctx.virsh.vol_delete_in_pool(pool, volume).display()),
                 });
                 continue;
             }
