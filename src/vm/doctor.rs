@@ -194,10 +194,7 @@ fn save_checks(
         return c;
     }
     let k = idle::key(ctx, name);
-    let last: Option<idle::State> = ctx
-        .local
-        .read_watch_state(&k)
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let last = idle::last_state(ctx, name);
     let restart = format!("start one: bkt vm config {name} --auto-save {window}");
     c.push(match (ctx.local.watcher_running(&k), last) {
         (true, Some(l)) => Check::pass("watcher", format!("running (last seen: {})", l.seen)),

@@ -53,6 +53,12 @@ pub struct State {
     pub seen: String,
 }
 
+/// What the VM's watcher last noted, if it left a state.
+pub fn last_state(ctx: &Ctx, name: &str) -> Option<State> {
+    let text = ctx.local.read_watch_state(&key(ctx, name))?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Why the VM is in use, or None when nothing uses it.
 pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     if ctx.local.client_running(&key(ctx, name)) {

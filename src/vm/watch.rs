@@ -24,17 +24,35 @@ fn dur(secs: u64) -> String {
     }
 }
 
-/// One look: decide, act, note the state. Returns whether watching ends.
-fn look(ctx: &Ctx, name: &str, pid: u32) -> Result<(bool, String)> {
+/// What one look did.
+struct Look {
+    /// Watching ends.
+    done: bool,
+    said: String,
+    /// What was seen, for the log: the same twice in a row is one line
+    /// ("unused for 2m", "unused for 3m" are one thing seen).
+    seen: String,
+    /// The auto-save setting it went by (it may change while watching).
+    window: AutoSave,
+}
+
+/// One look: decide, act, note the state.
+fn look(ctx: &Ctx, name: &str, pid: u32) -> Result<Look> {
     let k = idle::key(ctx, name);
     let window = idle::setting(ctx, name)?;
+    let looked = |done, said: String, seen: &str| Look {
+        done,
+        seen: if seen.is_empty() {
+            said.clone()
+        } else {
+            seen.to_string()
+        },
+        said,
+        window,
+    };
     let state = ctx.domstate(name)?.map(|(s, _)| s);
     let now = ctx.local.now();
-    let last: Option<State> = ctx
-        .local
-        .read_watch_state(&k)
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let last_use = last.map_or(now, |s| s.last_use);
+    let last_use = idle::last_state(ctx, name).map_or(now, |s| s.last_use);
     let running = state.is_some_and(|s| s.is_active());
     let seen = if running {
         idle::in_use(ctx, name)
@@ -52,32 +70,34 @@ fn look(ctx: &Ctx, name: &str, pid: u32) -> Result<(bool, String)> {
             .write_watch_state(&k, &serde_json::to_string(&s).expect("plain data"))
     };
     match idle::decide(state, seen, last_use, now, window) {
-        Decision::Done(why) => Ok((true, format!("{name}: {why}; nothing to watch"))),
+        Decision::Done(why) => Ok(looked(true, format!("{name}: {why}; nothing to watch"), "")),
         Decision::InUse(why) => {
             note(now, &why)?;
-            Ok((false, format!("{name}: in use ({why})")))
+            Ok(looked(false, format!("{name}: in use ({why})"), ""))
         }
         Decision::Wait { idle, left } => {
             note(last_use, "unused")?;
-            Ok((
-                false,
-                format!(
-                    "{name}: unused for {}; saved in {} unless used",
-                    dur(idle),
-                    dur(left)
-                ),
-            ))
+            let words = format!(
+                "{name}: unused for {}; saved in {} unless used",
+                dur(idle),
+                dur(left)
+            );
+            Ok(looked(false, words, "unused"))
         }
         Decision::Save { idle } => {
             // One more look right before: a user who just connected must
             // not lose what they type.
             if let Some(why) = idle::in_use(ctx, name) {
                 note(now, &why)?;
-                return Ok((false, format!("{name}: in use ({why})")));
+                return Ok(looked(false, format!("{name}: in use ({why})"), ""));
             }
             println!("{name}: unused for {}; saving it to disk", dur(idle));
             save::save(ctx, name)?;
-            Ok((true, format!("{name}: saved; nothing more to watch")))
+            Ok(looked(
+                true,
+                format!("{name}: saved; nothing more to watch"),
+                "",
+            ))
         }
     }
 }
@@ -95,9 +115,9 @@ fn interval(window: AutoSave) -> Duration {
 pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
     let k = idle::key(ctx, name);
     if once {
-        let (done, said) = look(ctx, name, 0)?;
-        println!("{said}");
-        if done {
+        let l = look(ctx, name, 0)?;
+        println!("{}", l.said);
+        if l.done {
             ctx.local.remove_watch_files(&k, false);
         }
         return Ok(());
@@ -113,28 +133,20 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
         std::process::id(),
         idle::setting(ctx, name)?
     );
-    let mut said_last = String::new();
+    let mut seen_last = String::new();
     let res = loop {
-        match look(ctx, name, std::process::id()) {
-            Ok((done, said)) => {
-                // The log gets a line when what the watcher sees changes:
-                // "unused for 2m", "unused for 3m" are one thing seen.
-                let kind = match said.find(": unused for ") {
-                    Some(i) => said[..i + ": unused for ".len()].to_string(),
-                    None => said.clone(),
-                };
-                if kind != said_last || done {
-                    println!("{said}");
-                    said_last = kind;
-                }
-                if done {
-                    break Ok(());
-                }
-            }
+        let l = match look(ctx, name, std::process::id()) {
+            Ok(l) => l,
             Err(e) => break Err(e),
+        };
+        if l.seen != seen_last || l.done {
+            println!("{}", l.said);
+            seen_last = l.seen;
         }
-        let pause = interval(idle::setting(ctx, name).unwrap_or(AutoSave::Off));
-        let until = std::time::Instant::now() + pause;
+        if l.done {
+            break Ok(());
+        }
+        let until = std::time::Instant::now() + interval(l.window);
         while std::time::Instant::now() < until && !interrupt::happened() {
             std::thread::sleep(Duration::from_millis(200));
         }

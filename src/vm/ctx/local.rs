@@ -187,11 +187,8 @@ impl Local {
     /// A file of bkt's own in its cache (replaced in one rename), for the
     /// user to hand to another program (an OpenSSL configuration).
     pub fn write_cache_file(&self, file: &str, text: &str) -> Result<PathBuf> {
-        let dir = self.cache_subdir()?;
-        let tmp = dir.join(format!(".{file}.{}", std::process::id()));
-        fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        let p = dir.join(file);
-        fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))?;
+        let p = self.cache_subdir()?.join(file);
+        replace_file(&p, text.as_bytes(), None)?;
         Ok(p)
     }
 
@@ -226,15 +223,7 @@ impl Local {
             .parent()
             .ok_or_else(|| anyhow!("{} has no directory", p.display()))?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = dir.join(format!(
-            ".{}.{}",
-            p.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        ));
-        fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+        replace_file(p, bytes, Some(0o644))
     }
 
     /// Remove one of the user's files that bkt wrote; gone already is fine.
@@ -387,11 +376,8 @@ impl Local {
 
     /// Replace the watcher's state in one rename.
     pub fn write_watch_state(&self, key: &str, json: &str) -> Result<()> {
-        let dir = self.runtime_dir()?;
-        let tmp = dir.join(format!(".{key}.watch.json.{}", std::process::id()));
-        fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, dir.join(format!("{key}.watch.json")))
-            .with_context(|| format!("writing the watcher's state in {}", dir.display()))
+        let p = self.runtime_dir()?.join(format!("{key}.watch.json"));
+        replace_file(&p, json.as_bytes(), None)
     }
 
     /// A watcher that ends removes its state and (holding it) its lock
@@ -417,6 +403,19 @@ impl Local {
             .context("starting the idle watcher")?;
         Ok(())
     }
+}
+
+/// Replace `p` in one rename: readers see the old file or the new one,
+/// never half of it. `mode`, when given, is set before the rename.
+fn replace_file(p: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    let name = p.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = p.with_file_name(format!(".{name}.{}", std::process::id()));
+    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Some(mode) = mode {
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
 }
 
 /// A directory of ours, made 0700 (with its parents) when missing.

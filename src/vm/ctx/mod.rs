@@ -115,33 +115,42 @@ impl Ctx {
         {
             return PathBuf::from(p);
         }
+        self.libvirt_dir(
+            None,
+            ".local/share/libvirt/images",
+            "/var/lib/libvirt/images",
+        )
+    }
+
+    /// One of libvirt's directories: `given` (a test's override), else the
+    /// session's under the home (`session`), else the system's (`system`).
+    fn libvirt_dir(&self, given: Option<&PathBuf>, session: &str, system: &str) -> PathBuf {
+        if let Some(d) = given {
+            return d.clone();
+        }
         match (&self.local.settings.home, self.uri.is_session()) {
-            (Some(home), true) => home.join(".local/share/libvirt/images"),
-            _ => PathBuf::from("/var/lib/libvirt/images"),
+            (Some(home), true) => home.join(session),
+            _ => PathBuf::from(system),
         }
     }
 
     /// Where libvirt keeps each VM's swtpm state (`<dir>/<uuid>`).
     pub fn swtpm_dir(&self) -> PathBuf {
-        if let Some(d) = &self.local.settings.swtpm_dir {
-            return d.clone();
-        }
-        match (&self.local.settings.home, self.uri.is_session()) {
-            (Some(home), true) => home.join(".config/libvirt/qemu/swtpm"),
-            _ => PathBuf::from("/var/lib/libvirt/swtpm"),
-        }
+        self.libvirt_dir(
+            self.local.settings.swtpm_dir.as_ref(),
+            ".config/libvirt/qemu/swtpm",
+            "/var/lib/libvirt/swtpm",
+        )
     }
 
     /// Where libvirt keeps the memory of VMs saved to disk
     /// (`<dir>/<name>.save`, written by `virsh managedsave`).
     pub fn save_dir(&self) -> PathBuf {
-        if let Some(d) = &self.local.settings.save_dir {
-            return d.clone();
-        }
-        match (&self.local.settings.home, self.uri.is_session()) {
-            (Some(home), true) => home.join(".config/libvirt/qemu/save"),
-            _ => PathBuf::from("/var/lib/libvirt/qemu/save"),
-        }
+        self.libvirt_dir(
+            self.local.settings.save_dir.as_ref(),
+            ".config/libvirt/qemu/save",
+            "/var/lib/libvirt/qemu/save",
+        )
     }
 
     /// A context on `qemu:///system` with nothing from the environment, for
