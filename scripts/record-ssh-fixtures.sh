@@ -64,19 +64,10 @@ rec master-auth-refused "${base[@]}" -p 2222 -l root -i "$work/other" -o UserKno
 # no_verify it writes the throwaway host key into root's known_hosts
 # (libvirt's known_hosts= is for its libssh transports only): taken out
 # again right after.
-kh=$(getent passwd root | cut -d: -f6)/.ssh/known_hosts
-had_kh=no had_dir=no
-[[ -e $kh ]] && had_kh=yes
-[[ -d ${kh%/*} ]] && had_dir=yes
+known_hosts_note
 rec virsh-unreachable virsh -c "qemu+ssh://root@127.0.0.1:2223/system?keyfile=$work/key&no_verify=1&known_hosts=$work/kh" list
 rec virsh-auth-refused virsh -c "qemu+ssh://root@127.0.0.1:2222/system?keyfile=$work/other&no_verify=1&known_hosts=$work/kh" list
-if [[ $had_kh == yes ]]; then
-  ssh-keygen -q -R '[127.0.0.1]:2222' -f "$kh" >/dev/null 2>&1
-  rm -f "$kh.old"
-else
-  rm -f "$kh" "$kh.old"
-  [[ $had_dir == yes ]] || rmdir "${kh%/*}"
-fi
+known_hosts_restore
 
 # The master, and calls over it.
 ok=("${base[@]}" -p 2222 -l root -i "$work/key" -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no)

@@ -25,3 +25,24 @@ StrictModes no
 PidFile $dir/sshd.pid
 CONF
 }
+
+# libvirt's ssh with no_verify writes the throwaway host key into root's
+# known_hosts. known_hosts_note, before: remember what was there;
+# known_hosts_restore, after: take the key out again (and the file and its
+# directory, when they were not there before).
+known_hosts_note() {
+  kh=$(getent passwd root | cut -d: -f6)/.ssh/known_hosts
+  had_kh=no had_kh_dir=no
+  [[ -e $kh ]] && had_kh=yes
+  [[ -d ${kh%/*} ]] && had_kh_dir=yes
+  return 0
+}
+known_hosts_restore() {
+  if [[ $had_kh == yes ]]; then
+    ssh-keygen -q -R '[127.0.0.1]:2222' -f "$kh" >/dev/null 2>&1
+    rm -f "$kh.old"
+  else
+    rm -f "$kh" "$kh.old"
+    [[ $had_kh_dir == yes ]] || rmdir "${kh%/*}"
+  fi
+}

@@ -15,29 +15,20 @@ set -euo pipefail
 bkt=$(realpath "$1")
 tests=${2:+$(realpath "$2")}
 work=$(mktemp -d /tmp/bkt-ssh-try.XXXXXX)
+# shellcheck source=scripts/sshd-lib.sh
+. "$(dirname "$0")/sshd-lib.sh"
 # libvirt's ssh (no_verify) writes the throwaway host key into root's
 # known_hosts: taken out again at the end.
-kh=$(getent passwd root | cut -d: -f6)/.ssh/known_hosts
-had_dir=no had_kh=no
-[[ -d ${kh%/*} ]] && had_dir=yes
-[[ -e $kh ]] && had_kh=yes
+known_hosts_note
 sshd_pid=""
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
   set +e
   [[ -n $sshd_pid ]] && kill "$sshd_pid"
-  if [[ $had_kh == yes ]]; then
-    ssh-keygen -q -R '[127.0.0.1]:2222' -f "$kh" >/dev/null 2>&1
-    rm -f "$kh.old"
-  else
-    rm -f "$kh" "$kh.old"
-    [[ $had_dir == yes ]] || rmdir "${kh%/*}"
-  fi
+  known_hosts_restore
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-# shellcheck source=scripts/sshd-lib.sh
-. "$(dirname "$0")/sshd-lib.sh"
 sshd_setup "$work"
 /usr/sbin/sshd -D -f "$work/sshd_config" &
 sshd_pid=$!
