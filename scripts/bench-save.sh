@@ -64,7 +64,8 @@ bkt() {
 qemu_pid() { cat /run/libvirt/qemu/$NAME.pid 2>/dev/null || true; }
 rss_mib() { awk '/^VmRSS:/ {printf "%.0f\n", $2 / 1024}' "/proc/$1/status"; }
 ms() { awk -v v="$1" 'BEGIN{printf "%.0f", v / 1000000}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 # connect, and the time from its start to the client's: the port answered.
 timed_connect() {
@@ -83,7 +84,18 @@ timed_connect() {
   echo $((t1 - t0))
 }
 
-# First boot, until the port answers.
+# First boot, until the port answers (connect on a VM that is already
+# running probes the port once; it does not wait for a boot it did not start).
+up=no
+for _ in $(seq 240); do
+  if ip=$(bkt vm ip $NAME --timeout 0 2>/dev/null) &&
+    timeout 1 bash -c "exec 3<>/dev/tcp/$ip/3389" 2>/dev/null; then
+    up=yes
+    break
+  fi
+  sleep 0.5
+done
+[[ $up == yes ]] || { echo "the guest's port 3389 never answered" >&2; exit 1; }
 timed_connect >/dev/null
 : >"$work/restore"; : >"$work/cold"; : >"$work/rss"; : >"$work/restore-only"
 for ((i = 0; i < RUNS; i++)); do
