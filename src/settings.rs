@@ -11,6 +11,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub home: Option<PathBuf>,
+    /// `PATH`: where libvirt's ssh is looked up (a `qemu+ssh://` host's
+    /// connection puts bkt's own `ssh` before it).
+    pub path: Option<String>,
     xdg_config: Option<PathBuf>,
     /// `$NO_COLOR` is set: no colours, even on a terminal.
     pub no_color: bool,
@@ -125,6 +128,7 @@ impl Settings {
                 cap: text("BKT_VM_DOWNLOAD_CAP").and_then(|v| v.parse().ok()),
                 cache_dir: xdg_cache.as_ref().map(|c| c.join("bkt").join("vm")),
             },
+            path: text("PATH"),
             home,
             xdg_config,
         }

@@ -105,6 +105,20 @@ impl Ssh {
     }
 }
 
+/// The `ssh` that libvirt's own ssh transport (virsh, virt-install on a
+/// `qemu+ssh://` URI) finds first on its `PATH`: a script that runs the
+/// real one (`real`, absolute) through bkt's master, so those programs cost
+/// no handshake of their own. Without a master (its socket gone) ssh
+/// connects by itself, still never prompting. libvirt's own options (user,
+/// port, key, `--`, host, the remote command) follow as they are.
+pub fn through_master(real: &Path, control: &Path) -> String {
+    format!(
+        "#!/bin/sh\nexec {} -S {} -o ControlMaster=no -o BatchMode=yes -o ConnectTimeout={CONNECT_TIMEOUT_SECS} \"$@\"\n",
+        quote_path(real),
+        quote_path(control)
+    )
+}
+
 /// `127.0.0.1:LOCAL:GUEST:PORT`, an IPv6 guest in brackets.
 fn local_forward(local: u16, guest: IpAddr, port: u16) -> String {
     match guest {

@@ -12,12 +12,32 @@ use crate::exec::Cmd;
 #[derive(Debug, Clone)]
 pub struct Virsh {
     pub uri: String,
+    /// The `PATH` virsh runs with, when libvirt's own ssh (`qemu+ssh://`)
+    /// must find bkt's `ssh` first: the one that goes through bkt's
+    /// connection (see `tools::ssh::through_master`).
+    path: Option<String>,
 }
 
 impl Virsh {
     pub fn new(uri: &str) -> Self {
         Virsh {
             uri: uri.to_string(),
+            path: None,
+        }
+    }
+
+    /// The same connection, its ssh found on `path` first.
+    pub fn with_path(mut self, path: String) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    /// Any libvirt client (virsh, virt-install) on this connection: with
+    /// the `PATH` that sends libvirt's ssh through bkt's connection.
+    pub fn client(&self, cmd: Cmd) -> Cmd {
+        match &self.path {
+            Some(p) => cmd.env("PATH", p.clone()),
+            None => cmd,
         }
     }
 
@@ -27,7 +47,7 @@ impl Virsh {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Cmd::new("virsh")
+        self.client(Cmd::new("virsh"))
             .env("LC_ALL", "C")
             .arg("-c")
             .arg(self.uri.clone())
@@ -40,7 +60,7 @@ impl Virsh {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Cmd::new("virsh")
+        self.client(Cmd::new("virsh"))
             .env("LC_ALL", "C")
             .arg("-q")
             .arg("-c")

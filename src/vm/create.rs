@@ -495,8 +495,9 @@ fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan) -> Result<()> {
     }
     println!("Domain XML (rendered by virt-install --print-xml):");
     let size_gib = plan.disk_size.div_ceil(gib_bytes(1));
-    let xml = domain
-        .print_xml(size_gib)
+    let xml = ctx
+        .virsh
+        .client(domain.print_xml(size_gib))
         .stdout()
         .map_err(libvirt_error)
         .context("rendering the domain XML")?;
@@ -666,8 +667,9 @@ fn make(
 /// fails leaves a domain (ours, by UUID) that the rollback undefines with
 /// its NVRAM and TPM state.
 fn define_and_start(ctx: &Ctx, domain: &WindowsDomain, made: &mut Made) -> Result<()> {
-    let xml = domain
-        .render()
+    let xml = ctx
+        .virsh
+        .client(domain.render())
         .stdout()
         .map_err(libvirt_error)
         .context("rendering the domain with virt-install")?;

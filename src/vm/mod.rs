@@ -47,6 +47,15 @@ use ctx::Ctx;
 pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()> {
     crate::exec::set_verbose(global.verbose);
     let ctx = Ctx::new(global.uri.clone(), settings)?;
+    // Every command but these talks to libvirt: log in to its host first,
+    // once. doctor reports a host it cannot reach as a check; download
+    // needs no host.
+    if !matches!(
+        command,
+        VmCommand::Download { .. } | VmCommand::Doctor { .. }
+    ) {
+        ctx.open()?;
+    }
     match command {
         VmCommand::Create(args) => create::run(&ctx, *args),
         VmCommand::Start { name } => start::run(&ctx, &name),

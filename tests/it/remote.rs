@@ -67,13 +67,14 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
     );
     assert_eq!(r.stderr(), "");
     assert_eq!(sockdir_mode(&w), "700");
-    // One master for the whole command, ended as bkt ends; the probe of
-    // the guest's port and the free space are the host's.
+    // One master for the whole command, started first (libvirt's own ssh
+    // goes through it too) and ended as bkt ends; the probe of the guest's
+    // port and the free space are the host's.
     assert_eq!(
         calls(&w),
         [
-            format!("virsh -c {URI} {BATCH}"),
             format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            format!("virsh -c {URI} {BATCH}"),
             probe_call("0.150", "127.0.0.2"),
             format!("virsh -c {URI} nodeinfo"),
             format!(
@@ -136,9 +137,9 @@ fn start_over_ssh_weighs_the_hosts_size_from_libvirt() {
     assert_eq!(
         calls(&w),
         [
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
             format!("virsh -c {URI} domstate --reason t2"),
             format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
             format!("virsh -c {URI} nodeinfo"),
             format!(
                 "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
@@ -152,30 +153,44 @@ fn start_over_ssh_weighs_the_hosts_size_from_libvirt() {
 }
 
 #[test]
-fn stop_over_ssh_needs_no_ssh_of_its_own() {
-    // Only libvirt is asked: the master is started on first use, and stop
-    // has none.
+fn stop_over_ssh_logs_in_once_and_libvirt_goes_through_that() {
+    // Only libvirt is asked; its ssh (run here the way libvirt runs it, from
+    // virsh's PATH) finds bkt's, which goes through the master: no
+    // handshake of its own.
     let w = world();
     w.shuts_down_after("windows", 1);
+    w.rule_first("virsh", "* shutdown windows --mode acpi")
+        .sh("ssh -p 2222 -l root -T -e none -- 127.0.0.1 sh -c true\n")
+        .out("Domain 'windows' is being shutdown\n\n");
+    w.rule(
+        "ssh",
+        "* -p 2222 -l root -T -e none -- 127.0.0.1 sh -c true",
+    );
     let r = w.bkt(&["vm", "-c", URI, "stop", "windows"]);
     r.success()
         .stdout_like(r"^windows is shut off \(shutdown\) after \ds\n$");
     assert_eq!(
         calls(&w),
         [
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
             format!("virsh -c {URI} domstate --reason windows"),
             format!("virsh -c {URI} shutdown windows --mode acpi"),
+            "ssh -S $SOCK -o ControlMaster=no -o BatchMode=yes -o ConnectTimeout=15 \
+             -p 2222 -l root -T -e none -- 127.0.0.1 sh -c true"
+                .to_string(),
             format!("virsh -c {URI} domstate --reason windows"),
+            format!("{SSH} -O exit -- 127.0.0.1"),
         ]
     );
 }
 
 #[test]
 fn an_unreachable_host_is_said_with_its_fix() {
-    // virsh's own ssh fails first, as libvirt words it.
+    // bkt logs in first: its master is what finds nothing listening, and
+    // libvirt is never asked.
     let w = world();
-    w.rule("virsh", "-c * echo @@bkt leases; *")
-        .recorded("ssh/virsh-unreachable");
+    w.rule_first("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
+        .recorded("ssh/master-unreachable");
     // Where the recording found nothing listening.
     let uri = URI.replace(":2222/", ":2223/");
     let r = w.bkt(&["vm", "-c", &uri, "status"]);
@@ -183,22 +198,51 @@ fn an_unreachable_host_is_said_with_its_fix() {
     assert_eq!(r.stdout(), "");
     assert_eq!(
         r.stderr(),
+        "error: cannot reach 127.0.0.1 over ssh (ssh: connect to host 127.0.0.1 port 2223: Connection refused)
+hint: check that the host is up and runs sshd, and that --connect names it right: `ssh -p 2223 root@127.0.0.1 true` should work
+"
+    );
+    assert_eq!(
+        calls(&w),
+        [SSH.replace("-p 2222", "-p 2223") + " -M -o ControlPersist=no -f -N -- 127.0.0.1"]
+    );
+}
+
+/// libvirt's own ssh failing (the host went away after bkt logged in, or
+/// libvirt was told another way in): said as ssh's failure, with its fix.
+#[test]
+fn libvirts_own_ssh_failing_is_said_with_its_fix() {
+    let w = world();
+    w.rule("virsh", "-c * echo @@bkt leases; *")
+        .recorded("ssh/virsh-unreachable");
+    let r = w.bkt(&["vm", "-c", URI, "status"]);
+    r.failure();
+    assert_eq!(r.stdout(), "");
+    assert_eq!(
+        r.stderr(),
         format!(
             "error: cannot list the VMs
 caused by: cannot reach 127.0.0.1 over ssh (ssh: connect to host 127.0.0.1 port 2223: Connection refused)
-caused by: `virsh -c '{uri}' '{BATCH}'` failed (exit status: 1)
+caused by: `virsh -c '{URI}' '{BATCH}'` failed (exit status: 1)
 --- stderr
-{}hint: check that the host is up and runs sshd, and that --connect names it right: `ssh -p 2223 root@127.0.0.1 true` should work
+{}hint: check that the host is up and runs sshd, and that --connect names it right: `ssh -p 2222 root@127.0.0.1 true` should work
 ",
             fixture("ssh/virsh-unreachable.err")
         )
     );
-    assert_eq!(calls(&w), [format!("virsh -c {uri} {BATCH}")]);
+    assert_eq!(
+        calls(&w),
+        [
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            format!("virsh -c {URI} {BATCH}"),
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
+    );
 }
 
 #[test]
 fn a_refused_key_is_said_with_its_fix_and_nothing_is_left() {
-    // libvirt got in (its own ssh), bkt's master with the URI's key did not.
+    // bkt's master, with the URI's key, is refused: the first thing run.
     let w = world();
     w.rule_first("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
         .recorded("ssh/master-auth-refused");
@@ -211,14 +255,11 @@ fn a_refused_key_is_said_with_its_fix_and_nothing_is_left() {
 hint: bkt never asks for an ssh password (BatchMode): give it a key the host accepts, `ssh-copy-id -p 2222 root@127.0.0.1`, or name one in the URI (?keyfile=PATH)
 "
     );
-    // Never started: nothing to end; the socket's directory is gone.
+    // Never started: nothing to end, libvirt never asked; the socket's
+    // directory is gone.
     assert_eq!(
         calls(&w),
-        [
-            format!("virsh -c {URI} domstate --reason t2"),
-            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-        ]
+        [format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1")]
     );
 }
 
@@ -238,7 +279,7 @@ hint: check the key and accept it once by hand, `ssh -p 2222 root@127.0.0.1 true
 "
     );
     assert_eq!(
-        calls(&w)[2],
+        calls(&w)[0],
         "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -M -o ControlPersist=no -f -N -- 127.0.0.1"
     );
 }
@@ -283,8 +324,16 @@ fn ip_over_ssh_says_where_the_address_is_reachable() {
             ip.trim()
         )
     );
-    // libvirt knows the address; no ssh of bkt's own is needed.
-    assert!(calls(&w).iter().all(|c| c.starts_with("virsh ")));
+    // libvirt knows the address: after the login, only libvirt is asked.
+    let c = calls(&w);
+    assert_eq!(
+        c[0],
+        format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1")
+    );
+    assert!(
+        c[1..c.len() - 1].iter().all(|c| c.starts_with("virsh ")),
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -331,9 +380,9 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
     assert_eq!(
         c,
         [
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
             format!("virsh -c {URI} domstate --reason windows"),
             format!("virsh -c {URI} domifaddr windows --source lease"),
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
             probe_call("0.500", "127.0.0.11"),
             format!("{SSH} -O forward -L 127.0.0.1:{port}:127.0.0.11:3389 -- 127.0.0.1"),
             "xfreerdp3 /version".to_string(),

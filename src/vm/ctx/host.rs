@@ -67,6 +67,12 @@ impl PortState {
 
 /// Every effect on the machine that runs libvirt.
 pub trait Host {
+    /// Be ready for the command's calls: over ssh, log in once (the
+    /// connection every later call, libvirt's own too, goes through), so
+    /// an unreachable host is said first, with its fix.
+    fn open(&self) -> Result<()> {
+        Ok(())
+    }
     /// Its memory and cores.
     fn size(&self) -> Result<HostSize>;
     /// Free bytes on the file system holding `dir` (or its nearest parent).

@@ -37,10 +37,15 @@ impl Ctx {
         let manifest = settings.manifest().context(
             "cannot find the manifest: neither BKT_VM_MANIFEST, XDG_CONFIG_HOME nor HOME is set",
         )?;
-        let virsh = Virsh::new(uri.as_str());
-        let host: Box<dyn Host> = match uri.ssh() {
-            Some(target) => Box::new(ssh::SshHost::new(target.clone(), virsh.clone())?),
-            None => Box::new(LocalHost::new(&settings)),
+        let (virsh, host): (Virsh, Box<dyn Host>) = match uri.ssh() {
+            Some(target) => {
+                let h = ssh::SshHost::new(target.clone(), uri.as_str(), settings.path.as_deref())?;
+                (h.virsh().clone(), Box::new(h))
+            }
+            None => (
+                Virsh::new(uri.as_str()),
+                Box::new(LocalHost::new(&settings)),
+            ),
         };
         Ok(Ctx {
             virsh,
@@ -49,6 +54,12 @@ impl Ctx {
             host,
             local: Local::new(settings),
         })
+    }
+
+    /// Be ready for the command's calls (over ssh: log in once, the host
+    /// unreachable said here with its fix).
+    pub fn open(&self) -> Result<()> {
+        self.host.open()
     }
 
     /// The state of a domain (by name or UUID), or None when libvirt has no

@@ -35,19 +35,46 @@ pub struct SshHost {
 }
 
 impl SshHost {
-    pub fn new(target: SshTarget, virsh: Virsh) -> Result<SshHost> {
+    /// The host `target` names, libvirt on it at `uri`. `path` is this
+    /// process's `PATH`: libvirt's own ssh (virsh, virt-install) runs with
+    /// bkt's private directory before it, where an `ssh` goes through the
+    /// master ([`ssh::through_master`]).
+    pub fn new(target: SshTarget, uri: &str, path: Option<&str>) -> Result<SshHost> {
         let dir = tempfile::Builder::new()
             .prefix("bkt-ssh.")
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .context("creating a private directory for the ssh connection")?;
+        let control = dir.path().join("m");
+        let mut virsh = Virsh::new(uri);
+        // No ssh here: libvirt says so itself, as it would without bkt.
+        if let Ok(real) = which::which("ssh") {
+            let bin = dir.path().join("bin");
+            std::fs::create_dir(&bin)
+                .and_then(|()| {
+                    let script = ssh::through_master(&real, &control);
+                    std::fs::write(bin.join("ssh"), script)?;
+                    std::fs::set_permissions(
+                        bin.join("ssh"),
+                        std::fs::Permissions::from_mode(0o700),
+                    )
+                })
+                .context("writing the ssh that libvirt's connection goes through")?;
+            let rest = path.map(|p| format!(":{p}")).unwrap_or_default();
+            virsh = virsh.with_path(format!("{}{rest}", bin.display()));
+        }
         Ok(SshHost {
-            ssh: Ssh::new(target, &dir.path().join("m")),
+            ssh: Ssh::new(target, &control),
             virsh,
             _dir: dir,
             master: OnceLock::new(),
             euid: OnceLock::new(),
         })
+    }
+
+    /// libvirt on the host, through the master.
+    pub fn virsh(&self) -> &Virsh {
+        &self.virsh
     }
 
     /// Start the master once; every later call reuses it (or its error).
@@ -206,6 +233,10 @@ impl SshHost {
 }
 
 impl Host for SshHost {
+    fn open(&self) -> Result<()> {
+        self.connect()
+    }
+
     fn size(&self) -> Result<HostSize> {
         // The first thing most commands ask the host: an ssh that cannot
         // get in is said here, with its fix, rather than as answers that
@@ -498,7 +529,7 @@ mod tests {
             .expect("BKT_TEST_SSH_URI")
             .parse()
             .unwrap();
-        let h = SshHost::new(uri.ssh().unwrap().clone(), Virsh::new(uri.as_str())).unwrap();
+        let h = SshHost::new(uri.ssh().unwrap().clone(), uri.as_str(), None).unwrap();
         let top = PathBuf::from(h.io("mktemp -d /tmp/bkt-real.XXXXXX").unwrap().trim());
         let d = top.join("a dir");
         h.create_dir_all(&d.join("tpm2")).unwrap();
