@@ -81,6 +81,7 @@ chmod 640 "$d/file"
 run stat-file "stat -L -c '%f %s %u %g' -- $d/file"
 run stat-dir "stat -L -c '%f %s %u %g' -- $d/dir"
 run stat-missing "stat -L -c '%f %s %u %g' -- $d/missing"
+run sha256sum "sha256sum -- $d/file"
 run df "p=$d/not/yet; while [ ! -e \"\$p\" ]; do p=\$(dirname -- \"\$p\"); done; df -PB1 -- \"\$p\""
 # A listener on 127.0.0.1:3389 in the namespace; 127.0.0.2:3389 refuses;
 # the namespace's firewall drops what goes to port 3390, so nothing answers.

@@ -137,17 +137,33 @@ pub fn check_file(path: &Path, kind: Kind, min_size: u64) -> std::result::Result
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
+    sha256_told(path, &mut |_| {})
+}
+
+/// [`sha256_file`], `read` told the bytes hashed so far.
+pub fn sha256_told(path: &Path, read: &mut dyn FnMut(u64)) -> Result<String> {
     let mut f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        total += n as u64;
+        read(total);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The hash of a file bkt downloaded, as its `FILE.sha256` recorded it
+/// (only while the file is as it was then).
+pub fn known_sha256(file: &Path) -> Option<String> {
+    recorded_sum(file)
 }
 
 /// Whether `s` is a SHA-256 as hex digits.
@@ -848,23 +864,7 @@ fn receive(
 }
 
 fn progress(item: &Item, total: Option<u64>, start: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    let bar = if std::io::stderr().is_terminal() {
-        match total {
-            Some(t) => indicatif::ProgressBar::new(t),
-            None => indicatif::ProgressBar::new_spinner(),
-        }
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(format!("downloading {}", item.file));
+    let bar = crate::ui::bytes_bar(&format!("downloading {}", item.file), total);
     bar.set_position(start);
     if bar.is_hidden() {
         eprintln!(

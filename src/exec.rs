@@ -330,6 +330,72 @@ impl Cmd {
 }
 
 impl Cmd {
+    /// Run to completion with stdin fed from `from` (a file too big to
+    /// hold in memory: an ISO going to a host over ssh), `sent` told the
+    /// bytes written so far after each chunk; stdout and stderr captured,
+    /// a non-zero exit an error as in [`Cmd::run`]. A child that ends
+    /// before reading everything ends the feeding (its error is the one
+    /// returned).
+    pub fn run_feeding(
+        &self,
+        from: &mut dyn io::Read,
+        sent: &mut dyn FnMut(u64),
+    ) -> Result<Output, ExecError> {
+        use std::io::Write;
+        self.log();
+        let _pipe_errors = crate::interrupt::PipeErrors::new();
+        let (reader, mut writer) = io::pipe().map_err(|err| self.spawn_error(err))?;
+        // The expression (and with it our copy of the pipe's reading end)
+        // is gone once the child has started: a child that dies makes our
+        // writes fail instead of block.
+        let handle = self
+            .expression()
+            .stdin_file(reader)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .start()
+            .map_err(|err| self.spawn_error(err))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        let fed: io::Result<()> = loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = writer.write_all(&buf[..n]) {
+                break Err(e);
+            }
+            total += n as u64;
+            sent(total);
+        };
+        drop(writer);
+        let o = handle.wait().map_err(|err| self.spawn_error(err))?;
+        let out = Output {
+            status: o.status,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        };
+        if !out.status.success() {
+            return Err(ExecError::Failed {
+                cmd: self.display(),
+                status: Status::of(&out.status),
+                stderr: out.stderr,
+            });
+        }
+        // The child took what it read and succeeded, but we could not
+        // give it everything.
+        fed.map_err(|err| ExecError::Io {
+            cmd: self.display(),
+            err,
+        })?;
+        Ok(out)
+    }
+}
+
+impl Cmd {
     /// An attached child: `stdin` written to it and then closed (how a
     /// secret reaches it without touching argv or disk), its stdout and
     /// stderr where `sink` says (a log file is created 0600, appended to).
@@ -460,6 +526,26 @@ mod tests {
             std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn a_stream_reaches_stdin_and_its_progress_is_told() {
+        let data = vec![b'x'; 3 << 20];
+        let mut seen = Vec::new();
+        let out = Cmd::new("wc")
+            .arg("-c")
+            .run_feeding(&mut &data[..], &mut |n| seen.push(n))
+            .unwrap();
+        assert_eq!(out.stdout.trim(), (3 << 20).to_string());
+        assert_eq!(seen, [1 << 20, 2 << 20, 3 << 20]);
+        // A child that reads nothing and fails: its failure, not a hang.
+        let big = vec![0u8; 64 << 20];
+        let e = Cmd::new("sh")
+            .args(["-c", "echo full >&2; exit 4"])
+            .run_feeding(&mut &big[..], &mut |_| {})
+            .unwrap_err();
+        assert!(e.to_string().contains("exit status: 4"), "{e}");
+        assert_eq!(e.stderr(), "full\n");
     }
 
     #[test]

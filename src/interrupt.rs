@@ -32,8 +32,33 @@ pub fn happened() -> bool {
 /// reader goes away: SIGPIPE keeps its default effect (Rust ignores it, and
 /// printing to a closed pipe would panic).
 pub fn default_sigpipe() {
-    let always = Arc::new(AtomicBool::new(true));
-    let _ = signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, always);
+    let _ = signal_hook::flag::register_conditional_default(
+        signal_hook::consts::SIGPIPE,
+        Arc::clone(sigpipe_ends_us()),
+    );
+}
+
+fn sigpipe_ends_us() -> &'static Arc<AtomicBool> {
+    static ON: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    ON.get_or_init(|| Arc::new(AtomicBool::new(true)))
+}
+
+/// While it lives, a closed pipe is an error of the write, not the end of
+/// bkt: for feeding a child (an upload over ssh) whose death must be
+/// reported and cleaned up after.
+pub struct PipeErrors(());
+
+impl PipeErrors {
+    pub fn new() -> PipeErrors {
+        sigpipe_ends_us().store(false, Ordering::SeqCst);
+        PipeErrors(())
+    }
+}
+
+impl Drop for PipeErrors {
+    fn drop(&mut self) {
+        sigpipe_ends_us().store(true, Ordering::SeqCst);
+    }
 }
 
 /// The user interrupted the command (Ctrl-C, or SIGTERM). Callers add what

@@ -99,6 +99,29 @@ pub fn step(label: &str, detail: &str) {
     println!("  {} {:<14} {detail}", style("•").cyan(), label);
 }
 
+/// A bar of bytes done out of `total` for a long copy, hash or download:
+/// on a terminal it draws on stderr with speed and time left; elsewhere it
+/// is hidden and the caller says what it does in a line.
+pub fn bytes_bar(msg: &str, total: Option<u64>) -> ProgressBar {
+    let bar = if stderr_is_terminal() {
+        match total {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::new_spinner(),
+        }
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(msg.to_string());
+    bar
+}
+
 /// A spinner with elapsed time for anything that waits. On a terminal it
 /// animates on stderr; elsewhere it prints the message once, and the result.
 pub struct Spinner {

@@ -119,6 +119,16 @@ pub fn through_master(real: &Path, control: &Path) -> String {
     )
 }
 
+/// The hash `sha256sum FILE` printed (64 hex digits, then the name).
+pub fn parse_sha256sum(out: &str) -> Result<String> {
+    let h = out.split_whitespace().next().unwrap_or_default();
+    if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(h.to_ascii_lowercase())
+    } else {
+        bail!("sha256sum printed no hash: {:?}", out.trim())
+    }
+}
+
 /// `127.0.0.1:LOCAL:GUEST:PORT`, an IPv6 guest in brackets.
 fn local_forward(local: u16, guest: IpAddr, port: u16) -> String {
     match guest {
@@ -486,5 +496,38 @@ mod tests {
             [Reach::Refused, Reach::Open, Reach::NoAnswer]
         );
         assert_eq!(parse_probes("9 open\nx\n", 1), [Reach::NoAnswer]);
+    }
+
+    #[test]
+    fn sha256sum_gives_its_hash_and_nothing_else() {
+        // sha256sum of "hello" on the host, recorded.
+        assert_eq!(
+            parse_sha256sum(&fx("ssh/sha256sum.txt")).unwrap(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert!(parse_sha256sum("").is_err());
+        assert!(parse_sha256sum("sha256sum: /x: No such file or directory").is_err());
+        assert!(parse_sha256sum(&"g".repeat(64)).is_err());
+        assert!(parse_sha256sum(&"a".repeat(63)).is_err());
+    }
+
+    #[test]
+    fn libvirts_ssh_is_sent_through_the_master_with_every_argument_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("ssh");
+        // The real ssh stands in as printf, so what it would get is seen.
+        let script = through_master(Path::new("/usr/bin/printf"), Path::new("/run/bkt ssh/m"));
+        let script = script.replacen("exec /usr/bin/printf", "exec /usr/bin/printf '[%s]'", 1);
+        std::fs::write(&wrapper, script).unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .arg(&wrapper)
+            .args(["-p", "22", "host", "sh -c 'nc $ARG'"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "[-S][/run/bkt ssh/m][-o][ControlMaster=no][-o][BatchMode=yes][-o][ConnectTimeout=15]\
+             [-p][22][host][sh -c 'nc $ARG']"
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::exec::Cmd;
 use crate::settings::Settings;
 use crate::tools::acl::{self, Perms};
 
@@ -102,8 +103,18 @@ pub trait Host {
     fn create_new(&self, p: &Path, mode: u32) -> io::Result<()>;
     /// Write a file that did not exist, and flush it.
     fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()>;
-    /// Copy a file of this (the local) machine to a new file on the host.
-    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()>;
+    /// Copy a file of this (the local) machine to a new file on the host
+    /// (never over one), `sent` told the bytes copied so far; a copy that
+    /// fails is removed.
+    fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()>;
+    /// [`Host::send_new`] of a small file, nobody told.
+    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
+        self.send_new(local, p, mode, &mut |_| {})
+    }
+    /// The SHA-256 of a file there, in hex.
+    fn sha256(&self, p: &Path) -> Result<String>;
+    /// Run a tool there (`qemu-img` on the host's files); its stdout.
+    fn run_tool(&self, cmd: &Cmd) -> Result<String>;
     fn create_dir_all(&self, p: &Path) -> io::Result<()>;
     fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -285,16 +296,35 @@ impl Host for LocalHost {
             .with_context(|| format!("writing {}", p.display()))
     }
 
-    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
+    fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()> {
         let mut from = File::open(local).with_context(|| format!("reading {}", local.display()))?;
         let mut to = open_new(p, mode).with_context(|| format!("creating {}", p.display()))?;
-        let res = std::io::copy(&mut from, &mut to)
-            .and_then(|_| to.sync_all())
-            .with_context(|| format!("writing {}", p.display()));
+        let mut copy = || -> io::Result<()> {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = std::io::Read::read(&mut from, &mut buf)?;
+                if n == 0 {
+                    return to.sync_all();
+                }
+                std::io::Write::write_all(&mut to, &buf[..n])?;
+                total += n as u64;
+                sent(total);
+            }
+        };
+        let res = copy().with_context(|| format!("writing {}", p.display()));
         if res.is_err() {
             let _ = fs::remove_file(p);
         }
         res
+    }
+
+    fn sha256(&self, p: &Path) -> Result<String> {
+        crate::download::sha256_file(p)
+    }
+
+    fn run_tool(&self, cmd: &Cmd) -> Result<String> {
+        cmd.stdout().map_err(crate::tools::program_error)
     }
 
     fn create_dir_all(&self, p: &Path) -> io::Result<()> {

@@ -40,6 +40,20 @@ impl Local {
     }
 
     /// A program is on PATH.
+    /// The SHA-256 of a file here: the one a download recorded beside it,
+    /// else hashed now (`read` told the bytes so far).
+    pub fn sha256(&self, p: &Path, read: &mut dyn FnMut(u64)) -> Result<String> {
+        match crate::download::known_sha256(p) {
+            Some(sum) => Ok(sum),
+            None => crate::download::sha256_told(p, read),
+        }
+    }
+
+    /// A file's size here.
+    pub fn len(&self, p: &Path) -> std::io::Result<u64> {
+        fs::metadata(p).map(|m| m.len())
+    }
+
     pub fn has_program(&self, program: &str) -> bool {
         which::which(program).is_ok()
     }

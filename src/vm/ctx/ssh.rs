@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 use super::host::{Host, HostSize, Kind, PortState, Stat, parse_proc_net_tcp};
-use crate::exec::{ExecError, Output};
+use crate::exec::{Cmd, ExecError, Output};
 use crate::names::SshTarget;
 use crate::tools::acl::Perms;
 use crate::tools::ssh::{self, Reach, Ssh, quote_path};
@@ -335,15 +335,63 @@ impl Host for SshHost {
         self.write_new_file(p, bytes.to_vec(), mode)
     }
 
-    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
-        let bytes = std::fs::read(local).with_context(|| format!("reading {}", local.display()))?;
-        let res = self.write_new_file(p, bytes, mode);
-        if res.is_err()
-            && let Ok(q) = arg(p)
-        {
-            let _ = self.io(&format!("rm -f -- {q}"));
+    fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()> {
+        let q = arg(p)?;
+        let mut from =
+            std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
+        self.connect()?;
+        let what = || {
+            format!(
+                "copying {} to {}:{}",
+                local.display(),
+                self.ssh.target().host,
+                p.display()
+            )
+        };
+        let script = format!(
+            "{}cat > {q} && chmod {mode:o} -- {q} && sync -- {q}",
+            refuse_existing(&q)
+        );
+        match self.ssh.run(&script).run_feeding(&mut from, sent) {
+            Ok(_) => Ok(()),
+            // Somebody's file: never ours to remove.
+            Err(e) if e.stderr().contains("File exists") => {
+                Err(anyhow!("{}", remote_io_error(e.stderr()))).with_context(what)
+            }
+            Err(e) => {
+                let _ = self.io(&format!("rm -f -- {q}"));
+                let err = match ssh::failure(e.stderr(), Some(self.ssh.target())) {
+                    Some((why, fix)) => Err::<(), _>(anyhow!("{why}")).hint(fix).unwrap_err(),
+                    None => anyhow!("{}", remote_io_error(e.stderr())),
+                };
+                Err(err).with_context(what)
+            }
         }
-        res
+    }
+
+    fn run_tool(&self, cmd: &Cmd) -> Result<String> {
+        let out = self.exec(&cmd.display(), None)?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(anyhow!(
+                "`{}` failed on {}: {}",
+                cmd.display(),
+                self.ssh.target().host,
+                remote_io_error(&out.stderr)
+            ))
+        }
+    }
+
+    fn sha256(&self, p: &Path) -> Result<String> {
+        let out = self.io(&format!("sha256sum -- {}", arg(p)?)).map_err(|e| {
+            anyhow!(
+                "cannot hash {} on {}: {e}",
+                p.display(),
+                self.ssh.target().host
+            )
+        })?;
+        ssh::parse_sha256sum(&out)
     }
 
     fn create_dir_all(&self, p: &Path) -> io::Result<()> {
