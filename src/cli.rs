@@ -510,6 +510,13 @@ pub struct CreateArgs {
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub iso: Option<PathBuf>,
 
+    /// The Windows 11 install ISO as a path on the libvirt host, when it is
+    /// already there (--connect qemu+ssh://...): used where it is, nothing
+    /// uploaded. A local --iso is uploaded once instead (and found there
+    /// the next time by its SHA-256).
+    #[arg(long, value_name = "PATH", conflicts_with = "iso")]
+    pub remote_iso: Option<PathBuf>,
+
     /// The virtio-win driver ISO, attached as a second CD-ROM.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub virtio_iso: Option<PathBuf>,

@@ -247,6 +247,25 @@ impl Virsh {
         self.cmd(["start", id, "--reset-nvram"])
     }
 
+    /// Make libvirt look at a pool's directory again (files put there
+    /// over ssh become its volumes).
+    pub fn pool_refresh(&self, pool: &str) -> Cmd {
+        self.cmd(["pool-refresh", pool])
+    }
+
+    /// A new qcow2 volume of `bytes` in `pool`, made by libvirt on its
+    /// host; it refuses a name the pool already has.
+    pub fn vol_create_qcow2(&self, pool: &str, volume: &str, bytes: u64) -> Cmd {
+        self.cmd(["vol-create-as", pool, volume])
+            .arg(bytes.to_string())
+            .args(["--format", "qcow2"])
+    }
+
+    /// A volume's definition (format, capacity, allocation), by path.
+    pub fn vol_dumpxml(&self, path: &str) -> Cmd {
+        self.cmd(["vol-dumpxml", path])
+    }
+
     pub fn list_uuids(&self) -> Cmd {
         self.quiet(["list", "--all", "--uuid"])
     }
@@ -1037,6 +1056,46 @@ pub fn parse_dac_label(xml: &str) -> Result<Option<(u32, u32)>> {
 }
 
 /// libvirt's "no such storage volume" error (a path no pool knows).
+/// What `virsh vol-dumpxml` says of a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolInfo {
+    pub format: String,
+    pub capacity: u64,
+    pub allocation: u64,
+}
+
+pub fn parse_vol_xml(xml: &str) -> Result<VolInfo> {
+    let doc = roxmltree::Document::parse(xml).context("parsing the volume XML")?;
+    let root = doc.root_element();
+    let bytes = |tag: &str| -> Result<u64> {
+        let n = root
+            .children()
+            .find(|n| n.has_tag_name(tag))
+            .with_context(|| format!("the volume XML has no <{tag}>"))?;
+        let unit = n.attribute("unit").unwrap_or("bytes");
+        if unit != "bytes" {
+            bail!("the volume's <{tag}> is in {unit}, not bytes");
+        }
+        n.text()
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .with_context(|| format!("the volume's <{tag}> is not a number"))
+    };
+    let format = root
+        .children()
+        .find(|n| n.has_tag_name("target"))
+        .and_then(|t| t.children().find(|n| n.has_tag_name("format")))
+        .and_then(|f| f.attribute("type"))
+        .unwrap_or("unknown")
+        .to_string();
+    Ok(VolInfo {
+        format,
+        capacity: bytes("capacity")?,
+        allocation: bytes("allocation")?,
+    })
+}
+
 pub fn is_no_volume(stderr: &str) -> bool {
     stderr.contains("Storage volume not found")
 }
@@ -1552,5 +1611,26 @@ mod tests {
             Some("qemu:///system")
         );
         assert_eq!(uri_of_display("qemu-img info x"), None);
+    }
+
+    #[test]
+    fn a_new_volume_says_its_format_size_and_what_it_holds() {
+        // virsh 11.3.0: vol-dumpxml of a volume vol-create-as made.
+        let v = parse_vol_xml(&crate::tools::fixture("virsh/vol-dumpxml-qcow2.txt")).unwrap();
+        assert_eq!(
+            v,
+            VolInfo {
+                format: "qcow2".into(),
+                capacity: 2147483648,
+                allocation: 200704,
+            }
+        );
+        let kib = "<volume><capacity unit='KiB'>1</capacity><allocation>0</allocation></volume>";
+        assert!(parse_vol_xml(kib).unwrap_err().to_string().contains("KiB"));
+        assert!(parse_vol_xml("<volume><capacity>1</capacity></volume>").is_err());
+        assert!(
+            parse_vol_xml("<volume><capacity>x</capacity><allocation>0</allocation></volume>")
+                .is_err()
+        );
     }
 }

@@ -228,6 +228,36 @@ pub fn iso(ctx: &Ctx, label: &str, path: &Path) -> Check {
     }
 }
 
+/// An ISO already on the libvirt host (`--remote-iso`): a file there,
+/// under a name virt-install writes rightly.
+pub fn iso_on_host(ctx: &Ctx, label: &str, path: &Path) -> Check {
+    let host = ctx.uri.ssh().map_or("the host", |t| t.host.as_str());
+    let fix =
+        "give the path of an ISO on the host (ls it over ssh), or pass a local one with --iso";
+    if let Some(why) = mangled_path(path) {
+        return Check::fail(label, why).fix(fix);
+    }
+    if !path.is_absolute() {
+        return Check::fail(
+            label,
+            format!("{} is not an absolute path on {host}", path.display()),
+        )
+        .fix(fix);
+    }
+    match ctx.host.stat(path) {
+        Ok(st) if st.kind == crate::vm::ctx::Kind::File => Check::pass(
+            label,
+            format!(
+                "{host}:{} ({}, used where it is)",
+                path.display(),
+                human(st.len)
+            ),
+        ),
+        Ok(_) => Check::fail(label, format!("{host}:{} is not a file", path.display())).fix(fix),
+        Err(e) => Check::fail(label, format!("{host}:{}: {e}", path.display())).fix(fix),
+    }
+}
+
 /// Firmware with Secure Boot and Microsoft's keys.
 pub fn secure_boot(ctx: &Ctx, virt_type: &str) -> Check {
     let out = match ctx.virsh.domcapabilities(virt_type).stdout() {
@@ -307,7 +337,8 @@ pub fn disk(ctx: &Ctx, dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
             "give libvirt's default pool a directory with a plain name (virsh pool-edit default)",
         );
     }
-    if ctx.host.exists(dir) && !ctx.host.writable(dir) {
+    // Over ssh libvirt makes the disk (vol-create-as), not the ssh user.
+    if ctx.uri.ssh().is_none() && ctx.host.exists(dir) && !ctx.host.writable(dir) {
         return Check::fail(
             "disk",
             format!(

@@ -20,13 +20,15 @@ use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
 use crate::vm::ctx::HostSize;
 use crate::vm::ctx::{Ctx, libvirt_error};
-use crate::vm::{rdp_setup, resources, unattended};
+use crate::vm::{media, rdp_setup, resources, unattended};
 
 /// Everything create was asked for, once defaults are filled in.
 #[derive(Debug, Clone)]
 struct Plan {
     name: VmName,
     iso: PathBuf,
+    /// `iso` is a path on the libvirt host (`--remote-iso`), not here.
+    iso_on_host: bool,
     virtio_iso: Option<PathBuf>,
     disk_size: u64,
     memory: u64,
@@ -59,7 +61,7 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
         && args.disk_size.is_some()
         && args.memory.is_some()
         && args.cpus.is_some()
-        && args.iso.is_some()
+        && (args.iso.is_some() || args.remote_iso.is_some())
         && !asks_virtio
     {
         return Ok(args.clone());
@@ -110,7 +112,7 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
             .map_err(|e| e.to_string())
             .and_then(|p| checks::iso_problem(ctx, &p).map(|_| ()))
     };
-    if a.iso.is_none() {
+    if a.iso.is_none() && a.remote_iso.is_none() {
         println!("\nRequired: Windows 11 ISO");
         let mut input = Input::with_theme(&theme).with_prompt("Path to ISO");
         if let Some(f) = &found_iso {
@@ -132,11 +134,22 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
 }
 
 fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
-    let iso = args
-        .iso
-        .as_ref()
-        .context("no Windows ISO given")
-        .hint("pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)")?;
+    if args.remote_iso.is_some() && ctx.uri.ssh().is_none() {
+        return Err(anyhow!(
+            "--remote-iso names an ISO on a libvirt host reached over ssh, and {} is this machine",
+            ctx.uri
+        ))
+        .hint("pass the ISO with --iso PATH");
+    }
+    let (iso, iso_on_host) = match (&args.iso, &args.remote_iso) {
+        (_, Some(r)) => (r.clone(), true),
+        (Some(i), None) => (ctx.local.absolute(i)?, false),
+        (None, None) => {
+            return Err(anyhow!("no Windows ISO given")).hint(
+                "pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)",
+            );
+        }
+    };
     let memory = match &args.memory {
         Some(m) => parse_size(m).context("--memory")?,
         None => default_memory(host),
@@ -150,7 +163,8 @@ fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
             Some(n) => n.clone(),
             None => "windows".parse().map_err(anyhow::Error::msg)?,
         },
-        iso: ctx.local.absolute(iso)?,
+        iso,
+        iso_on_host,
         virtio_iso: args
             .virtio_iso
             .as_deref()
@@ -242,7 +256,14 @@ fn preflight_all(
     };
     show(&mut checks, checks::name(ctx, &plan.name, libvirt_up));
     show(&mut checks, checks::resources(host, plan.memory, plan.cpus));
-    show(&mut checks, checks::iso(ctx, "install ISO", &plan.iso));
+    show(
+        &mut checks,
+        if plan.iso_on_host {
+            checks::iso_on_host(ctx, "install ISO", &plan.iso)
+        } else {
+            checks::iso(ctx, "install ISO", &plan.iso)
+        },
+    );
     // Without --virtio-iso the drivers come from the cache, or a download.
     let virtio_item = download::virtio(
         args.download.virtio_url.as_deref(),
@@ -311,8 +332,38 @@ fn preflight_all(
         &mut checks,
         checks::disk(ctx, &images, &disk_path, plan.disk_size),
     );
-    // Last, because it may change something: only when all else passed.
-    if libvirt_up {
+    if let Some(t) = ctx.uri.ssh() {
+        // QEMU there opens the copies in the images directory (or the
+        // host's own --remote-iso), not the files here; the ssh user
+        // writes them.
+        let c = if ctx.host.writable(&images) {
+            Check::pass(
+                "media",
+                format!(
+                    "ISOs of this machine are sent to {}:{} once and kept there",
+                    t.host,
+                    images.display()
+                ),
+            )
+        } else {
+            Check::fail(
+                "media",
+                format!(
+                    "{} cannot write to {}:{}, where the ISOs of this machine go",
+                    t.user.as_deref().unwrap_or("the ssh user"),
+                    t.host,
+                    images.display()
+                ),
+            )
+            .fix(format!(
+                "connect as root (qemu+ssh://root@{}/system), or copy the ISO there yourself \
+                 and pass --remote-iso PATH",
+                t.host
+            ))
+        };
+        show(&mut checks, c);
+    } else if libvirt_up {
+        // Last, because it may change something: only when all else passed.
         let media: Vec<&Path> = std::iter::once(plan.iso.as_path())
             .chain(Some(plan.virtio_iso.as_deref().unwrap_or(&cached_virtio)))
             .collect();
@@ -364,19 +415,35 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         None
     };
     let ready = preflight_all(ctx, &args, &plan, &host, interactive)?;
-    plan.virtio_iso = Some(virtio_iso(ctx, &args, &plan, &ready)?);
-    let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
+    // The drivers here: the answer ISO is built from them on this machine.
+    let local_virtio = virtio_iso(ctx, &args, &plan, &ready)?;
+    plan.virtio_iso = Some(local_virtio.clone());
     if args.dry_run {
-        return dry_run(ctx, &domain, &plan);
+        let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
+        return dry_run(ctx, &domain, &plan, &ready.images);
     }
     crate::interrupt::catch();
+    if ctx.uri.ssh().is_some() {
+        ui::heading("Media");
+        if let Err(e) = media_to_host(ctx, &mut plan, &ready.images) {
+            return Err(
+                if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&e) {
+                    anyhow::Error::new(crate::interrupt::Interrupted)
+                        .context("stopped while sending the media; nothing of it is left there")
+                } else {
+                    e
+                },
+            );
+        }
+    }
+    let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
     let mut made = Made::default();
     if let Err(err) = make(
         ctx,
         &plan,
         &domain,
         &ready.images,
-        answers.as_ref(),
+        answers.as_ref().map(|a| (a, local_virtio.as_path())),
         &mut made,
     ) {
         return Err(undo(ctx, &plan.name, &domain.uuid, &made, err));
@@ -391,6 +458,21 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         ),
         None => guide(ctx, &plan, interactive),
     }
+}
+
+/// The host reached over ssh gets the install and driver ISOs of this
+/// machine (sent once, found there by SHA-256 the next time); the plan
+/// then names the copies.
+fn media_to_host(ctx: &Ctx, plan: &mut Plan, images: &Path) -> Result<()> {
+    if !plan.iso_on_host {
+        plan.iso = media::on_host(ctx, &plan.iso, images)?;
+        plan.iso_on_host = true;
+    }
+    crate::interrupt::check()?;
+    if let Some(v) = &plan.virtio_iso {
+        plan.virtio_iso = Some(media::on_host(ctx, v, images)?);
+    }
+    crate::interrupt::check()
 }
 
 /// The virtio-win ISO: given, else the cached one (`--dry-run` names it
@@ -481,12 +563,36 @@ fn undo(ctx: &Ctx, name: &str, uuid: &str, made: &Made, err: anyhow::Error) -> a
     .unwrap_err()
 }
 
-fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan) -> Result<()> {
+fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Result<()> {
     ui::heading("Dry run: nothing will be created");
+    if let Some(t) = ctx.uri.ssh() {
+        println!("Media:");
+        let local = std::iter::once(&plan.iso)
+            .filter(|_| !plan.iso_on_host)
+            .chain(&plan.virtio_iso);
+        for m in local {
+            println!(
+                "  {} would be sent to {}:{}/bkt-media-<its SHA-256>-… (unless it is there)",
+                m.display(),
+                t.host,
+                images.display()
+            );
+        }
+    }
     println!("Commands:");
     let render = domain.render();
+    let make_disk = if ctx.uri.ssh().is_some() {
+        let vol = Path::new(&domain.disk_path)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        ctx.virsh.vol_create_qcow2("default", &vol, plan.disk_size)
+    } else {
+        qemu_img::create_qcow2(&domain.disk_path, plan.disk_size)
+    };
     for c in [
-        qemu_img::create_qcow2(&domain.disk_path, plan.disk_size),
+        make_disk,
         render.clone(),
         ctx.virsh.define_stdin(""),
         ctx.virsh.start_fresh(&domain.uuid),
@@ -509,8 +615,11 @@ fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan) -> Result<()> {
 #[derive(Debug, Default)]
 struct Made {
     reserved: bool,
-    /// The disk path this run claimed (created empty, exclusively).
+    /// The disk path this run claimed (created empty, exclusively), or
+    /// the volume it asked libvirt for.
     disk: Option<PathBuf>,
+    /// The disk is a volume libvirt made: libvirt removes it.
+    disk_in_pool: bool,
     answer_iso: Option<PathBuf>,
     /// Set just before `virsh define`: the domain with this run's UUID, if
     /// libvirt has one, is ours.
@@ -536,7 +645,8 @@ fn make(
     plan: &Plan,
     domain: &WindowsDomain,
     images: &Path,
-    answers: Option<&crate::tools::unattend::Answers>,
+    // The answers, and the drivers ISO here to build their ISO from.
+    answers: Option<(&crate::tools::unattend::Answers, &Path)>,
     made: &mut Made,
 ) -> Result<()> {
     ui::heading("Creating");
@@ -561,7 +671,7 @@ fn make(
                 .chain(domain.virtio_iso.clone())
                 .collect(),
             mac: Some(domain.mac.clone()),
-            rdp_user: answers.map(|a| a.username.clone()),
+            rdp_user: answers.map(|(a, _)| a.username.clone()),
             answer_iso: domain.answer_iso.clone(),
             auto_save: Some(plan.auto_save.as_secs()),
             creating: true,
@@ -577,25 +687,18 @@ fn make(
             .create_dir_all(images)
             .with_context(|| format!("cannot create the images directory {}", images.display()))?;
     }
-    let disk = PathBuf::from(&domain.disk_path);
-    claim(ctx, &disk)?;
-    made.disk = Some(disk);
-    record(ctx, &plan.name, &domain.disk_path)?;
-    qemu_img::create_qcow2(&domain.disk_path, plan.disk_size)
-        .run()
-        .map_err(crate::tools::program_error)
-        .context("creating the disk")?;
-    crate::interrupt::check()?;
-    let info = qemu_img::info(&domain.disk_path)
-        .stdout()
-        .map_err(crate::tools::program_error)
-        .and_then(|s| qemu_img::parse_info(&s))
-        .context("checking the new disk")?;
-    if info.format != "qcow2" || info.virtual_size != plan.disk_size {
+    let in_pool = if ctx.uri.ssh().is_some() {
+        disk_in_pool(ctx, plan, domain, made)?
+    } else {
+        None
+    };
+    let (format, size, allocated) = match in_pool {
+        Some(d) => d,
+        None => disk_on_host(ctx, plan, domain, made)?,
+    };
+    if format != "qcow2" || size != plan.disk_size {
         bail!(
-            "the new disk is {} of {} bytes, not qcow2 of {} bytes",
-            info.format,
-            info.virtual_size,
+            "the new disk is {format} of {size} bytes, not qcow2 of {} bytes",
             plan.disk_size
         );
     }
@@ -604,14 +707,14 @@ fn make(
         &format!(
             "{} ({}, sparse: {} allocated)",
             domain.disk_path,
-            human(info.virtual_size),
-            human(info.actual_size)
+            human(size),
+            human(allocated)
         ),
     );
     crate::interrupt::check()?;
 
-    if let (Some(a), Some(out), Some(virtio)) = (answers, &domain.answer_iso, &domain.virtio_iso) {
-        unattended::build_answer_iso(ctx, Path::new(virtio), a, Path::new(out))?;
+    if let (Some((a, virtio)), Some(out)) = (answers, &domain.answer_iso) {
+        unattended::build_answer_iso(ctx, virtio, a, Path::new(out))?;
         made.answer_iso = Some(PathBuf::from(out));
         record(ctx, &plan.name, out)?;
         ui::step(
@@ -661,6 +764,72 @@ fn make(
     })?;
     ui::step("manifest", &ctx.manifest.display().to_string());
     Ok(())
+}
+
+/// The disk made by qemu-img on the host (this machine, or over ssh when
+/// libvirt there has no images pool): its path claimed (created empty,
+/// never over a file) first. Its format, size and allocation.
+fn disk_on_host(
+    ctx: &Ctx,
+    plan: &Plan,
+    domain: &WindowsDomain,
+    made: &mut Made,
+) -> Result<(String, u64, u64)> {
+    let disk = PathBuf::from(&domain.disk_path);
+    claim(ctx, &disk)?;
+    made.disk = Some(disk);
+    record(ctx, &plan.name, &domain.disk_path)?;
+    ctx.host
+        .run_tool(&qemu_img::create_qcow2(&domain.disk_path, plan.disk_size))
+        .context("creating the disk")?;
+    crate::interrupt::check()?;
+    let info = ctx
+        .host
+        .run_tool(&qemu_img::info(&domain.disk_path))
+        .and_then(|s| qemu_img::parse_info(&s))
+        .context("checking the new disk")?;
+    Ok((info.format, info.virtual_size, info.actual_size))
+}
+
+/// The disk on a host reached over ssh: a volume libvirt makes there in
+/// the `default` pool (the images directory), after a refresh so that it
+/// refuses a name a file already has. Its format, size and allocation; None
+/// when the host has no such pool (qemu-img makes it there then).
+fn disk_in_pool(
+    ctx: &Ctx,
+    plan: &Plan,
+    domain: &WindowsDomain,
+    made: &mut Made,
+) -> Result<Option<(String, u64, u64)>> {
+    const POOL: &str = "default";
+    let disk = PathBuf::from(&domain.disk_path);
+    match ctx.virsh.pool_refresh(POOL).run() {
+        Ok(_) => {}
+        Err(e) if e.stderr().contains("Storage pool not found") => return Ok(None),
+        Err(e) => return Err(libvirt_error(e)).context("looking at the host's images pool"),
+    }
+    let volume = disk
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // From here the volume, if libvirt made one, is this run's.
+    made.disk = Some(disk);
+    made.disk_in_pool = true;
+    record(ctx, &plan.name, &domain.disk_path)?;
+    ctx.virsh
+        .vol_create_qcow2(POOL, &volume, plan.disk_size)
+        .run()
+        .map_err(libvirt_error)
+        .context("creating the disk on the host")?;
+    crate::interrupt::check()?;
+    let info = ctx
+        .virsh
+        .vol_dumpxml(&domain.disk_path)
+        .stdout()
+        .map_err(libvirt_error)
+        .and_then(|x| crate::tools::virsh::parse_vol_xml(&x))
+        .context("checking the new disk")?;
+    Ok(Some((info.format, info.capacity, info.allocation)))
 }
 
 /// virt-install renders the XML; we define and start it, so a start that
@@ -751,7 +920,23 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
     let mut gone: Vec<String> = Vec::new();
     for (what, path) in [("disk", &made.disk), ("answer ISO", &made.answer_iso)] {
         let Some(p) = path else { continue };
-        match ctx.host.remove_file(p) {
+        let removed = if what == "disk" && made.disk_in_pool {
+            match ctx
+                .virsh
+                .vol_delete(&p.display().to_string())
+                .shielded()
+                .run()
+            {
+                Ok(_) => Ok(()),
+                Err(e) if crate::tools::virsh::is_no_volume(e.stderr()) => {
+                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+                Err(e) => Err(std::io::Error::other(why(&e))),
+            }
+        } else {
+            ctx.host.remove_file(p)
+        };
+        match removed {
             Ok(()) => {
                 u.removed.push(format!("{what} {}", p.display()));
                 gone.push(p.display().to_string());

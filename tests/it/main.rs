@@ -15,6 +15,7 @@ mod download;
 mod enable_rdp;
 mod lifecycle;
 mod remote;
+mod remote_create;
 mod rollback;
 mod run;
 mod save;

@@ -5,15 +5,16 @@
 
 use crate::harness::{World, fixture};
 
-const URI: &str = "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
+pub(crate) const URI: &str =
+    "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
 /// The one virsh call of `status`.
 const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
 /// What every ssh call starts with, the socket's directory replaced.
-const SSH: &str = "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -o StrictHostKeyChecking=no";
+pub(crate) const SSH: &str = "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -o StrictHostKeyChecking=no";
 
 /// A world with a fake ssh: the master starts (recording the mode of the
 /// socket's directory), commands over it answer from the recordings.
-fn world() -> World {
+pub(crate) fn world() -> World {
     let w = World::new();
     w.install_fake("ssh");
     w.rule("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
@@ -30,7 +31,7 @@ fn world() -> World {
 
 /// The calls, the random socket directory replaced by `$SOCK`; and that
 /// directory, gone once bkt ended.
-fn calls(w: &World) -> Vec<String> {
+pub(crate) fn calls(w: &World) -> Vec<String> {
     let re = regex::Regex::new(r"/tmp/bkt-ssh\.[A-Za-z0-9]+/m").unwrap();
     let lines = w.call_lines();
     for l in &lines {

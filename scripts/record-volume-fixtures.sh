@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Record what virsh prints for the storage-pool calls `create` makes over
+# qemu+ssh (pool-refresh, vol-create-as, vol-dumpxml, vol-delete) into
+# fixtures/virsh/, against the real libvirt:
+#
+#   flock /tmp/bkt-e2e.lock bash scripts/libvirt-netns.sh bash scripts/record-volume-fixtures.sh
+#
+# A throwaway directory pool `bkt-rec-$$` under /tmp, removed at the end
+# (libvirt-netns.sh forgets pools that appeared, too).
+set -euo pipefail
+out=$(realpath "${1:-fixtures/virsh}")
+pool=bkt-rec-$$
+dir=$(mktemp -d /tmp/bkt-pool-rec.XXXXXX)
+cleanup() {
+  set +e
+  virsh -q pool-destroy "$pool" >/dev/null 2>&1
+  virsh -q pool-undefine "$pool" >/dev/null 2>&1
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+rec() { # NAME ARGS...: stdout, stderr (when any), exit status (when not 0)
+  local name=$1 rc=0
+  shift
+  set +e
+  LC_ALL=C virsh -c qemu:///system "$@" >"$out/$name.txt" 2>"$out/$name.err"
+  rc=$?
+  set -e
+  [[ -s $out/$name.err ]] || rm -f "$out/$name.err"
+  if [[ $rc != 0 ]]; then echo "$rc" >"$out/$name.code"; else rm -f "$out/$name.code"; fi
+}
+virsh -q pool-define-as "$pool" dir --target "$dir" >/dev/null
+virsh -q pool-start "$pool" >/dev/null
+rec pool-refresh pool-refresh "$pool"
+rec pool-refresh-missing pool-refresh bkt-no-such-pool
+rec vol-create-as-qcow2 vol-create-as "$pool" win.qcow2 2147483648 --format qcow2
+# A file put there by somebody else, then a refresh: libvirt refuses it.
+: >"$dir/taken.qcow2"
+virsh -q pool-refresh "$pool" >/dev/null
+rec vol-create-as-taken vol-create-as "$pool" taken.qcow2 2147483648 --format qcow2
+rec vol-dumpxml-qcow2 vol-dumpxml "$dir/win.qcow2"
+rec vol-delete-created vol-delete "$dir/win.qcow2"
+# The pool's path is random: the fixtures name it /var/lib/libvirt/images.
+sed -i "s|$dir|/var/lib/libvirt/images|g; s|$pool|default|g" \
+  "$out"/pool-refresh.txt "$out"/vol-create-as-*.txt "$out"/vol-create-as-taken.err \
+  "$out"/vol-dumpxml-qcow2.txt "$out"/vol-delete-created.txt
+echo "recorded into $out" >&2

@@ -1,0 +1,370 @@
+//! `create` on a libvirt host reached over ssh: the ISOs of this machine
+//! sent once into the host's images directory (checked there by SHA-256,
+//! then named by it), found there the next time, and the disk made by
+//! libvirt on the host (`vol-create-as`). The fake ssh keeps what it is
+//! sent and hashes it as `sha256sum` on the host would.
+
+use crate::harness::{Run, World, fixture};
+use crate::remote::{SSH, URI, calls, world};
+
+/// A remote host with libvirt up, nothing on it yet but the images
+/// directory; every write over ssh lands in `$FAKE_DIR/uploads/`.
+fn host() -> World {
+    let w = world();
+    w.libvirt_up().domains(&[]);
+    std::fs::create_dir_all(w.path("uploads")).unwrap();
+    let images = w.p("images");
+    w.rule(
+        "ssh",
+        &format!("* -T -- 127.0.0.1 stat -L -c * -- {images}"),
+    )
+    .recorded("ssh/stat-dir");
+    // A medium is on the host when the fake keeps it.
+    w.rule("ssh", "* -T -- 127.0.0.1 stat -L -c * -- */bkt-media-*")
+        .sh("eval \"set -- ${20}\"; eval \"p=\\${$#}\"\n\
+             f=\"$FAKE_DIR/uploads/${p##*/}\"\n\
+             [ -e \"$f\" ] && { /usr/bin/stat -c '%f %s %u %g' \"$f\"; exit 0; }\n")
+        .recorded("ssh/stat-missing");
+    w.rule("ssh", "* -T -- 127.0.0.1 stat -L -c * -- *")
+        .recorded("ssh/stat-missing");
+    w.rule("ssh", "* -T -- 127.0.0.1 test -w *");
+    // The script is ssh's 20th argument. A new file is kept under the
+    // name it was sent to; sha256sum and mv work on what was kept.
+    w.rule("ssh", "* -T -- 127.0.0.1 if [ -e * ]*cat > *").sh(
+        "eval \"p=$(/usr/bin/printf '%s' \"${20}\" | /usr/bin/sed 's/.*cat > //; s/ && chmod.*//')\"\n\
+         /bin/cat >\"$FAKE_DIR/uploads/${p##*/}\"\n",
+    );
+    w.rule("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
+        .sh("eval \"set -- ${20}\"\n\
+         /usr/bin/sha256sum \"$FAKE_DIR/uploads/${3##*/}\" | /usr/bin/sed \"s|  .*|  $3|\"\n");
+    w.rule("ssh", "* -T -- 127.0.0.1 mv -f -T -- * *")
+        .sh("eval \"set -- ${20}\"\n\
+         /bin/mv \"$FAKE_DIR/uploads/${5##*/}\" \"$FAKE_DIR/uploads/${6##*/}\"\n");
+    w.rule("ssh", "* -T -- 127.0.0.1 rm *")
+        .sh("eval \"set -- ${20}\"; eval \"p=\\${$#}\"\n\
+         /bin/rm -f \"$FAKE_DIR/uploads/${p##*/}\"\n");
+    w.rule("virsh", "* pool-refresh default")
+        .recorded("virsh/pool-refresh");
+    w.rule(
+        "virsh",
+        "* vol-create-as default windows.qcow2 2147483648 --format qcow2",
+    )
+    .recorded("virsh/vol-create-as-qcow2");
+    w.rule("virsh", "* vol-dumpxml *")
+        .recorded("virsh/vol-dumpxml-qcow2");
+    w.rule("virt-install", "* --print-xml --dry-run")
+        .out(&fixture("virt-install/print-xml-windows-qemu.xml"));
+    w.rule("virsh", "* define /dev/stdin")
+        .out(&fixture("virsh/define-stdin.txt"));
+    w.rule("virsh", "* start * --reset-nvram")
+        .out(&fixture("virsh/start-reset-nvram.txt"));
+    w
+}
+
+fn create(w: &World, iso: &str, virtio: &str) -> Run {
+    w.bkt(&[
+        "vm",
+        "-c",
+        URI,
+        "create",
+        "--iso",
+        iso,
+        "--virtio-iso",
+        virtio,
+        "--virt-type",
+        "qemu",
+        "--disk-size",
+        "2G",
+        "--yes",
+    ])
+}
+
+/// The install ISO and a virtio ISO that differs from it.
+fn isos(w: &World) -> (String, String) {
+    let iso = w.iso("Win 11.iso");
+    let virtio = w.iso("virtio-win.iso");
+    let mut data = std::fs::read(&virtio).unwrap();
+    data[0] = b'v';
+    std::fs::write(&virtio, data).unwrap();
+    (iso, virtio)
+}
+
+fn sha256(path: &str) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+/// The name a medium has on the host: the start of its SHA-256, then its
+/// own name with what a tool might misread replaced.
+fn on_host(local: &str, plain: &str) -> String {
+    format!("bkt-media-{}-{plain}", &sha256(local)[..16])
+}
+
+/// What the fake host holds, by name.
+fn uploads(w: &World) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(w.path("uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn position(calls: &[String], needle: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.contains(needle))
+        .unwrap_or_else(|| panic!("no call with {needle:?} in {calls:#?}"))
+}
+
+#[test]
+fn local_isos_are_sent_once_and_the_disk_is_libvirts() {
+    let w = host();
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.success();
+    let images = w.p("images");
+    let win = on_host(&iso, "Win_11.iso");
+    let vio = on_host(&virtio, "virtio-win.iso");
+
+    // What was sent is the file, under its checksum's name, and nothing
+    // half-sent is left.
+    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
+    assert_eq!(sha256(&w.p(&format!("uploads/{vio}"))), sha256(&virtio));
+
+    let out = crate::normalize(&w, &r.stdout());
+    let re = regex::Regex::new(r"\(40 KiB, \d+s; kept").unwrap();
+    let out = re.replace_all(&out, "(40 KiB, Ns; kept");
+    assert!(
+        out.contains(&format!(
+            "Media\n\
+             \x20 • uploaded       Win 11.iso → 127.0.0.1:$TMP/images/{win} (40 KiB, Ns; kept for the next VM)\n\
+             \x20 • uploaded       virtio-win.iso → 127.0.0.1:$TMP/images/{vio} (40 KiB, Ns; kept for the next VM)\n\
+             Creating\n\
+             \x20 • disk           $TMP/images/windows.qcow2 (2 GiB, sparse: 196 KiB allocated)\n"
+        )),
+        "{out}"
+    );
+
+    // Each copy is written under a temporary name, checked there, then
+    // named; libvirt is told of it.
+    let calls = calls(&w);
+    for name in [&win, &vio] {
+        let part = regex::Regex::new(&format!(
+            r"cat > ({images}/\.{}\.[0-9a-f]{{8}}\.part) &&",
+            regex::escape(name)
+        ))
+        .unwrap();
+        let sent = position(&calls, &format!("{name}."));
+        let part = part
+            .captures(&calls[sent])
+            .unwrap_or_else(|| panic!("{}", calls[sent]))[1]
+            .to_string();
+        assert!(calls[sent].starts_with(&format!(
+            "{SSH} -o ControlMaster=no -T -- 127.0.0.1 if [ -e {part} ]"
+        )));
+        let checked = position(&calls, &format!("sha256sum -- {part}"));
+        let named = position(&calls, &format!("mv -f -T -- {part} {images}/{name}"));
+        assert!(sent < checked && checked < named, "{calls:#?}");
+        assert!(calls[named + 1].ends_with("pool-refresh default"));
+    }
+    // The disk is a volume libvirt made; qemu-img is not run.
+    let made = position(
+        &calls,
+        "vol-create-as default windows.qcow2 2147483648 --format qcow2",
+    );
+    assert!(made > position(&calls, &format!("mv -f -T -- {images}/.{vio}")));
+    assert!(
+        !calls.iter().any(|c| c.starts_with("qemu-img create")),
+        "{calls:#?}"
+    );
+    let install = &calls[position(&calls, "virt-install --connect")];
+    for disk in [
+        format!("--disk path={images}/{win},device=cdrom"),
+        format!("--disk path={images}/windows.qcow2,format=qcow2"),
+        format!("--disk path={images}/{vio},device=cdrom"),
+    ] {
+        assert!(install.contains(&disk), "{disk} not in {install}");
+    }
+
+    // The manifest names the media on the host, and counts the disk as
+    // bkt's but never the media.
+    let m = w.manifest();
+    let vm = &m["vms"][0];
+    assert_eq!(vm["name"], "windows", "{m:#}");
+    assert_eq!(vm["uri"], URI, "{m:#}");
+    assert_eq!(
+        vm["isos"],
+        serde_json::json!([format!("{images}/{win}"), format!("{images}/{vio}")]),
+        "{m:#}"
+    );
+    let files = m["files"].to_string();
+    assert!(files.contains(&format!("{images}/windows.qcow2")), "{m:#}");
+    assert!(!files.contains("bkt-media"), "{m:#}");
+}
+
+/// A create with both media on the fake host already, as an earlier
+/// create left them; the install ISO's copy is whole or, when `changed`,
+/// the same size with other bytes. Returns the world, the normalized
+/// output, the two names on the host and the local install ISO.
+fn create_with_copies_there(changed: bool) -> (World, String, String, String, String) {
+    let w = host();
+    let (iso, virtio) = isos(&w);
+    let win = on_host(&iso, "Win_11.iso");
+    let vio = on_host(&virtio, "virtio-win.iso");
+    let there = |local: &str, name: &str| {
+        std::fs::copy(local, w.path("uploads").join(name)).unwrap();
+    };
+    there(if changed { &virtio } else { &iso }, &win);
+    there(&virtio, &vio);
+    let r = create(&w, &iso, &virtio);
+    r.success();
+    let out = crate::normalize(&w, &r.stdout());
+    (w, out, win, vio, iso)
+}
+
+#[test]
+fn media_already_on_the_host_are_checked_there_and_not_sent_again() {
+    let (w, out, win, vio, _) = create_with_copies_there(false);
+    assert!(
+        out.contains(&format!(
+            "Media\n\
+             \x20 • on host        Win 11.iso: 127.0.0.1:$TMP/images/{win} has the same SHA-256; not sent again\n\
+             \x20 • on host        virtio-win.iso: 127.0.0.1:$TMP/images/{vio} has the same SHA-256; not sent again\n\
+             Creating\n"
+        )),
+        "{out}"
+    );
+    let calls = calls(&w);
+    let images = w.p("images");
+    // The copies there are hashed where they are; nothing is written.
+    position(&calls, &format!("sha256sum -- {images}/{win}"));
+    position(&calls, &format!("sha256sum -- {images}/{vio}"));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("cat > ") || c.contains(" mv ")),
+        "{calls:#?}"
+    );
+    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    let install = &calls[position(&calls, "virt-install --connect")];
+    assert!(
+        install.contains(&format!("--disk path={images}/{win},device=cdrom")),
+        "{install}"
+    );
+}
+
+#[test]
+fn a_copy_changed_on_the_host_is_sent_again() {
+    // Same size, other bytes: found by name, told apart by its hash.
+    let (w, out, win, vio, iso) = create_with_copies_there(true);
+    assert!(
+        out.contains(&format!(
+            "Media\n\
+             \x20 • changed        Win 11.iso: 127.0.0.1:$TMP/images/{win} is not the same file any more; sending it again\n\
+             \x20 • uploaded       Win 11.iso → 127.0.0.1:$TMP/images/{win} (40 KiB, "
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{vio} has the same SHA-256; not sent again")),
+        "{out}"
+    );
+    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
+}
+
+#[test]
+fn a_copy_that_arrives_damaged_is_removed_and_nothing_is_made() {
+    let w = host();
+    // The host hashes what it got, and it is not what was sent.
+    w.rule_first("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
+        .recorded("ssh/sha256sum");
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    assert!(
+        err.contains(
+            "error: uploading Win 11.iso to 127.0.0.1 failed; nothing of it is left there\n\
+             caused by: the copy on 127.0.0.1 is not the file sent (SHA-256 \
+             2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824, not "
+        ),
+        "{err}"
+    );
+    let calls = calls(&w);
+    let part = calls[position(&calls, "sha256sum -- ")]
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(part.ends_with(".part"), "{part}");
+    position(&calls, &format!("rm -- {part}"));
+    assert!(uploads(&w).is_empty(), "{:?}", uploads(&w));
+    for never in ["mv -f", "vol-create-as", "virt-install --connect", "define"] {
+        assert!(
+            !calls.iter().any(|c| c.contains(never)),
+            "{never}: {calls:#?}"
+        );
+    }
+    assert!(!w.manifest_path().exists(), "{:#}", w.manifest());
+}
+
+#[test]
+fn a_remote_iso_is_used_where_it_is_and_nothing_is_sent() {
+    let w = host();
+    let (_, virtio) = isos(&w);
+    let remote = "/srv/isos/Win11_24H2.iso";
+    w.rule_first(
+        "ssh",
+        &format!("* -T -- 127.0.0.1 stat -L -c * -- {remote}"),
+    )
+    .recorded("ssh/stat-file");
+    let r = w.bkt(&[
+        "vm",
+        "-c",
+        URI,
+        "create",
+        "--remote-iso",
+        remote,
+        "--virtio-iso",
+        &virtio,
+        "--virt-type",
+        "qemu",
+        "--disk-size",
+        "2G",
+        "--yes",
+    ]);
+    r.success();
+    let calls = calls(&w);
+    let install = &calls[position(&calls, "virt-install --connect")];
+    assert!(
+        install.contains(&format!("--disk path={remote},device=cdrom")),
+        "{install}"
+    );
+    // Only the virtio ISO of this machine is sent.
+    assert_eq!(
+        calls.iter().filter(|c| c.contains("cat > ")).count(),
+        1,
+        "{calls:#?}"
+    );
+    assert_eq!(uploads(&w), [on_host(&virtio, "virtio-win.iso")]);
+}
+
+#[test]
+fn a_remote_iso_needs_a_remote_host() {
+    let w = World::new();
+    w.libvirt_up().domains(&[]);
+    let r = w.bkt(&["vm", "create", "--remote-iso", "/srv/isos/w.iso", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: --remote-iso names an ISO on a libvirt host reached over ssh, and qemu:///system is this machine\n\
+         hint: pass the ISO with --iso PATH\n"
+    );
+    assert!(w.call_lines().is_empty(), "{:#?}", w.call_lines());
+}
