@@ -102,7 +102,9 @@ if got != ("running", sys.argv[2], "open"):
   manifest "$TINY=$TINY_MAC"
   check <<<"$(run_status)"
   left
-  run_baseline | grep -q " $TINY  *running" || { echo "bench: virsh list --all does not show $TINY running" >&2; return 1; }
+  # (Not piped into grep -q: it can end virsh early, a failure under pipefail.)
+  out=$(run_baseline)
+  grep -q " $TINY  *running" <<<"$out" || { echo "bench: virsh list --all does not show $TINY running:" "$out" >&2; return 1; }
 
   # Handshakes: sshd's log before and after one run of each.
   local before logins
