@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the bench-*.sh scripts (sourced): a loopback listener standing
-# in for a guest's port 3389, and the median of a column of numbers.
+# in for a guest's port 3389, the median of a column of numbers, and the
+# wall time of a run.
 
 # listen_3389 IP OUTFILE: accept and close connections on IP:3389 until
 # killed; returns once it listens, its PID in listener_pid.
@@ -22,3 +23,19 @@ while True:
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Wall time of one run of "$@" in microseconds; the run must succeed.
+time_us() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null || return 1
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000))
+}
+
+# Median, in ms, of the numbers (µs) on stdin.
+median_ms() {
+  sort -n | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.1f", m / 1000 }'
+}

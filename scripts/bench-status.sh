@@ -25,27 +25,13 @@
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 # shellcheck source=scripts/test-domains.sh
 . scripts/test-domains.sh
 
 URI=qemu:///system
 TINY_MAC=52:54:00:be:4c:01
-
-# Wall time of one run of "$@" in microseconds; the run must succeed.
-time_us() {
-  local t0 t1
-  t0=$(date +%s%N)
-  "$@" >/dev/null || return 1
-  t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000))
-}
-
-# Median, in ms, of the numbers (µs) on stdin.
-median_ms() {
-  sort -n | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.1f", m / 1000 }'
-}
 
 header() { printf '%-5s %-22s %-7s %-10s %-14s %s\n' VMS CASE SPAWNS "STATUS ms" "LIST --all ms" RATIO; }
 

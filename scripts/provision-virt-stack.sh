@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real virtualization stack that `bkt vm` drives, plus what the
-# end-to-end tier needs (Xvfb, FreeRDP, virt-viewer, the pieces of the tiny
-# test guest). Idempotent: a second run only checks and returns.
+# end-to-end tier needs (Xvfb, FreeRDP, virt-viewer, the sshd of its remote
+# phase, the pieces of the tiny test guest). Idempotent: a second run only
+# checks and returns.
 #
 # Debian 12 (bookworm): the image ships qemu-utils 10 from bookworm-backports,
 # which conflicts with bookworm's own qemu-system-x86 7.2, so the whole stack
@@ -15,7 +16,7 @@ DEB_PACKAGES=(
   xorriso dnsmasq-base iptables iproute2 acl
   xvfb freerdp2-x11 virt-viewer desktop-file-utils shared-mime-info
   busybox-static cpio xz-utils gzip dosfstools mtools imagemagick x11-utils
-  python3
+  python3 openssh-client openssh-server
 )
 DNF_PACKAGES=(
   libvirt-daemon-kvm libvirt-client virt-install qemu-kvm qemu-img swtpm
@@ -25,7 +26,7 @@ DNF_PACKAGES=(
 # Programs whose presence means the stack is already installed.
 NEEDED_PROGRAMS=(virsh virt-install libvirtd virtlogd qemu-system-x86_64 qemu-img
   swtpm xorriso setfacl Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo
-  desktop-file-validate update-mime-database)
+  desktop-file-validate update-mime-database ssh sshd)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 

@@ -94,14 +94,7 @@ fn tiny_guest_status_doctor_stop_start_destroy() {
     // doctor finds the guest's address and its open port.
     let doc: serde_json::Value =
         serde_json::from_str(&text(&env.bkt(&["vm", "doctor", name, "--json"])).0).unwrap();
-    let checks = doc["vms"][0]["checks"].as_array().unwrap().clone();
-    let level = |label: &str| {
-        checks
-            .iter()
-            .find(|c| c["label"] == label)
-            .unwrap_or_else(|| panic!("no {label} check in {doc}"))["level"]
-            .clone()
-    };
+    let level = |label: &str| check_level(&doc["vms"][0]["checks"], label);
     assert_eq!(level("IP"), "pass", "{doc}");
     assert_eq!(level("RDP"), "pass", "{doc}");
     assert_eq!(level("manifest"), "warn", "{doc}");

@@ -381,6 +381,23 @@ pub fn sha256(path: &Path) -> String {
         .to_string()
 }
 
+/// The level (`pass`, `warn`, `fail`) of the check labelled `label` in a
+/// list of `bkt vm doctor --json`'s checks (`doc["host"]`,
+/// `doc["vms"][0]["checks"]`).
+pub fn check_level(checks: &serde_json::Value, label: &str) -> String {
+    check(checks, label)["level"].as_str().unwrap().to_string()
+}
+
+/// The check labelled `label` in a list of doctor's checks.
+pub fn check<'a>(checks: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {
+    checks
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of checks: {checks}"))
+        .iter()
+        .find(|c| c["label"] == label)
+        .unwrap_or_else(|| panic!("no {label} check in {checks}"))
+}
+
 /// Poll `cond` every 250 ms until it holds or `limit` passes.
 pub fn wait_for<T>(what: &str, limit: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

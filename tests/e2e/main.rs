@@ -20,6 +20,7 @@ mod failures;
 mod guests;
 mod harness;
 mod ownership;
+mod remote;
 mod remoteapp;
 mod save;
 mod unattended;

@@ -226,25 +226,22 @@ fn windows_vm_boots_with_secure_boot_and_a_tpm_and_destroy_leaves_nothing() {
     // doctor sees the VM as created.
     let doc: serde_json::Value =
         serde_json::from_str(&text(&env.bkt(&["vm", "doctor", name, "--json"])).0).unwrap();
-    let level = |checks: &serde_json::Value, label: &str| -> String {
-        checks
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["label"] == label)
-            .unwrap_or_else(|| panic!("no {label} check in {checks}"))["level"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
     for label in ["libvirt", "Secure Boot", "swtpm", "tools"] {
-        assert_eq!(level(&doc["host"], label), "pass", "host {label}: {doc}");
+        assert_eq!(
+            check_level(&doc["host"], label),
+            "pass",
+            "host {label}: {doc}"
+        );
     }
     let vm = &doc["vms"][0]["checks"];
     for label in ["defined", "firmware", "TPM", "disk", "manifest"] {
-        assert_eq!(level(vm, label), "pass", "{label}: {doc}");
+        assert_eq!(check_level(vm, label), "pass", "{label}: {doc}");
     }
-    assert_eq!(level(vm, "guest agent"), "warn", "no agent in the stand-in");
+    assert_eq!(
+        check_level(vm, "guest agent"),
+        "warn",
+        "no agent in the stand-in"
+    );
 
     // Bad input against the real stack: each fails and changes nothing
     // (other tests' VMs come and go meanwhile: only ours are compared).
