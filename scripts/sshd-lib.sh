@@ -26,6 +26,30 @@ PidFile $dir/sshd.pid
 CONF
 }
 
+# sshd_start DIR [WRAPPER...]: `sshd -D -f DIR/sshd_config` in the
+# background (run through WRAPPER, e.g. a mount namespace's, when given),
+# its PID in sshd_pid; returns once it answers on 127.0.0.1:2222.
+sshd_start() {
+  local dir=$1
+  shift
+  "$@" /usr/sbin/sshd -D -f "$dir/sshd_config" &
+  # shellcheck disable=SC2034  # the caller's, for sshd_stop
+  sshd_pid=$!
+  for _ in $(seq 50); do
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/2222' 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "sshd did not come up on 127.0.0.1:2222" >&2
+  return 1
+}
+
+# sshd_stop: end the sshd of sshd_start (if any), and take the throwaway
+# host key out of root's known_hosts again (see known_hosts_note).
+sshd_stop() {
+  [[ -n ${sshd_pid:-} ]] && kill "$sshd_pid"
+  known_hosts_restore
+}
+
 # libvirt's ssh with no_verify writes the throwaway host key into root's
 # known_hosts. known_hosts_note, before: remember what was there;
 # known_hosts_restore, after: take the key out again (and the file and its
