@@ -29,11 +29,14 @@ LogLevel VERBOSE
 CONF
 }
 
-# sshd_start DIR: start the sshd of sshd_setup DIR, logging to DIR/sshd.log;
-# returns once it listens, its PID in sshd_pid (the caller ends it).
+# sshd_start DIR [WRAPPER...]: start the sshd of sshd_setup DIR in the
+# background (run through WRAPPER, e.g. a mount namespace's, when given),
+# logging to DIR/sshd.log; returns once it listens, its PID in sshd_pid
+# (the caller ends it, or sshd_stop does).
 sshd_start() {
   local dir=$1 i
-  /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" &
+  shift
+  "$@" /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" &
   sshd_pid=$!
   for ((i = 0; i < 100; i++)); do
     grep -qs 'Server listening on' "$dir/sshd.log" && return 0
@@ -43,6 +46,13 @@ sshd_start() {
   echo "sshd did not start:" >&2
   cat "$dir/sshd.log" >&2
   return 1
+}
+
+# sshd_stop: end the sshd of sshd_start (if any), and take the throwaway
+# host key out of root's known_hosts again (see known_hosts_note).
+sshd_stop() {
+  [[ -n ${sshd_pid:-} ]] && kill "$sshd_pid"
+  known_hosts_restore
 }
 
 # sshd_known_hosts DIR PORT: the known_hosts line of its host key.

@@ -20,22 +20,15 @@ work=$(mktemp -d /tmp/bkt-ssh-try.XXXXXX)
 # libvirt's ssh (no_verify) writes the throwaway host key into root's
 # known_hosts: taken out again at the end.
 known_hosts_note
-sshd_pid=""
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
   set +e
-  [[ -n $sshd_pid ]] && kill "$sshd_pid"
-  known_hosts_restore
+  sshd_stop
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 sshd_setup "$work"
-/usr/sbin/sshd -D -f "$work/sshd_config" &
-sshd_pid=$!
-for _ in $(seq 50); do
-  bash -c 'exec 3<>/dev/tcp/127.0.0.1/2222' 2>/dev/null && break
-  sleep 0.1
-done
+sshd_start "$work"
 uri="qemu+ssh://root@127.0.0.1:2222/system?keyfile=$work/key&no_verify=1"
 hidden() {
   unshare -m sh -c 'mount -t tmpfs none /run/libvirt; mount -t tmpfs none /var/lib/libvirt; exec "$@"' sh "$@"

@@ -283,6 +283,17 @@ impl Uri {
         self.ssh.as_ref()
     }
 
+    /// This URI with another ssh user (`qemu+ssh://USER@host...`), the
+    /// rest as it was: the fix that says "connect as root".
+    pub fn with_ssh_user(&self, user: &str) -> Option<String> {
+        self.ssh.as_ref()?;
+        let (scheme, rest) = self.raw.split_once("://")?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let hostport = authority.rsplit('@').next().unwrap_or(authority);
+        Some(format!("{scheme}://{user}@{hostport}{tail}"))
+    }
+
     /// QEMU's system instance (`qemu:///system`, or on another host).
     pub fn is_system(&self) -> bool {
         self.driver == "qemu" && self.path == "/system"
@@ -365,6 +376,24 @@ mod tests {
         for bad in ["", "system", "qemu:/system", "qemu:///sys tem", "://x"] {
             assert!(bad.parse::<Uri>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn another_ssh_user_keeps_the_rest_of_the_uri() {
+        let u = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(
+            u("qemu+ssh://anna@server:2222/system?keyfile=/k&no_verify=1")
+                .with_ssh_user("root")
+                .as_deref(),
+            Some("qemu+ssh://root@server:2222/system?keyfile=/k&no_verify=1")
+        );
+        assert_eq!(
+            u("qemu+ssh://[fe80::1]/session")
+                .with_ssh_user("root")
+                .as_deref(),
+            Some("qemu+ssh://root@[fe80::1]/session")
+        );
+        assert_eq!(u("qemu:///system").with_ssh_user("root"), None);
     }
 
     #[test]

@@ -213,6 +213,14 @@ impl std::error::Error for Hinted {
     }
 }
 
+/// The hints attached anywhere in an error's chain, in order.
+pub fn hints_of(e: &anyhow::Error) -> Vec<String> {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<Hinted>())
+        .flat_map(|h| h.hints.clone())
+        .collect()
+}
+
 /// Attach a hint to an error.
 pub trait HintExt<T> {
     fn hint(self, hint: impl Into<String>) -> anyhow::Result<T>;

@@ -8,6 +8,14 @@ pub fn cmd(program: &str) -> Cmd {
     Cmd::new(program).env("LC_ALL", "C").arg("--version")
 }
 
+/// [`cmd`] as a shell command line for another machine (over ssh): fails
+/// (status 1, nothing printed) when the program is not installed there,
+/// else prints what it printed on stdout and stderr.
+pub fn script(program: &str) -> String {
+    let p = crate::exec::shell_quote(program);
+    format!("command -v {p} >/dev/null || exit 1; LC_ALL=C {p} --version 2>&1; true")
+}
+
 /// The first `x.y` or `x.y.z` in the output of [`cmd`].
 pub fn parse(out: &str) -> Option<String> {
     let re = regex::Regex::new(r"\b(\d+\.\d+(?:\.\d+)?)\b").expect("static regex");
@@ -37,5 +45,9 @@ mod tests {
         );
         assert_eq!(parse("no digits"), None);
         assert_eq!(cmd("swtpm").display(), "swtpm --version");
+        assert_eq!(
+            script("swtpm"),
+            "command -v swtpm >/dev/null || exit 1; LC_ALL=C swtpm --version 2>&1; true"
+        );
     }
 }

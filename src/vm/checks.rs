@@ -4,12 +4,13 @@
 
 use std::path::Path;
 
+use crate::names::SshTarget;
 use crate::names::VmName;
 use crate::tools::{self, acl, rdp, version, virsh};
-use crate::ui::Check;
+use crate::ui::{self, Check};
 use crate::units::{gib_bytes, human};
 use crate::vm::clients;
-use crate::vm::ctx::Ctx;
+use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{HostSize, Media};
 
 /// `/dev/kvm` exists and can be opened for reading and writing.
@@ -84,6 +85,24 @@ pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
                 .find(|l| !l.trim().is_empty())
                 .map(|l| l.trim_start_matches("error: ").to_string())
                 .unwrap_or_else(|| e.to_string());
+            if let Some(t) = ctx.uri.ssh() {
+                // libvirt's own ssh, or the remote user's access: the
+                // advice libvirt_error gives every command.
+                let fix = ui::hints_of(&libvirt_error(e)).join("; ");
+                let fix = if fix.is_empty() {
+                    format!(
+                        "start libvirt on {} (`sudo systemctl start libvirtd`, or virtqemud \
+                         on modular hosts), or check --connect / LIBVIRT_DEFAULT_URI",
+                        t.host
+                    )
+                } else {
+                    fix
+                };
+                return (
+                    Check::fail("libvirt", format!("cannot reach {}: {why}", ctx.uri)).fix(fix),
+                    false,
+                );
+            }
             (
                 Check::fail("libvirt", format!("cannot reach {}: {why}", ctx.uri)).fix(
                     "start libvirt (`sudo systemctl start libvirtd`, or virtqemud on modular \
@@ -625,6 +644,107 @@ pub fn viewer(ctx: &Ctx) -> Check {
     }
     Check::warn("SPICE viewer", "none found: Windows Setup needs one")
         .fix("apt install virt-viewer / dnf install virt-viewer")
+}
+
+/// The ssh login bkt makes to a host reached over `qemu+ssh://`, and
+/// whether snapshots (root's files there) are open to that user. Returns
+/// the checks and whether we got in.
+pub fn ssh_login(ctx: &Ctx, t: &SshTarget) -> (Vec<Check>, bool) {
+    let port = t.port.map(|p| format!(", port {p}")).unwrap_or_default();
+    let who = t.destination();
+    match ctx.host.login() {
+        Ok(0) => (
+            vec![Check::pass("ssh", format!("logged in as {who}{port}"))],
+            true,
+        ),
+        Ok(uid) => {
+            let root = ctx
+                .uri
+                .with_ssh_user("root")
+                .unwrap_or_else(|| ctx.uri.to_string());
+            (
+                vec![
+                    Check::pass("ssh", format!("logged in as {who}{port} (uid {uid})")),
+                    Check::warn(
+                        "snapshots",
+                        format!(
+                            "not root on {}: snapshots copy libvirt's NVRAM and TPM files, \
+                             which only root may read there",
+                            t.host
+                        ),
+                    )
+                    .fix(format!(
+                        "for snapshots, connect as root: bkt vm --connect '{root}' snapshot ..."
+                    )),
+                ],
+                true,
+            )
+        }
+        Err(e) => (
+            vec![Check::fail("ssh", format!("{e:#}")).fix(ui::hints_of(&e).join("; "))],
+            false,
+        ),
+    }
+}
+
+/// `/dev/kvm` on a host reached over ssh (QEMU there opens it, not us).
+pub fn remote_kvm(ctx: &Ctx, t: &SshTarget) -> Check {
+    let dev = Path::new("/dev/kvm");
+    match ctx.host.stat(dev) {
+        Ok(_) => Check::pass("KVM", format!("{} exists on {}", dev.display(), t.host)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::fail(
+            "KVM",
+            format!(
+                "{} does not exist on {}: no hardware virtualization there",
+                dev.display(),
+                t.host
+            ),
+        )
+        .fix(format!(
+            "enable VT-x/AMD-V in {}'s firmware setup and load kvm_intel or kvm_amd there; \
+             or use --virt-type qemu (software emulation, very slow)",
+            t.host
+        )),
+        Err(e) => Check::warn("KVM", format!("cannot tell: {e}")),
+    }
+}
+
+/// swtpm on a host reached over ssh: libvirt there starts it.
+pub fn remote_swtpm(ctx: &Ctx, t: &SshTarget) -> Check {
+    match ctx.host.program_version("swtpm") {
+        Some(out) => Check::pass(
+            "swtpm",
+            match version::parse(&out) {
+                Some(v) => format!("swtpm {v} on {}", t.host),
+                None => format!("swtpm on {}", t.host),
+            },
+        ),
+        None => Check::fail(
+            "swtpm",
+            format!(
+                "not installed on {}: Windows 11 needs its TPM 2.0 emulator",
+                t.host
+            ),
+        )
+        .fix(format!(
+            "on {}: {}",
+            t.host,
+            tools::package_hint("swtpm").unwrap_or_default()
+        )),
+    }
+}
+
+/// The ssh client, which every call to a host over `qemu+ssh://` goes
+/// through (libvirt's and bkt's own).
+pub fn ssh_client(ctx: &Ctx, t: &SshTarget) -> Check {
+    if ctx.local.has_program("ssh") {
+        return Check::pass("ssh client", format!("ssh (to reach {})", t.host));
+    }
+    Check::fail(
+        "ssh client",
+        format!("ssh not found: nothing reaches {} without it", t.host),
+    )
+    .fix(tools::package_hint("ssh").unwrap_or_default())
 }
 
 /// Room for the VMs' disks to grow in the images directory.

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::manifest;
-use crate::names::VmName;
+use crate::names::{SshTarget, VmName};
 use crate::tools::virsh::{DomState, DomStats};
 use crate::ui::{self, Check, Level};
 use crate::units::{AutoSave, human};
@@ -15,15 +15,19 @@ use crate::vm::ctx::PortState;
 use crate::vm::net::{self, RDP_PORT};
 use crate::vm::{checks, idle, save};
 
+/// The libvirt check (when virsh is here to ask), and whether it answered.
+fn libvirt_answers(ctx: &Ctx, c: &mut Vec<Check>) -> bool {
+    if !ctx.local.has_program("virsh") {
+        return false;
+    }
+    let (check, up) = checks::libvirt(ctx);
+    c.push(check);
+    up
+}
+
 fn host_checks(ctx: &Ctx) -> Vec<Check> {
     let mut c = vec![checks::kvm(ctx), checks::groups(ctx)];
-    let up = if ctx.local.has_program("virsh") {
-        let (check, up) = checks::libvirt(ctx);
-        c.push(check);
-        up
-    } else {
-        false
-    };
+    let up = libvirt_answers(ctx, &mut c);
     if up {
         c.push(checks::network(ctx));
         c.push(checks::secure_boot(ctx, "kvm"));
@@ -36,6 +40,33 @@ fn host_checks(ctx: &Ctx) -> Vec<Check> {
         c.push(checks::disk_space(ctx));
     }
     c
+}
+
+/// A host reached over ssh: its side (the login, libvirt and what it
+/// needs there), and this machine's (ssh, the clients), each apart.
+fn remote_checks(ctx: &Ctx, t: &SshTarget) -> (Vec<Check>, Vec<Check>) {
+    let (mut c, logged_in) = checks::ssh_login(ctx, t);
+    let up = libvirt_answers(ctx, &mut c);
+    if logged_in {
+        c.push(checks::remote_kvm(ctx, t));
+    }
+    if up {
+        c.push(checks::network(ctx));
+        c.push(checks::secure_boot(ctx, "kvm"));
+    }
+    if logged_in {
+        c.push(checks::remote_swtpm(ctx, t));
+    }
+    if up && logged_in {
+        c.push(checks::disk_space(ctx));
+    }
+    let here = vec![
+        checks::ssh_client(ctx, t),
+        checks::tools(ctx),
+        checks::rdp_client(ctx),
+        checks::viewer(ctx),
+    ];
+    (c, here)
 }
 
 fn vm_checks(
@@ -226,12 +257,22 @@ struct VmReport {
 #[derive(Serialize)]
 struct Report {
     ok: bool,
+    /// The machine that runs libvirt (this one, for a local URI).
     host: Vec<Check>,
+    /// This machine, when libvirt runs on another (`qemu+ssh://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local: Option<Vec<Check>>,
     vms: Vec<VmReport>,
 }
 
 pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
-    let host = host_checks(ctx);
+    let (host, local) = match ctx.uri.ssh() {
+        Some(t) => {
+            let (h, l) = remote_checks(ctx, t);
+            (h, Some(l))
+        }
+        None => (host_checks(ctx), None),
+    };
     let libvirt_up = host
         .iter()
         .any(|c| c.label == "libvirt" && c.level == Level::Pass);
@@ -264,6 +305,7 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
     }
     let failed = host
         .iter()
+        .chain(local.iter().flatten())
         .chain(vms.iter().flat_map(|v| v.checks.iter()))
         .filter(|c| c.level == Level::Fail)
         .count();
@@ -271,12 +313,20 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
         let report = Report {
             ok: failed == 0,
             host,
+            local,
             vms,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        ui::heading("Host");
+        match ctx.uri.ssh() {
+            Some(t) => ui::heading(&format!("Host {} (over ssh)", t.host)),
+            None => ui::heading("Host"),
+        }
         host.iter().for_each(Check::print);
+        if let Some(l) = &local {
+            ui::heading("This machine");
+            l.iter().for_each(Check::print);
+        }
         for v in &vms {
             ui::heading(&format!("VM {}", v.name));
             v.checks.iter().for_each(Check::print);

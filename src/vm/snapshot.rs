@@ -89,18 +89,102 @@ fn denied(e: &anyhow::Error) -> bool {
     })
 }
 
-fn libvirt_owns(what: &Path) -> String {
-    format!(
-        "{} belongs to libvirt; snapshots of qemu:///system VMs need root: sudo bkt vm snapshot ...",
-        what.display()
-    )
+/// Where libvirt's files are, for the fix of a denied permission: this
+/// machine, or a host reached over ssh (its name, and the URI as root
+/// there).
+#[derive(Debug, Clone, Default)]
+struct Where {
+    remote: Option<(String, String)>,
 }
 
-fn permission_hint<T>(res: Result<T>, what: &Path) -> Result<T> {
+impl Where {
+    fn of(ctx: &Ctx) -> Where {
+        Where {
+            remote: ctx.uri.ssh().map(|t| {
+                let root = ctx
+                    .uri
+                    .with_ssh_user("root")
+                    .unwrap_or_else(|| ctx.uri.to_string());
+                (t.host.clone(), root)
+            }),
+        }
+    }
+
+    /// " on HOST", or nothing for this machine.
+    fn on(&self) -> String {
+        self.remote
+            .as_ref()
+            .map(|(h, _)| format!(" on {h}"))
+            .unwrap_or_default()
+    }
+
+    /// The fix: root, here with sudo, there by connecting as root.
+    fn owns(&self, what: &Path) -> String {
+        match &self.remote {
+            None => format!(
+                "{} belongs to libvirt; snapshots of qemu:///system VMs need root: sudo bkt vm snapshot ...",
+                what.display()
+            ),
+            Some((host, root)) => format!(
+                "{} on {host} belongs to libvirt; snapshots there need root on {host}: \
+                 bkt vm --connect '{root}' snapshot ... (with a key root accepts there)",
+                what.display()
+            ),
+        }
+    }
+}
+
+fn permission_hint<T>(res: Result<T>, w: &Where, what: &Path) -> Result<T> {
     match res {
-        Err(e) if denied(&e) => Err(e).hint(libvirt_owns(what)),
+        Err(e) if denied(&e) => Err(e).hint(w.owns(what)),
         res => res,
     }
+}
+
+/// Snapshots read libvirt's NVRAM and TPM state and write beside the
+/// disk. As a user other than root (over ssh: one in the libvirt group
+/// drives libvirt, but cannot read its files), make sure we may before
+/// anything is made. Only a denied permission refuses here; a part that
+/// is missing is the later steps' to judge. `parts`: the live NVRAM and
+/// TPM state are read too (create and revert; delete only removes).
+fn require_access(ctx: &Ctx, p: &Parts, w: &Where, doing: &str, parts: bool) -> Result<()> {
+    let host = ctx.host.as_ref();
+    if host.is_root() {
+        return Ok(());
+    }
+    let mut checks: Vec<(PathBuf, Result<()>)> = Vec::new();
+    if let (true, Some(nv)) = (parts, &p.nvram) {
+        let r = check_readable(host, nv, false)
+            .with_context(|| format!("cannot read the NVRAM {}", nv.display()));
+        checks.push((nv.clone(), r));
+    }
+    if let (true, Some(tpm)) = (parts, &p.tpm) {
+        let r = check_readable(host, tpm, true)
+            .with_context(|| format!("cannot read the TPM state {}", tpm.display()));
+        checks.push((tpm.clone(), r));
+    }
+    let dir = match host.lstat(&p.root) {
+        Ok(_) => Some(p.root.clone()),
+        Err(_) => p.root.parent().map(Path::to_path_buf),
+    };
+    if let Some(d) = dir
+        && !host.writable(&d)
+    {
+        let r = Err(anyhow::Error::new(std::io::Error::from(
+            std::io::ErrorKind::PermissionDenied,
+        )))
+        .with_context(|| format!("cannot write in {}", d.display()));
+        checks.push((d, r));
+    }
+    for (path, r) in checks {
+        if let Err(e) = r
+            && denied(&e)
+        {
+            return Err(e.context(format!("{doing} needs root{}; nothing was changed", w.on())))
+                .hint(w.owns(&path));
+        }
+    }
+    Ok(())
 }
 
 /// Remove a file or a tree if it is there.
@@ -146,9 +230,9 @@ impl Staged {
 
     /// Copy the saved part beside the live one. A copy of ours left under
     /// this name (our PID) by a killed run is garbage by definition.
-    fn stage(&self, host: &dyn Host) -> Result<()> {
+    fn stage(&self, host: &dyn Host, w: &Where) -> Result<()> {
         remove_any(host, &self.copy);
-        permission_hint(host.copy_tree(&self.saved, &self.copy), &self.live)
+        permission_hint(host.copy_tree(&self.saved, &self.copy), w, &self.live)
             .with_context(|| format!("staging the {} at {}", self.part, self.copy.display()))
     }
 
@@ -264,6 +348,8 @@ pub fn create(
             .map_err(libvirt_error)?,
     );
     let p = parts(ctx, name)?;
+    let w = Where::of(ctx);
+    require_access(ctx, &p, &w, &format!("a snapshot of {name}"), true)?;
     let dir = p.root.join(snap);
     if existing.iter().any(|s| s == snap) || host.lstat(&dir).is_ok() {
         bail!(
@@ -316,10 +402,10 @@ pub fn create(
             .with_context(|| format!("creating {}", tmp.display()))?;
         host.set_mode(&p.root, 0o700)?;
         if let Some(nv) = &p.nvram {
-            permission_hint(host.copy_tree(nv, &tmp.join(NVRAM_COPY)), nv)?;
+            permission_hint(host.copy_tree(nv, &tmp.join(NVRAM_COPY)), &w, nv)?;
         }
         if let Some(tpm) = &p.tpm {
-            permission_hint(host.copy_tree(tpm, &tmp.join(TPM_COPY)), tpm)?;
+            permission_hint(host.copy_tree(tpm, &tmp.join(TPM_COPY)), &w, tpm)?;
         }
         let meta = Meta {
             name: snap.to_string(),
@@ -512,7 +598,7 @@ fn check_readable(host: &dyn Host, path: &Path, want_dir: bool) -> Result<()> {
 
 /// Every part the snapshot was taken with, or an error naming the one that
 /// is missing or unreadable.
-fn check_saved(host: &dyn Host, p: &Parts, name: &str, snap: &str) -> Result<Saved> {
+fn check_saved(host: &dyn Host, p: &Parts, w: &Where, name: &str, snap: &str) -> Result<Saved> {
     let dir = p.root.join(snap);
     if let Err(e) = host.lstat(&dir)
         && e.kind() == std::io::ErrorKind::NotFound
@@ -544,13 +630,13 @@ fn check_saved(host: &dyn Host, p: &Parts, name: &str, snap: &str) -> Result<Sav
         }
         Ok(Saved { meta, copies })
     })();
-    checked.map_err(|e| refusal(e, &p.root, name, snap))
+    checked.map_err(|e| refusal(e, w, &p.root, name, snap))
 }
 
 /// A snapshot that cannot be reverted: why, and what to do.
-fn refusal(e: anyhow::Error, root: &Path, name: &str, snap: &str) -> anyhow::Error {
+fn refusal(e: anyhow::Error, w: &Where, root: &Path, name: &str, snap: &str) -> anyhow::Error {
     let hint = if denied(&e) {
-        libvirt_owns(root)
+        w.owns(root)
     } else {
         format!(
             "a revert needs every part the snapshot was taken with: put the missing one back, \
@@ -610,7 +696,9 @@ pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()
     refuse_saved(ctx, name, state, "revert it to a snapshot")?;
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;
-    let saved = check_saved(host, &p, name, snap)?;
+    let w = Where::of(ctx);
+    require_access(ctx, &p, &w, &format!("reverting {name} to {snap}"), true)?;
+    let saved = check_saved(host, &p, &w, name, snap)?;
     confirm_revert(name, snap, &saved.meta, yes)?;
 
     // From here on Ctrl-C only sets a flag: the revert stops where the VM
@@ -621,7 +709,7 @@ pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()
         .iter()
         .map(|(part, copy, live)| Staged::new(part, copy, live))
         .collect();
-    let res = revert_parts(ctx, name, snap, state, &staged);
+    let res = revert_parts(ctx, &w, name, snap, state, &staged);
     // A copy that was put in place is gone from here; one that was not is
     // of no use to anyone.
     for s in &staged {
@@ -639,6 +727,7 @@ pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()
 /// Returns the parts reverted.
 fn revert_parts(
     ctx: &Ctx,
+    w: &Where,
     name: &str,
     snap: &str,
     state: DomState,
@@ -647,7 +736,7 @@ fn revert_parts(
     let nothing = || format!("reverting {name} to {snap} failed; nothing was reverted");
     let host = ctx.host.as_ref();
     for s in staged {
-        s.stage(host).with_context(nothing)?;
+        s.stage(host, w).with_context(nothing)?;
     }
     if state.is_active() {
         // Everything since the snapshot is being discarded anyway.
@@ -715,6 +804,13 @@ pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;
+    require_access(
+        ctx,
+        &p,
+        &Where::of(ctx),
+        &format!("deleting snapshot {snap} of {name}"),
+        false,
+    )?;
     let dir = p.root.join(snap);
     let freed = host.tree_size(&dir);
     ctx.virsh
@@ -783,7 +879,7 @@ mod tests {
         fs::write(live.join("tpm2/tpm2-00.permall"), "state-2").unwrap();
         fs::write(live.join("tpm2/extra"), "new").unwrap();
         let tpm = Staged::new("TPM state", &saved, &live);
-        tpm.stage(&h).unwrap();
+        tpm.stage(&h, &Where::default()).unwrap();
         assert_eq!(
             tpm.copy,
             d.path()
@@ -814,7 +910,7 @@ mod tests {
         h.copy_tree(&nv, &nv_saved).unwrap();
         fs::write(&nv, "vars-2").unwrap();
         let s = Staged::new("NVRAM", &nv_saved, &nv);
-        s.stage(&h).unwrap();
+        s.stage(&h, &Where::default()).unwrap();
         s.put_in_place(&h).unwrap();
         assert_eq!(fs::read_to_string(&nv).unwrap(), "vars-1");
         assert!(!s.copy.exists());
@@ -834,20 +930,28 @@ mod tests {
         };
         let root = Path::new("/s");
         let libvirts = "/s belongs to libvirt; snapshots of qemu:///system VMs need root: sudo bkt vm snapshot ...";
-        let e =
-            permission_hint::<()>(Err(io(std::io::ErrorKind::PermissionDenied)), root).unwrap_err();
+        let here = Where::default();
+        let e = permission_hint::<()>(Err(io(std::io::ErrorKind::PermissionDenied)), &here, root)
+            .unwrap_err();
         assert_eq!(hint_of(&e).as_deref(), Some(libvirts));
         assert_eq!(format!("{e:#}"), "reading /s/clean/tpm: permission denied");
-        let e = permission_hint::<()>(Err(io(std::io::ErrorKind::NotFound)), root).unwrap_err();
+        let e =
+            permission_hint::<()>(Err(io(std::io::ErrorKind::NotFound)), &here, root).unwrap_err();
         assert_eq!(hint_of(&e), None);
 
-        let e = refusal(io(std::io::ErrorKind::PermissionDenied), root, "w", "clean");
+        let e = refusal(
+            io(std::io::ErrorKind::PermissionDenied),
+            &here,
+            root,
+            "w",
+            "clean",
+        );
         assert_eq!(hint_of(&e).as_deref(), Some(libvirts));
         assert_eq!(
             format!("{e:#}"),
             "snapshot clean of w cannot be reverted; nothing was changed: reading /s/clean/tpm: permission denied"
         );
-        let e = refusal(io(std::io::ErrorKind::NotFound), root, "w", "clean");
+        let e = refusal(io(std::io::ErrorKind::NotFound), &here, root, "w", "clean");
         assert_eq!(
             hint_of(&e).as_deref(),
             Some(

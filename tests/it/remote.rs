@@ -392,3 +392,296 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
         ]
     );
 }
+
+/// The ssh user's id on the host (`id -u`): root, or the recorded
+/// `nobody` in the libvirt group.
+fn logged_in_as(w: &World, uid: &str) {
+    let r = w.rule("ssh", "* -T -- 127.0.0.1 id -u");
+    if uid == "0" {
+        r.out("0\n");
+    } else {
+        r.recorded("ssh/id-nonroot");
+    }
+}
+
+/// A host that answers doctor as the recorded one did: libvirt, /dev/kvm,
+/// swtpm 0.7.1; here the clients are installed.
+fn doctor_world(uid: &str) -> World {
+    let w = world().env("DISPLAY", ":42");
+    w.libvirt_up();
+    logged_in_as(&w, uid);
+    w.rule(
+        "ssh",
+        "* -T -- 127.0.0.1 stat -L -c '%f %s %u %g' -- /dev/kvm",
+    )
+    .recorded("ssh/stat-dev-kvm");
+    w.rule("ssh", "* -T -- 127.0.0.1 command -v swtpm *")
+        .recorded("ssh/swtpm-version");
+    w.install_fake("virt-viewer");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    w
+}
+
+/// This machine's part of the doctor screen, the world's fakes installed.
+const THIS_MACHINE: &str = "This machine
+  ✓ ssh client     ssh (to reach 127.0.0.1)
+  ✓ tools          virsh 11.3.0, virt-install 4.1.0, qemu-img 10.0.2
+  ✓ RDP client     xfreerdp3 (FreeRDP 3.10.3)
+  ✓ SPICE viewer   virt-viewer
+";
+
+#[test]
+fn doctor_over_ssh_checks_the_host_there_and_the_clients_here() {
+    let w = doctor_world("0");
+    let r = w.bkt(&["vm", "-c", URI, "doctor"]);
+    r.success();
+    let out = crate::normalize(&w, &r.stdout());
+    assert_eq!(
+        out,
+        format!(
+            "Host 127.0.0.1 (over ssh)
+  ✓ ssh            logged in as root@127.0.0.1, port 2222
+  ✓ libvirt        {URI} (libvirt 11.3.0, QEMU 10.0.2)
+  ✓ KVM            /dev/kvm exists on 127.0.0.1
+  ⚠ network        libvirt network \"default\" is active but does not start on boot
+    fix: virsh -c '{URI}' net-autostart default
+  ✓ Secure Boot    OVMF_CODE_4M.ms.fd (Microsoft keys enrolled)
+  ✓ swtpm          swtpm 0.7.1 on 127.0.0.1
+  ~ disk space     (depends on the machine)
+{THIS_MACHINE}"
+        )
+    );
+    // KVM, swtpm and the free space are the host's: asked over the one
+    // master, never looked up here (no local /dev/kvm, no local swtpm).
+    let c = calls(&w);
+    assert_eq!(c.iter().filter(|l| l.contains(" -M ")).count(), 1, "{c:#?}");
+    assert!(c.contains(&format!(
+        "{SSH} -o ControlMaster=no -T -- 127.0.0.1 command -v swtpm >/dev/null || exit 1; \
+         LC_ALL=C swtpm --version 2>&1; true"
+    )));
+    assert_eq!(c.last().unwrap(), &format!("{SSH} -O exit -- 127.0.0.1"));
+    let r = w.bkt(&["vm", "-c", URI, "doctor", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["host"][0]["label"], "ssh");
+    assert_eq!(v["host"][5]["detail"], "swtpm 0.7.1 on 127.0.0.1");
+    // The free space is the host's df (fixtures/ssh/df.txt).
+    assert_eq!(
+        v["host"][6]["detail"],
+        format!("76 GiB free in {}", w.p("images"))
+    );
+    let local: Vec<&str> = v["local"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(local, ["ssh client", "tools", "RDP client", "SPICE viewer"]);
+}
+
+#[test]
+fn doctor_over_ssh_as_another_user_says_snapshots_need_root() {
+    let w = doctor_world("65534");
+    let uri = URI.replace("root@", "nobody@");
+    let r = w.bkt(&["vm", "-c", &uri, "doctor"]);
+    r.success();
+    let out = r.stdout();
+    assert!(
+        out.starts_with(&format!(
+            "Host 127.0.0.1 (over ssh)
+  ✓ ssh            logged in as nobody@127.0.0.1, port 2222 (uid 65534)
+  ⚠ snapshots      not root on 127.0.0.1: snapshots copy libvirt's NVRAM and TPM files, which only root may read there
+    fix: for snapshots, connect as root: bkt vm --connect '{URI}' snapshot ...
+"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn doctor_over_ssh_says_what_the_user_lacks_on_the_host() {
+    // Logged in, but polkit there lets only the libvirt group use libvirt.
+    let w = doctor_world("65534");
+    w.rule_first("virsh", "* version")
+        .recorded("ssh/virsh-no-libvirt-access");
+    let uri = URI.replace("root@", "nobody@");
+    let r = w.bkt(&["vm", "-c", &uri, "doctor"]);
+    r.failure();
+    assert!(
+        r.stdout().contains(&format!(
+            "  ✗ libvirt        cannot reach {uri}: authentication unavailable: no polkit agent available to authenticate action 'org.libvirt.unix.manage'
+    fix: add nobody to the libvirt group there (`ssh -p 2222 nobody@127.0.0.1 sudo usermod -aG libvirt nobody`; it counts from the next login), or connect as root: --connect '{URI}'
+  ✓ KVM            /dev/kvm exists on 127.0.0.1
+  ✓ swtpm          swtpm 0.7.1 on 127.0.0.1
+This machine
+"
+        )),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(r.stderr(), "error: 1 check failed\n");
+    // Every other command says the same, with the same fix.
+    w.rule_first("virsh", "-c * echo @@bkt leases; *")
+        .recorded("ssh/virsh-no-libvirt-access");
+    let r = w.bkt(&["vm", "-c", &uri, "status"]);
+    r.failure();
+    assert!(
+        r.stderr().starts_with(
+            "error: cannot list the VMs\ncaused by: nobody may not use libvirt on 127.0.0.1\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        r.stderr().ends_with(&format!(
+            "hint: add nobody to the libvirt group there (`ssh -p 2222 nobody@127.0.0.1 sudo usermod -aG libvirt nobody`; it counts from the next login), or connect as root: --connect '{URI}'\n"
+        )),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn doctor_over_ssh_with_the_host_unreachable_says_it_once_per_side() {
+    let w = doctor_world("0");
+    let uri = URI.replace(":2222/", ":2223/");
+    w.rule_first("ssh", "* -M -o ControlPersist=no -f -N -- 127.0.0.1")
+        .recorded("ssh/master-unreachable");
+    w.rule_first("virsh", "* version")
+        .recorded("ssh/virsh-unreachable");
+    let r = w.bkt(&["vm", "-c", &uri, "doctor"]);
+    r.failure();
+    let fix = "check that the host is up and runs sshd, and that --connect names it right: \
+               `ssh -p 2223 root@127.0.0.1 true` should work";
+    assert_eq!(
+        r.stdout(),
+        format!(
+            "Host 127.0.0.1 (over ssh)
+  ✗ ssh            cannot reach 127.0.0.1 over ssh (ssh: connect to host 127.0.0.1 port 2223: Connection refused)
+    fix: {fix}
+  ✗ libvirt        cannot reach {uri}: Cannot recv data: ssh: connect to host 127.0.0.1 port 2223: Connection refused: Connection reset by peer
+    fix: {fix}
+{THIS_MACHINE}"
+        )
+    );
+    assert_eq!(r.stderr(), "error: 2 checks failed\n");
+}
+
+/// A shut-off UEFI + TPM VM `t1` on the host, as the recorded definition.
+fn snapshot_world(uid: &str) -> World {
+    let w = world();
+    w.nothing_saved();
+    logged_in_as(&w, uid);
+    w.rule("virsh", "* domstate --reason t1")
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
+    w.rule("virsh", "* snapshot-list t1 --name").out("s0\n\n");
+    w.rule("virsh", "* dumpxml --inactive t1")
+        .out(&fixture("virsh/dumpxml-windows-running.xml").replace("t1_VARS", "bkt-rsnap_VARS"));
+    w
+}
+
+/// The NVRAM of the recorded host's VM (fixtures/ssh/stat-nvram-denied.err).
+const NVRAM: &str = "/var/lib/libvirt/qemu/nvram/bkt-rsnap_VARS.fd";
+
+#[test]
+fn a_snapshot_over_ssh_as_a_user_other_than_root_is_refused_before_anything() {
+    let w = snapshot_world("65534");
+    w.rule("ssh", &format!("* -T -- 127.0.0.1 stat * -- {NVRAM}"))
+        .recorded("ssh/stat-nvram-denied");
+    let uri = URI.replace("root@", "nobody@");
+    let r = w.bkt(&["vm", "-c", &uri, "snapshot", "create", "t1", "clean"]);
+    r.failure();
+    assert_eq!(r.stdout(), "");
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: a snapshot of t1 needs root on 127.0.0.1; nothing was changed
+caused by: cannot read the NVRAM {NVRAM}
+caused by: {}hint: {NVRAM} on 127.0.0.1 belongs to libvirt; snapshots there need root on 127.0.0.1: bkt vm --connect '{URI}' snapshot ... (with a key root accepts there)
+",
+            fixture("ssh/stat-nvram-denied.err")
+        )
+    );
+    // Asked, nothing made: no directory, no copy, no disk snapshot.
+    let c = calls(&w);
+    assert!(
+        c.iter().all(|l| !l.contains("mkdir")
+            && !l.contains("cp -a")
+            && !l.contains("snapshot-create")),
+        "{c:#?}"
+    );
+}
+
+#[test]
+fn a_snapshot_delete_over_ssh_as_another_user_deletes_nothing() {
+    let w = snapshot_world("65534");
+    let root = "/var/lib/libvirt/images/t1.snapshots";
+    w.rule("ssh", &format!("* -T -- 127.0.0.1 stat -c * -- {root}"))
+        .recorded("ssh/stat-dir");
+    w.rule("ssh", &format!("* -T -- 127.0.0.1 test -w {root}"))
+        .recorded("ssh/test-w-denied");
+    let uri = URI.replace("root@", "nobody@");
+    let r = w.bkt(&["vm", "-c", &uri, "snapshot", "delete", "t1", "s0"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: deleting snapshot s0 of t1 needs root on 127.0.0.1; nothing was changed
+caused by: cannot write in {root}
+caused by: permission denied
+hint: {root} on 127.0.0.1 belongs to libvirt; snapshots there need root on 127.0.0.1: bkt vm --connect '{URI}' snapshot ... (with a key root accepts there)
+"
+        )
+    );
+    // libvirt's half is not deleted either.
+    assert!(calls(&w).iter().all(|l| !l.contains("snapshot-delete")));
+}
+
+#[test]
+fn a_session_over_ssh_keeps_its_tpm_state_under_the_remote_home() {
+    // The local HOME is the world's; the host's is what it printed.
+    let w = snapshot_world("65534");
+    let xml = regex::Regex::new("(?s)<nvram.*</nvram>")
+        .unwrap()
+        .replace(&fixture("virsh/dumpxml-windows-running.xml"), "")
+        .into_owned();
+    w.rule_first("virsh", "* dumpxml --inactive t1").out(&xml);
+    w.rule("ssh", "* -T -- 127.0.0.1 printf '%s' \"$HOME\"")
+        .recorded("ssh/home");
+    let uri = URI
+        .replace("root@", "nobody@")
+        .replace("/system", "/session");
+    w.bkt(&["vm", "-c", &uri, "snapshot", "create", "t1", "clean"])
+        .failure();
+    let home = fixture("ssh/home.txt");
+    assert!(home.starts_with('/') && !home.contains('\n'), "{home:?}");
+    let tpm = format!("{home}/.config/libvirt/qemu/swtpm/405a8b53-ad14-470a-9963-b210e9f1e0aa");
+    assert!(
+        calls(&w).contains(&format!(
+            "{} -o ControlMaster=no -T -- 127.0.0.1 stat -c '%f %s %u %g' -- {tpm}",
+            SSH.replace("-l root", "-l nobody")
+        )),
+        "{:#?}",
+        calls(&w)
+    );
+}
+
+#[test]
+fn doctor_over_ssh_names_the_host_for_a_missing_swtpm() {
+    // Installed here or not, it is the host's swtpm that libvirt starts.
+    let w = doctor_world("0");
+    w.rule_first("ssh", "* -T -- 127.0.0.1 command -v swtpm *")
+        .recorded("ssh/program-missing");
+    let r = w.bkt(&["vm", "-c", URI, "doctor"]);
+    r.failure();
+    assert!(
+        r.stdout().contains(
+            "  ✗ swtpm          not installed on 127.0.0.1: Windows 11 needs its TPM 2.0 emulator
+    fix: on 127.0.0.1: apt install swtpm swtpm-tools / dnf install swtpm swtpm-tools
+"
+        ),
+        "{}",
+        r.stdout()
+    );
+}

@@ -143,6 +143,15 @@ pub trait Host {
     /// tunnel through the host (`127.0.0.1:PORT`, open until the command
     /// ends).
     fn reach_from_here(&self, ip: &str, port: u16) -> Result<String>;
+    /// Get in and say who we are there (our user id): nothing to do on
+    /// this machine; over ssh, the login, with its failure and fix.
+    fn login(&self) -> Result<u32>;
+    /// Our home directory there (where a `/session` libvirt keeps its
+    /// files).
+    fn home(&self) -> Option<PathBuf>;
+    /// What `PROGRAM --version` prints there, or None when it is not
+    /// installed.
+    fn program_version(&self, program: &str) -> Option<String>;
 }
 
 /// This machine.
@@ -152,6 +161,7 @@ pub struct LocalHost {
     memory: Option<String>,
     cpus: Option<String>,
     etc: PathBuf,
+    home: Option<PathBuf>,
 }
 
 impl LocalHost {
@@ -160,6 +170,7 @@ impl LocalHost {
             memory: s.host_memory.clone(),
             cpus: s.host_cpus.clone(),
             etc: s.etc.clone(),
+            home: s.home.clone(),
         }
     }
 }
@@ -448,6 +459,20 @@ impl Host for LocalHost {
         Ok(ip.to_string())
     }
 
+    fn login(&self) -> Result<u32> {
+        Ok(self.euid())
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        self.home.clone()
+    }
+
+    fn program_version(&self, program: &str) -> Option<String> {
+        which::which(program).ok()?;
+        let out = crate::tools::version::cmd(program).run_unchecked().ok()?;
+        Some(format!("{}{}", out.stdout, out.stderr))
+    }
+
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
         ["/proc/net/tcp", "/proc/net/tcp6"]
             .iter()
@@ -519,6 +544,7 @@ mod tests {
             memory: Some("16G".into()),
             cpus: Some("8".into()),
             etc: PathBuf::from("/etc"),
+            home: None,
         };
         assert_eq!(
             h.size().unwrap(),

@@ -135,13 +135,26 @@ impl Ctx {
 
     /// One of libvirt's directories: `given` (a test's override), else the
     /// session's under the home (`session`), else the system's (`system`).
+    /// On a host reached over ssh, the host's: no local override, and the
+    /// remote user's home for a `/session` URI (unknown: a relative path,
+    /// which every remote file operation refuses).
     fn libvirt_dir(&self, given: Option<&PathBuf>, session: &str, system: &str) -> PathBuf {
-        if let Some(d) = given {
+        let remote = self.uri.ssh().is_some();
+        if let (Some(d), false) = (given, remote) {
             return d.clone();
         }
-        match (&self.local.settings.home, self.uri.is_session()) {
-            (Some(home), true) => home.join(session),
-            _ => PathBuf::from(system),
+        if !self.uri.is_session() {
+            return PathBuf::from(system);
+        }
+        let home = if remote {
+            self.host.home()
+        } else {
+            self.local.settings.home.clone()
+        };
+        match home {
+            Some(h) => h.join(session),
+            None if remote => PathBuf::from(session),
+            None => PathBuf::from(system),
         }
     }
 
@@ -180,6 +193,31 @@ impl Ctx {
     }
 }
 
+/// The user bkt logs in as on a host over ssh may not use libvirt there:
+/// polkit (libvirt's socket is open to all, polkit lets the libvirt group
+/// in) says "authentication unavailable" when no rule allows it; a
+/// socket closed by its mode says "Permission denied".
+fn remote_access(stderr: &str, t: &crate::names::SshTarget, uri: &Uri) -> Option<(String, String)> {
+    let denied = stderr.contains("authentication unavailable")
+        || stderr.contains("authentication failed")
+        || (stderr.contains("Failed to connect socket") && stderr.contains("Permission denied"));
+    if !denied {
+        return None;
+    }
+    let user = t.user.clone().unwrap_or_else(|| "your ssh user".into());
+    let who = t.user.clone().unwrap_or_else(|| "$USER".into());
+    let port = t.port.map(|p| format!(" -p {p}")).unwrap_or_default();
+    let root = uri.with_ssh_user("root").unwrap_or_else(|| uri.to_string());
+    Some((
+        format!("{user} may not use libvirt on {}", t.host),
+        format!(
+            "add {user} to the libvirt group there (`ssh{port} {} sudo usermod -aG libvirt {who}`; \
+             it counts from the next login), or connect as root: --connect '{root}'",
+            t.destination()
+        ),
+    ))
+}
+
 /// Turn a failed virsh call into an error with advice for the usual causes.
 pub fn libvirt_error(e: ExecError) -> anyhow::Error {
     let stderr = e.stderr().to_string();
@@ -188,13 +226,21 @@ pub fn libvirt_error(e: ExecError) -> anyhow::Error {
     }
     // libvirt's own ssh (qemu+ssh://) failing: said as ssh's failure,
     // before the local causes below match its "Permission denied".
-    let target = match &e {
-        ExecError::Failed { cmd, .. } => virsh::uri_of_display(cmd)
-            .and_then(|u| u.parse::<Uri>().ok())
-            .and_then(|u| u.ssh().cloned()),
+    let uri = match &e {
+        ExecError::Failed { cmd, .. } => {
+            virsh::uri_of_display(cmd).and_then(|u| u.parse::<Uri>().ok())
+        }
         _ => None,
     };
+    let target = uri.as_ref().and_then(|u| u.ssh().cloned());
     if let Some((what, fix)) = crate::tools::ssh::virsh_failure(&stderr, target.as_ref()) {
+        return Err::<(), _>(anyhow::Error::new(e).context(what))
+            .hint(fix)
+            .unwrap_err();
+    }
+    if let (Some(t), Some(uri)) = (&target, &uri)
+        && let Some((what, fix)) = remote_access(&stderr, t, uri)
+    {
         return Err::<(), _>(anyhow::Error::new(e).context(what))
             .hint(fix)
             .unwrap_err();

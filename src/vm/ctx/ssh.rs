@@ -138,9 +138,11 @@ impl SshHost {
     }
 
     fn checked(&self, script: &str, input: Option<Vec<u8>>, what: &str) -> Result<()> {
+        // The io error stays in the chain: a caller tells a denied
+        // permission from other failures by its kind.
         self.io_with(script, input)
             .map(|_| ())
-            .map_err(|e| anyhow!("{what} on {}: {e}", self.ssh.target().host))
+            .with_context(|| format!("{what} on {}", self.ssh.target().host))
     }
 }
 
@@ -516,6 +518,27 @@ impl Host for SshHost {
                 )
             })?;
         Ok(format!("127.0.0.1:{local}"))
+    }
+
+    fn login(&self) -> Result<u32> {
+        self.connect()?;
+        let out = self.exec("id -u", None)?;
+        let id: u32 = out
+            .stdout
+            .trim()
+            .parse()
+            .with_context(|| format!("unexpected output of `id -u`: {:?}", out.stdout))?;
+        let _ = self.euid.set(Some(id));
+        Ok(id)
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        let out = self.io("printf '%s' \"$HOME\"").ok()?;
+        (out.starts_with('/') && !out.contains('\n')).then(|| PathBuf::from(out))
+    }
+
+    fn program_version(&self, program: &str) -> Option<String> {
+        self.io(&crate::tools::version::script(program)).ok()
     }
 
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
