@@ -6,7 +6,10 @@
 #   flock /tmp/bkt-e2e.lock bash scripts/libvirt-netns.sh bash scripts/record-volume-fixtures.sh
 #
 # A throwaway directory pool `bkt-rec-$$` under /tmp, removed at the end
-# (libvirt-netns.sh forgets pools that appeared, too).
+# (libvirt-netns.sh forgets pools that appeared, too). pool-list-uuid and
+# batch-pool-dumpxml keep the real names and paths (that pool's and the
+# `images` pool libvirt-netns.sh defines); the rest name it `default` in
+# /var/lib/libvirt/images.
 set -euo pipefail
 out=$(realpath "${1:-fixtures/virsh}")
 pool=bkt-rec-$$
@@ -31,6 +34,14 @@ rec() { # NAME ARGS...: stdout, stderr (when any), exit status (when not 0)
 virsh -q pool-define-as "$pool" dir --target "$dir" >/dev/null
 virsh -q pool-start "$pool" >/dev/null
 rec pool-refresh pool-refresh "$pool"
+# Which active pool holds a directory: their UUIDs, then each one's XML
+# in one process, with a UUID no pool has among them (gone in between).
+rec pool-list-uuid -q pool-list --uuid
+script=""
+for u in $(cat "$out/pool-list-uuid.txt") 00000000-0000-4000-8000-000000000000; do
+  script+="echo @@bkt $u; pool-dumpxml $u; "
+done
+rec batch-pool-dumpxml "$script"
 rec pool-refresh-missing pool-refresh bkt-no-such-pool
 rec vol-create-as-qcow2 vol-create-as "$pool" win.qcow2 2147483648 --format qcow2
 # A file put there by somebody else, then a refresh: libvirt refuses it.

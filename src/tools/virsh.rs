@@ -253,6 +253,23 @@ impl Virsh {
         self.cmd(["pool-refresh", pool])
     }
 
+    /// The UUIDs of the active storage pools, one a line.
+    pub fn pool_uuids(&self) -> Cmd {
+        self.quiet(["pool-list", "--uuid"])
+    }
+
+    /// Several pools' definitions in one virsh process, each after an
+    /// `echo` mark; UUIDs are safe words in virsh's command syntax, where
+    /// a pool's name need not be.
+    pub fn batch_pool_dumpxml(&self, uuids: &[String]) -> Cmd {
+        let script = uuids
+            .iter()
+            .map(|u| format!("echo {BATCH_MARK} {u}; pool-dumpxml {u}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.cmd([script])
+    }
+
     /// A new qcow2 volume of `bytes` in `pool`, made by libvirt on its
     /// host; it refuses a name the pool already has.
     pub fn vol_create_qcow2(&self, pool: &str, volume: &str, bytes: u64) -> Cmd {
@@ -851,6 +868,29 @@ pub fn parse_pool_path(xml: &str) -> Result<String> {
         .and_then(|p| p.text())
         .map(|s| s.trim().to_string())
         .context("pool XML has no <target><path>")
+}
+
+/// Each pool's name and target path in the output of
+/// [`Virsh::batch_pool_dumpxml`] (a pool gone in between printed nothing).
+pub fn parse_batch_pool_dumpxml(out: &str) -> Result<Vec<(String, String)>> {
+    let mut pools = Vec::new();
+    for part in out.split(BATCH_MARK).skip(1) {
+        let Some((_, xml)) = part.split_once('\n') else {
+            continue;
+        };
+        if xml.trim().is_empty() {
+            continue;
+        }
+        let doc = roxmltree::Document::parse(xml).context("pool-dumpxml is not XML")?;
+        let name = doc
+            .root_element()
+            .children()
+            .find(|n| n.has_tag_name("name"))
+            .and_then(|n| n.text())
+            .context("pool XML has no <name>")?;
+        pools.push((name.trim().to_string(), parse_pool_path(xml)?));
+    }
+    Ok(pools)
 }
 
 /// Whether `virsh net-info NET` says the network is active.
@@ -1632,5 +1672,35 @@ mod tests {
             parse_vol_xml("<volume><capacity>x</capacity><allocation>0</allocation></volume>")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_pools_in_a_batch_give_their_names_and_directories() {
+        // virsh 11.3.0: record-volume-fixtures.sh's pool, the `images`
+        // pool, and a UUID no pool has (nothing printed for it).
+        let pools = parse_batch_pool_dumpxml(&fx("batch-pool-dumpxml.txt")).unwrap();
+        assert_eq!(
+            pools,
+            [
+                (
+                    "bkt-rec-20363".to_string(),
+                    "/tmp/bkt-pool-rec.7WHi9D".to_string()
+                ),
+                ("images".to_string(), "/var/lib/libvirt/images".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_names(&fx("pool-list-uuid.txt")),
+            [
+                "d5445606-f22d-4f0d-b35a-d877984b71f1",
+                "8d148f03-0318-400b-93d6-d578ba31d413"
+            ]
+        );
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.batch_pool_dumpxml(&["U1".into(), "U2".into()]).display(),
+            "virsh -c qemu:///system 'echo @@bkt U1; pool-dumpxml U1; echo @@bkt U2; pool-dumpxml U2'"
+        );
+        assert!(parse_batch_pool_dumpxml("@@bkt U\n<pool>").is_err());
     }
 }

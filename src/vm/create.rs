@@ -792,22 +792,31 @@ fn disk_on_host(
 }
 
 /// The disk on a host reached over ssh: a volume libvirt makes there in
-/// the `default` pool (the images directory), after a refresh so that it
-/// refuses a name a file already has. Its format, size and allocation; None
-/// when the host has no such pool (qemu-img makes it there then).
+/// the pool of the images directory (`default` on most hosts), after a
+/// refresh so that it refuses a name a file already has and sees the
+/// media just sent. Its format, size and allocation; None when no active
+/// pool holds that directory (qemu-img makes it there then).
 fn disk_in_pool(
     ctx: &Ctx,
     plan: &Plan,
     domain: &WindowsDomain,
     made: &mut Made,
 ) -> Result<Option<(String, u64, u64)>> {
-    const POOL: &str = "default";
     let disk = PathBuf::from(&domain.disk_path);
-    match ctx.virsh.pool_refresh(POOL).run() {
-        Ok(_) => {}
-        Err(e) if e.stderr().contains("Storage pool not found") => return Ok(None),
-        Err(e) => return Err(libvirt_error(e)).context("looking at the host's images pool"),
-    }
+    let Some(dir) = disk.parent() else {
+        return Ok(None);
+    };
+    let Some(pool) = ctx
+        .pool_holding(dir)
+        .context("looking for the storage pool of the host's images directory")?
+    else {
+        return Ok(None);
+    };
+    ctx.virsh
+        .pool_refresh(&pool)
+        .run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("refreshing the storage pool {pool}"))?;
     let volume = disk
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -817,7 +826,7 @@ fn disk_in_pool(
     made.disk_in_pool = true;
     record(ctx, &plan.name, &domain.disk_path)?;
     ctx.virsh
-        .vol_create_qcow2(POOL, &volume, plan.disk_size)
+        .vol_create_qcow2(&pool, &volume, plan.disk_size)
         .run()
         .map_err(libvirt_error)
         .context("creating the disk on the host")?;

@@ -131,8 +131,6 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path) -> Result<PathBuf> {
             "uploading {file} to {host} failed; nothing of it is left there"
         )));
     }
-    // libvirt sees the new file as a volume of the pool it is in.
-    let _ = ctx.virsh.pool_refresh("default").run();
     ui::step(
         "uploaded",
         &format!(

@@ -43,11 +43,18 @@ fn host() -> World {
     w.rule("ssh", "* -T -- 127.0.0.1 rm *")
         .sh("eval \"set -- ${20}\"; eval \"p=\\${$#}\"\n\
          /bin/rm -f \"$FAKE_DIR/uploads/${p##*/}\"\n");
-    w.rule("virsh", "* pool-refresh default")
+    // The pools as recorded, the `images` pool's directory the fake's.
+    w.rule("virsh", "-q * pool-list --uuid")
+        .recorded("virsh/pool-list-uuid");
+    w.rule("virsh", "* echo @@bkt *; pool-dumpxml *")
+        .out(&fixture("virsh/batch-pool-dumpxml.txt").replace("/var/lib/libvirt/images", &images))
+        .err(&fixture("virsh/batch-pool-dumpxml.err"))
+        .code(1);
+    w.rule("virsh", "* pool-refresh images")
         .recorded("virsh/pool-refresh");
     w.rule(
         "virsh",
-        "* vol-create-as default windows.qcow2 2147483648 --format qcow2",
+        "* vol-create-as images windows.qcow2 2147483648 --format qcow2",
     )
     .recorded("virsh/vol-create-as-qcow2");
     w.rule("virsh", "* vol-dumpxml *")
@@ -62,6 +69,10 @@ fn host() -> World {
 }
 
 fn create(w: &World, iso: &str, virtio: &str) -> Run {
+    create_of_size(w, iso, virtio, "2G")
+}
+
+fn create_of_size(w: &World, iso: &str, virtio: &str, size: &str) -> Run {
     w.bkt(&[
         "vm",
         "-c",
@@ -74,7 +85,7 @@ fn create(w: &World, iso: &str, virtio: &str) -> Run {
         "--virt-type",
         "qemu",
         "--disk-size",
-        "2G",
+        size,
         "--yes",
     ])
 }
@@ -170,13 +181,16 @@ fn local_isos_are_sent_once_and_the_disk_is_libvirts() {
         let checked = position(&calls, &format!("sha256sum -- {part}"));
         let named = position(&calls, &format!("mv -f -T -- {part} {images}/{name}"));
         assert!(sent < checked && checked < named, "{calls:#?}");
-        assert!(calls[named + 1].ends_with("pool-refresh default"));
     }
-    // The disk is a volume libvirt made; qemu-img is not run.
+    // The disk is a volume libvirt made in the pool of the images
+    // directory, refreshed first (it sees the media then); qemu-img is
+    // not run.
+    let refreshed = position(&calls, "pool-refresh images");
     let made = position(
         &calls,
-        "vol-create-as default windows.qcow2 2147483648 --format qcow2",
+        "vol-create-as images windows.qcow2 2147483648 --format qcow2",
     );
+    assert!(refreshed < made);
     assert!(made > position(&calls, &format!("mv -f -T -- {images}/.{vio}")));
     assert!(
         !calls.iter().any(|c| c.starts_with("qemu-img create")),
@@ -367,4 +381,31 @@ fn a_remote_iso_needs_a_remote_host() {
          hint: pass the ISO with --iso PATH\n"
     );
     assert!(w.call_lines().is_empty(), "{:#?}", w.call_lines());
+}
+
+#[test]
+fn without_a_pool_for_the_images_directory_qemu_img_makes_the_disk_there() {
+    let w = host();
+    // The recorded pools as they were: none holds the fake's directory.
+    w.rule_first("virsh", "* echo @@bkt *; pool-dumpxml *")
+        .recorded("virsh/batch-pool-dumpxml");
+    w.rule("ssh", "* -T -- 127.0.0.1 if [ -e * ]*set -C; : > *");
+    w.rule("ssh", "* -T -- 127.0.0.1 qemu-img create *");
+    // A 4 GiB disk: the size the recorded `qemu-img info` says.
+    w.rule("ssh", "* -T -- 127.0.0.1 qemu-img info *")
+        .out(&fixture("qemu-img/info-qcow2.json"));
+    let (iso, virtio) = isos(&w);
+    create_of_size(&w, &iso, &virtio, "4G").success();
+    let calls = calls(&w);
+    let images = w.p("images");
+    position(
+        &calls,
+        &format!("-T -- 127.0.0.1 qemu-img create -q -f qcow2 {images}/windows.qcow2 4294967296"),
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("vol-create-as") || c.contains("pool-refresh")),
+        "{calls:#?}"
+    );
 }

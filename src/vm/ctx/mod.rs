@@ -133,6 +133,36 @@ impl Ctx {
         )
     }
 
+    /// The active storage pool whose directory is `dir` (libvirt makes
+    /// volumes there), if any: two virsh processes whatever the number of
+    /// pools.
+    pub fn pool_holding(&self, dir: &std::path::Path) -> Result<Option<String>> {
+        let uuids = virsh::parse_names(
+            &self
+                .virsh
+                .pool_uuids()
+                .stdout()
+                .map_err(libvirt_error)
+                .context("listing the storage pools")?,
+        );
+        if uuids.is_empty() {
+            return Ok(None);
+        }
+        // A pool gone in between fails its dumpxml (and, last, the run):
+        // what the others printed still counts.
+        let out = self
+            .virsh
+            .batch_pool_dumpxml(&uuids)
+            .run_unchecked()
+            .map_err(libvirt_error)
+            .context("reading the storage pools")?;
+        let want = dir.to_string_lossy();
+        Ok(virsh::parse_batch_pool_dumpxml(&out.stdout)?
+            .into_iter()
+            .find(|(_, path)| path.trim_end_matches('/') == want.trim_end_matches('/'))
+            .map(|(name, _)| name))
+    }
+
     /// One of libvirt's directories: `given` (a test's override), else the
     /// session's under the home (`session`), else the system's (`system`).
     /// On a host reached over ssh, the host's: no local override, and the
