@@ -345,17 +345,43 @@ pub fn text(out: &Output) -> (String, String) {
 
 /// A small `create --yes` under software emulation.
 pub fn small_create<'a>(name: &'a str, iso: &'a str) -> Vec<&'a str> {
-    vec![
-        "vm",
+    let mut args = vec!["vm", "create", "--name", name, "--iso", iso];
+    args.extend(emulated("1G"));
+    args
+}
+
+/// `create windows` with both stand-in ISOs under software emulation
+/// (the words after `vm` and any `-c URI`).
+pub fn windows_create<'a>(
+    name: &'a str,
+    iso: &'a Path,
+    virtio: &'a Path,
+    memory: &'a str,
+    disk_size: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec![
         "create",
+        "windows",
         "--name",
         name,
         "--iso",
-        iso,
+        iso.to_str().unwrap(),
+        "--virtio-iso",
+        virtio.to_str().unwrap(),
+        "--disk-size",
+        disk_size,
+    ];
+    args.extend(emulated(memory));
+    args
+}
+
+/// One vCPU of software emulation with `memory`, and no questions.
+fn emulated(memory: &str) -> [&str; 7] {
+    [
         "--virt-type",
         "qemu",
         "--memory",
-        "1G",
+        memory,
         "--cpus",
         "1",
         "--yes",

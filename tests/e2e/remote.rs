@@ -8,6 +8,13 @@
 //! (`?known_hosts=`), never `no_verify`, and root's own known_hosts is left
 //! as it was.
 //!
+//! Through it: status, doctor, `ip` and `connect` (the real xfreerdp
+//! through bkt's tunnel) of a tiny guest; the host unreachable and a key
+//! it refuses; then the Windows-shaped VM made by `create` from this
+//! machine's stand-in ISOs (sent to the host), a snapshot reverted by the
+//! checksums of its parts on the host, `destroy` leaving only the media,
+//! and a second `create` that finds them there.
+//!
 //! After every command: exactly one ssh login (sshd's "Accepted publickey"
 //! lines), and nothing of bkt's ssh left (its socket directory, which goes
 //! under a `TMPDIR` of the test's own, or a process naming it).
@@ -243,7 +250,7 @@ fn root_known_hosts() -> Option<Vec<u8>> {
 #[ignore = "needs the real virt stack: run scripts/test-all.sh"]
 fn every_command_over_qemu_ssh() {
     let name = "e2e-remote";
-    let env = Env::new("remote", &[name]);
+    let env = Env::new("remote", &[name, REMOTE_VM]);
     // The guest's port 3389 holds each connection and echoes it
     // (`bkt.rdp=hold`): an RDP client that reaches it gets its own request
     // back and fails at negotiation, which nothing short of the guest can
@@ -415,17 +422,10 @@ fn every_command_over_qemu_ssh() {
         )
     );
 
-    // TODO(issue 13, `create` over ssh): create the Windows-shaped VM from
-    // the local stand-in ISO (env.media("win-standin.iso")), uploaded once
-    // to the host's media directory with a progress bar; a second create
-    // reuses it by checksum (no second upload: sshd's log and the file's
-    // mtime). Its disk made with `virsh vol-create-as`.
-    // TODO(issue 13, snapshots over ssh): snapshot create on the shut-off
-    // VM, write to the disk, revert; the disk, NVRAM and TPM state back to
-    // their checksums, taken on the host (sha256sum over ssh).
-    // TODO(issue 13, destroy over ssh): destroy the created VM; on the host
-    // nothing of it is left but the uploaded media. Until then the tiny
-    // guest goes with the local bkt:
+    create_snapshot_destroy_over_ssh(&env, &uri, &remote);
+
+    // The tiny guest was defined here, not by a remote create: the local
+    // bkt removes it.
     ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
     assert!(!defined(name));
 
@@ -531,4 +531,141 @@ fn connect_through_the_tunnel(
         TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
         "the tunnel at 127.0.0.1:{port} outlived connect"
     );
+}
+
+/// One bkt command over ssh, given extra environment and the number of
+/// ssh logins it may make.
+type Remote<'a> = dyn Fn(&[&str], &[(&str, &str)], usize) -> Output + 'a;
+
+/// The Windows-shaped VM that `create` makes over ssh.
+const REMOTE_VM: &str = "e2e-rcreate";
+
+/// create from this machine's stand-in ISOs (sent to the host once), a
+/// snapshot taken and reverted (checked by the checksums of the disk,
+/// NVRAM and TPM state where they are, on the host), destroy leaving only
+/// the sent media, and a second create finding them there. `remote` runs
+/// one bkt command over `uri` and checks its single login.
+fn create_snapshot_destroy_over_ssh(env: &Env, uri: &str, remote: &Remote) {
+    let name = REMOTE_VM;
+    let iso = env.media("win-standin.iso");
+    let virtio = env.media("virtio-standin.iso");
+    let sent = |local: &Path| {
+        let file = local.file_name().unwrap().to_str().unwrap();
+        PathBuf::from(IMAGES).join(format!("bkt-media-{}-{file}", &sha256(local)[..16]))
+    };
+    let (win, vio) = (sent(&iso), sent(&virtio));
+    for m in [&win, &vio] {
+        assert!(
+            !m.exists(),
+            "{} is there before the test sent it",
+            m.display()
+        );
+        // Media are never bkt's to delete: the test takes its own away.
+        env.remove_at_end(m);
+    }
+    let mut create = vec!["vm", "-c", uri];
+    create.extend(windows_create(name, &iso, &virtio, "1G", "1G"));
+    let (out, err) = text(&ok_out(remote(&create, &[], 1)));
+    env.log("created over ssh");
+    for (local, there) in [(&iso, &win), (&virtio, &vio)] {
+        let file = local.file_name().unwrap().to_str().unwrap();
+        assert!(
+            out.contains(&format!(
+                "  • uploaded       {file} → 127.0.0.1:{} (",
+                there.display()
+            )),
+            "{out}{err}"
+        );
+        assert_eq!(sha256(there), sha256(local), "{}", there.display());
+    }
+    // Nothing half-sent is left beside them.
+    let parts: Vec<_> = fs::read_dir(IMAGES)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(".bkt-media-"))
+        .collect();
+    assert!(parts.is_empty(), "{parts:?}");
+
+    // Running, with Secure Boot, the TPM and the media where they were
+    // sent; its disk a volume libvirt made in the images pool.
+    assert_eq!(domstate(name), "running (booted)");
+    let xml = ok(&virsh(&["dumpxml", name]));
+    let doc = xml_doc(&xml);
+    let loader = find(&doc, "loader", |_| true).expect("a UEFI loader");
+    assert_eq!(loader.attribute("secure"), Some("yes"), "{xml}");
+    assert!(find(&doc, "tpm", |n| n.attribute("model") == Some("tpm-crb")).is_some());
+    let cdroms: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("disk") && n.attribute("device") == Some("cdrom"))
+        .map(|d| source_file(&d))
+        .collect();
+    assert_eq!(
+        cdroms,
+        [win.display().to_string(), vio.display().to_string()],
+        "{xml}"
+    );
+    let (disk, nvram, tpm) = crate::windows::parts_of(name);
+    assert_eq!(ok(&virsh(&["vol-pool", &disk])).trim(), "images");
+    assert_eq!(disk, format!("{IMAGES}/{name}.qcow2"));
+
+    // A snapshot of the shut-off VM, then a revert: the checksums of the
+    // three parts on the host are back to what they were.
+    ok(&remote(&["vm", "-c", uri, "stop", name, "--force"], &[], 1));
+    let before = crate::windows::parts_sums(env, &disk, &nvram, &tpm);
+    ok(&remote(
+        &["vm", "-c", uri, "snapshot", "create", name, "clean"],
+        &[],
+        1,
+    ));
+    let snapshots = PathBuf::from(IMAGES).join(format!("{name}.snapshots"));
+    assert!(snapshots.join("clean").is_dir(), "{}", snapshots.display());
+    crate::windows::change_all_three(env, &disk, &nvram, &tpm, &before);
+    ok(&remote(
+        &[
+            "vm", "-c", uri, "snapshot", "revert", name, "clean", "--yes",
+        ],
+        &[],
+        1,
+    ));
+    assert_eq!(
+        crate::windows::parts_sums(env, &disk, &nvram, &tpm),
+        before,
+        "disk, NVRAM and TPM state as they were when the snapshot was taken"
+    );
+
+    // destroy: nothing of the VM is left on the host but the media.
+    let destroy = ["vm", "-c", uri, "destroy", name, "--yes"];
+    let (out, err) = text(&ok_out(remote(&destroy, &[], 1)));
+    assert!(!defined(name), "{out}{err}");
+    for gone in [disk.as_str(), nvram.as_str()] {
+        assert!(!Path::new(gone).exists(), "{gone} is left\n{out}{err}");
+    }
+    assert!(!tpm.exists(), "{} is left", tpm.display());
+    assert!(!snapshots.exists(), "{} is left", snapshots.display());
+    assert_eq!(sha256(&win), sha256(&iso), "the install ISO kept, whole");
+    assert_eq!(sha256(&vio), sha256(&virtio), "the drivers ISO kept, whole");
+
+    // The next create finds them there by checksum and sends nothing.
+    let mtimes = || [&win, &vio].map(|m| fs::metadata(m).unwrap().modified().unwrap());
+    let kept = mtimes();
+    let (out, err) = text(&ok_out(remote(&create, &[], 1)));
+    for (local, there) in [(&iso, &win), (&virtio, &vio)] {
+        let file = local.file_name().unwrap().to_str().unwrap();
+        assert!(
+            out.contains(&format!(
+                "  • on host        {file}: 127.0.0.1:{} has the same SHA-256; not sent again\n",
+                there.display()
+            )),
+            "{out}{err}"
+        );
+    }
+    assert!(!out.contains("uploaded"), "{out}");
+    assert_eq!(mtimes(), kept, "the media were not written again");
+    ok(&remote(&destroy, &[], 1));
+    assert!(!defined(name));
+    // The sent media are the user's to remove: here, the test's.
+    for m in [&win, &vio] {
+        fs::remove_file(m).unwrap();
+    }
 }

@@ -18,28 +18,10 @@ fn windows_vm_boots_with_secure_boot_and_a_tpm_and_destroy_leaves_nothing() {
     let virtio = env.media("virtio-standin.iso");
     let iso_sum = sha256(&iso);
     let virtio_sum = sha256(&virtio);
-    let out = env.bkt(&[
-        "vm",
-        "create",
-        "windows",
-        "--name",
-        name,
-        "--iso",
-        iso.to_str().unwrap(),
-        "--virtio-iso",
-        virtio.to_str().unwrap(),
-        "--virt-type",
-        "qemu",
-        "--memory",
-        "2G",
-        "--cpus",
-        "1",
-        "--disk-size",
-        "20G",
-        "--notes",
-        "end-to-end",
-        "--yes",
-    ]);
+    let mut args = vec!["vm"];
+    args.extend(windows_create(name, &iso, &virtio, "2G", "20G"));
+    args.extend(["--notes", "end-to-end"]);
+    let out = env.bkt(&args);
     ok(&out);
     // The media sit in a 0700 directory: bkt let QEMU's user in, with an
     // ACL entry on that directory only.
@@ -304,6 +286,11 @@ fn windows_vm_boots_with_secure_boot_and_a_tpm_and_destroy_leaves_nothing() {
 pub(crate) fn small_vm(env: &Env, name: &str) -> (String, String, PathBuf) {
     let iso = env.media("win-standin.iso");
     ok(&env.bkt(&small_create(name, iso.to_str().unwrap())));
+    parts_of(name)
+}
+
+/// The disk, the NVRAM file and the TPM state directory of domain `name`.
+pub(crate) fn parts_of(name: &str) -> (String, String, PathBuf) {
     let xml = ok(&virsh(&["dumpxml", name]));
     let doc = xml_doc(&xml);
     let disk = find(&doc, "disk", |n| n.attribute("device") == Some("disk"))
@@ -374,7 +361,12 @@ fn enable_rdp_swaps_the_script_iso_in_and_back_out() {
 
 /// Checksums of the three parts a snapshot must cover: the first 4 MiB the
 /// guest sees of its disk, the NVRAM file, and every file of the TPM state.
-fn parts_sums(env: &Env, disk: &str, nvram: &str, tpm: &Path) -> (String, String, String) {
+pub(crate) fn parts_sums(
+    env: &Env,
+    disk: &str,
+    nvram: &str,
+    tpm: &Path,
+) -> (String, String, String) {
     let raw = env.work.path().join("disk-head.raw");
     let _ = fs::remove_file(&raw);
     ok(&run(
@@ -406,6 +398,30 @@ fn parts_sums(env: &Env, disk: &str, nvram: &str, tpm: &Path) -> (String, String
     tpm_files.sort();
     let tpm_sum: Vec<String> = tpm_files.iter().map(|f| sha256(f)).collect();
     (sha256(&raw), sha256(Path::new(nvram)), tpm_sum.join(","))
+}
+
+/// Write into the disk, the NVRAM and the TPM state of a shut-off VM (on
+/// the host, that is here); their checksums after, each unlike `before`.
+pub(crate) fn change_all_three(
+    env: &Env,
+    disk: &str,
+    nvram: &str,
+    tpm: &Path,
+    before: &(String, String, String),
+) -> (String, String, String) {
+    ok(&run("qemu-io", &["-c", "write -P 0xab 0 1M", disk]));
+    let mut nv = fs::read(nvram).unwrap();
+    nv[4096..4100].copy_from_slice(b"BKT!");
+    fs::write(nvram, nv).unwrap();
+    let permall = tpm.join("tpm2/tpm2-00.permall");
+    let mut st = fs::read(&permall).unwrap();
+    st[64..68].copy_from_slice(b"BKT!");
+    fs::write(&permall, st).unwrap();
+    let changed = parts_sums(env, disk, nvram, tpm);
+    assert_ne!(changed.0, before.0, "the disk changed");
+    assert_ne!(changed.1, before.1, "the NVRAM changed");
+    assert_ne!(changed.2, before.2, "the TPM state changed");
+    changed
 }
 
 /// A snapshot covers disk, NVRAM and TPM: change all three, revert, and
@@ -458,19 +474,7 @@ fn snapshot_covers_disk_nvram_and_tpm_and_goes_with_destroy() {
         "{m}"
     );
 
-    // Change all three parts.
-    ok(&run("qemu-io", &["-c", "write -P 0xab 0 1M", disk]));
-    let mut nv = fs::read(nvram).unwrap();
-    nv[4096..4100].copy_from_slice(b"BKT!");
-    fs::write(nvram, nv).unwrap();
-    let permall = tpm.join("tpm2/tpm2-00.permall");
-    let mut st = fs::read(&permall).unwrap();
-    st[64..68].copy_from_slice(b"BKT!");
-    fs::write(&permall, st).unwrap();
-    let changed = parts_sums(env, disk, nvram, tpm);
-    assert_ne!(changed.0, before.0, "the disk changed");
-    assert_ne!(changed.1, before.1, "the NVRAM changed");
-    assert_ne!(changed.2, before.2, "the TPM state changed");
+    let changed = change_all_three(env, disk, nvram, tpm, &before);
 
     // Without its TPM copy the snapshot is refused before anything changes.
     let saved_tpm = root.join("clean/tpm");
