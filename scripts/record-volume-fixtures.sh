@@ -18,7 +18,7 @@ cleanup() {
   set +e
   virsh -q pool-destroy "$pool" >/dev/null 2>&1
   virsh -q pool-undefine "$pool" >/dev/null 2>&1
-  rm -rf "$dir"
+  rm -rf "$dir" "$dir.src" "$dir.xml"
 }
 trap cleanup EXIT INT TERM
 rec() { # NAME ARGS...: stdout, stderr (when any), exit status (when not 0)
@@ -49,9 +49,31 @@ rec vol-create-as-qcow2 vol-create-as "$pool" win.qcow2 2147483648 --format qcow
 virsh -q pool-refresh "$pool" >/dev/null
 rec vol-create-as-taken vol-create-as "$pool" taken.qcow2 2147483648 --format qcow2
 rec vol-dumpxml-qcow2 vol-dumpxml "$dir/win.qcow2"
+# What create does for a user who cannot write the directory: a volume
+# from bkt's XML (virsh::volume_xml), filled from stdin, read back whole.
+head -c 40960 /dev/urandom >"$dir.src"
+cat >"$dir.xml" <<'XML'
+<volume>
+  <name>bkt-media-0123456789abcdef-w.iso</name>
+  <capacity unit='bytes'>40960</capacity>
+  <allocation unit='bytes'>0</allocation>
+  <target>
+    <format type='raw'/>
+    <permissions>
+      <mode>0644</mode>
+    </permissions>
+  </target>
+</volume>
+XML
+rec vol-create-stdin vol-create "$pool" /dev/stdin <"$dir.xml"
+rec vol-upload-stdin vol-upload --pool "$pool" bkt-media-0123456789abcdef-w.iso /dev/stdin <"$dir.src"
+cmp "$dir.src" "$dir/bkt-media-0123456789abcdef-w.iso"
+[[ $(stat -c %a "$dir/bkt-media-0123456789abcdef-w.iso") == 644 ]]
+rm -f "$dir.src" "$dir.xml"
 rec vol-delete-created vol-delete "$dir/win.qcow2"
 # The pool's path is random: the fixtures name it /var/lib/libvirt/images.
 sed -i "s|$dir|/var/lib/libvirt/images|g; s|$pool|default|g" \
   "$out"/pool-refresh.txt "$out"/vol-create-as-*.txt "$out"/vol-create-as-taken.err \
-  "$out"/vol-dumpxml-qcow2.txt "$out"/vol-delete-created.txt
+  "$out"/vol-dumpxml-qcow2.txt "$out"/vol-delete-created.txt "$out"/vol-create-stdin.txt \
+  "$out"/vol-upload-stdin.txt
 echo "recorded into $out" >&2

@@ -74,6 +74,13 @@ known_hosts_note
 cleanup() {
   set +e
   sshd_stop
+  for d in bkt-rcreate bkt-rcreate2; do
+    virsh -q -c qemu:///system destroy "$d" >/dev/null 2>&1
+    virsh -q -c qemu:///system undefine "$d" --nvram --tpm >/dev/null 2>&1
+    rm -f "/var/lib/libvirt/images/$d.qcow2"
+  done
+  # Only what this script sent: there were none before it.
+  [[ ${sending:-} == yes ]] && rm -f /var/lib/libvirt/images/bkt-media-*
 }
 trap cleanup EXIT INT TERM
 sshd_setup "$work"
@@ -140,6 +147,30 @@ before=$(sums)
 show "$bkt" vm -c "$user_uri" snapshot create "$vm" s1
 echo "left on the host: $(ls -d /var/lib/libvirt/images/$vm.snapshots 2>/dev/null || echo nothing)," \
   "libvirt snapshots: $(virsh -q -c qemu:///system snapshot-list "$vm" --name | tr '\n' ' ')"
+
+echo "=== create as nobody, in the libvirt group: the media go through libvirt's pool"
+guest=target/e2e-guest
+media() { ls /var/lib/libvirt/images/bkt-media-* 2>/dev/null; }
+if [[ -n $(media) ]]; then
+  echo "bkt media are on this host already: this script sends and removes its own" >&2
+  exit 1
+fi
+sending=yes
+mk() { # NAME: a small Windows-shaped VM from the stand-in ISOs, as nobody
+  show "$bkt" vm -c "$user_uri" create windows --name "$1" --iso "$guest/win-standin.iso" \
+    --virtio-iso "$guest/virtio-standin.iso" --virt-type qemu --memory 1G --cpus 1 --disk-size 1G --yes
+}
+mk bkt-rcreate
+stat -c '%U:%G %a %s %n' /var/lib/libvirt/images/bkt-media-*
+for f in win-standin virtio-standin; do
+  cmp "$guest/$f.iso" /var/lib/libvirt/images/bkt-media-*-"$f.iso" && echo "$f.iso arrived whole"
+done
+echo "the disk is in pool: $(virsh -q -c qemu:///system vol-pool /var/lib/libvirt/images/bkt-rcreate.qcow2)"
+mk bkt-rcreate2
+show "$bkt" vm -c "$user_uri" destroy bkt-rcreate --yes
+show "$bkt" vm -c "$user_uri" destroy bkt-rcreate2 --yes
+echo "left on the host but the media: $(find /var/lib/libvirt/images -mindepth 1 ! -name 'bkt-media-*' | tr '\n' ' ')"
+rm -f /var/lib/libvirt/images/bkt-media-*
 
 echo "=== as root"
 show "$bkt" vm -c "$root_uri" doctor

@@ -278,6 +278,19 @@ impl Virsh {
             .args(["--format", "qcow2"])
     }
 
+    /// A new volume in `pool` from its XML ([`volume_xml`]), made by
+    /// libvirt on its host (as libvirt's user, so in a directory the ssh
+    /// user cannot write).
+    pub fn vol_create_stdin(&self, pool: &str, xml: &str) -> Cmd {
+        self.cmd(["vol-create", pool, "/dev/stdin"]).input(xml)
+    }
+
+    /// Fill a volume with what arrives on stdin, sent by libvirt over its
+    /// own connection (fed by [`Cmd::run_feeding`]).
+    pub fn vol_upload_stdin(&self, pool: &str, volume: &str) -> Cmd {
+        self.cmd(["vol-upload", "--pool", pool, volume, "/dev/stdin"])
+    }
+
     /// A volume's definition (format, capacity, allocation), by path.
     pub fn vol_dumpxml(&self, path: &str) -> Cmd {
         self.cmd(["vol-dumpxml", path])
@@ -868,6 +881,20 @@ pub fn parse_pool_path(xml: &str) -> Result<String> {
         .and_then(|p| p.text())
         .map(|s| s.trim().to_string())
         .context("pool XML has no <target><path>")
+}
+
+/// A raw volume of `bytes` named `name`, with file mode `mode` (0644: the
+/// ssh user reads it back to check it).
+pub fn volume_xml(name: &str, bytes: u64, mode: u32) -> String {
+    let name = name
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<volume>\n  <name>{name}</name>\n  <capacity unit='bytes'>{bytes}</capacity>\n  \
+         <allocation unit='bytes'>0</allocation>\n  <target>\n    <format type='raw'/>\n    \
+         <permissions>\n      <mode>{mode:04o}</mode>\n    </permissions>\n  </target>\n</volume>\n"
+    )
 }
 
 /// Each pool's name and target path in the output of
@@ -1702,5 +1729,30 @@ mod tests {
             "virsh -c qemu:///system 'echo @@bkt U1; pool-dumpxml U1; echo @@bkt U2; pool-dumpxml U2'"
         );
         assert!(parse_batch_pool_dumpxml("@@bkt U\n<pool>").is_err());
+    }
+
+    #[test]
+    fn a_volume_for_a_medium_is_what_the_recording_made_with_libvirt() {
+        // scripts/record-volume-fixtures.sh gave libvirt this XML
+        // (vol-create-stdin.txt is what virsh said).
+        let script = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/record-volume-fixtures.sh"
+        ))
+        .unwrap();
+        let (_, rest) = script.split_once("<<'XML'\n").unwrap();
+        let (recorded, _) = rest.split_once("XML\n").unwrap();
+        assert_eq!(
+            volume_xml("bkt-media-0123456789abcdef-w.iso", 40960, 0o644),
+            recorded
+        );
+        assert!(volume_xml("a&<b>", 1, 0o600).contains("<name>a&amp;&lt;b&gt;</name>"));
+        assert!(volume_xml("x", 1, 0o600).contains("<mode>0600</mode>"));
+        assert_eq!(
+            Virsh::new("qemu:///system")
+                .vol_upload_stdin("images", "m.iso")
+                .display(),
+            "virsh -c qemu:///system vol-upload --pool images m.iso /dev/stdin"
+        );
     }
 }

@@ -217,6 +217,8 @@ fn path_str(p: &Path) -> Result<String> {
 /// What preflight found out that the rest of create needs.
 struct Ready {
     images: PathBuf,
+    /// How the ISOs of this machine reach a host over ssh.
+    route: Option<media::Route>,
     virtio_item: download::Item,
     cached_virtio: PathBuf,
 }
@@ -332,34 +334,70 @@ fn preflight_all(
         &mut checks,
         checks::disk(ctx, &images, &disk_path, plan.disk_size),
     );
+    let mut route = None;
     if let Some(t) = ctx.uri.ssh() {
         // QEMU there opens the copies in the images directory (or the
-        // host's own --remote-iso), not the files here; the ssh user
-        // writes them.
-        let c = if ctx.host.writable(&images) {
-            Check::pass(
+        // host's own --remote-iso), not the files here: the ssh user
+        // writes them there, or libvirt does into that directory's pool.
+        let who = t.user.as_deref().unwrap_or("the ssh user");
+        route = match media::route(ctx, &images) {
+            Ok(r) => r,
+            Err(e) => {
+                show(
+                    &mut checks,
+                    Check::fail("media", format!("cannot tell how to send the ISOs: {e:#}")),
+                );
+                None
+            }
+        };
+        let c = match &route {
+            Some(media::Route::Ssh) => Check::pass(
                 "media",
                 format!(
                     "ISOs of this machine are sent to {}:{} once and kept there",
                     t.host,
                     images.display()
                 ),
-            )
-        } else {
-            Check::fail(
+            ),
+            Some(media::Route::Pool(pool)) if args.unattended => Check::fail(
                 "media",
                 format!(
-                    "{} cannot write to {}:{}, where the ISOs of this machine go",
-                    t.user.as_deref().unwrap_or("the ssh user"),
+                    "{who} cannot write to {}:{}, where the answer ISO of an unattended \
+                     install goes (it holds the password, and only a file of bkt's own \
+                     is trusted with it; libvirt's pool {pool} would take the ISOs)",
                     t.host,
                     images.display()
                 ),
             )
             .fix(format!(
-                "connect as root (qemu+ssh://root@{}/system), or copy the ISO there yourself \
-                 and pass --remote-iso PATH",
+                "connect as root (qemu+ssh://root@{}/system), or install without --unattended",
                 t.host
-            ))
+            )),
+            Some(media::Route::Pool(pool)) => Check::pass(
+                "media",
+                format!(
+                    "ISOs of this machine are sent into libvirt's pool {pool} ({}:{}) once \
+                     and kept there",
+                    t.host,
+                    images.display()
+                ),
+            ),
+            None => Check::fail(
+                "media",
+                format!(
+                    "{who} cannot write to {}:{}, where the ISOs of this machine go, and no \
+                     active libvirt pool holds that directory",
+                    t.host,
+                    images.display()
+                ),
+            )
+            .fix(format!(
+                "connect as root (qemu+ssh://root@{}/system), or make it a pool on the host: \
+                 virsh pool-define-as default dir --target {} && virsh pool-start default \
+                 && virsh pool-autostart default",
+                t.host,
+                images.display()
+            )),
         };
         show(&mut checks, c);
     } else if libvirt_up {
@@ -394,6 +432,7 @@ fn preflight_all(
     }
     Ok(Ready {
         images,
+        route,
         virtio_item,
         cached_virtio,
     })
@@ -425,7 +464,11 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     crate::interrupt::catch();
     if ctx.uri.ssh().is_some() {
         ui::heading("Media");
-        if let Err(e) = media_to_host(ctx, &mut plan, &ready.images) {
+        let route = ready
+            .route
+            .as_ref()
+            .context("no way to send the ISOs to the host")?;
+        if let Err(e) = media_to_host(ctx, &mut plan, &ready.images, route) {
             return Err(
                 if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&e) {
                     anyhow::Error::new(crate::interrupt::Interrupted)
@@ -463,14 +506,14 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
 /// The host reached over ssh gets the install and driver ISOs of this
 /// machine (sent once, found there by SHA-256 the next time); the plan
 /// then names the copies.
-fn media_to_host(ctx: &Ctx, plan: &mut Plan, images: &Path) -> Result<()> {
+fn media_to_host(ctx: &Ctx, plan: &mut Plan, images: &Path, route: &media::Route) -> Result<()> {
     if !plan.iso_on_host {
-        plan.iso = media::on_host(ctx, &plan.iso, images)?;
+        plan.iso = media::on_host(ctx, &plan.iso, images, route)?;
         plan.iso_on_host = true;
     }
     crate::interrupt::check()?;
     if let Some(v) = &plan.virtio_iso {
-        plan.virtio_iso = Some(media::on_host(ctx, v, images)?);
+        plan.virtio_iso = Some(media::on_host(ctx, v, images, route)?);
     }
     crate::interrupt::check()
 }

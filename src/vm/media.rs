@@ -5,9 +5,15 @@
 //! A host reached over ssh cannot open an ISO of this machine: it is sent
 //! once, into the images directory there, under a name that says which
 //! file it is (the start of its SHA-256), and found there the next time.
-//! It is written under a temporary name, checked by its SHA-256 on the
-//! host, then renamed: a file under the final name is always whole. Media
-//! are never deleted by bkt (`destroy` keeps them).
+//! When the ssh user may write that directory (root), the file is written
+//! there over ssh under a temporary name, checked by its SHA-256 on the
+//! host, then renamed: a file under the final name is always whole. When
+//! it may not (a user of the libvirt group), libvirt writes it: a volume
+//! of the directory's pool is made (`vol-create`) and filled
+//! (`vol-upload`), then checked the same way, and deleted if it is not
+//! right. Either way a copy found there is hashed again before it is
+//! used. Media are never deleted by bkt once whole (`destroy` keeps
+//! them).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 
 use crate::tools::virsh::{DiskDevice, DomainXml};
-use crate::ui;
+use crate::ui::{self, HintExt};
 use crate::units::human;
 use crate::vm::ctx::{Ctx, Kind, libvirt_error};
 
@@ -42,10 +48,38 @@ pub fn upload_name(file: &str, sha256: &str) -> String {
     format!("bkt-media-{}-{plain}", &sha256[..16])
 }
 
+/// How media reach the images directory of a host over ssh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The ssh user writes there: over ssh, a temporary file renamed.
+    Ssh,
+    /// Through libvirt, into this pool of that directory.
+    Pool(String),
+}
+
+/// How media get into `images` on the host reached over ssh; None when
+/// neither the ssh user nor a libvirt pool can write there.
+pub fn route(ctx: &Ctx, images: &Path) -> Result<Option<Route>> {
+    if ctx.host.writable(images) {
+        return Ok(Some(Route::Ssh));
+    }
+    Ok(ctx.pool_holding(images)?.map(Route::Pool))
+}
+
+/// A medium of this machine on its way to the host.
+struct Sending<'a> {
+    ctx: &'a Ctx,
+    local: &'a Path,
+    file: String,
+    len: u64,
+    sha: String,
+    dest: PathBuf,
+}
+
 /// Where the host finds `local` (an ISO of this machine): itself when the
 /// host is this machine; else the copy in `images` on the host, sent now
-/// unless the same file (by SHA-256) is there already.
-pub fn on_host(ctx: &Ctx, local: &Path, images: &Path) -> Result<PathBuf> {
+/// (by `route`) unless the same file (by SHA-256) is there already.
+pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<PathBuf> {
     let Some(target) = ctx.uri.ssh() else {
         return Ok(local.to_path_buf());
     };
@@ -64,15 +98,15 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path) -> Result<PathBuf> {
     let sha = sha?;
     let dest = images.join(upload_name(&file, &sha));
     // A file under that name was checked when it was sent; it is hashed
-    // again here, so a copy changed on the host since is sent anew.
-    if let Ok(st) = ctx.host.stat(&dest)
-        && st.kind == Kind::File
-        && st.len == len
-    {
-        let spinner = ui::Spinner::new(&format!("checking {} on {host}", dest.display()));
-        let theirs = ctx.host.sha256(&dest);
-        spinner.clear();
-        if theirs.as_deref().ok() == Some(sha.as_str()) {
+    // again here, so a copy changed on the host since is not used.
+    if let Ok(st) = ctx.host.stat(&dest) {
+        let same = st.kind == Kind::File && st.len == len && {
+            let spinner = ui::Spinner::new(&format!("checking {} on {host}", dest.display()));
+            let theirs = ctx.host.sha256(&dest);
+            spinner.clear();
+            theirs.as_deref().ok() == Some(sha.as_str())
+        };
+        if same {
             ui::step(
                 "on host",
                 &format!(
@@ -82,6 +116,18 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path) -> Result<PathBuf> {
             );
             return Ok(dest);
         }
+        if let Route::Pool(_) = route {
+            // Not bkt's to delete: libvirt would, for anyone.
+            return Err(anyhow!(
+                "{host}:{} is there but is not {file} (changed on the host, or still being sent)",
+                dest.display()
+            ))
+            .hint(format!(
+                "if no other bkt is sending it, remove it: virsh -c '{}' vol-delete {}",
+                ctx.uri,
+                dest.display()
+            ));
+        }
         ui::step(
             "changed",
             &format!(
@@ -90,57 +136,139 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path) -> Result<PathBuf> {
             ),
         );
     }
-    let tag: [u8; 4] = ctx.local.random_bytes()?;
-    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    let part = images.join(format!(
-        ".{}.{tag}.part",
-        dest.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let started = Instant::now();
-    let bar = ui::bytes_bar(&format!("uploading {file} to {host}"), Some(len));
-    if bar.is_hidden() {
-        eprintln!(
-            "uploading {file} ({}) to {host}:{} …",
-            human(len),
-            dest.display()
-        );
-    }
-    let sent = ctx
-        .host
-        .send_new(local, &part, 0o644, &mut |n| bar.set_position(n));
-    bar.finish_and_clear();
-    sent.with_context(|| {
-        format!("uploading {file} to {host} failed; nothing of it is left there")
-    })?;
-    let spinner = ui::Spinner::new(&format!("checking the copy on {host}"));
-    let theirs = ctx.host.sha256(&part);
-    spinner.clear();
-    let published = match theirs {
-        Ok(s) if s == sha => ctx
-            .host
-            .rename(&part, &dest)
-            .with_context(|| format!("naming the copy {}", dest.display())),
-        Ok(s) => Err(anyhow!(
-            "the copy on {host} is not the file sent (SHA-256 {s}, not {sha})"
-        )),
-        Err(e) => Err(e),
+    let m = Sending {
+        ctx,
+        local,
+        file,
+        len,
+        sha,
+        dest,
     };
-    if let Err(e) = published {
-        let _ = ctx.host.remove_file(&part);
-        return Err(e.context(format!(
-            "uploading {file} to {host} failed; nothing of it is left there"
-        )));
-    }
+    let started = Instant::now();
+    let sent = match route {
+        Route::Ssh => m.by_ssh(images),
+        Route::Pool(pool) => m.by_pool(pool),
+    };
+    sent.with_context(|| {
+        format!(
+            "uploading {} to {host} failed; nothing of it is left there",
+            m.file
+        )
+    })?;
     ui::step(
         "uploaded",
         &format!(
-            "{file} → {host}:{} ({}, {}; kept for the next VM)",
-            dest.display(),
-            human(len),
+            "{} → {host}:{} ({}, {}; kept for the next VM)",
+            m.file,
+            m.dest.display(),
+            human(m.len),
             ui::secs(started.elapsed())
         ),
     );
-    Ok(dest)
+    Ok(m.dest)
+}
+
+impl Sending<'_> {
+    fn host(&self) -> &str {
+        self.ctx.uri.ssh().map_or("", |t| t.host.as_str())
+    }
+
+    /// A bar of the bytes sent (on a terminal), else a line saying so.
+    fn bar(&self) -> indicatif::ProgressBar {
+        let bar = ui::bytes_bar(
+            &format!("uploading {} to {}", self.file, self.host()),
+            Some(self.len),
+        );
+        if bar.is_hidden() {
+            eprintln!(
+                "uploading {} ({}) to {}:{} …",
+                self.file,
+                human(self.len),
+                self.host(),
+                self.dest.display()
+            );
+        }
+        bar
+    }
+
+    /// Whether the copy at `there` on the host is the file sent.
+    fn check(&self, there: &Path) -> Result<()> {
+        let spinner = ui::Spinner::new(&format!("checking the copy on {}", self.host()));
+        let theirs = self.ctx.host.sha256(there);
+        spinner.clear();
+        let theirs = theirs?;
+        if theirs == self.sha {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "the copy on {} is not the file sent (SHA-256 {theirs}, not {})",
+                self.host(),
+                self.sha
+            ))
+        }
+    }
+
+    /// Over ssh into `images`, as a temporary file renamed once checked.
+    fn by_ssh(&self, images: &Path) -> Result<()> {
+        let tag: [u8; 4] = self.ctx.local.random_bytes()?;
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        let part = images.join(format!(
+            ".{}.{tag}.part",
+            self.dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let bar = self.bar();
+        let sent = self
+            .ctx
+            .host
+            .send_new(self.local, &part, 0o644, &mut |n| bar.set_position(n));
+        bar.finish_and_clear();
+        // send_new leaves nothing when it fails.
+        sent?;
+        let published = crate::interrupt::check()
+            .and_then(|()| self.check(&part))
+            .and_then(|()| {
+                self.ctx
+                    .host
+                    .rename(&part, &self.dest)
+                    .with_context(|| format!("naming the copy {}", self.dest.display()))
+            });
+        if published.is_err() {
+            let _ = self.ctx.host.remove_file(&part);
+        }
+        published
+    }
+
+    /// Through libvirt: a volume of `pool` made, filled and checked; one
+    /// that is not right is deleted again.
+    fn by_pool(&self, pool: &str) -> Result<()> {
+        let name = self.dest.file_name().unwrap_or_default().to_string_lossy();
+        let virsh = &self.ctx.virsh;
+        virsh
+            .vol_create_stdin(
+                pool,
+                &crate::tools::virsh::volume_xml(&name, self.len, 0o644),
+            )
+            .run()
+            .map_err(libvirt_error)
+            .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))?;
+        let filled = (|| -> Result<()> {
+            let mut from = std::fs::File::open(self.local)
+                .with_context(|| format!("reading {}", self.local.display()))?;
+            let bar = self.bar();
+            let sent = virsh
+                .vol_upload_stdin(pool, &name)
+                .run_feeding(&mut from, &mut |n| bar.set_position(n));
+            bar.finish_and_clear();
+            sent.map_err(libvirt_error)
+                .context("libvirt's vol-upload failed")?;
+            crate::interrupt::check()?;
+            self.check(&self.dest)
+        })();
+        if filled.is_err() {
+            let _ = virsh.vol_delete(&self.dest.display().to_string()).run();
+        }
+        filled
+    }
 }
 
 /// Empty the drive that holds `medium` (in the definition, and in the

@@ -69,14 +69,18 @@ fn host() -> World {
 }
 
 fn create(w: &World, iso: &str, virtio: &str) -> Run {
-    create_of_size(w, iso, virtio, "2G")
+    create_with(w, URI, iso, virtio, "2G")
 }
 
 fn create_of_size(w: &World, iso: &str, virtio: &str, size: &str) -> Run {
+    create_with(w, URI, iso, virtio, size)
+}
+
+fn create_with(w: &World, uri: &str, iso: &str, virtio: &str, size: &str) -> Run {
     w.bkt(&[
         "vm",
         "-c",
-        URI,
+        uri,
         "create",
         "--iso",
         iso,
@@ -292,16 +296,18 @@ fn a_copy_changed_on_the_host_is_sent_again() {
     assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
 }
 
-#[test]
-fn a_copy_that_arrives_damaged_is_removed_and_nothing_is_made() {
-    let w = host();
+/// A create as `uri` where the host's hash of the first copy is not the
+/// file's: it fails saying so, nothing is left of the copy (the fake's
+/// uploads are empty) and nothing is made. Returns the calls and the
+/// install ISO's name on the host, for how the copy was removed.
+fn damaged_on_arrival(w: &World, uri: &str) -> (Vec<String>, String) {
     // The host hashes what it got, and it is not what was sent.
     w.rule_first("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
         .recorded("ssh/sha256sum");
-    let (iso, virtio) = isos(&w);
-    let r = create(&w, &iso, &virtio);
+    let (iso, virtio) = isos(w);
+    let r = create_with(w, uri, &iso, &virtio, "2G");
     r.failure();
-    let err = crate::normalize(&w, &r.stderr());
+    let err = crate::normalize(w, &r.stderr());
     assert!(
         err.contains(
             "error: uploading Win 11.iso to 127.0.0.1 failed; nothing of it is left there\n\
@@ -310,7 +316,22 @@ fn a_copy_that_arrives_damaged_is_removed_and_nothing_is_made() {
         ),
         "{err}"
     );
-    let calls = calls(&w);
+    let calls = calls(w);
+    assert!(uploads(w).is_empty(), "{:?}", uploads(w));
+    for never in [" mv ", "vol-create-as", "virt-install --connect", "define"] {
+        assert!(
+            !calls.iter().any(|c| c.contains(never)),
+            "{never}: {calls:#?}"
+        );
+    }
+    assert!(!w.manifest_path().exists(), "{:#}", w.manifest());
+    (calls, on_host(&iso, "Win_11.iso"))
+}
+
+#[test]
+fn a_copy_that_arrives_damaged_is_removed_and_nothing_is_made() {
+    let w = host();
+    let (calls, _) = damaged_on_arrival(&w, URI);
     let part = calls[position(&calls, "sha256sum -- ")]
         .rsplit(' ')
         .next()
@@ -318,14 +339,6 @@ fn a_copy_that_arrives_damaged_is_removed_and_nothing_is_made() {
         .to_string();
     assert!(part.ends_with(".part"), "{part}");
     position(&calls, &format!("rm -- {part}"));
-    assert!(uploads(&w).is_empty(), "{:?}", uploads(&w));
-    for never in ["mv -f", "vol-create-as", "virt-install --connect", "define"] {
-        assert!(
-            !calls.iter().any(|c| c.contains(never)),
-            "{never}: {calls:#?}"
-        );
-    }
-    assert!(!w.manifest_path().exists(), "{:#}", w.manifest());
 }
 
 #[test]
@@ -408,4 +421,203 @@ fn without_a_pool_for_the_images_directory_qemu_img_makes_the_disk_there() {
             .any(|c| c.contains("vol-create-as") || c.contains("pool-refresh")),
         "{calls:#?}"
     );
+}
+
+/// A user of the libvirt group, not root.
+const ANNA: &str = "qemu+ssh://anna@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
+
+/// The host as a user who cannot write its images directory sees it;
+/// libvirt makes and fills the volumes it is asked for, kept by the fake
+/// in `$FAKE_DIR/uploads/` as the ssh copies are.
+fn host_for_anna() -> World {
+    let w = host();
+    w.rule_first("ssh", "* -T -- 127.0.0.1 test -w *")
+        .recorded("ssh/test-w-denied");
+    w.rule("virsh", "* vol-create images /dev/stdin")
+        .sh("/bin/cat >\"$FAKE_DIR/volume.xml\"\n")
+        .recorded("virsh/vol-create-stdin");
+    // `-c URI vol-upload --pool images NAME /dev/stdin`: NAME is the 6th.
+    w.rule("virsh", "* vol-upload --pool images * /dev/stdin")
+        .sh("/bin/cat >\"$FAKE_DIR/uploads/$6\"\n")
+        .recorded("virsh/vol-upload-stdin");
+    w.rule("virsh", "* vol-delete *")
+        .sh("/bin/rm -f \"$FAKE_DIR/uploads/${4##*/}\"\n")
+        .recorded("virsh/vol-delete-created");
+    w
+}
+
+#[test]
+fn a_user_who_cannot_write_there_sends_the_media_through_libvirts_pool() {
+    let w = host_for_anna();
+    let (iso, virtio) = isos(&w);
+    let r = create_with(&w, ANNA, &iso, &virtio, "2G");
+    r.success();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.contains(
+            "  ✓ media          ISOs of this machine are sent into libvirt's pool images \
+             (127.0.0.1:$TMP/images) once and kept there\n"
+        ),
+        "{out}"
+    );
+    let win = on_host(&iso, "Win_11.iso");
+    let vio = on_host(&virtio, "virtio-win.iso");
+    assert!(
+        out.contains(&format!(
+            "  • uploaded       Win 11.iso → 127.0.0.1:$TMP/images/{win} ("
+        )),
+        "{out}"
+    );
+    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
+    assert_eq!(sha256(&w.p(&format!("uploads/{vio}"))), sha256(&virtio));
+    // The volume libvirt made for the last one: raw, its size, readable
+    // by the user who checks it.
+    assert_eq!(
+        std::fs::read_to_string(w.path("volume.xml")).unwrap(),
+        format!(
+            "<volume>\n  <name>{vio}</name>\n  <capacity unit='bytes'>40960</capacity>\n  \
+             <allocation unit='bytes'>0</allocation>\n  <target>\n    <format type='raw'/>\n    \
+             <permissions>\n      <mode>0644</mode>\n    </permissions>\n  </target>\n</volume>\n"
+        )
+    );
+    let calls = calls(&w);
+    let images = w.p("images");
+    // Each: a volume made, filled, then checked.
+    for name in [&win, &vio] {
+        let filled = position(
+            &calls,
+            &format!("vol-upload --pool images {name} /dev/stdin"),
+        );
+        assert!(calls[filled - 1].ends_with(" vol-create images /dev/stdin"));
+        let checked = position(&calls, &format!("sha256sum -- {images}/{name}"));
+        assert!(filled < checked, "{calls:#?}");
+    }
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("cat > ") || c.contains(" mv ")),
+        "nothing written over ssh: {calls:#?}"
+    );
+}
+
+#[test]
+fn a_volume_that_arrives_damaged_is_deleted_by_libvirt_and_nothing_is_made() {
+    let w = host_for_anna();
+    let (calls, win) = damaged_on_arrival(&w, ANNA);
+    position(&calls, &format!("vol-delete {}/{win}", w.p("images")));
+}
+
+#[test]
+fn a_copy_in_the_pool_that_is_not_the_file_is_left_and_said() {
+    let w = host_for_anna();
+    let (iso, virtio) = isos(&w);
+    let win = on_host(&iso, "Win_11.iso");
+    // Same size, other bytes: another bkt still sending, or changed.
+    std::fs::copy(&virtio, w.path("uploads").join(&win)).unwrap();
+    let before = sha256(&w.p(&format!("uploads/{win}")));
+    let r = create_with(&w, ANNA, &iso, &virtio, "2G");
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    assert!(
+        err.ends_with(&format!(
+            "error: 127.0.0.1:$TMP/images/{win} is there but is not Win 11.iso (changed on the \
+             host, or still being sent)\n\
+             hint: if no other bkt is sending it, remove it: virsh -c '{ANNA}' vol-delete \
+             $TMP/images/{win}\n"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        sha256(&w.p(&format!("uploads/{win}"))),
+        before,
+        "left as it was"
+    );
+    let calls = calls(&w);
+    for never in [
+        "vol-create",
+        "vol-upload",
+        "vol-delete",
+        "virt-install --connect",
+    ] {
+        assert!(
+            !calls.iter().any(|c| c.contains(never)),
+            "{never}: {calls:#?}"
+        );
+    }
+}
+
+#[test]
+fn with_no_way_to_write_the_images_directory_create_stops_before_anything() {
+    let w = host_for_anna();
+    // The recorded pools as they were: none holds the fake's directory.
+    w.rule_first("virsh", "* echo @@bkt *; pool-dumpxml *")
+        .recorded("virsh/batch-pool-dumpxml");
+    let (iso, virtio) = isos(&w);
+    let r = create_with(&w, ANNA, &iso, &virtio, "2G");
+    r.failure();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.contains(
+            "  ✗ media          anna cannot write to 127.0.0.1:$TMP/images, where the ISOs of this \
+             machine go, and no active libvirt pool holds that directory\n\
+             \x20   fix: connect as root (qemu+ssh://root@127.0.0.1/system), or make it a pool on \
+             the host: virsh pool-define-as default dir --target $TMP/images && virsh pool-start \
+             default && virsh pool-autostart default\n"
+        ),
+        "{out}"
+    );
+    let calls = calls(&w);
+    assert!(
+        !calls.iter().any(|c| c.contains("vol-")
+            || c.contains("cat > ")
+            || c.contains("virt-install --connect")),
+        "{calls:#?}"
+    );
+    assert!(uploads(&w).is_empty());
+}
+
+#[test]
+fn an_unattended_install_as_a_user_who_cannot_write_there_is_refused_first() {
+    let w = host_for_anna();
+    let (iso, virtio) = isos(&w);
+    let pw = w.path("pw");
+    std::fs::write(&pw, "hunter2\n").unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let answers = [
+        "--unattended",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--username",
+        "anna",
+    ];
+    let r = w.bkt(
+        &[
+            &["vm", "-c", ANNA, "create", "--iso", &iso][..],
+            &answers,
+            &["--virtio-iso", &virtio, "--yes"],
+        ]
+        .concat(),
+    );
+    r.failure();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.contains(
+            "  ✗ media          anna cannot write to 127.0.0.1:$TMP/images, where the answer ISO \
+             of an unattended install goes (it holds the password, and only a file of bkt's \
+             own is trusted with it; libvirt's pool images would take the ISOs)\n\
+             \x20   fix: connect as root (qemu+ssh://root@127.0.0.1/system), or install without \
+             --unattended\n"
+        ),
+        "{out}{}",
+        r.stderr()
+    );
+    let calls = calls(&w);
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("vol-") || c.contains("xorriso")),
+        "{calls:#?}"
+    );
+    assert!(uploads(&w).is_empty());
 }
