@@ -22,7 +22,8 @@ GUEST_DIR=$(realpath "${1:?usage: $0 GUEST_DIR}")
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/test-domains.sh
 . scripts/test-domains.sh
-OUT=fixtures/virsh
+# BKT_RECORD_OUT: record into another directory (to take one new file).
+OUT=${BKT_RECORD_OUT:-fixtures/virsh}
 URI=qemu:///system
 MAC=52:54:00:b4:b3:60
 export LC_ALL=C
@@ -65,9 +66,11 @@ rec3() {
 }
 
 batch() { v "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block"; }
+# The batch of `status` over qemu+ssh: the host's size first.
+batch_node() { v "echo @@bkt node; nodeinfo; echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block"; }
 is_off() { [[ $(v domstate tiny) == "shut off" ]]; }
 
-virsh --version >fixtures/tools/virsh-version.txt
+[[ -n ${BKT_RECORD_OUT:-} ]] || virsh --version >fixtures/tools/virsh-version.txt
 rec3 pool-dumpxml-default-missing v pool-dumpxml default
 rec status-batch-empty batch
 
@@ -80,6 +83,7 @@ td_start_tiny tiny "$MAC" "$work"
 rec status-batch-booting batch
 td_wait_up "$MAC" >/dev/null
 rec status-batch-running batch
+rec status-batch-node-running batch_node
 rec list-all-name v -q list --all --name
 rec3 batch-domifaddr v "echo @@bkt tiny; domifaddr --source lease tiny; echo @@bkt off; domifaddr --source lease off"
 rec net-dhcp-leases-default v net-dhcp-leases default

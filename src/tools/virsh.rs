@@ -91,10 +91,16 @@ impl Virsh {
     /// virsh runs `;`-separated commands in turn whatever each one does, and
     /// exits with the status of the last: a failed `domstats` fails the
     /// call, while a connection without a `default` network just prints no
-    /// leases (its error goes to stderr).
-    pub fn status_batch(&self) -> Cmd {
+    /// leases (its error goes to stderr). With `node`, the host's
+    /// `nodeinfo` comes first: over ssh, one libvirt connection less.
+    pub fn status_batch(&self, node: bool) -> Cmd {
+        let node = if node {
+            format!("echo {BATCH_MARK} {NODE_PART}; nodeinfo; ")
+        } else {
+            String::new()
+        };
         self.cmd([format!(
-            "echo {BATCH_MARK} {LEASES_PART}; net-dhcp-leases default; \
+            "{node}echo {BATCH_MARK} {LEASES_PART}; net-dhcp-leases default; \
              echo {BATCH_MARK} {SAVED_PART}; list --all --name --with-managed-save; \
              echo {BATCH_MARK} {DOMSTATS_PART}; {}",
             DOMSTATS.join(" ")
@@ -394,6 +400,7 @@ impl Virsh {
 }
 
 pub const BATCH_MARK: &str = "@@bkt";
+const NODE_PART: &str = "node";
 const LEASES_PART: &str = "leases";
 const SAVED_PART: &str = "saved";
 const DOMSTATS_PART: &str = "domstats";
@@ -769,6 +776,8 @@ pub fn parse_leases(out: &str) -> Vec<Lease> {
 /// What [`Virsh::status_batch`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusBatch {
+    /// The host's memory (bytes) and CPUs, when `nodeinfo` was asked.
+    pub node: Option<(u64, u32)>,
     /// Empty when the connection has no active `default` network.
     pub leases: Vec<Lease>,
     /// The VMs saved to disk.
@@ -780,6 +789,16 @@ pub struct StatusBatch {
 /// part.
 pub fn parse_status_batch(out: &str) -> Result<StatusBatch> {
     let mark = |part: &str| format!("{BATCH_MARK} {part}\n");
+    let (node, out) = match out
+        .strip_prefix(&mark(NODE_PART))
+        .and_then(|rest| rest.split_once(&mark(LEASES_PART)))
+    {
+        Some((node, rest)) => (
+            Some(parse_nodeinfo(node)?),
+            format!("{}{rest}", mark(LEASES_PART)),
+        ),
+        None => (None, out.to_string()),
+    };
     let ((leases, saved), domstats) = out
         .strip_prefix(&mark(LEASES_PART))
         .and_then(|rest| rest.split_once(&mark(SAVED_PART)))
@@ -792,6 +811,7 @@ pub fn parse_status_batch(out: &str) -> Result<StatusBatch> {
             format!("unexpected output of virsh, not the marks it was asked to echo: {first:?}")
         })?;
     Ok(StatusBatch {
+        node,
         leases: parse_leases(leases),
         saved: parse_names(saved),
         domstats: parse_domstats(domstats)?,
@@ -1211,9 +1231,35 @@ mod tests {
             "virsh -c qemu:///system 'echo @@bkt a; domifaddr --source lease a; echo @@bkt b; domifaddr --source lease b'"
         );
         assert_eq!(
-            v.status_batch().display(),
+            v.status_batch(false).display(),
             "virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block'"
         );
+        // The recording was made with the script this builds.
+        let script = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/record-status-fixtures.sh"
+        ))
+        .unwrap();
+        let node = v.status_batch(true).arguments()[2].clone();
+        assert!(
+            script.contains(&format!("batch_node() {{ v \"{node}\"; }}")),
+            "{node}"
+        );
+    }
+
+    #[test]
+    fn the_batch_over_ssh_brings_the_hosts_size_first() {
+        let b = parse_status_batch(&fx("status-batch-node-running.txt")).unwrap();
+        assert_eq!(b.node, Some((24684096 * 1024, 2)));
+        assert_eq!(b.leases.len(), 1);
+        assert_eq!(b.leases[0].mac, "52:54:00:b4:b3:60");
+        assert_eq!(b.saved, Vec::<String>::new());
+        let names: Vec<&str> = b.domstats.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["off", "tiny"]);
+        // Without it, no size, the rest the same.
+        let plain = parse_status_batch(&fx("status-batch-running.txt")).unwrap();
+        assert_eq!(plain.node, None);
+        assert!(parse_status_batch("@@bkt node\nCPU(s): 2\n@@bkt leases\n").is_err());
     }
 
     #[test]
@@ -1666,7 +1712,7 @@ mod tests {
     #[test]
     fn the_uri_of_a_failed_command() {
         let v = Virsh::new("qemu+ssh://root@h:2222/system?keyfile=/k&no_verify=1");
-        for c in [v.list_names(), v.status_batch(), v.nodeinfo()] {
+        for c in [v.list_names(), v.status_batch(true), v.nodeinfo()] {
             assert_eq!(
                 uri_of_display(&c.display()).as_deref(),
                 Some("qemu+ssh://root@h:2222/system?keyfile=/k&no_verify=1")

@@ -16,7 +16,7 @@ use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
 use crate::units::AutoSave;
-use crate::vm::ctx::{Ctx, PortState, libvirt_error};
+use crate::vm::ctx::{Ctx, HostSize, PortState, libvirt_error};
 use crate::vm::net;
 use crate::vm::{resources, save};
 
@@ -236,10 +236,10 @@ pub fn addrs_by_lease(
 /// The rows, and libvirt's numbers they came from. One virsh process in
 /// the common case (every running VM made by bkt and holding a lease), one
 /// more for the others.
-pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
+pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSize>)> {
     let out = ctx
         .virsh
-        .status_batch()
+        .status_batch(ctx.uri.ssh().is_some())
         .stdout()
         .map_err(libvirt_error)
         .context("cannot list the VMs")?;
@@ -274,7 +274,10 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
             r.rdp_port = it.next();
         }
     }
-    Ok((rows, stats))
+    let host = batch
+        .node
+        .map(|(memory_bytes, cpus)| HostSize { memory_bytes, cpus });
+    Ok((rows, stats, host))
 }
 
 /// status waits this long at most for port 3389, whatever the VM count
@@ -284,8 +287,12 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>)> {
 const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(150);
 
 pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
-    let (mut rows, stats) = collect(ctx)?;
-    let host = ctx.host_size()?;
+    let (mut rows, stats, host) = collect(ctx)?;
+    // Over ssh the host's size came with the batch; else it is read now.
+    let host = match host {
+        Some(h) => h,
+        None => ctx.host_size()?,
+    };
     let warnings = resources::warnings(&stats, &host, None, &|d| ctx.host.free_space(d));
     if let Some(n) = name {
         rows.retain(|r| r.name == n.as_str());

@@ -8,7 +8,7 @@ use crate::harness::{World, fixture};
 pub(crate) const URI: &str =
     "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
 /// The one virsh call of `status`.
-const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
+const BATCH: &str = "echo @@bkt node; nodeinfo; echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
 /// What every ssh call starts with, the socket's directory replaced.
 pub(crate) const SSH: &str = "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -o StrictHostKeyChecking=no";
 
@@ -49,8 +49,8 @@ pub(crate) fn calls(w: &World) -> Vec<String> {
 #[test]
 fn status_over_ssh_asks_the_host_through_one_master() {
     let w = world();
-    w.rule("virsh", "-c * echo @@bkt leases; *")
-        .out(&fixture("virsh/status-batch-running.txt").replace("192.168.122.4", "127.0.0.2"));
+    w.rule("virsh", "-c * echo @@bkt node; *")
+        .out(&fixture("virsh/status-batch-node-running.txt").replace("192.168.122.4", "127.0.0.2"));
     host_probe_says(&w, "127.0.0.2", "refused");
     w.write_manifest(serde_json::json!({"vms": [
         {"name": "tiny", "type": "windows11", "disk": "/var/lib/libvirt/images/tiny.qcow2",
@@ -69,15 +69,15 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
     assert_eq!(r.stderr(), "");
     assert_eq!(sockdir_mode(&w), "700");
     // One master for the whole command, started first (libvirt's own ssh
-    // goes through it too) and ended as bkt ends; the probe of the guest's
-    // port and the free space are the host's.
+    // goes through it too) and ended as bkt ends; one virsh, with the
+    // host's size; the probe of the guest's port and the free space are
+    // the host's.
     assert_eq!(
         calls(&w),
         [
             format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
             format!("virsh -c {URI} {BATCH}"),
             probe_call("0.150", "127.0.0.2"),
-            format!("virsh -c {URI} nodeinfo"),
             format!(
                 "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
                  while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; df -PB1 -- \"$p\""
@@ -214,7 +214,7 @@ hint: check that the host is up and runs sshd, and that --connect names it right
 #[test]
 fn libvirts_own_ssh_failing_is_said_with_its_fix() {
     let w = world();
-    w.rule("virsh", "-c * echo @@bkt leases; *")
+    w.rule("virsh", "-c * echo @@bkt node; *")
         .recorded("ssh/virsh-unreachable");
     let r = w.bkt(&["vm", "-c", URI, "status"]);
     r.failure();
@@ -522,7 +522,7 @@ This machine
     );
     assert_eq!(r.stderr(), "error: 1 check failed\n");
     // Every other command says the same, with the same fix.
-    w.rule_first("virsh", "-c * echo @@bkt leases; *")
+    w.rule_first("virsh", "-c * echo @@bkt node; *")
         .recorded("ssh/virsh-no-libvirt-access");
     let r = w.bkt(&["vm", "-c", &uri, "status"]);
     r.failure();
