@@ -17,9 +17,17 @@ pub fn remote_viewer(display: &str, title: &str) -> Cmd {
 /// The TCP port of a `spice://HOST:PORT` display URI (none for a display
 /// on a unix socket).
 pub fn spice_port(uri: &str) -> Option<u16> {
+    spice_addr(uri).map(|(_, port)| port)
+}
+
+/// The host and TCP port of a `spice://HOST:PORT` display URI, the host
+/// without brackets (none for a display on a unix socket).
+pub fn spice_addr(uri: &str) -> Option<(String, u16)> {
     let rest = uri.strip_prefix("spice://")?;
     let hostport = rest.split(['/', '?']).next()?;
-    hostport.rsplit_once(':')?.1.parse().ok()
+    let (host, port) = hostport.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
 }
 
 /// The first `spice://` (or other) URI `virsh domdisplay` printed.
@@ -33,6 +41,18 @@ pub fn parse_domdisplay(out: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_display_address_for_the_tunnel() {
+        // virsh 11.3.0, domdisplay --type spice of a VM listening on the
+        // host's loopback.
+        let out = crate::tools::fixture("virsh/domdisplay-spice.txt");
+        let uri = parse_domdisplay(&out).unwrap();
+        assert_eq!(spice_addr(&uri), Some(("127.0.0.1".into(), 5900)));
+        assert_eq!(spice_addr("spice://[::1]:5901"), Some(("::1".into(), 5901)));
+        assert_eq!(spice_addr("spice+unix:///run/x.sock"), None);
+        assert_eq!(spice_addr("spice://h:x"), None);
+    }
 
     #[test]
     fn argv() {

@@ -121,7 +121,10 @@ fn launch(
 /// Run the SPICE viewer; `label` says why, before the command line.
 fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
     let cmd = if ctx.local.has_program("virt-viewer") {
-        viewer::virt_viewer(ctx.uri.as_str(), name)
+        // Over ssh its libvirt connection and its display both go through
+        // bkt's ssh connection (no second login), open while it runs.
+        ctx.virsh
+            .client(viewer::virt_viewer(ctx.uri.as_str(), name))
     } else if ctx.local.has_program("remote-viewer") {
         let out = ctx
             .virsh
@@ -131,6 +134,13 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
             .map_err(|e| e.context(format!("cannot find {name}'s SPICE display")))?;
         let uri =
             viewer::parse_domdisplay(&out).ok_or_else(|| anyhow!("{name} has no SPICE display"))?;
+        // The display listens on the host: over ssh, through a tunnel.
+        let uri = match (ctx.uri.ssh(), viewer::spice_addr(&uri)) {
+            (Some(_), Some((host, port))) => {
+                format!("spice://{}", ctx.host.reach_from_here(&host, port)?)
+            }
+            _ => uri,
+        };
         viewer::remote_viewer(&uri, name)
     } else {
         return Err(anyhow!(

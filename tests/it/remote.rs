@@ -361,15 +361,7 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
     let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--user", "anna"]);
     r.success();
     let c = calls(&w);
-    let forward = c
-        .iter()
-        .find(|l| l.contains(" -O forward "))
-        .expect("a forward");
-    let port = regex::Regex::new(r"-L 127\.0\.0\.1:(\d+):127\.0\.0\.11:3389 ")
-        .unwrap()
-        .captures(forward)
-        .expect("the forward's local port")[1]
-        .to_string();
+    let port = forwarded_port(&c, "127.0.0.11:3389");
     let rdp = format!(
         "xfreerdp3 /v:127.0.0.1:{port} /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows"
     );
@@ -683,5 +675,88 @@ fn doctor_over_ssh_names_the_host_for_a_missing_swtpm() {
         ),
         "{}",
         r.stdout()
+    );
+}
+
+/// The local port of the master's forward to `target` among the calls.
+fn forwarded_port(calls: &[String], target: &str) -> String {
+    let re = regex::Regex::new(&format!(
+        r" -O forward -L 127\.0\.0\.1:(\d+):{} ",
+        regex::escape(target)
+    ))
+    .unwrap();
+    calls
+        .iter()
+        .find_map(|l| re.captures(l))
+        .unwrap_or_else(|| panic!("no forward to {target} in {calls:#?}"))[1]
+        .to_string()
+}
+
+/// A running VM over ssh, the local viewer `viewer` installed.
+fn spice_world(viewer: &str) -> World {
+    let w = world().env("DISPLAY", ":42");
+    w.nothing_saved();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.install_fake(viewer);
+    w
+}
+
+#[test]
+fn spice_over_ssh_with_virt_viewer_goes_through_bkts_connection() {
+    let w = spice_world("virt-viewer");
+    // What PATH the viewer got: its ssh is bkt's wrapper.
+    w.rule("virt-viewer", "*")
+        .sh("/usr/bin/printf '%s' \"$PATH\" >\"$FAKE_DIR/viewer-path\"\n");
+    let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--spice"]);
+    r.success();
+    let viewer = format!("virt-viewer --connect {URI} --attach windows");
+    let c = calls(&w);
+    assert_eq!(
+        c,
+        [
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            format!("virsh -c {URI} domstate --reason windows"),
+            viewer.clone(),
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
+    );
+    let path = std::fs::read_to_string(w.path("viewer-path")).unwrap();
+    let first = path.split(':').next().unwrap();
+    assert!(
+        regex::Regex::new(r"^/tmp/bkt-ssh\.[A-Za-z0-9]+/bin$")
+            .unwrap()
+            .is_match(first),
+        "{path}"
+    );
+}
+
+#[test]
+fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
+    let w = spice_world("remote-viewer");
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out(&fixture("virsh/domdisplay-spice.txt"));
+    w.rule(
+        "ssh",
+        "* -O forward -L 127.0.0.1:*:127.0.0.1:5900 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-forward");
+    w.rule("remote-viewer", "*");
+    let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--spice"]);
+    r.success();
+    let c = calls(&w);
+    let port = forwarded_port(&c, "127.0.0.1:5900");
+    let viewer = format!("remote-viewer --title windows spice://127.0.0.1:{port}");
+    assert_eq!(r.stdout(), format!("→ {viewer}\n"));
+    assert_eq!(
+        c,
+        [
+            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
+            format!("virsh -c {URI} domstate --reason windows"),
+            format!("virsh -c {URI} domdisplay --type spice windows"),
+            format!("{SSH} -O forward -L 127.0.0.1:{port}:127.0.0.1:5900 -- 127.0.0.1"),
+            viewer,
+            format!("{SSH} -O exit -- 127.0.0.1"),
+        ]
     );
 }
