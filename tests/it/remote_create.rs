@@ -621,3 +621,39 @@ fn an_unattended_install_as_a_user_who_cannot_write_there_is_refused_first() {
     );
     assert!(uploads(&w).is_empty());
 }
+
+#[test]
+fn the_drivers_from_the_local_cache_are_sent_the_same_way() {
+    let w = host();
+    let (iso, _) = isos(&w);
+    let r = w.bkt(&[
+        "vm",
+        "-c",
+        URI,
+        "create",
+        "--iso",
+        &iso,
+        "--virt-type",
+        "qemu",
+        "--disk-size",
+        "2G",
+        "--yes",
+    ]);
+    r.success();
+    let cached = w.p("home/.cache/bkt/vm/virtio-win.iso");
+    let vio = on_host(&cached, "virtio-win.iso");
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.contains(&format!(
+            "  • uploaded       virtio-win.iso → 127.0.0.1:$TMP/images/{vio} (1 MiB, "
+        )),
+        "{out}"
+    );
+    assert_eq!(sha256(&w.p(&format!("uploads/{vio}"))), sha256(&cached));
+    let calls = calls(&w);
+    let install = &calls[position(&calls, "virt-install --connect")];
+    assert!(
+        install.contains(&format!("--disk path={}/{vio},device=cdrom", w.p("images"))),
+        "{install}"
+    );
+}

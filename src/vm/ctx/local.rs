@@ -39,7 +39,6 @@ impl Local {
         crate::download::cache_dir(&self.settings.download)
     }
 
-    /// A program is on PATH.
     /// The SHA-256 of a file here: the one a download recorded beside it,
     /// else hashed now (`read` told the bytes so far).
     pub fn sha256(&self, p: &Path, read: &mut dyn FnMut(u64)) -> Result<String> {
@@ -54,6 +53,7 @@ impl Local {
         fs::metadata(p).map(|m| m.len())
     }
 
+    /// A program is on PATH.
     pub fn has_program(&self, program: &str) -> bool {
         which::which(program).is_ok()
     }
