@@ -77,21 +77,15 @@ fn create_of_size(w: &World, iso: &str, virtio: &str, size: &str) -> Run {
 }
 
 fn create_with(w: &World, uri: &str, iso: &str, virtio: &str, size: &str) -> Run {
-    w.bkt(&[
-        "vm",
-        "-c",
-        uri,
-        "create",
-        "--iso",
-        iso,
-        "--virtio-iso",
-        virtio,
-        "--virt-type",
-        "qemu",
-        "--disk-size",
-        size,
-        "--yes",
-    ])
+    create_from(w, uri, &["--iso", iso, "--virtio-iso", virtio], size)
+}
+
+/// `create` over `uri` from `media` (the ISO options), of a `size` disk,
+/// under software emulation, asking nothing.
+fn create_from(w: &World, uri: &str, media: &[&str], size: &str) -> Run {
+    let head = ["vm", "-c", uri, "create"];
+    let tail = ["--virt-type", "qemu", "--disk-size", size, "--yes"];
+    w.bkt(&[&head[..], media, &tail].concat())
 }
 
 /// The install ISO and a virtio ISO that differs from it.
@@ -351,21 +345,12 @@ fn a_remote_iso_is_used_where_it_is_and_nothing_is_sent() {
         &format!("* -T -- 127.0.0.1 stat -L -c * -- {remote}"),
     )
     .recorded("ssh/stat-file");
-    let r = w.bkt(&[
-        "vm",
-        "-c",
+    let r = create_from(
+        &w,
         URI,
-        "create",
-        "--remote-iso",
-        remote,
-        "--virtio-iso",
-        &virtio,
-        "--virt-type",
-        "qemu",
-        "--disk-size",
+        &["--remote-iso", remote, "--virtio-iso", &virtio],
         "2G",
-        "--yes",
-    ]);
+    );
     r.success();
     let calls = calls(&w);
     let install = &calls[position(&calls, "virt-install --connect")];
@@ -626,19 +611,7 @@ fn an_unattended_install_as_a_user_who_cannot_write_there_is_refused_first() {
 fn the_drivers_from_the_local_cache_are_sent_the_same_way() {
     let w = host();
     let (iso, _) = isos(&w);
-    let r = w.bkt(&[
-        "vm",
-        "-c",
-        URI,
-        "create",
-        "--iso",
-        &iso,
-        "--virt-type",
-        "qemu",
-        "--disk-size",
-        "2G",
-        "--yes",
-    ]);
+    let r = create_from(&w, URI, &["--iso", &iso], "2G");
     r.success();
     let cached = w.p("home/.cache/bkt/vm/virtio-win.iso");
     let vio = on_host(&cached, "virtio-win.iso");
