@@ -119,12 +119,14 @@ fn launch(
 }
 
 /// Run the SPICE viewer; `label` says why, before the command line.
+/// virt-viewer attaches through libvirt; over ssh it would reach the
+/// display with `nc` on the host, which hosts often lack, so there
+/// remote-viewer (of the same package) gets a tunnel bkt opens instead.
 fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
-    let cmd = if ctx.local.has_program("virt-viewer") {
-        // Over ssh its libvirt connection and its display both go through
-        // bkt's ssh connection (no second login), open while it runs.
-        ctx.virsh
-            .client(viewer::virt_viewer(ctx.uri.as_str(), name))
+    let over_ssh = ctx.uri.ssh().is_some();
+    let virt_viewer = ctx.local.has_program("virt-viewer");
+    let cmd = if virt_viewer && !over_ssh {
+        viewer::virt_viewer(ctx.uri.as_str(), name)
     } else if ctx.local.has_program("remote-viewer") {
         let out = ctx
             .virsh
@@ -135,13 +137,18 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
         let uri =
             viewer::parse_domdisplay(&out).ok_or_else(|| anyhow!("{name} has no SPICE display"))?;
         // The display listens on the host: over ssh, through a tunnel.
-        let uri = match (ctx.uri.ssh(), viewer::spice_addr(&uri)) {
-            (Some(_), Some((host, port))) => {
+        let uri = match (over_ssh, viewer::spice_addr(&uri)) {
+            (true, Some((host, port))) => {
                 format!("spice://{}", ctx.host.reach_from_here(&host, port)?)
             }
             _ => uri,
         };
         viewer::remote_viewer(&uri, name)
+    } else if virt_viewer {
+        // Its libvirt connection and its display's tunnel ride bkt's one
+        // ssh login (the display needs `nc` on the host).
+        ctx.virsh
+            .client(viewer::virt_viewer(ctx.uri.as_str(), name))
     } else {
         return Err(anyhow!(
             "no SPICE viewer found (virt-viewer or remote-viewer)"

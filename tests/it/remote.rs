@@ -692,19 +692,21 @@ fn forwarded_port(calls: &[String], target: &str) -> String {
         .to_string()
 }
 
-/// A running VM over ssh, the local viewer `viewer` installed.
-fn spice_world(viewer: &str) -> World {
+/// A running VM over ssh, the local viewers `viewers` installed.
+fn spice_world(viewers: &[&str]) -> World {
     let w = world().env("DISPLAY", ":42");
     w.nothing_saved();
     w.rule("virsh", "* domstate --reason windows")
         .out(&fixture("virsh/domstate-reason-running.txt"));
-    w.install_fake(viewer);
+    for v in viewers {
+        w.install_fake(v);
+    }
     w
 }
 
 #[test]
-fn spice_over_ssh_with_virt_viewer_goes_through_bkts_connection() {
-    let w = spice_world("virt-viewer");
+fn spice_over_ssh_with_only_virt_viewer_goes_through_bkts_connection() {
+    let w = spice_world(&["virt-viewer"]);
     // What PATH the viewer got: its ssh is bkt's wrapper.
     w.rule("virt-viewer", "*")
         .sh("/usr/bin/printf '%s' \"$PATH\" >\"$FAKE_DIR/viewer-path\"\n");
@@ -733,7 +735,9 @@ fn spice_over_ssh_with_virt_viewer_goes_through_bkts_connection() {
 
 #[test]
 fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
-    let w = spice_world("remote-viewer");
+    // virt-viewer too (one package has both): over ssh it would need `nc`
+    // on the host, so remote-viewer and bkt's tunnel are used.
+    let w = spice_world(&["virt-viewer", "remote-viewer"]);
     w.rule("virsh", "* domdisplay --type spice windows")
         .out(&fixture("virsh/domdisplay-spice.txt"));
     w.rule(
