@@ -313,6 +313,12 @@ impl Cmd {
     /// Run to completion without treating a non-zero exit as an error.
     pub fn run_unchecked(&self) -> Result<Output, ExecError> {
         self.log();
+        // A child that ends without reading its input is its failure to
+        // report, not bkt's death by SIGPIPE.
+        let _pipe_errors = self
+            .input
+            .as_ref()
+            .map(|_| crate::interrupt::PipeErrors::new());
         let expr = match &self.input {
             Some(bytes) => self.expression().stdin_bytes(bytes.clone()),
             None => self.expression().stdin_null(),
@@ -424,6 +430,8 @@ impl Cmd {
     /// end, attached as [`Cmd::attached`] says. Returns its exit status
     /// whatever it is: what a status means is the caller's call.
     pub fn run_attached(&self, stdin: Option<&[u8]>, sink: &Sink) -> Result<ExitStatus, ExecError> {
+        // A client that ends before reading its password is not bkt's end.
+        let _pipe_errors = stdin.map(|_| crate::interrupt::PipeErrors::new());
         match self.attached(stdin, sink)?.run() {
             Ok(o) => Ok(o.status),
             Err(err) => Err(self.spawn_error(err)),
@@ -446,6 +454,46 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// Last words: a small shell that waits for bkt to end, however it
+    /// ends (its return, Ctrl-C, SIGTERM, SIGPIPE, SIGKILL: the pipe to its
+    /// stdin closes), then runs `cmds` in turn, their output discarded.
+    /// The terminal's Ctrl-C and hangup do not end it first. For what must
+    /// not outlive bkt, such as a daemonised ssh master.
+    pub fn on_exit(cmds: &[Cmd]) -> io::Result<Sentinel> {
+        let words = cmds.iter().map(Cmd::display).collect::<Vec<_>>().join("; ");
+        let (reader, writer) = io::pipe()?;
+        let handle = duct::cmd(
+            "/bin/sh",
+            ["-c", &format!("trap '' INT HUP TERM; read _; {words}")],
+        )
+        .stdin_file(reader)
+        .stdout_null()
+        .stderr_null()
+        .unchecked()
+        .start()?;
+        Ok(Sentinel {
+            writer: Some(writer),
+            handle,
+        })
+    }
+}
+
+/// The shell of [`Cmd::on_exit`]: its words are said when bkt ends, or
+/// now by [`Sentinel::finish`].
+pub struct Sentinel {
+    writer: Option<io::PipeWriter>,
+    handle: duct::Handle,
+}
+
+impl Sentinel {
+    /// Say them now, and wait until they are said.
+    pub fn finish(mut self) {
+        drop(self.writer.take());
+        let _ = self.handle.wait();
+    }
+}
+
 /// A child started by [`Cmd::start_attached`], still running or ended.
 pub struct Running {
     handle: duct::Handle,
@@ -461,6 +509,17 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_words_are_said_when_bkt_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let said = dir.path().join("said");
+        let words = Cmd::new("/bin/sh").args(["-c", &format!("echo bye >'{}'", said.display())]);
+        // (Said too early, the master bkt keeps would end at once: every
+        // command over ssh would fail; tier 2 shows they do not.)
+        Cmd::on_exit(&[words]).unwrap().finish();
+        assert_eq!(std::fs::read_to_string(&said).unwrap(), "bye\n");
+    }
 
     #[test]
     fn quotes_only_what_needs_it() {

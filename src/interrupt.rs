@@ -43,21 +43,28 @@ fn sigpipe_ends_us() -> &'static Arc<AtomicBool> {
     ON.get_or_init(|| Arc::new(AtomicBool::new(true)))
 }
 
-/// While it lives, a closed pipe is an error of the write, not the end of
-/// bkt: for feeding a child (an upload over ssh) whose death must be
-/// reported and cleaned up after.
+/// While one lives, a closed pipe is an error of the write, not the end of
+/// bkt: for feeding a child (an upload over ssh, bytes on its stdin) that
+/// may end before reading everything, whose end must be reported and
+/// cleaned up after. They nest.
 pub struct PipeErrors(());
+
+static PIPE_FEEDERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl PipeErrors {
     pub fn new() -> PipeErrors {
-        sigpipe_ends_us().store(false, Ordering::SeqCst);
+        if PIPE_FEEDERS.fetch_add(1, Ordering::SeqCst) == 0 {
+            sigpipe_ends_us().store(false, Ordering::SeqCst);
+        }
         PipeErrors(())
     }
 }
 
 impl Drop for PipeErrors {
     fn drop(&mut self) {
-        sigpipe_ends_us().store(true, Ordering::SeqCst);
+        if PIPE_FEEDERS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            sigpipe_ends_us().store(true, Ordering::SeqCst);
+        }
     }
 }
 

@@ -119,6 +119,15 @@ pub fn through_master(real: &Path, control: &Path) -> String {
     )
 }
 
+/// `rm -rf -- DIR` by absolute paths: bkt's private directory (the
+/// master's socket, the ssh libvirt goes through), removed by the shell
+/// that outlives bkt ([`crate::exec::Cmd::on_exit`]).
+pub fn remove_private_dir(dir: &Path) -> Cmd {
+    Cmd::new("/bin/rm")
+        .args(["-rf", "--"])
+        .arg(dir.display().to_string())
+}
+
 /// The hash `sha256sum FILE` printed (64 hex digits, then the name).
 pub fn parse_sha256sum(out: &str) -> Result<String> {
     let h = out.split_whitespace().next().unwrap_or_default();

@@ -674,13 +674,19 @@ struct Made {
 fn claim(ctx: &Ctx, path: &Path) -> Result<()> {
     match ctx.host.create_new(path, 0o600) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow!(
-            "{} appeared while preflight ran; bkt never overwrites a disk",
-            path.display()
-        ))
-        .hint("choose another --name, or move the file away if nothing uses it"),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(appeared(path)),
         Err(e) => Err(e).with_context(|| format!("cannot create the disk {}", path.display())),
     }
+}
+
+/// A disk of that name came while bkt was busy: never overwritten.
+fn appeared(path: &Path) -> anyhow::Error {
+    Err::<(), _>(anyhow!(
+        "{} appeared while preflight ran; bkt never overwrites a disk",
+        path.display()
+    ))
+    .hint("choose another --name, or move the file away if nothing uses it")
+    .unwrap_err()
 }
 
 fn make(
@@ -864,15 +870,23 @@ fn disk_in_pool(
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // From here the volume, if libvirt made one, is this run's.
+    // libvirt refuses a name the pool has: what it makes is this run's
+    // (shielded, so that a Ctrl-C cannot leave one made but not known).
+    match ctx
+        .virsh
+        .vol_create_qcow2(&pool, &volume, plan.disk_size)
+        .shielded()
+        .run()
+    {
+        Ok(_) => {}
+        Err(e) if e.stderr().contains("exists already") => {
+            return Err(appeared(&disk));
+        }
+        Err(e) => return Err(libvirt_error(e)).context("creating the disk on the host"),
+    }
     made.disk = Some(disk);
     made.disk_in_pool = true;
     record(ctx, &plan.name, &domain.disk_path)?;
-    ctx.virsh
-        .vol_create_qcow2(&pool, &volume, plan.disk_size)
-        .run()
-        .map_err(libvirt_error)
-        .context("creating the disk on the host")?;
     crate::interrupt::check()?;
     let info = ctx
         .virsh

@@ -100,7 +100,8 @@ impl Run {
         assert_eq!(
             self.code(),
             0,
-            "expected success\n--- stdout\n{}\n--- stderr\n{}",
+            "expected success ({})\n--- stdout\n{}\n--- stderr\n{}",
+            self.out.status,
             self.stdout(),
             self.stderr()
         );

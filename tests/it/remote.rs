@@ -764,3 +764,58 @@ fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
         ]
     );
 }
+
+/// bkt killed outright (SIGKILL: no handler, no destructor) while a
+/// viewer runs: the master, which lives in a session of its own, is still
+/// ended and bkt's private directory removed, by the shell bkt left for
+/// that.
+#[test]
+fn the_master_ends_even_when_bkt_is_killed() {
+    let w = spice_world(&["remote-viewer"]);
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out(&fixture("virsh/domdisplay-spice.txt"));
+    w.rule(
+        "ssh",
+        "* -O forward -L 127.0.0.1:*:127.0.0.1:5900 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-forward");
+    // The viewer runs until the test lets it go.
+    w.rule("remote-viewer", "*").sh(&format!(
+        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
+        started = w.p("started"),
+        go = w.p("go")
+    ));
+    let mut child = w
+        .command(&["vm", "-c", URI, "connect", "windows", "--spice"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let poll = |what: &str, cond: &dyn Fn() -> bool| {
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    poll("the viewer never ran", &|| w.path("started").exists());
+    let before = w.call_lines();
+    let sock = regex::Regex::new(r"-S (/tmp/bkt-ssh\.[A-Za-z0-9]+)/m")
+        .unwrap()
+        .captures(&before[0])
+        .expect("the master's socket")[1]
+        .to_string();
+    assert!(std::path::Path::new(&sock).exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    poll("the master was never ended", &|| {
+        w.call_lines().iter().any(|c| c.contains(" -O exit "))
+    });
+    poll("bkt's private directory is left", &|| {
+        !std::path::Path::new(&sock).exists()
+    });
+    std::fs::write(w.path("go"), "").unwrap();
+    let last = w.call_lines();
+    assert_eq!(
+        last.last().unwrap().replace(&sock, "$DIR"),
+        SSH.replace("$SOCK", "$DIR/m") + " -O exit -- 127.0.0.1"
+    );
+}

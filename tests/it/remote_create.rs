@@ -630,3 +630,34 @@ fn the_drivers_from_the_local_cache_are_sent_the_same_way() {
         "{install}"
     );
 }
+
+#[test]
+fn a_volume_of_that_name_made_meanwhile_is_never_deleted() {
+    let w = host();
+    // Another client made it after preflight looked: libvirt refuses.
+    w.rule_first(
+        "virsh",
+        "* vol-create-as images windows.qcow2 2147483648 --format qcow2",
+    )
+    .recorded("virsh/vol-create-as-taken");
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    assert!(
+        err.contains(
+            "caused by: $TMP/images/windows.qcow2 appeared while preflight ran; bkt never overwrites a disk\n\
+             hint: choose another --name, or move the file away if nothing uses it\n"
+        ),
+        "{err}"
+    );
+    let calls = calls(&w);
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("vol-delete") || c.contains(" rm ")),
+        "{calls:#?}"
+    );
+    // Nothing of it on record as bkt's.
+    assert!(!w.manifest_path().exists() || !w.manifest().to_string().contains("windows.qcow2"));
+}

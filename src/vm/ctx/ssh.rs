@@ -9,13 +9,13 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
 use super::host::{Host, HostSize, Kind, PortState, Stat, parse_proc_net_tcp};
-use crate::exec::{Cmd, ExecError, Output};
+use crate::exec::{Cmd, ExecError, Output, Sentinel};
 use crate::names::SshTarget;
 use crate::tools::acl::Perms;
 use crate::tools::ssh::{self, Reach, Ssh, quote_path};
@@ -30,7 +30,9 @@ pub struct SshHost {
     virsh: Virsh,
     /// The master's socket lives here: 0700, an unpredictable name, ours.
     _dir: tempfile::TempDir,
-    master: OnceLock<std::result::Result<(), Failure>>,
+    /// The master, once started: with the shell that ends it (and removes
+    /// this directory) when bkt ends, even by a signal.
+    master: OnceLock<std::result::Result<Mutex<Option<Sentinel>>, Failure>>,
     euid: OnceLock<Option<u32>>,
 }
 
@@ -80,11 +82,15 @@ impl SshHost {
     /// Start the master once; every later call reuses it (or its error).
     fn connect(&self) -> Result<()> {
         let started = self.master.get_or_init(|| match self.ssh.master().run() {
-            Ok(_) => Ok(()),
+            // The master lives in a session of its own (`-f`): nothing
+            // bkt's terminal does reaches it, so its end is arranged now.
+            Ok(_) => Ok(Mutex::new(
+                Cmd::on_exit(&[self.ssh.exit(), ssh::remove_private_dir(self._dir.path())]).ok(),
+            )),
             Err(e) => Err(self.describe(&e)),
         });
         match started {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err((what, Some(fix))) => Err(anyhow!("{what}")).hint(fix.clone()),
             Err((what, None)) => Err(anyhow!("{what}")),
         }
@@ -148,8 +154,13 @@ impl SshHost {
 
 impl Drop for SshHost {
     fn drop(&mut self) {
-        if let Some(Ok(())) = self.master.get() {
-            let _ = self.ssh.exit().run();
+        if let Some(Ok(sentinel)) = self.master.take() {
+            match sentinel.into_inner().ok().flatten() {
+                Some(s) => s.finish(),
+                None => {
+                    let _ = self.ssh.exit().run();
+                }
+            }
         }
     }
 }
