@@ -156,6 +156,8 @@ pub fn sha256_told(path: &Path, read: &mut dyn FnMut(u64)) -> Result<String> {
         h.update(&buf[..n]);
         total += n as u64;
         read(total);
+        // A hash of gigabytes is long: a Ctrl-C noted meanwhile ends it.
+        crate::interrupt::check()?;
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -376,6 +376,15 @@ impl Cmd {
             }
             total += n as u64;
             sent(total);
+            // A SIGTERM (or a Ctrl-C noted while the child was being
+            // started) reached bkt, not the child: stop feeding it.
+            if crate::interrupt::happened() {
+                let _ = handle.kill();
+                return Err(ExecError::Io {
+                    cmd: self.display(),
+                    err: io::Error::new(io::ErrorKind::Interrupted, "interrupted"),
+                });
+            }
         };
         drop(writer);
         let o = handle.wait().map_err(|err| self.spawn_error(err))?;

@@ -92,8 +92,10 @@ pub fn check() -> anyhow::Result<()> {
 
 /// Whether an error is (or was caused by) an interruption.
 pub fn is_interrupted(err: &anyhow::Error) -> bool {
-    err.chain()
-        .any(|c| c.downcast_ref::<Interrupted>().is_some())
+    err.downcast_ref::<Interrupted>().is_some()
+        || err
+            .chain()
+            .any(|c| c.downcast_ref::<Interrupted>().is_some())
 }
 
 /// The exit status for an error: 130 (128 + SIGINT) for an interruption,

@@ -136,12 +136,25 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
             .map_err(|e| e.context(format!("cannot find {name}'s SPICE display")))?;
         let uri =
             viewer::parse_domdisplay(&out).ok_or_else(|| anyhow!("{name} has no SPICE display"))?;
-        // The display listens on the host: over ssh, through a tunnel.
+        // The display listens on the host: over ssh, through a tunnel to
+        // its port there (on every address, or by name: its loopback).
         let uri = match (over_ssh, viewer::spice_addr(&uri)) {
+            (false, _) => uri,
             (true, Some((host, port))) => {
+                let host = match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) if !ip.is_unspecified() => host,
+                    _ => "127.0.0.1".to_string(),
+                };
                 format!("spice://{}", ctx.host.reach_from_here(&host, port)?)
             }
-            _ => uri,
+            (true, None) => {
+                return Err(anyhow!(
+                    "{name}'s SPICE display ({uri}) is not on a TCP port of {}: bkt can tunnel \
+                     only a port over ssh",
+                    ctx.uri.ssh().map_or("the host", |t| t.host.as_str())
+                ))
+                .hint("give the VM a SPICE display on a TCP port (virt-manager: Display Spice, Address: localhost), or install virt-viewer with nc on the host");
+            }
         };
         viewer::remote_viewer(&uri, name)
     } else if virt_viewer {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::CreateArgs;
 use crate::download;
+use crate::exec::shell_quote;
 use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
 use crate::tools::qemu_img;
@@ -340,6 +341,10 @@ fn preflight_all(
         // host's own --remote-iso), not the files here: the ssh user
         // writes them there, or libvirt does into that directory's pool.
         let who = t.user.as_deref().unwrap_or("the ssh user");
+        let as_root = ctx
+            .uri
+            .with_ssh_user("root")
+            .unwrap_or_else(|| ctx.uri.to_string());
         route = match media::route(ctx, &images) {
             Ok(r) => r,
             Err(e) => {
@@ -370,8 +375,8 @@ fn preflight_all(
                 ),
             )
             .fix(format!(
-                "connect as root (qemu+ssh://root@{}/system), or install without --unattended",
-                t.host
+                "connect as root (--connect '{}'), or install without --unattended",
+                as_root
             )),
             Some(media::Route::Pool(pool)) => Check::pass(
                 "media",
@@ -392,11 +397,11 @@ fn preflight_all(
                 ),
             )
             .fix(format!(
-                "connect as root (qemu+ssh://root@{}/system), or make it a pool on the host: \
-                 virsh pool-define-as default dir --target {} && virsh pool-start default \
-                 && virsh pool-autostart default",
-                t.host,
-                images.display()
+                "connect as root (--connect '{as_root}'), or make it an active pool on the host, \
+                 as root there: virsh -c qemu:///system pool-define-as default dir --target {dir} \
+                 && virsh -c qemu:///system pool-start default && virsh -c qemu:///system \
+                 pool-autostart default (only pool-start when a pool for it is defined)",
+                dir = shell_quote(&images.display().to_string())
             )),
         };
         show(&mut checks, c);
@@ -469,14 +474,18 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             .as_ref()
             .context("no way to send the ISOs to the host")?;
         if let Err(e) = media_to_host(ctx, &mut plan, &ready.images, route) {
-            return Err(
-                if crate::interrupt::happened() && !crate::interrupt::is_interrupted(&e) {
-                    anyhow::Error::new(crate::interrupt::Interrupted)
-                        .context("stopped while sending the media; nothing of it is left there")
-                } else {
+            // The upload's own error says what is left of it; an
+            // interruption (the child's end, seen as its failure) is said.
+            return Err(if crate::interrupt::happened() {
+                let e = if crate::interrupt::is_interrupted(&e) {
                     e
-                },
-            );
+                } else {
+                    e.context(crate::interrupt::Interrupted)
+                };
+                e.context("stopped before anything was made")
+            } else {
+                e
+            });
         }
     }
     let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
@@ -624,15 +633,19 @@ fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Res
     }
     println!("Commands:");
     let render = domain.render();
-    let make_disk = if ctx.uri.ssh().is_some() {
-        let vol = Path::new(&domain.disk_path)
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        ctx.virsh.vol_create_qcow2("default", &vol, plan.disk_size)
-    } else {
-        qemu_img::create_qcow2(&domain.disk_path, plan.disk_size)
+    // Over ssh, as the run would: a volume of the images directory's pool
+    // if it has one, else qemu-img there.
+    let disk = Path::new(&domain.disk_path);
+    let pool = match (ctx.uri.ssh(), disk.parent()) {
+        (Some(_), Some(dir)) => ctx.pool_holding(dir)?,
+        _ => None,
+    };
+    let make_disk = match pool {
+        Some(pool) => {
+            let vol = disk.file_name().unwrap_or_default().to_string_lossy();
+            ctx.virsh.vol_create_qcow2(&pool, &vol, plan.disk_size)
+        }
+        None => qemu_img::create_qcow2(&domain.disk_path, plan.disk_size),
     };
     for c in [
         make_disk,

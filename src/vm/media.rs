@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::exec::shell_quote;
 use crate::tools::virsh::{DiskDevice, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::units::human;
@@ -96,6 +97,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
     let sha = ctx.local.sha256(local, &mut |n| bar.set_position(n));
     bar.finish_and_clear();
     let sha = sha?;
+    crate::interrupt::check()?;
     let dest = images.join(upload_name(&file, &sha));
     // A file under that name was checked when it was sent; it is hashed
     // again here, so a copy changed on the host since is not used.
@@ -104,7 +106,10 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
             let spinner = ui::Spinner::new(&format!("checking {} on {host}", dest.display()));
             let theirs = ctx.host.sha256(&dest);
             spinner.clear();
-            theirs.as_deref().ok() == Some(sha.as_str())
+            // A copy that cannot be read is not one that differs.
+            theirs.with_context(|| {
+                format!("cannot check {host}:{}, a copy of {file}", dest.display())
+            })? == sha
         };
         if same {
             ui::step(
@@ -123,9 +128,8 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
                 dest.display()
             ))
             .hint(format!(
-                "if no other bkt is sending it, remove it: virsh -c '{}' vol-delete {}",
-                ctx.uri,
-                dest.display()
+                "if no other bkt is sending it, remove it: {}",
+                ctx.virsh.vol_delete(&dest.display().to_string()).display()
             ));
         }
         ui::step(
@@ -145,16 +149,10 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
         dest,
     };
     let started = Instant::now();
-    let sent = match route {
-        Route::Ssh => m.by_ssh(images),
-        Route::Pool(pool) => m.by_pool(pool),
-    };
-    sent.with_context(|| {
-        format!(
-            "uploading {} to {host} failed; nothing of it is left there",
-            m.file
-        )
-    })?;
+    match route {
+        Route::Ssh => m.by_ssh(images)?,
+        Route::Pool(pool) => m.by_pool(pool)?,
+    }
     ui::step(
         "uploaded",
         &format!(
@@ -223,7 +221,7 @@ impl Sending<'_> {
             .send_new(self.local, &part, 0o644, &mut |n| bar.set_position(n));
         bar.finish_and_clear();
         // send_new leaves nothing when it fails.
-        sent?;
+        sent.map_err(|e| self.failed(e, Ok(())))?;
         let published = crate::interrupt::check()
             .and_then(|()| self.check(&part))
             .and_then(|()| {
@@ -232,10 +230,46 @@ impl Sending<'_> {
                     .rename(&part, &self.dest)
                     .with_context(|| format!("naming the copy {}", self.dest.display()))
             });
-        if published.is_err() {
-            let _ = self.ctx.host.remove_file(&part);
+        published.map_err(|e| {
+            let removed = self.ctx.host.remove_file(&part).map_err(|c| {
+                let t = self
+                    .ctx
+                    .uri
+                    .ssh()
+                    .map(|t| t.destination())
+                    .unwrap_or_default();
+                (
+                    part.clone(),
+                    c.to_string(),
+                    format!("ssh {t} rm -- {}", shell_quote(&part.display().to_string())),
+                )
+            });
+            self.failed(e, removed)
+        })
+    }
+
+    /// The error of a failed upload, saying whether anything of it is left
+    /// on the host: `removed` is the clean-up's outcome, or what is left,
+    /// why it stayed, and the command that removes it.
+    fn failed(
+        &self,
+        err: anyhow::Error,
+        removed: std::result::Result<(), (PathBuf, String, String)>,
+    ) -> anyhow::Error {
+        let host = self.host();
+        match removed {
+            Ok(()) => err.context(format!(
+                "uploading {} to {host} failed; nothing of it is left there",
+                self.file
+            )),
+            Err((left, why, fix)) => Err::<(), _>(err.context(format!(
+                "uploading {} to {host} failed, and its partial copy {} is left there ({why})",
+                self.file,
+                left.display()
+            )))
+            .hint(format!("remove it: {fix}"))
+            .unwrap_err(),
         }
-        published
     }
 
     /// Through libvirt: a volume of `pool` made, filled and checked; one
@@ -243,14 +277,17 @@ impl Sending<'_> {
     fn by_pool(&self, pool: &str) -> Result<()> {
         let name = self.dest.file_name().unwrap_or_default().to_string_lossy();
         let virsh = &self.ctx.virsh;
+        // Shielded: a Ctrl-C cannot leave a volume made but not known.
         virsh
             .vol_create_stdin(
                 pool,
                 &crate::tools::virsh::volume_xml(&name, self.len, 0o644),
             )
+            .shielded()
             .run()
             .map_err(libvirt_error)
-            .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))?;
+            .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))
+            .map_err(|e| self.failed(e, Ok(())))?;
         let filled = (|| -> Result<()> {
             let mut from = std::fs::File::open(self.local)
                 .with_context(|| format!("reading {}", self.local.display()))?;
@@ -264,10 +301,37 @@ impl Sending<'_> {
             crate::interrupt::check()?;
             self.check(&self.dest)
         })();
-        if filled.is_err() {
-            let _ = virsh.vol_delete(&self.dest.display().to_string()).run();
+        filled.map_err(|e| {
+            let removed = self.delete_volume().map_err(|why| {
+                (
+                    self.dest.clone(),
+                    why,
+                    virsh.vol_delete(&self.dest.display().to_string()).display(),
+                )
+            });
+            self.failed(e, removed)
+        })
+    }
+
+    /// Delete the volume this upload made. Right after an upload that was
+    /// cut off libvirt may still hold it ("in use") for a moment: asked
+    /// again until it lets go, for a few seconds.
+    fn delete_volume(&self) -> std::result::Result<(), String> {
+        let delete = self
+            .ctx
+            .virsh
+            .vol_delete(&self.dest.display().to_string())
+            .shielded();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match delete.run() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.stderr().contains("in use") && Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(format!("{:#}", libvirt_error(e))),
+            }
         }
-        filled
     }
 }
 

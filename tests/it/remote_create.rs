@@ -30,8 +30,8 @@ fn host() -> World {
     w.rule("ssh", "* -T -- 127.0.0.1 test -w *");
     // The script is ssh's 20th argument. A new file is kept under the
     // name it was sent to; sha256sum and mv work on what was kept.
-    w.rule("ssh", "* -T -- 127.0.0.1 if [ -e * ]*cat > *").sh(
-        "eval \"p=$(/usr/bin/printf '%s' \"${20}\" | /usr/bin/sed 's/.*cat > //; s/ && chmod.*//')\"\n\
+    w.rule("ssh", "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *").sh(
+        "eval \"p=$(/usr/bin/printf '%s' \"${20}\" | /usr/bin/sed 's/.*cat >> //; s/ && chmod.*//')\"\n\
          /bin/cat >\"$FAKE_DIR/uploads/${p##*/}\"\n",
     );
     w.rule("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
@@ -164,7 +164,7 @@ fn local_isos_are_sent_once_and_the_disk_is_libvirts() {
     let calls = calls(&w);
     for name in [&win, &vio] {
         let part = regex::Regex::new(&format!(
-            r"cat > ({images}/\.{}\.[0-9a-f]{{8}}\.part) &&",
+            r"cat >> ({images}/\.{}\.[0-9a-f]{{8}}\.part) &&",
             regex::escape(name)
         ))
         .unwrap();
@@ -174,7 +174,7 @@ fn local_isos_are_sent_once_and_the_disk_is_libvirts() {
             .unwrap_or_else(|| panic!("{}", calls[sent]))[1]
             .to_string();
         assert!(calls[sent].starts_with(&format!(
-            "{SSH} -o ControlMaster=no -T -- 127.0.0.1 if [ -e {part} ]"
+            "{SSH} -o ControlMaster=no -T -- 127.0.0.1 umask 077; set -C; {{ true > {part}; }}"
         )));
         let checked = position(&calls, &format!("sha256sum -- {part}"));
         let named = position(&calls, &format!("mv -f -T -- {part} {images}/{name}"));
@@ -259,7 +259,7 @@ fn media_already_on_the_host_are_checked_there_and_not_sent_again() {
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("cat > ") || c.contains(" mv ")),
+            .any(|c| c.contains("cat >> ") || c.contains(" mv ")),
         "{calls:#?}"
     );
     assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
@@ -360,7 +360,7 @@ fn a_remote_iso_is_used_where_it_is_and_nothing_is_sent() {
     );
     // Only the virtio ISO of this machine is sent.
     assert_eq!(
-        calls.iter().filter(|c| c.contains("cat > ")).count(),
+        calls.iter().filter(|c| c.contains("cat >> ")).count(),
         1,
         "{calls:#?}"
     );
@@ -407,6 +407,9 @@ fn without_a_pool_for_the_images_directory_qemu_img_makes_the_disk_there() {
         "{calls:#?}"
     );
 }
+
+/// The same host as root (the fix bkt gives).
+const ROOT: &str = URI;
 
 /// A user of the libvirt group, not root.
 const ANNA: &str = "qemu+ssh://anna@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
@@ -481,7 +484,7 @@ fn a_user_who_cannot_write_there_sends_the_media_through_libvirts_pool() {
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("cat > ") || c.contains(" mv ")),
+            .any(|c| c.contains("cat >> ") || c.contains(" mv ")),
         "nothing written over ssh: {calls:#?}"
     );
 }
@@ -543,19 +546,21 @@ fn with_no_way_to_write_the_images_directory_create_stops_before_anything() {
     r.failure();
     let out = crate::normalize(&w, &r.stdout());
     assert!(
-        out.contains(
+        out.contains(&format!(
             "  ✗ media          anna cannot write to 127.0.0.1:$TMP/images, where the ISOs of this \
              machine go, and no active libvirt pool holds that directory\n\
-             \x20   fix: connect as root (qemu+ssh://root@127.0.0.1/system), or make it a pool on \
-             the host: virsh pool-define-as default dir --target $TMP/images && virsh pool-start \
-             default && virsh pool-autostart default\n"
-        ),
+             \x20   fix: connect as root (--connect '{ROOT}'), or make it an active pool on the \
+             host, as root there: virsh -c qemu:///system pool-define-as default dir --target \
+             $TMP/images && virsh -c qemu:///system pool-start default && virsh -c \
+             qemu:///system pool-autostart default (only pool-start when a pool for it is \
+             defined)\n"
+        )),
         "{out}"
     );
     let calls = calls(&w);
     assert!(
         !calls.iter().any(|c| c.contains("vol-")
-            || c.contains("cat > ")
+            || c.contains("cat >> ")
             || c.contains("virt-install --connect")),
         "{calls:#?}"
     );
@@ -587,13 +592,12 @@ fn an_unattended_install_as_a_user_who_cannot_write_there_is_refused_first() {
     r.failure();
     let out = crate::normalize(&w, &r.stdout());
     assert!(
-        out.contains(
+        out.contains(&format!(
             "  ✗ media          anna cannot write to 127.0.0.1:$TMP/images, where the answer ISO \
              of an unattended install goes (it holds the password, and only a file of bkt's \
              own is trusted with it; libvirt's pool images would take the ISOs)\n\
-             \x20   fix: connect as root (qemu+ssh://root@127.0.0.1/system), or install without \
-             --unattended\n"
-        ),
+             \x20   fix: connect as root (--connect '{ROOT}'), or install without --unattended\n"
+        )),
         "{out}{}",
         r.stderr()
     );
@@ -660,4 +664,135 @@ fn a_volume_of_that_name_made_meanwhile_is_never_deleted() {
     );
     // Nothing of it on record as bkt's.
     assert!(!w.manifest_path().exists() || !w.manifest().to_string().contains("windows.qcow2"));
+}
+
+/// Ctrl-C while an ISO is on its way (the signal reaching bkt, not the
+/// child, as SIGTERM would): nothing of it stays on the host, nothing is
+/// made, and bkt says it was interrupted (exit 130).
+#[test]
+fn an_upload_interrupted_leaves_nothing_on_the_host() {
+    let w = host();
+    let (iso, virtio) = isos(&w);
+    // Bigger than a pipe holds: bkt is still feeding when it is told.
+    let mut big = std::fs::read(&iso).unwrap();
+    big.resize(4 << 20, 0);
+    std::fs::write(&iso, big).unwrap();
+    w.rule_first("ssh", "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *").sh(&format!(
+        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n\
+         eval \"p=$(/usr/bin/printf '%s' \"${{20}}\" | /usr/bin/sed 's/.*cat >> //; s/ && chmod.*//')\"\n\
+         /bin/cat >\"$FAKE_DIR/uploads/${{p##*/}}\"\n",
+        started = w.p("started"),
+        go = w.p("go")
+    ));
+    let child = w
+        .command(&[
+            "vm",
+            "-c",
+            URI,
+            "create",
+            "--iso",
+            &iso,
+            "--virtio-iso",
+            &virtio,
+            "--virt-type",
+            "qemu",
+            "--disk-size",
+            "2G",
+            "--yes",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !w.path("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we started, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::fs::write(w.path("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    // Whether it was seen while feeding or just after, the copy goes.
+    let err = err.split_once("error: ").map_or("", |(_, e)| e);
+    assert!(
+        err.starts_with(
+            "stopped before anything was made\n\
+             caused by: uploading Win 11.iso to 127.0.0.1 failed; nothing of it is left there\n"
+        ) && err.ends_with("caused by: interrupted\n"),
+        "{err}"
+    );
+    assert!(uploads(&w).is_empty(), "{:?}", uploads(&w));
+    let calls = calls(&w);
+    for never in [" mv ", "vol-create-as", "virt-install --connect", "define"] {
+        assert!(
+            !calls.iter().any(|c| c.contains(never)),
+            "{never}: {calls:#?}"
+        );
+    }
+    assert!(!w.manifest_path().exists(), "{:#}", w.manifest());
+}
+
+/// The temporary name taken on the host (by what, bkt cannot know): that
+/// file is not bkt's, and nothing is removed.
+#[test]
+fn a_taken_temporary_name_is_left_alone() {
+    let w = host();
+    w.rule_first("ssh", "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *")
+        .err("/srv/x.part: File exists\n")
+        .code(17);
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    assert!(
+        err.contains("caused by: /srv/x.part: File exists\n"),
+        "{err}"
+    );
+    let calls = calls(&w);
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains(" rm ") || c.contains(" mv ")),
+        "{calls:#?}"
+    );
+}
+
+#[test]
+fn a_dry_run_over_ssh_sends_nothing_and_names_the_pool_it_would_use() {
+    let w = host();
+    w.rule("virt-install", "* --print-xml 2 --dry-run")
+        .out(&fixture("virt-install/print-xml-windows-qemu.xml"));
+    let (iso, virtio) = isos(&w);
+    let r = create_from(
+        &w,
+        URI,
+        &["--iso", &iso, "--virtio-iso", &virtio, "--dry-run"],
+        "2G",
+    );
+    r.success();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.contains(&format!(
+            "Media:\n  $TMP/isos/Win 11.iso would be sent to 127.0.0.1:$TMP/images/bkt-media-<its SHA-256>-… (unless it is there)\n\
+             \x20 $TMP/isos/virtio-win.iso would be sent to 127.0.0.1:$TMP/images/bkt-media-<its SHA-256>-… (unless it is there)\n\
+             Commands:\n  virsh -c '{URI}' vol-create-as images windows.qcow2 2147483648 --format qcow2\n"
+        )),
+        "{out}"
+    );
+    let calls = calls(&w);
+    assert!(
+        !calls.iter().any(|c| c.contains("cat >> ")
+            || c.contains("vol-create")
+            || c.contains(" define ")
+            || c.contains("sha256sum")),
+        "{calls:#?}"
+    );
+    assert!(uploads(&w).is_empty());
+    assert!(!w.manifest_path().exists());
 }

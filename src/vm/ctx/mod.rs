@@ -156,8 +156,15 @@ impl Ctx {
             .run_unchecked()
             .map_err(libvirt_error)
             .context("reading the storage pools")?;
+        let pools = virsh::parse_batch_pool_dumpxml(&out.stdout)?;
+        if pools.is_empty() && !out.status.success() {
+            return Err(anyhow!(
+                "virsh could not read any of the storage pools: {}",
+                out.stderr.trim()
+            ));
+        }
         let want = dir.to_string_lossy();
-        Ok(virsh::parse_batch_pool_dumpxml(&out.stdout)?
+        Ok(pools
             .into_iter()
             .find(|(_, path)| path.trim_end_matches('/') == want.trim_end_matches('/'))
             .map(|(name, _)| name))

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 use super::host::{Host, HostSize, Kind, PortState, Stat, parse_proc_net_tcp};
-use crate::exec::{Cmd, ExecError, Output, Sentinel};
+use crate::exec::{Cmd, ExecError, Output, Sentinel, Status};
 use crate::names::SshTarget;
 use crate::tools::acl::Perms;
 use crate::tools::ssh::{self, Reach, Ssh, quote_path};
@@ -201,6 +201,11 @@ fn arg(p: &Path) -> io::Result<String> {
 /// The start of a script that makes `q` (quoted) and never replaces it:
 /// it says "File exists" as the kernel would (bash and dash word `set -C`
 /// differently), and `set -C` keeps the race with another writer closed.
+/// send_new's exit statuses on the host: a path that is taken, one that
+/// cannot be made.
+const EXISTS: i32 = 17;
+const NOT_MADE: i32 = 18;
+
 fn refuse_existing(q: &str) -> String {
     format!(
         "if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit 1; fi; umask 077; set -C; "
@@ -361,21 +366,34 @@ impl Host for SshHost {
                 p.display()
             )
         };
+        // The file is made first, exclusively (noclobber opens with
+        // O_EXCL): 17 when something is there, 18 when it cannot be made
+        // (its reason on stderr); in neither case is anything there ours.
+        // Filled after; a failure from then on leaves a file of ours.
+        // `true`, not `:`: a failed redirection of a special built-in ends
+        // a POSIX shell (dash) before it can say which case it is.
         let script = format!(
-            "{}cat > {q} && chmod {mode:o} -- {q} && sync -- {q}",
-            refuse_existing(&q)
+            "umask 077; set -C; {{ true > {q}; }} 2>/dev/null || {{ \
+             if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit {EXISTS}; fi; \
+             true > {q}; exit {NOT_MADE}; }}; \
+             cat >> {q} && chmod {mode:o} -- {q} && sync -- {q}"
         );
         match self.ssh.run(&script).run_feeding(&mut from, sent) {
             Ok(_) => Ok(()),
-            // Somebody's file: never ours to remove.
-            Err(e) if e.stderr().contains("File exists") => {
+            // Somebody's file, or none made: never ours to remove.
+            Err(e) if matches!(e.status(), Some(Status::Code(EXISTS | NOT_MADE))) => {
                 Err(anyhow!("{}", remote_io_error(e.stderr()))).with_context(what)
             }
             Err(e) => {
                 let _ = self.io(&format!("rm -f -- {q}"));
-                let err = match ssh::failure(e.stderr(), Some(self.ssh.target())) {
-                    Some((why, fix)) => Err::<(), _>(anyhow!("{why}")).hint(fix).unwrap_err(),
-                    None => anyhow!("{}", remote_io_error(e.stderr())),
+                let err = match &e {
+                    ExecError::Io { err, .. } if err.kind() == io::ErrorKind::Interrupted => {
+                        anyhow::Error::new(crate::interrupt::Interrupted)
+                    }
+                    _ => match ssh::failure(e.stderr(), Some(self.ssh.target())) {
+                        Some((why, fix)) => Err::<(), _>(anyhow!("{why}")).hint(fix).unwrap_err(),
+                        None => anyhow!("{}", remote_io_error(e.stderr())),
+                    },
                 };
                 Err(err).with_context(what)
             }
