@@ -167,6 +167,11 @@ for f in win-standin virtio-standin; do
 done
 echo "the disk is in pool: $(virsh -q -c qemu:///system vol-pool /var/lib/libvirt/images/bkt-rcreate.qcow2)"
 mk bkt-rcreate2
+# enable-rdp's script ISO goes the same way (libvirt makes and deletes it);
+# no Windows answers, so it times out and puts the install ISO back.
+show "$bkt" vm -c "$user_uri" enable-rdp bkt-rcreate --timeout 5
+echo "script ISO left: $(ls /var/lib/libvirt/images/*enable-rdp* 2>/dev/null || echo none);" \
+  "sda holds: $(virsh -q -c qemu:///system domblklist bkt-rcreate | awk '$1 == "sda" {print $2}')"
 show "$bkt" vm -c "$user_uri" destroy bkt-rcreate --yes
 show "$bkt" vm -c "$user_uri" destroy bkt-rcreate2 --yes
 echo "left on the host but the media: $(find /var/lib/libvirt/images -mindepth 1 ! -name 'bkt-media-*' | tr '\n' ' ')"

@@ -356,7 +356,7 @@ fn preflight_all(
             }
         };
         let c = match &route {
-            Some(media::Route::Ssh) => Check::pass(
+            Some(media::Route::Direct) => Check::pass(
                 "media",
                 format!(
                     "ISOs of this machine are sent to {}:{} once and kept there",

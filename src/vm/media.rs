@@ -49,11 +49,12 @@ pub fn upload_name(file: &str, sha256: &str) -> String {
     format!("bkt-media-{}-{plain}", &sha256[..16])
 }
 
-/// How media reach the images directory of a host over ssh.
+/// How files of this machine reach a directory of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// The ssh user writes there: over ssh, a temporary file renamed.
-    Ssh,
+    /// We write there: this machine, or the ssh user on the host (media
+    /// over ssh as a temporary file, renamed once checked).
+    Direct,
     /// Through libvirt, into this pool of that directory.
     Pool(String),
 }
@@ -62,9 +63,93 @@ pub enum Route {
 /// neither the ssh user nor a libvirt pool can write there.
 pub fn route(ctx: &Ctx, images: &Path) -> Result<Option<Route>> {
     if ctx.host.writable(images) {
-        return Ok(Some(Route::Ssh));
+        return Ok(Some(Route::Direct));
     }
     Ok(ctx.pool_holding(images)?.map(Route::Pool))
+}
+
+/// How files get into `dir` on the host: written directly on this
+/// machine, else by [`route`]; an error with its fix when neither the ssh
+/// user nor a libvirt pool can write there.
+pub fn route_to(ctx: &Ctx, dir: &Path) -> Result<Route> {
+    let Some(t) = ctx.uri.ssh() else {
+        return Ok(Route::Direct);
+    };
+    route(ctx, dir)?
+        .ok_or_else(|| {
+            anyhow!(
+                "{} cannot write to {}:{}, and no active libvirt pool holds that directory",
+                t.user.as_deref().unwrap_or("the ssh user"),
+                t.host,
+                dir.display()
+            )
+        })
+        .hint(format!(
+            "connect as root: --connect '{}'",
+            ctx.uri
+                .with_ssh_user("root")
+                .unwrap_or_else(|| ctx.uri.to_string())
+        ))
+}
+
+/// Put a small file bkt built here (`local`) at `dest` on the host, by
+/// `route`, never over anything there: in a pool, as a volume libvirt
+/// makes (refreshed first, so that it refuses a name a file has).
+pub fn place(ctx: &Ctx, local: &Path, dest: &Path, mode: u32, route: &Route) -> Result<()> {
+    let pool = match route {
+        Route::Direct => return ctx.host.install_new(local, dest, mode),
+        Route::Pool(pool) => pool,
+    };
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let len = ctx
+        .local
+        .len(local)
+        .with_context(|| format!("reading {}", local.display()))?;
+    ctx.virsh
+        .pool_refresh(pool)
+        .run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("refreshing libvirt's pool {pool}"))?;
+    ctx.virsh
+        .vol_create_stdin(pool, &crate::tools::virsh::volume_xml(&name, len, mode))
+        .shielded()
+        .run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))?;
+    let filled = std::fs::File::open(local)
+        .with_context(|| format!("reading {}", local.display()))
+        .and_then(|mut from| {
+            ctx.virsh
+                .vol_upload_stdin(pool, &name)
+                .run_feeding(&mut from, &mut |_| {})
+                .map_err(libvirt_error)
+                .context("libvirt's vol-upload failed")
+        });
+    if let Err(e) = filled {
+        return Err(match unplace(ctx, dest, route) {
+            Ok(()) => e,
+            Err(left) => e.context(format!("and {} is left: {left:#}", dest.display())),
+        });
+    }
+    Ok(())
+}
+
+/// Remove what [`place`] put at `dest` (for a pool, through libvirt).
+pub fn unplace(ctx: &Ctx, dest: &Path, route: &Route) -> Result<()> {
+    match route {
+        Route::Direct => ctx
+            .host
+            .remove_file(dest)
+            .with_context(|| format!("removing {}", dest.display())),
+        Route::Pool(_) => ctx
+            .virsh
+            .vol_delete(&dest.display().to_string())
+            .shielded()
+            .run()
+            .map(|_| ())
+            .map_err(libvirt_error)
+            .with_context(|| format!("deleting the volume {}", dest.display())),
+    }
 }
 
 /// A medium of this machine on its way to the host.
@@ -150,7 +235,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
     };
     let started = Instant::now();
     match route {
-        Route::Ssh => m.by_ssh(images)?,
+        Route::Direct => m.by_ssh(images)?,
         Route::Pool(pool) => m.by_pool(pool)?,
     }
     ui::step(

@@ -16,6 +16,7 @@ use crate::tools::virsh::{DiskDevice, DomState};
 use crate::ui::{self, HintExt, Spinner};
 use crate::vm::ctx::PortState;
 use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::media;
 use crate::vm::net::{self, RDP_PORT};
 use crate::vm::wait::poll_until;
 
@@ -63,6 +64,8 @@ struct Attached<'a> {
     target: String,
     previous: Option<String>,
     iso: PathBuf,
+    /// How the ISO got there (and so how it goes).
+    route: media::Route,
     active: bool,
 }
 
@@ -81,7 +84,7 @@ impl Attached<'_> {
             .run()
             .map_err(libvirt_error)
             .context("putting the drive's medium back");
-        let _ = self.ctx.host.remove_file(&self.iso);
+        let _ = media::unplace(self.ctx, &self.iso, &self.route);
         res.map(|_| ())
     }
 }
@@ -126,9 +129,11 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         stage.write(file, text.as_bytes(), 0o644)?;
     }
     let built = stage.path().join("enable-rdp.iso");
+    // Over ssh as a user who cannot write there, libvirt puts it there.
+    let route = media::route_to(ctx, &dir)?;
     ctx.local
         .build_iso(VOLUME, &files, &built, 0o644)
-        .and_then(|()| ctx.host.install_new(&built, &iso, 0o644))
+        .and_then(|()| media::place(ctx, &built, &iso, 0o644, &route))
         .context("building the script ISO")
         .hint(format!(
             "if {} is left from an earlier run that was killed, delete it and retry",
@@ -151,7 +156,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         .run()
         .map_err(libvirt_error)
         .with_context(|| {
-            let _ = ctx.host.remove_file(&iso);
+            let _ = media::unplace(ctx, &iso, &route);
             format!("putting the script into {name}'s CD-ROM drive")
         })?;
     let mut attached = Attached {
@@ -160,6 +165,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         target: drive.target.clone(),
         previous: (!drive.path.is_empty()).then(|| drive.path.clone()),
         iso: iso.clone(),
+        route: route.clone(),
         active: true,
     };
     if started {

@@ -88,7 +88,7 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
 }
 
 /// The host's probe of `ip`:3389 answers `state` (open, refused).
-fn host_probe_says(w: &World, ip: &str, state: &str) {
+pub(crate) fn host_probe_says(w: &World, ip: &str, state: &str) {
     w.rule(
         "ssh",
         &format!("* -T -- 127.0.0.1 (e=$(timeout * bash -c 'exec 3<>/dev/tcp/{ip}/3389'*"),

@@ -796,3 +796,52 @@ fn a_dry_run_over_ssh_sends_nothing_and_names_the_pool_it_would_use() {
     assert!(uploads(&w).is_empty());
     assert!(!w.manifest_path().exists());
 }
+
+/// enable-rdp as a user who cannot write the images directory: the
+/// script ISO is a volume libvirt makes and fills, and deletes again once
+/// the drive has its medium back.
+#[test]
+fn enable_rdp_as_a_user_of_the_libvirt_group_goes_through_the_pool() {
+    let w = host_for_anna();
+    w.install_fake("xorriso");
+    w.rule("xorriso", "-as mkisofs *").out("an ISO");
+    let xml = fixture("virsh/dumpxml-windows-running.xml")
+        .replace(
+            "/var/lib/libvirt/images/t1.qcow2",
+            &w.p("images/windows.qcow2"),
+        )
+        .replace("<name>t1</name>", "<name>windows</name>");
+    w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* change-media *")
+        .out("Successfully updated media.\n");
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.71"));
+    crate::remote::host_probe_says(&w, "127.0.0.71", "open");
+    let r = w.bkt(&["vm", "-c", ANNA, "enable-rdp", "windows"]);
+    r.success();
+    let iso = w.p("images/windows-enable-rdp.iso");
+    let calls = calls(&w);
+    let made = position(&calls, " vol-create images /dev/stdin");
+    let filled = position(
+        &calls,
+        " vol-upload --pool images windows-enable-rdp.iso /dev/stdin",
+    );
+    let inserted = position(&calls, &format!("change-media windows sda {iso} "));
+    let deleted = position(&calls, &format!(" vol-delete {iso}"));
+    assert!(
+        made < filled && filled < inserted && inserted < deleted,
+        "{calls:#?}"
+    );
+    assert!(
+        calls[made - 1].ends_with(" pool-refresh images"),
+        "{calls:#?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("uploads/windows-enable-rdp.iso")).ok(),
+        None,
+        "deleted"
+    );
+    assert!(!calls.iter().any(|c| c.contains("cat >> ")), "{calls:#?}");
+}
