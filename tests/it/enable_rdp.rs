@@ -15,13 +15,8 @@ fn world(ip: &str, state: &str) -> World {
         "for a; do last=$a; done\n/usr/bin/stat -c '%n %a' \"$last\" >>\"{staged}\"\n/bin/ls \"$last\" >>\"{staged}\"\nprintf 'an ISO'\n",
         staged = w.p("staged.txt")
     ));
-    let xml = fixture("virsh/dumpxml-windows-running.xml")
-        .replace(
-            "/var/lib/libvirt/images/t1.qcow2",
-            &w.p("images/windows.qcow2"),
-        )
-        .replace("<name>t1</name>", "<name>windows</name>");
-    w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
+    w.rule("virsh", "* dumpxml --inactive windows")
+        .out(&crate::harness::windows_running_xml(&w));
     w.rule("virsh", "* domstate --reason windows")
         .out(&format!("{state}\n"));
     w.rule("virsh", "* change-media *")

@@ -545,6 +545,17 @@ impl Pty {
 
 /// A fake FreeRDP named `tool`: `/version` prints `version`; a session
 /// saves its stdin to `$FAKE_DIR/TOOL.stdin`, then exits with `code`.
+/// The recorded definition of a running Windows-shaped VM, as `windows`
+/// with its disk in the world's images directory.
+pub fn windows_running_xml(w: &World) -> String {
+    fixture("virsh/dumpxml-windows-running.xml")
+        .replace(
+            "/var/lib/libvirt/images/t1.qcow2",
+            &w.p("images/windows.qcow2"),
+        )
+        .replace("<name>t1</name>", "<name>windows</name>")
+}
+
 pub fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
     w.install_fake(tool);
     w.rule(tool, "/version")

@@ -805,13 +805,8 @@ fn enable_rdp_as_a_user_of_the_libvirt_group_goes_through_the_pool() {
     let w = host_for_anna();
     w.install_fake("xorriso");
     w.rule("xorriso", "-as mkisofs *").out("an ISO");
-    let xml = fixture("virsh/dumpxml-windows-running.xml")
-        .replace(
-            "/var/lib/libvirt/images/t1.qcow2",
-            &w.p("images/windows.qcow2"),
-        )
-        .replace("<name>t1</name>", "<name>windows</name>");
-    w.rule("virsh", "* dumpxml --inactive windows").out(&xml);
+    w.rule("virsh", "* dumpxml --inactive windows")
+        .out(&crate::harness::windows_running_xml(&w));
     w.rule("virsh", "* domstate --reason windows")
         .out(&fixture("virsh/domstate-reason-running.txt"));
     w.rule("virsh", "* change-media *")
