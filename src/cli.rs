@@ -92,6 +92,11 @@ pub struct VmArgs {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// libvirt connection URI.
+    ///
+    /// qemu+ssh://[USER@]HOST[:PORT]/system runs every command against
+    /// libvirt on that machine over one ssh login (?keyfile=PATH and
+    /// ?known_hosts=PATH honoured; ssh never prompts, so the key must be
+    /// loaded or named).
     #[arg(
         long = "connect",
         short = 'c',

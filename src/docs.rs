@@ -562,7 +562,8 @@ mod tests {
                 format!(
                     "{cond} -s v -l verbose -d 'Print every external command, shell-quoted, before it runs'"
                 ),
-                format!("{cond} -s h -l help -d 'Print help'"),
+                // --connect has more to say under --help.
+                format!("{cond} -s h -l help -d 'Print help (see more with \\'--help\\')'"),
                 format!("{cond} -s V -l version -d 'Print version'"),
             ]
         );
