@@ -840,3 +840,34 @@ fn enable_rdp_as_a_user_of_the_libvirt_group_goes_through_the_pool() {
     );
     assert!(!calls.iter().any(|c| c.contains("cat >> ")), "{calls:#?}");
 }
+
+/// A damaged copy that libvirt then will not delete: the error names what
+/// is left on the host and the command that removes it, never "nothing".
+#[test]
+fn a_copy_that_cannot_be_removed_is_named_with_its_command() {
+    let w = host_for_anna();
+    w.rule_first("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
+        .recorded("ssh/sha256sum");
+    w.rule_first("virsh", "* vol-delete *")
+        .err(&fixture("virsh/vol-delete-not-a-volume.txt"))
+        .code(1);
+    let (iso, virtio) = isos(&w);
+    let r = create_with(&w, ANNA, &iso, &virtio, "2G");
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    let win = on_host(&iso, "Win_11.iso");
+    assert!(
+        err.contains(&format!(
+            "error: uploading Win 11.iso to 127.0.0.1 failed, and its partial copy \
+             $TMP/images/{win} is left there ("
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!(
+            "hint: remove it: virsh -c '{ANNA}' vol-delete $TMP/images/{win}\n"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("nothing of it is left"), "{err}");
+}
