@@ -100,7 +100,6 @@ pub fn place(ctx: &Ctx, local: &Path, dest: &Path, mode: u32, route: &Route) -> 
         Route::Direct => return ctx.host.install_new(local, dest, mode),
         Route::Pool(pool) => pool,
     };
-    let name = dest.file_name().unwrap_or_default().to_string_lossy();
     let len = ctx
         .local
         .len(local)
@@ -110,28 +109,48 @@ pub fn place(ctx: &Ctx, local: &Path, dest: &Path, mode: u32, route: &Route) -> 
         .run()
         .map_err(libvirt_error)
         .with_context(|| format!("refreshing libvirt's pool {pool}"))?;
-    ctx.virsh
-        .vol_create_stdin(pool, &crate::tools::virsh::volume_xml(&name, len, mode))
-        .shielded()
-        .run()
-        .map_err(libvirt_error)
-        .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))?;
-    let filled = std::fs::File::open(local)
-        .with_context(|| format!("reading {}", local.display()))
-        .and_then(|mut from| {
-            ctx.virsh
-                .vol_upload_stdin(pool, &name)
-                .run_feeding(&mut from, &mut |_| {})
-                .map_err(libvirt_error)
-                .context("libvirt's vol-upload failed")
-        });
-    if let Err(e) = filled {
+    make_volume(ctx, pool, dest, len, mode)?;
+    if let Err(e) = fill_volume(ctx, pool, local, dest, &mut |_| {}) {
         return Err(match unplace(ctx, dest, route) {
             Ok(()) => e,
             Err(left) => e.context(format!("and {} is left: {left:#}", dest.display())),
         });
     }
     Ok(())
+}
+
+/// The volume of `pool` that will hold `dest`: `len` bytes, raw, `mode`,
+/// made by libvirt (shielded: a Ctrl-C cannot leave one made but not
+/// known).
+fn make_volume(ctx: &Ctx, pool: &str, dest: &Path, len: u64, mode: u32) -> Result<()> {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    ctx.virsh
+        .vol_create_stdin(pool, &crate::tools::virsh::volume_xml(&name, len, mode))
+        .shielded()
+        .run()
+        .map(|_| ())
+        .map_err(libvirt_error)
+        .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))
+}
+
+/// Fill the volume at `dest` with `local`, sent by libvirt over its own
+/// connection, `sent` told the bytes so far.
+fn fill_volume(
+    ctx: &Ctx,
+    pool: &str,
+    local: &Path,
+    dest: &Path,
+    sent: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    let mut from =
+        std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
+    ctx.virsh
+        .vol_upload_stdin(pool, &name)
+        .run_feeding(&mut from, sent)
+        .map(|_| ())
+        .map_err(libvirt_error)
+        .context("libvirt's vol-upload failed")
 }
 
 /// Remove what [`place`] put at `dest` (for a pool, through libvirt).
@@ -360,54 +379,31 @@ impl Sending<'_> {
     /// Through libvirt: a volume of `pool` made, filled and checked; one
     /// that is not right is deleted again.
     fn by_pool(&self, pool: &str) -> Result<()> {
-        let name = self.dest.file_name().unwrap_or_default().to_string_lossy();
-        let virsh = &self.ctx.virsh;
-        // Shielded: a Ctrl-C cannot leave a volume made but not known.
-        virsh
-            .vol_create_stdin(
-                pool,
-                &crate::tools::virsh::volume_xml(&name, self.len, 0o644),
-            )
-            .shielded()
-            .run()
-            .map_err(libvirt_error)
-            .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))
+        make_volume(self.ctx, pool, &self.dest, self.len, 0o644)
             .map_err(|e| self.failed(e, Ok(())))?;
-        let filled = (|| -> Result<()> {
-            let mut from = std::fs::File::open(self.local)
-                .with_context(|| format!("reading {}", self.local.display()))?;
-            let bar = self.bar();
-            let sent = virsh
-                .vol_upload_stdin(pool, &name)
-                .run_feeding(&mut from, &mut |n| bar.set_position(n));
-            bar.finish_and_clear();
-            sent.map_err(libvirt_error)
-                .context("libvirt's vol-upload failed")?;
-            crate::interrupt::check()?;
-            self.check(&self.dest)
-        })();
-        filled.map_err(|e| {
-            let removed = self.delete_volume().map_err(|why| {
+        let bar = self.bar();
+        let filled = fill_volume(self.ctx, pool, self.local, &self.dest, &mut |n| {
+            bar.set_position(n)
+        });
+        bar.finish_and_clear();
+        let checked = filled
+            .and_then(|()| crate::interrupt::check())
+            .and_then(|()| self.check(&self.dest));
+        checked.map_err(|e| {
+            // libvirt 11.3 deletes a volume even while an upload into it
+            // is still open (tried).
+            let removed = unplace(self.ctx, &self.dest, &Route::Pool(pool.into())).map_err(|why| {
                 (
                     self.dest.clone(),
-                    why,
-                    virsh.vol_delete(&self.dest.display().to_string()).display(),
+                    format!("{why:#}"),
+                    self.ctx
+                        .virsh
+                        .vol_delete(&self.dest.display().to_string())
+                        .display(),
                 )
             });
             self.failed(e, removed)
         })
-    }
-
-    /// Delete the volume this upload made (libvirt 11.3 lets it go even
-    /// while an upload into it is still open: tried).
-    fn delete_volume(&self) -> std::result::Result<(), String> {
-        self.ctx
-            .virsh
-            .vol_delete(&self.dest.display().to_string())
-            .shielded()
-            .run()
-            .map(|_| ())
-            .map_err(|e| format!("{:#}", libvirt_error(e)))
     }
 }
 
