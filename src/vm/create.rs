@@ -37,6 +37,9 @@ struct Plan {
     notes: String,
     virt_type: VirtType,
     auto_save: AutoSave,
+    /// The pool of the host's images directory, when preflight found it
+    /// already (the media go through it): not asked for again.
+    pool: Option<String>,
 }
 
 fn default_memory(host: &HostSize) -> u64 {
@@ -180,6 +183,7 @@ fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
         notes,
         virt_type: args.virt_type,
         auto_save: args.auto_save,
+        pool: None,
     })
 }
 
@@ -473,6 +477,9 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
             .route
             .as_ref()
             .context("no way to send the ISOs to the host")?;
+        if let media::Route::Pool(p) = route {
+            plan.pool = Some(p.clone());
+        }
         if let Err(e) = media_to_host(ctx, &mut plan, &ready.images, route) {
             // The upload's own error says what is left of it; an
             // interruption (the child's end, seen as its failure) is said.
@@ -868,10 +875,13 @@ fn disk_in_pool(
     let Some(dir) = disk.parent() else {
         return Ok(None);
     };
-    let Some(pool) = ctx
-        .pool_holding(dir)
-        .context("looking for the storage pool of the host's images directory")?
-    else {
+    let pool = match &plan.pool {
+        Some(p) => Some(p.clone()),
+        None => ctx
+            .pool_holding(dir)
+            .context("looking for the storage pool of the host's images directory")?,
+    };
+    let Some(pool) = pool else {
         return Ok(None);
     };
     ctx.virsh

@@ -487,6 +487,15 @@ fn a_user_who_cannot_write_there_sends_the_media_through_libvirts_pool() {
             .any(|c| c.contains("cat >> ") || c.contains(" mv ")),
         "nothing written over ssh: {calls:#?}"
     );
+    // Preflight found the pool; the disk step does not ask again.
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.ends_with(" pool-list --uuid"))
+            .count(),
+        1,
+        "{calls:#?}"
+    );
 }
 
 #[test]
