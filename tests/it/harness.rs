@@ -11,6 +11,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const URI: &str = "qemu:///system";
 
+/// Poll `cond` until it holds, for 20 s at most (then fail with `what`).
+#[track_caller]
+pub fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn fixture(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -172,6 +182,27 @@ impl World {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
+    }
+
+    /// Shell for a fake's rule that holds the call: it notes that it
+    /// began, then waits (20 s at most) until [`World::release`].
+    pub fn hold(&self) -> String {
+        format!(
+            ": >\"{began}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
+            began = self.p("held-began"),
+            go = self.p("held-go")
+        )
+    }
+
+    /// Wait until a held call began (`what` names it if it never does).
+    #[track_caller]
+    pub fn wait_held(&self, what: &str) {
+        poll_until(what, || self.path("held-began").exists());
+    }
+
+    /// Let held calls go on.
+    pub fn release(&self) {
+        fs::write(self.path("held-go"), "").unwrap();
     }
 
     pub fn p(&self, rel: &str) -> String {

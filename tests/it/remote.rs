@@ -3,7 +3,7 @@
 //! recorded; the master's argv, the calls over it and the errors are
 //! asserted.
 
-use crate::harness::{World, fixture};
+use crate::harness::{World, fixture, poll_until};
 
 pub(crate) const URI: &str =
     "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
@@ -692,6 +692,18 @@ fn forwarded_port(calls: &[String], target: &str) -> String {
         .to_string()
 }
 
+/// The VM's SPICE display on the host's 127.0.0.1:5900 (recorded), and
+/// the master forwarding a local port to it.
+fn display_on_the_hosts_loopback(w: &World) {
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out(&fixture("virsh/domdisplay-spice.txt"));
+    w.rule(
+        "ssh",
+        "* -O forward -L 127.0.0.1:*:127.0.0.1:5900 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-forward");
+}
+
 /// A running VM over ssh, the local viewers `viewers` installed.
 fn spice_world(viewers: &[&str]) -> World {
     let w = world().env("DISPLAY", ":42");
@@ -738,13 +750,7 @@ fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
     // virt-viewer too (one package has both): over ssh it would need `nc`
     // on the host, so remote-viewer and bkt's tunnel are used.
     let w = spice_world(&["virt-viewer", "remote-viewer"]);
-    w.rule("virsh", "* domdisplay --type spice windows")
-        .out(&fixture("virsh/domdisplay-spice.txt"));
-    w.rule(
-        "ssh",
-        "* -O forward -L 127.0.0.1:*:127.0.0.1:5900 -- 127.0.0.1",
-    )
-    .recorded("ssh/master-forward");
+    display_on_the_hosts_loopback(&w);
     w.rule("remote-viewer", "*");
     let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--spice"]);
     r.success();
@@ -772,31 +778,14 @@ fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
 #[test]
 fn the_master_ends_even_when_bkt_is_killed() {
     let w = spice_world(&["remote-viewer"]);
-    w.rule("virsh", "* domdisplay --type spice windows")
-        .out(&fixture("virsh/domdisplay-spice.txt"));
-    w.rule(
-        "ssh",
-        "* -O forward -L 127.0.0.1:*:127.0.0.1:5900 -- 127.0.0.1",
-    )
-    .recorded("ssh/master-forward");
+    display_on_the_hosts_loopback(&w);
     // The viewer runs until the test lets it go.
-    w.rule("remote-viewer", "*").sh(&format!(
-        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
-        started = w.p("started"),
-        go = w.p("go")
-    ));
+    w.rule("remote-viewer", "*").sh(&w.hold());
     let mut child = w
         .command(&["vm", "-c", URI, "connect", "windows", "--spice"])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let poll = |what: &str, cond: &dyn Fn() -> bool| {
-        while !cond() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
-    poll("the viewer never ran", &|| w.path("started").exists());
+    w.wait_held("the viewer never ran");
     let before = w.call_lines();
     let sock = regex::Regex::new(r"-S (/tmp/bkt-ssh\.[A-Za-z0-9]+)/m")
         .unwrap()
@@ -806,13 +795,13 @@ fn the_master_ends_even_when_bkt_is_killed() {
     assert!(std::path::Path::new(&sock).exists());
     child.kill().unwrap();
     child.wait().unwrap();
-    poll("the master was never ended", &|| {
+    poll_until("the master was never ended", || {
         w.call_lines().iter().any(|c| c.contains(" -O exit "))
     });
-    poll("bkt's private directory is left", &|| {
+    poll_until("bkt's private directory is left", || {
         !std::path::Path::new(&sock).exists()
     });
-    std::fs::write(w.path("go"), "").unwrap();
+    w.release();
     let last = w.call_lines();
     assert_eq!(
         last.last().unwrap().replace(&sock, "$DIR"),

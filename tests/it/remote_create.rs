@@ -7,6 +7,13 @@
 use crate::harness::{Run, World, fixture};
 use crate::remote::{SSH, URI, calls, world};
 
+/// The script that sends a file over ssh (`send_new`)...
+const SEND: &str = "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *";
+/// ...and the fake's answer: what it is sent is kept under the name it was
+/// sent to (the script is ssh's 20th argument).
+const KEEP_SENT: &str = "eval \"p=$(/usr/bin/printf '%s' \"${20}\" | /usr/bin/sed 's/.*cat >> //; s/ && chmod.*//')\"\n\
+     /bin/cat >\"$FAKE_DIR/uploads/${p##*/}\"\n";
+
 /// A remote host with libvirt up, nothing on it yet but the images
 /// directory; every write over ssh lands in `$FAKE_DIR/uploads/`.
 fn host() -> World {
@@ -28,12 +35,8 @@ fn host() -> World {
     w.rule("ssh", "* -T -- 127.0.0.1 stat -L -c * -- *")
         .recorded("ssh/stat-missing");
     w.rule("ssh", "* -T -- 127.0.0.1 test -w *");
-    // The script is ssh's 20th argument. A new file is kept under the
-    // name it was sent to; sha256sum and mv work on what was kept.
-    w.rule("ssh", "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *").sh(
-        "eval \"p=$(/usr/bin/printf '%s' \"${20}\" | /usr/bin/sed 's/.*cat >> //; s/ && chmod.*//')\"\n\
-         /bin/cat >\"$FAKE_DIR/uploads/${p##*/}\"\n",
-    );
+    // sha256sum and mv work on what was kept.
+    w.rule("ssh", SEND).sh(KEEP_SENT);
     w.rule("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
         .sh("eval \"set -- ${20}\"\n\
          /usr/bin/sha256sum \"$FAKE_DIR/uploads/${3##*/}\" | /usr/bin/sed \"s|  .*|  $3|\"\n");
@@ -83,9 +86,14 @@ fn create_with(w: &World, uri: &str, iso: &str, virtio: &str, size: &str) -> Run
 /// `create` over `uri` from `media` (the ISO options), of a `size` disk,
 /// under software emulation, asking nothing.
 fn create_from(w: &World, uri: &str, media: &[&str], size: &str) -> Run {
+    w.bkt(&create_words(uri, media, size))
+}
+
+/// The words of [`create_from`].
+fn create_words<'a>(uri: &'a str, media: &[&'a str], size: &'a str) -> Vec<&'a str> {
     let head = ["vm", "-c", uri, "create"];
     let tail = ["--virt-type", "qemu", "--disk-size", size, "--yes"];
-    w.bkt(&[&head[..], media, &tail].concat())
+    [&head[..], media, &tail].concat()
 }
 
 /// The install ISO and a virtio ISO that differs from it.
@@ -686,44 +694,16 @@ fn an_upload_interrupted_leaves_nothing_on_the_host() {
     let mut big = std::fs::read(&iso).unwrap();
     big.resize(4 << 20, 0);
     std::fs::write(&iso, big).unwrap();
-    w.rule_first("ssh", "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *").sh(&format!(
-        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n\
-         eval \"p=$(/usr/bin/printf '%s' \"${{20}}\" | /usr/bin/sed 's/.*cat >> //; s/ && chmod.*//')\"\n\
-         /bin/cat >\"$FAKE_DIR/uploads/${{p##*/}}\"\n",
-        started = w.p("started"),
-        go = w.p("go")
-    ));
-    let child = w
-        .command(&[
-            "vm",
-            "-c",
-            URI,
-            "create",
-            "--iso",
-            &iso,
-            "--virtio-iso",
-            &virtio,
-            "--virt-type",
-            "qemu",
-            "--disk-size",
-            "2G",
-            "--yes",
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !w.path("started").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upload never began"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    w.rule_first("ssh", SEND)
+        .sh(&format!("{}{KEEP_SENT}", w.hold()));
+    let words = create_words(URI, &["--iso", &iso, "--virtio-iso", &virtio], "2G");
+    let child = w.command(&words).spawn().unwrap();
+    w.wait_held("the upload never began");
     // SAFETY: signalling the child we started, by its PID.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    std::fs::write(w.path("go"), "").unwrap();
+    w.release();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
@@ -752,7 +732,7 @@ fn an_upload_interrupted_leaves_nothing_on_the_host() {
 #[test]
 fn a_taken_temporary_name_is_left_alone() {
     let w = host();
-    w.rule_first("ssh", "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *")
+    w.rule_first("ssh", SEND)
         .err("/srv/x.part: File exists\n")
         .code(17);
     let (iso, virtio) = isos(&w);

@@ -2,8 +2,6 @@
 //! every point it can fail, which calls were made and which were not, what
 //! the user is told, and what is left on disk and in the manifest.
 
-use std::time::{Duration, Instant};
-
 use crate::create::uuid_of;
 use crate::harness::{URI, World, fixture};
 use crate::normalize;
@@ -360,25 +358,17 @@ fn ctrl_c_while_defining_undefines_without_starting() {
 /// Run create until `tool` matching `glob` runs (a rule put in front of
 /// the others makes it wait), Ctrl-C bkt, and let the call finish.
 fn interrupt_during(w: &World, tool: &str, glob: &str) -> std::process::Output {
-    w.rule_first(tool, glob).sh(&format!(
-        ": >\"{started}\"\nn=0\nwhile [ $n -lt 400 ] && [ ! -e \"{go}\" ]; do /bin/sleep 0.05; n=$((n+1)); done\n",
-        started = w.p("started"),
-        go = w.p("go")
-    ));
+    w.rule_first(tool, glob).sh(&w.hold());
     let child = w
         .command(&["vm", "create", "--iso", &w.p("isos/Win11.iso"), "--yes"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !w.path("started").exists() {
-        assert!(Instant::now() < deadline, "{tool} never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    w.wait_held(&format!("{tool} never ran"));
     // SAFETY: signalling the child we started, by its PID.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    std::fs::write(w.path("go"), "").unwrap();
+    w.release();
     child.wait_with_output().unwrap()
 }
 
