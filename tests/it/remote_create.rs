@@ -75,10 +75,6 @@ fn create(w: &World, iso: &str, virtio: &str) -> Run {
     create_with(w, URI, iso, virtio, "2G")
 }
 
-fn create_of_size(w: &World, iso: &str, virtio: &str, size: &str) -> Run {
-    create_with(w, URI, iso, virtio, size)
-}
-
 fn create_with(w: &World, uri: &str, iso: &str, virtio: &str, size: &str) -> Run {
     create_from(w, uri, &["--iso", iso, "--virtio-iso", virtio], size)
 }
@@ -401,7 +397,7 @@ fn without_a_pool_for_the_images_directory_qemu_img_makes_the_disk_there() {
     w.rule("ssh", "* -T -- 127.0.0.1 qemu-img info *")
         .out(&fixture("qemu-img/info-qcow2.json"));
     let (iso, virtio) = isos(&w);
-    create_of_size(&w, &iso, &virtio, "4G").success();
+    create_with(&w, URI, &iso, &virtio, "4G").success();
     let calls = calls(&w);
     let images = w.p("images");
     position(
