@@ -3,6 +3,7 @@
 # the Debian cloud kernel and a busybox initramfs. Nothing here is committed as
 # a binary; the result is cached in OUT_DIR (default target/e2e-guest).
 #
+#   scripts/build-test-guest.sh --fetch   (provisioning) the pinned packages
 #   scripts/build-test-guest.sh [OUT_DIR]
 #     -> OUT_DIR/vmlinuz, OUT_DIR/initrd.gz      the tiny guest
 #     -> OUT_DIR/win-standin.iso                 stand-in Windows install ISO
@@ -20,23 +21,70 @@
 # guest-exec round trip.
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PINS=$HERE/test-guest-packages.txt
+APPS=$HERE/../fixtures/guest/apps-script-output.json
+# Where provisioning keeps the fetched packages (root's; the tests only read).
+DEBS=${BKT_TEST_GUEST_DEBS:-/var/cache/bkt/test-guest}
+
+pins() { awk '!/^[[:space:]]*(#|$)/' "$PINS"; }
+
+# --fetch: download the pinned packages into $DEBS (provisioning does this;
+# the only step that needs the network).
+if [[ ${1:-} == --fetch ]]; then
+  mkdir -p "$DEBS"
+  while read -r pkg ver fallback; do
+    if compgen -G "$DEBS/${pkg}_*.deb" >/dev/null && [[ $(dpkg-deb -f "$(compgen -G "$DEBS/${pkg}_*.deb" | head -1)" Version) == "$ver" ]]; then
+      continue
+    fi
+    rm -f "$DEBS/${pkg}_"*.deb
+    if (cd "$DEBS" && apt-get download -qq "$pkg=$ver" 2>/dev/null); then
+      echo "build-test-guest: fetched $pkg $ver" >&2
+      continue
+    fi
+    # The pinned version left the mirror: the fallback's current one.
+    got=$fallback
+    if [[ $fallback != "$pkg" ]]; then
+      got=$(apt-cache depends "$fallback" | awk '/Depends: / {print $2; exit}')
+    fi
+    [[ -n $got ]] || { echo "build-test-guest: cannot resolve $fallback (run apt-get update)" >&2; exit 1; }
+    (cd "$DEBS" && apt-get download -qq "$got")
+    f=$(compgen -G "$DEBS/${got}_*.deb" | head -1)
+    echo "build-test-guest: WARNING: $pkg $ver is no longer on the mirror; using $got $(dpkg-deb -f "$f" Version) instead: update scripts/test-guest-packages.txt" >&2
+    # Keep the pinned name findable: the build takes whatever stands for it.
+    [[ $got == "$pkg" ]] || mv "$f" "$DEBS/${pkg}_fallback_$(basename "$f")"
+  done < <(pins)
+  exit 0
+fi
+
 OUT_DIR=${1:-target/e2e-guest}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
-if [[ -s $OUT_DIR/virtio-standin.iso && $OUT_DIR/virtio-standin.iso -nt "${BASH_SOURCE[0]}" ]]; then
+
+deb_of() {
+  local f
+  f=$(compgen -G "$DEBS/${1}_*.deb" | head -1 || true)
+  [[ -n $f ]] || { echo "build-test-guest: no $1 package in $DEBS: run scripts/provision-virt-stack.sh (as root), which fetches it" >&2; exit 1; }
+  printf '%s\n' "$f"
+}
+kdeb=$(deb_of "$(pins | awk 'NR==1 {print $1}')")
+qdeb=$(deb_of "$(pins | awk 'NR==2 {print $1}')")
+
+# The cache is keyed on everything that goes into the guest and the ISOs:
+# this script, the two packages, the busybox and libraries copied from this
+# machine, and the apps output put in the initrd.
+key=$(sha256sum "${BASH_SOURCE[0]}" "$kdeb" "$qdeb" "$APPS" "$(command -v busybox)" | sha256sum | cut -c1-64)
+if [[ -s $OUT_DIR/virtio-standin.iso && "$(cat "$OUT_DIR/key" 2>/dev/null)" == "$key" ]]; then
   echo "build-test-guest: cached in $OUT_DIR" >&2
   exit 0
 fi
+rm -f "$OUT_DIR/key"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The meta package names the current ABI; download that kernel package. Pin
-# the bookworm (security) version: the backports kernel is not needed.
-kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-[[ -n $kpkg ]] || { echo "build-test-guest: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
-(cd "$work" && apt-get download -qq "$kpkg")
-dpkg -x "$work"/linux-image-*.deb "$work/k"
+kpkg=$(dpkg-deb -f "$kdeb" Package)
+dpkg -x "$kdeb" "$work/k"
 cp "$work"/k/boot/vmlinuz-* "$OUT_DIR/vmlinuz"
 
 root=$work/root
@@ -58,8 +106,7 @@ for m in $MODULES; do
 done
 
 # The guest agent and every library it loads, at the paths ldd names.
-(cd "$work" && apt-get download -qq qemu-guest-agent)
-dpkg -x "$work"/qemu-guest-agent_*.deb "$work/qga"
+dpkg -x "$qdeb" "$work/qga"
 cp "$work/qga/usr/sbin/qemu-ga" "$root/sbin/qemu-ga"
 ldd "$root/sbin/qemu-ga" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
   while read -r lib; do
@@ -67,7 +114,7 @@ ldd "$root/sbin/qemu-ga" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {
     cp -L "$lib" "$root$lib"
   done
 mkdir -p "$root/etc/bkt"
-cp "$(dirname "${BASH_SOURCE[0]}")/../fixtures/guest/apps-script-output.json" "$root/etc/bkt/apps.json"
+cp "$APPS" "$root/etc/bkt/apps.json"
 cat >"$root/bin/powershell.exe" <<'SCRIPT'
 #!/bin/busybox sh
 # Stand-in for Windows PowerShell running bkt's program discovery script
@@ -169,4 +216,5 @@ printf 'MZ stand-in guest tools' >"$virtio_root/virtio-win-guest-tools.exe"
 head -c 2097152 /dev/zero >"$virtio_root/padding.bin"
 xorriso -as mkisofs -quiet -V BKT_VIRTIO_STANDIN -o "$OUT_DIR/virtio-standin.iso.tmp" "$virtio_root" 2>/dev/null
 mv "$OUT_DIR/virtio-standin.iso.tmp" "$OUT_DIR/virtio-standin.iso"
-echo "build-test-guest: built $OUT_DIR from $kpkg" >&2
+printf '%s\n' "$key" >"$OUT_DIR/key"
+echo "build-test-guest: built $OUT_DIR from $kpkg $(dpkg-deb -f "$kdeb" Version) and qemu-guest-agent $(dpkg-deb -f "$qdeb" Version)" >&2

@@ -10,34 +10,47 @@
 # Fedora (dnf): we do not install anything; we print the equivalent packages.
 set -euo pipefail
 
-DEB_PACKAGES=(
-  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients virtinst
-  qemu-system-x86 qemu-system-modules-spice qemu-utils swtpm swtpm-tools ovmf
-  xorriso dnsmasq-base iptables iproute2 acl
-  xvfb freerdp2-x11 virt-viewer desktop-file-utils shared-mime-info
-  busybox-static cpio xz-utils gzip dosfstools mtools imagemagick x11-utils
-  python3 openssh-client openssh-server
-)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The Debian packages and the programs each is needed for: one list
+# (scripts/packages.txt), also read by the end-to-end tier's own check.
+LIST=$HERE/packages.txt
+mapfile -t DEB_PACKAGES < <(awk '!/^[[:space:]]*(#|$)/ {print $1}' "$LIST")
 DNF_PACKAGES=(
   libvirt-daemon-kvm libvirt-client virt-install qemu-kvm qemu-img swtpm
   swtpm-tools edk2-ovmf xorriso freerdp virt-viewer acl desktop-file-utils
   shared-mime-info
 )
-# Programs whose presence means the stack is already installed.
-NEEDED_PROGRAMS=(virsh virt-install libvirtd virtlogd qemu-system-x86_64 qemu-img
-  swtpm xorriso setfacl Xvfb xfreerdp virt-viewer busybox cpio mkfs.vfat mcopy convert import xwininfo
-  desktop-file-validate update-mime-database ssh sshd)
 
 log() { printf 'provision: %s\n' "$*" >&2; }
 
-all_present() {
-  local p
-  for p in "${NEEDED_PROGRAMS[@]}"; do
-    command -v "$p" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$p" >/dev/null 2>&1 || return 1
+# The packages of the list that dpkg does not hold as installed.
+missing_packages() {
+  local p st
+  for p in "${DEB_PACKAGES[@]}"; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [[ $st == installed ]] || printf '%s\n' "$p"
   done
-  [[ -e /usr/share/OVMF/OVMF_CODE_4M.ms.fd ]] || return 1
-  dpkg-query -W -f='${Status}' linux-image-cloud-amd64 >/dev/null 2>&1 || true
-  return 0
+}
+
+# The programs of the list that cannot be found, as "PROGRAM (PACKAGE)".
+missing_programs() {
+  local pkg progs p
+  while read -r pkg progs; do
+    for p in $progs; do
+      if [[ $p == /* ]]; then
+        [[ -e $p ]] || printf '%s (%s)\n' "$p" "$pkg"
+      else
+        PATH="$PATH:/usr/sbin:/sbin" command -v "$p" >/dev/null 2>&1 || printf '%s (%s)\n' "$p" "$pkg"
+      fi
+    done
+  done < <(awk '!/^[[:space:]]*(#|$)/' "$LIST")
+}
+
+# The guest kernel and agent the end-to-end tier's tiny guest is built from
+# (pinned in scripts/test-guest-packages.txt): fetched here, with the
+# packages, so that the tests themselves fetch nothing.
+fetch_guest_packages() {
+  bash "$HERE/build-test-guest.sh" --fetch
 }
 
 if command -v dnf >/dev/null 2>&1 && ! command -v apt-get >/dev/null 2>&1; then
@@ -51,10 +64,21 @@ if ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 
-if all_present; then
-  log "virt stack already installed"
+missing=$(missing_packages)
+if [[ -z $missing ]]; then
+  absent=$(missing_programs)
+  if [[ -n $absent ]]; then
+    log "every package is installed, yet these programs are not found:"
+    while read -r line; do log "  $line"; done <<<"$absent"
+    exit 1
+  fi
+  if [[ $(id -u) -eq 0 ]]; then
+    fetch_guest_packages
+  fi
+  log "virt stack already installed (${#DEB_PACKAGES[@]} packages)"
   exit 0
 fi
+log "not installed yet: ${missing//$'\n'/ }"
 
 if [[ $(id -u) -ne 0 ]]; then
   log "installing packages needs root; re-run with sudo"
@@ -88,4 +112,16 @@ log "apt-get update"
 apt-get update -qq
 log "installing: ${DEB_PACKAGES[*]}"
 apt-get install -y -qq --no-install-recommends "${apt_target[@]}" "${DEB_PACKAGES[@]}" >/dev/null
+missing=$(missing_packages)
+if [[ -n $missing ]]; then
+  log "apt-get did not install: ${missing//$'\n'/ }"
+  exit 1
+fi
+absent=$(missing_programs)
+if [[ -n $absent ]]; then
+  log "installed, yet these programs are not found (is scripts/packages.txt right?):"
+  while read -r line; do log "  $line"; done <<<"$absent"
+  exit 1
+fi
+fetch_guest_packages
 log "done"
