@@ -16,23 +16,60 @@ fi
 
 t0=$(date +%s)
 phase() { printf '\n=== %s\n' "$*" >&2; }
+timings=()
+# Each phase's time, printed together at the end.
+timed() {
+  local name=$1 t
+  shift
+  t=$(date +%s)
+  "$@"
+  timings+=("$(printf '%-44s %5ss' "$name" "$(($(date +%s) - t))")")
+}
+
+e2e_log=target/e2e.log
+rm -f "$e2e_log"
+# Where the time went, also when a phase failed.
+# shellcheck disable=SC2317  # invoked through the EXIT trap
+summary() {
+  local rc=$?
+  {
+    printf '\nwhere the time went:\n'
+    printf '  %s\n' "${timings[@]}"
+    printf '  %-44s %5ss\n' "all tiers" "$(($(date +%s) - t0))"
+    if [[ -s $e2e_log ]]; then
+      printf 'slowest end-to-end tests:\n'
+      sed -nE 's/^\[([a-z0-9_]+)\] (done|failed) in ([0-9]+)s$/\3 \1 \2/p' "$e2e_log" |
+        sort -rn | head -5 | awk '{printf "  %-44s %5ss%s\n", $2, $1, ($3 == "failed" ? " (failed)" : "")}'
+    fi
+  } >&2
+  exit "$rc"
+}
+trap summary EXIT
 
 phase "provisioning the virt stack"
-bash scripts/provision-virt-stack.sh
+timed "provisioning" bash scripts/provision-virt-stack.sh
 
 phase "lint: cargo fmt --check, cargo clippy"
-cargo fmt --check
-cargo clippy --all-targets --quiet -- -D warnings
+timed "lint (fmt, clippy)" sh -c 'cargo fmt --check && cargo clippy --all-targets --quiet -- -D warnings'
 
 phase "tiers 1 and 2: unit tests and the binary against fake tools"
-cargo test
+timed "build (all test binaries)" cargo test --no-run --quiet
+timed "tier 1 (parsers, argv builders)" cargo test --bins
+timed "tier 2 (the binary against fakes)" cargo test --test it --test e2e
 
 phase "tier 3: end to end against real libvirt + QEMU + swtpm + OVMF"
-t3=$(date +%s)
-cargo test --test e2e --no-run --quiet
-bash scripts/build-test-guest.sh target/e2e-guest
-BKT_E2E_GUEST_DIR=$PWD/target/e2e-guest \
-  bash scripts/libvirt-netns.sh cargo test --offline --test e2e -- --ignored --nocapture
-t_end=$(date +%s)
-
-printf '\nend-to-end tier: %ss; all tiers: %ss\n' "$((t_end - t3))" "$((t_end - t0))" >&2
+timed "tier 3 test guest" bash scripts/build-test-guest.sh target/e2e-guest
+# One real libvirt at a time on this machine: the benches and the try-*
+# scripts take the same lock around theirs.
+lock=/tmp/bkt-e2e.lock
+exec 9>>"$lock"
+if ! flock -n 9; then
+  echo "test-all: waiting for $lock (another end-to-end run or bench holds it)" >&2
+  flock 9
+fi
+e2e() {
+  BKT_E2E_GUEST_DIR=$PWD/target/e2e-guest \
+    bash scripts/libvirt-netns.sh cargo test --offline --test e2e -- --ignored --nocapture 9>&- 2>&1 | tee "$e2e_log"
+}
+timed "tier 3 (end to end)" e2e
+flock -u 9

@@ -44,6 +44,7 @@ pub struct Env {
 impl Env {
     /// The world of test `test`, which makes (at most) the VMs `vms`.
     pub fn new(test: &'static str, vms: &[&str]) -> Env {
+        programs_present();
         let guest_dir = PathBuf::from(std::env::var("BKT_E2E_GUEST_DIR").unwrap_or_else(|_| {
             panic!(
                 "BKT_E2E_GUEST_DIR is not set: run the end-to-end tier through scripts/test-all.sh"
@@ -239,7 +240,13 @@ impl Drop for Env {
         }
         let secs = self.started.elapsed().as_secs_f64();
         if left.is_empty() {
-            eprintln!("[{}] done in {secs:.0}s", self.test);
+            // scripts/test-all.sh reads these lines for the slowest tests.
+            let how = if std::thread::panicking() {
+                "failed"
+            } else {
+                "done"
+            };
+            eprintln!("[{}] {how} in {secs:.0}s", self.test);
         } else {
             eprintln!(
                 "[{}] found at the end (removed now): {}",
@@ -251,6 +258,69 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// The programs of scripts/packages.txt that cannot be found, each with the
+/// package provisioning should have installed.
+pub fn missing_programs(list: &str, found: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut missing = Vec::new();
+    for line in list.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let package = fields.next().unwrap();
+        for program in fields {
+            if !found(program) {
+                missing.push(format!("{program} (Debian package {package})"));
+            }
+        }
+    }
+    missing
+}
+
+/// Whether `program` is an existing absolute path, or a name on PATH or in
+/// the sbin directories (root's programs, as provisioning checks them).
+fn findable(program: &str) -> bool {
+    if program.starts_with('/') {
+        return Path::new(program).exists();
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .filter(|d| !d.is_empty())
+        .any(|d| {
+            fs::metadata(Path::new(d).join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Before any test: every program the tier (and the project's scripts) run
+/// is there, else every test fails at once naming each missing program and
+/// its package, instead of "not found" deep inside one test.
+fn programs_present() {
+    static MISSING: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let missing = MISSING
+        .get_or_init(|| missing_programs(include_str!("../../scripts/packages.txt"), findable));
+    assert!(
+        missing.is_empty(),
+        "missing programs: {}\nscripts/provision-virt-stack.sh installs them (it reads scripts/packages.txt); run it, or scripts/test-all.sh, which does",
+        missing.join(", ")
+    );
+}
+
+#[test]
+fn missing_programs_are_named_with_their_package() {
+    let list = "# comment\nvirtinst  virt-install\nlibvirt-daemon-driver-qemu\nacl setfacl getfacl\novmf /usr/share/OVMF/x.fd\n";
+    let missing = missing_programs(list, |p| p == "setfacl");
+    assert_eq!(
+        missing,
+        [
+            "virt-install (Debian package virtinst)",
+            "getfacl (Debian package acl)",
+            "/usr/share/OVMF/x.fd (Debian package ovmf)",
+        ]
+    );
 }
 
 /// Remove a file or a directory tree; whether there was one.

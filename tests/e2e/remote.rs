@@ -492,7 +492,8 @@ fn connect_through_the_tunnel(
         .unwrap_or_else(|| panic!("no tunnel in\n{stderr}"))[1];
     assert!(
         stdout.starts_with(&format!(
-            "→ FreeRDP 2.11.7: {} /v:127.0.0.1:{port} /u:anna ",
+            "→ FreeRDP {}: {} /v:127.0.0.1:{port} /u:anna ",
+            x.freerdp_version("xfreerdp"),
             client.display()
         )),
         "{stdout}"
