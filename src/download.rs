@@ -274,7 +274,69 @@ pub struct Options {
 }
 
 /// The cached file, or download it.
+///
+/// The work runs on a thread of its own, so that a Ctrl-C noted by a
+/// command that [`crate::interrupt::catch`]es it ends the wait at once,
+/// wherever the download is: blocked in a request or a read (which a
+/// signal does not wake), pausing between tries, waiting for another bkt's
+/// lock, or hashing. Every step leaves the cache consistent at any point
+/// (a `.part` holds a prefix of the file, its record is written before the
+/// data it describes), so bkt ends there and says what is kept.
 pub fn fetch(item: &Item, opts: &Options, s: &Download) -> Result<Fetched> {
+    crate::interrupt::check()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let work = {
+        let (item, opts, s) = (item.clone(), opts.clone(), s.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(fetch_here(&item, &opts, &s));
+        })
+    };
+    match crate::interrupt::recv(&rx) {
+        Some(Err(e)) if crate::interrupt::is_interrupted(&e) => Err(interrupted(item, s)),
+        Some(done) => done,
+        None if crate::interrupt::happened() => Err(interrupted(item, s)),
+        None => match work.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the download thread ended without an answer"),
+        },
+    }
+}
+
+/// The error for a download interrupted by the user, saying what of it is
+/// left in the cache and what the next run does with it.
+fn interrupted(item: &Item, s: &Download) -> anyhow::Error {
+    let err = anyhow::Error::new(crate::interrupt::Interrupted);
+    let Ok(dir) = cache_dir(s) else {
+        return err;
+    };
+    let target = dir.join(item.file);
+    let part = PathBuf::from(format!("{}.part", target.display()));
+    let have = fs::metadata(&part).map_or(0, |m| m.len());
+    if target.exists() {
+        return err.context(format!(
+            "checking {} was interrupted; the file was left as it is",
+            target.display()
+        ));
+    }
+    let left = if have == 0 {
+        format!("nothing of {} was kept", item.file)
+    } else if resume_path(&part).exists() {
+        format!(
+            "the {} received are kept in {}; run it again to resume from there",
+            human(have),
+            part.display()
+        )
+    } else {
+        format!(
+            "the {} received are in {}, but the server sent nothing to resume them against (no ETag or Last-Modified): the next run starts over",
+            human(have),
+            part.display()
+        )
+    };
+    err.context(format!("downloading {} was interrupted; {left}", item.file))
+}
+
+fn fetch_here(item: &Item, opts: &Options, s: &Download) -> Result<Fetched> {
     let expected = opts
         .expected_sha256
         .as_ref()
@@ -543,6 +605,9 @@ enum Answer {
     },
     /// The `.part` cannot be continued: drop it and ask for the whole file.
     StartOver(String),
+    /// The `.part` already holds the whole file (a run interrupted while
+    /// it checked the file): nothing is left to receive.
+    Whole,
     Retry(String),
     /// An HTTP status that another try will not change.
     Refused,
@@ -571,6 +636,16 @@ fn answer(status: u16, range: Option<&str>, from: u64) -> Answer {
                 range.unwrap_or("none")
             )),
         },
+        // `Content-Range: bytes */SIZE`: the server's size of the file
+        // whose validator matched, which the `.part` has whole.
+        416 if from > 0
+            && range
+                .and_then(|r| r.trim().strip_prefix("bytes */"))
+                .and_then(|t| t.parse::<u64>().ok())
+                == Some(from) =>
+        {
+            Answer::Whole
+        }
         416 if from > 0 => Answer::StartOver(format!(
             "the server cannot resume at {} (HTTP 416)",
             human(from)
@@ -694,6 +769,7 @@ fn attempt_download(
                 }
                 return receive(item, part, resp, at, size);
             }
+            Answer::Whole => return Ok(()),
             Answer::StartOver(why) => {
                 eprintln!("  {why}; starting over");
                 discard(part);
@@ -1034,6 +1110,17 @@ mod tests {
             Answer::StartOver("the server cannot resume at 2 KiB (HTTP 416)".into())
         );
         assert_eq!(answer(416, None, 0), Answer::Refused);
+        // The server's size is the `.part`'s: a run interrupted while it
+        // checked the whole file left it, nothing is missing.
+        assert_eq!(answer(416, Some("bytes */2048"), 2048), Answer::Whole);
+        assert_eq!(
+            answer(416, Some("bytes */4096"), 2048),
+            Answer::StartOver("the server cannot resume at 2 KiB (HTTP 416)".into())
+        );
+        assert_eq!(
+            answer(416, Some("bytes */x"), 2048),
+            Answer::StartOver("the server cannot resume at 2 KiB (HTTP 416)".into())
+        );
         assert_eq!(
             answer(500, None, 0),
             Answer::Retry("HTTP 500 from the server".into())

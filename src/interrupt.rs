@@ -8,12 +8,48 @@ use std::sync::{Arc, LazyLock};
 
 static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-/// From now on SIGINT and SIGTERM set a flag. Children still get the
-/// terminal's SIGINT and fail, which the command notices and cleans up.
+/// Whether SIGINT and SIGTERM still end bkt at once (until [`catch`]).
+fn ends_us() -> &'static Arc<AtomicBool> {
+    static ON: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    ON.get_or_init(|| Arc::new(AtomicBool::new(true)))
+}
+
+/// Ctrl-C and SIGTERM stop bkt, whatever it inherited: a shell starts a
+/// background job (`bkt ... &` in a script, a CI runner) with SIGINT
+/// ignored, and bkt then rode out a Ctrl-C and went on. Until a command
+/// [`catch`]es them, they end bkt as their default action does (the shell
+/// reports 130 or 143); children started meanwhile get the default too.
+pub fn stop_by_default() {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_default(sig, Arc::clone(ends_us()));
+    }
+}
+
+/// From now on SIGINT and SIGTERM set a flag, which the command notices:
+/// it stops, undoes or says what it leaves, and ends with [`Interrupted`]
+/// (exit 130). Children still get the terminal's SIGINT and fail, which
+/// the command notices and cleans up.
 pub fn catch() {
+    ends_us().store(false, Ordering::SeqCst);
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // Registering fails only for signals that cannot be caught.
         let _ = signal_hook::flag::register(sig, Arc::clone(&INTERRUPTED));
+    }
+}
+
+/// What `rx` gives, or None as soon as an interruption is noted: for a
+/// command that waits on work done by a thread of its own (a download
+/// blocked in a read, a retry's pause), which a signal does not wake.
+pub fn recv<T>(rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        // The flag is polled: a signal handler may only set it.
+        match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(v) => return Some(v),
+            Err(RecvTimeoutError::Timeout) if happened() => return None,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
     }
 }
 

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     // be reading the environment while it changes.
     unsafe { secrets::take_from_env() };
     interrupt::default_sigpipe();
+    interrupt::stop_by_default();
     let settings = settings::Settings::from_env();
     ui::init_colors(settings.no_color);
     let cli = cli::Cli::parse();

@@ -10,6 +10,8 @@ use crate::units::human;
 use crate::vm::ctx::Ctx;
 
 pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
+    // Ctrl-C ends the download where it is, says what is kept, exit 130.
+    crate::interrupt::catch();
     let s = &ctx.local.settings.download;
     let opts = download::Options {
         offline: source.offline,

@@ -159,7 +159,19 @@ impl Env {
         let mut argv: Vec<&str> = wrapper.to_vec();
         argv.push(bkt);
         argv.extend_from_slice(args);
-        let out = Command::new(argv[0])
+        let mut cmd = Command::new(argv[0]);
+        // SIGINT and SIGQUIT at their defaults, whatever this run inherited
+        // (a script's background job has them ignored).
+        // SAFETY: signal is async-signal-safe; the child only.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let out = cmd
             .args(&argv[1..])
             .env("XDG_CACHE_HOME", self.cache())
             .envs(env.iter().copied())

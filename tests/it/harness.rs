@@ -330,7 +330,11 @@ impl World {
         // No file bkt writes here is large; a bug (or a mutant) that copies
         // a sparse test file for real is stopped at 256 MiB (SIGXFSZ)
         // instead of filling the machine's disk.
-        // SAFETY: setrlimit is async-signal-safe; the child only.
+        // SIGINT and SIGQUIT at their defaults, whatever the test run
+        // inherited: started from a script's background job (`cargo test
+        // &`, a CI runner) they are ignored, and a test of Ctrl-C would
+        // test that instead of bkt.
+        // SAFETY: setrlimit and signal are async-signal-safe; the child only.
         unsafe {
             use std::os::unix::process::CommandExt;
             c.pre_exec(|| {
@@ -339,6 +343,8 @@ impl World {
                     rlim_max: 256 << 20,
                 };
                 libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
                 Ok(())
             });
         }
@@ -366,6 +372,22 @@ impl World {
             c.env(k, v);
         }
         c
+    }
+
+    /// `bkt ARGS` started with SIGINT ignored, as a script's background
+    /// job (`bkt ... &`) starts it.
+    pub fn spawn_with_sigint_ignored(&self, args: &[&str]) -> std::process::Child {
+        let mut c = self.command(args);
+        // SAFETY: signal is async-signal-safe; the child only. Runs after
+        // the pre_exec of `command`, which set the default.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        c.spawn().unwrap()
     }
 
     /// Run `bkt ARGS` to completion.

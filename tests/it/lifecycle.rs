@@ -232,3 +232,29 @@ fn stop_force_and_already_off() {
         ]
     );
 }
+
+#[test]
+fn ctrl_c_stops_a_command_even_when_bkt_inherited_it_ignored() {
+    use std::os::unix::process::ExitStatusExt;
+    let w = World::new();
+    w.nothing_saved();
+    w.rule("virsh", "* domstate --reason w")
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
+    // `start` waits in virsh; Ctrl-C comes then.
+    w.rule("virsh", "* start w").sh(&w.hold());
+    let child = w.spawn_with_sigint_ignored(&["vm", "start", "w"]);
+    w.wait_held("virsh start never began");
+    // SAFETY: a plain kill(2) of our own child, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    w.release();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGINT),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
