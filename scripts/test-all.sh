@@ -59,6 +59,14 @@ timed "tier 2 (the binary against fakes)" cargo test --test it --test e2e
 
 phase "tier 3: end to end against real libvirt + QEMU + swtpm + OVMF"
 timed "tier 3 test guest" bash scripts/build-test-guest.sh target/e2e-guest
+# The unit tests' binary: the remote phase runs its one test that needs a
+# real ssh host (every SshHost file operation) against its sshd.
+unit_tests=$(cargo test --bins --no-run --quiet --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["executable"])')
 # One real libvirt at a time on this machine: the benches and the try-*
 # scripts take the same lock around theirs.
 lock=/tmp/bkt-e2e.lock
@@ -68,7 +76,7 @@ if ! flock -n 9; then
   flock 9
 fi
 e2e() {
-  BKT_E2E_GUEST_DIR=$PWD/target/e2e-guest \
+  BKT_E2E_GUEST_DIR=$PWD/target/e2e-guest BKT_E2E_UNIT_TESTS=$unit_tests \
     bash scripts/libvirt-netns.sh cargo test --offline --test e2e -- --ignored --nocapture 9>&- 2>&1 | tee "$e2e_log"
 }
 timed "tier 3 (end to end)" e2e

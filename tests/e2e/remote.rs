@@ -220,7 +220,8 @@ impl Runs {
     fn assert_clean(&self, what: &str) {
         wait_for(
             &format!("nothing of bkt's ssh left after {what}"),
-            Duration::from_secs(5),
+            // From the end of the command: ssh -O exit on a loaded machine.
+            Duration::from_secs(30),
             || {
                 let (dirs, pids) = self.leftovers();
                 (dirs.is_empty() && pids.is_empty()).then_some(())
@@ -286,6 +287,33 @@ fn every_command_over_qemu_ssh() {
         );
         out
     };
+
+    // Every file operation of bkt's ssh host against this real one: the
+    // unit test that needs a host (scripts/test-all.sh names its binary).
+    let unit_tests = std::env::var("BKT_E2E_UNIT_TESTS").unwrap_or_else(|_| {
+        panic!("BKT_E2E_UNIT_TESTS is not set: run the end-to-end tier through scripts/test-all.sh")
+    });
+    let mut argv = wrapper.clone();
+    argv.extend([
+        unit_tests.as_str(),
+        "--ignored",
+        "--exact",
+        "vm::ctx::ssh::tests::real_host_file_operations",
+    ]);
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .env("BKT_TEST_SSH_URI", &uri)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    env.log_output("real_host_file_operations", &out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("test result: ok. 1 passed"),
+        "{said}"
+    );
+    runs.assert_clean("the unit test's file operations");
 
     // The mount namespace really hides the local libvirt: without the
     // URI, bkt cannot reach it.

@@ -618,12 +618,12 @@ mod tests {
         assert_eq!(kind_of(0o140755), Kind::Other);
     }
 
-    /// Every file operation against a real host: run by hand with
-    /// `BKT_TEST_SSH_URI=qemu+ssh://... cargo test -- --ignored real_host`
-    /// (`scripts/libvirt-netns.sh` and a throwaway sshd give one). It works
-    /// in a fresh directory under /tmp there and removes it.
+    /// Every file operation against a real host, which only the end-to-end
+    /// tier has: its remote phase (tests/e2e/remote.rs) runs this test
+    /// against its sshd, with `BKT_TEST_SSH_URI` set. It works in a fresh
+    /// directory under /tmp there and removes it.
     #[test]
-    #[ignore]
+    #[ignore = "needs a real ssh host: the end-to-end tier's remote phase runs it"]
     fn real_host_file_operations() {
         let uri: crate::names::Uri = std::env::var("BKT_TEST_SSH_URI")
             .expect("BKT_TEST_SSH_URI")
