@@ -392,8 +392,20 @@ impl World {
         // Shut off with nothing saved, unless a test says otherwise first.
         self.rule("virsh", "* dominfo *")
             .out(&fixture("virsh/dominfo-shutoff.txt"));
-        self.rule("virsh", "* domcapabilities *")
-            .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
+        // bkt asks `domcapabilities --virttype kvm|qemu --arch x86_64
+        // --machine q35` (`Virsh::domcapabilities`, after --virt-type): each
+        // is answered with its own recording. The kvm one is of another host
+        // (an AMD EPYC-Genoa with KVM; fixtures/README.md).
+        self.rule(
+            "virsh",
+            "* domcapabilities --virttype qemu --arch x86_64 --machine q35",
+        )
+        .out(&fixture("virsh/domcapabilities-qemu-q35.xml"));
+        self.rule(
+            "virsh",
+            "* domcapabilities --virttype kvm --arch x86_64 --machine q35",
+        )
+        .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
         self.rule("virsh", "* net-info default")
             .out(&fixture("virsh/net-info-default-active.txt"));
         self.rule("virsh", "* capabilities")
