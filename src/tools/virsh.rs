@@ -1340,6 +1340,7 @@ mod tests {
             parse_domifaddr(&fx("domifaddr-arp-tiny.txt"))[0].addr,
             "192.168.122.40"
         );
+        // A failed call's stdout: one empty line (its error is on stderr).
         assert!(parse_domifaddr(&fx("domifaddr-agent-unavailable.txt")).is_empty());
     }
 
@@ -1566,7 +1567,7 @@ mod tests {
 
     #[test]
     fn not_found_errors() {
-        assert!(is_no_domain(&fx("dominfo-nosuch.txt")));
+        assert!(is_no_domain(&fx("dominfo-nosuch.err")));
         assert!(is_no_domain(&fx("domstate-uuid-nosuch.txt")));
         assert!(is_no_volume(&fx("vol-delete-not-a-volume.txt")));
         assert!(!is_no_volume(&fx("define-name-taken.txt")));
