@@ -356,7 +356,7 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
     .recorded("ssh/master-forward");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
-        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
     w.rule("xfreerdp3", "/v:*").out("");
     let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--user", "anna"]);
     r.success();

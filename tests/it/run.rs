@@ -282,7 +282,7 @@ fn detach_returns_once_the_client_holds_its_connection() {
     let port = running_at(&w, "127.0.3.5");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
-        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
     // The client connects to the guest's port and stays, like a session.
     w.rule("xfreerdp3", "/v:*").sh(
         "/bin/cat >\"$FAKE_DIR/xfreerdp3.stdin\"\n\
@@ -423,7 +423,7 @@ fn a_refused_command_line_names_the_argument() {
     let _port = running_at(&w, "127.0.3.11");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
-        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
     w.rule("xfreerdp3", "/v:*")
         .sh("/bin/cat >/dev/null\n")
         .out(
