@@ -1671,6 +1671,25 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_vm_is_known_by_the_list_of_saved_ones() {
+        // domstats says shut off (its state.reason 5, saved, is not read)...
+        let stats = parse_domstats(&fx("domstats-saved.txt")).unwrap();
+        assert_eq!(
+            stats
+                .iter()
+                .map(|d| (d.name.as_str(), d.state))
+                .collect::<Vec<_>>(),
+            [("rec-tiny", DomState::ShutOff)]
+        );
+        // ...and the status batch's `list --all --name --with-managed-save`
+        // names it, not the shut-off `rec-off` beside it.
+        assert_eq!(
+            parse_names(&fx("list-name-with-managed-save.txt")),
+            ["rec-tiny"]
+        );
+    }
+
+    #[test]
     fn save_and_clock_argv() {
         let v = Virsh::new("qemu:///session");
         assert_eq!(
