@@ -245,6 +245,13 @@ mod tests {
         // The icons are PNGs.
         let png = B64.decode(apps[0].icon.as_ref().unwrap()).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // The file ends with LF (the stand-in's); Windows PowerShell ends
+        // its line with CRLF.
+        assert!(fx("apps-script-output.json").ends_with("]}\n"));
+        assert_eq!(
+            parse_apps(&fx("apps-script-output.json").replace('\n', "\r\n")).unwrap(),
+            apps
+        );
         assert!(parse_apps("{\"version\":2,\"apps\":[]}").is_err());
         assert_eq!(
             parse_apps("\u{feff}{\"version\":1,\"apps\":[]}").unwrap(),

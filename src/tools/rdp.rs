@@ -817,6 +817,28 @@ mod tests {
             explain_exit(23),
             (Outcome::Failed, "the client rejected its command line")
         );
+        // As recorded: the stand-ins hang up after TLS, or after the NLA
+        // AUTHENTICATE (147); a changed certificate is refused (143).
+        let code = |name: &str| -> i32 { fx(name).trim().parse().unwrap() };
+        for name in [
+            "xfreerdp2-cert-first.code",
+            "xfreerdp3-cert-first.code",
+            "xfreerdp3-nla-md4.code",
+            "xfreerdp3-legacy-provider.code",
+        ] {
+            assert_eq!(
+                explain_exit(code(name)),
+                (Outcome::ConnectFailed, "connection failed (transport)"),
+                "{name}"
+            );
+        }
+        for name in ["xfreerdp2-cert-changed.code", "xfreerdp3-cert-changed.code"] {
+            assert_eq!(
+                explain_exit(code(name)),
+                (Outcome::ConnectFailed, "the TLS handshake failed"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

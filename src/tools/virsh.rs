@@ -1340,6 +1340,7 @@ mod tests {
             parse_domifaddr(&fx("domifaddr-arp-tiny.txt"))[0].addr,
             "192.168.122.40"
         );
+        // A failed call's stdout: one empty line (its error is on stderr).
         assert!(parse_domifaddr(&fx("domifaddr-agent-unavailable.txt")).is_empty());
     }
 
@@ -1566,7 +1567,7 @@ mod tests {
 
     #[test]
     fn not_found_errors() {
-        assert!(is_no_domain(&fx("dominfo-nosuch.txt")));
+        assert!(is_no_domain(&fx("dominfo-nosuch.err")));
         assert!(is_no_domain(&fx("domstate-uuid-nosuch.txt")));
         assert!(is_no_volume(&fx("vol-delete-not-a-volume.txt")));
         assert!(!is_no_volume(&fx("define-name-taken.txt")));
@@ -1667,6 +1668,25 @@ mod tests {
         assert_eq!((state, reason.as_str()), (DomState::ShutOff, "saved"));
         let (state, reason) = parse_domstate(&fx("domstate-reason-restored.txt")).unwrap();
         assert_eq!((state, reason.as_str()), (DomState::Running, "restored"));
+    }
+
+    #[test]
+    fn a_saved_vm_is_known_by_the_list_of_saved_ones() {
+        // domstats says shut off (its state.reason 5, saved, is not read)...
+        let stats = parse_domstats(&fx("domstats-saved.txt")).unwrap();
+        assert_eq!(
+            stats
+                .iter()
+                .map(|d| (d.name.as_str(), d.state))
+                .collect::<Vec<_>>(),
+            [("rec-tiny", DomState::ShutOff)]
+        );
+        // ...and the status batch's `list --all --name --with-managed-save`
+        // names it, not the shut-off `rec-off` beside it.
+        assert_eq!(
+            parse_names(&fx("list-name-with-managed-save.txt")),
+            ["rec-tiny"]
+        );
     }
 
     #[test]

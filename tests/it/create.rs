@@ -458,6 +458,8 @@ fn inactive_network_and_no_secure_boot_firmware() {
     std::fs::write(w.path("kvm"), "").unwrap();
     w.rule("virsh", "* version")
         .out(&fixture("virsh/version.txt"));
+    // hand-typed, not recorded: no host here lacks Secure Boot firmware;
+    // bkt reads only the loader values and their `secure` enum, as here.
     w.rule("virsh", "* domcapabilities *").out(
         "<domainCapabilities><os supported='yes'><loader supported='yes'>\
          <value>/usr/share/OVMF/OVMF_CODE_4M.fd</value>\

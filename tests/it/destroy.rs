@@ -127,6 +127,9 @@ fn a_saved_vm_goes_with_its_saved_memory() {
     managed(&w);
     w.rule("virsh", "* dominfo windows")
         .out(&fixture("virsh/dominfo-saved.txt"));
+    // What virsh printed undefining a saved domain (`rec-tiny`, by name).
+    w.rule_first("virsh", &format!("* undefine {UUID} *"))
+        .out(&fixture("virsh/undefine-managed-save.txt"));
     libvirt(&w, "shut off (saved)", &domain_xml(&w), &[]);
     let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
     r.success();

@@ -410,20 +410,39 @@ impl World {
         }
         self.rule("virsh", "* version")
             .out(&fixture("virsh/version.txt"));
-        self.rule("virsh", "* domstats *").out("");
+        // No domains: the domstats part of the status batch recorded
+        // before any was defined (one empty line).
+        let batch = fixture("virsh/status-batch-empty.txt");
+        let (_, no_domains) = batch.split_once("@@bkt domstats\n").unwrap();
+        self.rule("virsh", "* domstats *").out(no_domains);
         // Shut off with nothing saved, unless a test says otherwise first.
         self.rule("virsh", "* dominfo *")
             .out(&fixture("virsh/dominfo-shutoff.txt"));
-        self.rule("virsh", "* domcapabilities *")
-            .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
+        // bkt asks `domcapabilities --virttype kvm|qemu --arch x86_64
+        // --machine q35` (`Virsh::domcapabilities`, after --virt-type): each
+        // is answered with its own recording. The kvm one is of another host
+        // (an AMD EPYC-Genoa with KVM; fixtures/README.md).
+        self.rule(
+            "virsh",
+            "* domcapabilities --virttype qemu --arch x86_64 --machine q35",
+        )
+        .out(&fixture("virsh/domcapabilities-qemu-q35.xml"));
+        self.rule(
+            "virsh",
+            "* domcapabilities --virttype kvm --arch x86_64 --machine q35",
+        )
+        .out(&fixture("virsh/domcapabilities-kvm-q35.xml"));
         self.rule("virsh", "* net-info default")
             .out(&fixture("virsh/net-info-default-active.txt"));
         self.rule("virsh", "* capabilities")
             .out(&fixture("virsh/capabilities.xml"));
-        self.rule("virsh", "* pool-dumpxml default").out(&format!(
-            "<pool type='dir'><name>default</name><target><path>{}</path></target></pool>\n",
-            self.p("images")
-        ));
+        // The recorded `images` pool, named `default` and at the world's
+        // images directory.
+        self.rule("virsh", "* pool-dumpxml default").out(
+            &fixture("virsh/pool-dumpxml-images.xml")
+                .replace("<name>images</name>", "<name>default</name>")
+                .replace("/var/lib/libvirt/images", &self.p("images")),
+        );
         self
     }
 
@@ -460,9 +479,12 @@ impl World {
     /// starts it.
     pub fn creation_works(&self, disk_size: u64) -> &Self {
         self.rule("qemu-img", "create *").sh(": >\"$5\"\n");
-        self.rule("qemu-img", "info *").out(&format!(
-            "{{\"format\": \"qcow2\", \"virtual-size\": {disk_size}, \"actual-size\": 200704}}\n"
-        ));
+        // The recorded `qemu-img info` of a fresh qcow2, of `disk_size`.
+        self.rule("qemu-img", "info *")
+            .out(&fixture("qemu-img/info-qcow2.json").replace(
+                "\"virtual-size\": 4294967296,",
+                &format!("\"virtual-size\": {disk_size},"),
+            ));
         self.rule("virt-install", "* --print-xml --dry-run")
             .out(&fixture("virt-install/print-xml-windows-qemu.xml"));
         self.rule("virsh", "* define /dev/stdin")
@@ -611,8 +633,16 @@ pub fn windows_running_xml(w: &World) -> String {
 
 pub fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
     w.install_fake(tool);
-    w.rule(tool, "/version")
-        .out(&format!("This is FreeRDP version {version} (n/a)\n"));
+    let line = match version {
+        // As recorded (xfreerdp3 and sdl-freerdp3 3.10.3 print the same
+        // line; wlfreerdp3 is given it too).
+        "2.11.7" => fixture("freerdp/xfreerdp2-version.txt"),
+        "3.10.3" => fixture("freerdp/xfreerdp3-version.txt"),
+        // hand-typed, not recorded: the line of the recorded 3.10.3 with
+        // another version (bkt reads only the version number from it).
+        _ => format!("This is FreeRDP version {version} (n/a)\n"),
+    };
+    w.rule(tool, "/version").out(&line);
     w.rule(tool, "/v:*")
         .sh(&format!("/bin/cat >\"$FAKE_DIR/{tool}.stdin\"\n"))
         .code(code);

@@ -10,6 +10,29 @@ pub fn nosuch(w: &World, name: &str) {
         .code(1);
 }
 
+/// The VM gone between its state and its dominfo: libvirt's error, as
+/// recorded for `nosuch`, said as bkt's reading of its state.
+#[test]
+fn a_vm_gone_before_its_dominfo_is_said() {
+    let w = World::new();
+    w.rule("virsh", "* domstate --reason nosuch")
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
+    w.rule("virsh", "* dominfo nosuch")
+        .recorded("virsh/dominfo-nosuch");
+    let r = w.bkt(&["vm", "start", "nosuch"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: cannot read nosuch's state\n\
+             caused by: `virsh -c {URI} dominfo nosuch` failed (exit status: 1)\n\
+             --- stderr\n{}",
+            fixture("virsh/dominfo-nosuch.err")
+        )
+    );
+    assert!(!w.call_lines().iter().any(|c| c.contains(" start ")));
+}
+
 #[test]
 fn start_a_shut_off_vm() {
     let w = World::new();

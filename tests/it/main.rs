@@ -13,6 +13,7 @@ mod docs;
 mod doctor;
 mod download;
 mod enable_rdp;
+mod fixtures;
 mod lifecycle;
 mod remote;
 mod remote_create;

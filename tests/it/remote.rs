@@ -241,6 +241,37 @@ caused by: `virsh -c '{URI}' '{BATCH}'` failed (exit status: 1)
     );
 }
 
+/// libvirt's own ssh refused by the host (recorded: a key it does not
+/// list): said as a refused key, not as libvirt's failure.
+#[test]
+fn libvirts_own_ssh_refused_is_said_as_a_refused_key() {
+    let w = world();
+    w.rule("virsh", "-c * echo @@bkt node; *")
+        .recorded("ssh/virsh-auth-refused");
+    let r = w.bkt(&["vm", "-c", URI, "status"]);
+    r.failure();
+    assert_eq!(r.stdout(), "");
+    let err = r.stderr();
+    assert!(
+        err.starts_with(
+            "error: cannot list the VMs\n\
+             caused by: ssh could not log in to root@127.0.0.1: the host refused every key \
+             (root@127.0.0.1: Permission denied (publickey).)\n"
+        ),
+        "{err}"
+    );
+    // The host's warning ended with CRLF; the error shows it by lines.
+    assert!(
+        err.ends_with(&format!(
+            "--- stderr\n{}hint: bkt never asks for an ssh password (BatchMode): give it a key \
+             the host accepts, `ssh-copy-id -p 2222 root@127.0.0.1`, or name one in the URI \
+             (?keyfile=PATH)\n",
+            fixture("ssh/virsh-auth-refused.err").replace("\r\n", "\n")
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_refused_key_is_said_with_its_fix_and_nothing_is_left() {
     // bkt's master, with the URI's key, is refused: the first thing run.
@@ -356,7 +387,7 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
     .recorded("ssh/master-forward");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
-        .out("This is FreeRDP version 3.10.3 (n/a)\n");
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
     w.rule("xfreerdp3", "/v:*").out("");
     let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--user", "anna"]);
     r.success();

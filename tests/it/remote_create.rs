@@ -649,6 +649,45 @@ fn the_drivers_from_the_local_cache_are_sent_the_same_way() {
 }
 
 #[test]
+fn a_pool_gone_before_its_refresh_makes_no_disk() {
+    let w = host();
+    // Undefined after preflight found it: libvirt's refusal as recorded
+    // (for a pool named `bkt-no-such-pool`).
+    w.rule_first("virsh", "* pool-refresh images")
+        .out(&fixture("virsh/pool-refresh-missing.txt"))
+        .err(&fixture("virsh/pool-refresh-missing.err").replace("bkt-no-such-pool", "images"))
+        .code(
+            fixture("virsh/pool-refresh-missing.code")
+                .trim()
+                .parse()
+                .unwrap(),
+        );
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    assert!(
+        err.contains(
+            "error: creating windows failed; nothing was left behind\n\
+             caused by: refreshing the storage pool images\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!(
+            "pool-refresh images` failed (exit status: 1)\n--- stderr\n{}",
+            fixture("virsh/pool-refresh-missing.err").replace("bkt-no-such-pool", "images")
+        )),
+        "{err}"
+    );
+    let calls = calls(&w);
+    assert!(
+        !calls.iter().any(|c| c.contains("vol-create-as")),
+        "{calls:#?}"
+    );
+}
+
+#[test]
 fn a_volume_of_that_name_made_meanwhile_is_never_deleted() {
     let w = host();
     // Another client made it after preflight looked: libvirt refuses.
