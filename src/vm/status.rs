@@ -17,7 +17,6 @@ use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
 use crate::units::AutoSave;
 use crate::vm::ctx::{Ctx, HostSize, PortState, libvirt_error};
-use crate::vm::net;
 use crate::vm::{resources, save};
 
 /// One row of the status, as printed and as JSON.
@@ -268,7 +267,7 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
     if !ips.is_empty() {
         let states = ctx
             .host
-            .probe_all(&ips, net::RDP_PORT, STATUS_PROBE_TIMEOUT);
+            .probe_all(&ips, ctx.local.settings.rdp_port, STATUS_PROBE_TIMEOUT);
         let mut it = states.into_iter();
         for r in rows.iter_mut().filter(|r| r.ip.is_some()) {
             r.rdp_port = it.next();
