@@ -60,7 +60,8 @@ pub struct Rule<'w> {
 impl Rule<'_> {
     pub fn out(self, text: &str) -> Self {
         // bkt connects to the addresses the fakes hand it (status probes
-        // port 3389): the network rule allows only loopback from here.
+        // their Remote Desktop port): the network rule allows only loopback
+        // from here.
         let private =
             regex::Regex::new(r"\b(10\.\d+|192\.168|172\.(1[6-9]|2\d|3[01]))\.\d+\.\d+/\d+")
                 .unwrap();
