@@ -32,7 +32,7 @@ pub struct VmStatus {
     pub disk_allocated_bytes: Option<u64>,
     pub disk_capacity_bytes: Option<u64>,
     pub ip: Option<String>,
-    /// What a connect to port 3389 at `ip` found just now.
+    /// What a connect to the Remote Desktop port at `ip` found just now.
     pub rdp_port: Option<PortState>,
     pub rdp_enabled: Option<bool>,
     /// The size of the saved image of a VM saved to disk (when readable).
@@ -129,7 +129,7 @@ pub fn merge(
     rows
 }
 
-/// Render the table. RDP shows what port 3389 did when the VM has an
+/// Render the table. RDP shows what its Remote Desktop port did when the VM has an
 /// address, else whether the manifest says Remote Desktop was enabled.
 pub fn table(rows: &[VmStatus]) -> String {
     let header = [
@@ -279,8 +279,8 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
     Ok((rows, stats, host))
 }
 
-/// status waits this long at most for port 3389, whatever the VM count
-/// (the probes run in parallel). A guest that answers does so within a few
+/// status waits this long at most for the Remote Desktop port, whatever
+/// the VM count (the probes run in parallel). A guest that answers does so within a few
 /// milliseconds, even under software emulation; one whose firewall drops
 /// the probe costs the whole wait.
 const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(150);
