@@ -35,6 +35,11 @@ pub struct Settings {
     pub etc: PathBuf,
     /// `BKT_VM_RDP_CLIENT`: the RDP client to use.
     pub rdp_client: Option<String>,
+    /// `BKT_VM_RDP_PORT` (default 3389): the guest's Remote Desktop port,
+    /// for guests whose Remote Desktop listens elsewhere, and for tests
+    /// (a listener on a port the kernel picks stands in for the guest, so
+    /// nothing else on the machine, like an xrdp on 3389, is in the way).
+    pub rdp_port: u16,
     /// `$XDG_RUNTIME_DIR`: where the idle watcher keeps its lock and state.
     pub runtime_dir: Option<PathBuf>,
     /// `BKT_VM_NOW`: the clock, in seconds since 1970, for tests of the
@@ -96,6 +101,10 @@ impl Settings {
             save_dir: path("BKT_VM_SAVE_DIR"),
             etc: path("BKT_VM_ETC").unwrap_or_else(|| PathBuf::from("/etc")),
             rdp_client: text("BKT_VM_RDP_CLIENT"),
+            rdp_port: text("BKT_VM_RDP_PORT")
+                .and_then(|v| v.parse().ok())
+                .filter(|&p| p != 0)
+                .unwrap_or(crate::tools::rdp::DEFAULT_PORT),
             runtime_dir: path("XDG_RUNTIME_DIR"),
             now: text("BKT_VM_NOW").and_then(|v| v.parse().ok()),
             data_home: path("XDG_DATA_HOME")
@@ -197,6 +206,8 @@ mod tests {
         assert_eq!(s.download.timeout, Duration::from_secs(30));
         assert_eq!(s.download.retries, 3);
         assert!(!s.display && !s.wayland);
+        assert_eq!(s.rdp_port, 3389);
+        assert_eq!(from(&[("BKT_VM_RDP_PORT", "0")]).rdp_port, 3389);
         let s = from(&[
             ("BKT_VM_DOWNLOAD_TIMEOUT", "2"),
             ("BKT_VM_DOWNLOAD_RETRIES", "0"),
@@ -204,11 +215,13 @@ mod tests {
             ("DISPLAY", ":0"),
             ("WAYLAND_DISPLAY", ""),
             ("BKT_VM_RDP_CLIENT", "xfreerdp"),
+            ("BKT_VM_RDP_PORT", "43389"),
         ]);
         assert_eq!(s.download.timeout, Duration::from_secs(2));
         assert_eq!(s.download.retries, 0);
         assert_eq!(s.download.cap, Some(1024));
         assert!(s.display && !s.wayland);
         assert_eq!(s.rdp_client.as_deref(), Some("xfreerdp"));
+        assert_eq!(s.rdp_port, 43389);
     }
 }

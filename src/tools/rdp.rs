@@ -4,6 +4,20 @@
 
 use crate::exec::Cmd;
 
+/// The port Remote Desktop listens on unless told otherwise, and the one
+/// clients assume when `/v:` names only the host.
+pub const DEFAULT_PORT: u16 = 3389;
+
+/// What `/v:` (or Remmina's `rdp://`) names for `host`'s `port`: the host
+/// alone on the default port, else `HOST:PORT`.
+pub fn server(host: &str, port: u16) -> String {
+    if port == DEFAULT_PORT {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Which client, and so which argv dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -478,6 +492,12 @@ pub fn forget_certificate_cmd(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_names_the_port_only_when_not_the_default() {
+        assert_eq!(server("192.168.122.57", 3389), "192.168.122.57");
+        assert_eq!(server("127.0.0.1", 40123), "127.0.0.1:40123");
+    }
 
     fn fx(name: &str) -> String {
         std::fs::read_to_string(format!(

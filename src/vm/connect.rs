@@ -15,7 +15,7 @@ use crate::tools::viewer;
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner};
 use crate::vm::ctx::{Ctx, libvirt_error};
-use crate::vm::net::{self, RDP_PORT};
+use crate::vm::net;
 use crate::vm::rdp_client::{self, Launch, NoRdp};
 use crate::vm::{clients, idle, power};
 
@@ -145,7 +145,8 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
                     Ok(ip) if !ip.is_unspecified() => host,
                     _ => "127.0.0.1".to_string(),
                 };
-                format!("spice://{}", ctx.host.reach_from_here(&host, port)?)
+                let (host, port) = ctx.host.reach_from_here(&host, port)?;
+                format!("spice://{host}:{port}")
             }
             (true, None) => {
                 return Err(anyhow!(
@@ -196,11 +197,12 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
         Ok(ip) => {
             // On a host reached over ssh the guest's network is the host's:
             // the client goes through a tunnel bkt opens there.
-            let addr = ctx.host.reach_from_here(&ip, RDP_PORT)?;
-            if addr != ip {
-                eprintln!("RDP to {ip}:{RDP_PORT} through an ssh tunnel at {addr}");
+            let port = ctx.local.settings.rdp_port;
+            let (host, local) = ctx.host.reach_from_here(&ip, port)?;
+            if (host.as_str(), local) != (ip.as_str(), port) {
+                eprintln!("RDP to {ip}:{port} through an ssh tunnel at {host}:{local}");
             }
-            launch(ctx, name, opts, &addr)?
+            launch(ctx, name, opts, &rdp::server(&host, local))?
         }
         Err(no) => Err(no),
     };

@@ -12,7 +12,7 @@ use crate::ui::{self, Check, Level};
 use crate::units::{AutoSave, human};
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
-use crate::vm::net::{self, RDP_PORT};
+use crate::vm::net;
 use crate::vm::{checks, idle, save};
 
 /// The libvirt check (when virsh is here to ask), and whether it answered.
@@ -156,11 +156,12 @@ fn vm_checks(
     match net::find_ip(ctx, name) {
         Some((ip, source)) => {
             c.push(Check::pass("IP", format!("{ip} ({})", source.as_str())));
-            c.push(match ctx.host.probe(&ip, RDP_PORT, net::PROBE_TIMEOUT) {
-                PortState::Open => Check::pass("RDP", format!("{ip}:{RDP_PORT} answers")),
-                PortState::Refused => Check::warn("RDP", format!("{ip}:{RDP_PORT} refused: Remote Desktop is off"))
+            let port = ctx.local.settings.rdp_port;
+            c.push(match ctx.host.probe(&ip, port, net::PROBE_TIMEOUT) {
+                PortState::Open => Check::pass("RDP", format!("{ip}:{port} answers")),
+                PortState::Refused => Check::warn("RDP", format!("{ip}:{port} refused: Remote Desktop is off"))
                     .fix("turn it on in Windows: Settings → System → Remote Desktop"),
-                PortState::NoAnswer => Check::warn("RDP", format!("no answer from {ip}:{RDP_PORT}"))
+                PortState::NoAnswer => Check::warn("RDP", format!("no answer from {ip}:{port}"))
                     .fix("allow \"Remote Desktop\" in Windows Defender Firewall, or wait for Windows to boot"),
             });
         }

@@ -18,7 +18,7 @@ use crate::tools::viewer;
 use crate::tools::virsh::DomState;
 use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
-use crate::vm::net::{self, RDP_PORT};
+use crate::vm::net;
 
 /// The name of a VM's watcher files: the VM and its connection.
 pub fn key(ctx: &Ctx, name: &str) -> String {
@@ -65,12 +65,13 @@ pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
         return Some("a client bkt started is open".into());
     }
     let conns = ctx.host.tcp_established();
-    // Only when something talks to a port 3389 is the guest's address
-    // worth a lookup.
-    if conns.iter().any(|(_, remote)| remote.port() == RDP_PORT)
+    let port = ctx.local.settings.rdp_port;
+    // Only when something talks to a Remote Desktop port is the guest's
+    // address worth a lookup.
+    if conns.iter().any(|(_, remote)| remote.port() == port)
         && let Some((ip, _)) = net::find_ip(ctx, name)
         && let Ok(ip) = ip.parse::<IpAddr>()
-        && let Some(c) = rdp_connection(&conns, ip)
+        && let Some(c) = rdp_connection(&conns, ip, port)
     {
         return Some(format!("a Remote Desktop connection from {}", c.ip()));
     }
@@ -79,11 +80,12 @@ pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     spice_attached(&conns, port).then(|| "a SPICE viewer is attached".to_string())
 }
 
-/// The local end of an established connection to `ip`'s Remote Desktop.
-fn rdp_connection(conns: &[(SocketAddr, SocketAddr)], ip: IpAddr) -> Option<SocketAddr> {
+/// The local end of an established connection to `ip`'s Remote Desktop
+/// (on `port`).
+fn rdp_connection(conns: &[(SocketAddr, SocketAddr)], ip: IpAddr, port: u16) -> Option<SocketAddr> {
     conns
         .iter()
-        .find(|(_, remote)| remote.ip() == ip && remote.port() == RDP_PORT)
+        .find(|(_, remote)| remote.ip() == ip && remote.port() == port)
         .map(|(local, _)| *local)
 }
 
@@ -227,10 +229,11 @@ mod tests {
         let guest: IpAddr = "192.168.122.4".parse().unwrap();
         let other: IpAddr = "192.168.122.5".parse().unwrap();
         assert_eq!(
-            rdp_connection(&conns, guest),
+            rdp_connection(&conns, guest, 3389),
             Some(a("192.168.122.1:50000"))
         );
-        assert_eq!(rdp_connection(&conns, other), None);
+        assert_eq!(rdp_connection(&conns, other, 3389), None);
+        assert_eq!(rdp_connection(&conns, guest, 3390), None);
         assert!(spice_attached(&conns, 5901));
         assert!(!spice_attached(&conns, 5900));
     }

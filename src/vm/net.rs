@@ -12,7 +12,6 @@ use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::wait::poll_until;
 
-pub const RDP_PORT: u16 = 3389;
 /// How long one probe of the port waits for an answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often waits poll: our overhead past the moment the guest is ready is

@@ -1,7 +1,7 @@
 //! Reaching a guest's Remote Desktop and running an RDP client against it,
 //! shared by `connect` (the whole desktop) and `run` (one program, RDP
-//! RemoteApp): the user name and password (never on argv), waiting for port
-//! 3389 with the same words, the client's log, and what its exit means.
+//! RemoteApp): the user name and password (never on argv), waiting for the
+//! guest's Remote Desktop port with the same words, the client's log, and what its exit means.
 
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +18,7 @@ use crate::tools::rdp::{self, Client, Flavor, Outcome};
 use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::clients;
 use crate::vm::ctx::{Ctx, PortState};
-use crate::vm::net::{self, RDP_PORT};
+use crate::vm::net;
 
 /// Why RDP was not used; shown before the fallback (or as the error).
 pub struct NoRdp {
@@ -193,22 +193,18 @@ pub fn reach(
             more: Vec::new(),
         }));
     };
+    let port = ctx.local.settings.rdp_port;
     let reached = if started {
-        net::wait_port(ctx, name, &ip, RDP_PORT, deadline, &spinner)
+        net::wait_port(ctx, name, &ip, port, deadline, &spinner)
     } else {
-        Ok((
-            ip.clone(),
-            ctx.host.probe(&ip, RDP_PORT, net::PROBE_TIMEOUT),
-        ))
+        Ok((ip.clone(), ctx.host.probe(&ip, port, net::PROBE_TIMEOUT)))
     };
     spinner.clear();
     let (ip, state) = reached?;
     Ok(match state {
         PortState::Open => Ok(ip),
         PortState::Refused => Err(NoRdp {
-            why: format!(
-                "{ip}:{RDP_PORT} refused the connection: Remote Desktop is off in Windows"
-            ),
+            why: format!("{ip}:{port} refused the connection: Remote Desktop is off in Windows"),
             hint: Some(
                 "turn it on in Windows: Settings → System → Remote Desktop (Windows Pro)".into(),
             ),
@@ -216,7 +212,7 @@ pub fn reach(
         }),
         PortState::NoAnswer => Err(NoRdp {
             why: format!(
-                "no answer from {ip}:{RDP_PORT}: Windows is still booting, or its firewall drops Remote Desktop"
+                "no answer from {ip}:{port}: Windows is still booting, or its firewall drops Remote Desktop"
             ),
             hint: Some(format!(
                 "wait a little and retry, or allow the \"Remote Desktop\" rule in Windows Defender Firewall (found {ip} by {})",
@@ -242,7 +238,7 @@ pub struct Launch<'a> {
 const DETACH_WAIT: Duration = Duration::from_secs(30);
 
 /// Run the client. Ok(Ok(())) when a session ran (or, with `detach`, when
-/// the client holds a connection to the guest's port `ip`:3389 and is left
+/// the client holds a connection to the guest's Remote Desktop at `ip` and is left
 /// running); Ok(Err(NoRdp)) when it could not connect and SPICE may stand
 /// in; Err for failures SPICE cannot fix.
 pub fn run(
@@ -297,6 +293,7 @@ fn wait_connected(
     ip: &str,
 ) -> Result<Option<std::process::ExitStatus>> {
     let deadline = Instant::now() + DETACH_WAIT;
+    let port = ctx.local.settings.rdp_port;
     loop {
         if let Some(st) = child.try_wait()? {
             return Ok(Some(st));
@@ -305,7 +302,7 @@ fn wait_connected(
             .host
             .tcp_established()
             .iter()
-            .any(|(_, r)| r.port() == RDP_PORT && r.ip().to_string() == ip);
+            .any(|(_, r)| r.port() == port && r.ip().to_string() == ip);
         if up || Instant::now() >= deadline {
             return Ok(None);
         }

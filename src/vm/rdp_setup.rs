@@ -17,7 +17,7 @@ use crate::ui::{self, HintExt, Spinner};
 use crate::vm::ctx::PortState;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::media;
-use crate::vm::net::{self, RDP_PORT};
+use crate::vm::net;
 use crate::vm::wait::poll_until;
 
 /// Turns Remote Desktop on: connections allowed, Network Level
@@ -182,6 +182,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     println!("  (the console: bkt vm connect {name} --spice)");
 
     let spinner = Spinner::new("waiting for Remote Desktop to answer");
+    let port = ctx.local.settings.rdp_port;
     let mut last = None;
     let outcome = poll_until(
         Some(Instant::now() + timeout),
@@ -190,7 +191,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         "",
         || {
             if let Some((ip, _)) = net::find_ip(ctx, name) {
-                let st = ctx.host.probe(&ip, RDP_PORT, net::PROBE_TIMEOUT);
+                let st = ctx.host.probe(&ip, port, net::PROBE_TIMEOUT);
                 if st == PortState::Open {
                     return Ok(Some(ip));
                 }
@@ -202,7 +203,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     .and_then(|ip| {
         ip.ok_or_else(|| {
             let why = match &last {
-                Some((ip, st)) => format!("{ip}:{RDP_PORT}: {}", st.label()),
+                Some((ip, st)) => format!("{ip}:{port}: {}", st.label()),
                 None => "no IP address".into(),
             };
             anyhow!(
@@ -221,7 +222,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
                 }
                 Ok(())
             })?;
-            println!("Remote Desktop is on ({ip}:{RDP_PORT}); the script CD was removed.");
+            println!("Remote Desktop is on ({ip}:{port}); the script CD was removed.");
             println!("Connect with: bkt vm connect {name}");
             Ok(())
         }

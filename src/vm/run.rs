@@ -96,15 +96,18 @@ fn session(
 ) -> Result<()> {
     let started = power::ensure_running(ctx, name, state)?;
     let deadline = Instant::now() + opts.timeout;
-    let ip = match rdp_client::reach(ctx, name, opts.timeout, started, deadline)? {
-        // Over ssh the guest's network is the host's: through a tunnel.
-        Ok(ip) => ctx.host.reach_from_here(&ip, crate::vm::net::RDP_PORT)?,
+    let guest = match rdp_client::reach(ctx, name, opts.timeout, started, deadline)? {
+        Ok(ip) => ip,
         Err(no) => return Err(no.into_error()),
     };
+    // Over ssh the guest's network is the host's: through a tunnel.
+    let (host, port) = ctx
+        .host
+        .reach_from_here(&guest, ctx.local.settings.rdp_port)?;
     let again = format!("bkt vm run {name} {}", app.id);
     let user = rdp_client::user_name(ctx, name, &opts.user, &again)?;
     let remote = RemoteApp {
-        host: ip.clone(),
+        host: rdp::server(&host, port),
         user: user.clone(),
         ..remote
     };
@@ -118,6 +121,6 @@ fn session(
         user: Some(user),
         again,
     };
-    rdp_client::run(ctx, name, launch, opts.detach.then_some(ip.as_str()))?
+    rdp_client::run(ctx, name, launch, opts.detach.then_some(guest.as_str()))?
         .map_err(|no| no.into_error())
 }

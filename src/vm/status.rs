@@ -17,7 +17,6 @@ use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
 use crate::units::AutoSave;
 use crate::vm::ctx::{Ctx, HostSize, PortState, libvirt_error};
-use crate::vm::net;
 use crate::vm::{resources, save};
 
 /// One row of the status, as printed and as JSON.
@@ -33,7 +32,7 @@ pub struct VmStatus {
     pub disk_allocated_bytes: Option<u64>,
     pub disk_capacity_bytes: Option<u64>,
     pub ip: Option<String>,
-    /// What a connect to port 3389 at `ip` found just now.
+    /// What a connect to the Remote Desktop port at `ip` found just now.
     pub rdp_port: Option<PortState>,
     pub rdp_enabled: Option<bool>,
     /// The size of the saved image of a VM saved to disk (when readable).
@@ -130,7 +129,7 @@ pub fn merge(
     rows
 }
 
-/// Render the table. RDP shows what port 3389 did when the VM has an
+/// Render the table. RDP shows what its Remote Desktop port did when the VM has an
 /// address, else whether the manifest says Remote Desktop was enabled.
 pub fn table(rows: &[VmStatus]) -> String {
     let header = [
@@ -268,7 +267,7 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
     if !ips.is_empty() {
         let states = ctx
             .host
-            .probe_all(&ips, net::RDP_PORT, STATUS_PROBE_TIMEOUT);
+            .probe_all(&ips, ctx.local.settings.rdp_port, STATUS_PROBE_TIMEOUT);
         let mut it = states.into_iter();
         for r in rows.iter_mut().filter(|r| r.ip.is_some()) {
             r.rdp_port = it.next();
@@ -280,8 +279,8 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
     Ok((rows, stats, host))
 }
 
-/// status waits this long at most for port 3389, whatever the VM count
-/// (the probes run in parallel). A guest that answers does so within a few
+/// status waits this long at most for the Remote Desktop port, whatever
+/// the VM count (the probes run in parallel). A guest that answers does so within a few
 /// milliseconds, even under software emulation; one whose firewall drops
 /// the probe costs the whole wait.
 const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(150);

@@ -17,7 +17,7 @@ use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::ctx::PortState;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::media;
-use crate::vm::net::{self, RDP_PORT};
+use crate::vm::net;
 use crate::vm::wait::poll_until;
 
 /// Windows refuses these in account names.
@@ -179,7 +179,11 @@ pub fn watch(
                 since = Instant::now();
                 spinner.set_message(&format!("installing Windows: {}", phase.label()));
             }
-            if ctx.host.probe(&ip, RDP_PORT, net::PROBE_TIMEOUT) == PortState::Open {
+            if ctx
+                .host
+                .probe(&ip, ctx.local.settings.rdp_port, net::PROBE_TIMEOUT)
+                == PortState::Open
+            {
                 return Ok(Some(ip));
             }
         }
@@ -224,8 +228,9 @@ pub fn watch(
         Ok(())
     })?;
     println!(
-        "Windows is installed ({}): Remote Desktop answers on {done_ip}:{RDP_PORT}",
-        secs(started.elapsed())
+        "Windows is installed ({}): Remote Desktop answers on {done_ip}:{}",
+        secs(started.elapsed()),
+        ctx.local.settings.rdp_port
     );
     println!("Connect with: bkt vm connect {name}");
     Ok(())

@@ -2,11 +2,9 @@
 //! agent (guest-exec, then guest-exec-status), answering in the format QEMU
 //! specifies and the discovery script's specified output.
 
-use std::net::TcpListener;
-
 use base64::Engine;
 
-use crate::harness::{URI, World, fixture, freerdp};
+use crate::harness::{URI, World, fixture, freerdp, rdp_listener};
 
 fn world(state: &str) -> World {
     let w = World::new()
@@ -195,10 +193,10 @@ fn a_failing_script_is_an_error_with_its_stderr() {
 
 #[test]
 fn run_knows_the_ids_apps_found() {
-    let w = world("running (booted)");
+    let (_rdp, port) = rdp_listener("127.0.3.9");
+    let w = world("running (booted)").rdp_port(port);
     agent_answers(&w);
     w.bkt(&["vm", "apps", "windows"]).success();
-    let _port = TcpListener::bind("127.0.3.9:3389").unwrap();
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.3.9"));
     freerdp(&w, "xfreerdp3", "3.10.3", 0);

@@ -1,12 +1,13 @@
 //! `bkt vm doctor` against fakes.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, closed_port, fixture, rdp_listener};
 use crate::normalize;
 
 /// A host where everything answers, with one running VM `t1` whose disk
-/// and definition live in the world, and whose address is on loopback.
-fn world(ip: &str) -> World {
-    let w = World::new().env("DISPLAY", ":42");
+/// and definition live in the world, and whose address is on loopback
+/// with its Remote Desktop on `port`.
+fn world(ip: &str, port: u16) -> World {
+    let w = World::new().env("DISPLAY", ":42").rdp_port(port);
     w.install_fake("swtpm");
     w.rule("swtpm", "--version")
         .out(&fixture("tools/swtpm-version.txt"));
@@ -36,8 +37,8 @@ fn world(ip: &str) -> World {
 
 #[test]
 fn a_healthy_vm_and_an_unfit_one() {
-    let w = world("127.0.0.60");
-    let _rdp = std::net::TcpListener::bind("127.0.0.60:3389").unwrap();
+    let (_rdp, port) = rdp_listener("127.0.0.60");
+    let w = world("127.0.0.60", port);
     w.rule("virsh", "* qemu-agent-command t1 *")
         .out("{\"return\":{}}\n");
     let r = w.bkt(&["vm", "doctor"]);
@@ -50,7 +51,7 @@ fn a_healthy_vm_and_an_unfit_one() {
     assert!(out.contains("  ⚠ network        libvirt network \"default\" is active but does not start on boot\n    fix: virsh -c qemu:///system net-autostart default\n"), "{out}");
     assert!(out.contains("  ✓ swtpm          swtpm 0.7.1\n  ✓ tools          virsh 11.3.0, virt-install 4.1.0, qemu-img 10.0.2\n  ✓ RDP client     xfreerdp3 (FreeRDP 3.10.3)\n  ✓ SPICE viewer   virt-viewer\n"), "{out}");
     assert!(
-        out.contains(
+        out.contains(&format!(
             "VM t1
   ✓ defined        running
   ✓ firmware       UEFI with Secure Boot
@@ -59,10 +60,10 @@ fn a_healthy_vm_and_an_unfit_one() {
   ✓ manifest       agrees with libvirt
   ✓ auto-save      off
   ✓ IP             127.0.0.60 (lease)
-  ✓ RDP            127.0.0.60:3389 answers
+  ✓ RDP            127.0.0.60:{port} answers
   ✓ guest agent    answers
 "
-        ),
+        )),
         "{out}"
     );
     assert!(
@@ -85,8 +86,8 @@ fn a_healthy_vm_and_an_unfit_one() {
 
 /// `t1` with auto-save on, checked alone; the world's runtime files are
 /// in its cache.
-fn auto_save_world(ip: &str) -> World {
-    let w = world(ip);
+fn auto_save_world(ip: &str, port: u16) -> World {
+    let w = world(ip, port);
     let disk = w.p("images/t1.qcow2");
     w.write_manifest(
         serde_json::json!({"vms": [{"name": "t1", "type": "windows11",
@@ -110,7 +111,7 @@ fn check(w: &World, label: &str) -> serde_json::Value {
 
 #[test]
 fn auto_save_and_its_watcher() {
-    let w = auto_save_world("127.0.0.62");
+    let w = auto_save_world("127.0.0.62", closed_port("127.0.0.62"));
     let state = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.json");
     let lock = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.lock");
     assert_eq!(
@@ -146,7 +147,7 @@ fn auto_save_and_its_watcher() {
 
 #[test]
 fn auto_save_without_room_for_the_memory_is_a_warning() {
-    let w = auto_save_world("127.0.0.63");
+    let w = auto_save_world("127.0.0.63", closed_port("127.0.0.63"));
     // The recorded domstats, with a petabyte of memory.
     let disk = w.p("images/t1.qcow2");
     let stats = fixture("virsh/domstats-running-and-shutoff.txt")
@@ -170,7 +171,8 @@ fn auto_save_without_room_for_the_memory_is_a_warning() {
 
 #[test]
 fn one_vm_as_json() {
-    let w = world("127.0.0.61");
+    let port = closed_port("127.0.0.61");
+    let w = world("127.0.0.61", port);
     w.rule("virsh", "* qemu-agent-command t1 *")
         .err("error: Guest agent is not responding: QEMU guest agent is not connected\n")
         .code(1);
@@ -184,7 +186,7 @@ fn one_vm_as_json() {
     assert_eq!(rdp["level"], "warn");
     assert_eq!(
         rdp["detail"],
-        "127.0.0.61:3389 refused: Remote Desktop is off"
+        format!("127.0.0.61:{port} refused: Remote Desktop is off")
     );
     let agent = checks.iter().find(|c| c["label"] == "guest agent").unwrap();
     assert_eq!(agent["level"], "warn");
@@ -282,8 +284,8 @@ fn an_rdp_client_is_named_without_a_display() {
 
 #[test]
 fn a_freerdp_without_md4_in_the_last_log_is_a_warning() {
-    let w = auto_save_world("127.0.3.20");
-    let _rdp = std::net::TcpListener::bind("127.0.3.20:3389").unwrap();
+    let (_rdp, port) = rdp_listener("127.0.3.20");
+    let w = auto_save_world("127.0.3.20", port);
     assert_eq!(check(&w, "RDP client"), serde_json::Value::Null);
     // Recorded from Debian's xfreerdp3 3.10.3 at an NLA login.
     std::fs::write(

@@ -2,12 +2,11 @@
 //! double-click is played by a listener opening on loopback, and the drive
 //! gets its medium back.
 
-use std::net::TcpListener;
+use crate::harness::{URI, World, closed_port, fixture, rdp_listener};
 
-use crate::harness::{URI, World, fixture};
-
-fn world(ip: &str, state: &str) -> World {
-    let w = World::new();
+/// A VM in `state` at `ip`, whose Remote Desktop would be on `port`.
+fn world(ip: &str, port: u16, state: &str) -> World {
+    let w = World::new().rdp_port(port);
     w.install_fake("xorriso");
     // The fake xorriso writes the ISO to stdout (`-o -`), and notes the
     // staging directory it was given: its name, mode and files.
@@ -32,9 +31,9 @@ fn world(ip: &str, state: &str) -> World {
 
 #[test]
 fn the_script_cd_goes_in_and_comes_out() {
-    let w = world("127.0.0.70", "running (booted)");
     // Remote Desktop already answers: the user was quick.
-    let _rdp = TcpListener::bind("127.0.0.70:3389").unwrap();
+    let (_rdp, port) = rdp_listener("127.0.0.70");
+    let w = world("127.0.0.70", port, "running (booted)");
     let r = w.bkt(&["vm", "enable-rdp", "windows"]);
     r.success();
     let iso = w.p("images/windows-enable-rdp.iso");
@@ -71,15 +70,16 @@ fn the_script_cd_goes_in_and_comes_out() {
         "{}",
         r.stdout()
     );
-    assert!(r.stdout().ends_with("Remote Desktop is on (127.0.0.70:3389); the script CD was removed.\nConnect with: bkt vm connect windows\n"), "{}", r.stdout());
+    assert!(r.stdout().ends_with(&format!("Remote Desktop is on (127.0.0.70:{port}); the script CD was removed.\nConnect with: bkt vm connect windows\n")), "{}", r.stdout());
 }
 
 #[test]
 fn a_timeout_still_takes_the_cd_out() {
-    let w = world("127.0.0.71", "running (booted)");
+    let port = closed_port("127.0.0.71");
+    let w = world("127.0.0.71", port, "running (booted)");
     let r = w.bkt(&["vm", "enable-rdp", "windows", "--timeout", "1"]);
     r.failure();
-    assert!(r.stderr().contains("error: Remote Desktop did not answer within 1s (127.0.0.71:3389: refused)\nhint: run enable-rdp.cmd in Windows as described"), "{}", r.stderr());
+    assert!(r.stderr().contains(&format!("error: Remote Desktop did not answer within 1s (127.0.0.71:{port}: refused)\nhint: run enable-rdp.cmd in Windows as described")), "{}", r.stderr());
     assert_eq!(
         w.call_lines().last().unwrap(),
         &format!("virsh -c {URI} change-media windows sda /tmp/win.iso --update --config --live")
@@ -90,7 +90,11 @@ fn a_timeout_still_takes_the_cd_out() {
 
 #[test]
 fn a_shut_off_vm_gets_the_cd_then_starts() {
-    let w = world("127.0.0.72", "shut off (shutdown)");
+    let w = world(
+        "127.0.0.72",
+        closed_port("127.0.0.72"),
+        "shut off (shutdown)",
+    );
     w.rule("virsh", "* start windows")
         .out("Domain 'windows' started\n");
     let r = w.bkt(&["vm", "enable-rdp", "windows", "--timeout", "1"]);
@@ -136,7 +140,7 @@ fn no_cd_drive_no_iso() {
 /// killed run) is never overwritten, and nothing goes into the drive.
 #[test]
 fn an_existing_script_iso_is_never_overwritten() {
-    let w = world("127.0.0.72", "running (booted)");
+    let w = world("127.0.0.72", closed_port("127.0.0.72"), "running (booted)");
     let iso = w.path("images/windows-enable-rdp.iso");
     std::fs::write(&iso, "not ours").unwrap();
     let r = w.bkt(&["vm", "enable-rdp", "windows"]);

@@ -21,6 +21,23 @@ pub fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A guest's Remote Desktop at `ip`: a listener on a port the kernel
+/// picks (never a fixed 3389, which an xrdp or another test run may hold),
+/// and that port, for [`World::rdp_port`]. It listens as it is made, so a
+/// connect completes in the kernel, accepted or not.
+pub fn rdp_listener(ip: &str) -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// A port of `ip` where nothing listens, so a connect is refused: the
+/// kernel picked it free, and the listener is gone (only a process taking
+/// that very port in between could answer).
+pub fn closed_port(ip: &str) -> u16 {
+    rdp_listener(ip).1
+}
+
 pub fn fixture(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
@@ -43,7 +60,8 @@ pub struct Rule<'w> {
 impl Rule<'_> {
     pub fn out(self, text: &str) -> Self {
         // bkt connects to the addresses the fakes hand it (status probes
-        // port 3389): the network rule allows only loopback from here.
+        // their Remote Desktop port): the network rule allows only loopback
+        // from here.
         let private =
             regex::Regex::new(r"\b(10\.\d+|192\.168|172\.(1[6-9]|2\d|3[01]))\.\d+\.\d+/\d+")
                 .unwrap();
@@ -223,6 +241,11 @@ impl World {
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.extra_env.push((k.into(), v.into()));
         self
+    }
+
+    /// bkt finds the guests' Remote Desktop on `port` (`BKT_VM_RDP_PORT`).
+    pub fn rdp_port(self, port: u16) -> Self {
+        self.env("BKT_VM_RDP_PORT", &port.to_string())
     }
 
     /// Add a rule; earlier rules win.

@@ -188,7 +188,8 @@ fn stop_timeout_leaves_it_running_and_suggests_force() {
     let t = std::time::Instant::now();
     let r = w.bkt(&["vm", "stop", "windows", "--timeout", "1"]);
     r.failure();
-    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    // Well short of the default 180 s, with room for a loaded machine.
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
     assert_eq!(
         r.stderr(),
         "waiting for windows to shut down …

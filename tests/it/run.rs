@@ -1,9 +1,12 @@
 //! `bkt vm run` against fakes: fake virsh and FreeRDP clients, and a real
-//! listener on a loopback address standing in for the guest's port 3389.
+//! listener on a loopback address standing in for the guest's Remote
+//! Desktop (on a port the kernel picks, given to bkt as BKT_VM_RDP_PORT).
 
 use std::net::TcpListener;
 
-use crate::harness::{URI, World, fixture, freerdp, no_password_in_argv_or_environment};
+use crate::harness::{
+    URI, World, fixture, freerdp, no_password_in_argv_or_environment, rdp_listener,
+};
 
 const PW: &str = "hunter2 with spaces";
 
@@ -15,14 +18,16 @@ fn world() -> World {
     w
 }
 
-/// A running VM at `ip` (its port 3389 answers while the listener lives).
-fn running_at(w: &World, ip: &str) -> TcpListener {
-    let port = TcpListener::bind(format!("{ip}:3389")).unwrap();
+/// `w` with a running VM at `ip` (its Remote Desktop answers on the port
+/// returned while the listener lives).
+fn running_at(w: World, ip: &str) -> (World, TcpListener, u16) {
+    let (rdp, port) = rdp_listener(ip);
+    let w = w.rdp_port(port);
     w.rule("virsh", "* domstate --reason windows")
         .out("running (booted)\n");
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", ip));
-    port
+    (w, rdp, port)
 }
 
 /// Files in the world's home and outside it, with the names that make
@@ -39,8 +44,7 @@ fn files(w: &World) -> (String, String) {
 
 #[test]
 fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
-    let w = world().env("GDK_SCALE", "2");
-    let _port = running_at(&w, "127.0.3.1");
+    let (w, _rdp, port) = running_at(world().env("GDK_SCALE", "2"), "127.0.3.1");
     freerdp(&w, "xfreerdp3", "3.10.3", 0);
     freerdp(&w, "sdl-freerdp3", "3.10.3", 0);
     let (a, b) = files(&w);
@@ -49,7 +53,7 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
     let home = w.p("home");
     let isos = w.p("isos");
     let argv = format!(
-        "xfreerdp3 /v:127.0.3.1 /u:anna /from-stdin:force /cert:tofu +clipboard \
+        "xfreerdp3 /v:127.0.3.1:{port} /u:anna /from-stdin:force /cert:tofu +clipboard \
          /app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\"',name:Notepad \
          /wm-class:bkt-windows-notepad /drive:home,{home} /drive:bkt1,{isos} /scale:180 /scale-desktop:200"
     );
@@ -65,7 +69,7 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
     );
     assert!(
         r.stdout()
-            .starts_with("→ FreeRDP 3.10.3: xfreerdp3 /v:127.0.3.1 "),
+            .starts_with(&format!("→ FreeRDP 3.10.3: xfreerdp3 /v:127.0.3.1:{port} ")),
         "{}",
         r.stdout()
     );
@@ -97,8 +101,7 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
 
 #[test]
 fn freerdp2_gets_its_own_form() {
-    let w = world();
-    let _port = running_at(&w, "127.0.3.2");
+    let (w, _rdp, port) = running_at(world(), "127.0.3.2");
     freerdp(&w, "xfreerdp", "2.11.7", 0);
     let (a, b) = files(&w);
     // FreeRDP 2 reads /app-cmd whole: both kinds of quote are fine.
@@ -113,7 +116,7 @@ fn freerdp2_gets_its_own_form() {
         args,
         [
             "xfreerdp",
-            "/v:127.0.3.2",
+            &format!("/v:127.0.3.2:{port}"),
             "/u:anna",
             "/from-stdin:force",
             "/cert:tofu",
@@ -223,8 +226,8 @@ fn an_unknown_app_says_how_to_name_one() {
 
 #[test]
 fn a_saved_vm_is_restored_first() {
-    let w = world();
-    let _port = TcpListener::bind("127.0.3.3:3389").unwrap();
+    let (_rdp, port) = rdp_listener("127.0.3.3");
+    let w = world().rdp_port(port);
     w.rule_first("virsh", "* domstate --reason windows")
         .out(&fixture("virsh/domstate-reason-saved.txt"));
     w.rule_first("virsh", "* dominfo windows")
@@ -251,15 +254,14 @@ fn a_saved_vm_is_restored_first() {
         calls
             .last()
             .unwrap()
-            .starts_with("xfreerdp3 /v:127.0.3.3 /u:anna "),
+            .starts_with(&format!("xfreerdp3 /v:127.0.3.3:{port} /u:anna ")),
         "{calls:?}"
     );
 }
 
 #[test]
 fn a_failed_connection_is_explained_without_a_fallback() {
-    let w = world();
-    let _port = running_at(&w, "127.0.3.4");
+    let (w, _rdp, _) = running_at(world(), "127.0.3.4");
     freerdp(&w, "xfreerdp3", "3.10.3", 147);
     w.install_fake("virt-viewer");
     w.rule("virt-viewer", "*");
@@ -278,17 +280,16 @@ fn a_failed_connection_is_explained_without_a_fallback() {
 
 #[test]
 fn detach_returns_once_the_client_holds_its_connection() {
-    let w = world();
-    let port = running_at(&w, "127.0.3.5");
+    let (w, rdp, port) = running_at(world(), "127.0.3.5");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
         .out(&fixture("freerdp/xfreerdp3-version.txt"));
     // The client connects to the guest's port and stays, like a session.
-    w.rule("xfreerdp3", "/v:*").sh(
+    w.rule("xfreerdp3", "/v:*").sh(&format!(
         "/bin/cat >\"$FAKE_DIR/xfreerdp3.stdin\"\n\
          echo $$ >\"$FAKE_DIR/client.pid\"\n\
-         exec /usr/bin/python3 -c 'import socket,time; s=socket.create_connection((\"127.0.3.5\",3389)); time.sleep(60)'\n",
-    );
+         exec /usr/bin/python3 -c 'import socket,time; s=socket.create_connection((\"127.0.3.5\",{port})); time.sleep(60)'\n",
+    ));
     let r = w.bkt(&[
         "vm", "run", "windows", "notepad", "--user", "anna", "--detach",
     ]);
@@ -300,7 +301,7 @@ fn detach_returns_once_the_client_holds_its_connection() {
     // The client is still there after bkt returned; end it (we started it).
     let alive = unsafe { libc::kill(pid, 0) } == 0;
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    drop(port);
+    drop(rdp);
     r.success();
     assert!(alive, "the client ended with bkt");
     assert_eq!(
@@ -340,8 +341,7 @@ fn nla_recorded_code() -> i32 {
 
 #[test]
 fn a_failed_login_names_the_missing_md4_and_what_to_do() {
-    let w = world();
-    let _port = running_at(&w, "127.0.3.6");
+    let (w, _rdp, _) = running_at(world(), "127.0.3.6");
     // Not the recorded 147: 132 is FreeRDP's code for a refused login,
     // which a Windows without MD4 on the client's side gives and the
     // stand-in (it hangs up instead) cannot.
@@ -376,8 +376,7 @@ fn a_failed_login_names_the_missing_md4_and_what_to_do() {
 
 #[test]
 fn connect_says_it_too_before_falling_back() {
-    let w = world();
-    let _port = running_at(&w, "127.0.3.7");
+    let (w, _rdp, _) = running_at(world(), "127.0.3.7");
     // Not the recorded 147: 133 (a failed negotiation) is a failure the
     // hint is given for, and the stand-in's hang-up is not.
     freerdp3_without_md4(&w, 133);
@@ -401,14 +400,12 @@ fn connect_says_it_too_before_falling_back() {
     // A session that ended well (0, not the recorded 147: the same log
     // under a session that went on) says nothing of it, nor does the
     // transport failure the log was recorded with.
-    let w = world();
-    let _port = running_at(&w, "127.0.3.8");
+    let (w, _rdp, _) = running_at(world(), "127.0.3.8");
     freerdp3_without_md4(&w, 0);
     let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
     r.success();
     assert_eq!(r.stderr(), "");
-    let w = world();
-    let _port = running_at(&w, "127.0.3.10");
+    let (w, _rdp, _) = running_at(world(), "127.0.3.10");
     assert_eq!(nla_recorded_code(), 147);
     freerdp3_without_md4(&w, nla_recorded_code());
     let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
@@ -419,8 +416,7 @@ fn connect_says_it_too_before_falling_back() {
 
 #[test]
 fn a_refused_command_line_names_the_argument() {
-    let w = world();
-    let _port = running_at(&w, "127.0.3.11");
+    let (w, _rdp, _) = running_at(world(), "127.0.3.11");
     w.install_fake("xfreerdp3");
     w.rule("xfreerdp3", "/version")
         .out(&fixture("freerdp/xfreerdp3-version.txt"));

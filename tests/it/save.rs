@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::net::{TcpListener, TcpStream};
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, fixture, poll_until, rdp_listener};
 
 fn running(w: &World) {
     w.rule("virsh", "* domstate --reason windows")
@@ -351,8 +351,9 @@ fn state(w: &World) -> Option<serde_json::Value> {
         .map(|t| serde_json::from_str(&t).unwrap())
 }
 
-/// Nothing uses the VM: no client lock, no connection to its port 3389
-/// (its address is one nothing listens on), its SPICE port unattached.
+/// Nothing uses the VM: no client lock, no connection to its Remote
+/// Desktop (its address is one nothing listens on), its SPICE port
+/// unattached.
 fn unused(w: &World) {
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.42"));
@@ -425,14 +426,14 @@ fn a_client_bkt_started_keeps_the_vm_in_use() {
 
 #[test]
 fn a_remote_desktop_connection_keeps_the_vm_in_use() {
-    let w = world(Some(900));
+    let (listener, port) = rdp_listener("127.0.0.43");
+    let w = world(Some(900)).rdp_port(port);
     running(&w);
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.43"));
     w.rule("virsh", "* domdisplay --type spice windows")
         .out("spice://127.0.0.1:1\n");
-    let listener = TcpListener::bind("127.0.0.43:3389").unwrap();
-    let client = TcpStream::connect("127.0.0.43:3389").unwrap();
+    let client = TcpStream::connect(("127.0.0.43", port)).unwrap();
     let (_server, _) = listener.accept().unwrap();
     assert_eq!(
         look(&w, 1000),
@@ -528,7 +529,15 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
     let lock = File::create(&lock_path).unwrap();
     lock.lock().unwrap();
     let next = w.command(&["vm", "watch", "windows"]).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // It opened the lock file, so it is trying the lock we hold.
+    let lock_path = fs::canonicalize(&lock_path).unwrap();
+    poll_until("the next watcher never opened its lock", || {
+        fs::read_dir(format!("/proc/{}/fd", next.id()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == lock_path))
+    });
     drop(lock);
     let out = next.wait_with_output().unwrap();
     assert!(

@@ -1,7 +1,7 @@
 //! `bkt vm status` against fakes answering with the outputs of one recorded
 //! scene (fixtures/README.md): `tiny` running with a lease, `off` shut off.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, closed_port, fixture, rdp_listener};
 
 /// The one virsh call of the common case, as the fake log shows it.
 const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
@@ -11,17 +11,23 @@ fn batch_call(uri: &str) -> String {
     format!("virsh -c {uri} {BATCH}")
 }
 
-/// A recorded status batch, its lease moved to loopback: status probes port
-/// 3389 of every address it shows, and tests only ever talk to loopback.
+/// A recorded status batch, its lease moved to loopback: status probes the
+/// Remote Desktop port of every address it shows, and tests only ever talk
+/// to loopback (on a port of their own: see [`refusing`]).
 fn recorded(w: &World, file: &str, ip: &str) {
     w.rule("virsh", "-c * echo @@bkt leases; *")
         .out(&fixture(&format!("virsh/{file}")).replace("192.168.122.4", ip));
 }
 
+/// A world whose guests' Remote Desktop refuses at `ip`: nothing listens
+/// on its port (not 3389, which something else on the machine may hold).
+fn refusing(ip: &str) -> World {
+    World::new().rdp_port(closed_port(ip))
+}
+
 /// tiny made by bkt (its MAC on record), plus a VM gone from libvirt and
-/// one on another connection.
-fn world(ip: &str) -> World {
-    let w = World::new();
+/// one on another connection, in `w`.
+fn world_of(w: World, ip: &str) -> World {
     recorded(&w, "status-batch-running.txt", ip);
     w.write_manifest(serde_json::json!({"vms": [
         {"name": "tiny", "type": "windows11", "disk": "/var/lib/libvirt/images/tiny.qcow2",
@@ -32,6 +38,11 @@ fn world(ip: &str) -> World {
          "uri": "qemu:///session"}
     ]}));
     w
+}
+
+/// [`world_of`] where tiny's Remote Desktop refuses.
+fn world(ip: &str) -> World {
+    world_of(refusing(ip), ip)
 }
 
 /// The world of [`world`], libvirt answering the status batch as it did
@@ -68,7 +79,7 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
 
 #[test]
 fn a_running_vm_made_by_hand_costs_one_more_call_for_all_such() {
-    let w = World::new();
+    let w = refusing("127.0.0.2");
     recorded(&w, "status-batch-running.txt", "127.0.0.2");
     w.rule("virsh", "-c * echo @@bkt tiny; *")
         .out(&domifaddr_of_tiny("127.0.0.2"));
@@ -94,7 +105,7 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  -          
 fn what_a_failed_domifaddr_batch_printed_still_counts() {
     // A domain that stopped since the stats makes its part fail, and with
     // it the whole call when it comes last (recorded: `off`, shut off).
-    let w = World::new();
+    let w = refusing("127.0.0.2");
     recorded(&w, "status-batch-running.txt", "127.0.0.2");
     w.rule("virsh", "-c * echo @@bkt tiny; *")
         .out(&fixture("virsh/batch-domifaddr.txt").replace("192.168.122.4", "127.0.0.2"))
@@ -160,8 +171,11 @@ fn json_has_the_same_rows() {
 
 #[test]
 fn rdp_port_that_answers() {
-    let l = std::net::TcpListener::bind("127.0.0.3:3389").unwrap();
-    let w = world("127.0.0.3");
+    // Listening before bkt runs: the kernel completes the connect without
+    // an accept, so status's short probe gets its answer however busy the
+    // machine is.
+    let (l, port) = rdp_listener("127.0.0.3");
+    let w = world_of(World::new().rdp_port(port), "127.0.0.3");
     let r = w.bkt(&["vm", "status", "tiny"]);
     r.success();
     assert!(
@@ -240,7 +254,7 @@ caused by: `virsh -c qemu:///system '{BATCH}'` failed (exit status: 1)
 
 #[test]
 fn corrupt_manifest_is_an_error_naming_the_file() {
-    let w = World::new();
+    let w = refusing("127.0.0.2");
     recorded(&w, "status-batch-running.txt", "127.0.0.2");
     std::fs::create_dir_all(w.manifest_path().parent().unwrap()).unwrap();
     std::fs::write(w.manifest_path(), "[]").unwrap();

@@ -2,15 +2,15 @@
 //! the virtio ISO, attached as a third CD-ROM, the install is watched until
 //! Remote Desktop answers (a listener on loopback), and the ISO goes away.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, closed_port, fixture, poll_until, rdp_listener};
 
 const GIB: u64 = 1 << 30;
 
-fn world(ip: &str) -> World {
-    let w = World::new();
+/// An install whose guest comes up at `ip`, its Remote Desktop on `port`.
+fn world(ip: &str, port: u16) -> World {
+    let w = World::new().rdp_port(port);
     w.libvirt_up().domains(&[]).creation_works(80 * GIB);
     w.install_fake("xorriso");
     // Extraction makes the folder; mkisofs writes the file after -o and
@@ -56,8 +56,8 @@ fn world(ip: &str) -> World {
 
 #[test]
 fn hands_free_from_answers_to_remote_desktop() {
-    let w = world("127.0.0.80");
-    let _rdp = TcpListener::bind("127.0.0.80:3389").unwrap();
+    let (_rdp, port) = rdp_listener("127.0.0.80");
+    let w = world("127.0.0.80", port);
     let iso = w.iso("Win11.iso");
     let virtio = w.iso("virtio-win.iso");
     let r = w.bkt(&[
@@ -86,9 +86,9 @@ fn hands_free_from_answers_to_remote_desktop() {
     );
     assert!(out.contains("Windows is installed ("), "{out}");
     assert!(
-        out.ends_with(
-            "Remote Desktop answers on 127.0.0.80:3389\nConnect with: bkt vm connect windows\n"
-        ),
+        out.ends_with(&format!(
+            "Remote Desktop answers on 127.0.0.80:{port}\nConnect with: bkt vm connect windows\n"
+        )),
         "{out}"
     );
     let calls = w.call_lines();
@@ -158,7 +158,7 @@ fn hands_free_from_answers_to_remote_desktop() {
 
 #[test]
 fn a_stalled_install_says_so_with_a_screenshot() {
-    let w = world("127.0.0.81");
+    let w = world("127.0.0.81", closed_port("127.0.0.81"));
     w.rule("virsh", "* screenshot windows --file *")
         .sh("for a; do last=$a; done\n: >\"$last\"\n")
         .out(&fixture("virsh/screenshot.txt"));
@@ -212,7 +212,7 @@ fn a_stalled_install_says_so_with_a_screenshot() {
 
 #[test]
 fn answers_are_checked_before_anything_is_made() {
-    let w = world("127.0.0.82");
+    let w = world("127.0.0.82", closed_port("127.0.0.82"));
     let iso = w.iso("Win11.iso");
     let r = w.bkt(&["vm", "create", "--iso", &iso, "--yes", "--unattended"]);
     r.failure();
@@ -277,7 +277,7 @@ fn create_args(w: &World) -> Vec<String> {
 
 #[test]
 fn a_failed_domain_takes_the_answer_iso_along() {
-    let w = world("127.0.0.83");
+    let w = world("127.0.0.83", closed_port("127.0.0.83"));
     w.rule_first("virsh", "* define /dev/stdin")
         .err("error: Failed to define domain from /dev/stdin\nerror: XML error: boom\n")
         .code(1);
@@ -305,7 +305,7 @@ fn a_failed_domain_takes_the_answer_iso_along() {
 /// before anything is made.
 #[test]
 fn a_password_file_others_can_read_is_refused() {
-    let w = world("127.0.0.84");
+    let w = world("127.0.0.84", closed_port("127.0.0.84"));
     std::fs::set_permissions(w.path("pw"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let args = create_args(&w);
     let r = w.bkt(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -325,7 +325,7 @@ fn a_password_file_others_can_read_is_refused() {
 /// told where the answer ISO (with the password) is.
 #[test]
 fn ctrl_c_while_watching_says_where_the_answers_are() {
-    let w = world("127.0.0.85");
+    let w = world("127.0.0.85", closed_port("127.0.0.85"));
     w.rule_first("virsh", "* send-key windows KEY_ENTER")
         .sh(&format!(": >\"{}\"\n", w.p("watching")));
     let args = create_args(&w);
@@ -333,11 +333,7 @@ fn ctrl_c_while_watching_says_where_the_answers_are() {
         .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !w.path("watching").exists() {
-        assert!(std::time::Instant::now() < deadline, "never watched");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    poll_until("never watched", || w.path("watching").exists());
     // SAFETY: signalling the child we started, by its PID.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);

@@ -138,11 +138,11 @@ pub trait Host {
     fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState>;
     /// The established TCP connections there, as (local, remote) ends.
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)>;
-    /// Where a client on this machine reaches a guest's `port`: the guest
-    /// itself when the host is this machine, else the local end of a
-    /// tunnel through the host (`127.0.0.1:PORT`, open until the command
-    /// ends).
-    fn reach_from_here(&self, ip: &str, port: u16) -> Result<String>;
+    /// Where (host, port) a client on this machine reaches a guest's
+    /// `port`: the guest itself when the host is this machine, else the
+    /// local end of a tunnel through the host (`127.0.0.1`, a free port;
+    /// open until the command ends).
+    fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)>;
     /// Get in and say who we are there (our user id): nothing to do on
     /// this machine; over ssh, the login, with its failure and fix.
     fn login(&self) -> Result<u32>;
@@ -455,8 +455,8 @@ impl Host for LocalHost {
             .collect()
     }
 
-    fn reach_from_here(&self, ip: &str, _port: u16) -> Result<String> {
-        Ok(ip.to_string())
+    fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)> {
+        Ok((ip.to_string(), port))
     }
 
     fn login(&self) -> Result<u32> {

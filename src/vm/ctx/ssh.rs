@@ -520,7 +520,7 @@ impl Host for SshHost {
         states
     }
 
-    fn reach_from_here(&self, ip: &str, port: u16) -> Result<String> {
+    fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)> {
         let guest: IpAddr = ip
             .parse()
             .map_err(|_| anyhow!("{ip:?} is not an IP address"))?;
@@ -546,7 +546,7 @@ impl Host for SshHost {
                     self.ssh.target().host
                 )
             })?;
-        Ok(format!("127.0.0.1:{local}"))
+        Ok(("127.0.0.1".to_string(), local))
     }
 
     fn login(&self) -> Result<u32> {
