@@ -629,7 +629,9 @@ mod tests {
             .expect("BKT_TEST_SSH_URI")
             .parse()
             .unwrap();
-        let h = SshHost::new(uri.ssh().unwrap().clone(), uri.as_str(), None).unwrap();
+        // bkt passes its PATH on (settings.path): virsh is found there.
+        let path = std::env::var("PATH").ok();
+        let h = SshHost::new(uri.ssh().unwrap().clone(), uri.as_str(), path.as_deref()).unwrap();
         let top = PathBuf::from(h.io("mktemp -d /tmp/bkt-real.XXXXXX").unwrap().trim());
         let d = top.join("a dir");
         h.create_dir_all(&d.join("tpm2")).unwrap();
