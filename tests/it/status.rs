@@ -1,14 +1,14 @@
 //! `bkt vm status` against fakes answering with the outputs of one recorded
 //! scene (fixtures/README.md): `tiny` running with a lease, `off` shut off.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture};
 
 /// The one virsh call of the common case, as the fake log shows it.
 const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
 const TINY_MAC: &str = "52:54:00:b4:b3:60";
 
-fn batch_call(uri: &str) -> String {
-    format!("virsh -c {uri} {BATCH}")
+fn batch_call(uri: &str) -> Vec<String> {
+    argv!["virsh", "-c", uri, BATCH]
 }
 
 /// A recorded status batch, its lease moved to loopback: status probes port
@@ -63,7 +63,7 @@ off   shut off  2     1 GiB    0/4 GiB           -          -        -          
 tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        For Bambu Studio slicer
 "
     );
-    assert_eq!(w.call_lines(), [batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI)]);
 }
 
 #[test]
@@ -82,10 +82,15 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  -          
 "
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
             batch_call(URI),
-            format!("virsh -c {URI} echo @@bkt tiny; domifaddr --source lease tiny"),
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "echo @@bkt tiny; domifaddr --source lease tiny"
+            ],
         ]
     );
 }
@@ -131,7 +136,18 @@ fn a_vm_bkt_made_without_a_lease_yet_is_asked_about() {
 tiny  running  1     256 MiB  -                 -   on   off        For Bambu Studio slicer
 "
     );
-    assert_eq!(w.call_lines().len(), 2);
+    assert_eq!(
+        w.calls(),
+        [
+            batch_call(URI),
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "echo @@bkt tiny; domifaddr --source lease tiny"
+            ],
+        ]
+    );
 }
 
 #[test]
@@ -200,7 +216,7 @@ fn nothing_yet() {
         r.stdout(),
         "No VMs on qemu:///system. Create one with: bkt vm create windows --iso PATH\n"
     );
-    assert_eq!(w.call_lines(), [batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI)]);
 }
 
 #[test]
@@ -217,7 +233,7 @@ tiny  shut off  1     256 MiB  -                 -   on   off        For Bambu S
 "
     );
     assert_eq!(r.stderr(), "");
-    assert_eq!(w.call_lines(), [batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI)]);
 }
 
 #[test]
@@ -263,7 +279,7 @@ fn uri_and_manifest_overrides() {
     w.bkt(&["vm", "status", "--connect", "test:///default"])
         .success();
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [batch_call("qemu:///session"), batch_call("test:///default")]
     );
 }
@@ -307,5 +323,5 @@ tiny  saved (93 MiB)  1     256 MiB  -                 -   off  15m
     assert_eq!(v["vms"][0]["saved_bytes"], 93u64 << 20);
     assert_eq!(v["vms"][0]["auto_save"], "15m");
     // A lease that outlives the save is no address: no probe of it.
-    assert_eq!(w.call_lines(), [batch_call(URI), batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI), batch_call(URI)]);
 }
