@@ -306,11 +306,6 @@ impl World {
             .collect()
     }
 
-    /// The calls, each joined with spaces, for readable assertions.
-    pub fn call_lines(&self) -> Vec<String> {
-        self.calls().iter().map(|c| c.join(" ")).collect()
-    }
-
     /// The last call the fakes received.
     #[track_caller]
     pub fn last_call(&self) -> Vec<String> {
@@ -325,9 +320,9 @@ impl World {
             .collect()
     }
 
-    /// The calls (joined with spaces) whose environment held
+    /// The calls (argv vectors) whose environment held
     /// `BKT_VM_RDP_PASSWORD`.
-    pub fn calls_that_saw_the_password(&self) -> Vec<String> {
+    pub fn calls_that_saw_the_password(&self) -> Vec<Vec<String>> {
         self.log_lines()
             .into_iter()
             .filter(|f| {
@@ -338,7 +333,7 @@ impl World {
                 );
                 seen == "RDP_PASSWORD=set"
             })
-            .map(|f| f[..f.len() - 2].join(" "))
+            .map(|f| f[..f.len() - 2].to_vec())
             .collect()
     }
 
@@ -648,8 +643,10 @@ pub fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
 /// No argv holds the password (`hunter2 ...` in the tests), and no child's
 /// environment does: the RDP client gets it on stdin only.
 pub fn no_password_in_argv_or_environment(w: &World) {
-    for c in w.call_lines() {
-        assert!(!c.contains("hunter2"), "password in argv: {c}");
+    for c in w.calls() {
+        for a in &c {
+            assert!(!a.contains("hunter2"), "password in argv: {c:?}");
+        }
     }
-    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<Vec<String>>::new());
 }
