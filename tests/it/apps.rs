@@ -4,7 +4,7 @@
 
 use base64::Engine;
 
-use crate::harness::{URI, World, fixture, freerdp, rdp_listener};
+use crate::harness::{URI, World, argv, fixture, freerdp, has_args, rdp_listener};
 
 fn world(state: &str) -> World {
     let w = World::new()
@@ -97,7 +97,13 @@ fn windows_is_asked_once_then_the_cache_answers() {
         r.stderr(),
         "(as Windows listed them at 2026-11-18 11:06 UTC; `bkt vm apps windows --refresh` asks again)\n"
     );
-    assert_eq!(w.calls().len(), 5);
+    // Only the VM's state was looked at.
+    let calls = w.calls();
+    assert_eq!(calls.len(), 5);
+    assert_eq!(
+        calls[4],
+        argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]
+    );
     // --json has the icons.
     let r = w.bkt(&["vm", "apps", "windows", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
@@ -120,7 +126,13 @@ fn windows_is_asked_once_then_the_cache_answers() {
     // --refresh asks again.
     agent_answers(&w);
     w.bkt(&["vm", "apps", "windows", "--refresh"]).success();
-    assert!(w.call_lines()[7].contains("guest-exec"));
+    let calls = w.calls();
+    assert_eq!(
+        calls[7][..5],
+        ["virsh", "-c", URI, "qemu-agent-command", "windows"]
+    );
+    let exec: serde_json::Value = serde_json::from_str(&calls[7][5]).unwrap();
+    assert_eq!(exec["execute"], "guest-exec");
 }
 
 #[test]
@@ -145,9 +157,9 @@ fn no_agent_lists_the_builtins_and_says_what_to_install() {
     // Nothing was kept: the next call asks again.
     w.bkt(&["vm", "apps", "windows"]).success();
     assert_eq!(
-        w.call_lines()
+        w.calls()
             .iter()
-            .filter(|c| c.contains("qemu-agent-command"))
+            .filter(|c| c.starts_with(&argv!["virsh", "-c", URI, "qemu-agent-command", "windows"]))
             .count(),
         2
     );
@@ -167,8 +179,8 @@ fn a_vm_that_is_off_is_not_started_for_this() {
          programs every Windows 11 has\n  start it, then: bkt vm apps windows --refresh\n"
     );
     assert_eq!(
-        w.call_lines(),
-        [format!("virsh -c {URI} domstate --reason windows")]
+        w.calls(),
+        [argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]]
     );
 }
 
@@ -202,18 +214,30 @@ fn run_knows_the_ids_apps_found() {
     freerdp(&w, "xfreerdp3", "3.10.3", 0);
     w.bkt(&["vm", "run", "windows", "word", "--user", "anna"])
         .success();
-    assert!(w.call_lines().pop().unwrap().contains(
-        r" /app:program:C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE,name:Word /wm-class:bkt-windows-word"
-    ));
+    let last = w.last_call();
+    assert!(
+        has_args(
+            &last,
+            &[
+                r"/app:program:C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE,name:Word",
+                "/wm-class:bkt-windows-word"
+            ]
+        ),
+        "{last:?}"
+    );
     // A Store app: explorer.exe with its AppsFolder id first.
     w.bkt(&["vm", "run", "windows", "calculator", "--user", "anna"])
         .success();
+    let last = w.last_call();
     assert!(
-        w.call_lines().pop().unwrap().contains(
-            r" /app:program:explorer.exe,cmd:shell:AppsFolder\Microsoft.WindowsCalculator_8wekyb3d8bbwe!App,name:Calculator /wm-class:bkt-windows-calculator"
+        has_args(
+            &last,
+            &[
+                r"/app:program:explorer.exe,cmd:shell:AppsFolder\Microsoft.WindowsCalculator_8wekyb3d8bbwe!App,name:Calculator",
+                "/wm-class:bkt-windows-calculator"
+            ]
         ),
-        "{:?}",
-        w.call_lines()
+        "{last:?}"
     );
 }
 
@@ -299,8 +323,8 @@ fn menu_entries_with_icons_and_mime_types_that_validate() {
         valid(&apps.join(format!("{f}.desktop")));
     }
     assert_eq!(
-        w.call_lines().pop().unwrap(),
-        format!("update-desktop-database -q {}", apps.display())
+        w.last_call(),
+        argv!["update-desktop-database", "-q", apps.display()]
     );
     // Default applications are the user's: never written.
     assert!(!w.path("home/.config/mimeapps.list").exists());

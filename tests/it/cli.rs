@@ -47,5 +47,5 @@ fn usage_errors_exit_2() {
     assert!(r.stderr().contains("invalid value 'linux'"));
     let r = w.bkt(&["vm", "stop"]);
     assert_eq!(r.code(), 2);
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }

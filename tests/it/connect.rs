@@ -6,7 +6,8 @@
 use std::net::TcpListener;
 
 use crate::harness::{
-    URI, World, closed_port, fixture, freerdp, no_password_in_argv_or_environment, rdp_listener,
+    URI, World, argv, closed_port, fixture, freerdp, has_args, no_password_in_argv_or_environment,
+    rdp_listener,
 };
 
 const PW: &str = "hunter2 with spaces";
@@ -60,10 +61,10 @@ fn the_fakes_tell_whether_they_saw_the_password() {
     run(Some(""));
     run(None);
     run(Some(PW));
-    assert_eq!(w.call_lines(), ["virsh version"; 3]);
+    assert_eq!(w.calls(), vec![argv!["virsh", "version"]; 3]);
     assert_eq!(
         w.calls_that_saw_the_password(),
-        ["virsh version", "virsh version"]
+        [argv!["virsh", "version"], argv!["virsh", "version"]]
     );
     let log = std::fs::read_to_string(w.path("log")).unwrap();
     assert!(!log.contains("hunter2"), "{log}");
@@ -81,14 +82,30 @@ fn rdp_with_freerdp3_password_on_stdin_only() {
         )
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domifaddr windows --source lease"),
-            "xfreerdp3 /version".to_string(),
-            format!(
-                "xfreerdp3 /v:127.0.0.11:{port} /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows"
-            ),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
+            argv!["xfreerdp3", "/version"],
+            argv![
+                "xfreerdp3",
+                format!("/v:127.0.0.11:{port}"),
+                "/u:anna",
+                "/from-stdin:force",
+                "/cert:tofu",
+                "+dynamic-resolution",
+                "+clipboard",
+                "/sound",
+                "/t:windows"
+            ],
         ]
     );
     assert_eq!(
@@ -117,13 +134,24 @@ fn freerdp2_and_xfreerdp_that_is_3() {
         share.to_str().unwrap(),
     ]);
     r.success();
-    let last = w.call_lines().pop().unwrap();
     assert_eq!(
-        last,
-        format!(
-            "xfreerdp /v:127.0.0.12:{port} /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /drive:bkt,{} /f /t:windows",
-            std::fs::canonicalize(&share).unwrap().display()
-        )
+        w.last_call(),
+        argv![
+            "xfreerdp",
+            format!("/v:127.0.0.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "/dynamic-resolution",
+            "+clipboard",
+            "/sound",
+            format!(
+                "/drive:bkt,{}",
+                std::fs::canonicalize(&share).unwrap().display()
+            ),
+            "/f",
+            "/t:windows"
+        ]
     );
 
     let (_rdp2, port) = rdp_listener("127.0.0.13");
@@ -133,12 +161,7 @@ fn freerdp2_and_xfreerdp_that_is_3() {
     freerdp(&w, "xfreerdp", "3.5.1", 0);
     w.bkt(&["vm", "connect", "windows", "--user", "anna"])
         .success();
-    assert!(
-        w.call_lines()
-            .pop()
-            .unwrap()
-            .contains(" +dynamic-resolution ")
-    );
+    assert!(has_args(&w.last_call(), &["+dynamic-resolution"]));
 }
 
 #[test]
@@ -152,12 +175,11 @@ fn client_order_and_remmina() {
     w.bkt(&["vm", "connect", "windows", "--user", "anna"])
         .success();
     assert!(
-        w.call_lines()
-            .pop()
-            .unwrap()
-            .starts_with(&format!("sdl-freerdp3 /v:127.0.0.14:{port} "))
+        w.last_call()
+            .starts_with(&argv!["sdl-freerdp3", format!("/v:127.0.0.14:{port}")])
     );
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("xfreerdp")));
+    // Neither xfreerdp nor xfreerdp3 is asked.
+    assert!(!w.calls().iter().any(|c| c[0].starts_with("xfreerdp")));
 
     let (_rdp, port) = rdp_listener("127.0.0.15");
     let w = world().rdp_port(port);
@@ -203,12 +225,10 @@ fn only_a_client_that_can_open_its_window_here() {
     freerdp(&w, "wlfreerdp3", "3.10.3", 0);
     w.bkt(&["vm", "connect", "windows", "--user", "anna"])
         .success();
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("xfreerdp3")));
+    assert!(!w.calls().iter().any(|c| c[0] == "xfreerdp3"));
     assert!(
-        w.call_lines()
-            .pop()
-            .unwrap()
-            .starts_with(&format!("wlfreerdp3 /v:127.0.0.37:{port} "))
+        w.last_call()
+            .starts_with(&argv!["wlfreerdp3", format!("/v:127.0.0.37:{port}")])
     );
 
     // X11 only: not the Wayland one.
@@ -220,12 +240,10 @@ fn only_a_client_that_can_open_its_window_here() {
     freerdp(&w, "xfreerdp", "2.11.7", 0);
     w.bkt(&["vm", "connect", "windows", "--user", "anna"])
         .success();
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("wlfreerdp3")));
+    assert!(!w.calls().iter().any(|c| c[0] == "wlfreerdp3"));
     assert!(
-        w.call_lines()
-            .pop()
-            .unwrap()
-            .starts_with(&format!("xfreerdp /v:127.0.0.38:{port} "))
+        w.last_call()
+            .starts_with(&argv!["xfreerdp", format!("/v:127.0.0.38:{port}")])
     );
 }
 
@@ -239,7 +257,11 @@ fn pinned_client_from_the_environment() {
     freerdp(&w, "sdl-freerdp3", "3.10.3", 0);
     w.bkt(&["vm", "connect", "windows", "--user", "anna"])
         .success();
-    assert!(w.call_lines().pop().unwrap().starts_with("xfreerdp /v:"));
+    let last = w.last_call();
+    assert!(
+        last[0] == "xfreerdp" && last[1].starts_with("/v:"),
+        "{last:?}"
+    );
 }
 
 fn viewer(w: &World) {
@@ -264,8 +286,14 @@ fn connection_failure_falls_back_to_spice() {
         "✗ RDP: xfreerdp3 exited with code 147: connection failed (transport)\n  the client's log: "
     ), "{}", r.stderr());
     assert_eq!(
-        w.call_lines().pop().unwrap(),
-        "virt-viewer --connect qemu:///system --attach windows"
+        w.last_call(),
+        argv![
+            "virt-viewer",
+            "--connect",
+            "qemu:///system",
+            "--attach",
+            "windows"
+        ]
     );
     no_password_in_argv_or_environment(&w);
 }
@@ -277,7 +305,7 @@ fn rdp_only_fails_instead_of_falling_back() {
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna", "--rdp"]);
     r.failure();
     assert!(r.stderr().starts_with("error: RDP: xfreerdp3 exited with code 147: connection failed (transport)\nhint: the client's log: "), "{}", r.stderr());
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
+    assert!(!w.calls().iter().any(|c| c[0] == "virt-viewer"));
 }
 
 #[test]
@@ -308,7 +336,7 @@ fn authentication_failure_is_an_error_not_a_fallback() {
             w.p("home")
         )
     );
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
+    assert!(!w.calls().iter().any(|c| c[0] == "virt-viewer"));
 }
 
 #[test]
@@ -329,9 +357,9 @@ fn rdp_off_in_windows_is_said_and_spice_used() {
         )
     );
     assert!(
-        !w.call_lines()
+        !w.calls()
             .iter()
-            .any(|c| c.starts_with("xfreerdp3 /v:"))
+            .any(|c| c[0] == "xfreerdp3" && c[1].starts_with("/v:"))
     );
 }
 
@@ -375,11 +403,24 @@ fn remote_viewer_uses_domdisplay() {
         "→ remote-viewer --title windows spice://127.0.0.1:5900\n"
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domdisplay --type spice windows"),
-            "remote-viewer --title windows spice://127.0.0.1:5900".to_string(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domdisplay",
+                "--type",
+                "spice",
+                "windows"
+            ],
+            argv![
+                "remote-viewer",
+                "--title",
+                "windows",
+                "spice://127.0.0.1:5900"
+            ],
         ]
     );
     no_password_in_argv_or_environment(&w);
@@ -402,7 +443,7 @@ fn a_password_with_a_line_break_is_refused() {
             r.stderr(),
             "error: the password contains a line break, which FreeRDP cannot read from stdin\n"
         );
-        assert_eq!(w.call_lines().pop().unwrap(), "xfreerdp3 /version");
+        assert_eq!(w.last_call(), argv!["xfreerdp3", "/version"]);
     }
 }
 
@@ -421,7 +462,7 @@ fn a_password_that_is_not_utf8_reaches_the_client_as_is() {
         std::fs::read(w.path("xfreerdp3.stdin")).unwrap(),
         b"caf\xe9 latin-1\n"
     );
-    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<Vec<String>>::new());
 }
 
 /// The client prints what FreeRDP VERSION really printed when the guest's
@@ -470,14 +511,30 @@ fn a_changed_certificate_is_an_error_not_a_fallback() {
         )
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domifaddr windows --source lease"),
-            "xfreerdp /version".to_string(),
-            format!(
-                "xfreerdp /v:127.0.0.33:{port} /u:anna /from-stdin:force /cert:tofu /dynamic-resolution +clipboard /sound /t:windows"
-            ),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
+            argv!["xfreerdp", "/version"],
+            argv![
+                "xfreerdp",
+                format!("/v:127.0.0.33:{port}"),
+                "/u:anna",
+                "/from-stdin:force",
+                "/cert:tofu",
+                "/dynamic-resolution",
+                "+clipboard",
+                "/sound",
+                "/t:windows"
+            ],
         ]
     );
     assert_eq!(
@@ -511,14 +568,30 @@ fn a_changed_certificate_is_an_error_not_a_fallback() {
          rm '/srv/anna config/freerdp/server/127.0.0.34_3389.pem'\n"
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domifaddr windows --source lease"),
-            "xfreerdp3 /version".to_string(),
-            format!(
-                "xfreerdp3 /v:127.0.0.34:{port} /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows"
-            ),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
+            argv!["xfreerdp3", "/version"],
+            argv![
+                "xfreerdp3",
+                format!("/v:127.0.0.34:{port}"),
+                "/u:anna",
+                "/from-stdin:force",
+                "/cert:tofu",
+                "+dynamic-resolution",
+                "+clipboard",
+                "/sound",
+                "/t:windows"
+            ],
         ]
     );
     no_password_in_argv_or_environment(&w);
@@ -554,8 +627,14 @@ fn a_first_contact_that_fails_still_falls_back() {
         r.stderr()
     );
     assert_eq!(
-        w.call_lines().pop().unwrap(),
-        "virt-viewer --connect qemu:///system --attach windows"
+        w.last_call(),
+        argv![
+            "virt-viewer",
+            "--connect",
+            "qemu:///system",
+            "--attach",
+            "windows"
+        ]
     );
 }
 
@@ -590,9 +669,9 @@ fn from_shut_off_it_starts_waits_for_the_address_and_the_port() {
         "waiting for an IP address (lease, guest agent, ARP) …\n"
     );
     let lease_calls = w
-        .call_lines()
+        .calls()
         .iter()
-        .filter(|c| c.ends_with("--source lease"))
+        .filter(|c| c.ends_with(&argv!["--source", "lease"]))
         .count();
     assert_eq!(lease_calls, 3);
 }
@@ -643,9 +722,9 @@ fn user_and_password_without_a_terminal() {
     r.failure();
     assert!(r.stderr().ends_with("error: no password for anna on windows\nhint: run it on a terminal to be asked, or set BKT_VM_RDP_PASSWORD\n"), "{}", r.stderr());
     assert!(
-        !w.call_lines()
+        !w.calls()
             .iter()
-            .any(|c| c.starts_with("xfreerdp3 /v:"))
+            .any(|c| c[0] == "xfreerdp3" && c[1].starts_with("/v:"))
     );
 }
 
@@ -666,7 +745,7 @@ fn the_user_is_remembered() {
     let text = std::fs::read_to_string(w.manifest_path()).unwrap();
     assert!(!text.contains("hunter2"));
     w.bkt(&["vm", "connect", "windows"]).success();
-    assert!(w.call_lines().pop().unwrap().contains(" /u:anna "));
+    assert!(has_args(&w.last_call(), &["/u:anna"]));
 }
 
 #[test]
@@ -740,10 +819,8 @@ fn a_stale_lease_is_followed_to_the_new_address() {
         )
     );
     assert!(
-        w.call_lines()
-            .pop()
-            .unwrap()
-            .starts_with(&format!("xfreerdp3 /v:127.0.0.31:{port} "))
+        w.last_call()
+            .starts_with(&argv!["xfreerdp3", format!("/v:127.0.0.31:{port}")])
     );
 }
 

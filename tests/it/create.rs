@@ -1,6 +1,6 @@
 //! `bkt vm create` against fakes: the happy path, every refusal, the rollback.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture, has_args};
 use crate::normalize;
 
 const GIB: u64 = 1 << 30;
@@ -8,34 +8,80 @@ const GIB: u64 = 1 << 30;
 /// The UUID create generated (random: read back from the calls, virt-install's
 /// `--uuid` or the start of the domain).
 pub fn uuid_of(w: &World) -> String {
-    let re = regex::Regex::new(" (?:--uuid|start) ([0-9a-f-]{36}) ").unwrap();
-    w.call_lines()
+    let re = regex::Regex::new("^[0-9a-f-]{36}$").unwrap();
+    w.calls()
         .iter()
-        .find_map(|c| re.captures(c).map(|m| m[1].to_string()))
+        .find_map(|c| {
+            c[..c.len() - 1]
+                .windows(2)
+                .find(|a| (a[0] == "--uuid" || a[0] == "start") && re.is_match(&a[1]))
+                .map(|a| a[1].clone())
+        })
         .expect("create used a UUID")
 }
 
-fn expected_render(w: &World, mac: &str, uuid: &str) -> String {
-    format!(
-        "virt-install --connect {URI} --name windows --uuid {uuid} --osinfo win11 --virt-type kvm --machine q35 \
-         --memory 8192 --vcpus 4 --cpu host-passthrough \
-         --boot uefi,firmware.feature0.name=secure-boot,firmware.feature0.enabled=yes,\
-         firmware.feature1.name=enrolled-keys,firmware.feature1.enabled=yes \
-         --features smm.state=on --xml ./features/hyperv/@mode=passthrough \
-         --clock offset=localtime,hypervclock_present=yes \
-         --tpm backend.type=emulator,backend.version=2.0,model=tpm-crb \
-         --disk path={iso},device=cdrom,bus=sata,readonly=on,boot.order=1 \
-         --disk path={disk},format=qcow2,bus=virtio,discard=unmap,boot.order=2 \
-         --disk path={virtio},device=cdrom,bus=sata,readonly=on \
-         --network network=default,model=virtio,mac={mac} \
-         --video model.type=qxl,model.ram=131072,model.vram=131072,model.vgamem=65536 \
-         --graphics spice --channel spicevmc \
-         --channel unix,target.type=virtio,target.name=org.qemu.guest_agent.0 \
-         --import --noautoconsole --print-xml --dry-run",
-        iso = w.p("isos/Win11.iso"),
-        disk = w.p("images/windows.qcow2"),
-        virtio = w.p("isos/virtio-win.iso"),
-    )
+fn expected_render(w: &World, mac: &str, uuid: &str) -> Vec<String> {
+    argv![
+        "virt-install",
+        "--connect",
+        URI,
+        "--name",
+        "windows",
+        "--uuid",
+        uuid,
+        "--osinfo",
+        "win11",
+        "--virt-type",
+        "kvm",
+        "--machine",
+        "q35",
+        "--memory",
+        "8192",
+        "--vcpus",
+        "4",
+        "--cpu",
+        "host-passthrough",
+        "--boot",
+        "uefi,firmware.feature0.name=secure-boot,firmware.feature0.enabled=yes,\
+         firmware.feature1.name=enrolled-keys,firmware.feature1.enabled=yes",
+        "--features",
+        "smm.state=on",
+        "--xml",
+        "./features/hyperv/@mode=passthrough",
+        "--clock",
+        "offset=localtime,hypervclock_present=yes",
+        "--tpm",
+        "backend.type=emulator,backend.version=2.0,model=tpm-crb",
+        "--disk",
+        format!(
+            "path={},device=cdrom,bus=sata,readonly=on,boot.order=1",
+            w.p("isos/Win11.iso")
+        ),
+        "--disk",
+        format!(
+            "path={},format=qcow2,bus=virtio,discard=unmap,boot.order=2",
+            w.p("images/windows.qcow2")
+        ),
+        "--disk",
+        format!(
+            "path={},device=cdrom,bus=sata,readonly=on",
+            w.p("isos/virtio-win.iso")
+        ),
+        "--network",
+        format!("network=default,model=virtio,mac={mac}"),
+        "--video",
+        "model.type=qxl,model.ram=131072,model.vram=131072,model.vgamem=65536",
+        "--graphics",
+        "spice",
+        "--channel",
+        "spicevmc",
+        "--channel",
+        "unix,target.type=virtio,target.name=org.qemu.guest_agent.0",
+        "--import",
+        "--noautoconsole",
+        "--print-xml",
+        "--dry-run"
+    ]
 }
 
 #[test]
@@ -110,32 +156,60 @@ When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
     );
 
     let uuid = uuid_of(&w);
-    let calls = w.call_lines();
+    let calls = w.calls();
     assert_eq!(
         calls,
         vec![
-            "virsh --version".to_string(),
-            "virt-install --version".into(),
-            "qemu-img --version".into(),
-            format!("virsh -c {URI} version"),
-            format!("virsh -q -c {URI} list --all --name"),
-            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
-            format!("virsh -c {URI} domcapabilities --virttype kvm --arch x86_64 --machine q35"),
-            format!("virsh -c {URI} net-info default"),
-            format!("virsh -c {URI} pool-dumpxml default"),
-            format!("virsh -c {URI} capabilities"),
-            format!(
-                "qemu-img create -q -f qcow2 {} {}",
+            argv!["virsh", "--version"],
+            argv!["virt-install", "--version"],
+            argv!["qemu-img", "--version"],
+            argv!["virsh", "-c", URI, "version"],
+            argv!["virsh", "-q", "-c", URI, "list", "--all", "--name"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domstats",
+                "--raw",
+                "--state",
+                "--vcpu",
+                "--balloon",
+                "--block"
+            ],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domcapabilities",
+                "--virttype",
+                "kvm",
+                "--arch",
+                "x86_64",
+                "--machine",
+                "q35"
+            ],
+            argv!["virsh", "-c", URI, "net-info", "default"],
+            argv!["virsh", "-c", URI, "pool-dumpxml", "default"],
+            argv!["virsh", "-c", URI, "capabilities"],
+            argv![
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
                 w.p("images/windows.qcow2"),
                 80 * GIB
-            ),
-            format!(
-                "qemu-img info --output=json -U {}",
+            ],
+            argv![
+                "qemu-img",
+                "info",
+                "--output=json",
+                "-U",
                 w.p("images/windows.qcow2")
-            ),
+            ],
             expected_render(&w, &mac, &uuid),
-            format!("virsh -c {URI} define /dev/stdin"),
-            format!("virsh -c {URI} start {uuid} --reset-nvram"),
+            argv!["virsh", "-c", URI, "define", "/dev/stdin"],
+            argv!["virsh", "-c", URI, "start", &uuid, "--reset-nvram"],
         ]
     );
     // virsh define got the XML virt-install rendered, on stdin.
@@ -144,9 +218,9 @@ When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
         fixture("virt-install/print-xml-windows-qemu.xml")
     );
     // virsh always runs untranslated, so its tables parse.
-    for (call, locale) in w.call_lines().iter().zip(w.call_locales()) {
-        if call.starts_with("virsh") {
-            assert_eq!(locale, "LC_ALL=C", "{call}");
+    for (call, locale) in w.calls().iter().zip(w.call_locales()) {
+        if call[0] == "virsh" {
+            assert_eq!(locale, "LC_ALL=C", "{call:?}");
         }
     }
     use std::os::unix::fs::PermissionsExt;
@@ -186,23 +260,30 @@ fn sizes_in_every_spelling_and_qemu_type() {
     assert!(out.contains("  ✓ resources      2 vCPUs, 4 GiB (host: 8 cores, 16 GiB)\n"));
     assert!(out.contains("  • domain         work: 2 vCPUs, 4 GiB, UEFI + Secure Boot, TPM 2.0, VirtIO, software emulation\n"));
     let install = w
-        .call_lines()
+        .calls()
         .into_iter()
-        .find(|c| c.starts_with("virt-install --connect"))
+        .find(|c| c.starts_with(&argv!["virt-install", "--connect"]))
         .unwrap();
-    assert!(install.contains(" --name work --uuid "));
-    assert!(install.contains(" --virt-type qemu "));
-    assert!(install.contains(" --memory 4096 --vcpus 2 --boot "));
-    assert!(!install.contains("--cpu"));
-    assert!(w.call_lines().contains(&format!(
-        "qemu-img create -q -f qcow2 {} {}",
+    assert!(has_args(&install, &["--name", "work", "--uuid"]));
+    assert!(has_args(&install, &["--virt-type", "qemu"]));
+    assert!(has_args(
+        &install,
+        &["--memory", "4096", "--vcpus", "2", "--boot"]
+    ));
+    assert!(!install.iter().any(|a| a.contains("--cpu")), "{install:?}");
+    assert!(w.calls().contains(&argv![
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
         w.p("images/work.qcow2"),
         40 * GIB
-    )));
+    ]));
     assert!(
-        w.call_lines()
+        w.calls()
             .iter()
-            .any(|c| c.contains("domcapabilities --virttype qemu"))
+            .any(|c| has_args(c, &["domcapabilities", "--virttype", "qemu"]))
     );
 }
 
@@ -271,12 +352,28 @@ fn dry_run_prints_commands_and_xml_and_creates_nothing() {
     assert!(
         out.contains("Domain XML (rendered by virt-install --print-xml):\n<domain type=\"qemu\">")
     );
-    let calls = w.call_lines();
+    let calls = w.calls();
     let last = calls.last().unwrap();
-    assert!(last.starts_with("virt-install "));
-    assert!(last.contains(",discard=unmap,boot.order=2,size=20 "));
-    assert!(last.ends_with(" --print-xml --dry-run"));
-    assert!(!calls.iter().any(|c| c.starts_with("qemu-img create")));
+    assert_eq!(last[0], "virt-install");
+    assert!(
+        has_args(
+            last,
+            &[
+                "--disk".to_string(),
+                format!(
+                    "path={},format=qcow2,bus=virtio,discard=unmap,boot.order=2,size=20",
+                    w.p("images/windows.qcow2")
+                )
+            ]
+        ),
+        "{last:?}"
+    );
+    assert!(last.ends_with(&argv!["--print-xml", "--dry-run"]));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with(&argv!["qemu-img", "create"]))
+    );
     assert!(!w.path("images/windows.qcow2").exists());
     assert!(!w.manifest_path().exists());
 }
@@ -286,11 +383,12 @@ fn refused(w: &World, args: &[&str]) -> (String, String) {
     let r = w.bkt(args);
     r.failure();
     assert!(
-        !w.call_lines()
+        !w.calls()
             .iter()
-            .any(|c| c.starts_with("qemu-img create") || c.starts_with("virt-install --connect")),
+            .any(|c| c.starts_with(&argv!["qemu-img", "create"])
+                || c.starts_with(&argv!["virt-install", "--connect"])),
         "{:?}",
-        w.call_lines()
+        w.calls()
     );
     assert!(
         !w.manifest_path().exists()
@@ -323,7 +421,7 @@ fn bad_name() {
         r.stderr(),
         "error: invalid value 'win;rm -rf' for '--name <NAME>': invalid VM name \"win;rm -rf\": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit\n\nFor more information, try '--help'.\n"
     );
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
     assert!(!w.manifest_path().exists());
 }
 
@@ -337,7 +435,7 @@ fn bad_size() {
         r.stderr(),
         "error: --disk-size\ncaused by: invalid size \"80X\": unknown unit \"x\" (use M, G or T, e.g. 80G or 81920M)\n"
     );
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }
 
 #[test]
@@ -422,12 +520,12 @@ fn libvirt_unreachable() {
     );
     // Nothing else is asked of a libvirt that is not there.
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            "virsh --version".to_string(),
-            "virt-install --version".into(),
-            "qemu-img --version".into(),
-            format!("virsh -c {URI} version")
+            argv!["virsh", "--version"],
+            argv!["virt-install", "--version"],
+            argv!["qemu-img", "--version"],
+            argv!["virsh", "-c", URI, "version"]
         ]
     );
 }

@@ -2,14 +2,19 @@
 //! the calls made and not made, the screen, and the files and manifest
 //! afterwards.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture, mentions};
 use crate::lifecycle::nosuch;
 use crate::normalize;
 
 /// The UUID of the recorded Windows-shaped domain.
 const UUID: &str = "405a8b53-ad14-470a-9963-b210e9f1e0aa";
-const UNDEFINE_FLAGS: &str =
-    "--nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save";
+const UNDEFINE_FLAGS: [&str; 5] = [
+    "--nvram",
+    "--tpm",
+    "--snapshots-metadata",
+    "--checkpoints-metadata",
+    "--managed-save",
+];
 
 /// The recorded domain, renamed `windows`, its files in the test's world.
 fn domain_xml(w: &World) -> String {
@@ -68,10 +73,11 @@ fn libvirt(w: &World, state: &str, xml: &str, others: &[(&str, String)]) {
         .code(1);
 }
 
-fn calls_with(w: &World, word: &str) -> Vec<String> {
-    w.call_lines()
+/// The calls that hold `word` as an argument or a whole word of one.
+fn calls_with(w: &World, word: &str) -> Vec<Vec<String>> {
+    w.calls()
         .into_iter()
-        .filter(|c| c.contains(word))
+        .filter(|c| mentions(c, word))
         .collect()
 }
 
@@ -108,14 +114,20 @@ Destroyed windows
         serde_json::json!([{"vm": "other", "uri": URI, "path": "/o.qcow2"}])
     );
     assert_eq!(
-        &w.call_lines()[..],
+        &w.calls()[..],
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} dumpxml --inactive windows"),
-            format!("virsh -q -c {URI} list --all --uuid"),
-            format!("virsh -c {URI} destroy {UUID}"),
-            format!("virsh -c {URI} undefine {UUID} {UNDEFINE_FLAGS}"),
-            format!("virsh -c {URI} vol-delete {}", w.p("images/windows.qcow2")),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virsh", "-c", URI, "dumpxml", "--inactive", "windows"],
+            argv!["virsh", "-q", "-c", URI, "list", "--all", "--uuid"],
+            argv!["virsh", "-c", URI, "destroy", UUID],
+            argv!["virsh", "-c", URI, "undefine", UUID, ..UNDEFINE_FLAGS],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "vol-delete",
+                w.p("images/windows.qcow2")
+            ],
         ]
     );
 }
@@ -148,8 +160,15 @@ fn a_saved_vm_goes_with_its_saved_memory() {
     );
     // libvirt removes the saved image with the domain (--managed-save).
     assert_eq!(
-        calls_with(&w, " undefine "),
-        [format!("virsh -c {URI} undefine {UUID} {UNDEFINE_FLAGS}")]
+        calls_with(&w, "undefine"),
+        [argv![
+            "virsh",
+            "-c",
+            URI,
+            "undefine",
+            UUID,
+            ..UNDEFINE_FLAGS
+        ]]
     );
 }
 
@@ -166,7 +185,7 @@ fn keep_disk_keeps_it_and_says_how_to_delete_it() {
     ), "{out}");
     assert!(out.contains("  • removed        snapshots $TMP/images/windows.snapshots\n"));
     assert!(w.path("images/windows.qcow2").exists());
-    assert!(calls_with(&w, " destroy ").is_empty());
+    assert!(calls_with(&w, "destroy").is_empty());
     assert!(calls_with(&w, "vol-delete").is_empty());
     // Kept by choice: no longer bkt's to delete.
     assert_eq!(w.manifest()["files"].as_array().unwrap().len(), 1);
@@ -186,7 +205,7 @@ fn without_confirmation_nothing_is_touched() {
     );
     assert!(w.path("images/windows.qcow2").exists());
     assert_eq!(std::fs::read_to_string(w.manifest_path()).unwrap(), before);
-    for word in ["undefine", " destroy ", "vol-delete"] {
+    for word in ["undefine", "destroy", "vol-delete"] {
         assert!(calls_with(&w, word).is_empty(), "{word}");
     }
 }
@@ -226,13 +245,13 @@ fn a_vm_bkt_did_not_make_keeps_every_disk() {
 "
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason hand"),
-            format!("virsh -c {URI} dumpxml --inactive hand"),
-            format!("virsh -q -c {URI} list --all --uuid"),
-            format!("virsh -c {URI} dominfo hand"),
-            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "hand"],
+            argv!["virsh", "-c", URI, "dumpxml", "--inactive", "hand"],
+            argv!["virsh", "-q", "-c", URI, "list", "--all", "--uuid"],
+            argv!["virsh", "-c", URI, "dominfo", "hand"],
+            argv!["virsh", "-c", URI, "undefine", &uuid, ..UNDEFINE_FLAGS],
         ]
     );
     assert!(!w.manifest_path().exists());
@@ -263,9 +282,12 @@ fn a_disk_another_domain_uses_is_kept() {
     );
     assert!(w.path("images/windows.qcow2").exists());
     assert!(calls_with(&w, "vol-delete").is_empty());
-    assert!(calls_with(&w, "echo @@bkt").contains(&format!(
-        "virsh -c {URI} echo @@bkt 11111111-2222-4333-8444-555555555555; dumpxml 11111111-2222-4333-8444-555555555555; dumpxml --inactive 11111111-2222-4333-8444-555555555555"
-    )));
+    assert!(w.calls().contains(&argv![
+        "virsh",
+        "-c",
+        URI,
+        "echo @@bkt 11111111-2222-4333-8444-555555555555; dumpxml 11111111-2222-4333-8444-555555555555; dumpxml --inactive 11111111-2222-4333-8444-555555555555"
+    ]));
     // Not bkt's to delete any more.
     assert_eq!(
         w.manifest()["files"],
@@ -329,7 +351,10 @@ fn a_pool_volume_is_deleted_through_libvirt() {
         normalize(&w, &r.stdout()).contains("  • removed        disk $TMP/images/windows.qcow2\n")
     );
     assert!(!w.path("images/windows.qcow2").exists());
-    assert_eq!(calls_with(&w, "vol-delete").len(), 1);
+    assert_eq!(
+        calls_with(&w, "vol-delete"),
+        [argv!["virsh", "-c", URI, "vol-delete", &disk]]
+    );
 }
 
 /// A deletion that fails is reported, and stays on record so that running
@@ -445,8 +470,15 @@ fn another_connection_never_touches_the_entry() {
     assert!(w.path("images/windows.snapshots").exists());
     assert_eq!(std::fs::read_to_string(w.manifest_path()).unwrap(), before);
     assert_eq!(
-        w.call_lines(),
-        ["virsh -c qemu:///session domstate --reason windows"]
+        w.calls(),
+        [argv![
+            "virsh",
+            "-c",
+            "qemu:///session",
+            "domstate",
+            "--reason",
+            "windows"
+        ]]
     );
 
     // A VM of the same name on the session is another VM: bkt's entry

@@ -35,7 +35,7 @@ fn completions_print_the_script_and_nothing_else() {
         assert!(r.stdout().contains("virt-type"), "{shell}");
         assert_eq!(r.stderr(), "", "{shell}");
     }
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn man_writes_a_page_per_command_into_a_new_directory() {
     );
     // Again over the pages already there.
     w.bkt(&["man", &dir.display().to_string()]).success();
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }
 
 #[test]

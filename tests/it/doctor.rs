@@ -1,6 +1,6 @@
 //! `bkt vm doctor` against fakes.
 
-use crate::harness::{URI, World, closed_port, fixture, rdp_listener};
+use crate::harness::{URI, World, argv, closed_port, fixture, rdp_listener};
 use crate::normalize;
 
 /// A host where everything answers, with one running VM `t1` whose disk
@@ -252,7 +252,7 @@ fn an_rdp_client_is_named_without_a_display() {
         rdp_client_line(&w),
         "  ✓ RDP client     xfreerdp (version unknown without a display)"
     );
-    assert!(w.call_lines().contains(&"xfreerdp /version".to_string()));
+    assert!(w.calls().contains(&argv!["xfreerdp", "/version"]));
 
     // FreeRDP 3 tells its version all the same.
     let w = no_display();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Run, World};
+use crate::harness::{Run, World, argv, has_args};
 
 /// One request as the server saw it.
 struct Req {
@@ -349,14 +349,23 @@ fn downloads_both_then_reuses_the_cache() {
         r.stdout()
     );
     let install = w
-        .call_lines()
+        .calls()
         .into_iter()
-        .find(|c| c.starts_with("virt-install --connect"))
+        .find(|c| c.starts_with(&argv!["virt-install", "--connect"]))
         .unwrap();
-    assert!(install.contains(&format!(
-        "--disk path={},device=cdrom,bus=sata,readonly=on ",
-        cache(&w, "virtio-win.iso").display()
-    )));
+    assert!(
+        has_args(
+            &install,
+            &[
+                "--disk".to_string(),
+                format!(
+                    "path={},device=cdrom,bus=sata,readonly=on",
+                    cache(&w, "virtio-win.iso").display()
+                )
+            ]
+        ),
+        "{install:?}"
+    );
     assert_eq!(server.requests().len(), 2);
 }
 

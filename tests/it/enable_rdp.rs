@@ -2,7 +2,7 @@
 //! double-click is played by a listener opening on loopback, and the drive
 //! gets its medium back.
 
-use crate::harness::{URI, World, closed_port, fixture, rdp_listener};
+use crate::harness::{URI, World, argv, closed_port, fixture, mentions, rdp_listener};
 
 /// A VM in `state` at `ip`, whose Remote Desktop would be on `port`.
 fn world(ip: &str, port: u16, state: &str) -> World {
@@ -37,9 +37,15 @@ fn the_script_cd_goes_in_and_comes_out() {
     let r = w.bkt(&["vm", "enable-rdp", "windows"]);
     r.success();
     let iso = w.p("images/windows-enable-rdp.iso");
-    let calls = w.call_lines();
-    let xorriso = calls.iter().find(|c| c.starts_with("xorriso")).unwrap();
-    assert!(xorriso.starts_with("xorriso -as mkisofs -quiet -V BKT_RDP -J -R -o - "));
+    let calls = w.calls();
+    let xorriso = calls.iter().find(|c| c[0] == "xorriso").unwrap();
+    let options = argv![
+        "xorriso", "-as", "mkisofs", "-quiet", "-V", "BKT_RDP", "-J", "-R", "-o", "-"
+    ];
+    assert!(
+        xorriso.starts_with(&options) && xorriso.len() > options.len(),
+        "{xorriso:?}"
+    );
     // Staged in a private directory with an unpredictable name, gone after.
     let staged = std::fs::read_to_string(w.path("staged.txt")).unwrap();
     let re =
@@ -49,14 +55,34 @@ fn the_script_cd_goes_in_and_comes_out() {
     assert!(!dir.ends_with(&format!("-{}", std::process::id())));
     assert!(!std::path::Path::new(&dir).exists());
     assert!(
-        calls.contains(&format!(
-            "virsh -c {URI} change-media windows sda {iso} --update --config --live"
-        )),
+        calls.contains(&argv![
+            "virsh",
+            "-c",
+            URI,
+            "change-media",
+            "windows",
+            "sda",
+            iso,
+            "--update",
+            "--config",
+            "--live"
+        ]),
         "{calls:?}"
     );
     assert_eq!(
         calls.last().unwrap(),
-        &format!("virsh -c {URI} change-media windows sda /tmp/win.iso --update --config --live")
+        &argv![
+            "virsh",
+            "-c",
+            URI,
+            "change-media",
+            "windows",
+            "sda",
+            "/tmp/win.iso",
+            "--update",
+            "--config",
+            "--live"
+        ]
     );
     assert!(
         !w.path("images/windows-enable-rdp.iso").exists(),
@@ -81,8 +107,19 @@ fn a_timeout_still_takes_the_cd_out() {
     r.failure();
     assert!(r.stderr().contains(&format!("error: Remote Desktop did not answer within 1s (127.0.0.71:{port}: refused)\nhint: run enable-rdp.cmd in Windows as described")), "{}", r.stderr());
     assert_eq!(
-        w.call_lines().last().unwrap(),
-        &format!("virsh -c {URI} change-media windows sda /tmp/win.iso --update --config --live")
+        w.last_call(),
+        argv![
+            "virsh",
+            "-c",
+            URI,
+            "change-media",
+            "windows",
+            "sda",
+            "/tmp/win.iso",
+            "--update",
+            "--config",
+            "--live"
+        ]
     );
     assert!(!w.path("images/windows-enable-rdp.iso").exists());
     assert_ne!(w.manifest()["vms"][0]["rdp_enabled"], true);
@@ -99,23 +136,26 @@ fn a_shut_off_vm_gets_the_cd_then_starts() {
         .out("Domain 'windows' started\n");
     let r = w.bkt(&["vm", "enable-rdp", "windows", "--timeout", "1"]);
     r.failure();
-    let calls = w.call_lines();
-    let attach = calls
-        .iter()
-        .position(|c| {
-            c.contains("change-media windows sda") && c.contains("enable-rdp.iso --update --config")
-        })
-        .unwrap();
+    let calls = w.calls();
+    let iso = w.p("images/windows-enable-rdp.iso");
+    let change = argv![
+        "virsh",
+        "-c",
+        URI,
+        "change-media",
+        "windows",
+        "sda",
+        iso,
+        "--update",
+        "--config"
+    ];
+    let attach = calls.iter().position(|c| c.starts_with(&change)).unwrap();
     let start = calls
         .iter()
-        .position(|c| c.ends_with(" start windows"))
+        .position(|c| *c == argv!["virsh", "-c", URI, "start", "windows"])
         .unwrap();
     assert!(attach < start, "{calls:?}");
-    assert!(
-        !calls[attach].ends_with("--live"),
-        "no --live on a shut-off VM: {}",
-        calls[attach]
-    );
+    assert_eq!(calls[attach], change, "no --live on a shut-off VM");
     assert!(r.stdout().starts_with("windows is shut off; starting it\n"));
 }
 
@@ -133,7 +173,7 @@ fn no_cd_drive_no_iso() {
         r.stderr(),
         "error: tiny has no CD-ROM drive to put the script in\nhint: add one in virt-manager (Add Hardware → Storage → CDROM device), then retry\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("xorriso")));
+    assert!(!w.calls().iter().any(|c| c[0] == "xorriso"));
 }
 
 /// A file already at the script ISO's path (a planted one, or left by a
@@ -153,5 +193,5 @@ fn an_existing_script_iso_is_never_overwritten() {
         )
     );
     assert_eq!(std::fs::read_to_string(&iso).unwrap(), "not ours");
-    assert!(!w.call_lines().iter().any(|c| c.contains("change-media")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "change-media")));
 }

@@ -45,6 +45,49 @@ pub fn fixture(rel: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// An argv vector as [`World::calls`] gives them, one element per
+/// argument (an argument holding spaces stays one element):
+/// `argv!["virsh", "-c", URI, "start", name]`. `..more` splices in every
+/// element of `more` (a shared prefix, a list of flags).
+macro_rules! argv {
+    ($($t:tt)*) => {{
+        #[allow(unused_mut)]
+        let mut v: Vec<String> = Vec::new();
+        $crate::harness::argv_push!(v; $($t)*);
+        v
+    }};
+}
+#[doc(hidden)]
+macro_rules! argv_push {
+    ($v:ident;) => {};
+    ($v:ident; .. $e:expr $(, $($rest:tt)*)?) => {
+        $v.extend(
+            ::std::iter::IntoIterator::into_iter($e)
+                .map(|a| ::std::string::ToString::to_string(&a)),
+        );
+        $crate::harness::argv_push!($v; $($($rest)*)?);
+    };
+    ($v:ident; $e:expr $(, $($rest:tt)*)?) => {
+        $v.extend([::std::string::ToString::to_string(&$e)]);
+        $crate::harness::argv_push!($v; $($($rest)*)?);
+    };
+}
+pub(crate) use {argv, argv_push};
+
+/// Whether `call` holds `args` as consecutive arguments (an option and
+/// its value, say): each compared whole, never as part of a longer one.
+pub fn has_args<S: AsRef<str>>(call: &[String], args: &[S]) -> bool {
+    call.windows(args.len())
+        .any(|w| w.iter().zip(args).all(|(a, b)| a == b.as_ref()))
+}
+
+/// Whether an argument of `call` holds `text` (is it, or has it inside: a
+/// virsh batch, a shell line run over ssh): for the calls that must not
+/// happen, looked for wherever they could hide.
+pub fn mentions(call: &[String], text: &str) -> bool {
+    call.iter().any(|a| a.contains(text))
+}
+
 pub struct World {
     pub dir: tempfile::TempDir,
     rule_no: AtomicUsize,
@@ -286,9 +329,10 @@ impl World {
             .collect()
     }
 
-    /// The calls, each joined with spaces, for readable assertions.
-    pub fn call_lines(&self) -> Vec<String> {
-        self.calls().iter().map(|c| c.join(" ")).collect()
+    /// The last call the fakes received.
+    #[track_caller]
+    pub fn last_call(&self) -> Vec<String> {
+        self.calls().pop().expect("a call")
     }
 
     /// The LC_ALL every call saw.
@@ -299,9 +343,9 @@ impl World {
             .collect()
     }
 
-    /// The calls (joined with spaces) whose environment held
+    /// The calls (argv vectors) whose environment held
     /// `BKT_VM_RDP_PASSWORD`.
-    pub fn calls_that_saw_the_password(&self) -> Vec<String> {
+    pub fn calls_that_saw_the_password(&self) -> Vec<Vec<String>> {
         self.log_lines()
             .into_iter()
             .filter(|f| {
@@ -312,7 +356,7 @@ impl World {
                 );
                 seen == "RDP_PASSWORD=set"
             })
-            .map(|f| f[..f.len() - 2].join(" "))
+            .map(|f| f[..f.len() - 2].to_vec())
             .collect()
     }
 
@@ -674,8 +718,10 @@ pub fn freerdp(w: &World, tool: &str, version: &str, code: i32) {
 /// No argv holds the password (`hunter2 ...` in the tests), and no child's
 /// environment does: the RDP client gets it on stdin only.
 pub fn no_password_in_argv_or_environment(w: &World) {
-    for c in w.call_lines() {
-        assert!(!c.contains("hunter2"), "password in argv: {c}");
+    for c in w.calls() {
+        for a in &c {
+            assert!(!a.contains("hunter2"), "password in argv: {c:?}");
+        }
     }
-    assert_eq!(w.calls_that_saw_the_password(), Vec::<String>::new());
+    assert_eq!(w.calls_that_saw_the_password(), Vec::<Vec<String>>::new());
 }

@@ -1,6 +1,6 @@
 //! start and stop against fakes.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture, has_args, mentions};
 
 pub fn nosuch(w: &World, name: &str) {
     w.rule("virsh", &format!("* domstate --reason {name}"))
@@ -30,7 +30,7 @@ fn a_vm_gone_before_its_dominfo_is_said() {
             fixture("virsh/dominfo-nosuch.err")
         )
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains(" start ")));
+    assert!(!w.calls().iter().any(|c| has_args(c, &["start"])));
 }
 
 #[test]
@@ -45,12 +45,22 @@ fn start_a_shut_off_vm() {
     r.success();
     assert_eq!(r.stdout(), "Started windows\n");
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
-            format!("virsh -c {URI} dominfo windows"),
-            format!("virsh -c {URI} start windows"),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domstats",
+                "--raw",
+                "--state",
+                "--vcpu",
+                "--balloon",
+                "--block"
+            ],
+            argv!["virsh", "-c", URI, "dominfo", "windows"],
+            argv!["virsh", "-c", URI, "start", "windows"],
         ]
     );
 }
@@ -84,7 +94,10 @@ fn start_when_running_is_fine() {
     let r = w.bkt(&["vm", "start", "windows"]);
     r.success();
     assert_eq!(r.stdout(), "windows is already running\n");
-    assert_eq!(w.call_lines().len(), 1);
+    assert_eq!(
+        w.calls(),
+        [argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]]
+    );
 }
 
 #[test]
@@ -144,7 +157,7 @@ fn invalid_names_never_reach_virsh() {
             )
         );
     }
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }
 
 #[test]
@@ -166,16 +179,20 @@ fn stop_polls_until_off() {
     r.success()
         .stdout_like(r"^windows is shut off \(shutdown\) after \ds\n$");
     assert_eq!(r.stderr(), "waiting for windows to shut down …\n");
-    let calls = w.call_lines();
+    let calls = w.calls();
     assert_eq!(
         calls[0],
-        format!("virsh -c {URI} domstate --reason windows")
+        argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]
     );
     assert_eq!(
         calls[1],
-        format!("virsh -c {URI} shutdown windows --mode acpi")
+        argv!["virsh", "-c", URI, "shutdown", "windows", "--mode", "acpi"]
     );
-    assert_eq!(calls.len(), 5);
+    // Then it looks until the VM is off.
+    assert_eq!(
+        calls[2..],
+        vec![argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]; 3]
+    );
 }
 
 #[test]
@@ -197,7 +214,7 @@ error: windows did not shut down within 1s; it is still running
 hint: the guest is ignoring the ACPI power button (busy, or at a prompt); try again with a longer --timeout, shut it down from inside, or `bkt vm stop windows --force` (unsaved work in the guest is lost)
 "
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains(" destroy ")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "destroy")));
 }
 
 #[test]
@@ -221,11 +238,11 @@ fn stop_resumes_a_paused_vm_first() {
         "{}",
         r.stdout()
     );
-    let calls = w.call_lines();
-    assert_eq!(calls[1], format!("virsh -c {URI} resume windows"));
+    let calls = w.calls();
+    assert_eq!(calls[1], argv!["virsh", "-c", URI, "resume", "windows"]);
     assert_eq!(
         calls[2],
-        format!("virsh -c {URI} shutdown windows --mode acpi")
+        argv!["virsh", "-c", URI, "shutdown", "windows", "--mode", "acpi"]
     );
 }
 
@@ -247,12 +264,12 @@ fn stop_force_and_already_off() {
     r.success();
     assert_eq!(r.stdout(), "windows is already shut off\n");
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} destroy windows"),
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} dominfo windows"),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virsh", "-c", URI, "destroy", "windows"],
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virsh", "-c", URI, "dominfo", "windows"],
         ]
     );
 }

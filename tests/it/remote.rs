@@ -3,14 +3,70 @@
 //! recorded; the master's argv, the calls over it and the errors are
 //! asserted.
 
-use crate::harness::{World, fixture, poll_until};
+use crate::harness::{World, argv, fixture, has_args, mentions, poll_until};
 
 pub(crate) const URI: &str =
     "qemu+ssh://root@127.0.0.1:2222/system?keyfile=/keys/id_vm&no_verify=1";
 /// The one virsh call of `status`.
 const BATCH: &str = "echo @@bkt node; nodeinfo; echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
 /// What every ssh call starts with, the socket's directory replaced.
-pub(crate) const SSH: &str = "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -o StrictHostKeyChecking=no";
+pub(crate) const SSH: [&str; 15] = [
+    "ssh",
+    "-S",
+    "$SOCK",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=15",
+    "-p",
+    "2222",
+    "-l",
+    "root",
+    "-i",
+    "/keys/id_vm",
+    "-o",
+    "StrictHostKeyChecking=no",
+];
+
+/// bkt's master connection to the host, started first.
+pub(crate) fn master() -> Vec<String> {
+    argv![
+        ..SSH,
+        "-M",
+        "-o",
+        "ControlPersist=no",
+        "-f",
+        "-N",
+        "--",
+        "127.0.0.1"
+    ]
+}
+
+/// The master ended, as bkt ends.
+pub(crate) fn master_exit() -> Vec<String> {
+    argv![..SSH, "-O", "exit", "--", "127.0.0.1"]
+}
+
+/// `line` run by the host's shell over the master: one argument.
+pub(crate) fn host_shell(line: &str) -> Vec<String> {
+    argv![
+        ..SSH,
+        "-o",
+        "ControlMaster=no",
+        "-T",
+        "--",
+        "127.0.0.1",
+        line
+    ]
+}
+
+/// The free-space look at the images directory on the host.
+fn df_call() -> Vec<String> {
+    host_shell(
+        "p=/var/lib/libvirt/images; \
+         while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; df -PB1 -- \"$p\"",
+    )
+}
 
 /// A world with a fake ssh: the master starts (recording the mode of the
 /// socket's directory), commands over it answer from the recordings.
@@ -31,18 +87,22 @@ pub(crate) fn world() -> World {
 
 /// The calls, the random socket directory replaced by `$SOCK`; and that
 /// directory, gone once bkt ended.
-pub(crate) fn calls(w: &World) -> Vec<String> {
+pub(crate) fn calls(w: &World) -> Vec<Vec<String>> {
     let re = regex::Regex::new(r"/tmp/bkt-ssh\.[A-Za-z0-9]+/m").unwrap();
-    let lines = w.call_lines();
-    for l in &lines {
-        if let Some(m) = re.find(l) {
+    let calls = w.calls();
+    for a in calls.iter().flatten() {
+        if let Some(m) = re.find(a) {
             let dir = std::path::Path::new(m.as_str()).parent().unwrap();
             assert!(!dir.exists(), "{} left behind", dir.display());
         }
     }
-    lines
+    calls
         .iter()
-        .map(|l| re.replace_all(l, "$$SOCK").into_owned())
+        .map(|c| {
+            c.iter()
+                .map(|a| re.replace_all(a, "$$SOCK").into_owned())
+                .collect()
+        })
         .collect()
 }
 
@@ -75,14 +135,11 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        
     assert_eq!(
         calls(&w),
         [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} {BATCH}"),
+            master(),
+            argv!["virsh", "-c", URI, BATCH],
             probe_call("0.150", "127.0.0.2"),
-            format!(
-                "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
-                 while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; df -PB1 -- \"$p\""
-            ),
-            format!("{SSH} -O exit -- 127.0.0.1"),
+            df_call(),
+            master_exit(),
         ]
     );
 }
@@ -97,12 +154,12 @@ pub(crate) fn host_probe_says(w: &World, ip: &str, state: &str) {
 }
 
 /// The ssh call probing `ip`:3389 on the host, with a timeout of `secs`.
-fn probe_call(secs: &str, ip: &str) -> String {
-    format!(
-        "{SSH} -o ControlMaster=no -T -- 127.0.0.1 (e=$(timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/3389' 2>&1); \
+fn probe_call(secs: &str, ip: &str) -> Vec<String> {
+    host_shell(&format!(
+        "(e=$(timeout {secs} bash -c 'exec 3<>/dev/tcp/{ip}/3389' 2>&1); \
          r=$?; if [ $r = 0 ]; then echo 0 open; else case $e in *'Connection refused'*) echo 0 refused;; \
          *) echo 0 noanswer;; esac; fi) & wait"
-    )
+    ))
 }
 
 /// `t2` shut off, two VMs running (the recorded domstats).
@@ -138,17 +195,24 @@ fn start_over_ssh_weighs_the_hosts_size_from_libvirt() {
     assert_eq!(
         calls(&w),
         [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} domstate --reason t2"),
-            format!("virsh -c {URI} domstats --raw --state --vcpu --balloon --block"),
-            format!("virsh -c {URI} nodeinfo"),
-            format!(
-                "{SSH} -o ControlMaster=no -T -- 127.0.0.1 p=/var/lib/libvirt/images; \
-                 while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; df -PB1 -- \"$p\""
-            ),
-            format!("virsh -c {URI} dominfo t2"),
-            format!("virsh -c {URI} start t2"),
-            format!("{SSH} -O exit -- 127.0.0.1"),
+            master(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "t2"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domstats",
+                "--raw",
+                "--state",
+                "--vcpu",
+                "--balloon",
+                "--block"
+            ],
+            argv!["virsh", "-c", URI, "nodeinfo"],
+            df_call(),
+            argv!["virsh", "-c", URI, "dominfo", "t2"],
+            argv!["virsh", "-c", URI, "start", "t2"],
+            master_exit(),
         ]
     );
 }
@@ -173,14 +237,34 @@ fn stop_over_ssh_logs_in_once_and_libvirt_goes_through_that() {
     assert_eq!(
         calls(&w),
         [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} shutdown windows --mode acpi"),
-            "ssh -S $SOCK -o ControlMaster=no -o BatchMode=yes -o ConnectTimeout=15 \
-             -p 2222 -l root -T -e none -- 127.0.0.1 sh -c true"
-                .to_string(),
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("{SSH} -O exit -- 127.0.0.1"),
+            master(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virsh", "-c", URI, "shutdown", "windows", "--mode", "acpi"],
+            argv![
+                "ssh",
+                "-S",
+                "$SOCK",
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=15",
+                "-p",
+                "2222",
+                "-l",
+                "root",
+                "-T",
+                "-e",
+                "none",
+                "--",
+                "127.0.0.1",
+                "sh",
+                "-c",
+                "true"
+            ],
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            master_exit(),
         ]
     );
 }
@@ -205,7 +289,16 @@ hint: check that the host is up and runs sshd, and that --connect names it right
     );
     assert_eq!(
         calls(&w),
-        [SSH.replace("-p 2222", "-p 2223") + " -M -o ControlPersist=no -f -N -- 127.0.0.1"]
+        [argv![
+            ..SSH.map(|a| if a == "2222" { "2223" } else { a }),
+            "-M",
+            "-o",
+            "ControlPersist=no",
+            "-f",
+            "-N",
+            "--",
+            "127.0.0.1"
+        ]]
     );
 }
 
@@ -233,11 +326,7 @@ caused by: `virsh -c '{URI}' '{BATCH}'` failed (exit status: 1)
     );
     assert_eq!(
         calls(&w),
-        [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} {BATCH}"),
-            format!("{SSH} -O exit -- 127.0.0.1"),
-        ]
+        [master(), argv!["virsh", "-c", URI, BATCH], master_exit(),]
     );
 }
 
@@ -289,10 +378,7 @@ hint: bkt never asks for an ssh password (BatchMode): give it a key the host acc
     );
     // Never started: nothing to end, libvirt never asked; the socket's
     // directory is gone.
-    assert_eq!(
-        calls(&w),
-        [format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1")]
-    );
+    assert_eq!(calls(&w), [master()]);
 }
 
 #[test]
@@ -312,7 +398,28 @@ hint: check the key and accept it once by hand, `ssh -p 2222 root@127.0.0.1 true
     );
     assert_eq!(
         calls(&w)[0],
-        "ssh -S $SOCK -o BatchMode=yes -o ConnectTimeout=15 -p 2222 -l root -i /keys/id_vm -M -o ControlPersist=no -f -N -- 127.0.0.1"
+        argv![
+            "ssh",
+            "-S",
+            "$SOCK",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=15",
+            "-p",
+            "2222",
+            "-l",
+            "root",
+            "-i",
+            "/keys/id_vm",
+            "-M",
+            "-o",
+            "ControlPersist=no",
+            "-f",
+            "-N",
+            "--",
+            "127.0.0.1"
+        ]
     );
 }
 
@@ -333,7 +440,7 @@ fn a_uri_that_would_hand_ssh_an_option_is_refused_before_anything_runs() {
         "{}",
         r.stderr()
     );
-    assert_eq!(calls(&w), Vec::<String>::new());
+    assert_eq!(calls(&w), Vec::<Vec<String>>::new());
 }
 
 #[test]
@@ -358,14 +465,8 @@ fn ip_over_ssh_says_where_the_address_is_reachable() {
     );
     // libvirt knows the address: after the login, only libvirt is asked.
     let c = calls(&w);
-    assert_eq!(
-        c[0],
-        format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1")
-    );
-    assert!(
-        c[1..c.len() - 1].iter().all(|c| c.starts_with("virsh ")),
-        "{c:?}"
-    );
+    assert_eq!(c[0], master());
+    assert!(c[1..c.len() - 1].iter().all(|c| c[0] == "virsh"), "{c:?}");
 }
 
 #[test]
@@ -393,10 +494,18 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
     r.success();
     let c = calls(&w);
     let port = forwarded_port(&c, "127.0.0.11:3389");
-    let rdp = format!(
-        "xfreerdp3 /v:127.0.0.1:{port} /u:anna /from-stdin:force /cert:tofu +dynamic-resolution +clipboard /sound /t:windows"
-    );
-    assert_eq!(r.stdout(), format!("→ FreeRDP 3.10.3: {rdp}\n"));
+    let rdp = argv![
+        "xfreerdp3",
+        format!("/v:127.0.0.1:{port}"),
+        "/u:anna",
+        "/from-stdin:force",
+        "/cert:tofu",
+        "+dynamic-resolution",
+        "+clipboard",
+        "/sound",
+        "/t:windows"
+    ];
+    assert_eq!(r.stdout(), format!("→ FreeRDP 3.10.3: {}\n", rdp.join(" ")));
     assert_eq!(
         r.stderr(),
         format!("RDP to 127.0.0.11:3389 through an ssh tunnel at 127.0.0.1:{port}\n")
@@ -404,14 +513,30 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
     assert_eq!(
         c,
         [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domifaddr windows --source lease"),
+            master(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
             probe_call("0.500", "127.0.0.11"),
-            format!("{SSH} -O forward -L 127.0.0.1:{port}:127.0.0.11:3389 -- 127.0.0.1"),
-            "xfreerdp3 /version".to_string(),
+            argv![
+                ..SSH,
+                "-O",
+                "forward",
+                "-L",
+                format!("127.0.0.1:{port}:127.0.0.11:3389"),
+                "--",
+                "127.0.0.1"
+            ],
+            argv!["xfreerdp3", "/version"],
             rdp,
-            format!("{SSH} -O exit -- 127.0.0.1"),
+            master_exit(),
         ]
     );
 }
@@ -479,12 +604,16 @@ fn doctor_over_ssh_checks_the_host_there_and_the_clients_here() {
     // KVM, swtpm and the free space are the host's: asked over the one
     // master, never looked up here (no local /dev/kvm, no local swtpm).
     let c = calls(&w);
-    assert_eq!(c.iter().filter(|l| l.contains(" -M ")).count(), 1, "{c:#?}");
-    assert!(c.contains(&format!(
-        "{SSH} -o ControlMaster=no -T -- 127.0.0.1 command -v swtpm >/dev/null || exit 1; \
+    assert_eq!(
+        c.iter().filter(|l| has_args(l, &["-M"])).count(),
+        1,
+        "{c:#?}"
+    );
+    assert!(c.contains(&host_shell(
+        "command -v swtpm >/dev/null || exit 1; \
          LC_ALL=C swtpm --version 2>&1; true"
     )));
-    assert_eq!(c.last().unwrap(), &format!("{SSH} -O exit -- 127.0.0.1"));
+    assert_eq!(c.last().unwrap(), &master_exit());
     let r = w.bkt(&["vm", "-c", URI, "doctor", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
     assert_eq!(v["host"][0]["label"], "ssh");
@@ -629,9 +758,9 @@ caused by: {}hint: {NVRAM} on 127.0.0.1 belongs to libvirt; snapshots there need
     // Asked, nothing made: no directory, no copy, no disk snapshot.
     let c = calls(&w);
     assert!(
-        c.iter().all(|l| !l.contains("mkdir")
-            && !l.contains("cp -a")
-            && !l.contains("snapshot-create")),
+        c.iter().all(|l| !mentions(l, "mkdir")
+            && !mentions(l, "cp -a")
+            && !mentions(l, "snapshot-create")),
         "{c:#?}"
     );
 }
@@ -658,7 +787,7 @@ hint: {root} on 127.0.0.1 belongs to libvirt; snapshots there need root on 127.0
         )
     );
     // libvirt's half is not deleted either.
-    assert!(calls(&w).iter().all(|l| !l.contains("snapshot-delete")));
+    assert!(calls(&w).iter().all(|l| !mentions(l, "snapshot-delete")));
 }
 
 #[test]
@@ -681,10 +810,15 @@ fn a_session_over_ssh_keeps_its_tpm_state_under_the_remote_home() {
     assert!(home.starts_with('/') && !home.contains('\n'), "{home:?}");
     let tpm = format!("{home}/.config/libvirt/qemu/swtpm/405a8b53-ad14-470a-9963-b210e9f1e0aa");
     assert!(
-        calls(&w).contains(&format!(
-            "{} -o ControlMaster=no -T -- 127.0.0.1 stat -c '%f %s %u %g' -- {tpm}",
-            SSH.replace("-l root", "-l nobody")
-        )),
+        calls(&w).contains(&argv![
+            ..SSH.map(|a| if a == "root" { "nobody" } else { a }),
+            "-o",
+            "ControlMaster=no",
+            "-T",
+            "--",
+            "127.0.0.1",
+            format!("stat -c '%f %s %u %g' -- {tpm}")
+        ]),
         "{:#?}",
         calls(&w)
     );
@@ -710,15 +844,17 @@ fn doctor_over_ssh_names_the_host_for_a_missing_swtpm() {
 }
 
 /// The local port of the master's forward to `target` among the calls.
-fn forwarded_port(calls: &[String], target: &str) -> String {
-    let re = regex::Regex::new(&format!(
-        r" -O forward -L 127\.0\.0\.1:(\d+):{} ",
-        regex::escape(target)
-    ))
-    .unwrap();
+fn forwarded_port(calls: &[Vec<String>], target: &str) -> String {
+    let re =
+        regex::Regex::new(&format!(r"^127\.0\.0\.1:(\d+):{}$", regex::escape(target))).unwrap();
     calls
         .iter()
-        .find_map(|l| re.captures(l))
+        .flat_map(|c| c.windows(4))
+        .find_map(|a| {
+            (a[..3] == ["-O", "forward", "-L"])
+                .then(|| re.captures(&a[3]))
+                .flatten()
+        })
         .unwrap_or_else(|| panic!("no forward to {target} in {calls:#?}"))[1]
         .to_string()
 }
@@ -755,15 +891,14 @@ fn spice_over_ssh_with_only_virt_viewer_goes_through_bkts_connection() {
         .sh("/usr/bin/printf '%s' \"$PATH\" >\"$FAKE_DIR/viewer-path\"\n");
     let r = w.bkt(&["vm", "-c", URI, "connect", "windows", "--spice"]);
     r.success();
-    let viewer = format!("virt-viewer --connect {URI} --attach windows");
     let c = calls(&w);
     assert_eq!(
         c,
         [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} domstate --reason windows"),
-            viewer.clone(),
-            format!("{SSH} -O exit -- 127.0.0.1"),
+            master(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virt-viewer", "--connect", URI, "--attach", "windows"],
+            master_exit(),
         ]
     );
     let path = std::fs::read_to_string(w.path("viewer-path")).unwrap();
@@ -787,17 +922,38 @@ fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
     r.success();
     let c = calls(&w);
     let port = forwarded_port(&c, "127.0.0.1:5900");
-    let viewer = format!("remote-viewer --title windows spice://127.0.0.1:{port}");
-    assert_eq!(r.stdout(), format!("→ {viewer}\n"));
+    let viewer = argv![
+        "remote-viewer",
+        "--title",
+        "windows",
+        format!("spice://127.0.0.1:{port}")
+    ];
+    assert_eq!(r.stdout(), format!("→ {}\n", viewer.join(" ")));
     assert_eq!(
         c,
         [
-            format!("{SSH} -M -o ControlPersist=no -f -N -- 127.0.0.1"),
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domdisplay --type spice windows"),
-            format!("{SSH} -O forward -L 127.0.0.1:{port}:127.0.0.1:5900 -- 127.0.0.1"),
+            master(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domdisplay",
+                "--type",
+                "spice",
+                "windows"
+            ],
+            argv![
+                ..SSH,
+                "-O",
+                "forward",
+                "-L",
+                format!("127.0.0.1:{port}:127.0.0.1:5900"),
+                "--",
+                "127.0.0.1"
+            ],
             viewer,
-            format!("{SSH} -O exit -- 127.0.0.1"),
+            master_exit(),
         ]
     );
 }
@@ -817,25 +973,35 @@ fn the_master_ends_even_when_bkt_is_killed() {
         .spawn()
         .unwrap();
     w.wait_held("the viewer never ran");
-    let before = w.call_lines();
-    let sock = regex::Regex::new(r"-S (/tmp/bkt-ssh\.[A-Za-z0-9]+)/m")
+    let before = w.calls();
+    assert_eq!(before[0][1], "-S", "{before:?}");
+    let sock = regex::Regex::new(r"^(/tmp/bkt-ssh\.[A-Za-z0-9]+)/m$")
         .unwrap()
-        .captures(&before[0])
+        .captures(&before[0][2])
         .expect("the master's socket")[1]
         .to_string();
     assert!(std::path::Path::new(&sock).exists());
     child.kill().unwrap();
     child.wait().unwrap();
     poll_until("the master was never ended", || {
-        w.call_lines().iter().any(|c| c.contains(" -O exit "))
+        w.calls().iter().any(|c| has_args(c, &["-O", "exit"]))
     });
     poll_until("bkt's private directory is left", || {
         !std::path::Path::new(&sock).exists()
     });
     w.release();
-    let last = w.call_lines();
     assert_eq!(
-        last.last().unwrap().replace(&sock, "$DIR"),
-        SSH.replace("$SOCK", "$DIR/m") + " -O exit -- 127.0.0.1"
+        w.last_call(),
+        argv![
+            ..SSH.map(|a| if a == "$SOCK" {
+                format!("{sock}/m")
+            } else {
+                a.to_string()
+            }),
+            "-O",
+            "exit",
+            "--",
+            "127.0.0.1"
+        ]
     );
 }

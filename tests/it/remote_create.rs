@@ -4,8 +4,8 @@
 //! libvirt on the host (`vol-create-as`). The fake ssh keeps what it is
 //! sent and hashes it as `sha256sum` on the host would.
 
-use crate::harness::{Run, World, fixture};
-use crate::remote::{SSH, URI, calls, world};
+use crate::harness::{Run, World, argv, fixture, has_args, mentions};
+use crate::remote::{URI, calls, host_shell, world};
 
 /// The script that sends a file over ssh (`send_new`)...
 const SEND: &str = "* -T -- 127.0.0.1 umask 077; set -C; *cat >> *";
@@ -126,11 +126,67 @@ fn uploads(w: &World) -> Vec<String> {
     names
 }
 
-fn position(calls: &[String], needle: &str) -> usize {
+/// The first call holding `args` as consecutive arguments.
+fn position<S: AsRef<str> + std::fmt::Debug>(calls: &[Vec<String>], args: &[S]) -> usize {
     calls
         .iter()
-        .position(|c| c.contains(needle))
-        .unwrap_or_else(|| panic!("no call with {needle:?} in {calls:#?}"))
+        .position(|c| has_args(c, args))
+        .unwrap_or_else(|| panic!("no call with {args:?} in {calls:#?}"))
+}
+
+/// The line a call has the host's shell run over ssh: the one argument
+/// after the host (ssh's 20th, as the fake's rules expect).
+fn script(c: &[String]) -> Option<&str> {
+    (c[0] == "ssh" && c.len() == 21 && c[18] == "--" && c[19] == "127.0.0.1")
+        .then(|| c[20].as_str())
+}
+
+/// The first call whose line for the host's shell holds `text`.
+fn run_there(calls: &[Vec<String>], text: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| script(c).is_some_and(|s| s.contains(text)))
+        .unwrap_or_else(|| panic!("no line for the host with {text:?} in {calls:#?}"))
+}
+
+/// Whether a call runs `word`: an argument that is it, or holds it as a
+/// word (a line for the host's shell).
+fn runs(c: &[String], word: &str) -> bool {
+    c.iter().any(|a| {
+        a.split(|ch: char| ch.is_whitespace() || ";&|(){}".contains(ch))
+            .any(|w| w == word)
+    })
+}
+
+/// What follows the path of the install ISO's `--disk`, of the virtio
+/// ISO's and of the VM's disk.
+const INSTALL_CD: &str = ",device=cdrom,bus=sata,readonly=on,boot.order=1";
+const VIRTIO_CD: &str = ",device=cdrom,bus=sata,readonly=on";
+const DISK: &str = ",format=qcow2,bus=virtio,discard=unmap,boot.order=2";
+
+/// Whether virt-install's `install` has `--disk` `value`.
+fn has_disk(install: &[String], value: &str) -> bool {
+    has_args(install, &["--disk", value])
+}
+
+/// After a failed upload: no copy named (`mv`), no disk made, nothing
+/// rendered or defined.
+#[track_caller]
+fn nothing_named_or_made(calls: &[Vec<String>]) {
+    for c in calls {
+        assert!(!runs(c, "mv"), "mv: {calls:#?}");
+        assert!(!mentions(c, "vol-create-as"), "vol-create-as: {calls:#?}");
+        assert!(
+            !c.starts_with(&argv!["virt-install", "--connect"]),
+            "virt-install: {calls:#?}"
+        );
+        assert!(!mentions(c, "define"), "define: {calls:#?}");
+    }
+}
+
+/// virt-install's call among `calls`.
+fn install(calls: &[Vec<String>]) -> &[String] {
+    &calls[position(calls, &["virt-install", "--connect"])]
 }
 
 #[test]
@@ -172,39 +228,49 @@ fn local_isos_are_sent_once_and_the_disk_is_libvirts() {
             regex::escape(name)
         ))
         .unwrap();
-        let sent = position(&calls, &format!("{name}."));
-        let part = part
-            .captures(&calls[sent])
-            .unwrap_or_else(|| panic!("{}", calls[sent]))[1]
-            .to_string();
-        assert!(calls[sent].starts_with(&format!(
-            "{SSH} -o ControlMaster=no -T -- 127.0.0.1 umask 077; set -C; {{ true > {part}; }}"
-        )));
-        let checked = position(&calls, &format!("sha256sum -- {part}"));
-        let named = position(&calls, &format!("mv -f -T -- {part} {images}/{name}"));
+        let sent = run_there(&calls, &format!("{name}."));
+        let line = script(&calls[sent]).unwrap();
+        let part = part.captures(line).unwrap_or_else(|| panic!("{line}"))[1].to_string();
+        assert_eq!(calls[sent][..20], host_shell("")[..20]);
+        assert!(
+            line.starts_with(&format!("umask 077; set -C; {{ true > {part}; }}")),
+            "{line}"
+        );
+        let checked = run_there(&calls, &format!("sha256sum -- {part}"));
+        let named = run_there(&calls, &format!("mv -f -T -- {part} {images}/{name}"));
         assert!(sent < checked && checked < named, "{calls:#?}");
     }
     // The disk is a volume libvirt made in the pool of the images
     // directory, refreshed first (it sees the media then); qemu-img is
     // not run.
-    let refreshed = position(&calls, "pool-refresh images");
+    let refreshed = position(&calls, &["pool-refresh", "images"]);
     let made = position(
         &calls,
-        "vol-create-as images windows.qcow2 2147483648 --format qcow2",
+        &[
+            "vol-create-as",
+            "images",
+            "windows.qcow2",
+            "2147483648",
+            "--format",
+            "qcow2",
+        ],
     );
     assert!(refreshed < made);
-    assert!(made > position(&calls, &format!("mv -f -T -- {images}/.{vio}")));
+    assert!(made > run_there(&calls, &format!("mv -f -T -- {images}/.{vio}")));
     assert!(
-        !calls.iter().any(|c| c.starts_with("qemu-img create")),
+        !calls
+            .iter()
+            .any(|c| c.starts_with(&argv!["qemu-img", "create"])
+                || script(c).is_some_and(|s| s.starts_with("qemu-img create"))),
         "{calls:#?}"
     );
-    let install = &calls[position(&calls, "virt-install --connect")];
+    let install = install(&calls);
     for disk in [
-        format!("--disk path={images}/{win},device=cdrom"),
-        format!("--disk path={images}/windows.qcow2,format=qcow2"),
-        format!("--disk path={images}/{vio},device=cdrom"),
+        format!("path={images}/{win}{INSTALL_CD}"),
+        format!("path={images}/windows.qcow2{DISK}"),
+        format!("path={images}/{vio}{VIRTIO_CD}"),
     ] {
-        assert!(install.contains(&disk), "{disk} not in {install}");
+        assert!(has_disk(install, &disk), "{disk} not in {install:?}");
     }
 
     // The manifest names the media on the host, and counts the disk as
@@ -258,19 +324,19 @@ fn media_already_on_the_host_are_checked_there_and_not_sent_again() {
     let calls = calls(&w);
     let images = w.p("images");
     // The copies there are hashed where they are; nothing is written.
-    position(&calls, &format!("sha256sum -- {images}/{win}"));
-    position(&calls, &format!("sha256sum -- {images}/{vio}"));
+    run_there(&calls, &format!("sha256sum -- {images}/{win}"));
+    run_there(&calls, &format!("sha256sum -- {images}/{vio}"));
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("cat >> ") || c.contains(" mv ")),
+            .any(|c| mentions(c, "cat >> ") || runs(c, "mv")),
         "{calls:#?}"
     );
     assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
-    let install = &calls[position(&calls, "virt-install --connect")];
+    let install = install(&calls);
     assert!(
-        install.contains(&format!("--disk path={images}/{win},device=cdrom")),
-        "{install}"
+        has_disk(install, &format!("path={images}/{win}{INSTALL_CD}")),
+        "{install:?}"
     );
 }
 
@@ -298,7 +364,7 @@ fn a_copy_changed_on_the_host_is_sent_again() {
 /// file's: it fails saying so, nothing is left of the copy (the fake's
 /// uploads are empty) and nothing is made. Returns the calls and the
 /// install ISO's name on the host, for how the copy was removed.
-fn damaged_on_arrival(w: &World, uri: &str) -> (Vec<String>, String) {
+fn damaged_on_arrival(w: &World, uri: &str) -> (Vec<Vec<String>>, String) {
     // The host hashes what it got, and it is not what was sent.
     w.rule_first("ssh", "* -T -- 127.0.0.1 sha256sum -- *")
         .recorded("ssh/sha256sum");
@@ -316,12 +382,7 @@ fn damaged_on_arrival(w: &World, uri: &str) -> (Vec<String>, String) {
     );
     let calls = calls(w);
     assert!(uploads(w).is_empty(), "{:?}", uploads(w));
-    for never in [" mv ", "vol-create-as", "virt-install --connect", "define"] {
-        assert!(
-            !calls.iter().any(|c| c.contains(never)),
-            "{never}: {calls:#?}"
-        );
-    }
+    nothing_named_or_made(&calls);
     assert!(!w.manifest_path().exists(), "{:#}", w.manifest());
     (calls, on_host(&iso, "Win_11.iso"))
 }
@@ -330,13 +391,14 @@ fn damaged_on_arrival(w: &World, uri: &str) -> (Vec<String>, String) {
 fn a_copy_that_arrives_damaged_is_removed_and_nothing_is_made() {
     let w = host();
     let (calls, _) = damaged_on_arrival(&w, URI);
-    let part = calls[position(&calls, "sha256sum -- ")]
+    let part = script(&calls[run_there(&calls, "sha256sum -- ")])
+        .unwrap()
         .rsplit(' ')
         .next()
         .unwrap()
         .to_string();
     assert!(part.ends_with(".part"), "{part}");
-    position(&calls, &format!("rm -- {part}"));
+    run_there(&calls, &format!("rm -- {part}"));
 }
 
 #[test]
@@ -357,14 +419,14 @@ fn a_remote_iso_is_used_where_it_is_and_nothing_is_sent() {
     );
     r.success();
     let calls = calls(&w);
-    let install = &calls[position(&calls, "virt-install --connect")];
+    let install = install(&calls);
     assert!(
-        install.contains(&format!("--disk path={remote},device=cdrom")),
-        "{install}"
+        has_disk(install, &format!("path={remote}{INSTALL_CD}")),
+        "{install:?}"
     );
     // Only the virtio ISO of this machine is sent.
     assert_eq!(
-        calls.iter().filter(|c| c.contains("cat >> ")).count(),
+        calls.iter().filter(|c| mentions(c, "cat >> ")).count(),
         1,
         "{calls:#?}"
     );
@@ -382,7 +444,7 @@ fn a_remote_iso_needs_a_remote_host() {
         "error: --remote-iso names an ISO on a libvirt host reached over ssh, and qemu:///system is this machine\n\
          hint: pass the ISO with --iso PATH\n"
     );
-    assert!(w.call_lines().is_empty(), "{:#?}", w.call_lines());
+    assert!(w.calls().is_empty(), "{:#?}", w.calls());
 }
 
 #[test]
@@ -400,14 +462,16 @@ fn without_a_pool_for_the_images_directory_qemu_img_makes_the_disk_there() {
     create_with(&w, URI, &iso, &virtio, "4G").success();
     let calls = calls(&w);
     let images = w.p("images");
-    position(
-        &calls,
-        &format!("-T -- 127.0.0.1 qemu-img create -q -f qcow2 {images}/windows.qcow2 4294967296"),
+    assert!(
+        calls.contains(&host_shell(&format!(
+            "qemu-img create -q -f qcow2 {images}/windows.qcow2 4294967296"
+        ))),
+        "{calls:#?}"
     );
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("vol-create-as") || c.contains("pool-refresh")),
+            .any(|c| mentions(c, "vol-create-as") || mentions(c, "pool-refresh")),
         "{calls:#?}"
     );
 }
@@ -479,23 +543,23 @@ fn a_user_who_cannot_write_there_sends_the_media_through_libvirts_pool() {
     for name in [&win, &vio] {
         let filled = position(
             &calls,
-            &format!("vol-upload --pool images {name} /dev/stdin"),
+            &["vol-upload", "--pool", "images", name, "/dev/stdin"],
         );
-        assert!(calls[filled - 1].ends_with(" vol-create images /dev/stdin"));
-        let checked = position(&calls, &format!("sha256sum -- {images}/{name}"));
+        assert!(calls[filled - 1].ends_with(&argv!["vol-create", "images", "/dev/stdin"]));
+        let checked = run_there(&calls, &format!("sha256sum -- {images}/{name}"));
         assert!(filled < checked, "{calls:#?}");
     }
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("cat >> ") || c.contains(" mv ")),
+            .any(|c| mentions(c, "cat >> ") || runs(c, "mv")),
         "nothing written over ssh: {calls:#?}"
     );
     // Preflight found the pool; the disk step does not ask again.
     assert_eq!(
         calls
             .iter()
-            .filter(|c| c.ends_with(" pool-list --uuid"))
+            .filter(|c| c.ends_with(&argv!["pool-list", "--uuid"]))
             .count(),
         1,
         "{calls:#?}"
@@ -506,7 +570,10 @@ fn a_user_who_cannot_write_there_sends_the_media_through_libvirts_pool() {
 fn a_volume_that_arrives_damaged_is_deleted_by_libvirt_and_nothing_is_made() {
     let w = host_for_anna();
     let (calls, win) = damaged_on_arrival(&w, ANNA);
-    position(&calls, &format!("vol-delete {}/{win}", w.p("images")));
+    position(
+        &calls,
+        &["vol-delete".to_string(), format!("{}/{win}", w.p("images"))],
+    );
 }
 
 #[test]
@@ -535,17 +602,18 @@ fn a_copy_in_the_pool_that_is_not_the_file_is_left_and_said() {
         "left as it was"
     );
     let calls = calls(&w);
-    for never in [
-        "vol-create",
-        "vol-upload",
-        "vol-delete",
-        "virt-install --connect",
-    ] {
+    for never in ["vol-create", "vol-upload", "vol-delete"] {
         assert!(
-            !calls.iter().any(|c| c.contains(never)),
+            !calls.iter().any(|c| mentions(c, never)),
             "{never}: {calls:#?}"
         );
     }
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with(&argv!["virt-install", "--connect"])),
+        "{calls:#?}"
+    );
 }
 
 #[test]
@@ -572,9 +640,9 @@ fn with_no_way_to_write_the_images_directory_create_stops_before_anything() {
     );
     let calls = calls(&w);
     assert!(
-        !calls.iter().any(|c| c.contains("vol-")
-            || c.contains("cat >> ")
-            || c.contains("virt-install --connect")),
+        !calls.iter().any(|c| mentions(c, "vol-")
+            || mentions(c, "cat >> ")
+            || c.starts_with(&argv!["virt-install", "--connect"])),
         "{calls:#?}"
     );
     assert!(uploads(&w).is_empty());
@@ -618,7 +686,7 @@ fn an_unattended_install_as_a_user_who_cannot_write_there_is_refused_first() {
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("vol-") || c.contains("xorriso")),
+            .any(|c| mentions(c, "vol-") || mentions(c, "xorriso")),
         "{calls:#?}"
     );
     assert!(uploads(&w).is_empty());
@@ -641,10 +709,10 @@ fn the_drivers_from_the_local_cache_are_sent_the_same_way() {
     );
     assert_eq!(sha256(&w.p(&format!("uploads/{vio}"))), sha256(&cached));
     let calls = calls(&w);
-    let install = &calls[position(&calls, "virt-install --connect")];
+    let install = install(&calls);
     assert!(
-        install.contains(&format!("--disk path={}/{vio},device=cdrom", w.p("images"))),
-        "{install}"
+        has_disk(install, &format!("path={}/{vio}{VIRTIO_CD}", w.p("images"))),
+        "{install:?}"
     );
 }
 
@@ -682,7 +750,7 @@ fn a_pool_gone_before_its_refresh_makes_no_disk() {
     );
     let calls = calls(&w);
     assert!(
-        !calls.iter().any(|c| c.contains("vol-create-as")),
+        !calls.iter().any(|c| mentions(c, "vol-create-as")),
         "{calls:#?}"
     );
 }
@@ -711,11 +779,13 @@ fn a_volume_of_that_name_made_meanwhile_is_never_deleted() {
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("vol-delete") || c.contains(" rm ")),
+            .any(|c| mentions(c, "vol-delete") || runs(c, "rm")),
         "{calls:#?}"
     );
-    // Nothing of it on record as bkt's.
-    assert!(!w.manifest_path().exists() || !w.manifest().to_string().contains("windows.qcow2"));
+    // Nothing of it on record as bkt's: the name create reserved is given
+    // back, and no file is left on record.
+    assert!(w.manifest_path().exists());
+    assert_eq!(w.manifest(), serde_json::json!({"vms": [], "files": []}));
 }
 
 /// Ctrl-C while an ISO is on its way (the signal reaching bkt, not the
@@ -753,12 +823,7 @@ fn an_upload_interrupted_leaves_nothing_on_the_host() {
     );
     assert!(uploads(&w).is_empty(), "{:?}", uploads(&w));
     let calls = calls(&w);
-    for never in [" mv ", "vol-create-as", "virt-install --connect", "define"] {
-        assert!(
-            !calls.iter().any(|c| c.contains(never)),
-            "{never}: {calls:#?}"
-        );
-    }
+    nothing_named_or_made(&calls);
     assert!(!w.manifest_path().exists(), "{:#}", w.manifest());
 }
 
@@ -780,9 +845,7 @@ fn a_taken_temporary_name_is_left_alone() {
     );
     let calls = calls(&w);
     assert!(
-        !calls
-            .iter()
-            .any(|c| c.contains(" rm ") || c.contains(" mv ")),
+        !calls.iter().any(|c| runs(c, "rm") || runs(c, "mv")),
         "{calls:#?}"
     );
 }
@@ -811,10 +874,10 @@ fn a_dry_run_over_ssh_sends_nothing_and_names_the_pool_it_would_use() {
     );
     let calls = calls(&w);
     assert!(
-        !calls.iter().any(|c| c.contains("cat >> ")
-            || c.contains("vol-create")
-            || c.contains(" define ")
-            || c.contains("sha256sum")),
+        !calls.iter().any(|c| mentions(c, "cat >> ")
+            || mentions(c, "vol-create")
+            || runs(c, "define")
+            || mentions(c, "sha256sum")),
         "{calls:#?}"
     );
     assert!(uploads(&w).is_empty());
@@ -842,19 +905,25 @@ fn enable_rdp_as_a_user_of_the_libvirt_group_goes_through_the_pool() {
     r.success();
     let iso = w.p("images/windows-enable-rdp.iso");
     let calls = calls(&w);
-    let made = position(&calls, " vol-create images /dev/stdin");
+    let made = position(&calls, &["vol-create", "images", "/dev/stdin"]);
     let filled = position(
         &calls,
-        " vol-upload --pool images windows-enable-rdp.iso /dev/stdin",
+        &[
+            "vol-upload",
+            "--pool",
+            "images",
+            "windows-enable-rdp.iso",
+            "/dev/stdin",
+        ],
     );
-    let inserted = position(&calls, &format!("change-media windows sda {iso} "));
-    let deleted = position(&calls, &format!(" vol-delete {iso}"));
+    let inserted = position(&calls, &["change-media", "windows", "sda", &iso]);
+    let deleted = position(&calls, &["vol-delete", &iso]);
     assert!(
         made < filled && filled < inserted && inserted < deleted,
         "{calls:#?}"
     );
     assert!(
-        calls[made - 1].ends_with(" pool-refresh images"),
+        calls[made - 1].ends_with(&argv!["pool-refresh", "images"]),
         "{calls:#?}"
     );
     assert_eq!(
@@ -862,7 +931,7 @@ fn enable_rdp_as_a_user_of_the_libvirt_group_goes_through_the_pool() {
         None,
         "deleted"
     );
-    assert!(!calls.iter().any(|c| c.contains("cat >> ")), "{calls:#?}");
+    assert!(!calls.iter().any(|c| mentions(c, "cat >> ")), "{calls:#?}");
 }
 
 /// A damaged copy that libvirt then will not delete: the error names what

@@ -3,7 +3,7 @@
 //! the user is told, and what is left on disk and in the manifest.
 
 use crate::create::uuid_of;
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture, mentions};
 use crate::normalize;
 
 const GIB: u64 = 1 << 30;
@@ -23,11 +23,11 @@ fn create(w: &World) -> crate::harness::Run {
 }
 
 /// The calls after preflight (from the disk on).
-fn made_calls(w: &World) -> Vec<String> {
-    let calls = w.call_lines();
+fn made_calls(w: &World) -> Vec<Vec<String>> {
+    let calls = w.calls();
     let first = calls
         .iter()
-        .position(|c| c.starts_with("qemu-img create"))
+        .position(|c| c.starts_with(&argv!["qemu-img", "create"]))
         .unwrap_or(calls.len());
     calls[first..].to_vec()
 }
@@ -44,19 +44,26 @@ fn assert_nothing_left(w: &World) {
     assert_eq!(w.manifest()["files"], serde_json::json!([]));
 }
 
-fn mkdisk(w: &World) -> String {
-    format!(
-        "qemu-img create -q -f qcow2 {} {}",
+fn mkdisk(w: &World) -> Vec<String> {
+    argv![
+        "qemu-img",
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
         w.p("images/windows.qcow2"),
         80 * GIB
-    )
+    ]
 }
 
-fn info(w: &World) -> String {
-    format!(
-        "qemu-img info --output=json -U {}",
+fn info(w: &World) -> Vec<String> {
+    argv![
+        "qemu-img",
+        "info",
+        "--output=json",
+        "-U",
         w.p("images/windows.qcow2")
-    )
+    ]
 }
 
 const UNDEFINE_FLAGS: &str =
@@ -150,7 +157,8 @@ fn rendering_failing_removes_the_disk_and_defines_nothing() {
     );
     let calls = made_calls(&w);
     assert_eq!(calls.len(), 3);
-    assert!(calls[2].starts_with("virt-install "));
+    assert_eq!(calls[..2], [mkdisk(&w), info(&w)]);
+    assert_eq!(calls[2][0], "virt-install");
     assert_nothing_left(&w);
 }
 
@@ -184,15 +192,15 @@ fn a_same_named_domain_defined_meanwhile_is_left_alone() {
     assert_eq!(
         &calls[3..],
         [
-            format!("virsh -c {URI} define /dev/stdin"),
-            format!("virsh -c {URI} domstate --reason {uuid}"),
+            argv!["virsh", "-c", URI, "define", "/dev/stdin"],
+            argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
         ]
     );
     // Never by name, never the other domain.
     assert!(
         !calls
             .iter()
-            .any(|c| c.contains("undefine") || c.contains(" destroy "))
+            .any(|c| mentions(c, "undefine") || mentions(c, "destroy"))
     );
     assert_nothing_left(&w);
 }
@@ -227,9 +235,16 @@ fn a_start_that_fails_undefines_our_domain_with_its_nvram() {
     assert_eq!(
         &made_calls(&w)[4..],
         [
-            format!("virsh -c {URI} start {uuid} --reset-nvram"),
-            format!("virsh -c {URI} domstate --reason {uuid}"),
-            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+            argv!["virsh", "-c", URI, "start", &uuid, "--reset-nvram"],
+            argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "undefine",
+                &uuid,
+                ..UNDEFINE_FLAGS.split(' ')
+            ],
         ]
     );
     assert_nothing_left(&w);
@@ -304,9 +319,16 @@ fn the_last_manifest_update_failing_is_rolled_back_and_reported() {
     assert_eq!(
         &made_calls(&w)[5..],
         [
-            format!("virsh -c {URI} domstate --reason {uuid}"),
-            format!("virsh -c {URI} destroy {uuid}"),
-            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+            argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
+            argv!["virsh", "-c", URI, "destroy", &uuid],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "undefine",
+                &uuid,
+                ..UNDEFINE_FLAGS.split(' ')
+            ],
         ]
     );
     assert!(!w.path("images/windows.qcow2").exists());
@@ -347,9 +369,16 @@ fn ctrl_c_while_defining_undefines_without_starting() {
     assert_eq!(
         &made_calls(&w)[3..],
         [
-            format!("virsh -c {URI} define /dev/stdin"),
-            format!("virsh -c {URI} domstate --reason {uuid}"),
-            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+            argv!["virsh", "-c", URI, "define", "/dev/stdin"],
+            argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "undefine",
+                &uuid,
+                ..UNDEFINE_FLAGS.split(' ')
+            ],
         ]
     );
     assert_nothing_left(&w);
@@ -401,10 +430,17 @@ fn ctrl_c_while_starting_powers_off_then_undefines() {
     assert_eq!(
         &made_calls(&w)[4..],
         [
-            format!("virsh -c {URI} start {uuid} --reset-nvram"),
-            format!("virsh -c {URI} domstate --reason {uuid}"),
-            format!("virsh -c {URI} destroy {uuid}"),
-            format!("virsh -c {URI} undefine {uuid} {UNDEFINE_FLAGS}"),
+            argv!["virsh", "-c", URI, "start", &uuid, "--reset-nvram"],
+            argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
+            argv!["virsh", "-c", URI, "destroy", &uuid],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "undefine",
+                &uuid,
+                ..UNDEFINE_FLAGS.split(' ')
+            ],
         ]
     );
     assert_nothing_left(&w);
@@ -465,9 +501,9 @@ fn two_creates_of_one_name_past_preflight_make_one_vm() {
     assert!(w.manifest()["vms"][0].get("creating").is_none());
     assert_eq!(w.manifest()["files"].as_array().unwrap().len(), 1);
     // One disk, one definition, one start.
-    let n = |p: &str| w.call_lines().iter().filter(|c| c.starts_with(p)).count();
-    assert_eq!(n("qemu-img create"), 1);
-    assert_eq!(n(&format!("virsh -c {URI} define")), 1);
+    let n = |p: &[String]| w.calls().iter().filter(|c| c.starts_with(p)).count();
+    assert_eq!(n(&argv!["qemu-img", "create"]), 1);
+    assert_eq!(n(&argv!["virsh", "-c", URI, "define"]), 1);
 }
 
 /// libvirt's default pool points at a directory that does not exist yet:
@@ -531,7 +567,7 @@ fn a_disk_of_the_wrong_format_or_size_is_rolled_back() {
         assert!(
             !made_calls(&w)
                 .iter()
-                .any(|c| c.starts_with("virt-install --connect"))
+                .any(|c| c.starts_with(&argv!["virt-install", "--connect"]))
         );
         assert_nothing_left(&w);
     }

@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 
 use crate::harness::{
-    URI, World, fixture, freerdp, no_password_in_argv_or_environment, rdp_listener,
+    URI, World, argv, fixture, freerdp, has_args, no_password_in_argv_or_environment, rdp_listener,
 };
 
 const PW: &str = "hunter2 with spaces";
@@ -52,19 +52,36 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
     r.success();
     let home = w.p("home");
     let isos = w.p("isos");
-    let argv = format!(
-        "xfreerdp3 /v:127.0.3.1:{port} /u:anna /from-stdin:force /cert:tofu +clipboard \
-         /app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\"',name:Notepad \
-         /wm-class:bkt-windows-notepad /drive:home,{home} /drive:bkt1,{isos} /scale:180 /scale-desktop:200"
-    );
+    let client = argv![
+        "xfreerdp3",
+        format!("/v:127.0.3.1:{port}"),
+        "/u:anna",
+        "/from-stdin:force",
+        "/cert:tofu",
+        "+clipboard",
+        "/app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\"',name:Notepad",
+        "/wm-class:bkt-windows-notepad",
+        format!("/drive:home,{home}"),
+        format!("/drive:bkt1,{isos}"),
+        "/scale:180",
+        "/scale-desktop:200"
+    ];
     // The SDL client is not asked: its RemoteApp support is experimental.
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            "xfreerdp3 /version".to_string(),
-            format!("virsh -c {URI} domifaddr windows --source lease"),
-            argv,
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["xfreerdp3", "/version"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
+            client,
         ]
     );
     assert!(
@@ -89,13 +106,21 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
         "anna",
     ]);
     r.success();
+    let last = w.last_call();
     assert!(
-        w.call_lines()
-            .pop()
-            .unwrap()
-            .contains(" /u:anna /from-stdin:force /cert:tofu +clipboard /app:program:C:\\Tools\\My App.exe,name:My App /wm-class:bkt-windows-my-app /scale:180"),
-        "{:?}",
-        w.call_lines()
+        has_args(
+            &last,
+            &[
+                "/u:anna",
+                "/from-stdin:force",
+                "/cert:tofu",
+                "+clipboard",
+                "/app:program:C:\\Tools\\My App.exe,name:My App",
+                "/wm-class:bkt-windows-my-app",
+                "/scale:180"
+            ]
+        ),
+        "{last:?}"
     );
 }
 
@@ -141,7 +166,7 @@ fn a_missing_file_stops_everything_before_it_starts() {
         r.stderr(),
         "error: no such file: Documents/nope.txt\nhint: check the path; nothing was started\n"
     );
-    assert!(w.call_lines().is_empty(), "{:?}", w.call_lines());
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
 
     // A name Windows cannot open: also before anything.
     std::fs::write(w.path("home/a:b.txt"), "x").unwrap();
@@ -168,10 +193,10 @@ fn a_missing_file_stops_everything_before_it_starts() {
         r.stderr()
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            "xfreerdp3 /version".to_string()
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["xfreerdp3", "/version"]
         ]
     );
 }
@@ -192,7 +217,7 @@ fn remmina_alone_cannot_run_a_program() {
          hint: install FreeRDP: apt install freerdp3-x11 (or freerdp2-x11) / dnf install freerdp; \
          `bkt vm connect` keeps working with what you have\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("remmina")));
+    assert!(!w.calls().iter().any(|c| c[0] == "remmina"));
 
     // The SDL client alone: not for RemoteApp either.
     let w = world();
@@ -221,7 +246,7 @@ fn an_unknown_app_says_how_to_name_one() {
         "error: no program \"word\" known in windows\nhint: list them with `bkt vm apps windows`, \
          or give its Windows path ('C:\\Program Files\\...\\x.exe') or its program name (notepad.exe)\n"
     );
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }
 
 #[test]
@@ -240,21 +265,23 @@ fn a_saved_vm_is_restored_first() {
     freerdp(&w, "xfreerdp3", "3.10.3", 0);
     let r = w.bkt(&["vm", "run", "windows", "cmd", "--user", "anna"]);
     r.success();
-    let calls = w.call_lines();
+    let calls = w.calls();
     assert_eq!(
         calls[..4],
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            "xfreerdp3 /version".to_string(),
-            format!("virsh -c {URI} dominfo windows"),
-            format!("virsh -c {URI} start windows"),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["xfreerdp3", "/version"],
+            argv!["virsh", "-c", URI, "dominfo", "windows"],
+            argv!["virsh", "-c", URI, "start", "windows"],
         ]
     );
+    let last = calls.last().unwrap();
     assert!(
-        calls
-            .last()
-            .unwrap()
-            .starts_with(&format!("xfreerdp3 /v:127.0.3.3:{port} /u:anna ")),
+        last.starts_with(&argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.3:{port}"),
+            "/u:anna"
+        ]) && last.len() > 3,
         "{calls:?}"
     );
 }
@@ -275,7 +302,7 @@ fn a_failed_connection_is_explained_without_a_fallback() {
             w.p("home/.cache/bkt/vm/windows-rdp.log")
         )
     );
-    assert!(!w.call_lines().iter().any(|c| c.starts_with("virt-viewer")));
+    assert!(!w.calls().iter().any(|c| c[0] == "virt-viewer"));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::net::{TcpListener, TcpStream};
 
-use crate::harness::{URI, World, fixture, poll_until, rdp_listener};
+use crate::harness::{URI, World, argv, fixture, mentions, poll_until, rdp_listener};
 
 fn running(w: &World) {
     w.rule("virsh", "* domstate --reason windows")
@@ -61,11 +61,11 @@ fn stop_save_saves_the_memory_and_says_how_to_get_it_back() {
          `bkt vm start windows` or `bkt vm connect windows` restores it where it was\n"
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} dominfo windows"),
-            format!("virsh -c {URI} managedsave windows"),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virsh", "-c", URI, "dominfo", "windows"],
+            argv!["virsh", "-c", URI, "managedsave", "windows"],
         ]
     );
 }
@@ -89,7 +89,7 @@ fn stop_save_of_a_vm_that_is_off_or_saved_already_does_nothing() {
         r.stdout(),
         "windows is shut off; there is nothing to save\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn stop_save_without_room_for_the_memory_changes_nothing() {
              hint: free some space there, or shut it down instead: bkt vm stop windows\n"
         )
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn save_and_force_exclude_each_other() {
     let r = w.bkt(&["vm", "stop", "windows", "--save", "--force"]);
     assert_eq!(r.code(), 2);
     assert!(r.stderr().contains("cannot be used with"), "{}", r.stderr());
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
 }
 
 #[test]
@@ -183,12 +183,12 @@ fn start_restores_a_saved_vm_and_sets_its_clock() {
         "Restored windows from disk in Ns\nSet windows's clock from the host's\n"
     );
     assert_eq!(
-        w.call_lines()[2..],
+        w.calls()[2..],
         [
-            format!("virsh -c {URI} dominfo windows"),
-            format!("virsh -c {URI} start windows"),
-            format!("virsh -c {URI} domstate --reason windows"),
-            format!("virsh -c {URI} domtime windows --sync"),
+            argv!["virsh", "-c", URI, "dominfo", "windows"],
+            argv!["virsh", "-c", URI, "start", "windows"],
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["virsh", "-c", URI, "domtime", "windows", "--sync"],
         ]
     );
     // No guest agent: said, and the start still succeeds.
@@ -231,7 +231,7 @@ fn an_unusable_saved_image_is_said_not_hidden() {
         "windows's saved memory could not be used (libvirt discarded it): Windows booted \
          afresh, as after a power cut; work that was not saved in it is lost\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("domtime")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "domtime")));
 }
 
 #[test]
@@ -263,11 +263,11 @@ fn snapshots_refuse_a_saved_vm() {
         );
     }
     assert!(
-        w.call_lines()
+        w.calls()
             .iter()
-            .all(|c| c.contains(" domstate ") || c.contains(" dominfo ")),
+            .all(|c| c[..3] == ["virsh", "-c", URI] && (c[3] == "domstate" || c[3] == "dominfo")),
         "{:?}",
-        w.call_lines()
+        w.calls()
     );
 }
 
@@ -316,7 +316,7 @@ fn config_refuses_bad_times_and_vms_bkt_did_not_make() {
         "{}",
         r.stderr()
     );
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
     w.rule("virsh", "* domstate --reason hand")
         .out(&fixture("virsh/domstate-reason-running.txt"));
     let r = w.bkt(&["vm", "config", "hand", "--auto-save", "20m"]);
@@ -378,7 +378,7 @@ fn the_watcher_saves_a_vm_unused_for_its_whole_window() {
         look(&w, 1600),
         "windows: unused for 10m; saved in 5m unless used\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
     assert_eq!(
         seconds(&look(&w, 1900)),
         "windows: unused for 15m; saving it to disk\n\
@@ -391,11 +391,11 @@ fn the_watcher_saves_a_vm_unused_for_its_whole_window() {
         "a watcher that is done leaves no state"
     );
     assert_eq!(
-        w.call_lines()
-            .iter()
-            .filter(|c| c.contains("managedsave"))
-            .count(),
-        1
+        w.calls()
+            .into_iter()
+            .filter(|c| mentions(c, "managedsave"))
+            .collect::<Vec<_>>(),
+        [argv!["virsh", "-c", URI, "managedsave", "windows"]]
     );
 }
 
@@ -471,7 +471,7 @@ fn a_spice_viewer_keeps_the_vm_in_use_even_at_the_last_look() {
         look(&w, 1900),
         "windows: in use (a SPICE viewer is attached)\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("managedsave")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
     assert_eq!(state(&w).unwrap()["last_use"], 1900);
 }
 
@@ -510,7 +510,7 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
     let r = w.bkt(&["vm", "watch", "windows"]);
     r.success();
     assert_eq!(r.stdout(), "windows: another watcher is running\n");
-    assert!(w.call_lines().is_empty());
+    assert!(w.calls().is_empty());
     drop(lock);
     let r = w.bkt(&["vm", "watch", "windows"]);
     r.success();

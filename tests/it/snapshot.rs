@@ -1,7 +1,7 @@
 //! `bkt vm snapshot` against fakes, with the NVRAM and TPM state as files in
 //! the test's world.
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture, has_args, mentions};
 use crate::normalize;
 
 const UUID: &str = "176de74e-5347-414d-8a93-ba0478fba4fa";
@@ -106,9 +106,19 @@ fn create_takes_all_three_parts() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
     assert_eq!(meta["description"], "fresh install");
-    assert!(w.call_lines().contains(&format!(
-        "virsh -c {URI} snapshot-create-as --domain windows --name clean --description fresh install --atomic"
-    )));
+    assert!(w.calls().contains(&argv![
+        "virsh",
+        "-c",
+        URI,
+        "snapshot-create-as",
+        "--domain",
+        "windows",
+        "--name",
+        "clean",
+        "--description",
+        "fresh install",
+        "--atomic"
+    ]));
 }
 
 #[test]
@@ -163,9 +173,9 @@ fn running_vm_is_refused_or_stopped_with_consent() {
         "error: windows is running; snapshots are taken with the VM shut off (a live snapshot would leave out the UEFI variables, which are in raw NVRAM here, and the TPM state)\nhint: shut it down first (bkt vm stop windows), or pass --yes to do it now\n"
     );
     assert!(
-        !w.call_lines()
+        !w.calls()
             .iter()
-            .any(|c| c.contains("snapshot-create") || c.contains("shutdown"))
+            .any(|c| mentions(c, "snapshot-create") || mentions(c, "shutdown"))
     );
 
     let w = world();
@@ -186,14 +196,14 @@ fn running_vm_is_refused_or_stopped_with_consent() {
         "{}",
         r.stdout()
     );
-    let calls = w.call_lines();
+    let calls = w.calls();
     let shut = calls
         .iter()
-        .position(|c| c.contains(" shutdown windows"))
+        .position(|c| has_args(c, &["shutdown", "windows"]))
         .unwrap();
     let snap = calls
         .iter()
-        .position(|c| c.contains("snapshot-create-as"))
+        .position(|c| has_args(c, &["snapshot-create-as"]))
         .unwrap();
     assert!(shut < snap);
 }
@@ -224,9 +234,9 @@ fn bad_input_changes_nothing() {
     );
     let r = w.bkt(&["vm", "snapshot", "delete", "windows", "nope"]);
     r.failure();
-    assert!(!w.call_lines().iter().any(|c| c.contains("snapshot-create")
-        || c.contains("snapshot-delete")
-        || c.contains("snapshot-revert")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "snapshot-create")
+        || mentions(c, "snapshot-delete")
+        || mentions(c, "snapshot-revert")));
     assert!(!w.path("images/windows.snapshots").exists());
 
     w.rule("virsh", "* domstate --reason nope")
@@ -313,7 +323,7 @@ fn a_disk_only_snapshot_is_not_reverted() {
         r.stderr(),
         "error: snapshot manual of windows has no saved NVRAM and TPM state (it was not taken by bkt); reverting only its disk could leave Windows at a BitLocker recovery screen\n"
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("snapshot-revert")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "snapshot-revert")));
 }
 
 #[test]
@@ -355,7 +365,7 @@ fn not_enough_space_for_the_copies_changes_nothing() {
         "{}",
         r.stderr()
     );
-    assert!(!w.call_lines().iter().any(|c| c.contains("snapshot-create")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "snapshot-create")));
     assert!(!w.path("images/windows.snapshots").exists());
 }
 
@@ -469,9 +479,9 @@ fn live_parts_reverted(w: &World) {
 }
 
 fn virsh_calls(w: &World, what: &str) -> usize {
-    w.call_lines()
+    w.calls()
         .iter()
-        .filter(|c| c.starts_with(&format!("virsh -c {URI} {what} ")))
+        .filter(|c| c.len() > 4 && c.starts_with(&argv!["virsh", "-c", URI, what]))
         .count()
 }
 
@@ -510,11 +520,13 @@ fn a_revert_stages_both_copies_then_reverts_the_disk_then_renames() {
             "$TMP/nvram:\n.windows_VARS.fd.bkt-new-PID\nwindows_VARS.fd\n\n$TMP/swtpm:\n.{UUID}.bkt-new-PID\n{UUID}\n"
         )
     );
-    let calls = w.call_lines();
-    let destroy = calls.iter().position(|c| c.ends_with(" destroy windows"));
+    let calls = w.calls();
+    let destroy = calls
+        .iter()
+        .position(|c| c.ends_with(&argv!["destroy", "windows"]));
     let revert = calls
         .iter()
-        .position(|c| c.ends_with(" snapshot-revert windows clean"));
+        .position(|c| c.ends_with(&argv!["snapshot-revert", "windows", "clean"]));
     assert!(destroy.is_some() && destroy < revert, "{calls:#?}");
     live_parts_reverted(&w);
 }

@@ -1,14 +1,14 @@
 //! `bkt vm status` against fakes answering with the outputs of one recorded
 //! scene (fixtures/README.md): `tiny` running with a lease, `off` shut off.
 
-use crate::harness::{URI, World, closed_port, fixture, rdp_listener};
+use crate::harness::{URI, World, argv, closed_port, fixture, rdp_listener};
 
 /// The one virsh call of the common case, as the fake log shows it.
 const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
 const TINY_MAC: &str = "52:54:00:b4:b3:60";
 
-fn batch_call(uri: &str) -> String {
-    format!("virsh -c {uri} {BATCH}")
+fn batch_call(uri: &str) -> Vec<String> {
+    argv!["virsh", "-c", uri, BATCH]
 }
 
 /// A recorded status batch, its lease moved to loopback: status probes the
@@ -74,7 +74,7 @@ off   shut off  2     1 GiB    0/4 GiB           -          -        -          
 tiny  running   1     256 MiB  -                 127.0.0.2  refused  off        For Bambu Studio slicer
 "
     );
-    assert_eq!(w.call_lines(), [batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI)]);
 }
 
 #[test]
@@ -93,10 +93,15 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  -          
 "
     );
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [
             batch_call(URI),
-            format!("virsh -c {URI} echo @@bkt tiny; domifaddr --source lease tiny"),
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "echo @@bkt tiny; domifaddr --source lease tiny"
+            ],
         ]
     );
 }
@@ -142,7 +147,18 @@ fn a_vm_bkt_made_without_a_lease_yet_is_asked_about() {
 tiny  running  1     256 MiB  -                 -   on   off        For Bambu Studio slicer
 "
     );
-    assert_eq!(w.call_lines().len(), 2);
+    assert_eq!(
+        w.calls(),
+        [
+            batch_call(URI),
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "echo @@bkt tiny; domifaddr --source lease tiny"
+            ],
+        ]
+    );
 }
 
 #[test]
@@ -214,7 +230,7 @@ fn nothing_yet() {
         r.stdout(),
         "No VMs on qemu:///system. Create one with: bkt vm create windows --iso PATH\n"
     );
-    assert_eq!(w.call_lines(), [batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI)]);
 }
 
 #[test]
@@ -231,7 +247,7 @@ tiny  shut off  1     256 MiB  -                 -   on   off        For Bambu S
 "
     );
     assert_eq!(r.stderr(), "");
-    assert_eq!(w.call_lines(), [batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI)]);
 }
 
 #[test]
@@ -277,7 +293,7 @@ fn uri_and_manifest_overrides() {
     w.bkt(&["vm", "status", "--connect", "test:///default"])
         .success();
     assert_eq!(
-        w.call_lines(),
+        w.calls(),
         [batch_call("qemu:///session"), batch_call("test:///default")]
     );
 }
@@ -321,5 +337,5 @@ tiny  saved (93 MiB)  1     256 MiB  -                 -   off  15m
     assert_eq!(v["vms"][0]["saved_bytes"], 93u64 << 20);
     assert_eq!(v["vms"][0]["auto_save"], "15m");
     // A lease that outlives the save is no address: no probe of it.
-    assert_eq!(w.call_lines(), [batch_call(URI), batch_call(URI)]);
+    assert_eq!(w.calls(), [batch_call(URI), batch_call(URI)]);
 }

@@ -3,7 +3,7 @@
 //! sizes as people type them, and ejects the install ISO once Windows is
 //! installed) and destroy's confirmation (every path it will delete).
 
-use crate::harness::{URI, World, fixture};
+use crate::harness::{URI, World, argv, fixture, has_args, mentions};
 
 const GIB: u64 = 1 << 30;
 
@@ -66,23 +66,48 @@ fn guided_create_offers_the_downloads_and_ejects_the_iso_at_the_end() {
         screen.contains("Later: bkt vm enable-rdp windows\n"),
         "{screen}"
     );
-    let calls = w.call_lines();
+    let calls = w.calls();
     let render = calls
         .iter()
-        .find(|c| c.starts_with("virt-install --connect"))
+        .find(|c| c.starts_with(&argv!["virt-install", "--connect"]))
         .unwrap();
-    assert!(render.contains(" --memory 8192 --vcpus 4 "), "{render}");
     assert!(
-        render.contains(&format!("--disk path={win},device=cdrom")),
-        "{render}"
+        has_args(render, &["--memory", "8192", "--vcpus", "4"]),
+        "{render:?}"
     );
     assert!(
-        render.contains(&format!("--disk path={virtio},device=cdrom")),
-        "{render}"
+        has_args(
+            render,
+            &[
+                "--disk".to_string(),
+                format!("path={win},device=cdrom,bus=sata,readonly=on,boot.order=1")
+            ]
+        ),
+        "{render:?}"
+    );
+    assert!(
+        has_args(
+            render,
+            &[
+                "--disk".to_string(),
+                format!("path={virtio},device=cdrom,bus=sata,readonly=on")
+            ]
+        ),
+        "{render:?}"
     );
     assert_eq!(
         calls.last().unwrap(),
-        &format!("virsh -c {URI} change-media windows sda --eject --config --live")
+        &argv![
+            "virsh",
+            "-c",
+            URI,
+            "change-media",
+            "windows",
+            "sda",
+            "--eject",
+            "--config",
+            "--live"
+        ]
     );
     assert!(std::path::Path::new(&win).exists());
 }
@@ -114,15 +139,19 @@ fn guided_create_asks_only_for_what_was_not_given() {
         assert!(!screen.contains(never), "asked for {never}:\n{screen}");
     }
     let render = w
-        .call_lines()
+        .calls()
         .into_iter()
-        .find(|c| c.starts_with("virt-install --connect"))
+        .find(|c| c.starts_with(&argv!["virt-install", "--connect"]))
         .unwrap();
-    assert!(render.contains(" --memory 4096 --vcpus 2 "), "{render}");
     assert!(
-        w.call_lines()
+        has_args(&render, &["--memory", "4096", "--vcpus", "2"]),
+        "{render:?}"
+    );
+    assert!(
+        w.calls()
             .iter()
-            .any(|c| c.starts_with("qemu-img create") && c.ends_with(&(40 * GIB).to_string()))
+            .any(|c| c.starts_with(&argv!["qemu-img", "create"])
+                && c.last() == Some(&(40 * GIB).to_string()))
     );
 }
 
@@ -169,7 +198,7 @@ fn destroy_lists_every_path_before_asking() {
         "{asked}"
     );
     // Nothing happened yet.
-    assert!(!w.call_lines().iter().any(|c| c.contains("undefine")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "undefine")));
     t.send("windows");
     let (code, screen) = t.wait();
     assert_eq!(code, 0, "{screen}");
@@ -191,5 +220,5 @@ fn a_wrong_name_at_the_prompt_deletes_nothing() {
     );
     assert!(w.path("images/windows.qcow2").exists());
     assert_eq!(std::fs::read_to_string(w.manifest_path()).unwrap(), before);
-    assert!(!w.call_lines().iter().any(|c| c.contains("undefine")));
+    assert!(!w.calls().iter().any(|c| mentions(c, "undefine")));
 }
