@@ -133,7 +133,9 @@ fn acpi_deaf_guest_stop_times_out_and_force_works() {
     let t = Instant::now();
     let out = env.bkt(&["vm", "stop", name, "--timeout", "4"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(t.elapsed() < Duration::from_secs(15));
+    // Gave up at its own --timeout, not at the 180 s default: the bound
+    // is far from both, for a loaded machine.
+    assert!(t.elapsed() < Duration::from_secs(90), "{:?}", t.elapsed());
     let (_, stderr) = text(&out);
     assert!(
         stderr.contains(&format!(
