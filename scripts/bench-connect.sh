@@ -72,14 +72,18 @@ echo "1. running guest, port answering ($RUNS runs, median)"
 start_listener
 setup "running (booted)"
 : >"$work/ours" ; : >"$work/bare"
+# Each run's stamp is removed before it and waited for after it: a run that
+# never started the client fails instead of reading the one before's.
 for ((i = 0; i < RUNS; i++)); do
+  rm -f "$work/w/started"
   t0=$(date +%s%N)
   run_connect
-  t1=$(cat "$work/w/started")
+  t1=$(read_stamp "$work/w/started")
   echo $(((t1 - t0) / 1000)) >>"$work/ours"
+  rm -f "$work/w/started"
   t0=$(date +%s%N)
   env -i PATH="$work/w/bin" FAKE_DIR="$work/w" "$work/w/bin/xfreerdp3" /v:$IP </dev/null
-  t1=$(cat "$work/w/started")
+  t1=$(read_stamp "$work/w/started")
   echo $(((t1 - t0) / 1000)) >>"$work/bare"
 done
 stop_listener
@@ -102,7 +106,7 @@ for ((i = 0; i < RUNS; i++)); do
   start_listener
   t_open=$(date +%s%N)
   wait "$bkt_pid"
-  t1=$(cat "$work/w/started")
+  t1=$(read_stamp "$work/w/started")
   echo $(((t1 - t_open) / 1000)) >>"$work/lag"
   stop_listener
 done

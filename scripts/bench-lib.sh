@@ -49,6 +49,36 @@ time_us() {
 # Median, in ms, of the numbers (µs) on stdin.
 median_ms() { median | awk '{ printf "%.1f", $1 / 1000 }'; }
 
+# wait_until SECS WHAT CMD...: poll CMD every 10 ms until it succeeds (the
+# real condition, not a guessed sleep); after SECS whole seconds, name WHAT
+# and fail.
+wait_until() {
+  local secs=$1 what=$2 now deadline
+  shift 2
+  now=${EPOCHREALTIME//[!0-9]/}
+  deadline=$((now + secs * 1000000))
+  until "$@"; do
+    now=${EPOCHREALTIME//[!0-9]/}
+    if ((now >= deadline)); then
+      echo "bench: gave up after $secs s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.01
+  done
+}
+
+# stamp_ready FILE: FILE holds a whole time stamp (`date +%s%N`).
+stamp_ready() { [[ -s $1 && $(<"$1") =~ ^[0-9]+$ ]]; }
+
+# read_stamp FILE [SECS]: the time stamp (ns) the measured run writes into
+# FILE when it gets there (the RDP client's start). The caller removes FILE
+# before each run, so the stamp read is this run's and never the previous
+# run's; it is waited for (at most SECS, default 10 s), not assumed.
+read_stamp() {
+  wait_until "${2:-10}" "a fresh time stamp in $1" stamp_ready "$1" || return 1
+  echo "$(<"$1")"
+}
+
 # --self-test (run, not sourced): check the helpers above; exits 1 on the
 # first wrong answer.
 bench_lib_self_test() {
@@ -74,6 +104,17 @@ bench_lib_self_test() {
   expect "median of nothing fails" fails "$(median </dev/null 2>/dev/null || echo fails)"
   expect "median_ms of 1000 2000 (µs)" 1.5 "$(printf '%s\n' 1000 2000 | median_ms)"
   expect "median_ms of 1500 2500 1000 (µs)" 1.5 "$(printf '%s\n' 1500 2500 1000 | median_ms)"
+  expect "wait_until a true condition" ok "$(wait_until 1 x true && echo ok)"
+  expect "wait_until a false one fails at its deadline" fails "$(wait_until 1 x false 2>/dev/null || echo fails)"
+  local d
+  d=$(mktemp -d)
+  (sleep 0.2 && date +%s%N >"$d/started") &
+  expect "read_stamp waits for the stamp" yes "$([[ $(read_stamp "$d/started" 2) =~ ^[0-9]{19}$ ]] && echo yes)"
+  wait
+  rm -f "$d/started"
+  : >"$d/started"
+  expect "read_stamp of an empty stamp fails" fails "$(read_stamp "$d/started" 1 2>/dev/null || echo fails)"
+  rm -rf "$d"
   echo "bench-lib.sh self-test: $checks checks passed"
 }
 

@@ -80,7 +80,7 @@ timed_connect() {
     printf '%6d ms  %s\n' $((($(date +%s%N) - t0) / 1000000)) "$line"
   done >"$work/connect.out"
   grep -q "bkt: ok" "$work/connect.out" || { cat "$work/connect.out" >&2; return 1; }
-  t1=$(cat "$work/started")
+  t1=$(read_stamp "$work/started")
   echo $((t1 - t0))
 }
 
