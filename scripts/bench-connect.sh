@@ -96,13 +96,20 @@ printf '   our overhead:            %6.1f ms   (goal: < 300 ms)\n' "$(awk -v a="
 echo "2. from shut off: port first answers -> client starts ($RUNS runs, median)"
 setup "shut off (shutdown)"
 : >"$work/lag"
+# bkt has got to its wait for the port once it asked for the address (the
+# fake logs domifaddr as it answers): polled, not guessed with a sleep.
+at_port_wait() { grep -q domifaddr "$work/w/log"; }
 for ((i = 0; i < RUNS; i++)); do
   rm -f "$work/w/started"
+  : >"$work/w/log"
   run_connect &
   bkt_pid=$!
-  # Let bkt get to its wait for the port, then open the port at a varying
-  # phase of its polling interval.
-  sleep "0.$((7 + i % 5))"
+  wait_until 30 "bkt to ask for the address" at_port_wait
+  # Then open the port at a varying phase of bkt's polling interval: 0, 200,
+  # 400, 600, 800 ms in (a deliberate delay, the workload; the interval is
+  # 500 ms, so every phase of it is hit).
+  phase_ms=$((i % 5 * 200))
+  sleep "$((phase_ms / 1000)).$(printf '%03d' $((phase_ms % 1000)))"
   start_listener
   t_open=$(date +%s%N)
   wait "$bkt_pid"
