@@ -13,10 +13,10 @@
 # busybox guest (its port 3389 answers once it has booted) and a stand-in
 # RDP client that notes when it started. Needs root.
 #
-#   flock /tmp/bkt-e2e.lock bash scripts/bench-save.sh [RUNS]   (default 3)
+#   flock /tmp/bkt-e2e.lock bash scripts/bench-save.sh [RUNS]   (default 10)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-RUNS=${1:-3}
+RUNS=${1:-10}
 
 if [[ -z ${BKT_BENCH_INSIDE:-} ]]; then
   [[ $(id -u) -eq 0 ]] || exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME "$0" "$@"
