@@ -79,6 +79,34 @@ read_stamp() {
   echo "$(<"$1")"
 }
 
+# ms_of_us US: microseconds as milliseconds, one decimal.
+ms_of_us() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1000 }'; }
+
+# goal VALUE OP LIMIT WHAT SHOWN: whether a figure met its goal (OP is one
+# of < <= == >= >), noted as "goal met: WHAT (SHOWN)" or "goal NOT met: WHAT
+# (SHOWN)" in the file $BENCH_GOALS (the parts of a bench may run in other
+# processes); goals_report prints the notes at the end. A bench reports: a
+# goal not met does not fail it, a figure that is not a number does.
+goal() {
+  local value=$1 op=$2 limit=$3 what=$4 shown=$5 num='^-?[0-9]+(\.[0-9]+)?$' verdict
+  if ! [[ $value =~ $num && $limit =~ $num ]]; then
+    echo "bench: goal \"$what\": not numbers: '$value' $op '$limit'" >&2
+    return 1
+  fi
+  case $op in
+    '<' | '<=' | '==' | '>=' | '>') ;;
+    *) echo "bench: goal \"$what\": no such comparison: $op" >&2; return 1 ;;
+  esac
+  verdict=$(awk -v v="$value" -v l="$limit" "BEGIN { if (v + 0 $op l + 0) print \"goal met\"; else print \"goal NOT met\" }")
+  printf '%s: %s (%s)\n' "$verdict" "$what" "$shown" >>"${BENCH_GOALS:?goal: BENCH_GOALS names no file}"
+}
+
+# goals_report: every goal noted, one line each, after a blank line.
+goals_report() {
+  echo
+  cat "${BENCH_GOALS:?goals_report: BENCH_GOALS names no file}"
+}
+
 # --self-test (run, not sourced): check the helpers above; exits 1 on the
 # first wrong answer.
 bench_lib_self_test() {
@@ -114,6 +142,21 @@ bench_lib_self_test() {
   rm -f "$d/started"
   : >"$d/started"
   expect "read_stamp of an empty stamp fails" fails "$(read_stamp "$d/started" 1 2>/dev/null || echo fails)"
+  expect "ms_of_us 1234567.5" 1234.6 "$(ms_of_us 1234567.5)"
+  BENCH_GOALS=$d/goals
+  goal 1.38 '<=' 2 "status within 2x of virsh list" 1.38x
+  goal 2.5 '<=' 2 "status within 2x of virsh list" 2.50x
+  goal 1 '==' 1 "one ssh handshake" 1
+  goal 300 '<' 300 "under 300 ms" "300 ms"
+  goal 10 '>' 9 "ten over nine" 10
+  expect "goal of a figure that is no number fails" fails "$(goal "" '<' 1 x y 2>/dev/null || echo fails)"
+  expect "goal with no such comparison fails" fails "$(goal 1 '=' 1 x y 2>/dev/null || echo fails)"
+  expect "goals_report" "
+goal met: status within 2x of virsh list (1.38x)
+goal NOT met: status within 2x of virsh list (2.50x)
+goal met: one ssh handshake (1)
+goal NOT met: under 300 ms (300 ms)
+goal met: ten over nine (10)" "$(goals_report)"
   rm -rf "$d"
   echo "bench-lib.sh self-test: $checks checks passed"
 }
