@@ -6,7 +6,8 @@
 #   bash scripts/bench-lib.sh --self-test
 
 # listen_3389 IP OUTFILE: accept and close connections on IP:3389 until
-# killed; returns once it listens, its PID in listener_pid.
+# killed; returns once it listens, its PID in listener_pid. Fails when the
+# listener ends first (the port taken) or is not up within 10 s.
 listen_3389() {
   python3 -c '
 import socket, sys
@@ -21,7 +22,14 @@ while True:
 ' "$1" >"$2" &
   # shellcheck disable=SC2034  # read by the script that sources this
   listener_pid=$!
-  until grep -q ready "$2" 2>/dev/null; do sleep 0.01; done
+  local i
+  for ((i = 0; i < 1000; i++)); do
+    grep -q ready "$2" 2>/dev/null && return 0
+    kill -0 "$listener_pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  echo "bench: no listener on $1:3389 (is the port taken?)" >&2
+  return 1
 }
 
 # The median of the numbers on stdin, one a line: the middle one, or for an
