@@ -223,7 +223,7 @@ real_part() {
     manifest "${entries[@]}" >"$work/vms.json"
     measure "$n" common open 1
     spawned[$n]=$(wc -l <"$work/spawns")
-    goal "$row_ratio" '<=' 1.5 "status within 1.5x of virsh list --all at $n VMs, common case, real libvirt" "${row_ratio}x"
+    goal "$row_ratio" '<=' 1.5 "status within 1.5x of virsh list --all, common case, real libvirt, $n VM$( ((n == 1)) || echo s)" "${row_ratio}x"
     if ((n == 10)); then
       manifest "${entries[@]:1}" >"$work/vms.json"
       measure "$n" "hand-made running VM" open 2
