@@ -8,15 +8,20 @@
 #     moment connect starts the RDP client), against the same from shut off
 #     (a cold boot).
 #
+# Goals: no QEMU process left after `stop --save` (checked in every run: a
+# QEMU left fails the bench), and connect on a saved VM reaching the port
+# sooner than from shut off (medians). Ends with a line per goal: "goal met:
+# ..." or "goal NOT met: ..." (exit 0 either way: a bench reports).
+#
 # Against the real libvirt + QEMU of the end-to-end tier, in a network
 # namespace of its own (scripts/libvirt-netns.sh), with the tier's tiny
 # busybox guest (its port 3389 answers once it has booted) and a stand-in
 # RDP client that notes when it started. Needs root.
 #
-#   flock /tmp/bkt-e2e.lock bash scripts/bench-save.sh [RUNS]   (default 3)
+#   flock /tmp/bkt-e2e.lock bash scripts/bench-save.sh [RUNS]   (default 10)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-RUNS=${1:-3}
+RUNS=${1:-10}
 
 if [[ -z ${BKT_BENCH_INSIDE:-} ]]; then
   [[ $(id -u) -eq 0 ]] || exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME "$0" "$@"
@@ -30,6 +35,7 @@ GUEST=$PWD/target/e2e-guest
 NAME=bench-save
 URI=qemu:///system
 work=$(mktemp -d)
+export BENCH_GOALS=$work/goals
 cleanup() {
   virsh -q -c $URI destroy $NAME >/dev/null 2>&1 || true
   virsh -q -c $URI undefine $NAME --managed-save >/dev/null 2>&1 || true
@@ -80,7 +86,7 @@ timed_connect() {
     printf '%6d ms  %s\n' $((($(date +%s%N) - t0) / 1000000)) "$line"
   done >"$work/connect.out"
   grep -q "bkt: ok" "$work/connect.out" || { cat "$work/connect.out" >&2; return 1; }
-  t1=$(cat "$work/started")
+  t1=$(read_stamp "$work/started")
   echo $((t1 - t0))
 }
 
@@ -119,15 +125,24 @@ for ((i = 0; i < RUNS; i++)); do
     { echo "connect did not boot:" >&2; cat "$work/connect.out" >&2; exit 1; }
 done
 
+rss=$(median <"$work/rss")
+restore=$(ms "$(median <"$work/restore")")
+cold=$(ms "$(median <"$work/cold")")
 echo "tiny guest (256 MiB, software emulation), libvirt $(virsh -v), QEMU $(qemu-system-x86_64 --version | awk 'NR==1{print $4}'), $RUNS runs, median"
-printf '  QEMU resident memory while running:   %6s MiB\n' "$(median <"$work/rss")"
+printf '  QEMU resident memory while running:   %6s MiB\n' "$rss"
 printf '  after stop --save:                     no QEMU process\n'
-printf '  connect -> port 3389, saved (restore): %6s ms\n' "$(ms "$(median <"$work/restore")")"
+printf '  connect -> port 3389, saved (restore): %6s ms\n' "$restore"
 printf '    of which the restore (virsh start):  %6s ms\n' "$(ms "$(median <"$work/restore-only")")"
-printf '  connect -> port 3389, shut off (boot): %6s ms\n' "$(ms "$(median <"$work/cold")")"
+printf '  connect -> port 3389, shut off (boot): %6s ms\n' "$cold"
 echo "  (a restored guest's new tap joins libvirt's bridge, which has STP on: Linux holds"
 echo "  a new port at least 2 s listening and 2 s learning before it forwards, so the"
 echo "  guest's port answers about 4 s after the restore; a cold boot of this busybox"
 echo "  guest hides the same wait behind its own boot, a Windows boot takes far longer)"
 echo "the last connect after a save, line by line:"
 sed 's/^/    /' "$work/restore.timeline"
+# Reaching here, every run's check found no QEMU left.
+goal 0 '==' 0 "stop --save gives the host the guest's memory back: no QEMU process left" \
+  "$RUNS of $RUNS runs; it held $rss MiB resident"
+goal "$restore" '<' "$cold" "connect on a saved VM reaches port 3389 sooner than from shut off" \
+  "saved $restore ms, shut off $cold ms"
+goals_report

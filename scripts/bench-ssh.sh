@@ -17,7 +17,8 @@
 # the known_hosts the bench writes for its sshd: virsh's own ssh reads it
 # as a user's, bkt is also told it in the URI (?known_hosts=), and root's
 # real ~/.ssh is never touched. Every output is checked before it is timed;
-# a failed run fails the bench. Needs root:
+# a failed run fails the bench. Ends with a line per goal: "goal met: ..."
+# or "goal NOT met: ..." (exit 0 either way: a bench reports). Needs root:
 #
 #   flock /tmp/bkt-e2e.lock bash scripts/bench-ssh.sh [RUNS]   (default 15)
 set -euo pipefail
@@ -73,7 +74,7 @@ PY
   # row CASE NAME=MAC...: status (checked first) and the baseline, RUNS
   # times each, alternating.
   row() {
-    local case=$1 s=() b=() i sm bm
+    local case=$1 s=() b=() i sm bm ratio
     shift
     manifest "$@"
     check <<<"$(run_status)"
@@ -83,8 +84,9 @@ PY
     done
     sm=$(printf '%s\n' "${s[@]}" | median_ms)
     bm=$(printf '%s\n' "${b[@]}" | median_ms)
-    printf '%-36s %-10s %-14s %sx\n' "$case" "$sm" "$bm" \
-      "$(awk -v s="$sm" -v b="$bm" 'BEGIN { printf "%.2f", s / b }')"
+    ratio=$(awk -v s="$sm" -v b="$bm" 'BEGIN { printf "%.2f", s / b }')
+    printf '%-36s %-10s %-14s %sx\n' "$case" "$sm" "$bm" "$ratio"
+    goal "$ratio" '<=' 2 "status within 2x of virsh list --all, $case" "${ratio}x"
   }
   # check <STATUS-JSON: the guest running, its address, its port open.
   check() {
@@ -116,6 +118,9 @@ if got != ("running", sys.argv[2], "open"):
     left
     logins=$(($(sshd_logins "$work/sshd") - before))
     printf '%-48s %s\n' "$what" "$logins"
+    if [[ $what == bkt* ]]; then
+      goal "$logins" '==' 1 "one ssh handshake for $what" "$logins"
+    fi
   }
   echo "ssh handshakes per command, the guest in bkt's manifest (sshd's \"Accepted publickey\" lines; goal: 1):"
   count "bkt vm status" ok bkt status
@@ -204,4 +209,9 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 cargo build --release --quiet
 bash scripts/build-test-guest.sh target/e2e-guest >/dev/null
+# The goals the parts note (they run in the namespace), reported at the end.
+BENCH_GOALS=$(mktemp)
+export BENCH_GOALS
+trap 'rm -f "$BENCH_GOALS"' EXIT
 bash scripts/libvirt-netns.sh bash "$PWD/scripts/bench-ssh.sh" --inside "$RUNS" "$PWD/target/e2e-guest" "$PWD/target/release/bkt"
+goals_report

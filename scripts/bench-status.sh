@@ -19,7 +19,9 @@
 # Every figure is the median of RUNS runs, status and baseline alternating,
 # both started the same way (`env -i`, a PATH with only virsh in it);
 # each case's output is checked before it is timed, and any failed run fails
-# the bench. Needs root (the namespace, the system libvirtd):
+# the bench. Ends with a line per goal: "goal met: ..." or "goal NOT met:
+# ..." (exit 0 either way: a bench reports). Needs root (the namespace, the
+# system libvirtd):
 #
 #   flock /tmp/bkt-e2e.lock bash scripts/bench-status.sh [RUNS]   (default 15)
 set -euo pipefail
@@ -36,7 +38,8 @@ TINY_MAC=52:54:00:be:4c:01
 header() { printf '%-5s %-22s %-7s %-10s %-14s %s\n' VMS CASE SPAWNS "STATUS ms" "LIST --all ms" RATIO; }
 
 # One row: LABEL-VMS LABEL-CASE SPAWNS, timing run_status and run_baseline
-# (functions the caller defines) RUNS times each, alternating.
+# (functions the caller defines) RUNS times each, alternating. The ratio
+# is left in row_ratio for the goals.
 row() {
   local vms=$1 case=$2 spawns=$3 s=() b=() i
   for ((i = 0; i < RUNS; i++)); do
@@ -46,8 +49,14 @@ row() {
   local sm bm
   sm=$(printf '%s\n' "${s[@]}" | median_ms)
   bm=$(printf '%s\n' "${b[@]}" | median_ms)
-  printf '%-5s %-22s %-7s %-10s %-14s %sx\n' "$vms" "$case" "$spawns" "$sm" "$bm" \
-    "$(awk -v s="$sm" -v b="$bm" 'BEGIN { printf "%.2f", s / b }')"
+  row_ratio=$(awk -v s="$sm" -v b="$bm" 'BEGIN { printf "%.2f", s / b }')
+  printf '%-5s %-22s %-7s %-10s %-14s %sx\n' "$vms" "$case" "$spawns" "$sm" "$bm" "$row_ratio"
+}
+
+# spawn_goal WHERE CASE AT-1 AT-500: the goal of the same spawn count at 1
+# and 500 VMs.
+spawn_goal() {
+  goal "$4" '==' "$3" "the same spawn count at 1 and 500 VMs, $2, $1" "$3 and $4"
 }
 
 # check_status N [NAME IP RDP] <JSON: N rows; NAME's address and port state.
@@ -92,6 +101,7 @@ PY
 
 fake_part() {
   local n i dir name state mac out kind spawns
+  local -A spawned=()
   echo "fake virsh (tests/fakes/fake.sh), half of the VMs running:"
   header
   for n in 1 10 100 500; do
@@ -145,7 +155,11 @@ fake_part() {
       [[ $kind == common ]] || spawns=2
       check_spawns "$spawns" "$dir/log"
       row "$n" "$kind" "$spawns"
+      spawned[$n-$kind]=$spawns
     done
+  done
+  for kind in common hand-made; do
+    spawn_goal "fake virsh" "$kind" "${spawned[1-$kind]}" "${spawned[500-$kind]}"
   done
 }
 
@@ -195,6 +209,7 @@ real_part() {
   echo "real libvirt $(virsh -c "$URI" version | awk -F': ' '/^Using library/ {sub(/libvirt /, "", $2); v = $2} /^Running hypervisor/ {h = $2} END {print v " (" h ", TCG)"}'), one running tiny guest, the other VMs shut off with a qcow2 each:"
   header
   local -a entries=("bench-tiny=$TINY_MAC")
+  local -A spawned=()
   for n in 1 10 100 500; do
     local script=""
     for ((i = have; i < n; i++)); do
@@ -207,6 +222,8 @@ real_part() {
     have=$n
     manifest "${entries[@]}" >"$work/vms.json"
     measure "$n" common open 1
+    spawned[$n]=$(wc -l <"$work/spawns")
+    goal "$row_ratio" '<=' 1.5 "status within 1.5x of virsh list --all, common case, real libvirt, $n VM$( ((n == 1)) || echo s)" "${row_ratio}x"
     if ((n == 10)); then
       manifest "${entries[@]:1}" >"$work/vms.json"
       measure "$n" "hand-made running VM" open 2
@@ -220,6 +237,7 @@ real_part() {
       rule=()
     fi
   done
+  spawn_goal "real libvirt" common "${spawned[1]}" "${spawned[500]}"
   # What status's probe timeout has to cover: how fast the guest answers
   # one probe. The connects are 200 ms apart: back to back, the stand-in's
   # busybox nc, busy forking, lets some SYNs go unanswered (a 1 s
@@ -257,7 +275,11 @@ cargo build --release --quiet
 BKT=$PWD/target/release/bkt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The goals both parts note (the real one in the namespace), reported at
+# the end.
+export BENCH_GOALS=$work/goals
 fake_part
 echo
 bash scripts/build-test-guest.sh target/e2e-guest
 bash scripts/libvirt-netns.sh bash "$PWD/scripts/bench-status.sh" --inside "$RUNS" "$PWD/target/e2e-guest" "$BKT"
+goals_report

@@ -5,6 +5,7 @@ mod harness;
 
 mod access;
 mod apps;
+mod bench_lib;
 mod cli;
 mod connect;
 mod create;
