@@ -86,11 +86,22 @@ fn unattended_install_builds_the_answer_iso_and_reports_a_stall() {
     // A real screenshot: an image of the guest's screen, named for the
     // format QEMU picked (PNG here). A blank screen compresses to a few
     // hundred bytes, so its size proves nothing.
-    let (format, width, height) = image_size(&fs::read(&shot).unwrap())
-        .unwrap_or_else(|| panic!("{} is neither PNG nor PPM", shot.display()));
+    let bytes = fs::read(&shot).unwrap();
+    let (format, width, height) = image_size(&bytes).unwrap_or_else(|| {
+        panic!(
+            "{} is neither PNG nor PPM: {} bytes, starting {:?}",
+            shot.display(),
+            bytes.len(),
+            &bytes[..bytes.len().min(16)]
+        )
+    });
     env.log(&format!("screenshot: {format}, {width}x{height}"));
     assert_eq!(format, "PNG", "the name says what the file is");
-    assert!(width >= 640 && height >= 400, "{width}x{height}");
+    assert!(
+        width >= 640 && height >= 400,
+        "{width}x{height} ({} bytes)",
+        bytes.len()
+    );
     let _ = fs::remove_file(&shot);
     ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
     assert!(
