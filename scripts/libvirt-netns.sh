@@ -28,6 +28,10 @@ log() { printf 'libvirt-netns: %s\n' "$*" >&2; }
 
 in_ns() { ip netns exec "$NS" env PATH="$SBIN_PATH" "$@"; }
 
+# Whether PID is a live process inside our namespace.
+# shellcheck disable=SC2317  # called from the EXIT trap
+ours() { [[ -n $1 ]] && [[ $(ip netns identify "$1" 2>/dev/null) == "$NS" ]]; }
+
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
   local rc=$?
@@ -70,13 +74,16 @@ cleanup() {
     fi
   fi
   local pid
-  # The pid files name the daemons running now (a test may have restarted one).
+  # The pid files name the daemons running now (a test may have restarted
+  # one). A PID is ended only while it is a process of our namespace: a
+  # daemon that already ended may have left its number to anyone's process
+  # (a bkt of another test run), which must never get our signal.
   for pid in "${started_pids[@]}" $(cat /run/libvirtd.pid /run/virtlogd.pid 2>/dev/null); do
-    if kill -0 "$pid" 2>/dev/null; then
+    if ours "$pid"; then
       kill "$pid" 2>/dev/null
       # Wait for the daemon to go, polling its PID.
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+      for _ in $(seq 100); do ours "$pid" || break; sleep 0.1; done
+      ours "$pid" && kill -9 "$pid" 2>/dev/null
     fi
   done
   if ip netns list | grep -qw "$NS"; then

@@ -49,8 +49,8 @@ trap summary EXIT
 phase "provisioning the virt stack"
 timed "provisioning" bash scripts/provision-virt-stack.sh
 
-phase "lint: cargo fmt --check, cargo clippy"
-timed "lint (fmt, clippy)" sh -c 'cargo fmt --check && cargo clippy --all-targets --quiet -- -D warnings'
+phase "lint: cargo fmt --check, cargo clippy, shellcheck"
+timed "lint (fmt, clippy, shellcheck)" sh -c 'cargo fmt --check && cargo clippy --all-targets --quiet -- -D warnings && shellcheck -x scripts/*.sh tests/fakes/fake.sh'
 
 phase "tiers 1 and 2: unit tests and the binary against fake tools"
 timed "build (all test binaries)" cargo test --no-run --quiet

@@ -11,8 +11,8 @@
 #   N.out / N.err / N.code   stdout, stderr, exit status (default 0)
 # No rule: exit 97 with a message, so an unexpected call fails loudly.
 tool=${0##*/}
-fake_pw_seen=unset
-[ -n "${BKT_VM_RDP_PASSWORD+x}" ] && fake_pw_seen=set
+fake_pw_seen="unset"
+[ -n "${BKT_VM_RDP_PASSWORD+x}" ] && fake_pw_seen="set"
 {
   printf '%s' "$tool"
   for a in "$@"; do printf '\037%s' "$a"; done
