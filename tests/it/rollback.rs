@@ -182,10 +182,12 @@ fn a_same_named_domain_defined_meanwhile_is_left_alone() {
     });
     let r = create(&w);
     r.failure();
+    let out = creating(&w, &r.stdout());
     assert!(
-        creating(&w, &r.stdout()).ends_with(
+        out.ends_with(
             "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
-        )
+        ),
+        "{out}"
     );
     assert!(
         r.stderr()
