@@ -190,7 +190,8 @@ impl Run {
         assert_eq!(
             self.code(),
             1,
-            "expected exit 1\n--- stdout\n{}\n--- stderr\n{}",
+            "expected exit 1 ({})\n--- stdout\n{}\n--- stderr\n{}",
+            self.out.status,
             self.stdout(),
             self.stderr()
         );

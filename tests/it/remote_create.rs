@@ -964,3 +964,167 @@ fn a_copy_that_cannot_be_removed_is_named_with_its_command() {
     );
     assert!(!err.contains("nothing of it is left"), "{err}");
 }
+
+/// A create over ssh that fails once libvirt has made the disk volume (here
+/// virt-install cannot render the domain), the rollback's `vol-delete`
+/// answered by `answer`. The world, the run, and the calls from the render
+/// on (the ssh master's end left out), as argv vectors.
+fn fails_after_the_volume(
+    answer: impl FnOnce(crate::harness::Rule<'_>) -> crate::harness::Rule<'_>,
+) -> (World, Run, Vec<Vec<String>>) {
+    let w = host();
+    w.rule_first("virt-install", "* --print-xml --dry-run")
+        .err("ERROR    Error: --disk path=...: unknown option\n")
+        .code(1);
+    answer(w.rule_first("virsh", "* vol-delete *"));
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    let calls = w.calls();
+    let render = calls
+        .iter()
+        .position(|c| c[..2] == ["virt-install", "--connect"])
+        .unwrap_or_else(|| panic!("no render: {calls:#?}"));
+    // All but the ssh master's end.
+    let after = calls[render + 1..]
+        .iter()
+        .filter(|c| !c.windows(2).any(|p| p == ["-O", "exit"]))
+        .cloned()
+        .collect();
+    (w, r, after)
+}
+
+/// stderr from the error on, the virt-install command that failed (its
+/// UUID and MAC are random) shortened.
+fn error_of(w: &World, r: &Run) -> String {
+    let err = crate::normalize(w, &r.stderr());
+    let err = &err[err.find("error: ").unwrap_or(0)..];
+    regex::Regex::new("`virt-install [^`]*`")
+        .unwrap()
+        .replace(err, "`virt-install …`")
+        .into_owned()
+}
+
+/// `virsh -c URI vol-delete PATH` of the disk.
+fn vol_delete_of_the_disk(w: &World) -> Vec<String> {
+    [
+        "virsh",
+        "-c",
+        URI,
+        "vol-delete",
+        &w.p("images/windows.qcow2"),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// What `create` says up to the rollback's first line.
+const DISK_THEN_ROLLED_BACK: &str = "Creating\n\
+     \x20 • disk           $TMP/images/windows.qcow2 (2 GiB, sparse: 196 KiB allocated)\n\
+     Rolled back\n";
+
+#[test]
+fn a_failed_create_over_ssh_has_libvirt_delete_the_disk_volume() {
+    let (w, r, after) = fails_after_the_volume(|rule| rule.recorded("virsh/vol-delete-created"));
+    r.failure();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.ends_with(&format!(
+            "{DISK_THEN_ROLLED_BACK}\
+             \x20 • removed        disk $TMP/images/windows.qcow2\n\
+             \x20 • removed        manifest entry\n"
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        error_of(&w, &r),
+        "error: creating windows failed; nothing was left behind\n\
+         caused by: rendering the domain with virt-install\n\
+         caused by: `virt-install …` failed (exit status: 1)\n\
+         --- stderr\n\
+         ERROR    Error: --disk path=...: unknown option\n"
+    );
+    // Through libvirt, which made it (so that the pool forgets it too),
+    // not `rm` over ssh; and nothing else.
+    assert_eq!(after, [vol_delete_of_the_disk(&w)]);
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+}
+
+/// The volume gone by the time of the rollback (someone deleted it, or
+/// the pool lost it): what the rollback wanted; nothing is left.
+#[test]
+fn a_disk_volume_already_gone_at_rollback_is_fine() {
+    let (w, r, after) = fails_after_the_volume(|rule| {
+        let disk = rule.world().p("images/windows.qcow2");
+        rule.err(
+            &fixture("virsh/vol-delete-not-a-volume.txt")
+                .replace("/var/lib/libvirt/images/r3.qcow2", &disk),
+        )
+        .code(1)
+    });
+    r.failure();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.ends_with(&format!(
+            "{DISK_THEN_ROLLED_BACK}\
+             \x20 • removed        manifest entry\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        error_of(&w, &r).starts_with(
+            "error: creating windows failed; nothing was left behind\n\
+             caused by: rendering the domain with virt-install\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(after, [vol_delete_of_the_disk(&w)]);
+    assert_eq!(w.manifest()["vms"], serde_json::json!([]));
+    assert_eq!(w.manifest()["files"], serde_json::json!([]));
+}
+
+/// libvirt refuses to delete the volume: it is named as left, with why,
+/// and the manifest keeps the entry (still "creating") and the disk, so
+/// that `destroy` finishes the job.
+#[test]
+fn a_disk_volume_libvirt_cannot_delete_is_named_as_left() {
+    let (w, r, after) = fails_after_the_volume(|rule| {
+        let disk = rule.world().p("images/windows.qcow2");
+        rule.err(&format!(
+            "error: Failed to delete vol {disk}\n\
+             error: cannot unlink file '{disk}': Permission denied\n"
+        ))
+        .code(1)
+    });
+    r.failure();
+    let out = crate::normalize(&w, &r.stdout());
+    assert!(
+        out.ends_with(&format!(
+            "{DISK_THEN_ROLLED_BACK}\
+             \x20 • left           disk $TMP/images/windows.qcow2: cannot unlink file \
+             '$TMP/images/windows.qcow2': Permission denied\n"
+        )),
+        "{out}"
+    );
+    let err = error_of(&w, &r);
+    assert!(
+        err.starts_with(
+            "error: creating windows failed; some of what it made is left (see \"left\" above)\n\
+             caused by: rendering the domain with virt-install\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!(
+            "hint: remove the rest with: bkt vm -c {URI} destroy windows\n"
+        )),
+        "{err}"
+    );
+    assert_eq!(after, [vol_delete_of_the_disk(&w)]);
+    assert_eq!(w.manifest()["vms"][0]["creating"], true);
+    assert_eq!(
+        w.manifest()["files"],
+        serde_json::json!([{"vm": "windows", "uri": URI, "path": w.p("images/windows.qcow2")}])
+    );
+}

@@ -32,6 +32,20 @@ fn made_calls(w: &World) -> Vec<Vec<String>> {
     calls[first..].to_vec()
 }
 
+/// [`made_calls`] as argv vectors.
+fn made_argv(w: &World) -> Vec<Vec<String>> {
+    let calls = w.calls();
+    let first = calls
+        .iter()
+        .position(|c| c.starts_with(&argv(&["qemu-img", "create"])))
+        .unwrap_or(calls.len());
+    calls[first..].to_vec()
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
 /// The part of stdout from "Creating" on.
 fn creating(w: &World, stdout: &str) -> String {
     let out = normalize(w, stdout);
@@ -176,10 +190,12 @@ fn a_same_named_domain_defined_meanwhile_is_left_alone() {
     });
     let r = create(&w);
     r.failure();
+    let out = creating(&w, &r.stdout());
     assert!(
-        creating(&w, &r.stdout()).ends_with(
+        out.ends_with(
             "Rolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
-        )
+        ),
+        "{out}"
     );
     assert!(
         r.stderr()
@@ -388,6 +404,11 @@ fn ctrl_c_while_defining_undefines_without_starting() {
 /// the others makes it wait), Ctrl-C bkt, and let the call finish.
 fn interrupt_during(w: &World, tool: &str, glob: &str) -> std::process::Output {
     w.rule_first(tool, glob).sh(&w.hold());
+    interrupt_when_held(w, tool)
+}
+
+/// Start create, Ctrl-C bkt once a held call began, and let it go on.
+fn interrupt_when_held(w: &World, tool: &str) -> std::process::Output {
     let child = w
         .command(&["vm", "create", "--iso", &w.p("isos/Win11.iso"), "--yes"])
         .spawn()
@@ -399,6 +420,41 @@ fn interrupt_during(w: &World, tool: &str, glob: &str) -> std::process::Output {
     }
     w.release();
     child.wait_with_output().unwrap()
+}
+
+/// The terminal's Ctrl-C reaches qemu-img too (it is in bkt's process
+/// group), which dies of it: the interruption is what is reported (exit
+/// 130), not the death of the child it caused.
+#[test]
+fn ctrl_c_that_kills_qemu_img_too_is_reported_as_the_interruption() {
+    let w = world(|_| {});
+    w.rule_first("qemu-img", "create *")
+        .sh(&format!("{}kill -INT $$\n", w.hold()));
+    let out = interrupt_when_held(&w, "qemu-img");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "error: creating windows failed; nothing was left behind\ncaused by: interrupted\n"
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        creating(&w, &stdout),
+        "Creating\nRolled back\n  • removed        disk $TMP/images/windows.qcow2\n  • removed        manifest entry\n"
+    );
+    assert_eq!(
+        made_argv(&w),
+        [argv(&[
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &w.p("images/windows.qcow2"),
+            &(80 * GIB).to_string(),
+        ])]
+    );
+    assert_nothing_left(&w);
 }
 
 /// Ctrl-C while QEMU starts: the running domain is powered off first, then
