@@ -424,12 +424,18 @@ impl Local {
 fn replace_file(p: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     let name = p.file_name().unwrap_or_default().to_string_lossy();
     let tmp = p.with_file_name(format!(".{name}.{}", std::process::id()));
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Some(mode) = mode {
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("writing {}", tmp.display()))?;
+    let done = fs::write(&tmp, bytes)
+        .and_then(|()| match mode {
+            Some(mode) => fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)),
+            None => Ok(()),
+        })
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display())));
+    // A write that failed half way leaves no temporary file behind.
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+    done
 }
 
 /// A directory of ours, made 0700 (with its parents) when missing.
