@@ -211,6 +211,17 @@ impl Local {
         fs::read_to_string(self.cache_dir().ok()?.join(file)).ok()
     }
 
+    /// Remove a file of bkt's own from its cache: its path when it was
+    /// there, None when it was not.
+    pub fn remove_cache_file(&self, file: &str) -> Result<Option<PathBuf>> {
+        let p = self.cache_dir()?.join(file);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(Some(p)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+
     /// `$XDG_DATA_HOME`, where menu entries and icons go.
     pub fn data_home(&self) -> Result<PathBuf> {
         self.settings
