@@ -241,6 +241,35 @@ impl<T> HintExt<T> for anyhow::Result<T> {
     }
 }
 
+/// Text from outside bkt (the guest's program names, a script's errors)
+/// made safe to print: control characters (C0, DEL, C1: an ESC starting a
+/// terminal sequence, a CR that rewinds the line, BEL) and the invisible
+/// characters that reorder or hide text (bidi overrides, isolates and
+/// marks, line and paragraph separators, zero-width ones) shown as their
+/// escapes, `\x1b` or `\u{202e}`, instead of acting on the terminal.
+/// Everything else, backslashes included, is left as it is.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{061c}'
+                | '\u{feff}'
+        );
+        if c.is_control() && (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else if c.is_control() || hidden {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Print an error chain once: the messages top-down, then any hints.
 pub fn print_error(err: &anyhow::Error) {
     let mut messages = Vec::new();
@@ -268,6 +297,24 @@ pub fn print_error(err: &anyhow::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_shows_what_would_act_on_the_terminal() {
+        // A hostile name: a title change, a colour, a CR that rewinds the
+        // line, a BEL, a right-to-left override, a C1 CSI (U+009B).
+        assert_eq!(
+            escaped("Word\x1b]0;owned\x07\x1b[31mred\rX\u{202e}cod.exe\u{9b}2J"),
+            "Word\\x1b]0;owned\\x07\\x1b[31mred\\x0dX\\u{202e}cod.exe\\x9b2J"
+        );
+        assert_eq!(escaped("a\tb\nc\x7f\0"), "a\\x09b\\x0ac\\x7f\\x00");
+        assert_eq!(
+            escaped("\u{2066}x\u{2069}\u{200b}\u{feff}\u{2028}"),
+            "\\u{2066}x\\u{2069}\\u{200b}\\u{feff}\\u{2028}"
+        );
+        // What is only text stays as it is.
+        let plain = r"Notepad++ (x86) — C:\Program Files\Ünïcode 日本語 émoji 🎉";
+        assert_eq!(escaped(plain), plain);
+    }
 
     #[test]
     fn seconds() {

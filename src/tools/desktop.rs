@@ -1,7 +1,8 @@
 //! Menu entries for the Linux desktop (freedesktop.org Desktop Entry
 //! Specification 1.4, the newest desktop-file-validate 0.26 knows): rendering `.desktop` files, the shared-mime-info
-//! database's `globs2` file (extension → MIME type), PNG sizes for the icon
-//! theme's directories, and `update-desktop-database`.
+//! database's `globs2` file (extension → MIME type), the check of an icon
+//! (a PNG that decodes, of a size the icon theme has a place for), and
+//! `update-desktop-database`.
 
 use crate::exec::Cmd;
 
@@ -171,14 +172,35 @@ pub fn mime_of(globs: &[Glob], ext: &str) -> Option<String> {
     best.map(|g| g.mime.clone())
 }
 
-/// Width and height from a PNG's IHDR chunk.
-pub fn png_size(png: &[u8]) -> Option<(u32, u32)> {
-    if png.len() < 24 || &png[..8] != b"\x89PNG\r\n\x1a\n" || &png[12..16] != b"IHDR" {
-        return None;
+/// The largest icon bkt writes, in either direction: the icon theme's
+/// biggest usual size (`hicolor/512x512`); Windows's icons are 32 or 256.
+pub const MAX_ICON: u32 = 512;
+
+/// Width and height of an icon the guest sent, once it has decoded as a
+/// PNG image of 1 to [`MAX_ICON`] pixels each way: the header alone could
+/// be anything (the guest is not bkt's), and a file that does not decode
+/// is one no menu can show. The decoder is the `png` crate's, its memory
+/// limited well above what 512×512 at 16 bits and 4 channels needs.
+pub fn icon_size(png: &[u8]) -> Result<(u32, u32), String> {
+    if !png.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err("not a PNG image".into());
     }
-    let w = u32::from_be_bytes(png[16..20].try_into().ok()?);
-    let h = u32::from_be_bytes(png[20..24].try_into().ok()?);
-    (w > 0 && h > 0 && w <= 1024 && h <= 1024).then_some((w, h))
+    let limits = png::Limits { bytes: 8 << 20 };
+    let decoder = png::Decoder::new_with_limits(std::io::Cursor::new(png), limits);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format!("its header does not read: {e}"))?;
+    let (w, h) = reader.info().size();
+    if w == 0 || h == 0 || w > MAX_ICON || h > MAX_ICON {
+        return Err(format!(
+            "it is {w}x{h} pixels, an icon is 1x1 to {MAX_ICON}x{MAX_ICON}"
+        ));
+    }
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    reader
+        .next_frame(&mut pixels)
+        .map_err(|e| format!("it does not decode: {e}"))?;
+    Ok((w, h))
 }
 
 /// `update-desktop-database -q DIR`: the MIME cache of the menu entries in
@@ -258,12 +280,90 @@ mod tests {
         assert_eq!(value_of(&text, "X-Bkt"), None);
     }
 
+    /// A real PNG of that size, made by the `png` crate's encoder.
+    fn png_of(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut e = png::Encoder::new(&mut out, w, h);
+        e.set_color(png::ColorType::Rgba);
+        e.set_depth(png::BitDepth::Eight);
+        let mut writer = e.write_header().unwrap();
+        writer
+            .write_image_data(&vec![0x80; (w * h * 4) as usize])
+            .unwrap();
+        writer.finish().unwrap();
+        out
+    }
+
     #[test]
-    fn png_sizes() {
-        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-        png.extend(48u32.to_be_bytes());
-        png.extend(32u32.to_be_bytes());
-        assert_eq!(png_size(&png), Some((48, 32)));
-        assert_eq!(png_size(b"GIF89a"), None);
+    fn icons_are_pngs_that_decode_at_a_sane_size() {
+        assert_eq!(icon_size(&png_of(48, 32)), Ok((48, 32)));
+        assert_eq!(icon_size(&png_of(512, 1)), Ok((512, 1)));
+        // The icons the discovery script sent (fixtures/guest).
+        let apps = crate::tools::guest_agent::parse_apps(&crate::tools::fixture(
+            "guest/apps-script-output.json",
+        ))
+        .unwrap();
+        use base64::Engine;
+        let icon = base64::engine::general_purpose::STANDARD
+            .decode(apps[0].icon.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(icon_size(&icon), Ok((32, 32)));
+        // Cut short: the header reads, the pixels do not.
+        let whole = png_of(64, 64);
+        let err = icon_size(&whole[..whole.len() - 20]).unwrap_err();
+        assert!(err.starts_with("it does not decode: "), "{err}");
+        // Only the header: no image data at all.
+        assert!(icon_size(&whole[..33]).is_err());
+        // A header that claims 65535x65535 (its CRC made right), or 0 wide,
+        // then a few bytes of image data: refused before any pixel is read.
+        let header = |w: u32, h: u32| {
+            let chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+                let mut body = kind.to_vec();
+                body.extend(data);
+                png.extend((data.len() as u32).to_be_bytes());
+                png.extend(&body);
+                png.extend(crc32(&body).to_be_bytes());
+            };
+            let mut ihdr = w.to_be_bytes().to_vec();
+            ihdr.extend(h.to_be_bytes());
+            ihdr.extend([8, 6, 0, 0, 0]);
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            chunk(&mut png, b"IHDR", &ihdr);
+            chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00]);
+            chunk(&mut png, b"IEND", &[]);
+            png
+        };
+        assert_eq!(
+            icon_size(&header(65535, 65535)),
+            Err("it is 65535x65535 pixels, an icon is 1x1 to 512x512".into())
+        );
+        assert_eq!(
+            icon_size(&header(513, 16)),
+            Err("it is 513x16 pixels, an icon is 1x1 to 512x512".into())
+        );
+        let zero = icon_size(&header(0, 16)).unwrap_err();
+        assert!(zero.starts_with("its header does not read: "), "{zero}");
+        // Not a PNG.
+        assert_eq!(
+            icon_size(b"GIF89a\x01\0\x01\0"),
+            Err("not a PNG image".into())
+        );
+        assert_eq!(icon_size(b""), Err("not a PNG image".into()));
+    }
+
+    /// The CRC-32 PNG chunks carry (ISO 3309, as the PNG spec gives it).
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in bytes {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
     }
 }

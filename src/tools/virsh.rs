@@ -3,6 +3,7 @@
 //! connection URI. Recorded outputs live in `fixtures/virsh/`.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -697,52 +698,77 @@ pub fn parse_domstats(out: &str) -> Result<Vec<DomStats>> {
     Ok(doms)
 }
 
-/// One address of a guest, from `virsh domifaddr` or `net-dhcp-leases`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IfAddr {
-    pub ipv4: bool,
-    /// Without the prefix length.
-    pub addr: String,
-}
-
-/// `ipv4 192.168.122.4/24` (the protocol and address columns) as an
-/// address, or None for any other pair of words.
-fn ifaddr(proto: &str, cidr: &str) -> Option<IfAddr> {
-    let ipv4 = match proto {
+/// What `ipv4 192.168.122.4/24` (the protocol and address columns) says:
+/// None for any other protocol word, an error when the address column is
+/// not an address of that protocol with a prefix length. libvirt passes on
+/// what the guest agent answers as it is, and the guest runs whatever its
+/// user installed: the text reaches the user only escaped.
+fn ifaddr(proto: &str, cidr: &str) -> Result<Option<IpAddr>> {
+    let v4 = match proto {
         "ipv4" => true,
         "ipv6" => false,
-        _ => return None,
+        _ => return Ok(None),
     };
-    let (addr, prefix) = cidr.split_once('/')?;
-    prefix.parse::<u8>().ok()?;
-    Some(IfAddr {
-        ipv4,
-        addr: addr.to_string(),
-    })
+    // Windows's agent writes a link-local IPv6 address with its zone
+    // (`fe80::1%12`), which an IpAddr does not keep.
+    let zone_ok = |z: &str| {
+        !z.is_empty()
+            && z.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    cidr.split_once('/')
+        .filter(|(_, prefix)| prefix.parse::<u8>().is_ok())
+        .and_then(|(addr, _)| match addr.split_once('%') {
+            Some((a, zone)) if !v4 && zone_ok(zone) => a.parse::<IpAddr>().ok(),
+            Some(_) => None,
+            None => addr.parse::<IpAddr>().ok(),
+        })
+        .filter(|a| a.is_ipv4() == v4)
+        .map(Some)
+        .ok_or_else(|| not_an_address(cidr))
+}
+
+/// The error for an address column that holds something else.
+pub fn not_an_address(text: &str) -> anyhow::Error {
+    anyhow!(
+        "the guest gave something that is not an address: \"{}\"",
+        crate::ui::escaped(text)
+    )
 }
 
 /// A row of `domifaddr`: `vnet3  52:54:00:b4:b3:60  ipv4  192.168.122.4/24`.
-fn parse_ifaddr_row(line: &str) -> Option<IfAddr> {
+/// The protocol and the address are the last two words: the interface
+/// name before them is the guest's with `--source agent`, and Windows's
+/// have spaces (`Ethernet Instance 0`).
+fn parse_ifaddr_row(line: &str) -> Result<Option<IpAddr>> {
     match line.split_whitespace().collect::<Vec<_>>()[..] {
-        [_iface, _mac, proto, cidr] => ifaddr(proto, cidr),
-        _ => None,
+        [_, _, .., proto, cidr] => ifaddr(proto, cidr),
+        _ => Ok(None),
     }
 }
 
-/// Parse `virsh domifaddr NAME [--source lease|agent|arp]`.
-pub fn parse_domifaddr(out: &str) -> Vec<IfAddr> {
-    out.lines().filter_map(parse_ifaddr_row).collect()
+/// Parse `virsh domifaddr NAME [--source lease|agent|arp]`: every address,
+/// or an error when a row's address is not one.
+pub fn parse_domifaddr(out: &str) -> Result<Vec<IpAddr>> {
+    let mut addrs = Vec::new();
+    for line in out.lines() {
+        addrs.extend(parse_ifaddr_row(line)?);
+    }
+    Ok(addrs)
 }
 
 /// Parse the output of [`Virsh::batch_domifaddr`]: each domain's addresses.
-pub fn parse_batch_domifaddr(out: &str) -> BTreeMap<String, Vec<IfAddr>> {
-    let mut map: BTreeMap<String, Vec<IfAddr>> = BTreeMap::new();
+/// A row that holds no address is left out: these are DHCP leases (the
+/// network's, not the guest's word), and one odd row must not hide every
+/// other VM's.
+pub fn parse_batch_domifaddr(out: &str) -> BTreeMap<String, Vec<IpAddr>> {
+    let mut map: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     let mut cur: Option<String> = None;
     for line in out.lines() {
         if let Some(name) = line.strip_prefix(BATCH_MARK).map(str::trim) {
             map.entry(name.to_string()).or_default();
             cur = Some(name.to_string());
-        } else if let (Some(name), Some(addr)) = (&cur, parse_ifaddr_row(line)) {
+        } else if let (Some(name), Ok(Some(addr))) = (&cur, parse_ifaddr_row(line)) {
             map.entry(name.clone()).or_default().push(addr);
         }
     }
@@ -754,18 +780,20 @@ pub fn parse_batch_domifaddr(out: &str) -> BTreeMap<String, Vec<IfAddr>> {
 pub struct Lease {
     /// Lower case, as libvirt prints it.
     pub mac: String,
-    pub addr: IfAddr,
+    pub addr: IpAddr,
 }
 
 /// Parse `virsh net-dhcp-leases NET`. A row is `EXPIRY-DATE EXPIRY-TIME
 /// MAC PROTOCOL ADDRESS/PREFIX HOSTNAME CLIENT-ID`, `-` for an empty field.
+/// A row whose address is not one is left out, as in
+/// [`parse_batch_domifaddr`].
 pub fn parse_leases(out: &str) -> Vec<Lease> {
     out.lines()
         .filter_map(
             |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
                 [_date, _time, mac, proto, cidr, _host, _client] => Some(Lease {
                     mac: mac.to_ascii_lowercase(),
-                    addr: ifaddr(proto, cidr)?,
+                    addr: ifaddr(proto, cidr).ok()??,
                 }),
                 _ => None,
             },
@@ -1317,16 +1345,69 @@ mod tests {
 
     #[test]
     fn domifaddr_sources() {
-        let lease = parse_domifaddr(&fx("domifaddr-lease.txt"));
-        assert_eq!(
-            lease,
-            vec![IfAddr {
-                ipv4: true,
-                addr: "192.168.122.4".into(),
-            }]
+        let lease = parse_domifaddr(&fx("domifaddr-lease.txt")).unwrap();
+        assert_eq!(lease, [ip("192.168.122.4")]);
+        assert!(
+            parse_domifaddr(&fx("domifaddr-lease-none.txt"))
+                .unwrap()
+                .is_empty()
         );
-        assert!(parse_domifaddr(&fx("domifaddr-lease-none.txt")).is_empty());
-        assert!(parse_domifaddr(&fx("domifaddr-arp.txt")).is_empty());
+        assert!(
+            parse_domifaddr(&fx("domifaddr-arp.txt"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn what_the_guest_agent_answers_is_an_address_or_an_error() {
+        // Hand-typed, not recorded: virsh's layout for `--source agent`
+        // (vshPrint " %-10s %-17s    %s"), with the names Windows gives
+        // its interfaces, the second address of one under `-`, and a
+        // link-local IPv6 address with its zone as Windows's agent writes it.
+        let windows = " Name       MAC address          Protocol     Address\n\
+            -------------------------------------------------------------------------------\n \
+            Ethernet Instance 0 52:54:00:b4:b3:60    ipv6         fe80::5d2c:1ab1:4c1e:7b2e%12/64\n \
+            -          -                    ipv4         192.168.122.4/24\n \
+            Loopback Pseudo-Interface 1 -                    ipv4         127.0.0.1/8\n\n";
+        assert_eq!(
+            parse_domifaddr(windows).unwrap(),
+            [
+                ip("fe80::5d2c:1ab1:4c1e:7b2e"),
+                ip("192.168.122.4"),
+                ip("127.0.0.1")
+            ]
+        );
+        // A hostile guest: an escape sequence where the address goes, a
+        // word that is no address, an IPv6 address said to be IPv4, a zone
+        // on IPv4, a zone that is more than a name.
+        for (row, shown) in [
+            (
+                " eth0 52:54:00:b4:b3:60 ipv4 \x1b]0;owned\x07\x1b[2J/24",
+                r#""\x1b]0;owned\x07\x1b[2J/24""#,
+            ),
+            (" eth0 - ipv4 localhost/8", r#""localhost/8""#),
+            (" eth0 - ipv4 fd00::4/64", r#""fd00::4/64""#),
+            (" eth0 - ipv4 1.2.3.4%1/24", r#""1.2.3.4%1/24""#),
+            (
+                " eth0 - ipv6 fe80::1%\u{202e}x/64",
+                r#""fe80::1%\u{202e}x/64""#,
+            ),
+            (" eth0 - ipv4 192.168.122.4", r#""192.168.122.4""#),
+            (" eth0 - ipv4 192.168.122.4/x", r#""192.168.122.4/x""#),
+        ] {
+            let err = parse_domifaddr(&format!("{}\n{row}\n", &windows[..windows.len() - 1]))
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("the guest gave something that is not an address: {shown}"),
+                "{row:?}"
+            );
+        }
     }
 
     #[test]
@@ -1337,11 +1418,15 @@ mod tests {
             "virsh -c qemu:///system domifaddr w --source agent"
         );
         assert_eq!(
-            parse_domifaddr(&fx("domifaddr-arp-tiny.txt"))[0].addr,
-            "192.168.122.40"
+            parse_domifaddr(&fx("domifaddr-arp-tiny.txt")).unwrap()[0],
+            ip("192.168.122.40")
         );
         // A failed call's stdout: one empty line (its error is on stderr).
-        assert!(parse_domifaddr(&fx("domifaddr-agent-unavailable.txt")).is_empty());
+        assert!(
+            parse_domifaddr(&fx("domifaddr-agent-unavailable.txt"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1350,14 +1435,14 @@ mod tests {
         // call (batch-domifaddr.code), and what it printed still counts.
         let m = parse_batch_domifaddr(&fx("batch-domifaddr.txt"));
         assert_eq!(m.len(), 2);
-        assert_eq!(
-            m["tiny"],
-            [IfAddr {
-                ipv4: true,
-                addr: "192.168.122.4".into()
-            }]
-        );
+        assert_eq!(m["tiny"], [ip("192.168.122.4")]);
         assert!(m["off"].is_empty());
+        // A lease row that is no address is left out, the others kept.
+        let m = parse_batch_domifaddr(
+            "@@bkt a\n vnet0 52:54:00:ab:cd:01 ipv4 \x1b[2J/24\n@@bkt b\n vnet1 52:54:00:ab:cd:02 ipv4 192.168.122.9/24\n",
+        );
+        assert!(m["a"].is_empty());
+        assert_eq!(m["b"], [ip("192.168.122.9")]);
     }
 
     #[test]
@@ -1366,10 +1451,7 @@ mod tests {
             parse_leases(&fx("net-dhcp-leases-default.txt")),
             [Lease {
                 mac: "52:54:00:b4:b3:60".into(),
-                addr: IfAddr {
-                    ipv4: true,
-                    addr: "192.168.122.4".into()
-                }
+                addr: ip("192.168.122.4"),
             }]
         );
         // An IPv6 lease, a MAC in capitals, and rows that are no lease.
@@ -1383,10 +1465,7 @@ mod tests {
             parse_leases(out),
             [Lease {
                 mac: "52:54:00:ab:cd:ef".into(),
-                addr: IfAddr {
-                    ipv4: false,
-                    addr: "fd00::4".into()
-                }
+                addr: ip("fd00::4"),
             }]
         );
     }

@@ -11,7 +11,7 @@ use console::style;
 use crate::names::VmName;
 use crate::tools::guest_agent::{self, Found, POWERSHELL};
 use crate::tools::virsh::{self, DomState};
-use crate::ui::{HintExt, Spinner};
+use crate::ui::{HintExt, Spinner, escaped};
 use crate::vm::catalog::{self, App, Cache};
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::launchers;
@@ -223,8 +223,9 @@ fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, Not
         )
     })?;
     if done.code != Some(0) {
+        // What the script printed is the guest's: escaped, line by line.
         let err = String::from_utf8_lossy(&done.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        let tail: Vec<String> = err.lines().rev().take(5).map(escaped).collect();
         return Err(anyhow!(
             "the PowerShell script that lists {name}'s programs failed ({})\n{}",
             done.code
@@ -240,26 +241,30 @@ fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, Not
     guest_agent::parse_apps(&String::from_utf8_lossy(&done.stdout)).map(Ok)
 }
 
+/// The table, every cell escaped ([`escaped`]): the names and file types
+/// are what the guest said, and a cache file holds whatever it holds.
 fn print_table(apps: &[App]) {
-    let w_id = apps
+    let rows: Vec<[String; 3]> = apps
         .iter()
-        .map(|a| a.id.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(2);
-    let w_name = apps
-        .iter()
-        .map(|a| a.name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+        .map(|a| {
+            let types = if a.types.is_empty() {
+                "-".to_string()
+            } else {
+                a.types.join(" ")
+            };
+            [escaped(&a.id), escaped(&a.name), escaped(&types)]
+        })
+        .collect();
+    let width = |i: usize, min: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (w_id, w_name) = (width(0, 2), width(1, 4));
     println!("{:w_id$}  {:w_name$}  OPENS", "ID", "NAME");
-    for a in apps {
-        let types = if a.types.is_empty() {
-            "-".to_string()
-        } else {
-            a.types.join(" ")
-        };
-        println!("{:w_id$}  {:w_name$}  {types}", a.id, a.name);
+    for [id, name, types] in rows {
+        println!("{id:w_id$}  {name:w_name$}  {types}");
     }
 }

@@ -12,7 +12,8 @@ use crate::vm::ctx::Ctx;
 /// A program in the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
-    /// bkt's id for it: lower-case letters, digits and `-`.
+    /// bkt's id for it: lower-case letters, digits and `-`, at most
+    /// [`MAX_ID`] of them ([`check_id`]).
     pub id: String,
     /// What people call it.
     pub name: String,
@@ -91,7 +92,8 @@ pub fn from_found(found: Vec<Found>) -> Vec<App> {
         let mut n = 1;
         while apps.iter().any(|a| a.id == id) {
             n += 1;
-            id = format!("{base}-{n}");
+            let suffix = format!("-{n}");
+            id = format!("{}{suffix}", cap(&base, MAX_ID - suffix.len()));
         }
         apps.push(App {
             id,
@@ -149,8 +151,13 @@ pub fn builtins() -> Vec<App> {
         .collect()
 }
 
+/// The longest id: it becomes part of file names (`bkt-VM-ID.desktop`,
+/// its icon), of a window class and of `bkt vm run VM ID`, and a program's
+/// name is the guest's to choose.
+pub const MAX_ID: usize = 64;
+
 /// An id from any text: lower case, runs of anything but letters and
-/// digits as one `-`.
+/// digits as one `-`, at most [`MAX_ID`] long.
 pub fn make_id(text: &str) -> String {
     let mut id = String::new();
     for c in text.chars() {
@@ -160,7 +167,29 @@ pub fn make_id(text: &str) -> String {
             id.push('-');
         }
     }
-    id.trim_end_matches('-').to_string()
+    cap(&id, MAX_ID).to_string()
+}
+
+/// An id cut to `max` characters (all ASCII), no `-` at its end.
+fn cap(id: &str, max: usize) -> &str {
+    id[..id.len().min(max)].trim_end_matches('-')
+}
+
+/// An id as [`make_id`] makes them: what a cache written by another bkt,
+/// or by hand, holds is checked again before it names a file.
+pub fn check_id(id: &str) -> Result<()> {
+    let chars_ok = id
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if id.is_empty() || id.len() > MAX_ID || !chars_ok || id.starts_with('-') {
+        return Err(anyhow!(
+            "the program id \"{}\" is not one bkt makes (1 to {MAX_ID} lower-case letters, \
+             digits and -; this one has {} characters)",
+            crate::ui::escaped(id),
+            id.chars().count()
+        ));
+    }
+    Ok(())
 }
 
 /// The program's file name without `.exe`: `C:\x\WINWORD.EXE` → `WINWORD`.
@@ -178,6 +207,7 @@ pub fn resolve(app: &str, known: &[App], vm: &str) -> Result<App> {
         return Err(anyhow!("invalid program {app:?}"));
     }
     if let Some(a) = known.iter().find(|a| a.id.eq_ignore_ascii_case(app)) {
+        check_id(&a.id)?;
         return Ok(a.clone());
     }
     let by_path = app.contains('\\') || app.contains(':');
@@ -248,6 +278,47 @@ mod tests {
             "visual-studio-code-user"
         );
         assert_eq!(make_id("--Über 2--"), "ber-2");
+    }
+
+    #[test]
+    fn ids_are_capped_and_checked() {
+        // A name of 300 letters makes an id of 64.
+        let long = "Ab".repeat(150);
+        assert_eq!(make_id(&long), "ab".repeat(32));
+        // No `-` left at the cut.
+        let dashed = format!("{} x", "a".repeat(63));
+        assert_eq!(make_id(&dashed), "a".repeat(63));
+        // The same long name twice: the second id keeps within the cap.
+        let f = |name: &str| Found {
+            name: name.into(),
+            program: "p.exe".into(),
+            args: String::new(),
+            source: "startmenu".into(),
+            icon: None,
+            types: Vec::new(),
+        };
+        let apps = from_found(vec![f(&long), f(&long)]);
+        assert_eq!(apps[6].id, format!("{}-2", "ab".repeat(31)));
+        for a in &apps {
+            check_id(&a.id).unwrap();
+        }
+        assert_eq!(
+            check_id(&"a".repeat(65)).unwrap_err().to_string(),
+            format!(
+                "the program id \"{}\" is not one bkt makes (1 to 64 lower-case letters, \
+                 digits and -; this one has 65 characters)",
+                "a".repeat(65)
+            )
+        );
+        for bad in ["", "-x", "Word", "a/b", "..", "a b", "a\x1bb"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            check_id("a\x1b[2Jb")
+                .unwrap_err()
+                .to_string()
+                .starts_with("the program id \"a\\x1b[2Jb\" ")
+        );
     }
 
     #[test]

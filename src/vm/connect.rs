@@ -227,7 +227,7 @@ pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
             .hint(format!("start it first: bkt vm start {name}"));
     }
     let found = if timeout == 0 {
-        net::find_ip(ctx, name)
+        net::find_ip(ctx, name)?
     } else {
         let spinner = Spinner::quiet();
         let deadline = Instant::now() + Duration::from_secs(timeout);

@@ -15,6 +15,7 @@ use crate::manifest::{self, VmEntry};
 use crate::names::VmName;
 use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
+use crate::vm::catalog;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{Host, Kind};
 use crate::vm::launchers;
@@ -442,6 +443,14 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
             }
         }
         Err(e) => failed.push(format!("menu entries: {e:#}")),
+    }
+    // The programs `apps` found in its Windows (the cache of this VM on
+    // this connection, no other's): a new VM of the same name starts
+    // without them.
+    match ctx.local.remove_cache_file(&catalog::cache_file(ctx, name)) {
+        Ok(Some(p)) => ui::step("removed", &format!("program list {}", p.display())),
+        Ok(None) => {}
+        Err(e) => failed.push(format!("program list: {e:#}")),
     }
     for k in &p.keep {
         ui::step("kept", &format!("{} {}", k.what, kept_line(k)));

@@ -154,10 +154,14 @@ fn vm_checks(
         return c;
     }
     match net::find_ip(ctx, name) {
-        Some((ip, source)) => {
+        Err(e) => c.push(
+            Check::fail("IP", format!("{e:#}"))
+                .fix("the guest agent says what programs in Windows make it say: look at what is installed there"),
+        ),
+        Ok(Some((ip, source))) => {
             c.push(Check::pass("IP", format!("{ip} ({})", source.as_str())));
             let port = ctx.local.settings.rdp_port;
-            c.push(match ctx.host.probe(&ip, port, net::PROBE_TIMEOUT) {
+            c.push(match ctx.host.probe(&ip.to_string(), port, net::PROBE_TIMEOUT) {
                 PortState::Open => Check::pass("RDP", format!("{ip}:{port} answers")),
                 PortState::Refused => Check::warn("RDP", format!("{ip}:{port} refused: Remote Desktop is off"))
                     .fix("turn it on in Windows: Settings → System → Remote Desktop"),
@@ -165,7 +169,7 @@ fn vm_checks(
                     .fix("allow \"Remote Desktop\" in Windows Defender Firewall, or wait for Windows to boot"),
             });
         }
-        None => c.push(
+        Ok(None) => c.push(
             Check::warn("IP", "no address (no DHCP lease, guest agent or ARP entry)")
                 .fix("wait for Windows to boot; check the VirtIO network driver is installed"),
         ),

@@ -69,8 +69,7 @@ pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     // Only when something talks to a Remote Desktop port is the guest's
     // address worth a lookup.
     if conns.iter().any(|(_, remote)| remote.port() == port)
-        && let Some((ip, _)) = net::find_ip(ctx, name)
-        && let Ok(ip) = ip.parse::<IpAddr>()
+        && let Ok(Some((ip, _))) = net::find_ip(ctx, name)
         && let Some(c) = rdp_connection(&conns, ip, port)
     {
         return Some(format!("a Remote Desktop connection from {}", c.ip()));

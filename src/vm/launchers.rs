@@ -13,7 +13,8 @@ use anyhow::{Result, anyhow};
 use base64::Engine;
 
 use crate::tools::desktop::{self, Entry};
-use crate::vm::catalog::{App, wm_class};
+use crate::ui::HintExt;
+use crate::vm::catalog::{self, App, wm_class};
 use crate::vm::ctx::Ctx;
 
 /// Freedesktop's categories for what bkt knows a program to be.
@@ -53,32 +54,82 @@ fn bkt_args(ctx: &Ctx, words: &[&str]) -> Result<Vec<String>> {
     Ok(v)
 }
 
-/// Write the entries (and icons) of `apps` and of the VM's desktop. Returns
-/// the files written.
+/// Write the entries (and icons) of `apps` and of the VM's desktop, all of
+/// them or none: every id, icon and file name is checked before the first
+/// file is written, and when a write fails the files this call wrote are
+/// removed. Returns the files written.
 pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
     let dir = applications(ctx)?;
-    let globs = desktop::parse_globs2(&ctx.local.mime_globs());
-    let mut written = Vec::new();
-    for app in apps {
-        let name = format!("bkt-{vm}-{}", app.id);
-        let icon = match app
-            .icon
-            .as_deref()
-            .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
-        {
-            Some(Ok(png)) => match desktop::png_size(&png) {
-                Some((w, h)) => {
-                    let p = icons(ctx)?
-                        .join(format!("{w}x{h}"))
-                        .join("apps")
-                        .join(format!("{name}.png"));
-                    ctx.local.write_user_file(&p, &png)?;
-                    written.push(p);
-                    name.clone()
+    let files = plan(ctx, vm, apps, &dir)?;
+    let mut written: Vec<PathBuf> = Vec::new();
+    for (p, bytes) in &files {
+        if let Err(e) = ctx.local.write_user_file(p, bytes) {
+            let mut left = Vec::new();
+            for w in &written {
+                if ctx.local.remove_user_file(w).is_err() {
+                    left.push(w.display().to_string());
                 }
-                None => theme_icon(app).to_string(),
-            },
-            _ => theme_icon(app).to_string(),
+            }
+            if !written.is_empty() {
+                refresh(ctx, &dir);
+            }
+            let undone = match (written.len(), left.is_empty()) {
+                (0, _) => "nothing was written".to_string(),
+                (n, true) => format!("removed the {n} files written before it"),
+                (n, false) => format!(
+                    "removed {} of the {n} files written before it; still there: {}",
+                    n - left.len(),
+                    left.join(", ")
+                ),
+            };
+            return Err(e.context(format!("cannot write {} ({undone})", p.display())));
+        }
+        written.push(p.clone());
+    }
+    refresh(ctx, &dir);
+    Ok(written)
+}
+
+/// Every file [`install`] writes, with its bytes, once each has passed its
+/// checks: the id ([`catalog::check_id`]), the icon (a PNG that decodes,
+/// [`desktop::icon_size`]), and the entry's name not another VM's.
+fn plan(ctx: &Ctx, vm: &str, apps: &[App], dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let globs = desktop::parse_globs2(&ctx.local.mime_globs());
+    let nothing = "; nothing was written";
+    let mut files = Vec::new();
+    for app in apps {
+        catalog::check_id(&app.id)
+            .map_err(|e| anyhow!("{e}{nothing}"))
+            .hint(format!(
+                "ask Windows again for new ids: bkt vm apps {vm} --refresh"
+            ))?;
+        let name = format!("bkt-{vm}-{}", app.id);
+        let icon = match app.icon.as_deref() {
+            None => theme_icon(app).to_string(),
+            Some(b64) => {
+                let size = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| format!("it is not base64: {e}"))
+                    .and_then(|png| Ok((desktop::icon_size(&png)?, png)));
+                let ((w, h), png) = size
+                    .map_err(|why| {
+                        anyhow!(
+                            "the icon Windows in {vm} gave for {} is not one bkt can use: \
+                             {why}{nothing}",
+                            app.id
+                        )
+                    })
+                    .hint(format!(
+                        "leave it out (bkt vm apps {vm} --install with the other ids), or \
+                         ask Windows again: bkt vm apps {vm} --refresh"
+                    ))?;
+                let p = icons(ctx)?
+                    .join(format!("{w}x{h}"))
+                    .join("apps")
+                    .join(format!("{name}.png"));
+                files.push((p, png));
+                name.clone()
+            }
         };
         let mut mime: Vec<String> = app
             .types
@@ -104,9 +155,7 @@ pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
         };
         let p = dir.join(format!("{name}.desktop"));
         refuse_foreign(ctx, &p, vm)?;
-        ctx.local
-            .write_user_file(&p, desktop::render(&entry).as_bytes())?;
-        written.push(p);
+        files.push((p, desktop::render(&entry).into_bytes()));
     }
     let args = bkt_args(ctx, &["connect", vm])?;
     let whole = Entry {
@@ -125,11 +174,8 @@ pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
     };
     let p = dir.join(format!("bkt-{vm}.desktop"));
     refuse_foreign(ctx, &p, vm)?;
-    ctx.local
-        .write_user_file(&p, desktop::render(&whole).as_bytes())?;
-    written.push(p);
-    refresh(ctx, &dir);
-    Ok(written)
+    files.push((p, desktop::render(&whole).into_bytes()));
+    Ok(files)
 }
 
 /// A file of that name that belongs to another VM (bkt-win-2-x.desktop is
@@ -145,7 +191,7 @@ fn refuse_foreign(ctx: &Ctx, p: &Path, vm: &str) -> Result<()> {
         return Ok(());
     }
     Err(anyhow!(
-        "{} exists and is not {vm}'s on {}: left as it is",
+        "{} exists and is not {vm}'s on {}: left as it is; nothing was written",
         p.display(),
         ctx.uri
     ))
@@ -163,46 +209,52 @@ pub fn uninstall(ctx: &Ctx, vm: &str, ids: Option<&[String]>) -> Result<Vec<Path
         .map(|d| d.join("apps"))
         .collect();
     let mut removed = Vec::new();
-    for p in ctx.local.list_dir(&dir) {
-        let file = p
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        if !file.starts_with("bkt-") || !file.ends_with(".desktop") {
-            continue;
-        }
-        let text = ctx.local.read_log(&p);
-        if desktop::value_of(&text, "X-Bkt-VM").as_deref() != Some(vm)
-            || desktop::value_of(&text, "X-Bkt-URI").as_deref() != Some(ctx.uri.as_str())
-        {
-            continue;
-        }
-        let app = desktop::value_of(&text, "X-Bkt-App");
-        let wanted = match (ids, &app) {
-            (None, _) => true,
-            (Some(ids), Some(a)) => ids.contains(a),
-            (Some(_), None) => false,
-        };
-        if !wanted {
-            continue;
-        }
-        if let Some(icon) = desktop::value_of(&text, "Icon").filter(|i| i.starts_with("bkt-")) {
-            for d in &icon_dirs {
-                let png = d.join(format!("{icon}.png"));
-                if ctx.local.exists(&png) {
-                    ctx.local.remove_user_file(&png)?;
-                    removed.push(png);
+    let mut remove = || -> Result<()> {
+        for p in ctx.local.list_dir(&dir) {
+            let file = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if !file.starts_with("bkt-") || !file.ends_with(".desktop") {
+                continue;
+            }
+            let text = ctx.local.read_log(&p);
+            if desktop::value_of(&text, "X-Bkt-VM").as_deref() != Some(vm)
+                || desktop::value_of(&text, "X-Bkt-URI").as_deref() != Some(ctx.uri.as_str())
+            {
+                continue;
+            }
+            let app = desktop::value_of(&text, "X-Bkt-App");
+            let wanted = match (ids, &app) {
+                (None, _) => true,
+                (Some(ids), Some(a)) => ids.contains(a),
+                (Some(_), None) => false,
+            };
+            if !wanted {
+                continue;
+            }
+            if let Some(icon) = desktop::value_of(&text, "Icon").filter(|i| i.starts_with("bkt-")) {
+                for d in &icon_dirs {
+                    let png = d.join(format!("{icon}.png"));
+                    if ctx.local.exists(&png) {
+                        ctx.local.remove_user_file(&png)?;
+                        removed.push(png);
+                    }
                 }
             }
+            ctx.local.remove_user_file(&p)?;
+            removed.push(p);
         }
-        ctx.local.remove_user_file(&p)?;
-        removed.push(p);
-    }
+        Ok(())
+    };
+    // A failure part way still leaves files removed: the database learns
+    // of those.
+    let done = remove();
     if !removed.is_empty() {
         refresh(ctx, &dir);
     }
-    Ok(removed)
+    done.map(|()| removed)
 }
 
 /// The desktop database, where `update-desktop-database` exists; a failure

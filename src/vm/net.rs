@@ -2,6 +2,7 @@
 //! agent, then ARP) and whether Remote Desktop answers on it (probed from
 //! the host, through `Ctx`).
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -19,22 +20,25 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub const POLL: Duration = Duration::from_millis(500);
 
 /// One pass over the sources, in order; the first IPv4 address wins. A
-/// source that cannot answer (no agent in the guest) is skipped.
-pub fn find_ip(ctx: &Ctx, name: &str) -> Option<(String, AddrSource)> {
+/// source that cannot answer (no agent in the guest) is skipped; one that
+/// answers something that is not an address is an error (the guest agent
+/// says what the guest wants it to).
+pub fn find_ip(ctx: &Ctx, name: &str) -> Result<Option<(IpAddr, AddrSource)>> {
     for source in AddrSource::ALL {
-        if let Some(ip) = ip_from(ctx, name, source) {
-            return Some((ip, source));
+        if let Some(ip) = ip_from(ctx, name, source)? {
+            return Ok(Some((ip, source)));
         }
     }
-    None
+    Ok(None)
 }
 
-fn ip_from(ctx: &Ctx, name: &str, source: AddrSource) -> Option<String> {
-    let out = ctx.virsh.domifaddr(name, source).run().ok()?;
-    virsh::parse_domifaddr(&out.stdout)
+fn ip_from(ctx: &Ctx, name: &str, source: AddrSource) -> Result<Option<IpAddr>> {
+    let Ok(out) = ctx.virsh.domifaddr(name, source).run() else {
+        return Ok(None);
+    };
+    Ok(virsh::parse_domifaddr(&out.stdout)?
         .into_iter()
-        .find(|a| a.ipv4)
-        .map(|a| a.addr)
+        .find(IpAddr::is_ipv4))
 }
 
 pub const WAITING_FOR_IP: &str = "waiting for an IP address (lease, guest agent, ARP)";
@@ -45,9 +49,9 @@ pub fn wait_ip(
     name: &str,
     deadline: Instant,
     spinner: &Spinner,
-) -> Result<Option<(String, AddrSource)>> {
+) -> Result<Option<(IpAddr, AddrSource)>> {
     poll_until(Some(deadline), POLL, spinner, WAITING_FOR_IP, || {
-        Ok(find_ip(ctx, name))
+        find_ip(ctx, name)
     })
 }
 
@@ -62,25 +66,25 @@ pub const REFRESH_IP: Duration = Duration::from_secs(5);
 pub fn wait_port(
     ctx: &Ctx,
     name: &str,
-    ip: &str,
+    ip: IpAddr,
     port: u16,
     deadline: Instant,
     spinner: &Spinner,
-) -> Result<(String, PortState)> {
-    let mut ip = ip.to_string();
+) -> Result<(IpAddr, PortState)> {
+    let mut ip = ip;
     let mut last = PortState::NoAnswer;
     let mut refreshed = Instant::now();
-    let waiting = |ip: &str| format!("waiting for Remote Desktop on {ip}:{port}");
-    let open = poll_until(Some(deadline), POLL, spinner, &waiting(&ip), || {
-        last = ctx.host.probe(&ip, port, PROBE_TIMEOUT);
+    let waiting = |ip: IpAddr| format!("waiting for Remote Desktop on {ip}:{port}");
+    let open = poll_until(Some(deadline), POLL, spinner, &waiting(ip), || {
+        last = ctx.host.probe(&ip.to_string(), port, PROBE_TIMEOUT);
         if last == PortState::Open {
             return Ok(Some(()));
         }
         if refreshed.elapsed() >= REFRESH_IP {
             refreshed = Instant::now();
-            if let Some((new, _)) = find_ip(ctx, name).filter(|(n, _)| *n != ip) {
+            if let Some((new, _)) = find_ip(ctx, name)?.filter(|(n, _)| *n != ip) {
                 ip = new;
-                spinner.set_message(&waiting(&ip));
+                spinner.set_message(&waiting(ip));
             }
         }
         Ok(None)

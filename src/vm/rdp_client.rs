@@ -195,14 +195,17 @@ pub fn reach(
     };
     let port = ctx.local.settings.rdp_port;
     let reached = if started {
-        net::wait_port(ctx, name, &ip, port, deadline, &spinner)
+        net::wait_port(ctx, name, ip, port, deadline, &spinner)
     } else {
-        Ok((ip.clone(), ctx.host.probe(&ip, port, net::PROBE_TIMEOUT)))
+        Ok((
+            ip,
+            ctx.host.probe(&ip.to_string(), port, net::PROBE_TIMEOUT),
+        ))
     };
     spinner.clear();
     let (ip, state) = reached?;
     Ok(match state {
-        PortState::Open => Ok(ip),
+        PortState::Open => Ok(ip.to_string()),
         PortState::Refused => Err(NoRdp {
             why: format!("{ip}:{port} refused the connection: Remote Desktop is off in Windows"),
             hint: Some(

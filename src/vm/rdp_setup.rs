@@ -190,8 +190,8 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         &spinner,
         "",
         || {
-            if let Some((ip, _)) = net::find_ip(ctx, name) {
-                let st = ctx.host.probe(&ip, port, net::PROBE_TIMEOUT);
+            if let Some((ip, _)) = net::find_ip(ctx, name)? {
+                let st = ctx.host.probe(&ip.to_string(), port, net::PROBE_TIMEOUT);
                 if st == PortState::Open {
                     return Ok(Some(ip));
                 }

@@ -7,6 +7,7 @@
 //! `domifaddr` process for all such VMs together. Never one call per VM.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -53,7 +54,7 @@ fn auto_save(e: &VmEntry) -> String {
 pub fn merge(
     stats: &[DomStats],
     entries: &[VmEntry],
-    addrs: &BTreeMap<String, Vec<virsh::IfAddr>>,
+    addrs: &BTreeMap<String, Vec<IpAddr>>,
 ) -> Vec<VmStatus> {
     let by_name: BTreeMap<&str, &VmEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
     let mut rows: Vec<VmStatus> = stats
@@ -76,8 +77,8 @@ pub fn merge(
             };
             let ip = addrs
                 .get(&d.name)
-                .and_then(|a| a.iter().find(|x| x.ipv4).or_else(|| a.first()))
-                .map(|a| a.addr.clone());
+                .and_then(|a| a.iter().find(|x| x.is_ipv4()).or_else(|| a.first()))
+                .map(|a| a.to_string());
             VmStatus {
                 name: d.name.clone(),
                 state: d.state.label().to_string(),
@@ -206,7 +207,7 @@ pub fn addrs_by_lease(
     stats: &[DomStats],
     entries: &[VmEntry],
     leases: &[virsh::Lease],
-) -> (BTreeMap<String, Vec<virsh::IfAddr>>, Vec<String>) {
+) -> (BTreeMap<String, Vec<IpAddr>>, Vec<String>) {
     let mut found = BTreeMap::new();
     let mut ask = Vec::new();
     let running = stats
@@ -218,10 +219,10 @@ pub fn addrs_by_lease(
             .iter()
             .find(|e| e.name == d.name)
             .and_then(|e| e.mac.as_deref());
-        let addrs: Vec<virsh::IfAddr> = leases
+        let addrs: Vec<IpAddr> = leases
             .iter()
             .filter(|l| mac.is_some_and(|m| l.mac.eq_ignore_ascii_case(m)))
-            .map(|l| l.addr.clone())
+            .map(|l| l.addr)
             .collect();
         if addrs.is_empty() {
             ask.push(d.name.clone());
@@ -351,10 +352,7 @@ mod tests {
     #[test]
     fn a_running_vm_bkt_made_is_found_by_its_mac() {
         let b = batch("status-batch-running.txt");
-        let lease = vec![virsh::IfAddr {
-            ipv4: true,
-            addr: "192.168.122.4".into(),
-        }];
+        let lease: Vec<IpAddr> = vec!["192.168.122.4".parse().unwrap()];
         for mac in ["52:54:00:b4:b3:60", "52:54:00:B4:B3:60"] {
             let entries = [with_mac("off", None), with_mac("tiny", Some(mac))];
             let (found, ask) = addrs_by_lease(&b.domstats, &entries, &b.leases);
@@ -421,7 +419,8 @@ mod tests {
         let mut addrs = BTreeMap::new();
         addrs.insert(
             "t1".to_string(),
-            virsh::parse_domifaddr(include_str!("../../fixtures/virsh/domifaddr-lease.txt")),
+            virsh::parse_domifaddr(include_str!("../../fixtures/virsh/domifaddr-lease.txt"))
+                .unwrap(),
         );
         let rows = merge(&stats, &entries, &addrs);
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();

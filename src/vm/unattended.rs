@@ -173,7 +173,8 @@ pub fn watch(
             since = Instant::now();
             spinner.set_message(&format!("installing Windows: {}", phase.label()));
         }
-        if let Some((ip, _)) = net::find_ip(ctx, name) {
+        if let Some((ip, _)) = net::find_ip(ctx, name)? {
+            let ip = ip.to_string();
             if phase != Phase::FirstLogon {
                 phase = Phase::FirstLogon;
                 since = Instant::now();

@@ -420,3 +420,237 @@ fn install_says_what_it_needs() {
     );
     assert!(!applications(&w).exists());
 }
+
+/// The agent runs the script, which prints `stdout` and `stderr` and exits
+/// with `code` (guest-exec, then guest-exec-status once exited).
+fn agent_prints(w: &World, stdout: &str, stderr: &str, code: i32) {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    w.rule("virsh", "* qemu-agent-command windows *guest-exec-status*")
+        .out(&format!(
+            "{{\"return\":{{\"exitcode\":{code},\"out-data\":\"{}\",\"err-data\":\"{}\",\"exited\":true}}}}\n",
+            b64(stdout),
+            b64(stderr)
+        ));
+    w.rule("virsh", "* qemu-agent-command windows *guest-exec*")
+        .out(&fixture("guest/guest-exec.json"));
+}
+
+/// The discovery script's output from a guest that means harm
+/// (fixtures/guest/apps-script-output-hostile.json, hand-typed).
+fn hostile(w: &World) {
+    agent_prints(w, &fixture("guest/apps-script-output-hostile.json"), "", 0);
+}
+
+/// The name of 20 × "Very long name" the hostile guest sends.
+fn long_name() -> String {
+    vec!["Very long name"; 20].join(" ")
+}
+
+#[test]
+fn what_a_hostile_guest_names_is_shown_escaped() {
+    let w = world("running (booted)");
+    hostile(&w);
+    let long_id = "very-long-name-".repeat(5)[..64]
+        .trim_end_matches('-')
+        .to_string();
+    assert_eq!(long_id.len(), 59 + 5);
+    let name = long_name();
+    let n = name.len();
+    let table = format!(
+        "\
+{:64}  {:n$}  OPENS
+{:64}  {:n$}  -
+{:64}  {:n$}  -
+{:64}  {:n$}  -
+{:64}  {:n$}  -
+{:64}  {:n$}  -
+{:64}  {:n$}  .doc\\x1b[31m .rtf
+{:64}  {:n$}  -
+{:64}  {:n$}  -
+{long_id}  {name}  -
+{:64}  {:n$}  -
+",
+        "ID",
+        "NAME",
+        "notepad",
+        "Notepad",
+        "paint",
+        "Paint",
+        "explorer",
+        "File Explorer",
+        "cmd",
+        "Command Prompt",
+        "powershell",
+        "Windows PowerShell",
+        "word-0-owned-2j",
+        r"Word\x1b]0;owned\x07\x1b[2J",
+        "invoice-cod-exe",
+        r"Invoice\u{202e}cod.exe",
+        "back-space-31m",
+        r"Back\x0dSpace\x9b31m",
+        "bad-icon",
+        "Bad Icon",
+    );
+    let r = w.bkt(&["vm", "apps", "windows"]);
+    r.success();
+    assert_eq!(r.stdout(), table);
+    // Nothing the guest sent reaches the terminal unescaped.
+    for c in ['\x1b', '\x07', '\r', '\u{202e}', '\u{9b}'] {
+        assert!(!r.stdout().contains(c), "{c:?}");
+    }
+    // From the cache, the same.
+    let r = w.bkt(&["vm", "apps", "windows"]);
+    assert_eq!(r.stdout(), table);
+    // A program's menu entry has none of it either (the Desktop Entry
+    // string escape drops control characters).
+    let w = desktop_world_with(hostile);
+    w.bkt(&["vm", "apps", "windows", "--install", "word-0-owned-2j"])
+        .success();
+    let entry =
+        std::fs::read_to_string(applications(&w).join("bkt-windows-word-0-owned-2j.desktop"))
+            .unwrap();
+    assert!(
+        entry.contains("\nName=Word]0;owned[2J (windows)\n"),
+        "{entry}"
+    );
+}
+
+#[test]
+fn the_scripts_errors_are_shown_escaped() {
+    let w = world("running (booted)");
+    agent_prints(
+        &w,
+        "",
+        "Add-Type : \x1b]0;owned\x07denied\r\nat line 1\u{202e}\r\n",
+        1,
+    );
+    let r = w.bkt(&["vm", "apps", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "asking Windows in windows for its programs …\n\
+         error: the PowerShell script that lists windows's programs failed (exit code 1)\n\
+         Add-Type : \\x1b]0;owned\\x07denied\nat line 1\\u{202e}\n"
+    );
+}
+
+/// [`desktop_world`] whose agent answers with `answers`.
+fn desktop_world_with(answers: fn(&World)) -> World {
+    let w = world("running (booted)");
+    let share = w.path("share/mime");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::write(share.join("globs2"), fixture("mime/globs2")).unwrap();
+    let share = w.p("share");
+    let w = w.env("XDG_DATA_DIRS", &share);
+    w.install_fake("update-desktop-database");
+    w.rule("update-desktop-database", "*");
+    answers(&w);
+    w
+}
+
+fn updates(w: &World) -> usize {
+    w.calls()
+        .iter()
+        .filter(|c| c[0] == "update-desktop-database")
+        .count()
+}
+
+#[test]
+fn a_bad_icon_refuses_the_whole_install_and_nothing_is_written() {
+    let w = desktop_world_with(hostile);
+    let r = w.bkt(&["vm", "apps", "windows", "--install", "--all"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "asking Windows in windows for its programs …\n\
+         error: the icon Windows in windows gave for bad-icon is not one bkt can use: \
+         not a PNG image; nothing was written\n\
+         hint: leave it out (bkt vm apps windows --install with the other ids), or ask \
+         Windows again: bkt vm apps windows --refresh\n"
+    );
+    assert!(!w.path("home/.local/share").exists());
+    assert_eq!(updates(&w), 0);
+    // The others, by id: written, and the database updated once.
+    let r = w.bkt(&["vm", "apps", "windows", "--install", "invoice-cod-exe"]);
+    r.success();
+    assert_eq!(r.stdout().lines().count(), 3, "{}", r.stdout());
+    assert_eq!(updates(&w), 1);
+    assert_eq!(
+        w.last_call(),
+        argv!["update-desktop-database", "-q", applications(&w).display()]
+    );
+}
+
+#[test]
+fn an_id_longer_than_bkt_makes_is_refused() {
+    let w = desktop_world();
+    w.bkt(&["vm", "apps", "windows"]).success();
+    // A cache an older bkt (or a hand) wrote, with an id of 65 letters.
+    let cache = w.path("home/.cache/bkt/vm");
+    let file = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".apps.json"))
+        .unwrap();
+    let long = "w".repeat(65);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\"id\": \"word\"", &format!("\"id\": \"{long}\""));
+    assert!(text.contains(&long));
+    std::fs::write(&file, text).unwrap();
+    let refused = format!(
+        "error: the program id \"{long}\" is not one bkt makes (1 to 64 lower-case letters, \
+         digits and -; this one has 65 characters); nothing was written\n\
+         hint: ask Windows again for new ids: bkt vm apps windows --refresh\n"
+    );
+    for args in [
+        &["vm", "apps", "windows", "--install", "--all"][..],
+        &["vm", "apps", "windows", "--install", &long],
+    ] {
+        let r = w.bkt(args);
+        r.failure();
+        assert_eq!(r.stderr(), refused);
+    }
+    assert!(!w.path("home/.local/share").exists());
+    assert_eq!(updates(&w), 0);
+    // Nor does `run` start it.
+    let r = w.bkt(&["vm", "run", "windows", &long]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: the program id \"{long}\" is not one bkt makes (1 to 64 lower-case \
+             letters, digits and -; this one has 65 characters)\n"
+        )
+    );
+}
+
+#[test]
+fn a_write_that_fails_removes_what_this_install_wrote() {
+    let w = desktop_world();
+    // The desktop's entry, written last, cannot be: a directory has its
+    // name.
+    let apps = applications(&w);
+    std::fs::create_dir_all(apps.join("bkt-windows.desktop")).unwrap();
+    let r = w.bkt(&["vm", "apps", "windows", "--install", "word", "notepad"]);
+    r.failure();
+    let stderr = r.stderr();
+    assert!(
+        stderr.starts_with(&format!(
+            "asking Windows in windows for its programs …\n\
+             error: cannot write {} (removed the 3 files written before it)\ncaused by: ",
+            apps.join("bkt-windows.desktop").display()
+        )),
+        "{stderr}"
+    );
+    // Only the directory left; the icon's directory is empty.
+    let left: Vec<String> = std::fs::read_dir(&apps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["bkt-windows.desktop"]);
+    let icons = w.path("home/.local/share/icons/hicolor/32x32/apps");
+    assert_eq!(std::fs::read_dir(&icons).unwrap().count(), 0);
+    // Files were written (then removed): the database is told.
+    assert_eq!(updates(&w), 1);
+}

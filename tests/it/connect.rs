@@ -786,6 +786,51 @@ fn ip_for_scripts() {
 }
 
 #[test]
+fn ip_refuses_an_agent_answer_that_is_not_an_address() {
+    // Hand-typed, not recorded (no guest agent of ours answers this): what
+    // virsh prints when the agent in a hostile guest says its address is
+    // an escape sequence (a window title and a screen clear) or a word.
+    for (addr, shown) in [
+        (
+            "\x1b]0;owned\x07\x1b[2J/24",
+            r#""\x1b]0;owned\x07\x1b[2J/24""#,
+        ),
+        ("evil.example/24", r#""evil.example/24""#),
+    ] {
+        let w = World::new();
+        running(&w, "windows");
+        w.rule("virsh", "* domifaddr windows --source lease")
+            .out(&fixture("virsh/domifaddr-lease-none.txt"));
+        w.rule("virsh", "* domifaddr windows --source agent")
+            .out(&format!(
+                " Name       MAC address          Protocol     Address\n\
+             -------------------------------------------------------------------------------\n \
+             Ethernet   52:54:00:b4:b3:60    ipv4         {addr}\n\n"
+            ));
+        // Waiting does not wait it out: the first answer ends it.
+        for args in [
+            &["vm", "ip", "windows"][..],
+            &["vm", "ip", "windows", "--timeout", "60"],
+        ] {
+            let r = w.bkt(args);
+            r.failure();
+            assert_eq!(r.code(), 1);
+            assert_eq!(r.stdout(), "");
+            assert_eq!(
+                r.stderr(),
+                format!("error: the guest gave something that is not an address: {shown}\n")
+            );
+        }
+        // The ARP table is not asked once the agent has answered.
+        assert!(
+            !w.calls().iter().any(|c| has_args(c, &["--source", "arp"])),
+            "{:?}",
+            w.calls()
+        );
+    }
+}
+
+#[test]
 fn a_stale_lease_is_followed_to_the_new_address() {
     // Right after a start libvirt still reports the previous boot's lease;
     // the guest then comes up on another address.

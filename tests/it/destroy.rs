@@ -676,3 +676,50 @@ fn the_vms_menu_entries_go_too() {
         .collect();
     assert_eq!(left, ["bkt-windows-2-notepad.desktop"]);
 }
+
+/// The program list `apps` kept for the VM goes, so that a new VM of the
+/// same name does not show the old one's programs; another VM's, and the
+/// same name's on another connection, stay.
+#[test]
+fn the_program_list_apps_kept_goes_too() {
+    let w = World::new();
+    managed(&w);
+    libvirt(&w, "running (booted)", &domain_xml(&w), &[]);
+    w.rule("virsh", "* qemu-agent-command windows *guest-exec-status*")
+        .out(&fixture("guest/guest-exec-status-exited.json"));
+    w.rule("virsh", "* qemu-agent-command windows *guest-exec*")
+        .out(&fixture("guest/guest-exec.json"));
+    w.bkt(&["vm", "apps", "windows"]).success();
+    let cache = w.path("home/.cache/bkt/vm");
+    let list = |w: &World| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(w.path("home/.cache/bkt/vm"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".apps.json"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&w), ["windows@qemu____system.apps.json"]);
+    let ours = cache.join("windows@qemu____system.apps.json");
+    let text = std::fs::read_to_string(&ours).unwrap();
+    std::fs::write(cache.join("other@qemu____system.apps.json"), &text).unwrap();
+    std::fs::write(cache.join("windows@qemu____session.apps.json"), &text).unwrap();
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(
+        out.contains(
+            "  • removed        program list $TMP/home/.cache/bkt/vm/windows@qemu____system.apps.json\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        list(&w),
+        [
+            "other@qemu____system.apps.json",
+            "windows@qemu____session.apps.json"
+        ]
+    );
+    assert!(!ours.exists());
+}

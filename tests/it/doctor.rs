@@ -316,3 +316,33 @@ fn a_freerdp_without_md4_in_the_last_log_is_a_warning() {
             .contains("[legacy_sect]\nactivate = 1\n")
     );
 }
+
+/// The guest agent says t1's address is an escape sequence (hand-typed,
+/// not recorded: no agent of ours says this): the IP check fails, showing
+/// it escaped, and no port is probed.
+#[test]
+fn an_agent_answer_that_is_no_address_fails_the_ip_check() {
+    let w = world("127.0.0.62", closed_port("127.0.0.62"));
+    w.rule_first("virsh", "* domifaddr t1 --source lease")
+        .out(&fixture("virsh/domifaddr-lease-none.txt"));
+    w.rule("virsh", "* domifaddr t1 --source agent").out(
+        " Name       MAC address          Protocol     Address\n\
+         -------------------------------------------------------------------------------\n \
+         Ethernet   52:54:00:b4:b3:60    ipv4         \x1b]0;owned\x07/24\n\n",
+    );
+    w.rule("virsh", "* qemu-agent-command t1 *")
+        .out("{\"return\":{}}\n");
+    let r = w.bkt(&["vm", "doctor", "t1"]);
+    r.failure();
+    let out = r.stdout();
+    assert!(
+        out.contains(
+            "  ✗ IP             the guest gave something that is not an address: \
+             \"\\x1b]0;owned\\x07/24\"\n    fix: the guest agent says what programs in \
+             Windows make it say: look at what is installed there\n  ✓ guest agent    answers\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains('\x1b'), "{out}");
+    assert!(!out.contains("RDP            "), "{out}");
+}

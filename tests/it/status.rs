@@ -339,3 +339,24 @@ tiny  saved (93 MiB)  1     256 MiB  -                 -   off  15m
     // A lease that outlives the save is no address: no probe of it.
     assert_eq!(w.calls(), [batch_call(URI), batch_call(URI)]);
 }
+
+/// An address column that holds no address (an escape sequence, hand-typed
+/// into the recorded batch) is no address: the row shows none, and nothing
+/// of it reaches the terminal.
+#[test]
+fn a_row_that_is_no_address_shows_none() {
+    let w = refusing("127.0.0.2");
+    recorded(&w, "status-batch-running.txt", "127.0.0.2");
+    w.rule("virsh", "-c * echo @@bkt tiny; *")
+        .out(&domifaddr_of_tiny("\x1b]0;owned\x07\x1b[2J"));
+    let r = w.bkt(&["vm", "status"]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "NAME  STATE     CPUS  MEMORY   DISK (used/size)  IP  RDP  AUTO-SAVE  NOTES
+off   shut off  2     1 GiB    0/4 GiB           -   -    -          (not in manifest)
+tiny  running   1     256 MiB  -                 -   -    -          (not in manifest)
+"
+    );
+    assert_eq!(r.stderr(), "");
+}

@@ -211,6 +211,17 @@ impl Local {
         fs::read_to_string(self.cache_dir().ok()?.join(file)).ok()
     }
 
+    /// Remove a file of bkt's own from its cache: its path when it was
+    /// there, None when it was not.
+    pub fn remove_cache_file(&self, file: &str) -> Result<Option<PathBuf>> {
+        let p = self.cache_dir()?.join(file);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(Some(p)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+
     /// `$XDG_DATA_HOME`, where menu entries and icons go.
     pub fn data_home(&self) -> Result<PathBuf> {
         self.settings
@@ -424,12 +435,18 @@ impl Local {
 fn replace_file(p: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     let name = p.file_name().unwrap_or_default().to_string_lossy();
     let tmp = p.with_file_name(format!(".{name}.{}", std::process::id()));
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Some(mode) = mode {
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
-            .with_context(|| format!("writing {}", tmp.display()))?;
+    let done = fs::write(&tmp, bytes)
+        .and_then(|()| match mode {
+            Some(mode) => fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)),
+            None => Ok(()),
+        })
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display())));
+    // A write that failed half way leaves no temporary file behind.
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))
+    done
 }
 
 /// A directory of ours, made 0700 (with its parents) when missing.
