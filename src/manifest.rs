@@ -54,6 +54,13 @@ pub struct VmEntry {
     /// none (VMs made before bkt could save them) is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_save: Option<u64>,
+    /// What `run` shares with Windows unless told (`files`, `home`,
+    /// `none`); none (a VM made before bkt asked) is `files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    /// Whether the RDP clients share the clipboard; none is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipboard: Option<bool>,
     /// True while `create` is still making the VM: reserves the name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creating: bool,
@@ -327,6 +334,8 @@ mod tests {
             rdp_user: None,
             answer_iso: None,
             auto_save: None,
+            share: None,
+            clipboard: None,
             creating: false,
             extra: Default::default(),
         }
