@@ -187,8 +187,9 @@ pub enum VmCommand {
         of each file opened and nothing else, `home` your whole home (a macro could then \
         change ~/.bashrc or read ~/.ssh), `none` no drive at all. `run --share` changes it for \
         one run.\n\n\
-        --clipboard off keeps the clipboard to each side in `run` and `connect` (FreeRDP gets \
-        -clipboard; Remmina, which cannot be told so, is refused). It is on by default.",
+        --clipboard off keeps the clipboard to each side in `run` and `connect` over RDP \
+        (FreeRDP gets -clipboard; Remmina, which cannot be told so, is refused; the SPICE \
+        console shares it through the guest's SPICE agent all the same). It is on by default.",
         after_help = "Examples:\n  bkt vm config windows\n  bkt vm config windows --auto-save 30m\n  \
         bkt vm config windows --auto-save off\n  bkt vm config windows --share home\n  \
         bkt vm config windows --share none --clipboard off"

@@ -640,6 +640,22 @@ fn the_vms_share_and_clipboard_reach_run_and_connect() {
             format!("/drive:bkt1,{}", w.p("home/Documents"))
         ]
     );
+    // --share none: no drive, over the VM's home.
+    w.bkt(&["vm", "run", "windows", "notepad", "--share", "none"])
+        .success();
+    assert_eq!(
+        w.last_call(),
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "-clipboard",
+            r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
+            "/wm-class:bkt-windows-notepad"
+        ]
+    );
     // connect: the clipboard off too, and no drive unless --share PATH.
     w.bkt(&["vm", "connect", "windows"]).success();
     assert_eq!(
