@@ -272,8 +272,9 @@ pub enum VmCommand {
         /// Full screen.
         #[arg(long)]
         fullscreen: bool,
-        /// Share this host directory (and nothing else) into Windows,
-        /// read-write (RDP drive redirection; never /). Without it, no drive.
+        /// Share a host directory into Windows (RDP drive redirection).
+        ///
+        /// That directory alone, read-write; never /. Without it, no drive.
         #[arg(long, value_name = "PATH", value_hint = ValueHint::DirPath)]
         share: Option<PathBuf>,
     },
