@@ -353,6 +353,20 @@ mod tests {
         assert_eq!(back["vms"][0]["future"], 42);
         assert_eq!(back["version"], 2);
         assert_eq!(back["vms"][0]["type"], "windows11");
+        // An entry from before `config --share/--clipboard`: neither, and
+        // none written back (absent means files and on).
+        assert_eq!((&m.vms[0].share, m.vms[0].clipboard), (&None, None));
+        assert!(back["vms"][0].get("share").is_none());
+        assert!(back["vms"][0].get("clipboard").is_none());
+        let mut e = m.vms[0].clone();
+        e.share = Some("none".into());
+        e.clipboard = Some(false);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            (&v["share"], &v["clipboard"]),
+            (&"none".into(), &false.into())
+        );
+        assert_eq!(serde_json::from_value::<VmEntry>(v).unwrap(), e);
     }
 
     #[test]
