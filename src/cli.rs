@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::names::{SnapName, Uri, VmName};
+use crate::tools::rdp::Share;
 use crate::tools::virt_install::VirtType;
 use crate::units::AutoSave;
 
@@ -70,6 +71,13 @@ pub enum Command {
         #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
         dir: Option<PathBuf>,
     },
+}
+
+/// A setting that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// The shells `bkt completions` writes a script for.
@@ -166,16 +174,25 @@ pub enum VmCommand {
         save: bool,
     },
 
-    /// Show or change a VM's settings that bkt keeps (auto-save).
+    /// Show or change a VM's settings that bkt keeps (auto-save, share, clipboard).
     #[command(
         long_about = "Show or change the settings bkt keeps for a VM it made.\n\n\
         --auto-save TIME saves the VM to disk (its memory given back to the host) once nothing \
         has used it for TIME: no client bkt started is open, no Remote Desktop connection from \
         this machine, no SPICE viewer attached. `start` or `connect` restores it where it was. \
         A small watcher that `connect` starts after its client exits does this; it ends when \
-        the VM stops. `off` turns it off.",
+        the VM stops. `off` turns it off.\n\n\
+        --share is what `bkt vm run` (and the menu entries `apps --install` writes, which run \
+        it) lets Windows see of this machine, read-write: `files` (the default) the directory \
+        of each file opened and nothing else, `home` your whole home (a macro could then \
+        change ~/.bashrc or read ~/.ssh), `none` no drive at all. `run --share` changes it for \
+        one run.\n\n\
+        --clipboard off keeps the clipboard to each side in `run` and `connect` over RDP \
+        (FreeRDP gets -clipboard; Remmina, which cannot be told so, is refused; the SPICE \
+        console shares it through the guest's SPICE agent all the same). It is on by default.",
         after_help = "Examples:\n  bkt vm config windows\n  bkt vm config windows --auto-save 30m\n  \
-        bkt vm config windows --auto-save off"
+        bkt vm config windows --auto-save off\n  bkt vm config windows --share home\n  \
+        bkt vm config windows --share none --clipboard off"
     )]
     Config {
         /// The VM's name.
@@ -183,8 +200,14 @@ pub enum VmCommand {
         /// Save it to disk after this long unused (15m, 1h, 90s), or off.
         #[arg(long, value_name = "TIME")]
         auto_save: Option<AutoSave>,
-        /// Print JSON instead (without --auto-save).
-        #[arg(long, conflicts_with = "auto_save")]
+        /// What `run` shares with Windows unless told otherwise.
+        #[arg(long, value_enum, value_name = "WHAT")]
+        share: Option<Share>,
+        /// Share the clipboard with Windows over RDP (run and connect).
+        #[arg(long, value_enum, value_name = "ON|OFF")]
+        clipboard: Option<Switch>,
+        /// Print JSON instead (without a change).
+        #[arg(long, conflicts_with_all = ["auto_save", "share", "clipboard"])]
         json: bool,
     },
 
@@ -250,6 +273,8 @@ pub enum VmCommand {
         #[arg(long)]
         fullscreen: bool,
         /// Share a host directory into Windows (RDP drive redirection).
+        ///
+        /// That directory alone, read-write; never /. Without it, no drive.
         #[arg(long, value_name = "PATH", value_hint = ValueHint::DirPath)]
         share: Option<PathBuf>,
     },
@@ -262,8 +287,11 @@ pub enum VmCommand {
         program Windows finds on its own path (notepad.exe). The VM is started (restored, \
         resumed) and reached as `connect` does, and the client gets the password on its \
         standard input, never on its command line.\n\n\
-        FILEs are Linux paths: your home is shared as \\\\tsclient\\home, and a file elsewhere \
-        gets its directory shared as a drive of its own. A missing file is an error before \
+        FILEs are Linux paths. Windows sees only what you open: the directory of each FILE \
+        is shared (read-write) as a drive of its own, \\\\tsclient\\bkt1, ... (your home, \
+        \\\\tsclient\\home, only for a file directly in it), and without a FILE nothing is; \
+        / never is. --share home shares your whole home instead, --share none nothing at all; \
+        `bkt vm config NAME --share` sets the VM's default. A missing file is an error before \
         anything starts. Needs FreeRDP (xfreerdp3 or xfreerdp, 2 or 3) with an X display \
         (XWayland on Wayland); Remmina cannot open a single program.",
         after_help = "Examples:\n  \
@@ -291,6 +319,10 @@ pub enum VmCommand {
         /// Return once the client is connected, leaving it running.
         #[arg(long)]
         detach: bool,
+        /// What Windows may see of this machine, for this run [default: the
+        /// VM's, see `bkt vm config`, else files].
+        #[arg(long, value_enum, value_name = "WHAT")]
+        share: Option<Share>,
     },
 
     /// List the programs installed in Windows (for `bkt vm run`).

@@ -54,6 +54,13 @@ pub struct VmEntry {
     /// none (VMs made before bkt could save them) is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_save: Option<u64>,
+    /// What `run` shares with Windows unless told (`files`, `home`,
+    /// `none`); none (a VM made before bkt asked) is `files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    /// Whether the RDP clients share the clipboard; none is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipboard: Option<bool>,
     /// True while `create` is still making the VM: reserves the name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub creating: bool,
@@ -327,6 +334,8 @@ mod tests {
             rdp_user: None,
             answer_iso: None,
             auto_save: None,
+            share: None,
+            clipboard: None,
             creating: false,
             extra: Default::default(),
         }
@@ -344,6 +353,20 @@ mod tests {
         assert_eq!(back["vms"][0]["future"], 42);
         assert_eq!(back["version"], 2);
         assert_eq!(back["vms"][0]["type"], "windows11");
+        // An entry from before `config --share/--clipboard`: neither, and
+        // none written back (absent means files and on).
+        assert_eq!((&m.vms[0].share, m.vms[0].clipboard), (&None, None));
+        assert!(back["vms"][0].get("share").is_none());
+        assert!(back["vms"][0].get("clipboard").is_none());
+        let mut e = m.vms[0].clone();
+        e.share = Some("none".into());
+        e.clipboard = Some(false);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            (&v["share"], &v["clipboard"]),
+            (&"none".into(), &false.into())
+        );
+        assert_eq!(serde_json::from_value::<VmEntry>(v).unwrap(), e);
     }
 
     #[test]

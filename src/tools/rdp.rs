@@ -77,19 +77,37 @@ pub struct Session {
     pub fullscreen: bool,
     /// A host directory to share into the guest.
     pub share: Option<String>,
+    /// Share the clipboard both ways.
+    pub clipboard: bool,
 }
 
+/// FreeRDP's clipboard switch. Both 2.11 and 3.10 share the clipboard
+/// unless told not to (their `/help` lists `-clipboard`, "Disable Redirect
+/// clipboard": fixtures/freerdp/xfreerdp{2,3}-help.txt), so off is said,
+/// not left out.
+fn clipboard_arg(on: bool) -> String {
+    if on { "+clipboard" } else { "-clipboard" }.to_string()
+}
+
+/// Why Remmina cannot be used with the clipboard off.
+pub const REMMINA_CLIPBOARD: &str =
+    "Remmina cannot be told from its command line to keep the clipboard to itself";
+
 /// The client's argv. FreeRDP gets `/from-stdin:force` so that it reads the
-/// password from stdin before connecting.
-pub fn argv(client: &Client, s: &Session) -> Cmd {
+/// password from stdin before connecting. Remmina shares the clipboard by
+/// its own settings and takes no switch for it: refused with it off.
+pub fn argv(client: &Client, s: &Session) -> Result<Cmd, String> {
     let c = Cmd::new(&client.program);
     match client.flavor {
         Flavor::Remmina => {
+            if !s.clipboard {
+                return Err(REMMINA_CLIPBOARD.into());
+            }
             let target = match &s.user {
                 Some(u) => format!("rdp://{u}@{}", s.host),
                 None => format!("rdp://{}", s.host),
             };
-            c.arg("-c").arg(target)
+            Ok(c.arg("-c").arg(target))
         }
         Flavor::FreeRdp2 | Flavor::FreeRdp3 => {
             let mut a = vec![format!("/v:{}", s.host)];
@@ -104,7 +122,7 @@ pub fn argv(client: &Client, s: &Session) -> Cmd {
                 Flavor::FreeRdp3 => "+dynamic-resolution".into(),
                 _ => "/dynamic-resolution".into(),
             });
-            a.push("+clipboard".into());
+            a.push(clipboard_arg(s.clipboard));
             a.push("/sound".into());
             if let Some(dir) = &s.share {
                 a.push(format!("/drive:bkt,{dir}"));
@@ -113,7 +131,7 @@ pub fn argv(client: &Client, s: &Session) -> Cmd {
                 a.push("/f".into());
             }
             a.push(format!("/t:{}", s.title));
-            c.args(a)
+            Ok(c.args(a))
         }
     }
 }
@@ -145,6 +163,8 @@ pub struct RemoteApp {
     pub drives: Vec<(String, String)>,
     /// The desktop's scale in percent, when above 100.
     pub scale: Option<u32>,
+    /// Share the clipboard both ways.
+    pub clipboard: bool,
 }
 
 /// One argument as Windows' `CommandLineToArgvW` reads it back: quoted when
@@ -221,7 +241,7 @@ pub fn remoteapp_argv(client: &Client, app: &RemoteApp) -> Result<Cmd, String> {
         format!("/u:{}", app.user),
         "/from-stdin:force".into(),
         "/cert:tofu".into(),
-        "+clipboard".into(),
+        clipboard_arg(app.clipboard),
     ];
     match client.flavor {
         Flavor::Remmina => {
@@ -277,61 +297,159 @@ pub fn scale_args(percent: u32) -> Vec<String> {
     vec![format!("/scale:{coarse}"), format!("/scale-desktop:{p}")]
 }
 
+/// What `run` lets Windows see of this machine (`run --share`, `config
+/// --share`). The doc comments are the `--help` text of each value.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Share {
+    /// The directory of each file opened, as a drive of its own, and nothing else.
+    #[default]
+    Files,
+    /// Your whole home (read-write) as \\tsclient\home, and the directory of each file outside it.
+    Home,
+    /// No drive at all: Windows sees no file of this machine (FILEs are refused).
+    None,
+}
+
+impl Share {
+    /// The word users type and the manifest keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Share::Files => "files",
+            Share::Home => "home",
+            Share::None => "none",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Share> {
+        [Share::Files, Share::Home, Share::None]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+}
+
 /// Files as Windows sees them through drive redirection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Translated {
     /// Each file's Windows path, in order.
     pub paths: Vec<String>,
     /// The drives to redirect: `home` for $HOME, `bkt1`, `bkt2`, ... for
-    /// the directory of each file outside it.
+    /// the other directories.
     pub drives: Vec<(String, String)>,
+}
+
+/// One path named on the command line: absolute, symlinks resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub path: String,
+    /// A directory: shared itself, not its parent.
+    pub dir: bool,
 }
 
 /// Characters a Windows file name cannot hold (and control characters):
 /// a Linux file whose path holds one cannot be opened from Windows.
 const NOT_IN_WINDOWS_NAMES: &[char] = &['<', '>', ':', '"', '|', '?', '*', '\\'];
 
-/// Linux paths (absolute, symlinks resolved) to what Windows sees: a file
-/// under `home` becomes `\\tsclient\home\...` (`/drive:home,HOME`); a file
-/// elsewhere has its directory redirected as a drive of its own.
-pub fn translate_files(home: Option<&str>, files: &[String]) -> Result<Translated, String> {
-    let mut t = Translated {
-        paths: Vec::new(),
-        drives: Vec::new(),
-    };
+/// Linux paths (absolute, symlinks resolved) to what Windows sees, and the
+/// drives that show it, with `share`:
+/// - `Files`: each file's directory (a directory named: itself) is a drive
+///   of its own, one per directory however many files it holds: `home`
+///   when it is `home` itself (a file directly in it), else `bkt1`,
+///   `bkt2`, ... in the order met, so two directories of the same name
+///   never meet.
+/// - `Home`: `home` is always a drive, and holds every file under it; a
+///   file elsewhere has its directory as a drive of its own.
+/// - `None`: no drive; a file is refused.
+///
+/// `/` is never a drive: a file directly in it is refused, with the way out.
+pub fn translate_files(
+    home: Option<&str>,
+    files: &[Opened],
+    share: Share,
+) -> Result<Translated, String> {
+    let mut t = Translated::default();
     let home = home
         .map(|h| h.trim_end_matches('/'))
         .filter(|h| !h.is_empty());
+    if share == Share::None {
+        return match files.first() {
+            Some(f) => Err(format!(
+                "{}: with --share none, Windows gets no drive to open it from",
+                f.path
+            )),
+            None => Ok(t),
+        };
+    }
+    if let (Share::Home, Some(h)) = (share, home) {
+        t.drives.push(("home".into(), h.to_string()));
+    }
     for f in files {
-        let (drive, dir, rest) = match home.and_then(|h| Some((h, f.strip_prefix(h)?))) {
-            Some((h, rest)) if rest.starts_with('/') => ("home".to_string(), h.to_string(), rest),
+        let under_home = home.and_then(|h| {
+            let rest = f.path.strip_prefix(h)?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((h, rest))
+        });
+        // The drive's directory, and the path below it.
+        let (dir, rest) = match under_home {
+            Some((h, rest)) if share == Share::Home => (h, rest),
+            _ if f.dir => (f.path.trim_end_matches('/'), ""),
             _ => {
-                let (dir, file) = f
+                let (dir, _) = f
+                    .path
                     .rsplit_once('/')
-                    .ok_or_else(|| format!("{f}: not absolute"))?;
-                let dir = if dir.is_empty() { "/" } else { dir };
-                let name = match t.drives.iter().find(|(n, d)| d == dir && n != "home") {
-                    Some((n, _)) => n.clone(),
-                    None => format!(
-                        "bkt{}",
-                        t.drives.iter().filter(|(n, _)| n != "home").count() + 1
-                    ),
-                };
-                (name, dir.to_string(), &f[f.len() - file.len() - 1..])
+                    .ok_or_else(|| format!("{}: not absolute", f.path))?;
+                (dir, &f.path[dir.len()..])
             }
         };
+        if dir.is_empty() {
+            return Err(if f.dir {
+                format!(
+                    "{}: bkt never shares / (the whole file system) with Windows: open a \
+                     directory under it",
+                    f.path
+                )
+            } else {
+                format!(
+                    "{}: bkt never shares / (the whole file system) with Windows, and this file \
+                     is directly in it: copy it into a directory of its own and open the copy",
+                    f.path
+                )
+            });
+        }
         let rest = rest.trim_start_matches('/');
         if let Some(c) = rest
             .chars()
             .find(|c| NOT_IN_WINDOWS_NAMES.contains(c) || c.is_control())
         {
             return Err(format!(
-                "{f}: Windows cannot open a file whose path holds {c:?}"
+                "{}: Windows cannot open a file whose path holds {c:?}",
+                f.path
             ));
         }
-        if !t.drives.iter().any(|(n, _)| *n == drive) {
-            t.drives.push((drive.clone(), dir));
-        }
+        let drive = match t.drives.iter().find(|(_, d)| d == dir) {
+            Some((n, _)) => n.clone(),
+            None => {
+                let n = if Some(dir) == home {
+                    "home".to_string()
+                } else {
+                    format!(
+                        "bkt{}",
+                        t.drives.iter().filter(|(n, _)| n != "home").count() + 1
+                    )
+                };
+                t.drives.push((n.clone(), dir.to_string()));
+                n
+            }
+        };
         let mut win = format!("\\\\tsclient\\{drive}");
         for part in rest.split('/').filter(|p| !p.is_empty()) {
             win.push('\\');
@@ -530,6 +648,7 @@ mod tests {
             title: "windows".into(),
             fullscreen: true,
             share: Some("/home/anna/Shared".into()),
+            clipboard: true,
         }
     }
 
@@ -541,7 +660,7 @@ mod tests {
             version: Some("3.10.3".into()),
         };
         assert_eq!(
-            argv(&c, &session()).display(),
+            argv(&c, &session()).unwrap().display(),
             "xfreerdp3 /v:192.168.122.57 /u:anna /from-stdin:force /cert:tofu \
              +dynamic-resolution +clipboard /sound /drive:bkt,/home/anna/Shared /f /t:windows"
         );
@@ -560,10 +679,59 @@ mod tests {
             ..session()
         };
         assert_eq!(
-            argv(&c, &s).display(),
+            argv(&c, &s).unwrap().display(),
             "xfreerdp /v:192.168.122.57 /u:anna /from-stdin:force /cert:tofu \
              /dynamic-resolution +clipboard /sound /t:windows"
         );
+        // The clipboard off is said, not left out: FreeRDP shares it by
+        // default.
+        let s = Session {
+            clipboard: false,
+            ..s
+        };
+        assert_eq!(
+            argv(&c, &s).unwrap().display(),
+            "xfreerdp /v:192.168.122.57 /u:anna /from-stdin:force /cert:tofu \
+             /dynamic-resolution -clipboard /sound /t:windows"
+        );
+    }
+
+    #[test]
+    fn freerdp_shares_the_clipboard_unless_told_not_to() {
+        // What makes `-clipboard` necessary: both generations' /help name
+        // the switch by its way to turn it off.
+        assert!(fx("xfreerdp2-help.txt").contains(
+            "    -clipboard[:[use-selection:<atom>]]\n                                      Disable Redirect clipboard."
+        ));
+        let v3 = fx("xfreerdp3-help.txt");
+        assert!(v3.contains("    [-|/]clipboard[: [[use-selection:<atom>]"));
+        assert!(v3.contains("                                      Disable Redirect clipboard:\n"));
+        let c = client("xfreerdp3", Flavor::FreeRdp3);
+        let s = Session {
+            clipboard: false,
+            ..session()
+        };
+        assert_eq!(
+            argv(&c, &s).unwrap().display(),
+            "xfreerdp3 /v:192.168.122.57 /u:anna /from-stdin:force /cert:tofu \
+             +dynamic-resolution -clipboard /sound /drive:bkt,/home/anna/Shared /f /t:windows"
+        );
+        let mut a = app(&[]);
+        a.clipboard = false;
+        for c in [c, client("xfreerdp", Flavor::FreeRdp2)] {
+            let w = words(&remoteapp_argv(&c, &a).unwrap());
+            assert_eq!(
+                w[..5],
+                [
+                    "/v:127.0.0.1",
+                    "/u:anna",
+                    "/from-stdin:force",
+                    "/cert:tofu",
+                    "-clipboard"
+                ]
+            );
+            assert!(!w.contains(&"+clipboard".to_string()), "{w:?}");
+        }
     }
 
     #[test]
@@ -574,17 +742,35 @@ mod tests {
             version: None,
         };
         assert_eq!(
-            argv(&c, &session()).display(),
+            argv(&c, &session()).unwrap().display(),
             "remmina -c rdp://anna@192.168.122.57"
         );
+        // Remmina shares the clipboard by its own settings: no switch.
+        let s = Session {
+            clipboard: false,
+            ..session()
+        };
+        assert_eq!(argv(&c, &s).unwrap_err(), REMMINA_CLIPBOARD);
     }
 
+    fn opened(files: &[&str]) -> Vec<Opened> {
+        files
+            .iter()
+            .map(|f| Opened {
+                path: f.to_string(),
+                dir: f.ends_with('/'),
+            })
+            .collect()
+    }
+
+    /// Notepad with `files`, as `run --share home` gives them (the
+    /// quoting below was recorded so: fixtures/freerdp/winpr3-csv-parse.txt).
     fn app(files: &[&str]) -> RemoteApp {
-        let t = translate_files(
-            Some("/home/anna"),
-            &files.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        app_sharing(Share::Home, files)
+    }
+
+    fn app_sharing(share: Share, files: &[&str]) -> RemoteApp {
+        let t = translate_files(Some("/home/anna"), &opened(files), share).unwrap();
         RemoteApp {
             host: "127.0.0.1".into(),
             user: "anna".into(),
@@ -595,6 +781,7 @@ mod tests {
             args: t.paths,
             drives: t.drives,
             scale: None,
+            clipboard: true,
         }
     }
 
@@ -632,7 +819,7 @@ mod tests {
         );
         // No files: no cmd; the desktop's scale; a comma in a shared
         // directory quoted with " (the last element).
-        let mut a = app(&["/srv/a,b/x.txt"]);
+        let mut a = app_sharing(Share::Files, &["/srv/a,b/x.txt"]);
         a.args.clear();
         a.scale = Some(150);
         assert_eq!(
@@ -727,26 +914,113 @@ mod tests {
         );
     }
 
+    fn drives(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn shared(share: Share, files: &[&str]) -> Result<Translated, String> {
+        translate_files(Some("/home/anna/"), &opened(files), share)
+    }
+
     #[test]
-    fn linux_paths_as_windows_sees_them() {
-        let t = |files: &[&str]| {
-            translate_files(
-                Some("/home/anna/"),
-                &files.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-            )
-        };
-        let d = |v: &[(&str, &str)]| {
-            v.iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect::<Vec<_>>()
-        };
-        let r = t(&[
-            "/home/anna/Dokumente/Größe, «x».odt",
-            "/home/anna2/x.txt",
-            "/media/usb/a.txt",
-            "/home/anna2/y.txt",
-            "/notes.txt",
-        ])
+    fn by_default_only_the_directories_of_the_files_opened() {
+        // In $HOME directly (its directory is $HOME: shared, as `home`), in
+        // a subdirectory, two in one directory, same-named directories in
+        // different places, a directory named itself.
+        let r = shared(
+            Share::Files,
+            &[
+                "/home/anna/notes.txt",
+                "/home/anna/Dokumente/Größe, «x».odt",
+                "/home/anna/Dokumente/b.txt",
+                "/media/usb/Dokumente/c.txt",
+                "/home/anna/Projects/",
+                "/home/anna/",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            r.paths,
+            [
+                r"\\tsclient\home\notes.txt",
+                r"\\tsclient\bkt1\Größe, «x».odt",
+                r"\\tsclient\bkt1\b.txt",
+                r"\\tsclient\bkt2\c.txt",
+                r"\\tsclient\bkt3",
+                r"\\tsclient\home",
+            ]
+        );
+        assert_eq!(
+            r.drives,
+            drives(&[
+                ("home", "/home/anna"),
+                ("bkt1", "/home/anna/Dokumente"),
+                ("bkt2", "/media/usb/Dokumente"),
+                ("bkt3", "/home/anna/Projects"),
+            ])
+        );
+        // $HOME only when a file sits directly in it: a file deeper down
+        // brings its own directory alone.
+        let r = shared(Share::Files, &["/home/anna/a/b/c.txt"]).unwrap();
+        assert_eq!(r.drives, drives(&[("bkt1", "/home/anna/a/b")]));
+        assert_eq!(r.paths, [r"\\tsclient\bkt1\c.txt"]);
+        // A home of the same name's prefix is not $HOME.
+        let r = shared(Share::Files, &["/home/anna2/x.txt"]).unwrap();
+        assert_eq!(r.drives, drives(&[("bkt1", "/home/anna2")]));
+        // No file: no drive.
+        assert_eq!(shared(Share::Files, &[]).unwrap(), Translated::default());
+    }
+
+    #[test]
+    fn a_symlinked_directory_is_shared_as_its_target() {
+        // `run` resolves the symlinks (canonicalize) before the mapping:
+        // the drive is the real directory, never the link's.
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real dir");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("a.txt"), "x").unwrap();
+        std::os::unix::fs::symlink(&real, tmp.path().join("link")).unwrap();
+        let file = std::fs::canonicalize(tmp.path().join("link/a.txt")).unwrap();
+        let file = file.to_str().unwrap();
+        let r = shared(Share::Files, &[file]).unwrap();
+        let real = std::fs::canonicalize(&real).unwrap();
+        assert_eq!(r.drives, drives(&[("bkt1", real.to_str().unwrap())]));
+        assert_eq!(r.paths, [r"\\tsclient\bkt1\a.txt"]);
+    }
+
+    #[test]
+    fn never_slash() {
+        for share in [Share::Files, Share::Home] {
+            assert_eq!(
+                shared(share, &["/home/anna/a.txt", "/notes.txt"]).unwrap_err(),
+                "/notes.txt: bkt never shares / (the whole file system) with Windows, and this \
+                 file is directly in it: copy it into a directory of its own and open the copy"
+            );
+            assert_eq!(
+                shared(share, &["/"]).unwrap_err(),
+                "/: bkt never shares / (the whole file system) with Windows: open a directory \
+                 under it"
+            );
+        }
+        // A home at / is no home: each file brings its directory.
+        let r = translate_files(Some("/"), &opened(&["/srv/x"]), Share::Home).unwrap();
+        assert_eq!(r.drives, drives(&[("bkt1", "/srv")]));
+    }
+
+    #[test]
+    fn share_home_and_share_none() {
+        let r = shared(
+            Share::Home,
+            &[
+                "/home/anna/Dokumente/Größe, «x».odt",
+                "/home/anna2/x.txt",
+                "/media/usb/a.txt",
+                "/home/anna2/y.txt",
+                "/home/anna/Projects/",
+            ],
+        )
         .unwrap();
         assert_eq!(
             r.paths,
@@ -755,29 +1029,51 @@ mod tests {
                 r"\\tsclient\bkt1\x.txt",
                 r"\\tsclient\bkt2\a.txt",
                 r"\\tsclient\bkt1\y.txt",
-                r"\\tsclient\bkt3\notes.txt",
+                r"\\tsclient\home\Projects",
             ]
         );
         assert_eq!(
             r.drives,
-            d(&[
+            drives(&[
                 ("home", "/home/anna"),
                 ("bkt1", "/home/anna2"),
                 ("bkt2", "/media/usb"),
-                ("bkt3", "/"),
             ])
         );
+        // Asked for, home is shared with no file too.
         assert_eq!(
-            t(&["/home/anna/a:b.txt"]).unwrap_err(),
+            shared(Share::Home, &[]).unwrap().drives,
+            drives(&[("home", "/home/anna")])
+        );
+        // No home: every directory a drive of its own.
+        let r = translate_files(None, &opened(&["/home/anna/x"]), Share::Home).unwrap();
+        assert_eq!(r.paths, [r"\\tsclient\bkt1\x"]);
+        assert_eq!(shared(Share::None, &[]).unwrap(), Translated::default());
+        assert_eq!(
+            shared(Share::None, &["/home/anna/x.txt"]).unwrap_err(),
+            "/home/anna/x.txt: with --share none, Windows gets no drive to open it from"
+        );
+        assert_eq!(Share::parse("home"), Some(Share::Home));
+        assert_eq!(Share::parse("Home"), None);
+        assert_eq!(Share::default().as_str(), "files");
+    }
+
+    #[test]
+    fn names_windows_cannot_open() {
+        assert_eq!(
+            shared(Share::Home, &["/home/anna/a:b.txt"]).unwrap_err(),
             "/home/anna/a:b.txt: Windows cannot open a file whose path holds ':'"
         );
         assert_eq!(
-            t(&["/tmp/a\\b"]).unwrap_err(),
+            shared(Share::Files, &["/tmp/a\\b"]).unwrap_err(),
             "/tmp/a\\b: Windows cannot open a file whose path holds '\\\\'"
         );
-        // No home: every directory a drive of its own.
-        let r = translate_files(None, &["/home/anna/x".to_string()]).unwrap();
-        assert_eq!(r.paths, [r"\\tsclient\bkt1\x"]);
+        // Only the part below the drive counts: a ':' in the shared
+        // directory itself is FreeRDP's business, not Windows'.
+        assert_eq!(
+            shared(Share::Files, &["/srv/a:b/x.txt"]).unwrap().paths,
+            [r"\\tsclient\bkt1\x.txt"]
+        );
     }
 
     #[test]

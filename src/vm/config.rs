@@ -1,15 +1,17 @@
-//! `bkt vm config NAME [--auto-save TIME|off]`: a VM's settings that are
-//! bkt's own (kept in the manifest), shown or changed.
+//! `bkt vm config NAME [--auto-save TIME|off] [--share files|home|none]
+//! [--clipboard on|off]`: a VM's settings that are bkt's own (kept in the
+//! manifest), shown or changed.
 
 use anyhow::{Result, anyhow};
 use serde::Serialize;
 
 use crate::manifest;
 use crate::names::VmName;
+use crate::tools::rdp::Share;
 use crate::ui::HintExt;
 use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
-use crate::vm::idle;
+use crate::vm::{idle, rdp_client};
 
 #[derive(Serialize)]
 struct Shown {
@@ -17,9 +19,30 @@ struct Shown {
     /// Seconds, 0 for off.
     auto_save: u64,
     watcher: bool,
+    /// What `run` shares with Windows unless told otherwise.
+    share: Share,
+    /// Whether RDP shares the clipboard.
+    clipboard: bool,
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, auto_save: Option<AutoSave>, json: bool) -> Result<()> {
+/// What to change; nothing: show the settings.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub auto_save: Option<AutoSave>,
+    pub share: Option<Share>,
+    pub clipboard: Option<bool>,
+}
+
+/// What `run` lets Windows see, in words.
+fn shares(share: Share) -> &'static str {
+    match share {
+        Share::Files => "the directory of each file it opens, nothing else",
+        Share::Home => "your whole home, and the directory of each file outside it",
+        Share::None => "nothing: no drive, and no file can be opened",
+    }
+}
+
+pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     let m = manifest::load(&ctx.manifest)?;
     if !m.get(name).is_some_and(|e| e.is_on(&ctx.uri)) {
@@ -30,30 +53,52 @@ pub fn run(ctx: &Ctx, name: &VmName, auto_save: Option<AutoSave>, json: bool) ->
         ))
         .hint("bkt vm status lists the VMs bkt made");
     }
-    if let Some(window) = auto_save {
+    if changes.auto_save.is_some() || changes.share.is_some() || changes.clipboard.is_some() {
         manifest::update(&ctx.manifest, |m| {
             let e = m
                 .get_mut(name)
                 .ok_or_else(|| anyhow!("{name} left the manifest while it was being changed"))?;
-            e.auto_save = Some(window.as_secs());
+            if let Some(window) = changes.auto_save {
+                e.auto_save = Some(window.as_secs());
+            }
+            if let Some(share) = changes.share {
+                e.share = Some(share.as_str().to_string());
+            }
+            if let Some(on) = changes.clipboard {
+                e.clipboard = Some(on);
+            }
             Ok(())
         })?;
-        match window {
-            AutoSave::Off => println!("{name}: auto-save is off"),
-            t => println!("{name}: saved to disk after {t} unused"),
+        if let Some(share) = changes.share {
+            println!("{name}: `bkt vm run` shares {}", shares(share));
         }
-        if window != AutoSave::Off && state.is_active() {
-            idle::ensure_watcher(ctx, name)?;
+        match changes.clipboard {
+            Some(true) => println!("{name}: the clipboard is shared with Windows"),
+            Some(false) => println!("{name}: the clipboard is not shared with Windows"),
+            None => {}
+        }
+        if let Some(window) = changes.auto_save {
+            match window {
+                AutoSave::Off => println!("{name}: auto-save is off"),
+                t => println!("{name}: saved to disk after {t} unused"),
+            }
+            if window != AutoSave::Off && state.is_active() {
+                idle::ensure_watcher(ctx, name)?;
+            }
         }
         return Ok(());
     }
     let window = idle::setting(ctx, name)?;
     let watcher = ctx.local.watcher_running(&idle::key(ctx, name));
+    let share = rdp_client::share_setting(ctx, name)?;
+    let clipboard = rdp_client::clipboard_setting(ctx, name)?;
     if json {
         let shown = Shown {
             name: name.to_string(),
             auto_save: window.as_secs(),
             watcher,
+            share,
+            clipboard,
         };
         println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(());
@@ -64,5 +109,11 @@ pub fn run(ctx: &Ctx, name: &VmName, auto_save: Option<AutoSave>, json: bool) ->
         (_, false) => " (no watcher now: the next connect starts one)",
     };
     println!("auto-save   {window}{watching}");
+    println!(
+        "share       {} (run shares {})",
+        share.as_str(),
+        shares(share)
+    );
+    println!("clipboard   {}", if clipboard { "on" } else { "off" });
     Ok(())
 }

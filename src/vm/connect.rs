@@ -38,14 +38,23 @@ pub struct Options {
     pub share: Option<PathBuf>,
 }
 
-/// `--share`, checked: an existing directory FreeRDP can name.
+/// `--share`, checked: an existing directory FreeRDP can name, never `/`
+/// (nothing wider than asked: without `--share`, no drive at all).
 fn share_dir(ctx: &Ctx, p: &Path) -> Result<String> {
+    let given = p;
     let p = ctx
         .local
         .canonicalize(p)
         .with_context(|| format!("--share {}", p.display()))?;
     if !ctx.local.is_dir(&p) {
         bail!("--share {} is not a directory", p.display());
+    }
+    if p == Path::new("/") {
+        return Err(anyhow!(
+            "--share {}: bkt never shares / (the whole file system) with Windows",
+            given.display()
+        ))
+        .hint("share the directory Windows needs, e.g. --share ~/Shared; nothing was started");
     }
     let s = p
         .to_str()
@@ -96,8 +105,14 @@ fn launch(
         title: name.to_string(),
         fullscreen: opts.fullscreen,
         share,
+        clipboard: rdp_client::clipboard_setting(ctx, name)?,
     };
-    let cmd = rdp::argv(&client, &session);
+    let cmd = rdp::argv(&client, &session)
+        .map_err(|why| anyhow!("{why}, and {name}'s clipboard is off"))
+        .hint(format!(
+            "install FreeRDP (apt install freerdp3-x11 / dnf install freerdp), or share the \
+             clipboard: bkt vm config {name} --clipboard on"
+        ))?;
     let stdin = match client.flavor {
         Flavor::Remmina => None,
         _ => Some(rdp_client::password_line(
@@ -181,6 +196,10 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
 }
 
 pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
+    // A --share that cannot be (`/`, no directory) stops nothing half-way.
+    if let Some(p) = &opts.share {
+        share_dir(ctx, p)?;
+    }
     let (state, _) = ctx.require(name)?;
     rdp_client::graphical_session(ctx, "connect")?;
     // In use until the client exits; then the idle watcher takes over.

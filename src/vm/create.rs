@@ -743,6 +743,8 @@ fn make(
             rdp_user: answers.map(|(a, _)| a.username.clone()),
             answer_iso: domain.answer_iso.clone(),
             auto_save: Some(plan.auto_save.as_secs()),
+            share: None,
+            clipboard: None,
             creating: true,
             extra: Default::default(),
         });

@@ -138,6 +138,8 @@ fn plan(ctx: &Ctx, vm: &str, apps: &[App], dir: &Path) -> Result<Vec<(PathBuf, V
             .collect();
         mime.sort();
         mime.dedup();
+        // No --share: what Windows sees is the VM's `config --share` at
+        // each run, so changing it changes every entry already written.
         let args = bkt_args(ctx, &["run", vm, &app.id])?;
         let entry = Entry {
             name: format!("{} ({vm})", app.name),

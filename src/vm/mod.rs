@@ -98,6 +98,7 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
             user,
             timeout,
             detach,
+            share,
         } => run::run(
             &ctx,
             &name,
@@ -107,6 +108,7 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
                 timeout: std::time::Duration::from_secs(timeout),
                 detach,
                 files,
+                share,
             },
         ),
         VmCommand::Apps {
@@ -147,8 +149,19 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
         VmCommand::Config {
             name,
             auto_save,
+            share,
+            clipboard,
             json,
-        } => config::run(&ctx, &name, auto_save, json),
+        } => config::run(
+            &ctx,
+            &name,
+            &config::Changes {
+                auto_save,
+                share,
+                clipboard: clipboard.map(|c| c == crate::cli::Switch::On),
+            },
+            json,
+        ),
         VmCommand::Watch { name, once } => watch::run(&ctx, &name, once),
         VmCommand::Destroy {
             name,

@@ -107,6 +107,39 @@ pub fn password_line(user: &str, name: &str) -> Result<Vec<u8>> {
     Ok(pw)
 }
 
+/// What `run` shares with Windows unless told: the manifest's `share`
+/// (set by `bkt vm config NAME --share`), else `files`. A word this bkt
+/// does not know (a newer one wrote it) is an error, never a guess.
+pub fn share_setting(ctx: &Ctx, name: &str) -> Result<rdp::Share> {
+    let m = manifest::load(&ctx.manifest)?;
+    let Some(word) = m
+        .get(name)
+        .filter(|e| e.is_on(&ctx.uri))
+        .and_then(|e| e.share.clone())
+    else {
+        return Ok(rdp::Share::default());
+    };
+    match rdp::Share::parse(&word) {
+        Some(share) => Ok(share),
+        None => Err(anyhow!(
+            "the manifest says {name} shares {word:?} with Windows, which this bkt does not know"
+        ))
+        .hint(format!(
+            "set it again: bkt vm config {name} --share files (or home, none)"
+        )),
+    }
+}
+
+/// Whether the RDP clients share the clipboard with `name`: the manifest's
+/// `clipboard` (`bkt vm config NAME --clipboard`), else on.
+pub fn clipboard_setting(ctx: &Ctx, name: &str) -> Result<bool> {
+    let m = manifest::load(&ctx.manifest)?;
+    Ok(m.get(name)
+        .filter(|e| e.is_on(&ctx.uri))
+        .and_then(|e| e.clipboard)
+        .unwrap_or(true))
+}
+
 pub fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
     let known = manifest::load(&ctx.manifest)?;
     match known.get(name) {

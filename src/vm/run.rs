@@ -1,7 +1,8 @@
 //! `bkt vm run NAME APP [FILE...]`: one Windows program as a window of its
 //! own (RDP RemoteApp). The VM is started (or restored, resumed) and reached
 //! exactly as `connect` does; files are Linux paths, handed to Windows
-//! through drive redirection.
+//! through drive redirection: by default only the directory of each (the
+//! VM's `config --share`, or `--share` for one run, widen or close that).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 
 use crate::names::VmName;
-use crate::tools::rdp::{self, Client, RemoteApp};
+use crate::tools::rdp::{self, Client, Opened, RemoteApp, Share};
 use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
 use crate::vm::catalog::{self, App, wm_class};
@@ -23,11 +24,14 @@ pub struct Options {
     pub timeout: Duration,
     pub detach: bool,
     pub files: Vec<PathBuf>,
+    /// `--share`: for this run, instead of the VM's setting.
+    pub share: Option<Share>,
 }
 
-/// The files as absolute paths without symlinks: a missing one is an error
+/// The files as absolute paths without symlinks (so a symlinked directory
+/// is shared as the directory it points to): a missing one is an error
 /// here, before anything starts.
-fn files(ctx: &Ctx, given: &[PathBuf]) -> Result<Vec<String>> {
+fn files(ctx: &Ctx, given: &[PathBuf]) -> Result<Vec<Opened>> {
     given
         .iter()
         .map(|f| {
@@ -40,16 +44,55 @@ fn files(ctx: &Ctx, given: &[PathBuf]) -> Result<Vec<String>> {
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot open {}", f.display())),
             };
+            let dir = ctx.local.is_dir(&p);
             p.to_str()
-                .map(str::to_string)
+                .map(|path| Opened {
+                    path: path.to_string(),
+                    dir,
+                })
                 .ok_or_else(|| anyhow!("{} is not valid UTF-8", p.display()))
         })
         .collect()
 }
 
+/// What this run shares: `--share`, else the VM's setting. With none, a
+/// file is an error that says where the `none` came from.
+fn share(ctx: &Ctx, name: &VmName, opts: &Options, files: &[Opened]) -> Result<Share> {
+    let (share, given) = match opts.share {
+        Some(s) => (s, true),
+        None => (rdp_client::share_setting(ctx, name)?, false),
+    };
+    if let (Share::None, Some(f)) = (share, files.first()) {
+        let (why, hint) = if given {
+            (
+                "--share none gives Windows no drive".to_string(),
+                "drop --share none to share the file's directory (or leave the file out)"
+                    .to_string(),
+            )
+        } else {
+            (
+                format!("{name} shares nothing with Windows (bkt vm config {name} --share none)"),
+                format!(
+                    "share the file's directory for this run: --share files, or for every run: \
+                     bkt vm config {name} --share files"
+                ),
+            )
+        };
+        return Err(anyhow!("{why}, so it cannot open {}", f.path))
+            .hint(format!("{hint}; nothing was started"));
+    }
+    Ok(share)
+}
+
 /// What the client gets, but for the address and the user (checked before
 /// the VM starts, so a file FreeRDP cannot carry stops nothing half-way).
-fn remote_app(ctx: &Ctx, name: &str, app: &App, files: &[String]) -> Result<RemoteApp> {
+fn remote_app(
+    ctx: &Ctx,
+    name: &VmName,
+    app: &App,
+    files: &[Opened],
+    share: Share,
+) -> Result<RemoteApp> {
     let home = ctx
         .local
         .settings
@@ -57,7 +100,7 @@ fn remote_app(ctx: &Ctx, name: &str, app: &App, files: &[String]) -> Result<Remo
         .as_ref()
         .and_then(|h| ctx.local.canonicalize(h).ok())
         .and_then(|h| h.to_str().map(str::to_string));
-    let t = rdp::translate_files(home.as_deref(), files).map_err(|e| anyhow!(e))?;
+    let t = rdp::translate_files(home.as_deref(), files, share).map_err(|e| anyhow!(e))?;
     Ok(RemoteApp {
         host: String::new(),
         user: String::new(),
@@ -68,13 +111,15 @@ fn remote_app(ctx: &Ctx, name: &str, app: &App, files: &[String]) -> Result<Remo
         args: t.paths,
         drives: t.drives,
         scale: ctx.local.settings.scale,
+        clipboard: rdp_client::clipboard_setting(ctx, name)?,
     })
 }
 
 pub fn run(ctx: &Ctx, name: &VmName, app: &str, opts: &Options) -> Result<()> {
     let files = files(ctx, &opts.files)?;
+    let share = share(ctx, name, opts, &files)?;
     let app = catalog::resolve(app, &catalog::known(ctx, name), name)?;
-    let remote = remote_app(ctx, name, &app, &files)?;
+    let remote = remote_app(ctx, name, &app, &files, share)?;
     let (state, _) = ctx.require(name)?;
     rdp_client::graphical_session(ctx, "run")?;
     let client = rdp_client::remoteapp_client(ctx)?;

@@ -294,6 +294,8 @@ fn menu_entries_with_icons_and_mime_types_that_validate() {
         )
     );
     let bkt = env!("CARGO_BIN_EXE_bkt");
+    // Exec pins no --share: the entry follows the VM's `config --share`
+    // (tests/it/run.rs: the_vms_share_and_clipboard_reach_run_and_connect).
     assert_eq!(
         std::fs::read_to_string(apps.join("bkt-windows-word.desktop")).unwrap(),
         format!(

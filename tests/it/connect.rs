@@ -908,3 +908,23 @@ fn connect_leaves_an_idle_watcher_behind_when_auto_save_is_on() {
     assert!(said.starts_with("windows: watching (pid "), "{said}");
     assert!(said.ends_with(ended), "{said}");
 }
+
+#[test]
+fn share_never_slash() {
+    let w = world();
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    std::os::unix::fs::symlink("/", w.path("home/top")).unwrap();
+    for given in ["/".to_string(), w.p("home/top")] {
+        let r = w.bkt(&["vm", "connect", "windows", "--share", &given]);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            format!(
+                "error: --share {given}: bkt never shares / (the whole file system) with \
+                 Windows\nhint: share the directory Windows needs, e.g. --share ~/Shared; \
+                 nothing was started\n"
+            )
+        );
+    }
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
+}

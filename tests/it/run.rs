@@ -50,8 +50,9 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
     let (a, b) = files(&w);
     let r = w.bkt(&["vm", "run", "windows", "notepad", &a, &b, "--user", "anna"]);
     r.success();
-    let home = w.p("home");
+    let docs = w.p("home/Documents");
     let isos = w.p("isos");
+    // Only the files' directories, each a drive of its own: not the home.
     let client = argv![
         "xfreerdp3",
         format!("/v:127.0.3.1:{port}"),
@@ -59,10 +60,10 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
         "/from-stdin:force",
         "/cert:tofu",
         "+clipboard",
-        "/app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\"',name:Notepad",
+        "/app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\bkt1\\Q3, final «é».docx\" \"\\\\tsclient\\bkt2\\ü ber.txt\"',name:Notepad",
         "/wm-class:bkt-windows-notepad",
-        format!("/drive:home,{home}"),
-        format!("/drive:bkt1,{isos}"),
+        format!("/drive:bkt1,{docs}"),
+        format!("/drive:bkt2,{isos}"),
         "/scale:180",
         "/scale-desktop:200"
     ];
@@ -96,6 +97,28 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
         format!("{PW}\n")
     );
     no_password_in_argv_or_environment(&w);
+    // --share home: the whole home as `home`, as bkt did before.
+    let r = w.bkt(&[
+        "vm", "run", "windows", "notepad", &a, &b, "--user", "anna", "--share", "home",
+    ]);
+    r.success();
+    assert_eq!(
+        w.last_call(),
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.1:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "+clipboard",
+            "/app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\"',name:Notepad",
+            "/wm-class:bkt-windows-notepad",
+            format!("/drive:home,{}", w.p("home")),
+            format!("/drive:bkt1,{isos}"),
+            "/scale:180",
+            "/scale-desktop:200"
+        ]
+    );
     // A program by its path: its file name names it.
     let r = w.bkt(&[
         "vm",
@@ -129,7 +152,8 @@ fn freerdp2_gets_its_own_form() {
     let (w, _rdp, port) = running_at(world(), "127.0.3.2");
     freerdp(&w, "xfreerdp", "2.11.7", 0);
     let (a, b) = files(&w);
-    // FreeRDP 2 reads /app-cmd whole: both kinds of quote are fine.
+    // FreeRDP 2 reads /app-cmd whole: both kinds of quote are fine. A
+    // file directly in the home brings the home (its directory) as `home`.
     let c = w.p("home/it's here.txt");
     std::fs::write(&c, "x").unwrap();
     w.bkt(&[
@@ -148,10 +172,11 @@ fn freerdp2_gets_its_own_form() {
             "+clipboard",
             "/app:mspaint.exe",
             "/app-name:Paint",
-            "/app-cmd:\"\\\\tsclient\\home\\Documents\\Q3, final «é».docx\" \"\\\\tsclient\\bkt1\\ü ber.txt\" \"\\\\tsclient\\home\\it's here.txt\"",
+            "/app-cmd:\"\\\\tsclient\\bkt1\\Q3, final «é».docx\" \"\\\\tsclient\\bkt2\\ü ber.txt\" \"\\\\tsclient\\home\\it's here.txt\"",
             "/wm-class:bkt-windows-paint",
+            &format!("/drive:bkt1,{}", w.p("home/Documents")),
+            &format!("/drive:bkt2,{}", w.p("isos")),
             &format!("/drive:home,{}", w.p("home")),
-            &format!("/drive:bkt1,{}", w.p("isos")),
         ]
     );
 }
@@ -466,4 +491,265 @@ fn a_refused_command_line_names_the_argument() {
             w.p("home/.cache/bkt/vm/windows-rdp.log")
         )
     );
+}
+
+/// `windows` in the manifest as a bkt before `config --share` wrote it
+/// (no share, no clipboard), with a field of some other version.
+fn managed(w: &World) {
+    w.write_manifest(serde_json::json!({"vms": [{
+        "name": "windows", "type": "windows11", "disk": w.p("images/windows.qcow2"),
+        "created": "2026-11-28", "uri": URI, "rdp_user": "anna", "future": {"x": 1},
+    }], "files": []}));
+}
+
+#[test]
+fn share_none_and_slash_stop_everything_before_it_starts() {
+    let w = world();
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let (a, _) = files(&w);
+    let r = w.bkt(&["vm", "run", "windows", "notepad", &a, "--share", "none"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: --share none gives Windows no drive, so it cannot open {a}\n\
+             hint: drop --share none to share the file's directory (or leave the file out); \
+             nothing was started\n"
+        )
+    );
+    // `/` itself, or through a symlink: never a drive.
+    std::os::unix::fs::symlink("/", w.path("home/top")).unwrap();
+    for given in ["/", "~/top"] {
+        let r = w.bkt(&["vm", "run", "windows", "explorer", given]);
+        r.failure();
+        assert_eq!(
+            r.stderr(),
+            "error: /: bkt never shares / (the whole file system) with Windows: open a \
+             directory under it\n"
+        );
+    }
+    // As the VM's setting, the error says where `none` comes from.
+    managed(&w);
+    w.rule("virsh", "* domstate --reason windows")
+        .out("shut off (shutdown)\n");
+    w.bkt(&["vm", "config", "windows", "--share", "none"])
+        .success();
+    let r = w.bkt(&["vm", "run", "windows", "notepad", &a]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: windows shares nothing with Windows (bkt vm config windows --share none), \
+             so it cannot open {a}\n\
+             hint: share the file's directory for this run: --share files, or for every run: \
+             bkt vm config windows --share files; nothing was started\n"
+        )
+    );
+    // Only `config`'s own domstate: run asked nothing.
+    assert_eq!(
+        w.calls(),
+        [argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]]
+    );
+}
+
+#[test]
+fn the_vms_share_and_clipboard_reach_run_and_connect() {
+    let (w, _rdp, port) = running_at(world(), "127.0.3.12");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    managed(&w);
+    let (a, _) = files(&w);
+    // An entry from before: files, clipboard on, and no drive without a file.
+    w.bkt(&["vm", "run", "windows", "notepad"]).success();
+    let plain = argv![
+        "xfreerdp3",
+        format!("/v:127.0.3.12:{port}"),
+        "/u:anna",
+        "/from-stdin:force",
+        "/cert:tofu",
+        "+clipboard",
+        r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
+        "/wm-class:bkt-windows-notepad"
+    ];
+    assert_eq!(w.last_call(), plain);
+
+    let r = w.bkt(&[
+        "vm",
+        "config",
+        "windows",
+        "--share",
+        "home",
+        "--clipboard",
+        "off",
+    ]);
+    r.success();
+    assert_eq!(
+        r.stdout(),
+        "windows: `bkt vm run` shares your whole home, and the directory of each file outside it\n\
+         windows: the clipboard is not shared with Windows\n"
+    );
+    let entry = &w.manifest()["vms"][0];
+    assert_eq!(entry["share"], "home");
+    assert_eq!(entry["clipboard"], false);
+    assert_eq!(entry["future"], serde_json::json!({"x": 1}));
+    let r = w.bkt(&["vm", "config", "windows", "--json"]);
+    r.success();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"name": "windows", "auto_save": 0, "watcher": false,
+            "share": "home", "clipboard": false})
+    );
+    assert_eq!(
+        w.bkt(&["vm", "config", "windows"]).stdout(),
+        "auto-save   off\n\
+         share       home (run shares your whole home, and the directory of each file outside it)\n\
+         clipboard   off\n"
+    );
+
+    // run, as a menu entry runs it (no --share): the VM's setting.
+    w.bkt(&["vm", "run", "windows", "notepad"]).success();
+    let home = w.p("home");
+    assert_eq!(
+        w.last_call(),
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "-clipboard",
+            r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
+            "/wm-class:bkt-windows-notepad",
+            format!("/drive:home,{home}")
+        ]
+    );
+    // --share for one run wins over it.
+    w.bkt(&["vm", "run", "windows", "notepad", &a, "--share", "files"])
+        .success();
+    assert_eq!(
+        w.last_call(),
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "-clipboard",
+            "/app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\bkt1\\Q3, final «é».docx\"',name:Notepad",
+            "/wm-class:bkt-windows-notepad",
+            format!("/drive:bkt1,{}", w.p("home/Documents"))
+        ]
+    );
+    // --share none: no drive, over the VM's home.
+    w.bkt(&["vm", "run", "windows", "notepad", "--share", "none"])
+        .success();
+    assert_eq!(
+        w.last_call(),
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "-clipboard",
+            r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
+            "/wm-class:bkt-windows-notepad"
+        ]
+    );
+    // connect: the clipboard off too, and no drive unless --share PATH.
+    w.bkt(&["vm", "connect", "windows"]).success();
+    assert_eq!(
+        w.last_call(),
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "+dynamic-resolution",
+            "-clipboard",
+            "/sound",
+            "/t:windows"
+        ]
+    );
+    // FreeRDP 2 gets the same switch.
+    let (w2, _rdp2, port2) = running_at(world(), "127.0.3.13");
+    freerdp(&w2, "xfreerdp", "2.11.7", 0);
+    managed(&w2);
+    w2.bkt(&["vm", "config", "windows", "--clipboard", "off"])
+        .success();
+    w2.bkt(&["vm", "run", "windows", "paint"]).success();
+    assert_eq!(
+        w2.last_call(),
+        argv![
+            "xfreerdp",
+            format!("/v:127.0.3.13:{port2}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "-clipboard",
+            "/app:mspaint.exe",
+            "/app-name:Paint",
+            "/wm-class:bkt-windows-paint"
+        ]
+    );
+    w2.bkt(&["vm", "connect", "windows"]).success();
+    assert_eq!(
+        w2.last_call(),
+        argv![
+            "xfreerdp",
+            format!("/v:127.0.3.13:{port2}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            "/dynamic-resolution",
+            "-clipboard",
+            "/sound",
+            "/t:windows"
+        ]
+    );
+}
+
+#[test]
+fn remmina_cannot_keep_the_clipboard_off() {
+    let (w, _rdp, _) = running_at(world(), "127.0.3.14");
+    managed(&w);
+    w.bkt(&["vm", "config", "windows", "--clipboard", "off"])
+        .success();
+    w.install_fake("remmina");
+    w.rule("remmina", "*");
+    w.install_fake("virt-viewer");
+    w.rule("virt-viewer", "*");
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: Remmina cannot be told from its command line to keep the clipboard to itself, \
+         and windows's clipboard is off\n\
+         hint: install FreeRDP (apt install freerdp3-x11 / dnf install freerdp), or share the \
+         clipboard: bkt vm config windows --clipboard on\n"
+    );
+    assert!(
+        !w.calls()
+            .iter()
+            .any(|c| c[0] == "remmina" || c[0] == "virt-viewer")
+    );
+}
+
+#[test]
+fn a_share_word_this_bkt_does_not_know_is_an_error() {
+    let w = world();
+    managed(&w);
+    let mut m = w.manifest();
+    m["vms"][0]["share"] = "everything".into();
+    w.write_manifest(m);
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "run", "windows", "notepad"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: the manifest says windows shares \"everything\" with Windows, which this bkt \
+         does not know\nhint: set it again: bkt vm config windows --share files (or home, none)\n"
+    );
+    assert!(w.calls().is_empty());
 }

@@ -278,9 +278,12 @@ fn config_shows_and_changes_auto_save() {
         .out(&fixture("virsh/domstate-reason-shutoff.txt"));
     let r = w.bkt(&["vm", "config", "windows"]);
     r.success();
+    // An entry written before bkt kept share and clipboard: files, on.
     assert_eq!(
         r.stdout(),
-        "auto-save   15m (no watcher now: the next connect starts one)\n"
+        "auto-save   15m (no watcher now: the next connect starts one)\n\
+         share       files (run shares the directory of each file it opens, nothing else)\n\
+         clipboard   on\n"
     );
     let r = w.bkt(&["vm", "config", "windows", "--auto-save", "1h30m"]);
     r.success();
@@ -291,7 +294,8 @@ fn config_shows_and_changes_auto_save() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"name": "windows", "auto_save": 5400, "watcher": false})
+        serde_json::json!({"name": "windows", "auto_save": 5400, "watcher": false,
+            "share": "files", "clipboard": true})
     );
     let r = w.bkt(&["vm", "config", "windows", "--auto-save", "off"]);
     r.success();
@@ -299,7 +303,8 @@ fn config_shows_and_changes_auto_save() {
     assert_eq!(w.manifest()["vms"][0]["auto_save"], 0);
     assert_eq!(
         w.bkt(&["vm", "config", "windows"]).stdout(),
-        "auto-save   off\n"
+        "auto-save   off\nshare       files (run shares the directory of each file it opens, \
+         nothing else)\nclipboard   on\n"
     );
 }
 
