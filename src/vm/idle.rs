@@ -62,7 +62,7 @@ pub fn last_state(ctx: &Ctx, name: &str) -> Option<State> {
 /// Why the VM is in use, or None when nothing uses it.
 pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     if ctx.local.client_running(&key(ctx, name)) {
-        return Some("a client bkt started is open".into());
+        return Some("a client or a command of bkt's is at work on it".into());
     }
     let conns = ctx.host.tcp_established();
     let port = ctx.local.settings.rdp_port;
@@ -139,11 +139,20 @@ pub fn decide(
     }
 }
 
+/// Count the VM as in use while bkt itself works on it (a snapshot, the
+/// enable-rdp script, a question to the guest agent, the watch of an
+/// install): the idle watcher must not save it from under that work. The
+/// same lock as a client's; dropping the value lets go (and the kernel
+/// does when the process ends, however it ends).
+pub fn busy(ctx: &Ctx, name: &str) -> Option<std::fs::File> {
+    ctx.local.hold_in_use(&key(ctx, name))
+}
+
 /// Run a client with the VM counted as in use until it exits; then make
 /// sure the idle watcher takes over (a failure there is a warning: the
 /// client's own outcome is what the command reports).
 pub fn in_use_while<T>(ctx: &Ctx, name: &str, client: impl FnOnce() -> Result<T>) -> Result<T> {
-    let in_use = ctx.local.hold_in_use(&key(ctx, name));
+    let in_use = busy(ctx, name);
     let res = client();
     drop(in_use);
     if let Err(e) = ensure_watcher(ctx, name) {

@@ -101,6 +101,8 @@ impl Drop for Attached<'_> {
 /// 3389, and put the drive's old medium back whatever happens.
 pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
+    // In use while the user runs the script: not saved from under them.
+    let _busy = crate::vm::idle::busy(ctx, name);
     let dom = ctx.domain_xml(name)?;
     let drive = dom
         .disks

@@ -156,6 +156,8 @@ pub fn watch(
     answer_iso: &Path,
     stall: Duration,
 ) -> Result<()> {
+    // In use while Windows installs: a save would stop the install.
+    let _busy = crate::vm::idle::busy(ctx, name);
     let started = Instant::now();
     let spinner = Spinner::quiet();
     let mut phase = Phase::Booting;

@@ -332,7 +332,7 @@ fn config_refuses_bad_times_and_vms_bkt_did_not_make() {
 }
 
 /// One look of the watcher at `now`.
-fn look(w: &World, now: u64) -> String {
+pub fn look(w: &World, now: u64) -> String {
     let mut c = w.command(&["vm", "watch", "windows", "--once"]);
     c.env("BKT_VM_NOW", now.to_string());
     let out = c.output().unwrap();
@@ -342,6 +342,13 @@ fn look(w: &World, now: u64) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `windows`, the manifest's first VM, is saved after 15 minutes unused.
+pub fn auto_save_on(w: &World) {
+    let mut m = w.manifest();
+    m["vms"][0]["auto_save"] = 900.into();
+    w.write_manifest(m);
 }
 
 fn state(w: &World) -> Option<serde_json::Value> {
@@ -354,7 +361,7 @@ fn state(w: &World) -> Option<serde_json::Value> {
 /// Nothing uses the VM: no client lock, no connection to its Remote
 /// Desktop (its address is one nothing listens on), its SPICE port
 /// unattached.
-fn unused(w: &World) {
+pub fn unused(w: &World) {
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.42"));
     w.rule("virsh", "* domdisplay --type spice windows")
@@ -410,7 +417,7 @@ fn a_client_bkt_started_keeps_the_vm_in_use() {
     lock.lock_shared().unwrap();
     assert_eq!(
         look(&w, 5000),
-        "windows: in use (a client bkt started is open)\n"
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
     );
     assert_eq!(
         state(&w).unwrap()["last_use"],

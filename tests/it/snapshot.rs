@@ -971,3 +971,82 @@ fn on_a_terminal_the_revert_asks_first() {
     assert_eq!(virsh_calls(&w, "snapshot-revert"), 1);
     live_parts_reverted(&w);
 }
+
+#[test]
+fn a_snapshot_keeps_the_vm_in_use_while_it_waits_for_the_shutdown() {
+    let w = world();
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": w.p("images/windows.qcow2"), "created": "2026-01-25", "uri": URI}]}),
+    );
+    crate::save::auto_save_on(&w);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
+        .times(3);
+    off(&w);
+    snapshots(&w, &[]);
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n")
+        .sh(&w.hold());
+    w.rule("virsh", "* snapshot-create-as *")
+        .out("Domain snapshot clean created\n");
+    let child = w
+        .command(&["vm", "snapshot", "create", "windows", "clean", "--yes"])
+        .spawn()
+        .unwrap();
+    w.wait_held("the shutdown never began");
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
+    // Done, it lets go: the VM (off now) is nothing to watch.
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: the VM is shut off; nothing to watch\n"
+    );
+}
+
+#[test]
+fn a_revert_keeps_the_vm_in_use_while_it_runs() {
+    let w = taken();
+    let mut m = w.manifest();
+    m["vms"] = serde_json::json!([{"name": "windows", "type": "windows11",
+        "disk": w.p("images/windows.qcow2"), "created": "2026-01-25", "uri": URI}]);
+    w.write_manifest(m);
+    crate::save::auto_save_on(&w);
+    running_until_powered_off(&w);
+    w.rule("virsh", "* snapshot-revert windows clean")
+        .out("Domain snapshot clean reverted\n")
+        .sh(&w.hold());
+    let child = w
+        .command(&["vm", "snapshot", "revert", "windows", "clean", "--yes"])
+        .spawn()
+        .unwrap();
+    w.wait_held("the disk revert never began");
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Done, it lets go (the fake still says running).
+    crate::save::unused(&w);
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
+}
