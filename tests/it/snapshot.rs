@@ -1050,3 +1050,28 @@ fn a_revert_keeps_the_vm_in_use_while_it_runs() {
     );
     assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
 }
+
+#[test]
+fn a_vm_saved_while_the_snapshot_waits_for_its_shutdown_is_not_snapshotted() {
+    let w = world();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
+        .times(2);
+    // Saved to disk (by the idle watcher, say) instead of powered off.
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    snapshots(&w, &[]);
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n");
+    let r = w.bkt(&["vm", "snapshot", "create", "windows", "clean", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "waiting for windows to shut down …\n\
+         error: windows was saved to disk while waiting for it to shut down; it is not powered \
+         off (its memory waits in libvirt's saved image)\n\
+         hint: start it and shut Windows down, then try again: bkt vm start windows && bkt vm \
+         stop windows\n"
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "snapshot-create-as")));
+}
