@@ -22,7 +22,7 @@ struct Shown {
 pub fn run(ctx: &Ctx, name: &VmName, auto_save: Option<AutoSave>, json: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     let m = manifest::load(&ctx.manifest)?;
-    if !m.get(name).is_some_and(|e| e.is_on(&ctx.uri)) {
+    if m.get(name, &ctx.uri).is_none() {
         return Err(anyhow!(
             "{name} was not made by bkt on {} (it is not in the manifest), so bkt keeps no \
              settings for it",
@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, name: &VmName, auto_save: Option<AutoSave>, json: bool) ->
     if let Some(window) = auto_save {
         manifest::update(&ctx.manifest, |m| {
             let e = m
-                .get_mut(name)
+                .get_mut(name, &ctx.uri)
                 .ok_or_else(|| anyhow!("{name} left the manifest while it was being changed"))?;
             e.auto_save = Some(window.as_secs());
             Ok(())

@@ -20,22 +20,24 @@ use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
 use crate::vm::net;
 
-/// The name of a VM's watcher files: the VM and its connection.
+/// The name of a VM's files on this machine (its in-use lock, its
+/// watcher's lock, state and log, its apps cache): the VM and a digest of
+/// its connection, `windows@1a2b3c4d5e6f7a8b`. A digest, not the URI with
+/// its punctuation replaced, which made `qemu+ssh://host-a/system` and
+/// `qemu+ssh://host.a/system` one name; the URI as `same_uri` reads it, so
+/// `qemu:///system/` is `qemu:///system`.
 pub fn key(ctx: &Ctx, name: &str) -> String {
-    let uri: String = ctx
-        .uri
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("{name}@{uri}")
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(manifest::uri_key(&ctx.uri).as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}@{hex}")
 }
 
 /// The VM's auto-save setting in the manifest (off for a VM bkt did not
 /// make, or made before it could save).
 pub fn setting(ctx: &Ctx, name: &str) -> Result<AutoSave> {
     let m = manifest::load(&ctx.manifest)?;
-    Ok(m.get(name)
-        .filter(|e| e.is_on(&ctx.uri))
+    Ok(m.get(name, &ctx.uri)
         .and_then(|e| e.auto_save)
         .map_or(AutoSave::Off, AutoSave::from_secs))
 }
@@ -174,7 +176,7 @@ pub fn ensure_watcher(ctx: &Ctx, name: &str) -> Result<()> {
     // Always one more: it waits a moment for a watcher that is ending (it
     // just saved the VM this command restored) and leaves at once when a
     // live one holds the lock.
-    ctx.local.spawn_watcher(&ctx.uri, name)?;
+    ctx.local.spawn_watcher(&ctx.uri, name, &key(ctx, name))?;
     println!(
         "{name} is saved to disk after {window} unused (bkt vm config {name} --auto-save off \
          turns that off)"

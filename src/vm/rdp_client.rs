@@ -68,7 +68,7 @@ pub fn user_name(ctx: &Ctx, name: &str, given: &Option<String>, again: &str) -> 
         return Ok(u.clone());
     }
     let m = manifest::load(&ctx.manifest)?;
-    if let Some(u) = m.get(name).and_then(|e| e.rdp_user.clone()) {
+    if let Some(u) = m.get(name, &ctx.uri).and_then(|e| e.rdp_user.clone()) {
         return Ok(u);
     }
     if std::io::stdin().is_terminal() {
@@ -109,9 +109,9 @@ pub fn password_line(user: &str, name: &str) -> Result<Vec<u8>> {
 
 pub fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
     let known = manifest::load(&ctx.manifest)?;
-    match known.get(name) {
+    match known.get(name, &ctx.uri) {
         Some(e) if e.rdp_user.as_deref() != Some(user) => manifest::update(&ctx.manifest, |m| {
-            if let Some(e) = m.get_mut(name) {
+            if let Some(e) = m.get_mut(name, &ctx.uri) {
                 e.rdp_user = Some(user.to_string());
             }
             Ok(())

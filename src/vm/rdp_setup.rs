@@ -219,7 +219,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     match outcome {
         Ok(ip) => {
             manifest::update(&ctx.manifest, |m| {
-                if let Some(e) = m.get_mut(name) {
+                if let Some(e) = m.get_mut(name, &ctx.uri) {
                     e.rdp_enabled = true;
                 }
                 Ok(())

@@ -222,7 +222,7 @@ pub fn watch(
     eject_answers(ctx, name, answer_iso)?;
     eject_install_iso(ctx, name, install_iso)?;
     manifest::update(&ctx.manifest, |m| {
-        if let Some(e) = m.get_mut(name) {
+        if let Some(e) = m.get_mut(name, &ctx.uri) {
             e.rdp_enabled = true;
             e.answer_iso = None;
         }

@@ -849,7 +849,10 @@ fn connect_leaves_an_idle_watcher_behind_when_auto_save_is_on() {
         "{}",
         r.stdout()
     );
-    let log = w.path("home/.cache/bkt/vm/windows-watch.log");
+    let log = w.path(&format!(
+        "home/.cache/bkt/vm/windows@{}.watch.log",
+        crate::save::SYSTEM
+    ));
     let ended = "windows: the VM is shut off; nothing to watch\n";
     let since = std::time::Instant::now();
     while !std::fs::read_to_string(&log)
@@ -862,4 +865,31 @@ fn connect_leaves_an_idle_watcher_behind_when_auto_save_is_on() {
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(said.starts_with("windows: watching (pid "), "{said}");
     assert!(said.ends_with(ended), "{said}");
+}
+
+#[test]
+fn the_user_of_a_same_named_vm_on_another_connection_is_never_used() {
+    let (_rdp, port) = rdp_listener("127.0.0.26");
+    let w = world().rdp_port(port);
+    w.write_manifest(serde_json::json!({"vms": [
+        {"name": "windows", "type": "windows11", "disk": "/s.qcow2", "created": "2026-01-25",
+         "uri": "qemu:///session", "rdp_user": "bob"},
+        {"name": "windows", "type": "windows11", "disk": "/w.qcow2", "created": "2026-01-25",
+         "uri": URI}]}));
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.26");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no Windows user name for windows\nhint: pass it once with --user: bkt vm connect windows --user NAME\n"
+    );
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    let m = w.manifest();
+    assert_eq!(m["vms"][0]["rdp_user"], "bob");
+    assert_eq!(m["vms"][1]["rdp_user"], "anna");
+    w.bkt(&["vm", "connect", "windows"]).success();
+    assert!(has_args(&w.last_call(), &["/u:anna"]));
 }

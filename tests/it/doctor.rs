@@ -112,8 +112,14 @@ fn check(w: &World, label: &str) -> serde_json::Value {
 #[test]
 fn auto_save_and_its_watcher() {
     let w = auto_save_world("127.0.0.62", closed_port("127.0.0.62"));
-    let state = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.json");
-    let lock = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.lock");
+    let state = w.path(&format!(
+        "home/.cache/bkt/vm/t1@{}.watch.json",
+        crate::save::SYSTEM
+    ));
+    let lock = w.path(&format!(
+        "home/.cache/bkt/vm/t1@{}.watch.lock",
+        crate::save::SYSTEM
+    ));
     assert_eq!(
         check(&w, "auto-save"),
         serde_json::json!({"level": "pass", "label": "auto-save", "detail": "after 15m unused"})

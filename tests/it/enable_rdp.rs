@@ -228,3 +228,24 @@ fn enable_rdp_keeps_the_vm_in_use_while_the_user_runs_the_script() {
     );
     assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
 }
+
+#[test]
+fn only_this_connections_vm_is_marked_remote_desktop_on() {
+    let (_rdp, port) = rdp_listener("127.0.0.72");
+    let w = world("127.0.0.72", port, "running (booted)");
+    let mut m = w.manifest();
+    let mut other = m["vms"][0].clone();
+    other["uri"] = "qemu:///session".into();
+    m["vms"] = serde_json::json!([other, m["vms"][0]]);
+    w.write_manifest(m);
+    w.bkt(&["vm", "enable-rdp", "windows"]).success();
+    let m = w.manifest();
+    assert_eq!(
+        (&m["vms"][0]["uri"], &m["vms"][0]["rdp_enabled"]),
+        (&"qemu:///session".into(), &false.into())
+    );
+    assert_eq!(
+        (&m["vms"][1]["uri"], &m["vms"][1]["rdp_enabled"]),
+        (&URI.into(), &true.into())
+    );
+}

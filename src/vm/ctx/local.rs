@@ -394,23 +394,31 @@ impl Local {
         replace_file(&p, json.as_bytes(), None)
     }
 
-    /// A watcher that ends removes its state and (holding it) its lock
-    /// file; a single look (`--once`) holds no lock and leaves it.
-    pub fn remove_watch_files(&self, key: &str, lock_too: bool) {
+    /// A watcher that ends removes its state. Never its lock file: a
+    /// watcher waiting for that lock would get it on the removed file
+    /// while the next one locks a new file of the same name, and two would
+    /// watch one VM. The lock files are empty; they stay.
+    pub fn remove_watch_state(&self, key: &str) {
         if let Ok(dir) = self.runtime_dir() {
             let _ = fs::remove_file(dir.join(format!("{key}.watch.json")));
-            if lock_too {
-                let _ = fs::remove_file(dir.join(format!("{key}.watch.lock")));
-            }
+        }
+    }
+
+    /// `destroy`: the VM's watcher state and log go with it, so that a new
+    /// VM of the same name does not start with its idle time or its log.
+    pub fn forget_watcher(&self, key: &str) {
+        self.remove_watch_state(key);
+        if let Ok(dir) = self.cache_dir() {
+            let _ = fs::remove_file(dir.join(format!("{key}.watch.log")));
         }
     }
 
     /// Start `bkt vm watch NAME -c URI` detached from this terminal (see
     /// [`crate::tools::watcher::detached`]), no input, its output appended
-    /// to `NAME-watch.log` in the cache.
-    pub fn spawn_watcher(&self, uri: &str, name: &str) -> Result<()> {
+    /// to `KEY.watch.log` in the cache (`key`: [`crate::vm::idle::key`]).
+    pub fn spawn_watcher(&self, uri: &str, name: &str, key: &str) -> Result<()> {
         let exe = std::env::current_exe().context("finding bkt's own program")?;
-        let log = self.cache_subdir()?.join(format!("{name}-watch.log"));
+        let log = self.cache_subdir()?.join(format!("{key}.watch.log"));
         crate::tools::watcher::detached(&exe.display().to_string(), uri, name)
             .start_attached(None, &crate::exec::Sink::File(log))
             .map_err(crate::tools::program_error)
