@@ -616,7 +616,7 @@ pub fn rdp_client(ctx: &Ctx) -> Check {
 /// act on: an OpenSSL without MD4 (Debian's FreeRDP 3.10), which NTLM
 /// logins need.
 pub fn rdp_log(ctx: &Ctx, name: &str) -> Option<Check> {
-    let log = ctx.local.cache_dir().ok()?.join(format!("{name}-rdp.log"));
+    let log = ctx.local.last_session_log(&format!("{name}-rdp"))?;
     if !rdp::md4_missing(&ctx.local.read_log(&log)) {
         return None;
     }

@@ -251,7 +251,7 @@ pub fn run(
     arrow(&l.cmd, &label(client));
     let log = match client.flavor {
         Flavor::Remmina => None,
-        _ => ctx.local.fresh_log(&format!("{name}-rdp.log")),
+        _ => ctx.local.session_log(&format!("{name}-rdp")),
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = match detach {

@@ -196,7 +196,11 @@ fn client_order_and_remmina() {
         r.stdout(),
         format!("→ remmina -c rdp://anna@127.0.0.15:{port}\nremmina: its own window\n")
     );
-    assert!(!w.path("home/.cache/bkt/vm/windows-rdp.log").exists());
+    assert!(
+        !std::fs::read_dir(w.path("home/.cache/bkt/vm"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains("-rdp"))
+    );
     assert_eq!(
         std::fs::read_to_string(w.path("remmina.stdin")).unwrap(),
         ""
@@ -329,11 +333,11 @@ fn authentication_failure_is_an_error_not_a_fallback() {
         r.stderr(),
         format!(
             "error: xfreerdp3 exited with code 132: authentication failed for anna\n\
-             --- xfreerdp3 (last lines of {}/.cache/bkt/vm/windows-rdp.log)\n\
+             --- xfreerdp3 (last lines of {})\n\
              two\nthree\nfour\nfive\nsix\n\
              hint: check the user name and password (bkt vm connect windows --user NAME); \
              a Microsoft account logs in with its email address\n",
-            w.p("home")
+            w.rdp_log("windows")
         )
     );
     assert!(!w.calls().iter().any(|c| c[0] == "virt-viewer"));
