@@ -79,7 +79,7 @@ pub struct MadeFile {
 
 /// The connection a URI means: an empty one (entries of early versions) is
 /// libvirt's default, and a trailing slash changes nothing.
-fn uri_key(uri: &str) -> &str {
+pub fn uri_key(uri: &str) -> &str {
     match uri.trim_end_matches('/') {
         "" => "qemu:///system",
         u => u,
@@ -185,17 +185,31 @@ impl Manifest {
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&VmEntry> {
-        self.vms.iter().find(|v| v.name == name)
+    /// The VM `name` on the connection `uri`. A VM of the same name on
+    /// another connection is another VM: its settings are never read or
+    /// written for this one.
+    pub fn get(&self, name: &str, uri: &str) -> Option<&VmEntry> {
+        self.vms.iter().find(|v| v.name == name && v.is_on(uri))
     }
 
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut VmEntry> {
-        self.vms.iter_mut().find(|v| v.name == name)
+    pub fn get_mut(&mut self, name: &str, uri: &str) -> Option<&mut VmEntry> {
+        self.vms.iter_mut().find(|v| v.name == name && v.is_on(uri))
     }
 
-    pub fn remove(&mut self, name: &str) -> Option<VmEntry> {
-        let i = self.vms.iter().position(|v| v.name == name)?;
+    pub fn remove(&mut self, name: &str, uri: &str) -> Option<VmEntry> {
+        let i = self
+            .vms
+            .iter()
+            .position(|v| v.name == name && v.is_on(uri))?;
         Some(self.vms.remove(i))
+    }
+
+    /// A VM named `name` on any connection: `create` keeps names unique
+    /// across connections (bkt's files on this machine, its menu entries
+    /// and logs, are named after the VM), and `destroy` says where a VM of
+    /// that name lives.
+    pub fn named(&self, name: &str) -> Option<&VmEntry> {
+        self.vms.iter().find(|v| v.name == name)
     }
 }
 

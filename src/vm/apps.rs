@@ -182,6 +182,8 @@ fn list(ctx: &Ctx, name: &str, state: DomState, refresh: bool) -> Result<(Vec<Ap
 
 /// Run the discovery script in the guest and wait for its output.
 fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, NotAsked>> {
+    // In use while the guest is asked: a save would cut the script off.
+    let _busy = crate::vm::idle::busy(ctx, name);
     let args: Vec<String> = [
         "-NoProfile",
         "-NonInteractive",

@@ -118,7 +118,7 @@ pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
 pub fn name(ctx: &Ctx, name: &VmName, libvirt_up: bool) -> Check {
     let name = name.as_str();
     match crate::manifest::load(&ctx.manifest) {
-        Ok(m) if m.get(name).is_some() => {
+        Ok(m) if m.named(name).is_some() => {
             return Check::fail("name", format!("{name:?} is already in bkt's manifest"))
                 .fix(format!("choose another --name, or `bkt vm destroy {name}`"));
         }
@@ -616,7 +616,7 @@ pub fn rdp_client(ctx: &Ctx) -> Check {
 /// act on: an OpenSSL without MD4 (Debian's FreeRDP 3.10), which NTLM
 /// logins need.
 pub fn rdp_log(ctx: &Ctx, name: &str) -> Option<Check> {
-    let log = ctx.local.cache_dir().ok()?.join(format!("{name}-rdp.log"));
+    let log = ctx.local.last_session_log(&format!("{name}-rdp"))?;
     if !rdp::md4_missing(&ctx.local.read_log(&log)) {
         return None;
     }

@@ -45,7 +45,7 @@ fn shares(share: Share) -> &'static str {
 pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     let m = manifest::load(&ctx.manifest)?;
-    if !m.get(name).is_some_and(|e| e.is_on(&ctx.uri)) {
+    if m.get(name, &ctx.uri).is_none() {
         return Err(anyhow!(
             "{name} was not made by bkt on {} (it is not in the manifest), so bkt keeps no \
              settings for it",
@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()
     if changes.auto_save.is_some() || changes.share.is_some() || changes.clipboard.is_some() {
         manifest::update(&ctx.manifest, |m| {
             let e = m
-                .get_mut(name)
+                .get_mut(name, &ctx.uri)
                 .ok_or_else(|| anyhow!("{name} left the manifest while it was being changed"))?;
             if let Some(window) = changes.auto_save {
                 e.auto_save = Some(window.as_secs());

@@ -722,7 +722,7 @@ fn make(
     // Reserve the name first: a second `bkt vm create` with the same name
     // now fails instead of racing us.
     manifest::update(&ctx.manifest, |m| {
-        if m.get(&plan.name).is_some() {
+        if m.named(&plan.name).is_some() {
             bail!(
                 "{:?} was taken while preflight ran (another `bkt vm create`?)",
                 plan.name.as_str()
@@ -828,7 +828,7 @@ fn make(
 
     manifest::update(&ctx.manifest, |m| {
         let e = m
-            .get_mut(&plan.name)
+            .get_mut(&plan.name, &ctx.uri)
             .context("the manifest entry disappeared while creating")?;
         e.creating = false;
         Ok(())
@@ -1046,7 +1046,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
             for p in &gone {
                 m.forget(name, &ctx.uri, p);
             }
-            Ok(nothing_left && m.remove(name).is_some())
+            Ok(nothing_left && m.remove(name, &ctx.uri).is_some())
         });
         match res {
             Ok(true) => u.removed.push("manifest entry".into()),

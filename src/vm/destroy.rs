@@ -348,8 +348,8 @@ fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
 pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
     let state = ctx.domstate(name)?;
     let m = manifest::load(&ctx.manifest)?;
-    let entry = m.get(name).cloned();
-    if let Some(e) = entry.as_ref().filter(|e| !e.is_on(&ctx.uri)) {
+    let entry = m.get(name, &ctx.uri).cloned();
+    if let Some(e) = m.named(name).filter(|_| entry.is_none()) {
         if state.is_none() {
             return Err(anyhow!(
                 "{name} was made on {}, not on {}; nothing was deleted",
@@ -366,7 +366,6 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
             e.uri, ctx.uri
         );
     }
-    let entry = entry.filter(|e| e.is_on(&ctx.uri));
     let made = m.made_for(name, &ctx.uri);
     if state.is_none() && entry.is_none() && made.is_empty() {
         return Err(ctx.unknown_vm(name));
@@ -422,12 +421,14 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
                 m.forget(name, &ctx.uri, path);
             }
             if p.entry {
-                m.remove(name);
+                m.remove(name, &ctx.uri);
             }
             Ok(())
         })?;
     }
 
+    // The idle watcher's state and log: a new VM of this name starts afresh.
+    ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
     println!("Destroyed {name}");
     for (label, detail) in lines {
         let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));

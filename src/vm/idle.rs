@@ -20,22 +20,24 @@ use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
 use crate::vm::net;
 
-/// The name of a VM's watcher files: the VM and its connection.
+/// The name of a VM's files on this machine (its in-use lock, its
+/// watcher's lock, state and log, its apps cache): the VM and a digest of
+/// its connection, `windows@1a2b3c4d5e6f7a8b`. A digest, not the URI with
+/// its punctuation replaced, which made `qemu+ssh://host-a/system` and
+/// `qemu+ssh://host.a/system` one name; the URI as `same_uri` reads it, so
+/// `qemu:///system/` is `qemu:///system`.
 pub fn key(ctx: &Ctx, name: &str) -> String {
-    let uri: String = ctx
-        .uri
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("{name}@{uri}")
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(manifest::uri_key(&ctx.uri).as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}@{hex}")
 }
 
 /// The VM's auto-save setting in the manifest (off for a VM bkt did not
 /// make, or made before it could save).
 pub fn setting(ctx: &Ctx, name: &str) -> Result<AutoSave> {
     let m = manifest::load(&ctx.manifest)?;
-    Ok(m.get(name)
-        .filter(|e| e.is_on(&ctx.uri))
+    Ok(m.get(name, &ctx.uri)
         .and_then(|e| e.auto_save)
         .map_or(AutoSave::Off, AutoSave::from_secs))
 }
@@ -62,7 +64,7 @@ pub fn last_state(ctx: &Ctx, name: &str) -> Option<State> {
 /// Why the VM is in use, or None when nothing uses it.
 pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     if ctx.local.client_running(&key(ctx, name)) {
-        return Some("a client bkt started is open".into());
+        return Some("a client or a command of bkt's is at work on it".into());
     }
     let conns = ctx.host.tcp_established();
     let port = ctx.local.settings.rdp_port;
@@ -138,11 +140,20 @@ pub fn decide(
     }
 }
 
+/// Count the VM as in use while bkt itself works on it (a snapshot, the
+/// enable-rdp script, a question to the guest agent, the watch of an
+/// install): the idle watcher must not save it from under that work. The
+/// same lock as a client's; dropping the value lets go (and the kernel
+/// does when the process ends, however it ends).
+pub fn busy(ctx: &Ctx, name: &str) -> Option<std::fs::File> {
+    ctx.local.hold_in_use(&key(ctx, name))
+}
+
 /// Run a client with the VM counted as in use until it exits; then make
 /// sure the idle watcher takes over (a failure there is a warning: the
 /// client's own outcome is what the command reports).
 pub fn in_use_while<T>(ctx: &Ctx, name: &str, client: impl FnOnce() -> Result<T>) -> Result<T> {
-    let in_use = ctx.local.hold_in_use(&key(ctx, name));
+    let in_use = busy(ctx, name);
     let res = client();
     drop(in_use);
     if let Err(e) = ensure_watcher(ctx, name) {
@@ -164,7 +175,7 @@ pub fn ensure_watcher(ctx: &Ctx, name: &str) -> Result<()> {
     // Always one more: it waits a moment for a watcher that is ending (it
     // just saved the VM this command restored) and leaves at once when a
     // live one holds the lock.
-    ctx.local.spawn_watcher(&ctx.uri, name)?;
+    ctx.local.spawn_watcher(&ctx.uri, name, &key(ctx, name))?;
     println!(
         "{name} is saved to disk after {window} unused (bkt vm config {name} --auto-save off \
          turns that off)"

@@ -39,6 +39,20 @@ pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> R
     let ended = poll_until(Some(Instant::now() + timeout), POLL, &spinner, "", || {
         match ctx.domstate(name)? {
             None => return Ok(Some(format!("{name} is gone (it was transient)"))),
+            // Saved to disk meanwhile (the idle watcher, or someone's
+            // `virsh managedsave`): off, but not powered off. Windows still
+            // runs in the saved image, which expects the disk as it is: a
+            // snapshot or revert now would not match it.
+            Some((DomState::ShutOff, reason)) if reason == "saved" => {
+                return Err(anyhow::anyhow!(
+                    "{name} was saved to disk while waiting for it to shut down; it is not \
+                     powered off (its memory waits in libvirt's saved image)"
+                ))
+                .hint(format!(
+                    "start it and shut Windows down, then try again: bkt vm start {name} && \
+                     bkt vm stop {name}"
+                ));
+            }
             Some((s, reason)) if !s.is_active() => {
                 return Ok(Some(format!(
                     "{name} is shut off ({reason}) after {}",

@@ -68,7 +68,7 @@ pub fn user_name(ctx: &Ctx, name: &str, given: &Option<String>, again: &str) -> 
         return Ok(u.clone());
     }
     let m = manifest::load(&ctx.manifest)?;
-    if let Some(u) = m.get(name).and_then(|e| e.rdp_user.clone()) {
+    if let Some(u) = m.get(name, &ctx.uri).and_then(|e| e.rdp_user.clone()) {
         return Ok(u);
     }
     if std::io::stdin().is_terminal() {
@@ -112,11 +112,7 @@ pub fn password_line(user: &str, name: &str) -> Result<Vec<u8>> {
 /// does not know (a newer one wrote it) is an error, never a guess.
 pub fn share_setting(ctx: &Ctx, name: &str) -> Result<rdp::Share> {
     let m = manifest::load(&ctx.manifest)?;
-    let Some(word) = m
-        .get(name)
-        .filter(|e| e.is_on(&ctx.uri))
-        .and_then(|e| e.share.clone())
-    else {
+    let Some(word) = m.get(name, &ctx.uri).and_then(|e| e.share.clone()) else {
         return Ok(rdp::Share::default());
     };
     match rdp::Share::parse(&word) {
@@ -134,17 +130,16 @@ pub fn share_setting(ctx: &Ctx, name: &str) -> Result<rdp::Share> {
 /// `clipboard` (`bkt vm config NAME --clipboard`), else on.
 pub fn clipboard_setting(ctx: &Ctx, name: &str) -> Result<bool> {
     let m = manifest::load(&ctx.manifest)?;
-    Ok(m.get(name)
-        .filter(|e| e.is_on(&ctx.uri))
+    Ok(m.get(name, &ctx.uri)
         .and_then(|e| e.clipboard)
         .unwrap_or(true))
 }
 
 pub fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
     let known = manifest::load(&ctx.manifest)?;
-    match known.get(name) {
+    match known.get(name, &ctx.uri) {
         Some(e) if e.rdp_user.as_deref() != Some(user) => manifest::update(&ctx.manifest, |m| {
-            if let Some(e) = m.get_mut(name) {
+            if let Some(e) = m.get_mut(name, &ctx.uri) {
                 e.rdp_user = Some(user.to_string());
             }
             Ok(())
@@ -287,7 +282,7 @@ pub fn run(
     arrow(&l.cmd, &label(client));
     let log = match client.flavor {
         Flavor::Remmina => None,
-        _ => ctx.local.fresh_log(&format!("{name}-rdp.log")),
+        _ => ctx.local.session_log(&format!("{name}-rdp")),
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = match detach {

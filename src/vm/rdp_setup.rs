@@ -101,6 +101,8 @@ impl Drop for Attached<'_> {
 /// 3389, and put the drive's old medium back whatever happens.
 pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
+    // In use while the user runs the script: not saved from under them.
+    let _busy = crate::vm::idle::busy(ctx, name);
     let dom = ctx.domain_xml(name)?;
     let drive = dom
         .disks
@@ -217,7 +219,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     match outcome {
         Ok(ip) => {
             manifest::update(&ctx.manifest, |m| {
-                if let Some(e) = m.get_mut(name) {
+                if let Some(e) = m.get_mut(name, &ctx.uri) {
                     e.rdp_enabled = true;
                 }
                 Ok(())

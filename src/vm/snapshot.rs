@@ -340,6 +340,9 @@ pub fn create(
         bail!("--description must be one line without control characters");
     }
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
+    // In use until the snapshot is taken: the idle watcher must not save
+    // the VM while it is being shut down for one.
+    let _busy = crate::vm::idle::busy(ctx, name);
     refuse_saved(ctx, name, state, "take a snapshot")?;
     let existing = virsh::parse_names(
         &ctx.virsh
@@ -693,6 +696,7 @@ fn confirm_revert(name: &str, snap: &str, meta: &Meta, yes: bool) -> Result<()> 
 pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
+    let _busy = crate::vm::idle::busy(ctx, name);
     refuse_saved(ctx, name, state, "revert it to a snapshot")?;
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;

@@ -156,6 +156,8 @@ pub fn watch(
     answer_iso: &Path,
     stall: Duration,
 ) -> Result<()> {
+    // In use while Windows installs: a save would stop the install.
+    let _busy = crate::vm::idle::busy(ctx, name);
     let started = Instant::now();
     let spinner = Spinner::quiet();
     let mut phase = Phase::Booting;
@@ -221,7 +223,7 @@ pub fn watch(
     eject_answers(ctx, name, answer_iso)?;
     eject_install_iso(ctx, name, install_iso)?;
     manifest::update(&ctx.manifest, |m| {
-        if let Some(e) = m.get_mut(name) {
+        if let Some(e) = m.get_mut(name, &ctx.uri) {
             e.rdp_enabled = true;
             e.answer_iso = None;
         }

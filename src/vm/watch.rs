@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
         let l = look(ctx, name, 0)?;
         println!("{}", l.said);
         if l.done {
-            ctx.local.remove_watch_files(&k, false);
+            ctx.local.remove_watch_state(&k);
         }
         return Ok(());
     }
@@ -155,7 +155,7 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
             break Ok(());
         }
     };
-    ctx.local.remove_watch_files(&k, true);
+    ctx.local.remove_watch_state(&k);
     res
 }
 

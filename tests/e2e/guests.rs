@@ -389,7 +389,7 @@ fn connect_starts_a_shut_off_guest_and_falls_back_to_the_viewer() {
         "{stderr}"
     );
     assert!(!stdout.contains("not-a-real-password") && !stderr.contains("not-a-real-password"));
-    let log = env.work.path().join(format!("bkt/vm/{name}-rdp.log"));
+    let log = last_rdp_log(env.work.path(), name);
     let log_text = fs::read_to_string(&log).unwrap();
     assert!(
         log_text.contains("ERRCONNECT_CONNECT_TRANSPORT_FAILED"),

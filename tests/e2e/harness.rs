@@ -14,6 +14,33 @@ use std::time::{Duration, Instant};
 pub const URI: &str = "qemu:///system";
 pub const IMAGES: &str = "/var/lib/libvirt/images";
 
+/// The newest log of `name`'s RDP client sessions under the cache `cache`
+/// (`bkt/vm/NAME-rdp-TIME-PID.log`; a path that does not exist when there
+/// is none).
+pub fn last_rdp_log(cache: &Path, name: &str) -> PathBuf {
+    let dir = cache.join("bkt/vm");
+    let prefix = format!("{name}-rdp-");
+    // By when it was last written: two sessions in one second differ only
+    // in their process ids, which say nothing of their order.
+    let mut logs: Vec<(std::time::SystemTime, String)> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.metadata().ok()?.modified().ok()?,
+                e.file_name().into_string().ok()?,
+            ))
+        })
+        .filter(|(_, n)| n.starts_with(&prefix) && n.ends_with(".log"))
+        .collect();
+    logs.sort();
+    dir.join(
+        logs.pop()
+            .map_or_else(|| format!("{name}-rdp-none.log"), |(_, n)| n),
+    )
+}
+
 /// One test's world. The libvirtd, its `default` network and the namespace
 /// are shared by every test (scripts/libvirt-netns.sh made them, and tears
 /// them down); everything else is the test's own: its directories, its

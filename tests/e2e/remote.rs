@@ -532,7 +532,7 @@ fn connect_through_the_tunnel(
     );
     // The client's request came back from the guest's echo: the tunnel
     // reached its port 3389, and the failure is RDP's, not TCP's.
-    let log = fs::read_to_string(env.cache().join(format!("bkt/vm/{name}-rdp.log"))).unwrap();
+    let log = fs::read_to_string(last_rdp_log(&env.cache(), name)).unwrap();
     assert!(
         log.contains("expected X224_TPDU_CONNECTION_CONFIRM")
             && log.contains("ERRCONNECT_SECURITY_NEGO_CONNECT_FAILED"),

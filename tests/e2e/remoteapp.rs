@@ -59,8 +59,7 @@ fn run_with(
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("$ BKT_VM_RDP_CLIENT={client} bkt vm run {name} notepad {file}\n{stdout}{stderr}");
-    let log = fs::read_to_string(env.work.path().join(format!("bkt/vm/{name}-rdp.log")))
-        .unwrap_or_default();
+    let log = fs::read_to_string(last_rdp_log(env.work.path(), name)).unwrap_or_default();
     (out.status.code().unwrap_or(-1), stdout, stderr, log)
 }
 

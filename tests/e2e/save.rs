@@ -113,7 +113,10 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
         .to_string(),
     )
     .unwrap();
-    let log = env.cache().join(format!("bkt/vm/{name}-watch.log"));
+    // NAME@ the first 16 hex digits of the SHA-256 of qemu:///system.
+    let log = env
+        .cache()
+        .join(format!("bkt/vm/{name}@1021ab2bc87a43a7.watch.log"));
     let watch_log = || fs::read_to_string(&log).unwrap_or_default();
 
     // A Remote Desktop client started by hand: a connection to 3389.

@@ -656,3 +656,42 @@ fn a_write_that_fails_removes_what_this_install_wrote() {
     // Files were written (then removed): the database is told.
     assert_eq!(updates(&w), 1);
 }
+
+#[test]
+fn asking_windows_keeps_the_vm_in_use() {
+    let w = world("running (booted)");
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": w.p("images/windows.qcow2"), "created": "2026-01-25", "uri": URI}]}),
+    );
+    crate::save::auto_save_on(&w);
+    // The guest starts the script, and the test holds it there.
+    w.rule_first("virsh", "* qemu-agent-command windows *guest-exec*")
+        .out(&fixture("guest/guest-exec.json"))
+        .sh(&w.hold())
+        .times(1);
+    agent_answers(&w);
+    let child = w.command(&["vm", "apps", "windows"]).spawn().unwrap();
+    w.wait_held("the guest was never asked");
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::save::unused(&w);
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+    assert!(
+        !w.calls()
+            .iter()
+            .any(|c| crate::harness::mentions(c, "managedsave"))
+    );
+}

@@ -196,7 +196,11 @@ fn client_order_and_remmina() {
         r.stdout(),
         format!("→ remmina -c rdp://anna@127.0.0.15:{port}\nremmina: its own window\n")
     );
-    assert!(!w.path("home/.cache/bkt/vm/windows-rdp.log").exists());
+    assert!(
+        !std::fs::read_dir(w.path("home/.cache/bkt/vm"))
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains("-rdp"))
+    );
     assert_eq!(
         std::fs::read_to_string(w.path("remmina.stdin")).unwrap(),
         ""
@@ -329,11 +333,11 @@ fn authentication_failure_is_an_error_not_a_fallback() {
         r.stderr(),
         format!(
             "error: xfreerdp3 exited with code 132: authentication failed for anna\n\
-             --- xfreerdp3 (last lines of {}/.cache/bkt/vm/windows-rdp.log)\n\
+             --- xfreerdp3 (last lines of {})\n\
              two\nthree\nfour\nfive\nsix\n\
              hint: check the user name and password (bkt vm connect windows --user NAME); \
              a Microsoft account logs in with its email address\n",
-            w.p("home")
+            w.rdp_log("windows")
         )
     );
     assert!(!w.calls().iter().any(|c| c[0] == "virt-viewer"));
@@ -894,7 +898,10 @@ fn connect_leaves_an_idle_watcher_behind_when_auto_save_is_on() {
         "{}",
         r.stdout()
     );
-    let log = w.path("home/.cache/bkt/vm/windows-watch.log");
+    let log = w.path(&format!(
+        "home/.cache/bkt/vm/windows@{}.watch.log",
+        crate::save::SYSTEM
+    ));
     let ended = "windows: the VM is shut off; nothing to watch\n";
     let since = std::time::Instant::now();
     while !std::fs::read_to_string(&log)
@@ -927,4 +934,31 @@ fn share_never_slash() {
         );
     }
     assert!(w.calls().is_empty(), "{:?}", w.calls());
+}
+
+#[test]
+fn the_user_of_a_same_named_vm_on_another_connection_is_never_used() {
+    let (_rdp, port) = rdp_listener("127.0.0.26");
+    let w = world().rdp_port(port);
+    w.write_manifest(serde_json::json!({"vms": [
+        {"name": "windows", "type": "windows11", "disk": "/s.qcow2", "created": "2026-01-25",
+         "uri": "qemu:///session", "rdp_user": "bob"},
+        {"name": "windows", "type": "windows11", "disk": "/w.qcow2", "created": "2026-01-25",
+         "uri": URI}]}));
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.26");
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "connect", "windows"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: no Windows user name for windows\nhint: pass it once with --user: bkt vm connect windows --user NAME\n"
+    );
+    w.bkt(&["vm", "connect", "windows", "--user", "anna"])
+        .success();
+    let m = w.manifest();
+    assert_eq!(m["vms"][0]["rdp_user"], "bob");
+    assert_eq!(m["vms"][1]["rdp_user"], "anna");
+    w.bkt(&["vm", "connect", "windows"]).success();
+    assert!(has_args(&w.last_call(), &["/u:anna"]));
 }

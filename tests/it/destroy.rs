@@ -723,3 +723,52 @@ fn the_program_list_apps_kept_goes_too() {
     );
     assert!(!ours.exists());
 }
+
+#[test]
+fn destroy_takes_this_connections_entry_and_its_watchers_files() {
+    let w = World::new();
+    managed(&w);
+    // A VM of the same name on the session, first in the manifest.
+    let mut m = w.manifest();
+    let mut session = m["vms"][0].clone();
+    session["uri"] = "qemu:///session".into();
+    session["disk"] = "/s.qcow2".into();
+    m["vms"] = serde_json::json!([session, m["vms"][0], m["vms"][1]]);
+    w.write_manifest(m);
+    // The watcher's state and log of this VM, and of the session's.
+    let dir = w.path("home/.cache/bkt/vm");
+    let system = crate::save::SYSTEM;
+    let session_key = "windows@bb82bf5c67a61152";
+    for f in [
+        format!("windows@{system}.watch.json"),
+        format!("windows@{system}.watch.log"),
+        format!("{session_key}.watch.json"),
+        format!("{session_key}.watch.log"),
+    ] {
+        std::fs::write(dir.join(f), "{}").unwrap();
+    }
+    libvirt(&w, "shut off", &domain_xml(&w), &[]);
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    assert!(
+        normalize(&w, &r.stdout()).starts_with("Destroyed windows\n"),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stdout()
+            .contains("  • removed        manifest entry windows\n")
+    );
+    let m = w.manifest();
+    let left: Vec<(&str, &str)> = m["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["uri"].as_str().unwrap()))
+        .collect();
+    assert_eq!(left, [("windows", "qemu:///session"), ("other", URI)]);
+    assert!(!dir.join(format!("windows@{system}.watch.json")).exists());
+    assert!(!dir.join(format!("windows@{system}.watch.log")).exists());
+    assert!(dir.join(format!("{session_key}.watch.json")).exists());
+    assert!(dir.join(format!("{session_key}.watch.log")).exists());
+}

@@ -112,8 +112,14 @@ fn check(w: &World, label: &str) -> serde_json::Value {
 #[test]
 fn auto_save_and_its_watcher() {
     let w = auto_save_world("127.0.0.62", closed_port("127.0.0.62"));
-    let state = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.json");
-    let lock = w.path("home/.cache/bkt/vm/t1@qemu____system.watch.lock");
+    let state = w.path(&format!(
+        "home/.cache/bkt/vm/t1@{}.watch.json",
+        crate::save::SYSTEM
+    ));
+    let lock = w.path(&format!(
+        "home/.cache/bkt/vm/t1@{}.watch.lock",
+        crate::save::SYSTEM
+    ));
     assert_eq!(
         check(&w, "auto-save"),
         serde_json::json!({"level": "pass", "label": "auto-save", "detail": "after 15m unused"})
@@ -289,7 +295,7 @@ fn a_freerdp_without_md4_in_the_last_log_is_a_warning() {
     assert_eq!(check(&w, "RDP client"), serde_json::Value::Null);
     // Recorded from Debian's xfreerdp3 3.10.3 at an NLA login.
     std::fs::write(
-        w.path("home/.cache/bkt/vm/t1-rdp.log"),
+        w.path("home/.cache/bkt/vm/t1-rdp-20261207T183612Z-4242.log"),
         fixture("freerdp/xfreerdp3-nla-md4.txt"),
     )
     .unwrap();
@@ -302,7 +308,7 @@ fn a_freerdp_without_md4_in_the_last_log_is_a_warning() {
             "level": "warn",
             "detail": format!(
                 "its last log ({}) says its OpenSSL lacks MD4, which NTLM logins need",
-                w.p("home/.cache/bkt/vm/t1-rdp.log")
+                w.p("home/.cache/bkt/vm/t1-rdp-20261207T183612Z-4242.log")
             ),
             "fix": format!(
                 "if logins fail, load OpenSSL's legacy provider: OPENSSL_CONF={cnf} bkt vm connect t1, \
@@ -315,6 +321,14 @@ fn a_freerdp_without_md4_in_the_last_log_is_a_warning() {
             .unwrap()
             .contains("[legacy_sect]\nactivate = 1\n")
     );
+    // The last session's log is what counts: a later one without the line
+    // (the client run with the legacy provider) ends the warning.
+    std::fs::write(
+        w.path("home/.cache/bkt/vm/t1-rdp-20261207T183613Z-17.log"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(check(&w, "RDP client"), serde_json::Value::Null);
 }
 
 /// The guest agent says t1's address is an escape sequence (hand-typed,

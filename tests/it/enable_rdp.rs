@@ -195,3 +195,57 @@ fn an_existing_script_iso_is_never_overwritten() {
     assert_eq!(std::fs::read_to_string(&iso).unwrap(), "not ours");
     assert!(!w.calls().iter().any(|c| mentions(c, "change-media")));
 }
+
+#[test]
+fn enable_rdp_keeps_the_vm_in_use_while_the_user_runs_the_script() {
+    let (_rdp, port) = rdp_listener("127.0.0.71");
+    let w = world("127.0.0.71", port, "running (booted)");
+    crate::save::auto_save_on(&w);
+    // The script CD goes in, and waits there until the test lets it go.
+    w.rule_first("virsh", "* change-media windows sda *enable-rdp.iso *")
+        .out("Successfully updated media.\n")
+        .sh(&w.hold())
+        .times(1);
+    let child = w.command(&["vm", "enable-rdp", "windows"]).spawn().unwrap();
+    w.wait_held("the script CD never went in");
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out("spice://127.0.0.1:1\n");
+    // Done, it lets go (the listener here stands for nobody connected).
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
+}
+
+#[test]
+fn only_this_connections_vm_is_marked_remote_desktop_on() {
+    let (_rdp, port) = rdp_listener("127.0.0.72");
+    let w = world("127.0.0.72", port, "running (booted)");
+    let mut m = w.manifest();
+    let mut other = m["vms"][0].clone();
+    other["uri"] = "qemu:///session".into();
+    m["vms"] = serde_json::json!([other, m["vms"][0]]);
+    w.write_manifest(m);
+    w.bkt(&["vm", "enable-rdp", "windows"]).success();
+    let m = w.manifest();
+    assert_eq!(
+        (&m["vms"][0]["uri"], &m["vms"][0]["rdp_enabled"]),
+        (&"qemu:///session".into(), &false.into())
+    );
+    assert_eq!(
+        (&m["vms"][1]["uri"], &m["vms"][1]["rdp_enabled"]),
+        (&URI.into(), &true.into())
+    );
+}

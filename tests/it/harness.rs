@@ -271,6 +271,24 @@ impl World {
         self.path(rel).display().to_string()
     }
 
+    /// The one log of `vm`'s RDP client sessions in the cache
+    /// (`VM-rdp-TIME-PID.log`): its path, and that it is the only one.
+    #[track_caller]
+    pub fn rdp_log(&self, vm: &str) -> String {
+        let re = regex::Regex::new(&format!(
+            "^{}-rdp-[0-9]{{8}}T[0-9]{{6}}Z-[0-9]+\\.log$",
+            regex::escape(vm)
+        ))
+        .unwrap();
+        let logs: Vec<String> = fs::read_dir(self.path("home/.cache/bkt/vm"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| re.is_match(n))
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        self.p(&format!("home/.cache/bkt/vm/{}", logs[0]))
+    }
+
     pub fn install_fake(&self, tool: &str) {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/fake.sh");
         let dst = self.path("bin").join(tool);

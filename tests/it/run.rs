@@ -324,7 +324,7 @@ fn a_failed_connection_is_explained_without_a_fallback() {
         format!(
             "error: RDP: xfreerdp3 exited with code 147: connection failed (transport)\n\
              hint: the client's log: {}\n",
-            w.p("home/.cache/bkt/vm/windows-rdp.log")
+            w.rdp_log("windows")
         )
     );
     assert!(!w.calls().iter().any(|c| c[0] == "virt-viewer"));
@@ -358,10 +358,7 @@ fn detach_returns_once_the_client_holds_its_connection() {
     assert!(alive, "the client ended with bkt");
     assert_eq!(
         r.stdout().lines().last().unwrap(),
-        format!(
-            "xfreerdp3 is up; its log: {}",
-            w.p("home/.cache/bkt/vm/windows-rdp.log")
-        )
+        format!("xfreerdp3 is up; its log: {}", w.rdp_log("windows"))
     );
     assert_eq!(
         std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
@@ -436,7 +433,7 @@ fn connect_says_it_too_before_falling_back() {
     w.rule("virt-viewer", "*");
     let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
     r.success();
-    let log = w.p("home/.cache/bkt/vm/windows-rdp.log");
+    let log = w.rdp_log("windows");
     let cnf = w.p("home/.cache/bkt/vm/openssl-legacy.cnf");
     assert_eq!(
         r.stderr(),
@@ -488,7 +485,7 @@ fn a_refused_command_line_names_the_argument() {
              --- xfreerdp3 (last lines of {})\n\
              Failed at index 8 [/app:x]: Unexpected keyword\n\
              hint: or use the SPICE console: bkt vm connect windows --spice\n",
-            w.p("home/.cache/bkt/vm/windows-rdp.log")
+            w.rdp_log("windows")
         )
     );
 }
@@ -752,4 +749,56 @@ fn a_share_word_this_bkt_does_not_know_is_an_error() {
          does not know\nhint: set it again: bkt vm config windows --share files (or home, none)\n"
     );
     assert!(w.calls().is_empty());
+}
+
+#[test]
+fn each_session_has_its_own_log_and_the_last_five_stay() {
+    let (w, _rdp, _) = running_at(world(), "127.0.3.12");
+    freerdp(&w, "xfreerdp3", "3.10.3", 147);
+    let dir = w.path("home/.cache/bkt/vm");
+    // Five earlier sessions, the log of an older bkt, and the logs of a VM
+    // whose name starts like this one's.
+    let old: Vec<String> = (1..=5)
+        .map(|i| format!("windows-rdp-20200101T00000{i}Z-{i}.log"))
+        .collect();
+    let others = [
+        "windows-rdp.log",
+        "windows-rdp-x-rdp-20190101T000000Z-1.log",
+    ];
+    for f in old.iter().map(String::as_str).chain(others) {
+        std::fs::write(dir.join(f), "an earlier session\n").unwrap();
+    }
+    let r = w.bkt(&["vm", "run", "windows", "notepad", "--user", "anna"]);
+    r.failure();
+    let mut logs: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("windows-rdp"))
+        .collect();
+    logs.sort();
+    let new = logs
+        .iter()
+        .find(|n| !old.contains(n) && !others.contains(&n.as_str()))
+        .expect("a log of its own")
+        .clone();
+    // The oldest went; four earlier ones and the new one are left.
+    let mut want: Vec<String> = old[1..].to_vec();
+    want.push(new.clone());
+    want.extend(others.iter().map(|s| s.to_string()));
+    want.sort();
+    assert_eq!(logs, want);
+    // The error names this session's log, which holds this session alone.
+    assert!(
+        r.stderr().ends_with(&format!(
+            "hint: the client's log: {}\n",
+            dir.join(&new).display()
+        )),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        !std::fs::read_to_string(dir.join(&new))
+            .unwrap()
+            .contains("an earlier session")
+    );
 }

@@ -29,6 +29,10 @@ fn world(auto_save: Option<u64>) -> World {
     w
 }
 
+/// The digest in the names of a VM's files for `qemu:///system`: the
+/// first 16 hex digits of its SHA-256 (`printf qemu:///system | sha256sum`).
+pub const SYSTEM: &str = "1021ab2bc87a43a7";
+
 /// What the fake managedsave leaves: libvirt's saved image, 3 MiB.
 fn saving_works(w: &World) {
     w.rule("virsh", "* managedsave windows")
@@ -337,7 +341,7 @@ fn config_refuses_bad_times_and_vms_bkt_did_not_make() {
 }
 
 /// One look of the watcher at `now`.
-fn look(w: &World, now: u64) -> String {
+pub fn look(w: &World, now: u64) -> String {
     let mut c = w.command(&["vm", "watch", "windows", "--once"]);
     c.env("BKT_VM_NOW", now.to_string());
     let out = c.output().unwrap();
@@ -349,8 +353,15 @@ fn look(w: &World, now: u64) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `windows`, the manifest's first VM, is saved after 15 minutes unused.
+pub fn auto_save_on(w: &World) {
+    let mut m = w.manifest();
+    m["vms"][0]["auto_save"] = 900.into();
+    w.write_manifest(m);
+}
+
 fn state(w: &World) -> Option<serde_json::Value> {
-    let p = w.path("home/.cache/bkt/vm/windows@qemu____system.watch.json");
+    let p = w.path(&format!("home/.cache/bkt/vm/windows@{SYSTEM}.watch.json"));
     fs::read_to_string(p)
         .ok()
         .map(|t| serde_json::from_str(&t).unwrap())
@@ -359,7 +370,7 @@ fn state(w: &World) -> Option<serde_json::Value> {
 /// Nothing uses the VM: no client lock, no connection to its Remote
 /// Desktop (its address is one nothing listens on), its SPICE port
 /// unattached.
-fn unused(w: &World) {
+pub fn unused(w: &World) {
     w.rule("virsh", "* domifaddr windows --source lease")
         .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.42"));
     w.rule("virsh", "* domdisplay --type spice windows")
@@ -411,11 +422,11 @@ fn a_client_bkt_started_keeps_the_vm_in_use() {
     unused(&w);
     assert!(look(&w, 1000).starts_with("windows: unused for 0s"));
     // What connect holds while its client runs: a shared lock.
-    let lock = File::create(w.path("home/.cache/bkt/vm/windows@qemu____system.inuse")).unwrap();
+    let lock = File::create(w.path(&format!("home/.cache/bkt/vm/windows@{SYSTEM}.inuse"))).unwrap();
     lock.lock_shared().unwrap();
     assert_eq!(
         look(&w, 5000),
-        "windows: in use (a client bkt started is open)\n"
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
     );
     assert_eq!(
         state(&w).unwrap()["last_use"],
@@ -509,8 +520,10 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
     w.rule("virsh", "* domstate --reason windows")
         .out(&fixture("virsh/domstate-reason-shutoff.txt"));
     let dir = w.path("home/.cache/bkt/vm");
-    let lock_path = dir.join("windows@qemu____system.watch.lock");
+    let lock_path = dir.join(format!("windows@{SYSTEM}.watch.lock"));
     let lock = File::create(&lock_path).unwrap();
+    let inode = || std::os::unix::fs::MetadataExt::ino(&fs::metadata(&lock_path).unwrap());
+    let first = inode();
     lock.lock().unwrap();
     let r = w.bkt(&["vm", "watch", "windows"]);
     r.success();
@@ -527,7 +540,9 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
         out,
         "windows: watching (pid N, auto-save 15m)\nwindows: the VM is shut off; nothing to watch\n"
     );
-    assert!(!lock_path.exists());
+    // Its lock file stays, the same file: a watcher waiting for the lock
+    // and the next one to open it lock one file, never two.
+    assert_eq!(inode(), first);
 
     // A watcher that is just ending (it saved the VM that a connect at once
     // restored) lets go within a moment: the next one waits for it.
@@ -549,5 +564,66 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
         String::from_utf8_lossy(&out.stdout).starts_with("windows: watching (pid "),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn vms_of_one_name_on_two_connections_share_no_file_and_no_setting() {
+    // Once one file name: the URIs with their punctuation replaced.
+    const A: &str = "qemu+tcp://host-a/system";
+    const B: &str = "qemu+tcp://host.a/system";
+    let w = world(None);
+    let entry = |uri: &str| {
+        serde_json::json!({"name": "windows", "type": "windows11",
+            "disk": "/w.qcow2", "created": "2026-11-28", "uri": uri, "auto_save": 900})
+    };
+    w.write_manifest(serde_json::json!({"vms": [entry(A), entry(B)], "files": []}));
+    // A setting changed on B is B's alone.
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-shutoff.txt"))
+        .times(1);
+    let r = w.bkt(&["vm", "-c", B, "config", "windows", "--auto-save", "1h"]);
+    r.success();
+    let m = w.manifest();
+    assert_eq!(
+        (&m["vms"][0]["uri"], &m["vms"][0]["auto_save"]),
+        (&A.into(), &900.into())
+    );
+    assert_eq!(
+        (&m["vms"][1]["uri"], &m["vms"][1]["auto_save"]),
+        (&B.into(), &3600.into())
+    );
+    running(&w);
+    unused(&w);
+    let look_on = |uri: &str, now: u64| {
+        let mut c = w.command(&["vm", "-c", uri, "watch", "windows", "--once"]);
+        c.env("BKT_VM_NOW", now.to_string());
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let dir = w.path("home/.cache/bkt/vm");
+    // A client of the VM on A (the first 16 hex digits of A's SHA-256).
+    let lock = File::create(dir.join("windows@a0fa9dd994e89897.inuse")).unwrap();
+    lock.lock_shared().unwrap();
+    assert_eq!(
+        look_on(A, 1000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    assert_eq!(
+        look_on(B, 1000),
+        "windows: unused for 0s; saved in 1h unless used\n"
+    );
+    drop(lock);
+    // Each its own state.
+    assert!(dir.join("windows@a0fa9dd994e89897.watch.json").exists());
+    assert!(dir.join("windows@a2f0a64228209674.watch.json").exists());
+    assert_eq!(
+        look_on(A, 1060),
+        "windows: unused for 1m; saved in 14m unless used\n"
     );
 }

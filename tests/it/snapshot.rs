@@ -971,3 +971,107 @@ fn on_a_terminal_the_revert_asks_first() {
     assert_eq!(virsh_calls(&w, "snapshot-revert"), 1);
     live_parts_reverted(&w);
 }
+
+#[test]
+fn a_snapshot_keeps_the_vm_in_use_while_it_waits_for_the_shutdown() {
+    let w = world();
+    w.write_manifest(
+        serde_json::json!({"vms": [{"name": "windows", "type": "windows11",
+        "disk": w.p("images/windows.qcow2"), "created": "2026-01-25", "uri": URI}]}),
+    );
+    crate::save::auto_save_on(&w);
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
+        .times(3);
+    off(&w);
+    snapshots(&w, &[]);
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n")
+        .sh(&w.hold());
+    w.rule("virsh", "* snapshot-create-as *")
+        .out("Domain snapshot clean created\n");
+    let child = w
+        .command(&["vm", "snapshot", "create", "windows", "clean", "--yes"])
+        .spawn()
+        .unwrap();
+    w.wait_held("the shutdown never began");
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
+    // Done, it lets go: the VM (off now) is nothing to watch.
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: the VM is shut off; nothing to watch\n"
+    );
+}
+
+#[test]
+fn a_revert_keeps_the_vm_in_use_while_it_runs() {
+    let w = taken();
+    let mut m = w.manifest();
+    m["vms"] = serde_json::json!([{"name": "windows", "type": "windows11",
+        "disk": w.p("images/windows.qcow2"), "created": "2026-01-25", "uri": URI}]);
+    w.write_manifest(m);
+    crate::save::auto_save_on(&w);
+    running_until_powered_off(&w);
+    w.rule("virsh", "* snapshot-revert windows clean")
+        .out("Domain snapshot clean reverted\n")
+        .sh(&w.hold());
+    let child = w
+        .command(&["vm", "snapshot", "revert", "windows", "clean", "--yes"])
+        .spawn()
+        .unwrap();
+    w.wait_held("the disk revert never began");
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Done, it lets go (the fake still says running).
+    crate::save::unused(&w);
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
+}
+
+#[test]
+fn a_vm_saved_while_the_snapshot_waits_for_its_shutdown_is_not_snapshotted() {
+    let w = world();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"))
+        .times(2);
+    // Saved to disk (by the idle watcher, say) instead of powered off.
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-saved.txt"));
+    snapshots(&w, &[]);
+    w.rule("virsh", "* shutdown windows --mode acpi")
+        .out("Domain 'windows' is being shutdown\n");
+    let r = w.bkt(&["vm", "snapshot", "create", "windows", "clean", "--yes"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "waiting for windows to shut down …\n\
+         error: windows was saved to disk while waiting for it to shut down; it is not powered \
+         off (its memory waits in libvirt's saved image)\n\
+         hint: start it and shut Windows down, then try again: bkt vm start windows && bkt vm \
+         stop windows\n"
+    );
+    assert!(!w.calls().iter().any(|c| mentions(c, "snapshot-create-as")));
+}

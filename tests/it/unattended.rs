@@ -403,3 +403,34 @@ fn ctrl_c_while_watching_says_where_the_answers_are() {
     );
     assert!(w.path("images/windows-answer.iso").exists());
 }
+
+#[test]
+fn the_watched_install_keeps_the_vm_in_use() {
+    let w = world("127.0.0.86", closed_port("127.0.0.86"));
+    w.rule_first("virsh", "* send-key windows KEY_ENTER")
+        .sh(&format!(": >\"{}\"\n", w.p("watching")));
+    w.rule("virsh", "* domdisplay --type spice windows")
+        .out("spice://127.0.0.1:1\n");
+    let args = create_args(&w);
+    let child = w
+        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .spawn()
+        .unwrap();
+    poll_until("never watched", || w.path("watching").exists());
+    assert_eq!(w.manifest()["vms"][0]["auto_save"], 900);
+    assert_eq!(
+        crate::save::look(&w, 5000),
+        "windows: in use (a client or a command of bkt's is at work on it)\n"
+    );
+    // SAFETY: signalling the child we started, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // Watching ended: it lets go.
+    assert_eq!(
+        crate::save::look(&w, 5060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+}

@@ -186,11 +186,29 @@ impl Local {
         private_dir(self.cache_dir()?)
     }
 
-    /// A fresh log for a client's output in the cache (`NAME-rdp.log`).
-    pub fn fresh_log(&self, file: &str) -> Option<PathBuf> {
-        let log = self.cache_subdir().ok()?.join(file);
-        let _ = fs::remove_file(&log);
-        Some(log)
+    /// A new log for one session of a client, in the cache:
+    /// `PREFIX-20261207T183612Z-4242.log` (the time, and this process's id,
+    /// so that two sessions started in one second have a log each). The
+    /// older logs of `prefix` beyond the last few are removed. Each failure
+    /// is explained with its own session's log, never one that another
+    /// session (a `run --detach` client still going) wrote over.
+    pub fn session_log(&self, prefix: &str) -> Option<PathBuf> {
+        let dir = self.cache_subdir().ok()?;
+        let old = session_logs(&dir, prefix);
+        // With the new one, SESSION_LOGS are left.
+        let extra = (old.len() + 1).saturating_sub(SESSION_LOGS);
+        for p in &old[..extra] {
+            let _ = fs::remove_file(p);
+        }
+        let stamp = jiff::Timestamp::from_second(self.now() as i64)
+            .ok()?
+            .strftime("%Y%m%dT%H%M%SZ");
+        Some(dir.join(format!("{prefix}-{stamp}-{}.log", std::process::id())))
+    }
+
+    /// The newest log of [`Local::session_log`]'s `prefix`.
+    pub fn last_session_log(&self, prefix: &str) -> Option<PathBuf> {
+        session_logs(&self.cache_dir().ok()?, prefix).pop()
     }
 
     /// Rename a file a program we ran wrote in our cache.
@@ -405,29 +423,67 @@ impl Local {
         replace_file(&p, json.as_bytes(), None)
     }
 
-    /// A watcher that ends removes its state and (holding it) its lock
-    /// file; a single look (`--once`) holds no lock and leaves it.
-    pub fn remove_watch_files(&self, key: &str, lock_too: bool) {
+    /// A watcher that ends removes its state. Never its lock file: a
+    /// watcher waiting for that lock would get it on the removed file
+    /// while the next one locks a new file of the same name, and two would
+    /// watch one VM. The lock files are empty; they stay.
+    pub fn remove_watch_state(&self, key: &str) {
         if let Ok(dir) = self.runtime_dir() {
             let _ = fs::remove_file(dir.join(format!("{key}.watch.json")));
-            if lock_too {
-                let _ = fs::remove_file(dir.join(format!("{key}.watch.lock")));
-            }
+        }
+    }
+
+    /// `destroy`: the VM's watcher state and log go with it, so that a new
+    /// VM of the same name does not start with its idle time or its log.
+    pub fn forget_watcher(&self, key: &str) {
+        self.remove_watch_state(key);
+        if let Ok(dir) = self.cache_dir() {
+            let _ = fs::remove_file(dir.join(format!("{key}.watch.log")));
         }
     }
 
     /// Start `bkt vm watch NAME -c URI` detached from this terminal (see
     /// [`crate::tools::watcher::detached`]), no input, its output appended
-    /// to `NAME-watch.log` in the cache.
-    pub fn spawn_watcher(&self, uri: &str, name: &str) -> Result<()> {
+    /// to `KEY.watch.log` in the cache (`key`: [`crate::vm::idle::key`]).
+    pub fn spawn_watcher(&self, uri: &str, name: &str, key: &str) -> Result<()> {
         let exe = std::env::current_exe().context("finding bkt's own program")?;
-        let log = self.cache_subdir()?.join(format!("{name}-watch.log"));
+        let log = self.cache_subdir()?.join(format!("{key}.watch.log"));
         crate::tools::watcher::detached(&exe.display().to_string(), uri, name)
             .start_attached(None, &crate::exec::Sink::File(log))
             .map_err(crate::tools::program_error)
             .context("starting the idle watcher")?;
         Ok(())
     }
+}
+
+/// How many logs of one VM's client sessions stay in the cache.
+const SESSION_LOGS: usize = 5;
+
+/// The session logs of `prefix` in `dir` ([`Local::session_log`]), oldest
+/// first. Only names of that exact shape: the logs of a VM whose name
+/// starts like this one's (`win` and `win-rdp-x`) are not this VM's.
+fn session_logs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut logs: Vec<((String, u32), PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name
+                .strip_prefix(prefix)?
+                .strip_prefix('-')?
+                .strip_suffix(".log")?;
+            let (stamp, pid) = rest.split_once('-')?;
+            let (day, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+            if day.len() != 8 || time.len() != 6 || !digits(day) || !digits(time) || !digits(pid) {
+                return None;
+            }
+            Some(((stamp.to_string(), pid.parse().ok()?), e.path()))
+        })
+        .collect();
+    logs.sort();
+    logs.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Replace `p` in one rename: readers see the old file or the new one,
