@@ -436,6 +436,25 @@ fn every_command_over_qemu_ssh() {
         )
     );
 
+    // Another machine over libvirt's TCP: refused before anything runs.
+    // Under -v every external command would be printed before it ran;
+    // nothing is, and nobody logs in.
+    let out = remote(
+        &["vm", "-v", "-c", "qemu+tcp://127.0.0.1/system", "status"],
+        &[],
+        0,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out),
+        (
+            String::new(),
+            "error: qemu+tcp://127.0.0.1/system names another machine, which bkt reaches \
+             only over ssh\nhint: use qemu+ssh://[user@]127.0.0.1/system\n"
+                .to_string()
+        )
+    );
+
     // A key the host refuses: said, never a password prompt.
     let out = remote(&["vm", "-c", &sshd.uri(&sshd.other), "status"], &[], 0);
     assert_eq!(out.status.code(), Some(1));

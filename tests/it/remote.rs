@@ -1005,3 +1005,61 @@ fn the_master_ends_even_when_bkt_is_killed() {
         ]
     );
 }
+
+/// A URI that names another machine over anything but ssh: every command
+/// refuses it before it runs anything (no probe of the guest's address
+/// here, no RDP client, no file of the host taken for this machine's), and
+/// says what to use. From `--connect` and from `LIBVIRT_DEFAULT_URI` alike.
+#[test]
+fn another_machine_without_ssh_is_refused_before_anything_runs() {
+    let w = World::new();
+    w.libvirt_up().domains(&["windows"]);
+    let commands: [&[&str]; 9] = [
+        &["status"],
+        &["doctor"],
+        &["start", "windows"],
+        &["connect", "windows"],
+        &["run", "windows", "notepad", "--detach"],
+        &["ip", "windows"],
+        &["stop", "windows"],
+        &["download"],
+        &["create", "--iso", "/nonexistent.iso", "--yes"],
+    ];
+    for (uri, fix) in [
+        (
+            "qemu+tcp://server/system",
+            "qemu+ssh://[user@]server/system",
+        ),
+        (
+            "qemu+tls://127.0.0.1/system",
+            "qemu+ssh://[user@]127.0.0.1/system",
+        ),
+        ("qemu://server/session", "qemu+ssh://[user@]server/session"),
+        (
+            "qemu+libssh2://anna@server/system?known_hosts=/k",
+            "qemu+ssh://anna@server/system?known_hosts=/k",
+        ),
+    ] {
+        let by_env = World::new().env("LIBVIRT_DEFAULT_URI", uri);
+        by_env.libvirt_up().domains(&["windows"]);
+        for words in commands {
+            for (w, args) in [
+                (&w, [&["vm", "-c", uri][..], words].concat()),
+                (&by_env, [&["vm"][..], words].concat()),
+            ] {
+                let r = w.bkt(&args);
+                assert_eq!(w.calls(), Vec::<Vec<String>>::new(), "{args:?}");
+                r.failure();
+                assert_eq!(r.stdout(), "", "{uri} {words:?}");
+                assert_eq!(
+                    r.stderr(),
+                    format!(
+                        "error: {uri} names another machine, which bkt reaches only over ssh\n\
+                         hint: use {fix}\n"
+                    ),
+                    "{args:?}"
+                );
+            }
+        }
+    }
+}
