@@ -964,3 +964,53 @@ fn a_copy_that_cannot_be_removed_is_named_with_its_command() {
     );
     assert!(!err.contains("nothing of it is left"), "{err}");
 }
+
+/// `create --virt-type kvm` over ssh checks `/dev/kvm` where QEMU runs:
+/// the host's, asked over the master as doctor asks it; this machine's
+/// device (here `BKT_VM_KVM_DEVICE`) is never looked at.
+#[test]
+fn create_over_ssh_checks_kvm_on_the_host() {
+    let stat_kvm = host_shell("stat -L -c '%f %s %u %g' -- /dev/kvm");
+    for host_has_kvm in [true, false] {
+        let w = host();
+        if host_has_kvm {
+            // This machine has none: a check of it would fail.
+            std::fs::remove_file(w.path("kvm")).unwrap();
+            w.rule_first(
+                "ssh",
+                "* -T -- 127.0.0.1 stat -L -c '%f %s %u %g' -- /dev/kvm",
+            )
+            .recorded("ssh/stat-dev-kvm");
+        }
+        let (iso, virtio) = isos(&w);
+        let mut words = create_words(URI, &["--iso", &iso, "--virtio-iso", &virtio], "2G");
+        let kvm = words.iter().position(|a| *a == "qemu").unwrap();
+        words[kvm] = "kvm";
+        let r = w.bkt(&words);
+        let out = crate::normalize(&w, &r.stdout());
+        let calls = calls(&w);
+        assert!(calls.contains(&stat_kvm), "{calls:#?}");
+        assert!(
+            !calls.iter().flatten().any(|a| a.contains(&w.p("kvm"))),
+            "{calls:#?}"
+        );
+        if host_has_kvm {
+            r.success();
+            assert!(
+                out.contains("\n  ✓ KVM            /dev/kvm exists on 127.0.0.1\n"),
+                "{out}"
+            );
+        } else {
+            r.failure();
+            assert!(
+                out.contains(
+                    "\n  ✗ KVM            /dev/kvm does not exist on 127.0.0.1: \
+                     no hardware virtualization there\n"
+                ),
+                "{out}"
+            );
+            nothing_named_or_made(&calls);
+            assert!(uploads(&w).is_empty(), "{:?}", uploads(&w));
+        }
+    }
+}
