@@ -1014,3 +1014,43 @@ fn create_over_ssh_checks_kvm_on_the_host() {
         }
     }
 }
+
+/// An upload that fails, and whose partial copy the host then will not
+/// remove: the error names the copy left there and the command that
+/// removes it, never "nothing of it is left there".
+#[test]
+fn a_partial_copy_that_cannot_be_removed_is_named_with_its_command() {
+    let w = host();
+    w.rule_first("ssh", SEND)
+        .err("cat: write error: No space left on device\n")
+        .code(1);
+    w.rule_first("ssh", "* -T -- 127.0.0.1 rm -f -- *")
+        .err("rm: cannot remove '/x.part': Read-only file system\n")
+        .code(1);
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    let part = regex::Regex::new(r"\.[0-9a-f]{8}\.part").unwrap();
+    let err = part.replace_all(&err, ".TAG.part");
+    // After the progress line.
+    let err = err.split_once("\nerror: ").map_or("", |(_, e)| e);
+    let win = on_host(&iso, "Win_11.iso");
+    assert_eq!(
+        err,
+        format!(
+            "uploading Win 11.iso to 127.0.0.1 failed, and its partial copy \
+             $TMP/images/.{win}.TAG.part is left there \
+             (rm: cannot remove '/x.part': Read-only file system)\n\
+             caused by: copying $TMP/isos/Win 11.iso to 127.0.0.1:$TMP/images/.{win}.TAG.part\n\
+             caused by: cat: write error: No space left on device\n\
+             hint: remove it: ssh -p 2222 root@127.0.0.1 rm -- $TMP/images/.{win}.TAG.part\n"
+        )
+    );
+    // The removal was tried, on the copy that was being sent.
+    let calls = calls(&w);
+    let sent = run_there(&calls, "cat >> ");
+    let tried = run_there(&calls, "rm -f -- ");
+    assert!(sent < tried, "{calls:#?}");
+    nothing_named_or_made(&calls);
+}

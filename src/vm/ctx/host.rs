@@ -17,6 +17,39 @@ use crate::exec::Cmd;
 use crate::settings::Settings;
 use crate::tools::acl::{self, Perms};
 
+/// The error of a [`Host::send_new`] that made its file, failed, and could
+/// not remove it: the error as it was (it shows as that error and keeps its
+/// causes), and what is left on the host and why it stayed, for the caller
+/// to name with its fix instead of saying nothing is left.
+#[derive(Debug)]
+pub struct LeftBehind {
+    pub path: PathBuf,
+    pub why: String,
+    inner: anyhow::Error,
+}
+
+impl LeftBehind {
+    pub fn wrap(inner: anyhow::Error, path: &Path, why: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::Error::new(LeftBehind {
+            path: path.to_path_buf(),
+            why: why.to_string(),
+            inner,
+        })
+    }
+}
+
+impl std::fmt::Display for LeftBehind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for LeftBehind {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
 /// What the host has to give VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostSize {
@@ -105,7 +138,7 @@ pub trait Host {
     fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()>;
     /// Copy a file of this (the local) machine to a new file on the host
     /// (never over one), `sent` told the bytes copied so far; a copy that
-    /// fails is removed.
+    /// fails is removed, or the error is a [`LeftBehind`] naming it.
     fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()>;
     /// [`Host::send_new`] of a small file, nobody told.
     fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
@@ -323,11 +356,12 @@ impl Host for LocalHost {
                 sent(total);
             }
         };
-        let res = copy().with_context(|| format!("writing {}", p.display()));
-        if res.is_err() {
-            let _ = fs::remove_file(p);
-        }
-        res
+        copy()
+            .with_context(|| format!("writing {}", p.display()))
+            .map_err(|e| match fs::remove_file(p) {
+                Ok(()) => e,
+                Err(why) => LeftBehind::wrap(e, p, why),
+            })
     }
 
     fn sha256(&self, p: &Path) -> Result<String> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
-use super::host::{Host, HostSize, Kind, PortState, Stat, parse_proc_net_tcp};
+use super::host::{Host, HostSize, Kind, LeftBehind, PortState, Stat, parse_proc_net_tcp};
 use crate::exec::{Cmd, ExecError, Output, Sentinel, Status};
 use crate::names::SshTarget;
 use crate::tools::acl::Perms;
@@ -385,7 +385,7 @@ impl Host for SshHost {
                 Err(anyhow!("{}", remote_io_error(e.stderr()))).with_context(what)
             }
             Err(e) => {
-                let _ = self.io(&format!("rm -f -- {q}"));
+                let removed = self.io(&format!("rm -f -- {q}"));
                 let err = match &e {
                     ExecError::Io { err, .. } if err.kind() == io::ErrorKind::Interrupted => {
                         anyhow::Error::new(crate::interrupt::Interrupted)
@@ -395,7 +395,11 @@ impl Host for SshHost {
                         None => anyhow!("{}", remote_io_error(e.stderr())),
                     },
                 };
-                Err(err).with_context(what)
+                let err = err.context(what());
+                match removed {
+                    Ok(_) => Err(err),
+                    Err(why) => Err(LeftBehind::wrap(err, p, why)),
+                }
             }
         }
     }
