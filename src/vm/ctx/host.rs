@@ -50,6 +50,40 @@ impl std::error::Error for LeftBehind {
     }
 }
 
+/// A tunnel through the host that lasts as long as one client (a detached
+/// one, which outlives bkt and bkt's own ssh connection): where the client
+/// connects, and how the tunnel ends. Ended when dropped, unless handed to
+/// the client's command with [`OwnTunnel::hand_over`].
+pub struct OwnTunnel {
+    pub host: String,
+    pub port: u16,
+    end: Option<Cmd>,
+}
+
+impl OwnTunnel {
+    pub fn new(host: String, port: u16, end: Cmd) -> OwnTunnel {
+        OwnTunnel {
+            host,
+            port,
+            end: Some(end),
+        }
+    }
+
+    /// The command that ends the tunnel, for the client's command to run
+    /// once the client has ended (no longer ended when dropped).
+    pub fn hand_over(mut self) -> Cmd {
+        self.end.take().expect("not yet handed over")
+    }
+}
+
+impl Drop for OwnTunnel {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            let _ = end.run();
+        }
+    }
+}
+
 /// What the host has to give VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostSize {
@@ -176,6 +210,12 @@ pub trait Host {
     /// local end of a tunnel through the host (`127.0.0.1`, a free port;
     /// open until the command ends).
     fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)>;
+    /// [`Host::reach_from_here`] for a client that outlives bkt: None when
+    /// it reaches the guest itself (this machine); over ssh a tunnel of its
+    /// own (one more login), its control socket in `dir`.
+    fn own_tunnel(&self, _ip: &str, _port: u16, _dir: &Path) -> Result<Option<OwnTunnel>> {
+        Ok(None)
+    }
     /// Get in and say who we are there (our user id): nothing to do on
     /// this machine; over ssh, the login, with its failure and fix.
     fn login(&self) -> Result<u32>;

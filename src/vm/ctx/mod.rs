@@ -19,7 +19,7 @@ use crate::settings::Settings;
 use crate::tools::virsh::{self, DomState, DomStats, DomainXml, Virsh};
 use crate::ui::HintExt;
 
-pub use host::{Host, HostSize, Kind, LeftBehind, LocalHost, PortState};
+pub use host::{Host, HostSize, Kind, LeftBehind, LocalHost, OwnTunnel, PortState};
 pub use local::{Local, Media};
 
 pub struct Ctx {
