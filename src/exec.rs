@@ -222,6 +222,22 @@ impl Cmd {
         self
     }
 
+    /// This command, then `after` once it has ended however it ended, its
+    /// exit status kept (`/bin/sh -c '"$@"; s=$?; AFTER; exit $s' sh
+    /// PROGRAM ARGS...`, the environment as it was; `after`'s output
+    /// discarded): for what must last exactly as long as a detached child.
+    pub fn followed_by(self, after: &Cmd) -> Cmd {
+        let script = format!("\"$@\"; s=$?; {} >/dev/null 2>&1; exit $s", after.display());
+        Cmd {
+            program: "/bin/sh".into(),
+            args: ["-c".to_string(), script, "sh".to_string(), self.program]
+                .into_iter()
+                .chain(self.args)
+                .collect(),
+            ..self
+        }
+    }
+
     /// The command as a user could paste it into a shell (environment
     /// settings are left out: they only pin the language of the output).
     pub fn display(&self) -> String {
@@ -518,6 +534,23 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_followed_by_another_keeps_its_status_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("done");
+        let cmd = Cmd::new("/bin/sh")
+            .args(["-c", "echo \"$X\"; exit 3"])
+            .env("X", "x y")
+            .followed_by(
+                &Cmd::new("/bin/sh")
+                    .args(["-c", &format!("echo after >{}; echo noise", done.display())]),
+            );
+        assert_eq!(cmd.display().split(' ').next(), Some("/bin/sh"));
+        let out = cmd.run_unchecked().unwrap();
+        assert_eq!((out.status.code(), out.stdout.as_str()), (Some(3), "x y\n"));
+        assert_eq!(std::fs::read_to_string(&done).unwrap(), "after\n");
+    }
 
     #[test]
     fn last_words_are_said_when_bkt_lets_go() {

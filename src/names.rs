@@ -249,7 +249,7 @@ impl FromStr for Uri {
             None => host.split(':').next().unwrap_or_default(),
         };
         let ssh = match transport.as_deref() {
-            Some("ssh" | "libssh" | "libssh2") => Some(
+            Some("ssh") => Some(
                 parse_ssh(authority, query)
                     .map_err(|why| format!("invalid libvirt URI {s:?}: {why}"))?,
             ),
@@ -274,6 +274,41 @@ impl Uri {
     /// libvirt runs on this machine (no host, no transport).
     pub fn is_local(&self) -> bool {
         self.host.is_empty() && self.transport.is_none()
+    }
+
+    /// A URI that names another machine over anything but ssh
+    /// (`qemu+tcp://server/system`, `qemu://server/system`, libvirt's own
+    /// `qemu+libssh2://`): the `qemu+ssh://` URI to use instead. bkt works
+    /// on the host of a URI through its own ssh login; without one it
+    /// would take the other machine for this one (probe a guest's address
+    /// here, hand the RDP client a VM of this machine that has it).
+    /// `qemu:///system` and `qemu+unix:///system` name this machine.
+    pub fn remote_without_ssh(&self) -> Option<String> {
+        if self.host.is_empty() || self.ssh.is_some() {
+            return None;
+        }
+        let (_, rest) = self.raw.split_once("://")?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let ssh = format!("{}+ssh://", self.driver);
+        Some(match self.transport.as_deref() {
+            // libvirt's own ssh: the same user, port and key, through ours.
+            Some("libssh" | "libssh2") => format!("{ssh}{authority}{tail}"),
+            // Their port is libvirt's, not ssh's, their query libvirt's.
+            _ => {
+                let host = if self.host.contains(':') {
+                    format!("[{}]", self.host)
+                } else {
+                    self.host.clone()
+                };
+                let path = if self.path.is_empty() {
+                    "/system"
+                } else {
+                    &self.path
+                };
+                format!("{ssh}[user@]{host}{path}")
+            }
+        })
     }
 
     /// How to reach the host when libvirt is reached over ssh
@@ -375,6 +410,55 @@ mod tests {
         assert!(u.is_local() && !u.is_system());
         for bad in ["", "system", "qemu:/system", "qemu:///sys tem", "://x"] {
             assert!(bad.parse::<Uri>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn another_machine_is_reached_only_over_ssh() {
+        let fix = |s: &str| s.parse::<Uri>().unwrap().remote_without_ssh();
+        for here in [
+            "qemu:///system",
+            "qemu:///session",
+            "qemu+unix:///system",
+            "qemu+tcp:///system",
+            "test:///default",
+            "qemu+ssh://root@server/system",
+        ] {
+            assert_eq!(fix(here), None, "{here}");
+        }
+        for (there, to) in [
+            (
+                "qemu+tcp://server/system",
+                "qemu+ssh://[user@]server/system",
+            ),
+            (
+                "qemu+tcp://127.0.0.1:16509/system/",
+                "qemu+ssh://[user@]127.0.0.1/system",
+            ),
+            (
+                "qemu+tls://server.lan/session",
+                "qemu+ssh://[user@]server.lan/session",
+            ),
+            (
+                "qemu://server/system?pkipath=/p",
+                "qemu+ssh://[user@]server/system",
+            ),
+            (
+                "qemu+unix://server/system",
+                "qemu+ssh://[user@]server/system",
+            ),
+            (
+                "qemu+tcp://[fe80::1]:16509",
+                "qemu+ssh://[user@][fe80::1]/system",
+            ),
+            (
+                "qemu+libssh2://anna@server:2222/system?keyfile=/k",
+                "qemu+ssh://anna@server:2222/system?keyfile=/k",
+            ),
+            ("qemu+libssh://server/system", "qemu+ssh://server/system"),
+        ] {
+            assert_eq!(fix(there).as_deref(), Some(to), "{there}");
+            assert_eq!(there.parse::<Uri>().unwrap().ssh(), None, "{there}");
         }
     }
 

@@ -94,6 +94,28 @@ impl Ssh {
             .arg(script)
     }
 
+    /// A tunnel of its own from `127.0.0.1:local` to `guest:port`: a master
+    /// on this socket, with a login of its own, that goes to the background
+    /// (`-f`: a session of its own) once the host let it in and the local
+    /// port listens, so it outlives bkt and bkt's master; [`Ssh::exit`] on
+    /// the same socket ends it. A port it cannot take is its failure.
+    pub fn tunnel(&self, local: u16, guest: IpAddr, port: u16) -> Cmd {
+        self.base()
+            .args([
+                "-M",
+                "-o",
+                "ControlPersist=no",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-f",
+                "-N",
+                "-L",
+            ])
+            .arg(local_forward(local, guest, port))
+            .arg("--")
+            .arg(self.target.host.clone())
+    }
+
     /// Forward `127.0.0.1:local` of this machine to `guest:port` as the
     /// host sees it, over the master (it lasts until [`Ssh::exit`]).
     pub fn forward(&self, local: u16, guest: IpAddr, port: u16) -> Cmd {

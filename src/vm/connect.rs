@@ -124,6 +124,7 @@ fn launch(
         rdp_client::remember_user(ctx, name, u)?;
     }
     let launch = Launch {
+        after: None,
         client: &client,
         cmd,
         stdin,

@@ -246,7 +246,15 @@ fn preflight_all(
     ui::heading("Preflight");
     let mut checks: Vec<Check> = Vec::new();
     if plan.virt_type == VirtType::Kvm {
-        show(&mut checks, checks::kvm(ctx));
+        // QEMU opens it where it runs: over ssh, the host's, as doctor
+        // checks it (never this machine's, nor its BKT_VM_KVM_DEVICE).
+        show(
+            &mut checks,
+            match ctx.uri.ssh() {
+                Some(t) => checks::remote_kvm(ctx, t),
+                None => checks::kvm(ctx),
+            },
+        );
     } else {
         show(
             &mut checks,

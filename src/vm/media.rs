@@ -24,7 +24,7 @@ use crate::exec::shell_quote;
 use crate::tools::virsh::{DiskDevice, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::units::human;
-use crate::vm::ctx::{Ctx, Kind, libvirt_error};
+use crate::vm::ctx::{Ctx, Kind, LeftBehind, libvirt_error};
 
 /// The name a medium gets on the host: `bkt-media-`, 16 hex digits of its
 /// SHA-256, and its own name in characters every tool takes as they are
@@ -324,8 +324,16 @@ impl Sending<'_> {
             .host
             .send_new(self.local, &part, 0o644, &mut |n| bar.set_position(n));
         bar.finish_and_clear();
-        // send_new leaves nothing when it fails.
-        sent.map_err(|e| self.failed(e, Ok(())))?;
+        // send_new leaves nothing when it fails, or says what it left.
+        sent.map_err(|e| {
+            let left = e
+                .downcast_ref::<LeftBehind>()
+                .map(|l| (l.path.clone(), l.why.clone(), self.rm_there(&l.path)));
+            match left {
+                Some(left) => self.failed(e, Err(left)),
+                None => self.failed(e, Ok(())),
+            }
+        })?;
         let published = crate::interrupt::check()
             .and_then(|()| self.check(&part))
             .and_then(|()| {
@@ -335,21 +343,28 @@ impl Sending<'_> {
                     .with_context(|| format!("naming the copy {}", self.dest.display()))
             });
         published.map_err(|e| {
-            let removed = self.ctx.host.remove_file(&part).map_err(|c| {
-                let t = self
-                    .ctx
-                    .uri
-                    .ssh()
-                    .map(|t| t.destination())
-                    .unwrap_or_default();
-                (
-                    part.clone(),
-                    c.to_string(),
-                    format!("ssh {t} rm -- {}", shell_quote(&part.display().to_string())),
-                )
-            });
+            let removed = self
+                .ctx
+                .host
+                .remove_file(&part)
+                .map_err(|c| (part.clone(), c.to_string(), self.rm_there(&part)));
             self.failed(e, removed)
         })
+    }
+
+    /// The command that removes `left` on the host.
+    fn rm_there(&self, left: &Path) -> String {
+        let (port, t) = match self.ctx.uri.ssh() {
+            Some(t) => (
+                t.port.map(|p| format!(" -p {p}")).unwrap_or_default(),
+                t.destination(),
+            ),
+            None => Default::default(),
+        };
+        format!(
+            "ssh{port} {t} rm -- {}",
+            shell_quote(&left.display().to_string())
+        )
     }
 
     /// The error of a failed upload, saying whether anything of it is left

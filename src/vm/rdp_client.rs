@@ -263,6 +263,9 @@ pub struct Launch<'a> {
     pub user: Option<String>,
     /// The command that repeats this one with `--user`.
     pub again: String,
+    /// Run once the client has ended, however (the end of a detached
+    /// client's own tunnel).
+    pub after: Option<Cmd>,
 }
 
 /// How long `--detach` waits for the client's connection to the guest.
@@ -291,8 +294,11 @@ pub fn run(
             .run_attached(l.stdin.as_deref(), &sink)
             .map_err(crate::tools::program_error)?,
         Some(ip) => {
-            let child = l
-                .cmd
+            let cmd = match &l.after {
+                Some(after) => l.cmd.clone().followed_by(after),
+                None => l.cmd.clone(),
+            };
+            let child = cmd
                 .start_attached(l.stdin.as_deref(), &sink)
                 .map_err(crate::tools::program_error)?;
             match wait_connected(ctx, &child, ip)? {

@@ -14,7 +14,7 @@ use crate::tools::rdp::{self, Client, Opened, RemoteApp, Share};
 use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
 use crate::vm::catalog::{self, App, wm_class};
-use crate::vm::ctx::Ctx;
+use crate::vm::ctx::{Ctx, OwnTunnel};
 use crate::vm::rdp_client::{self, Launch};
 use crate::vm::{idle, power};
 
@@ -145,10 +145,21 @@ fn session(
         Ok(ip) => ip,
         Err(no) => return Err(no.into_error()),
     };
-    // Over ssh the guest's network is the host's: through a tunnel.
-    let (host, port) = ctx
-        .host
-        .reach_from_here(&guest, ctx.local.settings.rdp_port)?;
+    // Over ssh the guest's network is the host's: through a tunnel. The
+    // command's own (a forward of its master) ends with bkt; a detached
+    // client gets one of its own, one more ssh login, that ends with it.
+    let rdp_port = ctx.local.settings.rdp_port;
+    let own = match ctx.uri.ssh() {
+        Some(_) if opts.detach => {
+            ctx.host
+                .own_tunnel(&guest, rdp_port, &ctx.local.runtime_dir()?)?
+        }
+        _ => None,
+    };
+    let (host, port) = match &own {
+        Some(t) => (t.host.clone(), t.port),
+        None => ctx.host.reach_from_here(&guest, rdp_port)?,
+    };
     let again = format!("bkt vm run {name} {}", app.id);
     let user = rdp_client::user_name(ctx, name, &opts.user, &again)?;
     let remote = RemoteApp {
@@ -165,6 +176,7 @@ fn session(
         stdin: Some(stdin),
         user: Some(user),
         again,
+        after: own.map(OwnTunnel::hand_over),
     };
     rdp_client::run(ctx, name, launch, opts.detach.then_some(guest.as_str()))?
         .map_err(|no| no.into_error())

@@ -414,6 +414,28 @@ fn every_command_over_qemu_ssh() {
         )
     });
 
+    // run --detach: a tunnel of the client's own, which outlives bkt.
+    detach_through_a_tunnel_of_its_own(&env, &runs, name, |extra| {
+        remote(
+            &[
+                "vm",
+                "-c",
+                &uri,
+                "run",
+                name,
+                "notepad",
+                "--detach",
+                "--user",
+                "anna",
+                "--timeout",
+                "60",
+            ],
+            extra,
+            // bkt's master, and the tunnel's own login.
+            2,
+        )
+    });
+
     // The host unreachable: nothing listens on the port.
     let closed = free_port();
     let out = remote(
@@ -433,6 +455,25 @@ fn every_command_over_qemu_ssh() {
             "error: cannot reach 127.0.0.1 over ssh (ssh: connect to host 127.0.0.1 port {closed}: Connection refused)\n\
              hint: check that the host is up and runs sshd, and that --connect names it right: \
              `ssh -p {closed} root@127.0.0.1 true` should work\n"
+        )
+    );
+
+    // Another machine over libvirt's TCP: refused before anything runs.
+    // Under -v every external command would be printed before it ran;
+    // nothing is, and nobody logs in.
+    let out = remote(
+        &["vm", "-v", "-c", "qemu+tcp://127.0.0.1/system", "status"],
+        &[],
+        0,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out),
+        (
+            String::new(),
+            "error: qemu+tcp://127.0.0.1/system names another machine, which bkt reaches \
+             only over ssh\nhint: use qemu+ssh://[user@]127.0.0.1/system\n"
+                .to_string()
         )
     );
 
@@ -560,6 +601,104 @@ fn connect_through_the_tunnel(
         TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
         "the tunnel at 127.0.0.1:{port} outlived connect"
     );
+}
+
+/// `bkt vm run --detach` over ssh with a stand-in client (the guest's
+/// 3389 is an echo, which a real RDP client would leave at once): it
+/// connects to where bkt tells it, sends a line and reads it back from the
+/// guest, then waits for the test (two minutes at most, so that a failed
+/// test leaves neither it nor its tunnel). bkt returns once connected, its own
+/// master gone; the client's connection still carries a line after that;
+/// once the client ends, its tunnel (a process of its own) ends too.
+fn detach_through_a_tunnel_of_its_own(
+    env: &Env,
+    runs: &Runs,
+    name: &str,
+    run: impl FnOnce(&[(&str, &str)]) -> Output,
+) {
+    let x = Xvfb::start();
+    let dir = env.work.path().join("detached");
+    fs::create_dir_all(&dir).unwrap();
+    let (first, go, second) = (dir.join("first"), dir.join("go"), dir.join("second"));
+    let client = dir.join("xfreerdp");
+    let code = format!(
+        "import os,socket,sys\n\
+         sys.stdin.readline()\n\
+         port=int([a for a in sys.argv[1:] if a.startswith('/v:')][0].rsplit(':',1)[1])\n\
+         s=socket.create_connection(('127.0.0.1',port))\n\
+         def echo(line,to):\n\
+         \x20   s.sendall(line)\n\
+         \x20   got=b''\n\
+         \x20   while not got.endswith(b'\\n'):\n\
+         \x20       b=s.recv(100)\n\
+         \x20       if not b: break\n\
+         \x20       got+=b\n\
+         \x20   open(to,'wb').write(got)\n\
+         echo(b'first\\n',{first:?})\n\
+         import select,time\n\
+         end=time.time()+120\n\
+         while not os.path.exists({go:?}) and time.time()<end: select.select([],[],[],0.05)\n\
+         echo(b'second\\n',{second:?})\n",
+        first = first.display().to_string(),
+        go = go.display().to_string(),
+        second = second.display().to_string(),
+    );
+    fs::write(dir.join("client.py"), code).unwrap();
+    fs::write(
+        &client,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = /version ] && exec xfreerdp \"$@\"\n\
+             exec python3 {} \"$@\"\n",
+            dir.join("client.py").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&client, fs::Permissions::from_mode(0o755)).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(&[
+        ("DISPLAY", x.display.as_str()),
+        ("BKT_VM_RDP_PASSWORD", "not-a-real-password"),
+        ("BKT_VM_RDP_CLIENT", client.to_str().unwrap()),
+    ]);
+    let took = started.elapsed();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    // Back once the client held its connection, not after the 30 s that
+    // --detach waits at most.
+    assert!(took < Duration::from_secs(25), "run --detach took {took:?}");
+    assert!(stdout.contains("is up; its log: "), "{stdout}");
+    // Before bkt returned, the line went to the guest and came back.
+    wait_for("the client's first echo", Duration::from_secs(10), || {
+        fs::read_to_string(&first).ok().filter(|t| t == "first\n")
+    });
+    // bkt's master is gone (`run` above checked: nothing names its
+    // directory); the tunnel is a process of its own.
+    let forward = regex::Regex::new(r"/v:127\.0\.0\.1:(\d+) ").unwrap();
+    let port = forward
+        .captures(&stdout)
+        .unwrap_or_else(|| panic!("no /v: in {stdout}"))[1]
+        .to_string();
+    let tunnel = pids_naming(&format!("127.0.0.1:{port}:"));
+    assert_eq!(tunnel.len(), 1, "the tunnel's ssh: {tunnel:?}");
+    assert!(runs.leftovers().0.is_empty());
+    // The connection still carries a line after bkt and its master ended.
+    fs::write(&go, "").unwrap();
+    wait_for("the client's second echo", Duration::from_secs(10), || {
+        fs::read_to_string(&second).ok().filter(|t| t == "second\n")
+    });
+    // The client ended (its script ran out): the tunnel ends with it.
+    wait_for(
+        "the tunnel to end with the client",
+        Duration::from_secs(30),
+        || (!Path::new(&format!("/proc/{}", tunnel[0])).exists()).then_some(()),
+    );
+    assert!(
+        TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+        "the tunnel at 127.0.0.1:{port} outlived its client"
+    );
+    let log =
+        fs::read_to_string(env.cache().join(format!("bkt/vm/{name}-rdp.log"))).unwrap_or_default();
+    assert!(!format!("{stdout}{stderr}{log}").contains("not-a-real-password"));
 }
 
 /// One bkt command over ssh, given extra environment and the number of

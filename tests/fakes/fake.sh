@@ -13,12 +13,15 @@
 tool=${0##*/}
 fake_pw_seen="unset"
 [ -n "${BKT_VM_RDP_PASSWORD+x}" ] && fake_pw_seen="set"
-{
+# One write of the whole line: fakes that run at once (a detached client,
+# bkt's polls) never interleave their lines.
+fake_line=$(
   printf '%s' "$tool"
   for a in "$@"; do printf '\037%s' "$a"; done
   printf '\037LC_ALL=%s' "${LC_ALL-}"
-  printf '\037RDP_PASSWORD=%s\n' "$fake_pw_seen"
-} >>"$FAKE_DIR/log"
+  printf '\037RDP_PASSWORD=%s' "$fake_pw_seen"
+)
+printf '%s\n' "$fake_line" >>"$FAKE_DIR/log"
 args="$*"
 tab=$(printf '\t')
 for m in "$FAKE_DIR"/rules/*.match; do

@@ -1005,3 +1005,208 @@ fn the_master_ends_even_when_bkt_is_killed() {
         ]
     );
 }
+
+/// A URI that names another machine over anything but ssh: every command
+/// refuses it before it runs anything (no probe of the guest's address
+/// here, no RDP client, no file of the host taken for this machine's), and
+/// says what to use. From `--connect` and from `LIBVIRT_DEFAULT_URI` alike.
+#[test]
+fn another_machine_without_ssh_is_refused_before_anything_runs() {
+    let w = World::new();
+    w.libvirt_up().domains(&["windows"]);
+    let commands: [&[&str]; 9] = [
+        &["status"],
+        &["doctor"],
+        &["start", "windows"],
+        &["connect", "windows"],
+        &["run", "windows", "notepad", "--detach"],
+        &["ip", "windows"],
+        &["stop", "windows"],
+        &["download"],
+        &["create", "--iso", "/nonexistent.iso", "--yes"],
+    ];
+    for (uri, fix) in [
+        (
+            "qemu+tcp://server/system",
+            "qemu+ssh://[user@]server/system",
+        ),
+        (
+            "qemu+tls://127.0.0.1/system",
+            "qemu+ssh://[user@]127.0.0.1/system",
+        ),
+        ("qemu://server/session", "qemu+ssh://[user@]server/session"),
+        (
+            "qemu+libssh2://anna@server/system?known_hosts=/k",
+            "qemu+ssh://anna@server/system?known_hosts=/k",
+        ),
+    ] {
+        let by_env = World::new().env("LIBVIRT_DEFAULT_URI", uri);
+        by_env.libvirt_up().domains(&["windows"]);
+        for words in commands {
+            for (w, args) in [
+                (&w, [&["vm", "-c", uri][..], words].concat()),
+                (&by_env, [&["vm"][..], words].concat()),
+            ] {
+                let r = w.bkt(&args);
+                assert_eq!(w.calls(), Vec::<Vec<String>>::new(), "{args:?}");
+                r.failure();
+                assert_eq!(r.stdout(), "", "{uri} {words:?}");
+                assert_eq!(
+                    r.stderr(),
+                    format!(
+                        "error: {uri} names another machine, which bkt reaches only over ssh\n\
+                         hint: use {fix}\n"
+                    ),
+                    "{args:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `run --detach` over ssh: the client gets a tunnel of its own (one more
+/// login, in the background), not a forward of bkt's master, so it keeps
+/// its connection after bkt (and its master) ended; bkt returns once the
+/// guest's side holds the connection, and the tunnel ends when the client
+/// does.
+#[test]
+fn a_detached_client_over_ssh_has_a_tunnel_that_ends_with_it() {
+    let w = world()
+        .env("DISPLAY", ":42")
+        .env("BKT_VM_RDP_PASSWORD", "pw");
+    w.nothing_saved();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.11"));
+    host_probe_says(&w, "127.0.0.11", "open");
+    w.rule(
+        "ssh",
+        "* -M -o ControlPersist=no -o ExitOnForwardFailure=yes -f -N -L 127.0.0.1:*:127.0.0.11:3389 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-started");
+    // The host's connections: once the client runs, one established to
+    // the guest's 3389 (the recorded table with the remote end of an
+    // established line set to 127.0.0.11:3389, as the tunnel's sshd holds).
+    let table = fixture("proc/net-tcp.txt").replace(
+        "0100007F:DD30 0100007F:AEA1 01",
+        "0100007F:DD30 0B00007F:0D3D 01",
+    );
+    w.rule("ssh", "* -T -- 127.0.0.1 cat /proc/net/tcp /proc/net/tcp6")
+        .sh(&format!(
+            "[ -e \"$FAKE_DIR/client.pid\" ] && {{ /usr/bin/printf '%s' '{table}'; exit 0; }}\n"
+        ));
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    // The client stays, like a session.
+    w.rule("xfreerdp3", "/v:*")
+        .sh("/bin/cat >\"$FAKE_DIR/xfreerdp3.stdin\"\n\
+         echo $$ >\"$FAKE_DIR/client.pid\"\n\
+         exec /bin/sleep 60\n");
+    let r = w.bkt(&[
+        "vm", "-c", URI, "run", "windows", "notepad", "--user", "anna", "--detach",
+    ]);
+    let pid: i32 = std::fs::read_to_string(w.path("client.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signal 0 to the process our test's fake started.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    let at_return = calls(&w);
+    // Now the client ends (we started it): its tunnel ends after it.
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    r.success();
+    assert!(alive, "the client ended with bkt");
+    let tunnel_of = |c: &[String]| c.iter().position(|a| a == "-S").map(|i| c[i + 1].clone());
+    let tunnel = &at_return[5];
+    let sock = tunnel_of(tunnel).unwrap();
+    let port = tunnel[tunnel.len() - 3]
+        .strip_prefix("127.0.0.1:")
+        .and_then(|f| f.strip_suffix(":127.0.0.11:3389"))
+        .unwrap_or_else(|| panic!("{tunnel:?}"))
+        .to_string();
+    let sock_re = regex::Regex::new(&format!(
+        "^{}/ssh-[0-9a-f]{{12}}$",
+        regex::escape(&w.p("home/.cache/bkt/vm"))
+    ))
+    .unwrap();
+    assert!(sock_re.is_match(&sock), "{sock}");
+    let with_sock = |rest: &[&str]| -> Vec<String> {
+        let mut c = argv![..SSH];
+        c[2] = sock.clone();
+        c.extend(rest.iter().map(|s| s.to_string()));
+        c
+    };
+    let rdp = argv![
+        "xfreerdp3",
+        format!("/v:127.0.0.1:{port}"),
+        "/u:anna",
+        "/from-stdin:force",
+    ];
+    // Its own master with its own login, the forward on its command line
+    // (not `-O forward` on bkt's); no forward asked of bkt's master.
+    assert_eq!(
+        tunnel,
+        &with_sock(&[
+            "-M",
+            "-o",
+            "ControlPersist=no",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-f",
+            "-N",
+            "-L",
+            &format!("127.0.0.1:{port}:127.0.0.11:3389"),
+            "--",
+            "127.0.0.1",
+        ])
+    );
+    assert!(
+        !at_return.iter().any(|c| has_args(c, &["-O", "forward"])),
+        "{at_return:#?}"
+    );
+    let polls = host_shell("cat /proc/net/tcp /proc/net/tcp6");
+    let client = at_return
+        .iter()
+        .position(|c| c.starts_with(&rdp))
+        .unwrap_or_else(|| panic!("{at_return:#?}"));
+    assert_eq!(
+        at_return[..4],
+        [
+            master(),
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv!["xfreerdp3", "/version"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
+        ]
+    );
+    assert_eq!(at_return[4], probe_call("0.500", "127.0.0.11"));
+    // bkt's master ended as bkt did; the tunnel not (yet).
+    assert_eq!(at_return.last(), Some(&master_exit()), "{at_return:#?}");
+    assert!(
+        at_return[6..at_return.len() - 1]
+            .iter()
+            .all(|c| c == &at_return[client] || c == &polls),
+        "{at_return:#?}"
+    );
+    assert!(at_return.contains(&polls), "{at_return:#?}");
+    let end = with_sock(&["-O", "exit", "--", "127.0.0.1"]);
+    assert!(!at_return.contains(&end), "{at_return:#?}");
+    poll_until("the tunnel ended after the client", || {
+        calls(&w).contains(&end)
+    });
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp3.stdin")).unwrap(),
+        "pw\n"
+    );
+}

@@ -1128,3 +1128,93 @@ fn a_disk_volume_libvirt_cannot_delete_is_named_as_left() {
         serde_json::json!([{"vm": "windows", "uri": URI, "path": w.p("images/windows.qcow2")}])
     );
 }
+
+/// `create --virt-type kvm` over ssh checks `/dev/kvm` where QEMU runs:
+/// the host's, asked over the master as doctor asks it; this machine's
+/// device (here `BKT_VM_KVM_DEVICE`) is never looked at.
+#[test]
+fn create_over_ssh_checks_kvm_on_the_host() {
+    let stat_kvm = host_shell("stat -L -c '%f %s %u %g' -- /dev/kvm");
+    for host_has_kvm in [true, false] {
+        let w = host();
+        if host_has_kvm {
+            // This machine has none: a check of it would fail.
+            std::fs::remove_file(w.path("kvm")).unwrap();
+            w.rule_first(
+                "ssh",
+                "* -T -- 127.0.0.1 stat -L -c '%f %s %u %g' -- /dev/kvm",
+            )
+            .recorded("ssh/stat-dev-kvm");
+        }
+        let (iso, virtio) = isos(&w);
+        let mut words = create_words(URI, &["--iso", &iso, "--virtio-iso", &virtio], "2G");
+        let kvm = words.iter().position(|a| *a == "qemu").unwrap();
+        words[kvm] = "kvm";
+        let r = w.bkt(&words);
+        let out = crate::normalize(&w, &r.stdout());
+        let calls = calls(&w);
+        assert!(calls.contains(&stat_kvm), "{calls:#?}");
+        assert!(
+            !calls.iter().flatten().any(|a| a.contains(&w.p("kvm"))),
+            "{calls:#?}"
+        );
+        if host_has_kvm {
+            r.success();
+            assert!(
+                out.contains("\n  ✓ KVM            /dev/kvm exists on 127.0.0.1\n"),
+                "{out}"
+            );
+        } else {
+            r.failure();
+            assert!(
+                out.contains(
+                    "\n  ✗ KVM            /dev/kvm does not exist on 127.0.0.1: \
+                     no hardware virtualization there\n"
+                ),
+                "{out}"
+            );
+            nothing_named_or_made(&calls);
+            assert!(uploads(&w).is_empty(), "{:?}", uploads(&w));
+        }
+    }
+}
+
+/// An upload that fails, and whose partial copy the host then will not
+/// remove: the error names the copy left there and the command that
+/// removes it, never "nothing of it is left there".
+#[test]
+fn a_partial_copy_that_cannot_be_removed_is_named_with_its_command() {
+    let w = host();
+    w.rule_first("ssh", SEND)
+        .err("cat: write error: No space left on device\n")
+        .code(1);
+    w.rule_first("ssh", "* -T -- 127.0.0.1 rm -f -- *")
+        .err("rm: cannot remove '/x.part': Read-only file system\n")
+        .code(1);
+    let (iso, virtio) = isos(&w);
+    let r = create(&w, &iso, &virtio);
+    r.failure();
+    let err = crate::normalize(&w, &r.stderr());
+    let part = regex::Regex::new(r"\.[0-9a-f]{8}\.part").unwrap();
+    let err = part.replace_all(&err, ".TAG.part");
+    // After the progress line.
+    let err = err.split_once("\nerror: ").map_or("", |(_, e)| e);
+    let win = on_host(&iso, "Win_11.iso");
+    assert_eq!(
+        err,
+        format!(
+            "uploading Win 11.iso to 127.0.0.1 failed, and its partial copy \
+             $TMP/images/.{win}.TAG.part is left there \
+             (rm: cannot remove '/x.part': Read-only file system)\n\
+             caused by: copying $TMP/isos/Win 11.iso to 127.0.0.1:$TMP/images/.{win}.TAG.part\n\
+             caused by: cat: write error: No space left on device\n\
+             hint: remove it: ssh -p 2222 root@127.0.0.1 rm -- $TMP/images/.{win}.TAG.part\n"
+        )
+    );
+    // The removal was tried, on the copy that was being sent.
+    let calls = calls(&w);
+    let sent = run_there(&calls, "cat >> ");
+    let tried = run_there(&calls, "rm -f -- ");
+    assert!(sent < tried, "{calls:#?}");
+    nothing_named_or_made(&calls);
+}

@@ -17,6 +17,73 @@ use crate::exec::Cmd;
 use crate::settings::Settings;
 use crate::tools::acl::{self, Perms};
 
+/// The error of a [`Host::send_new`] that made its file, failed, and could
+/// not remove it: the error as it was (it shows as that error and keeps its
+/// causes), and what is left on the host and why it stayed, for the caller
+/// to name with its fix instead of saying nothing is left.
+#[derive(Debug)]
+pub struct LeftBehind {
+    pub path: PathBuf,
+    pub why: String,
+    inner: anyhow::Error,
+}
+
+impl LeftBehind {
+    pub fn wrap(inner: anyhow::Error, path: &Path, why: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::Error::new(LeftBehind {
+            path: path.to_path_buf(),
+            why: why.to_string(),
+            inner,
+        })
+    }
+}
+
+impl std::fmt::Display for LeftBehind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for LeftBehind {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+/// A tunnel through the host that lasts as long as one client (a detached
+/// one, which outlives bkt and bkt's own ssh connection): where the client
+/// connects, and how the tunnel ends. Ended when dropped, unless handed to
+/// the client's command with [`OwnTunnel::hand_over`].
+pub struct OwnTunnel {
+    pub host: String,
+    pub port: u16,
+    end: Option<Cmd>,
+}
+
+impl OwnTunnel {
+    pub fn new(host: String, port: u16, end: Cmd) -> OwnTunnel {
+        OwnTunnel {
+            host,
+            port,
+            end: Some(end),
+        }
+    }
+
+    /// The command that ends the tunnel, for the client's command to run
+    /// once the client has ended (no longer ended when dropped).
+    pub fn hand_over(mut self) -> Cmd {
+        self.end.take().expect("not yet handed over")
+    }
+}
+
+impl Drop for OwnTunnel {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            let _ = end.run();
+        }
+    }
+}
+
 /// What the host has to give VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostSize {
@@ -105,7 +172,7 @@ pub trait Host {
     fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()>;
     /// Copy a file of this (the local) machine to a new file on the host
     /// (never over one), `sent` told the bytes copied so far; a copy that
-    /// fails is removed.
+    /// fails is removed, or the error is a [`LeftBehind`] naming it.
     fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()>;
     /// [`Host::send_new`] of a small file, nobody told.
     fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
@@ -143,6 +210,12 @@ pub trait Host {
     /// local end of a tunnel through the host (`127.0.0.1`, a free port;
     /// open until the command ends).
     fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)>;
+    /// [`Host::reach_from_here`] for a client that outlives bkt: None when
+    /// it reaches the guest itself (this machine); over ssh a tunnel of its
+    /// own (one more login), its control socket in `dir`.
+    fn own_tunnel(&self, _ip: &str, _port: u16, _dir: &Path) -> Result<Option<OwnTunnel>> {
+        Ok(None)
+    }
     /// Get in and say who we are there (our user id): nothing to do on
     /// this machine; over ssh, the login, with its failure and fix.
     fn login(&self) -> Result<u32>;
@@ -323,11 +396,12 @@ impl Host for LocalHost {
                 sent(total);
             }
         };
-        let res = copy().with_context(|| format!("writing {}", p.display()));
-        if res.is_err() {
-            let _ = fs::remove_file(p);
-        }
-        res
+        copy()
+            .with_context(|| format!("writing {}", p.display()))
+            .map_err(|e| match fs::remove_file(p) {
+                Ok(()) => e,
+                Err(why) => LeftBehind::wrap(e, p, why),
+            })
     }
 
     fn sha256(&self, p: &Path) -> Result<String> {

@@ -19,7 +19,7 @@ use crate::settings::Settings;
 use crate::tools::virsh::{self, DomState, DomStats, DomainXml, Virsh};
 use crate::ui::HintExt;
 
-pub use host::{Host, HostSize, Kind, LocalHost, PortState};
+pub use host::{Host, HostSize, Kind, LeftBehind, LocalHost, OwnTunnel, PortState};
 pub use local::{Local, Media};
 
 pub struct Ctx {
@@ -32,8 +32,17 @@ pub struct Ctx {
 
 impl Ctx {
     /// The context of a command on `uri`: the host is this machine, or
-    /// the one a `qemu+ssh://` URI names, reached over ssh.
+    /// the one a `qemu+ssh://` URI names, reached over ssh; another
+    /// machine named any other way is refused, with the URI to use.
     pub fn new(uri: Uri, settings: Settings) -> Result<Ctx> {
+        // Before anything is probed, read or started: on such a URI the
+        // host would be taken for this machine.
+        if let Some(fix) = uri.remote_without_ssh() {
+            return Err(anyhow!(
+                "{uri} names another machine, which bkt reaches only over ssh"
+            ))
+            .hint(format!("use {fix}"));
+        }
         let manifest = settings.manifest().context(
             "cannot find the manifest: neither BKT_VM_MANIFEST, XDG_CONFIG_HOME nor HOME is set",
         )?;

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
-use super::host::{Host, HostSize, Kind, PortState, Stat, parse_proc_net_tcp};
+use super::host::{
+    Host, HostSize, Kind, LeftBehind, OwnTunnel, PortState, Stat, parse_proc_net_tcp,
+};
 use crate::exec::{Cmd, ExecError, Output, Sentinel, Status};
 use crate::names::SshTarget;
 use crate::tools::acl::Perms;
@@ -163,6 +165,15 @@ impl Drop for SshHost {
             }
         }
     }
+}
+
+/// Six random bytes, for a name nobody can guess.
+fn rand_tag() -> Result<[u8; 6]> {
+    let mut b = [0u8; 6];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut b))
+        .context("reading /dev/urandom")?;
+    Ok(b)
 }
 
 /// An error a command printed on the host, as the io error it names.
@@ -385,7 +396,7 @@ impl Host for SshHost {
                 Err(anyhow!("{}", remote_io_error(e.stderr()))).with_context(what)
             }
             Err(e) => {
-                let _ = self.io(&format!("rm -f -- {q}"));
+                let removed = self.io(&format!("rm -f -- {q}"));
                 let err = match &e {
                     ExecError::Io { err, .. } if err.kind() == io::ErrorKind::Interrupted => {
                         anyhow::Error::new(crate::interrupt::Interrupted)
@@ -395,7 +406,11 @@ impl Host for SshHost {
                         None => anyhow!("{}", remote_io_error(e.stderr())),
                     },
                 };
-                Err(err).with_context(what)
+                let err = err.context(what());
+                match removed {
+                    Ok(_) => Err(err),
+                    Err(why) => Err(LeftBehind::wrap(err, p, why)),
+                }
             }
         }
     }
@@ -547,6 +562,41 @@ impl Host for SshHost {
                 )
             })?;
         Ok(("127.0.0.1".to_string(), local))
+    }
+
+    fn own_tunnel(&self, ip: &str, port: u16, dir: &Path) -> Result<Option<OwnTunnel>> {
+        let guest: IpAddr = ip
+            .parse()
+            .map_err(|_| anyhow!("{ip:?} is not an IP address"))?;
+        let tag: [u8; 6] = rand_tag()?;
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        // In bkt's private runtime directory, which outlives this command
+        // (the master's directory does not); ssh removes the socket when
+        // the tunnel ends.
+        let tunnel = Ssh::new(self.ssh.target().clone(), &dir.join(format!("ssh-{tag}")));
+        let local = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free local port for the ssh tunnel")?
+            .port();
+        tunnel
+            .tunnel(local, guest, port)
+            .run()
+            .map_err(|e| self.describe(&e))
+            .map_err(|(what, fix)| match fix {
+                Some(fix) => Err::<(), _>(anyhow!("{what}")).hint(fix).unwrap_err(),
+                None => anyhow!("{what}"),
+            })
+            .with_context(|| {
+                format!(
+                    "cannot open an ssh tunnel to {ip}:{port} through {}",
+                    self.ssh.target().host
+                )
+            })?;
+        Ok(Some(OwnTunnel::new(
+            "127.0.0.1".into(),
+            local,
+            tunnel.exit(),
+        )))
     }
 
     fn login(&self) -> Result<u32> {
