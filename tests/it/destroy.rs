@@ -700,25 +700,27 @@ fn the_program_list_apps_kept_goes_too() {
         v.sort();
         v
     };
-    assert_eq!(list(&w), ["windows@qemu____system.apps.json"]);
-    let ours = cache.join("windows@qemu____system.apps.json");
+    let system = crate::save::SYSTEM;
+    let session = "bb82bf5c67a61152";
+    assert_eq!(list(&w), [format!("windows@{system}.apps.json")]);
+    let ours = cache.join(format!("windows@{system}.apps.json"));
     let text = std::fs::read_to_string(&ours).unwrap();
-    std::fs::write(cache.join("other@qemu____system.apps.json"), &text).unwrap();
-    std::fs::write(cache.join("windows@qemu____session.apps.json"), &text).unwrap();
+    std::fs::write(cache.join(format!("other@{system}.apps.json")), &text).unwrap();
+    std::fs::write(cache.join(format!("windows@{session}.apps.json")), &text).unwrap();
     let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
     r.success();
     let out = normalize(&w, &r.stdout());
     assert!(
-        out.contains(
-            "  • removed        program list $TMP/home/.cache/bkt/vm/windows@qemu____system.apps.json\n"
-        ),
+        out.contains(&format!(
+            "  • removed        program list $TMP/home/.cache/bkt/vm/windows@{system}.apps.json\n"
+        )),
         "{out}"
     );
     assert_eq!(
         list(&w),
         [
-            "other@qemu____system.apps.json",
-            "windows@qemu____session.apps.json"
+            format!("other@{system}.apps.json"),
+            format!("windows@{session}.apps.json")
         ]
     );
     assert!(!ours.exists());

@@ -569,9 +569,10 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
 
 #[test]
 fn vms_of_one_name_on_two_connections_share_no_file_and_no_setting() {
-    // Once one file name: the URIs with their punctuation replaced.
-    const A: &str = "qemu+tcp://host-a/system";
-    const B: &str = "qemu+tcp://host.a/system";
+    // Once one file name: the URIs with their punctuation replaced. (Two
+    // sockets of this machine: another machine is reached only over ssh.)
+    const A: &str = "qemu+unix:///system?socket=/run/a-b";
+    const B: &str = "qemu+unix:///system?socket=/run/a.b";
     let w = world(None);
     let entry = |uri: &str| {
         serde_json::json!({"name": "windows", "type": "windows11",
@@ -608,7 +609,7 @@ fn vms_of_one_name_on_two_connections_share_no_file_and_no_setting() {
     };
     let dir = w.path("home/.cache/bkt/vm");
     // A client of the VM on A (the first 16 hex digits of A's SHA-256).
-    let lock = File::create(dir.join("windows@a0fa9dd994e89897.inuse")).unwrap();
+    let lock = File::create(dir.join("windows@e5dd6b8c50800cfb.inuse")).unwrap();
     lock.lock_shared().unwrap();
     assert_eq!(
         look_on(A, 1000),
@@ -620,8 +621,8 @@ fn vms_of_one_name_on_two_connections_share_no_file_and_no_setting() {
     );
     drop(lock);
     // Each its own state.
-    assert!(dir.join("windows@a0fa9dd994e89897.watch.json").exists());
-    assert!(dir.join("windows@a2f0a64228209674.watch.json").exists());
+    assert!(dir.join("windows@e5dd6b8c50800cfb.watch.json").exists());
+    assert!(dir.join("windows@169f3e4194afc2cd.watch.json").exists());
     assert_eq!(
         look_on(A, 1060),
         "windows: unused for 1m; saved in 14m unless used\n"
