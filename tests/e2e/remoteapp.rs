@@ -3,7 +3,9 @@
 //! (`xfreerdp3`) each get bkt's RemoteApp argv (a file in the home with a
 //! comma and non-ASCII in its name) and must fail at the connection, not at
 //! their argument parser; the same argv with one unknown option must fail
-//! at the parser, which shows the two apart.
+//! at the parser, which shows the two apart. Each also gets the argv of a VM
+//! whose clipboard is off (`-clipboard`), which must fail at the connection
+//! too.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -71,6 +73,7 @@ fn real_clients(env: &Env, name: &str) {
     let file = docs.join("Q3, final «é».docx");
     fs::write(&file, "x").unwrap();
     let file = file.to_str().unwrap();
+    let docs = fs::canonicalize(&docs).unwrap();
     let ip = ok(&env.bkt(&["vm", "ip", name])).trim().to_string();
 
     for client in ["xfreerdp", "xfreerdp3"] {
@@ -86,6 +89,19 @@ fn real_clients(env: &Env, name: &str) {
             stdout.contains(&format!(" /wm-class:bkt-{name}-notepad ")),
             "{stdout}"
         );
+        // Only the file's directory, not the home it is in.
+        let arrow = stdout
+            .lines()
+            .find(|l| l.starts_with('→'))
+            .unwrap_or_default();
+        assert!(
+            arrow.ends_with(&format!(
+                " /wm-class:bkt-{name}-notepad /drive:bkt1,{}",
+                docs.display()
+            )),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("/drive:home"), "{stdout}");
         assert!(
             stderr.contains(&format!(
                 "error: RDP: {client} exited with code 147: connection failed (transport)"
@@ -119,5 +135,29 @@ fn real_clients(env: &Env, name: &str) {
             "{log}"
         );
         assert!(!log.contains("ERRCONNECT"), "{log}");
+
+        // The VM's clipboard off (`config --clipboard off`, written here as
+        // the manifest entry config keeps it in, for a VM bkt did not make):
+        // `-clipboard`, which the parser takes; the connection fails (147).
+        let before = fs::read(env.manifest()).ok();
+        let entry = serde_json::json!({"vms": [{
+            "name": name, "type": "windows11", "disk": "", "created": "2026-12-07",
+            "uri": URI, "clipboard": false,
+        }], "files": []});
+        fs::write(env.manifest(), entry.to_string()).unwrap();
+        let (code, stdout, stderr, log) = run_with(env, &x, name, client, file);
+        match before {
+            Some(b) => fs::write(env.manifest(), b).unwrap(),
+            None => fs::remove_file(env.manifest()).unwrap(),
+        }
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stdout.contains(" /cert:tofu -clipboard "), "{stdout}");
+        assert!(
+            stderr.contains(&format!(
+                "error: RDP: {client} exited with code 147: connection failed (transport)"
+            )),
+            "{stderr}"
+        );
+        assert!(!log.contains("Failed at index"), "{log}");
     }
 }
