@@ -143,6 +143,17 @@ fn real_round_trip(env: &Env) {
         "{stdout}"
     );
     assert_eq!(desktop_files(&apps), Vec::<std::path::PathBuf>::new());
+    // ... and the program list apps kept, so that a new VM of that name
+    // starts without it.
+    let list = stdout
+        .lines()
+        .find_map(|l| l.split_once("program list ").map(|(_, p)| p.to_string()))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        list.contains(&format!("/{NAME}@")) && list.ends_with(".apps.json"),
+        "{list}"
+    );
+    assert!(!std::path::Path::new(&list).exists(), "{list}");
 }
 
 fn desktop_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
