@@ -61,12 +61,20 @@ fn bkt_args(ctx: &Ctx, words: &[&str]) -> Result<Vec<String>> {
 pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
     let dir = applications(ctx)?;
     let files = plan(ctx, vm, apps, &dir)?;
-    let mut written: Vec<PathBuf> = Vec::new();
+    // Each file written, with what it replaced: a failed install puts an
+    // earlier install's entries and icons back as they were, and removes
+    // only the files that were not there before.
+    let mut written: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
     for (p, bytes) in &files {
+        let before = ctx.local.read_user_file(p);
         if let Err(e) = ctx.local.write_user_file(p, bytes) {
             let mut left = Vec::new();
-            for w in &written {
-                if ctx.local.remove_user_file(w).is_err() {
+            for (w, was) in written.iter().rev() {
+                let undone = match was {
+                    Some(old) => ctx.local.write_user_file(w, old),
+                    None => ctx.local.remove_user_file(w),
+                };
+                if undone.is_err() {
                     left.push(w.display().to_string());
                 }
             }
@@ -75,19 +83,19 @@ pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
             }
             let undone = match (written.len(), left.is_empty()) {
                 (0, _) => "nothing was written".to_string(),
-                (n, true) => format!("removed the {n} files written before it"),
+                (n, true) => format!("undid the {n} files written before it"),
                 (n, false) => format!(
-                    "removed {} of the {n} files written before it; still there: {}",
+                    "undid {} of the {n} files written before it; not undone: {}",
                     n - left.len(),
                     left.join(", ")
                 ),
             };
             return Err(e.context(format!("cannot write {} ({undone})", p.display())));
         }
-        written.push(p.clone());
+        written.push((p.clone(), before));
     }
     refresh(ctx, &dir);
-    Ok(written)
+    Ok(written.into_iter().map(|(p, _)| p).collect())
 }
 
 /// Every file [`install`] writes, with its bytes, once each has passed its

@@ -155,7 +155,12 @@ fn log_tail(text: &str) -> String {
 
 /// Show the command line about to run.
 pub fn arrow(cmd: &Cmd, label: &str) {
-    println!("{} {label}{}", style("→").cyan(), cmd.display());
+    println!(
+        "{} {}{}",
+        style("→").cyan(),
+        crate::ui::escaped(label),
+        crate::ui::escaped(&cmd.display().to_string())
+    );
 }
 
 /// What a FreeRDP line says about itself: `FreeRDP 3.10.3: ` (empty for
@@ -282,6 +287,8 @@ pub fn run(
     detach: Option<&str>,
 ) -> Result<std::result::Result<(), NoRdp>> {
     let client = l.client;
+    // The argv carries the guest's words (a program's name and path from
+    // the apps it listed): shown as data, never as terminal control.
     arrow(&l.cmd, &label(client));
     let log = match client.flavor {
         Flavor::Remmina => None,
@@ -298,9 +305,17 @@ pub fn run(
                 Some(after) => l.cmd.clone().followed_by(after),
                 None => l.cmd.clone(),
             };
-            let child = cmd
-                .start_attached(l.stdin.as_deref(), &sink)
-                .map_err(crate::tools::program_error)?;
+            let child = match cmd.start_attached(l.stdin.as_deref(), &sink) {
+                Ok(child) => child,
+                Err(e) => {
+                    // The client never started: what was to end with it
+                    // (a tunnel of its own) ends now.
+                    if let Some(after) = &l.after {
+                        let _ = after.run();
+                    }
+                    return Err(crate::tools::program_error(e));
+                }
+            };
             match wait_connected(ctx, &child, ip)? {
                 Some(st) => st,
                 None => {

@@ -148,6 +148,11 @@ fn session(
     // Over ssh the guest's network is the host's: through a tunnel. The
     // command's own (a forward of its master) ends with bkt; a detached
     // client gets one of its own, one more ssh login, that ends with it.
+    // Who and the password first: a prompt that is interrupted leaves no
+    // tunnel behind (it would outlive bkt).
+    let again = format!("bkt vm run {name} {}", app.id);
+    let user = rdp_client::user_name(ctx, name, &opts.user, &again)?;
+    let stdin = rdp_client::password_line(&user, name)?;
     let rdp_port = ctx.local.settings.rdp_port;
     let own = match ctx.uri.ssh() {
         Some(_) if opts.detach => {
@@ -160,15 +165,12 @@ fn session(
         Some(t) => (t.host.clone(), t.port),
         None => ctx.host.reach_from_here(&guest, rdp_port)?,
     };
-    let again = format!("bkt vm run {name} {}", app.id);
-    let user = rdp_client::user_name(ctx, name, &opts.user, &again)?;
     let remote = RemoteApp {
         host: rdp::server(&host, port),
         user: user.clone(),
         ..remote
     };
     let cmd = rdp::remoteapp_argv(client, &remote).map_err(|e| anyhow!(e))?;
-    let stdin = rdp_client::password_line(&user, name)?;
     rdp_client::remember_user(ctx, name, &user)?;
     let launch = Launch {
         client,

@@ -696,8 +696,9 @@ fn detach_through_a_tunnel_of_its_own(
         TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
         "the tunnel at 127.0.0.1:{port} outlived its client"
     );
-    let log =
-        fs::read_to_string(env.cache().join(format!("bkt/vm/{name}-rdp.log"))).unwrap_or_default();
+    // The detached session's own log: it must exist, or the check below
+    // could not fail.
+    let log = fs::read_to_string(last_rdp_log(&env.cache(), name)).unwrap();
     assert!(!format!("{stdout}{stderr}{log}").contains("not-a-real-password"));
 }
 

@@ -633,28 +633,43 @@ fn a_write_that_fails_removes_what_this_install_wrote() {
     // The desktop's entry, written last, cannot be: a directory has its
     // name.
     let apps = applications(&w);
+    // Notepad's entry from an earlier install: put back as it was, not
+    // removed, when this one fails.
+    w.bkt(&["vm", "apps", "windows", "--install", "notepad"])
+        .success();
+    let earlier = apps.join("bkt-windows-notepad.desktop");
+    let before = std::fs::read_to_string(&earlier).unwrap();
+    let icons = w.path("home/.local/share/icons/hicolor/32x32/apps");
+    let icons_before = std::fs::read_dir(&icons).map_or(0, |d| d.count());
+    std::fs::remove_file(apps.join("bkt-windows.desktop")).unwrap();
     std::fs::create_dir_all(apps.join("bkt-windows.desktop")).unwrap();
     let r = w.bkt(&["vm", "apps", "windows", "--install", "word", "notepad"]);
     r.failure();
     let stderr = r.stderr();
     assert!(
         stderr.starts_with(&format!(
-            "asking Windows in windows for its programs …\n\
-             error: cannot write {} (removed the 3 files written before it)\ncaused by: ",
+            "error: cannot write {} (undid the 3 files written before it)\ncaused by: ",
             apps.join("bkt-windows.desktop").display()
         )),
         "{stderr}"
     );
-    // Only the directory left; the icon's directory is empty.
-    let left: Vec<String> = std::fs::read_dir(&apps)
+    // The directory and the earlier entry, as it was; the icon's
+    // directory is empty.
+    let mut left: Vec<String> = std::fs::read_dir(&apps)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["bkt-windows.desktop"]);
-    let icons = w.path("home/.local/share/icons/hicolor/32x32/apps");
-    assert_eq!(std::fs::read_dir(&icons).unwrap().count(), 0);
-    // Files were written (then removed): the database is told.
-    assert_eq!(updates(&w), 1);
+    left.sort();
+    assert_eq!(left, ["bkt-windows-notepad.desktop", "bkt-windows.desktop"]);
+    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), before);
+    // Word's icon gone again, the earlier ones as they were.
+    assert_eq!(
+        std::fs::read_dir(&icons).map_or(0, |d| d.count()),
+        icons_before
+    );
+    // Files were written (then undone): the database is told, once for
+    // the earlier install and once for this one.
+    assert_eq!(updates(&w), 2);
 }
 
 #[test]
@@ -693,5 +708,37 @@ fn asking_windows_keeps_the_vm_in_use() {
         !w.calls()
             .iter()
             .any(|c| crate::harness::mentions(c, "managedsave"))
+    );
+}
+
+/// `run` of a program the guest named with terminal control in it: the
+/// line that shows the client's argv shows it escaped too.
+#[test]
+fn run_shows_what_the_guest_named_escaped() {
+    let (_rdp, port) = rdp_listener("127.0.3.13");
+    let w = world("running (booted)").rdp_port(port);
+    hostile(&w);
+    w.bkt(&["vm", "apps", "windows"]).success();
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.3.13"));
+    freerdp(&w, "xfreerdp3", "3.10.3", 0);
+    let r = w.bkt(&["vm", "run", "windows", "word-0-owned-2j", "--user", "anna"]);
+    r.success();
+    for c in ['\x1b', '\x07'] {
+        assert!(!r.stdout().contains(c), "{:?}", r.stdout());
+    }
+    assert!(
+        r.stdout().contains(r"name:Word\x1b]0;owned\x07\x1b[2J"),
+        "{}",
+        r.stdout()
+    );
+    // The client itself gets the name as the guest gave it: it is data
+    // for FreeRDP, not for the terminal.
+    assert!(
+        w.last_call()
+            .iter()
+            .any(|a| a.contains("name:Word\x1b]0;owned\x07\x1b[2J")),
+        "{:?}",
+        w.last_call()
     );
 }

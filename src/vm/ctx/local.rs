@@ -269,6 +269,12 @@ impl Local {
         replace_file(p, bytes, Some(0o644))
     }
 
+    /// The bytes of one of the user's files that bkt owns, None when there
+    /// is none (to put it back as it was when a later step fails).
+    pub fn read_user_file(&self, p: &Path) -> Option<Vec<u8>> {
+        fs::read(p).ok()
+    }
+
     /// Remove one of the user's files that bkt wrote; gone already is fine.
     pub fn remove_user_file(&self, p: &Path) -> Result<()> {
         match fs::remove_file(p) {
