@@ -427,6 +427,30 @@ impl Cmd {
 }
 
 impl Cmd {
+    /// A helper that lives while bkt does and no longer (a `virsh event
+    /// --loop` the idle watcher reads): no input, its output where `sink`
+    /// says. Dropping the value ends it; the kernel sends it SIGTERM when
+    /// bkt ends however it ends (killed too), so none is left behind.
+    pub fn start_tied(&self, sink: &Sink) -> Result<Tied, ExecError> {
+        let expr = self.attached(None, sink)?.before_spawn(|c| {
+            // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe; it is
+            // all the child does between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(c, || {
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::TERM,
+                    ))
+                    .map_err(io::Error::from)
+                });
+            }
+            Ok(())
+        });
+        match expr.start() {
+            Ok(handle) => Ok(Tied { handle }),
+            Err(err) => Err(self.spawn_error(err)),
+        }
+    }
+
     /// An attached child: `stdin` written to it and then closed (how a
     /// secret reaches it without touching argv or disk), its stdout and
     /// stderr where `sink` says (a log file is created 0600, appended to).
@@ -516,6 +540,24 @@ impl Sentinel {
     pub fn finish(mut self) {
         drop(self.writer.take());
         let _ = self.handle.wait();
+    }
+}
+
+/// A helper started by [`Cmd::start_tied`]: ended when this is dropped.
+pub struct Tied {
+    handle: duct::Handle,
+}
+
+impl Tied {
+    /// Its exit status, once it has ended (None while it runs).
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        Ok(self.handle.try_wait()?.map(|o| o.status))
+    }
+}
+
+impl Drop for Tied {
+    fn drop(&mut self) {
+        let _ = self.handle.kill();
     }
 }
 

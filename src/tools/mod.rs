@@ -2,6 +2,7 @@
 //! typed input, and pure parsers of what it prints.
 
 pub mod acl;
+pub mod console_events;
 pub mod desktop;
 pub mod guest_agent;
 pub mod qemu_img;

@@ -137,6 +137,13 @@ impl Virsh {
         self.cmd(["domdisplay", "--type", "spice", name])
     }
 
+    /// The domain's events as they happen, until ended: its graphics
+    /// events, and its lifecycle to know when QEMU started afresh
+    /// ([`crate::tools::console_events`]).
+    pub fn domain_events(&self, name: &str) -> Cmd {
+        self.cmd(["event", "--domain", name, "--all", "--loop"])
+    }
+
     pub fn resume(&self, name: &str) -> Cmd {
         self.cmd(["resume", name])
     }

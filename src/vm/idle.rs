@@ -14,8 +14,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest;
-use crate::tools::viewer;
 use crate::tools::virsh::DomState;
+use crate::tools::{console_events, viewer};
 use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
 use crate::vm::net;
@@ -65,6 +65,13 @@ pub fn last_state(ctx: &Ctx, name: &str) -> Option<State> {
 pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     if ctx.local.client_running(&key(ctx, name)) {
         return Some("a client or a command of bkt's is at work on it".into());
+    }
+    // A console libvirt handed over by fd has no TCP connection: the
+    // watcher's graphics event stream counts its channels.
+    if let Some(events) = ctx.local.read_console_events(&key(ctx, name))
+        && console_events::open_channels(&events) > 0
+    {
+        return Some("a console is open (libvirt's graphics events)".into());
     }
     let conns = ctx.host.tcp_established();
     let port = ctx.local.settings.rdp_port;

@@ -133,8 +133,15 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
         std::process::id(),
         idle::setting(ctx, name)?
     );
+    let mut events = console_events(ctx, name, &k);
     let mut seen_last = String::new();
     let res = loop {
+        // A stream that ended (libvirtd restarted, say) starts again; what
+        // happened in between is not known, so the count starts afresh.
+        if let Some(st) = events.as_ref().and_then(|e| e.try_wait().ok().flatten()) {
+            println!("{name}: the graphics event stream ended ({st}); starting it again");
+            events = console_events(ctx, name, &k);
+        }
         let l = match look(ctx, name, std::process::id()) {
             Ok(l) => l,
             Err(e) => break Err(e),
@@ -155,8 +162,25 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
             break Ok(());
         }
     };
+    drop(events);
     ctx.local.remove_watch_state(&k);
     res
+}
+
+/// The VM's graphics events, kept in `KEY.consoles` for
+/// [`idle::in_use`] while the watcher runs. Without them (virsh cannot
+/// start) the watcher goes on with what it sees in the kernel's tables.
+fn console_events(ctx: &Ctx, name: &str, k: &str) -> Option<crate::exec::Tied> {
+    match ctx
+        .local
+        .start_console_events(k, &ctx.virsh.domain_events(name))
+    {
+        Ok(t) => Some(t),
+        Err(e) => {
+            println!("{name}: consoles handed over by libvirt are not seen: {e:#}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::guests::{define_tiny, wait_until_up};
+use crate::guests::{Xvfb, define_tiny, wait_until_up};
 use crate::harness::*;
 use crate::windows::small_vm;
 
@@ -264,6 +264,83 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
             String::from_utf8_lossy(&ps.stdout)
         );
     }
+    ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
+    assert!(!defined(name));
+}
+
+/// A console libvirt hands over by fd (`virt-viewer --attach`: no TCP
+/// connection anywhere) keeps the guest running past its idle window; once
+/// it closes, the guest is saved.
+#[test]
+#[ignore = "needs the real virt stack: run scripts/test-all.sh"]
+fn a_console_libvirt_hands_over_keeps_an_idle_guest_running_until_it_closes() {
+    let name = "e2e-console";
+    let env = Env::new("idle_console", &[name]);
+    define_tiny(&env, name, 1, "");
+    wait_until_up(&env, name);
+    fs::write(
+        env.manifest(),
+        serde_json::json!({"vms": [{"name": name, "type": "windows11", "disk": "",
+            "created": "2026-11-28", "uri": URI}], "files": []})
+        .to_string(),
+    )
+    .unwrap();
+    let log = env
+        .cache()
+        .join(format!("bkt/vm/{name}@1021ab2bc87a43a7.watch.log"));
+    let watch_log = || fs::read_to_string(&log).unwrap_or_default();
+    // The watcher first: its event stream sees consoles that open after it.
+    ok(&env.bkt(&["vm", "config", name, "--auto-save", "20s"]));
+    wait_for("the watcher's first look", Duration::from_secs(120), || {
+        watch_log()
+            .contains(&format!("{name}: unused for "))
+            .then_some(())
+    });
+    let x = Xvfb::start();
+    let viewer = Stopped(
+        std::process::Command::new("virt-viewer")
+            .args(["--connect", URI, "--attach", name])
+            .env("DISPLAY", &x.display)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("virt-viewer"),
+    );
+    wait_for(
+        "the watcher to see the console",
+        Duration::from_secs(120),
+        || {
+            watch_log()
+                .contains(&format!(
+                    "{name}: in use (a console is open (libvirt's graphics events))"
+                ))
+                .then_some(())
+        },
+    );
+    // No TCP connection holds it: the console is all there is.
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(25) {
+        assert_eq!(domstate(name), "running (booted)", "{}", watch_log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop(viewer);
+    wait_for(
+        "the watcher to save the guest once the console closed",
+        Duration::from_secs(90),
+        || (domstate(name) == "shut off (saved)").then_some(()),
+    );
+    wait_for("the watcher to end", Duration::from_secs(120), || {
+        watch_log()
+            .trim_end()
+            .ends_with(&format!("{name}: saved; nothing more to watch"))
+            .then_some(())
+    });
+    // In use while the console was open, saved after it closed.
+    let said = watch_log();
+    let seen = said.find("in use (a console is open (libvirt's graphics events))");
+    let saving = said.find("saving it to disk");
+    assert!(seen.is_some() && seen < saving, "{said}");
     ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
     assert!(!defined(name));
 }

@@ -519,6 +519,9 @@ fn one_watcher_per_vm_and_it_cleans_up_when_it_ends() {
     let w = world(Some(900));
     w.rule("virsh", "* domstate --reason windows")
         .out(&fixture("virsh/domstate-reason-shutoff.txt"));
+    // The watcher's event stream, which runs until the watcher ends it.
+    w.rule("virsh", "* event --domain windows --all --loop")
+        .sh("while :; do /bin/sleep 0.1; done\n");
     let dir = w.path("home/.cache/bkt/vm");
     let lock_path = dir.join(format!("windows@{SYSTEM}.watch.lock"));
     let lock = File::create(&lock_path).unwrap();
@@ -626,5 +629,83 @@ fn vms_of_one_name_on_two_connections_share_no_file_and_no_setting() {
     assert_eq!(
         look_on(A, 1060),
         "windows: unused for 1m; saved in 14m unless used\n"
+    );
+}
+
+/// Where a fixture is, for a fake that reads it.
+fn fixture_path(rel: &str) -> String {
+    format!("{}/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The watcher's graphics event stream, as its `virsh event` wrote it.
+fn consoles(w: &World) -> std::path::PathBuf {
+    w.path(&format!("home/.cache/bkt/vm/windows@{SYSTEM}.consoles"))
+}
+
+#[test]
+fn a_console_libvirt_hands_over_keeps_the_vm_in_use() {
+    let w = world(Some(900));
+    running(&w);
+    unused(&w);
+    // What the stream wrote while `virt-viewer --attach` opened and then
+    // closed its channels (no TCP connection to see).
+    fs::write(consoles(&w), fixture("virsh/event-graphics-attach.txt")).unwrap();
+    assert_eq!(
+        look(&w, 1000),
+        "windows: in use (a console is open (libvirt's graphics events))\n"
+    );
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(consoles(&w))
+        .unwrap();
+    std::io::Write::write_all(&mut f, fixture("virsh/event-graphics-close.txt").as_bytes())
+        .unwrap();
+    assert_eq!(
+        look(&w, 1060),
+        "windows: unused for 1m; saved in 14m unless used\n"
+    );
+}
+
+#[test]
+fn the_watcher_keeps_a_graphics_event_stream_for_its_life_and_no_longer() {
+    let w = world(Some(900)).env("BKT_VM_NOW", "1000");
+    running(&w);
+    unused(&w);
+    // The stream: the channels of a console open, then it runs on.
+    w.rule("virsh", "* event --domain windows --all --loop")
+        .sh(&format!(
+            "echo $$ >\"$FAKE_DIR/events.pid\"\n/bin/cat \"{}\"\nwhile :; do /bin/sleep 0.1; done\n",
+            fixture_path("virsh/event-graphics-attach.txt")
+        ));
+    let mut watcher = w.command(&["vm", "watch", "windows"]).spawn().unwrap();
+    poll_until("the stream never wrote", || {
+        fs::read_to_string(consoles(&w))
+            .is_ok_and(|t| t == fixture("virsh/event-graphics-attach.txt"))
+    });
+    assert_eq!(
+        look(&w, 1000),
+        "windows: in use (a console is open (libvirt's graphics events))\n"
+    );
+    let stream: i32 = fs::read_to_string(w.path("events.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // However the watcher ends (here killed, so nothing of its own runs),
+    // the stream ends with it.
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+    poll_until("the stream outlived the watcher", || {
+        // Gone, or a zombie its new parent has yet to reap.
+        fs::read_to_string(format!("/proc/{stream}/stat")).map_or(true, |s| {
+            s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))
+        })
+    });
+    assert!(
+        w.calls().contains(&argv![
+            "virsh", "-c", URI, "event", "--domain", "windows", "--all", "--loop"
+        ]),
+        "{:?}",
+        w.calls()
     );
 }

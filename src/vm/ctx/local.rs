@@ -436,7 +436,28 @@ impl Local {
     pub fn remove_watch_state(&self, key: &str) {
         if let Ok(dir) = self.runtime_dir() {
             let _ = fs::remove_file(dir.join(format!("{key}.watch.json")));
+            let _ = fs::remove_file(dir.join(format!("{key}.consoles")));
         }
+    }
+
+    /// Start `events` (the VM's graphics events) writing to `KEY.consoles`,
+    /// afresh: what an earlier stream wrote goes, since it may have missed
+    /// events. It ends when the value is dropped, or with bkt.
+    pub fn start_console_events(
+        &self,
+        key: &str,
+        events: &crate::exec::Cmd,
+    ) -> Result<crate::exec::Tied> {
+        let p = self.runtime_dir()?.join(format!("{key}.consoles"));
+        let _ = fs::remove_file(&p);
+        events
+            .start_tied(&crate::exec::Sink::File(p))
+            .map_err(crate::tools::program_error)
+    }
+
+    /// What the watcher's graphics event stream wrote so far, if one runs.
+    pub fn read_console_events(&self, key: &str) -> Option<String> {
+        fs::read_to_string(self.runtime_dir().ok()?.join(format!("{key}.consoles"))).ok()
     }
 
     /// `destroy`: the VM's watcher state and log go with it, so that a new
