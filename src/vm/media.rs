@@ -354,15 +354,29 @@ impl Sending<'_> {
 
     /// The command that removes `left` on the host.
     fn rm_there(&self, left: &Path) -> String {
-        let (port, t) = match self.ctx.uri.ssh() {
-            Some(t) => (
-                t.port.map(|p| format!(" -p {p}")).unwrap_or_default(),
-                t.destination(),
-            ),
+        // The URI's own ways in: its port, key and known hosts, so the
+        // printed command works as printed.
+        let (opts, t) = match self.ctx.uri.ssh() {
+            Some(t) => {
+                let mut o = String::new();
+                if let Some(p) = t.port {
+                    o.push_str(&format!(" -p {p}"));
+                }
+                if let Some(k) = &t.keyfile {
+                    o.push_str(&format!(" -i {}", shell_quote(k)));
+                }
+                if let Some(k) = &t.known_hosts {
+                    o.push_str(&format!(
+                        " -o {}",
+                        shell_quote(&format!("UserKnownHostsFile={k}"))
+                    ));
+                }
+                (o, t.destination())
+            }
             None => Default::default(),
         };
         format!(
-            "ssh{port} {t} rm -- {}",
+            "ssh{opts} {t} rm -- {}",
             shell_quote(&left.display().to_string())
         )
     }

@@ -1208,7 +1208,7 @@ fn a_partial_copy_that_cannot_be_removed_is_named_with_its_command() {
              (rm: cannot remove '/x.part': Read-only file system)\n\
              caused by: copying $TMP/isos/Win 11.iso to 127.0.0.1:$TMP/images/.{win}.TAG.part\n\
              caused by: cat: write error: No space left on device\n\
-             hint: remove it: ssh -p 2222 root@127.0.0.1 rm -- $TMP/images/.{win}.TAG.part\n"
+             hint: remove it: ssh -p 2222 -i /keys/id_vm root@127.0.0.1 rm -- $TMP/images/.{win}.TAG.part\n"
         )
     );
     // The removal was tried, on the copy that was being sent.
