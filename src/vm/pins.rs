@@ -97,6 +97,25 @@ pub fn take_first_use(ctx: &Ctx, name: &str) -> Result<Option<String>> {
     Ok(Some(fp))
 }
 
+/// Drop the VM's pin (and a first use's leftovers), as `destroy` does: a new
+/// VM of the same name on this connection has another certificate, and
+/// pins it at its first connection. The pin file, when there was one.
+pub fn forget(ctx: &Ctx, name: &str) -> Result<Option<PathBuf>> {
+    let first = first_use_dir(ctx, name);
+    match std::fs::remove_dir_all(&first) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing {}", first.display()));
+        }
+        _ => {}
+    }
+    let file = file(ctx, name);
+    match std::fs::remove_file(&file) {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("removing {}", file.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
