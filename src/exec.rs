@@ -194,7 +194,6 @@ impl Cmd {
     }
 
     /// Its arguments, as the program gets them.
-    #[cfg(test)]
     pub fn arguments(&self) -> &[String] {
         &self.args
     }

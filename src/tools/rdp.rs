@@ -79,6 +79,27 @@ pub struct Session {
     pub share: Option<String>,
     /// Share the clipboard both ways.
     pub clipboard: bool,
+    /// The certificate bkt pinned for this VM (see [`cert_arg`]).
+    pub pin: Option<String>,
+}
+
+/// FreeRDP's certificate switch. Without a pin, trust on first use: the
+/// guest's self-signed certificate is accepted once and pinned (by FreeRDP,
+/// by host and port; bkt then takes it as its own pin, see
+/// src/vm/pins.rs), not ignored forever. With bkt's pin (a SHA-256
+/// fingerprint, lowercase hex bytes joined by `:`), exactly that
+/// certificate and no other, wherever the port is (a new ssh tunnel port
+/// each time). Tried with scripts/rdp-standin.py: FreeRDP 2.11.7 and 3.10.3
+/// both get past TLS with `/cert:deny,fingerprint:sha256:HEX` when HEX is
+/// the served certificate's, and refuse another one with exit 143 and
+/// "No certificate stored, automatically denying." (see [`pin_refused`]),
+/// storing nothing; FreeRDP 2 refuses even the right certificate when the
+/// hex has no colons, so the colons are kept.
+pub fn cert_arg(pin: Option<&str>) -> String {
+    match pin {
+        Some(fp) => format!("/cert:deny,fingerprint:sha256:{fp}"),
+        None => "/cert:tofu".into(),
+    }
 }
 
 /// FreeRDP's clipboard switch. Both 2.11 and 3.10 share the clipboard
@@ -115,9 +136,7 @@ pub fn argv(client: &Client, s: &Session) -> Result<Cmd, String> {
                 a.push(format!("/u:{u}"));
             }
             a.push("/from-stdin:force".into());
-            // Trust on first use: the guest's self-signed certificate is
-            // accepted once and pinned, not ignored forever.
-            a.push("/cert:tofu".into());
+            a.push(cert_arg(s.pin.as_deref()));
             a.push(match client.flavor {
                 Flavor::FreeRdp3 => "+dynamic-resolution".into(),
                 _ => "/dynamic-resolution".into(),
@@ -165,6 +184,8 @@ pub struct RemoteApp {
     pub scale: Option<u32>,
     /// Share the clipboard both ways.
     pub clipboard: bool,
+    /// The certificate bkt pinned for this VM (see [`cert_arg`]).
+    pub pin: Option<String>,
 }
 
 /// One argument as Windows' `CommandLineToArgvW` reads it back: quoted when
@@ -240,7 +261,7 @@ pub fn remoteapp_argv(client: &Client, app: &RemoteApp) -> Result<Cmd, String> {
         format!("/v:{}", app.host),
         format!("/u:{}", app.user),
         "/from-stdin:force".into(),
-        "/cert:tofu".into(),
+        cert_arg(app.pin.as_deref()),
         clipboard_arg(app.clipboard),
     ];
     match client.flavor {
@@ -574,6 +595,58 @@ pub fn changed_certificate(output: &str) -> Option<ChangedCertificate> {
     })
 }
 
+/// Whether FreeRDP refused a certificate that is not the one bkt pinned
+/// (`/cert:deny,fingerprint:...`, see [`cert_arg`]). Neither version says
+/// "has changed" then; both (2.11.7 and 3.10.3, against
+/// scripts/rdp-standin.py) log `No certificate stored, automatically
+/// denying.` and exit 143, and never when the fingerprint matches.
+pub fn pin_refused(output: &str) -> bool {
+    output.lines().any(|l| {
+        l.trim_end()
+            .ends_with("No certificate stored, automatically denying.")
+    })
+}
+
+/// A SHA-256 fingerprint as FreeRDP writes and reads it: 32 bytes in
+/// lowercase hex joined by `:`. Anything else is None.
+pub fn fingerprint(text: &str) -> Option<String> {
+    let fp = text.trim().to_ascii_lowercase();
+    let ok = fp.len() == 95
+        && fp.split(':').count() == 32
+        && fp
+            .split(':')
+            .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+    ok.then_some(fp)
+}
+
+/// The SHA-256 fingerprint of the (first) certificate in a PEM file, as
+/// FreeRDP 3 stores a pinned one (`freerdp/server/HOST_PORT.pem`): the
+/// digest of its DER bytes.
+pub fn pem_fingerprint(pem: &str) -> Option<String> {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let body = pem
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)?
+        .split("-----END CERTIFICATE-----")
+        .next()?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let hex: Vec<String> = Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(hex.join(":"))
+}
+
+/// The fingerprint FreeRDP 2 pinned in its `freerdp/known_hosts2`: a line
+/// `HOST PORT FINGERPRINT SUBJECT ISSUER` (SHA-256, as in
+/// fixtures/freerdp/xfreerdp2-known_hosts2.txt). The first valid line.
+pub fn known_hosts2_fingerprint(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| fingerprint(l.split_whitespace().nth(2)?))
+}
+
 /// How to drop the certificate a FreeRDP pinned for a server, so that the
 /// next connection pins the new one. `config` is FreeRDP's configuration
 /// directory's parent as it computes it: `$XDG_CONFIG_HOME`, else
@@ -649,7 +722,92 @@ mod tests {
             fullscreen: true,
             share: Some("/home/anna/Shared".into()),
             clipboard: true,
+            pin: None,
         }
+    }
+
+    const PIN: &str = "b9:1b:5e:f1:b3:40:b9:c6:c9:e5:e7:3a:00:49:17:00:\
+                       ed:3b:f4:7b:6f:8d:70:03:87:cf:21:47:2d:e9:3d:8e";
+
+    #[test]
+    fn a_pinned_certificate_on_argv_in_both_versions() {
+        // The same switch for both: the experiment (see `cert_arg`) showed
+        // both accept the colon form with the right certificate and refuse
+        // another.
+        for (program, flavor, dynres) in [
+            ("xfreerdp", Flavor::FreeRdp2, "/dynamic-resolution"),
+            ("xfreerdp3", Flavor::FreeRdp3, "+dynamic-resolution"),
+        ] {
+            let c = Client {
+                program: program.into(),
+                flavor,
+                version: None,
+            };
+            let s = Session {
+                host: "127.0.0.1:40123".into(),
+                pin: Some(PIN.into()),
+                fullscreen: false,
+                share: None,
+                ..session()
+            };
+            assert_eq!(
+                argv(&c, &s).unwrap().arguments(),
+                [
+                    "/v:127.0.0.1:40123".to_string(),
+                    "/u:anna".into(),
+                    "/from-stdin:force".into(),
+                    format!("/cert:deny,fingerprint:sha256:{PIN}"),
+                    dynres.into(),
+                    "+clipboard".into(),
+                    "/sound".into(),
+                    "/t:windows".into(),
+                ]
+            );
+        }
+        assert_eq!(cert_arg(None), "/cert:tofu");
+    }
+
+    #[test]
+    fn fingerprints_of_what_freerdp_pinned() {
+        // FreeRDP 3's .pem: the SHA-256 of the DER, as `openssl x509
+        // -fingerprint -sha256` gives it for this file (upper case there).
+        assert_eq!(
+            pem_fingerprint(&fx("pinned-cert.pem")).as_deref(),
+            Some(PIN)
+        );
+        assert_eq!(pem_fingerprint("no certificate"), None);
+        assert_eq!(
+            pem_fingerprint("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"),
+            None
+        );
+        // FreeRDP 2's known_hosts2, as it wrote it at a first contact.
+        assert_eq!(
+            known_hosts2_fingerprint(&fx("xfreerdp2-known_hosts2.txt")).as_deref(),
+            Some(
+                "db:71:32:76:0f:40:c8:38:aa:17:01:af:ef:19:b9:2a:\
+                 57:43:61:ff:58:83:c1:5d:b8:fb:42:3d:42:b5:9c:39"
+            )
+        );
+        assert_eq!(known_hosts2_fingerprint(""), None);
+        assert_eq!(known_hosts2_fingerprint("h 3389 db:71 x y\n"), None);
+        // Upper case is read as lower; short, long or unseparated is not one.
+        assert_eq!(fingerprint(&PIN.to_uppercase()).as_deref(), Some(PIN));
+        assert_eq!(fingerprint(&PIN[3..]), None);
+        assert_eq!(fingerprint(&format!("{PIN}:00")), None);
+        assert_eq!(fingerprint(&PIN.replace(':', "")), None);
+        assert_eq!(fingerprint(&PIN.replace(':', "-")), None);
+    }
+
+    #[test]
+    fn a_refused_pin_in_both_versions() {
+        // What each version logged (scripts/rdp-standin.py serving another
+        // certificate than the pinned one).
+        assert!(pin_refused(&fx("xfreerdp2-pin-refused.txt")));
+        assert!(pin_refused(&fx("xfreerdp3-pin-refused.txt")));
+        assert_eq!(changed_certificate(&fx("xfreerdp2-pin-refused.txt")), None);
+        assert_eq!(changed_certificate(&fx("xfreerdp3-pin-refused.txt")), None);
+        assert!(!pin_refused(&fx("xfreerdp3-cert-first.txt")));
+        assert!(!pin_refused(&fx("xfreerdp2-cert-first.txt")));
     }
 
     #[test]
@@ -782,6 +940,25 @@ mod tests {
             drives: t.drives,
             scale: None,
             clipboard: true,
+            pin: None,
+        }
+    }
+
+    #[test]
+    fn a_pinned_certificate_on_remoteapp_argv_in_both_versions() {
+        for c in [
+            client("xfreerdp", Flavor::FreeRdp2),
+            client("xfreerdp3", Flavor::FreeRdp3),
+        ] {
+            let tofu = remoteapp_argv(&c, &app(&[])).unwrap();
+            let pinned = RemoteApp {
+                pin: Some(PIN.into()),
+                ..app(&[])
+            };
+            let mut want = tofu.arguments().to_vec();
+            assert_eq!(want[3], "/cert:tofu");
+            want[3] = format!("/cert:deny,fingerprint:sha256:{PIN}");
+            assert_eq!(remoteapp_argv(&c, &pinned).unwrap().arguments(), want);
         }
     }
 

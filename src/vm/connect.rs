@@ -106,6 +106,7 @@ fn launch(
         fullscreen: opts.fullscreen,
         share,
         clipboard: rdp_client::clipboard_setting(ctx, name)?,
+        pin: crate::vm::pins::current(ctx, name)?,
     };
     let cmd = rdp::argv(&client, &session)
         .map_err(|why| anyhow!("{why}, and {name}'s clipboard is off"))
@@ -126,6 +127,7 @@ fn launch(
     let launch = Launch {
         after: None,
         client: &client,
+        pin: session.pin.clone(),
         cmd,
         stdin,
         user,

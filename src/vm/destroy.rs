@@ -453,6 +453,13 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         Ok(None) => {}
         Err(e) => failed.push(format!("program list: {e:#}")),
     }
+    // bkt's pin of its RDP certificate: a new VM of the same name pins its
+    // own at its first connection instead of being refused as a changed one.
+    match crate::vm::pins::forget(ctx, name) {
+        Ok(Some(p)) => ui::step("removed", &format!("RDP certificate pin {}", p.display())),
+        Ok(None) => {}
+        Err(e) => failed.push(format!("RDP certificate pin: {e:#}")),
+    }
     for k in &p.keep {
         ui::step("kept", &format!("{} {}", k.what, kept_line(k)));
     }

@@ -28,6 +28,7 @@ pub mod idle;
 pub mod launchers;
 pub mod media;
 pub mod net;
+pub mod pins;
 pub mod power;
 pub mod rdp_client;
 pub mod rdp_setup;

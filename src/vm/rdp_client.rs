@@ -19,6 +19,7 @@ use crate::ui::{HintExt, Spinner, secs};
 use crate::vm::clients;
 use crate::vm::ctx::{Ctx, PortState};
 use crate::vm::net;
+use crate::vm::pins;
 
 /// Why RDP was not used; shown before the fallback (or as the error).
 pub struct NoRdp {
@@ -201,6 +202,31 @@ fn certificate_changed(
     ))
 }
 
+/// FreeRDP refused the guest's certificate: it is not the one bkt pinned
+/// for the VM. The same words as FreeRDP's own "has changed" (locally and
+/// over ssh alike), and the pin to drop.
+fn pin_refused(ctx: &Ctx, name: &str, l: &Launch) -> Result<()> {
+    let server = l
+        .cmd
+        .arguments()
+        .iter()
+        .find_map(|a| a.strip_prefix("/v:"))
+        .unwrap_or_default();
+    let server = match server.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => server.to_string(),
+        _ => format!("{server}:{}", rdp::DEFAULT_PORT),
+    };
+    Err(anyhow!(
+        "the RDP certificate of {server} changed since the last connection, and {} refused it: \
+         {name} was recreated, or someone is in between",
+        l.client.program
+    ))
+    .hint(format!(
+        "if you recreated {name}, drop the certificate bkt pinned for it and connect again: rm {}",
+        crate::exec::shell_quote(&pins::file(ctx, name).display().to_string())
+    ))
+}
+
 /// Reach the guest's Remote Desktop: its address, then its port 3389 (a VM
 /// just started is still booting: wait for it; one that was running
 /// answers now or has RDP off). The address, or why RDP cannot be had.
@@ -271,6 +297,9 @@ pub struct Launch<'a> {
     /// Run once the client has ended, however (the end of a detached
     /// client's own tunnel).
     pub after: Option<Cmd>,
+    /// The certificate bkt pinned for the VM, on the client's argv; None: a
+    /// first use (see [`crate::vm::pins`]).
+    pub pin: Option<String>,
 }
 
 /// How long `--detach` waits for the client's connection to the guest.
@@ -290,20 +319,32 @@ pub fn run(
     // The argv carries the guest's words (a program's name and path from
     // the apps it listed): shown as data, never as terminal control.
     arrow(&l.cmd, &label(client));
+    // A first use: FreeRDP pins the certificate in this VM's own directory,
+    // where bkt takes it from (never in the user's store, keyed by a port
+    // that changes with every ssh tunnel).
+    let first_use = l.pin.is_none() && client.flavor != Flavor::Remmina;
+    let cmd = if first_use {
+        let dir = pins::first_use_dir(ctx, name);
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
+        l.cmd
+            .clone()
+            .env("XDG_CONFIG_HOME", dir.display().to_string())
+    } else {
+        l.cmd.clone()
+    };
     let log = match client.flavor {
         Flavor::Remmina => None,
         _ => ctx.local.session_log(&format!("{name}-rdp")),
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = match detach {
-        None => l
-            .cmd
+        None => cmd
             .run_attached(l.stdin.as_deref(), &sink)
             .map_err(crate::tools::program_error)?,
         Some(ip) => {
             let cmd = match &l.after {
-                Some(after) => l.cmd.clone().followed_by(after),
-                None => l.cmd.clone(),
+                Some(after) => cmd.followed_by(after),
+                None => cmd,
             };
             let child = match cmd.start_attached(l.stdin.as_deref(), &sink) {
                 Ok(child) => child,
@@ -319,6 +360,11 @@ pub fn run(
             match wait_connected(ctx, &child, ip)? {
                 Some(st) => st,
                 None => {
+                    // Taken now if FreeRDP has pinned it already, else at
+                    // the next connection (see `pins::current`).
+                    if first_use {
+                        pins::take_first_use(ctx, name)?;
+                    }
                     let log = log.map(|p| p.display().to_string()).unwrap_or_default();
                     println!("{} is up; its log: {log}", client.program);
                     return Ok(Ok(()));
@@ -328,6 +374,9 @@ pub fn run(
     };
     if client.flavor == Flavor::Remmina {
         return Ok(Ok(()));
+    }
+    if first_use {
+        pins::take_first_use(ctx, name)?;
     }
     let text = log
         .as_ref()
@@ -376,6 +425,9 @@ fn explain(
     // decide whether to trust the new certificate.
     if let Some(changed) = rdp::changed_certificate(text) {
         return certificate_changed(ctx, name, client, &changed).map(Ok);
+    }
+    if l.pin.is_some() && rdp::pin_refused(text) {
+        return pin_refused(ctx, name, l).map(Ok);
     }
     let code = match status.code() {
         Some(c) => c,

@@ -112,6 +112,7 @@ fn remote_app(
         drives: t.drives,
         scale: ctx.local.settings.scale,
         clipboard: rdp_client::clipboard_setting(ctx, name)?,
+        pin: None,
     })
 }
 
@@ -168,12 +169,14 @@ fn session(
     let remote = RemoteApp {
         host: rdp::server(&host, port),
         user: user.clone(),
+        pin: crate::vm::pins::current(ctx, name)?,
         ..remote
     };
     let cmd = rdp::remoteapp_argv(client, &remote).map_err(|e| anyhow!(e))?;
     rdp_client::remember_user(ctx, name, &user)?;
     let launch = Launch {
         client,
+        pin: remote.pin.clone(),
         cmd,
         stdin: Some(stdin),
         user: Some(user),

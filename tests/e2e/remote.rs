@@ -9,7 +9,9 @@
 //! as it was.
 //!
 //! Through it: status, doctor, `ip` and `connect` (the real xfreerdp
-//! through bkt's tunnel) of a tiny guest; the host unreachable and a key
+//! through bkt's tunnel) of a tiny guest, bkt's certificate pin through
+//! that tunnel (scripts/rdp-standin.py on the host's loopback standing in
+//! for the guest's TLS); the host unreachable and a key
 //! it refuses; then the Windows-shaped VM made by `create` from this
 //! machine's stand-in ISOs (sent to the host), a snapshot reverted by the
 //! checksums of its parts on the host, `destroy` leaving only the media,
@@ -414,6 +416,27 @@ fn every_command_over_qemu_ssh() {
         )
     });
 
+    // The certificate pinned through the real tunnel: first use pins, a
+    // new tunnel port is no new first use, another certificate is refused.
+    pinned_certificate_through_the_tunnel(&env, name, &ip, |extra| {
+        remote(
+            &[
+                "vm",
+                "-c",
+                &uri,
+                "connect",
+                name,
+                "--rdp",
+                "--user",
+                "anna",
+                "--timeout",
+                "60",
+            ],
+            extra,
+            1,
+        )
+    });
+
     // run --detach: a tunnel of the client's own, which outlives bkt.
     detach_through_a_tunnel_of_its_own(&env, &runs, name, |extra| {
         remote(
@@ -544,7 +567,11 @@ fn connect_through_the_tunnel(
     )
     .unwrap();
     fs::set_permissions(&client, fs::Permissions::from_mode(0o755)).unwrap();
+    // bkt's files in the test's home, not root's: a first use leaves
+    // VM@DIGEST.first-use under $XDG_CONFIG_HOME/bkt/vm/pins.
+    let config = env.home.path().join(".config");
     let out = connect(&[
+        ("XDG_CONFIG_HOME", config.to_str().unwrap()),
         ("DISPLAY", x.display.as_str()),
         ("BKT_VM_RDP_PASSWORD", "not-a-real-password"),
         ("BKT_VM_RDP_CLIENT", client.to_str().unwrap()),
@@ -655,7 +682,11 @@ fn detach_through_a_tunnel_of_its_own(
     .unwrap();
     fs::set_permissions(&client, fs::Permissions::from_mode(0o755)).unwrap();
     let started = std::time::Instant::now();
+    // bkt's files in the test's home, not root's: a first use leaves
+    // VM@DIGEST.first-use under $XDG_CONFIG_HOME/bkt/vm/pins.
+    let config = env.home.path().join(".config");
     let out = run(&[
+        ("XDG_CONFIG_HOME", config.to_str().unwrap()),
         ("DISPLAY", x.display.as_str()),
         ("BKT_VM_RDP_PASSWORD", "not-a-real-password"),
         ("BKT_VM_RDP_CLIENT", client.to_str().unwrap()),
@@ -837,4 +868,202 @@ fn create_snapshot_destroy_over_ssh(env: &Env, uri: &str, remote: &Remote) {
     for m in [&win, &vio] {
         fs::remove_file(m).unwrap();
     }
+}
+
+/// scripts/rdp-standin.py serving `cert` on 127.0.0.1:`port`, once it
+/// listens (its "listening on" line); ended by its PID on drop.
+fn standin(cert: &(PathBuf, PathBuf), port: u16) -> Stopped {
+    use std::io::BufRead;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rdp-standin.py");
+    let mut child = Stopped(
+        Command::new("python3")
+            .arg(script)
+            .args(["serve", "--addr", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--cert")
+            .arg(&cert.0)
+            .arg("--key")
+            .arg(&cert.1)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on 127.0.0.1:"), "{line}");
+    // Read the rest of its log, so that it never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for l in err.lines().map_while(Result::ok) {
+            eprintln!("  {l}");
+        }
+    });
+    child
+}
+
+/// A self-signed certificate and its key, as the stand-in takes them.
+fn self_signed(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{cn}.pem"));
+    let key = dir.join(format!("{cn}.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (cert, key)
+}
+
+/// bkt's certificate pin over a real ssh tunnel, with the real xfreerdp
+/// (FreeRDP 2). The busybox guest cannot serve TLS, so
+/// scripts/rdp-standin.py stands in for its Remote Desktop on the host's
+/// loopback inside the test's namespace: the host's connections to the
+/// guest's address at the stand-in's port (what sshd opens for bkt's
+/// tunnel, and bkt's probe) are redirected to it by an iptables DNAT rule
+/// in this namespace's OUTPUT chain (removed at the end). The tunnel, its
+/// random local port and the client are the real ones.
+fn pinned_certificate_through_the_tunnel(
+    env: &Env,
+    name: &str,
+    ip: &str,
+    connect: impl Fn(&[(&str, &str)]) -> Output,
+) {
+    let dir = env.work.path().join("standin");
+    fs::create_dir_all(&dir).unwrap();
+    let a = self_signed(&dir, "windows-a");
+    let b = self_signed(&dir, "windows-b");
+    let port = free_port();
+    let rule = |op: &str| {
+        let out = Command::new("iptables")
+            .args(["-t", "nat", op, "OUTPUT", "-p", "tcp", "-d", ip])
+            .args(["--dport", &port.to_string(), "-j", "DNAT"])
+            .args(["--to-destination", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "iptables {op}: {out:?}");
+    };
+    rule("-A");
+    struct Undo<F: Fn(&str)>(F);
+    impl<F: Fn(&str)> Drop for Undo<F> {
+        fn drop(&mut self) {
+            (self.0)("-D");
+        }
+    }
+    let _undo = Undo(rule);
+    let x = Xvfb::start();
+    let port_s = port.to_string();
+    // bkt's pins in the test's home (the e2e runs share root's HOME).
+    let config = env.home.path().join(".config");
+    let extra = [
+        ("XDG_CONFIG_HOME", config.to_str().unwrap()),
+        ("DISPLAY", x.display.as_str()),
+        ("BKT_VM_RDP_PASSWORD", "not-a-real-password"),
+        ("BKT_VM_RDP_CLIENT", "xfreerdp"),
+        ("BKT_VM_RDP_PORT", port_s.as_str()),
+    ];
+    let version = x.freerdp_version("xfreerdp");
+    let tunnel = regex::Regex::new(&format!(
+        r"RDP to {}:{port} through an ssh tunnel at 127\.0\.0\.1:(\d+)\n",
+        regex::escape(ip)
+    ))
+    .unwrap();
+    let pins = config.join("bkt/vm/pins");
+    let fingerprint = |cert: &Path| -> String {
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(cert)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .strip_prefix("sha256 Fingerprint=")
+            .unwrap()
+            .to_lowercase()
+    };
+    let fp = fingerprint(&a.0);
+    let run = |cert: &str| -> (String, String, String) {
+        let out = connect(&extra);
+        let (stdout, stderr) = text(&out);
+        env.log(&format!("connect with {cert}:\n{stdout}{stderr}"));
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        let tport = tunnel
+            .captures(&stderr)
+            .unwrap_or_else(|| panic!("no tunnel in\n{stderr}"))[1]
+            .to_string();
+        assert!(
+            stdout.starts_with(&format!(
+                "→ FreeRDP {version}: xfreerdp /v:127.0.0.1:{tport} /u:anna /from-stdin:force {cert} "
+            )),
+            "{stdout}"
+        );
+        (tport, stdout, stderr)
+    };
+    let pinned = |exp: &[String]| {
+        let mut names: Vec<String> = fs::read_dir(&pins)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        assert_eq!(names, exp);
+    };
+
+    // First use: FreeRDP accepts A (the stand-in then hangs up: 147) and
+    // bkt keeps its fingerprint as the VM's one pin.
+    let standin_a = standin(&a, port);
+    let (port1, _, stderr) = run("/cert:tofu");
+    assert!(
+        stderr.contains("exited with code 147: connection failed (transport)"),
+        "{stderr}"
+    );
+    let names: Vec<String> = fs::read_dir(&pins)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with(&format!("{name}@")), "{names:?}");
+    let pin_file = pins.join(&names[0]);
+    assert_eq!(
+        fs::read_to_string(&pin_file).unwrap(),
+        format!("sha256 {fp}\n")
+    );
+    assert!(!config.join("freerdp").exists());
+
+    // Again, through a new tunnel: bkt's pin on argv, A accepted (147
+    // again, past TLS), no new pin.
+    let (port2, _, stderr) = run(&format!("/cert:deny,fingerprint:sha256:{fp}"));
+    env.log(&format!("tunnel ports: {port1}, then {port2}"));
+    assert!(
+        stderr.contains("exited with code 147: connection failed (transport)"),
+        "{stderr}"
+    );
+    pinned(&names);
+    assert_eq!(
+        fs::read_to_string(&pin_file).unwrap(),
+        format!("sha256 {fp}\n")
+    );
+
+    // The guest's certificate changes (B): refused, as locally.
+    drop(standin_a);
+    let _standin_b = standin(&b, port);
+    let (port3, _, stderr) = run(&format!("/cert:deny,fingerprint:sha256:{fp}"));
+    assert!(
+        stderr.contains(&format!(
+            "error: the RDP certificate of 127.0.0.1:{port3} changed since the last connection, \
+             and xfreerdp refused it: {name} was recreated, or someone is in between\n\
+             hint: if you recreated {name}, drop the certificate bkt pinned for it and connect \
+             again: rm {}\n",
+            pin_file.display()
+        )),
+        "{stderr}"
+    );
+    pinned(&names);
 }

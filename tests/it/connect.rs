@@ -962,3 +962,100 @@ fn the_user_of_a_same_named_vm_on_another_connection_is_never_used() {
     w.bkt(&["vm", "connect", "windows"]).success();
     assert!(has_args(&w.last_call(), &["/u:anna"]));
 }
+
+/// The SHA-256 of the certificate the fake FreeRDP 2 below pins.
+const PIN: &str = "db:71:32:76:0f:40:c8:38:aa:17:01:af:ef:19:b9:2a:\
+                   57:43:61:ff:58:83:c1:5d:b8:fb:42:3d:42:b5:9c:39";
+
+#[test]
+fn a_certificate_other_than_bkts_pin_is_refused_locally_with_the_pin_to_drop() {
+    // FreeRDP 2, bkt's files under $XDG_CONFIG_HOME (a space in it).
+    let (_rdp, port) = rdp_listener("127.0.0.36");
+    let w = world();
+    let cfg = w.p("cfg dir");
+    let w = w.env("XDG_CONFIG_HOME", &cfg).rdp_port(port);
+    running(&w, "windows");
+    lease(&w, "windows", "127.0.0.36");
+    freerdp(&w, "xfreerdp", "2.11.7", 0);
+    // At a first use it stores the certificate as the real one does: a
+    // known_hosts2 line (fixtures/freerdp/xfreerdp2-known_hosts2.txt).
+    w.rule_first("xfreerdp", "/v:* /u:anna /from-stdin:force /cert:tofu *")
+        .sh(&format!(
+            "/bin/mkdir -p \"$XDG_CONFIG_HOME/freerdp\"\n\
+             /bin/cp '{}/fixtures/freerdp/xfreerdp2-known_hosts2.txt' \"$XDG_CONFIG_HOME/freerdp/known_hosts2\"\n",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.success();
+    let pins = std::path::Path::new(&cfg).join("bkt/vm/pins");
+    let names: Vec<String> = std::fs::read_dir(&pins)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let pin_file = pins.join(&names[0]);
+    assert_eq!(
+        std::fs::read_to_string(&pin_file).unwrap(),
+        format!("sha256 {PIN}\n")
+    );
+
+    // The guest now serves another certificate: FreeRDP 2 refuses it with
+    // what it printed against scripts/rdp-standin.py.
+    let code: i32 = fixture("freerdp/xfreerdp2-pin-refused.code")
+        .trim()
+        .parse()
+        .unwrap();
+    w.rule_first("xfreerdp", "/v:* /u:anna /from-stdin:force /cert:deny,* *")
+        .sh("/bin/cat >\"$FAKE_DIR/xfreerdp.stdin\"\n")
+        .out(&fixture("freerdp/xfreerdp2-pin-refused.txt"))
+        .code(code);
+    viewer(&w);
+    let before = w.calls().len();
+    let r = w.bkt(&["vm", "connect", "windows", "--user", "anna"]);
+    r.failure();
+    let rdp = argv![
+        "xfreerdp",
+        format!("/v:127.0.0.36:{port}"),
+        "/u:anna",
+        "/from-stdin:force",
+        format!("/cert:deny,fingerprint:sha256:{PIN}"),
+        "/dynamic-resolution",
+        "+clipboard",
+        "/sound",
+        "/t:windows"
+    ];
+    assert_eq!(r.stdout(), format!("→ FreeRDP 2.11.7: {}\n", rdp.join(" ")));
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "error: the RDP certificate of 127.0.0.36:{port} changed since the last connection, \
+             and xfreerdp refused it: windows was recreated, or someone is in between\n\
+             hint: if you recreated windows, drop the certificate bkt pinned for it and connect \
+             again: rm '{}'\n",
+            pin_file.display()
+        )
+    );
+    // Not a fallback to SPICE: no viewer ran.
+    assert_eq!(
+        w.calls()[before..],
+        [
+            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            argv![
+                "virsh",
+                "-c",
+                URI,
+                "domifaddr",
+                "windows",
+                "--source",
+                "lease"
+            ],
+            argv!["xfreerdp", "/version"],
+            rdp,
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xfreerdp.stdin")).unwrap(),
+        format!("{PW}\n")
+    );
+    no_password_in_argv_or_environment(&w);
+}

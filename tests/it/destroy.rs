@@ -774,3 +774,44 @@ fn destroy_takes_this_connections_entry_and_its_watchers_files() {
     assert!(dir.join(format!("{session_key}.watch.json")).exists());
     assert!(dir.join(format!("{session_key}.watch.log")).exists());
 }
+
+/// bkt's pin of the VM's RDP certificate goes, so that a new VM of the same
+/// name pins its own certificate instead of being refused as a changed
+/// one; another VM's pin, and the same name's on another connection, stay.
+#[test]
+fn the_rdp_certificate_pin_goes_too() {
+    let w = World::new();
+    managed(&w);
+    libvirt(&w, "running (booted)", &domain_xml(&w), &[]);
+    let system = crate::save::SYSTEM;
+    let session = "bb82bf5c67a61152";
+    let pins = w.path("home/.config/bkt/vm/pins");
+    std::fs::create_dir_all(pins.join(format!("windows@{system}.first-use/freerdp"))).unwrap();
+    let pin = "sha256 db:71:32:76:0f:40:c8:38:aa:17:01:af:ef:19:b9:2a:\
+               57:43:61:ff:58:83:c1:5d:b8:fb:42:3d:42:b5:9c:39\n";
+    for f in [
+        format!("windows@{system}"),
+        format!("other@{system}"),
+        format!("windows@{session}"),
+    ] {
+        std::fs::write(pins.join(f), pin).unwrap();
+    }
+    let r = w.bkt(&["vm", "destroy", "windows", "--yes"]);
+    r.success();
+    let out = normalize(&w, &r.stdout());
+    assert!(
+        out.contains(&format!(
+            "  • removed        RDP certificate pin $TMP/home/.config/bkt/vm/pins/windows@{system}\n"
+        )),
+        "{out}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&pins)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [format!("other@{system}"), format!("windows@{session}")]
+    );
+}

@@ -1210,3 +1210,166 @@ fn a_detached_client_over_ssh_has_a_tunnel_that_ends_with_it() {
         "pw\n"
     );
 }
+
+/// A VM reached over ssh with FreeRDP 3 as its client, which trusts on
+/// first use the way the real one does: with `/cert:tofu` it stores the
+/// served certificate (fixtures/freerdp/pinned-cert.pem) in
+/// `$XDG_CONFIG_HOME/freerdp/server/HOST_PORT.pem` and notes where that was.
+fn pinning_world() -> World {
+    let w = world().env("DISPLAY", ":42");
+    let w = w.env("BKT_VM_RDP_PASSWORD", "pw");
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-running.txt"));
+    w.rule("virsh", "* domifaddr windows --source lease")
+        .out(&fixture("virsh/domifaddr-lease.txt").replace("192.168.122.4", "127.0.0.11"));
+    host_probe_says(&w, "127.0.0.11", "open");
+    w.rule(
+        "ssh",
+        "* -O forward -L 127.0.0.1:*:127.0.0.11:3389 -- 127.0.0.1",
+    )
+    .recorded("ssh/master-forward");
+    w.install_fake("xfreerdp3");
+    w.rule("xfreerdp3", "/version")
+        .out(&fixture("freerdp/xfreerdp3-version.txt"));
+    let pem = format!(
+        "{}/fixtures/freerdp/pinned-cert.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    w.rule("xfreerdp3", "/v:* /u:anna /from-stdin:force /cert:tofu *")
+        .sh(&format!(
+            "echo \"$XDG_CONFIG_HOME\" >>\"$FAKE_DIR/xdg-seen\"\n\
+             v=${{1#/v:}}\n\
+             /bin/mkdir -p \"$XDG_CONFIG_HOME/freerdp/server\"\n\
+             /bin/cp '{pem}' \"$XDG_CONFIG_HOME/freerdp/server/${{v%:*}}_${{v##*:}}.pem\"\n"
+        ))
+        .out("");
+    w.rule(
+        "xfreerdp3",
+        &format!("/v:* /u:anna /from-stdin:force /cert:deny,fingerprint:sha256:{PIN} *"),
+    )
+    .out("");
+    w
+}
+
+/// The SHA-256 of fixtures/freerdp/pinned-cert.pem's DER.
+const PIN: &str = "b9:1b:5e:f1:b3:40:b9:c6:c9:e5:e7:3a:00:49:17:00:\
+                   ed:3b:f4:7b:6f:8d:70:03:87:cf:21:47:2d:e9:3d:8e";
+
+fn rdp_call(port: &str, cert: &str) -> Vec<String> {
+    argv![
+        "xfreerdp3",
+        format!("/v:127.0.0.1:{port}"),
+        "/u:anna",
+        "/from-stdin:force",
+        cert,
+        "+dynamic-resolution",
+        "+clipboard",
+        "/sound",
+        "/t:windows"
+    ]
+}
+
+/// The files in bkt's pin store.
+fn pins(w: &World) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(w.path("home/.config/bkt/vm/pins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_certificate_over_ssh_is_pinned_per_vm_not_per_tunnel_port() {
+    let w = pinning_world();
+    let connect = || w.bkt(&["vm", "-c", URI, "connect", "windows", "--user", "anna"]);
+
+    // First use: FreeRDP trusts on first use in this VM's own directory,
+    // and bkt takes the certificate it stored there as the VM's pin.
+    let r = connect();
+    r.success();
+    let first = calls(&w);
+    let port1 = forwarded_port(&first, "127.0.0.11:3389");
+    assert_eq!(
+        first.last().unwrap(),
+        &master_exit(),
+        "the master ends last: {first:#?}"
+    );
+    assert_eq!(first[first.len() - 2], rdp_call(&port1, "/cert:tofu"));
+    let store = pins(&w);
+    assert_eq!(store.len(), 1, "{store:?}");
+    let key = store[0].clone();
+    assert!(
+        regex::Regex::new(r"^windows@[0-9a-f]{16}$")
+            .unwrap()
+            .is_match(&key),
+        "{key}"
+    );
+    let pin_file = w.path(&format!("home/.config/bkt/vm/pins/{key}"));
+    assert_eq!(
+        std::fs::read_to_string(&pin_file).unwrap(),
+        format!("sha256 {PIN}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xdg-seen")).unwrap(),
+        format!("{}/.config/bkt/vm/pins/{key}.first-use\n", w.p("home"))
+    );
+    // FreeRDP's own store was never the user's.
+    assert!(!w.path("home/.config/freerdp").exists());
+
+    // Again, through a new tunnel (its own local port): bkt's pin on argv,
+    // no new first use, the store as it was.
+    let r = connect();
+    r.success();
+    let both = calls(&w);
+    let second = both[first.len()..].to_vec();
+    let port2 = forwarded_port(&second, "127.0.0.11:3389");
+    assert_eq!(
+        second[second.len() - 2],
+        rdp_call(&port2, &format!("/cert:deny,fingerprint:sha256:{PIN}"))
+    );
+    assert_eq!(pins(&w), std::slice::from_ref(&key));
+    assert_eq!(
+        std::fs::read_to_string(&pin_file).unwrap(),
+        format!("sha256 {PIN}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.path("xdg-seen"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+
+    // The guest serves another certificate: FreeRDP 3 refuses it as it
+    // did against scripts/rdp-standin.py, and bkt stops with the words it
+    // says locally, naming the pin to drop.
+    let code: i32 = fixture("freerdp/xfreerdp3-pin-refused.code")
+        .trim()
+        .parse()
+        .unwrap();
+    w.rule_first("xfreerdp3", "/v:* /u:anna /from-stdin:force /cert:deny,* *")
+        .out(&fixture("freerdp/xfreerdp3-pin-refused.txt"))
+        .code(code);
+    let r = connect();
+    r.failure();
+    let all = calls(&w);
+    let third = all[both.len()..].to_vec();
+    let port3 = forwarded_port(&third, "127.0.0.11:3389");
+    assert_eq!(
+        third[third.len() - 2],
+        rdp_call(&port3, &format!("/cert:deny,fingerprint:sha256:{PIN}"))
+    );
+    assert_eq!(
+        r.stderr(),
+        format!(
+            "RDP to 127.0.0.11:3389 through an ssh tunnel at 127.0.0.1:{port3}\n\
+             error: the RDP certificate of 127.0.0.1:{port3} changed since the last connection, \
+             and xfreerdp3 refused it: windows was recreated, or someone is in between\n\
+             hint: if you recreated windows, drop the certificate bkt pinned for it and connect \
+             again: rm {}\n",
+            pin_file.display()
+        )
+    );
+    assert_eq!(pins(&w), [key]);
+}
