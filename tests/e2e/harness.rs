@@ -201,6 +201,9 @@ impl Env {
         let out = cmd
             .args(&argv[1..])
             .env("XDG_CACHE_HOME", self.cache())
+            // bkt's certificate pins, and the RDP clients' own store, in
+            // the test's home, never root's (a test may name its own).
+            .env("XDG_CONFIG_HOME", self.home.path().join(".config"))
             .envs(env.iter().copied())
             .env("BKT_VM_MANIFEST", manifest)
             .env("NO_COLOR", "1")
