@@ -313,6 +313,8 @@ fn connect_starts_a_shut_off_guest_and_falls_back_to_the_viewer() {
             .env("NO_COLOR", "1")
             .env("DISPLAY", &x.display)
             .env("XDG_CACHE_HOME", env.work.path())
+            // bkt's certificate pins in the test's home, never root's.
+            .env("XDG_CONFIG_HOME", env.home.path().join(".config"))
             .env("BKT_VM_RDP_PASSWORD", "not-a-real-password")
             .env("BKT_VM_RDP_CLIENT", "xfreerdp")
             .stdin(Stdio::null())

@@ -48,6 +48,8 @@ fn run_with(
             "60",
         ])
         .env("BKT_VM_MANIFEST", env.manifest())
+        // bkt's certificate pins in the test's home, never root's.
+        .env("XDG_CONFIG_HOME", env.home.path().join(".config"))
         .env("NO_COLOR", "1")
         .env("DISPLAY", &x.display)
         .env("HOME", env.home.path())

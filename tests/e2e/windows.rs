@@ -319,6 +319,7 @@ fn enable_rdp_swaps_the_script_iso_in_and_back_out() {
     let child = Command::new(env!("CARGO_BIN_EXE_bkt"))
         .args(["vm", "enable-rdp", name, "--timeout", "10"])
         .env("BKT_VM_MANIFEST", env.manifest())
+        .env("XDG_CONFIG_HOME", env.home.path().join(".config"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
