@@ -4,7 +4,7 @@
 
 use base64::Engine;
 
-use crate::harness::{URI, World, argv, fixture, freerdp, has_args, rdp_listener};
+use crate::harness::{URI, World, argv, fixture, freerdp, has_args, rdp_listener, virsh_argv};
 
 fn world(state: &str) -> World {
     let w = World::new()
@@ -100,10 +100,7 @@ fn windows_is_asked_once_then_the_cache_answers() {
     // Only the VM's state was looked at.
     let calls = w.calls();
     assert_eq!(calls.len(), 5);
-    assert_eq!(
-        calls[4],
-        argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]
-    );
+    assert_eq!(calls[4], virsh_argv(&["domstate", "--reason", "windows"]));
     // --json has the icons.
     let r = w.bkt(&["vm", "apps", "windows", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
@@ -159,7 +156,7 @@ fn no_agent_lists_the_builtins_and_says_what_to_install() {
     assert_eq!(
         w.calls()
             .iter()
-            .filter(|c| c.starts_with(&argv!["virsh", "-c", URI, "qemu-agent-command", "windows"]))
+            .filter(|c| c.starts_with(&virsh_argv(&["qemu-agent-command", "windows"])))
             .count(),
         2
     );
@@ -180,7 +177,7 @@ fn a_vm_that_is_off_is_not_started_for_this() {
     );
     assert_eq!(
         w.calls(),
-        [argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]]
+        [virsh_argv(&["domstate", "--reason", "windows"])]
     );
 }
 

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 
 use crate::harness::{
     URI, World, argv, closed_port, fixture, freerdp, has_args, no_password_in_argv_or_environment,
-    rdp_listener,
+    rdp_listener, virsh_argv,
 };
 
 const PW: &str = "hunter2 with spaces";
@@ -84,16 +84,8 @@ fn rdp_with_freerdp3_password_on_stdin_only() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["domifaddr", "windows", "--source", "lease"]),
             argv!["xfreerdp3", "/version"],
             argv![
                 "xfreerdp3",
@@ -409,16 +401,8 @@ fn remote_viewer_uses_domdisplay() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domdisplay",
-                "--type",
-                "spice",
-                "windows"
-            ],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["domdisplay", "--type", "spice", "windows"]),
             argv![
                 "remote-viewer",
                 "--title",
@@ -517,16 +501,8 @@ fn a_changed_certificate_is_an_error_not_a_fallback() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["domifaddr", "windows", "--source", "lease"]),
             argv!["xfreerdp", "/version"],
             argv![
                 "xfreerdp",
@@ -574,16 +550,8 @@ fn a_changed_certificate_is_an_error_not_a_fallback() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["domifaddr", "windows", "--source", "lease"]),
             argv!["xfreerdp3", "/version"],
             argv![
                 "xfreerdp3",
@@ -1039,16 +1007,8 @@ fn a_certificate_other_than_bkts_pin_is_refused_locally_with_the_pin_to_drop() {
     assert_eq!(
         w.calls()[before..],
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["domifaddr", "windows", "--source", "lease"]),
             argv!["xfreerdp", "/version"],
             rdp,
         ]

@@ -1,6 +1,6 @@
 //! `bkt vm create` against fakes: the happy path, every refusal, the rollback.
 
-use crate::harness::{URI, World, argv, fixture, has_args};
+use crate::harness::{URI, World, argv, fixture, has_args, virsh_argv};
 use crate::normalize;
 
 const GIB: u64 = 1 << 30;
@@ -163,23 +163,17 @@ When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
             argv!["virsh", "--version"],
             argv!["virt-install", "--version"],
             argv!["qemu-img", "--version"],
-            argv!["virsh", "-c", URI, "version"],
+            virsh_argv(&["version"]),
             argv!["virsh", "-q", "-c", URI, "list", "--all", "--name"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
+            virsh_argv(&[
                 "domstats",
                 "--raw",
                 "--state",
                 "--vcpu",
                 "--balloon",
                 "--block"
-            ],
-            argv![
-                "virsh",
-                "-c",
-                URI,
+            ]),
+            virsh_argv(&[
                 "domcapabilities",
                 "--virttype",
                 "kvm",
@@ -187,10 +181,10 @@ When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
                 "x86_64",
                 "--machine",
                 "q35"
-            ],
-            argv!["virsh", "-c", URI, "net-info", "default"],
-            argv!["virsh", "-c", URI, "pool-dumpxml", "default"],
-            argv!["virsh", "-c", URI, "capabilities"],
+            ]),
+            virsh_argv(&["net-info", "default"]),
+            virsh_argv(&["pool-dumpxml", "default"]),
+            virsh_argv(&["capabilities"]),
             argv![
                 "qemu-img",
                 "create",
@@ -208,7 +202,7 @@ When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp windows
                 w.p("images/windows.qcow2")
             ],
             expected_render(&w, &mac, &uuid),
-            argv!["virsh", "-c", URI, "define", "/dev/stdin"],
+            virsh_argv(&["define", "/dev/stdin"]),
             argv!["virsh", "-c", URI, "start", &uuid, "--reset-nvram"],
         ]
     );
@@ -525,7 +519,7 @@ fn libvirt_unreachable() {
             argv!["virsh", "--version"],
             argv!["virt-install", "--version"],
             argv!["qemu-img", "--version"],
-            argv!["virsh", "-c", URI, "version"]
+            virsh_argv(&["version"])
         ]
     );
 }

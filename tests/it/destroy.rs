@@ -2,7 +2,7 @@
 //! the calls made and not made, the screen, and the files and manifest
 //! afterwards.
 
-use crate::harness::{URI, World, argv, fixture, mentions};
+use crate::harness::{URI, World, argv, fixture, mentions, virsh_argv};
 use crate::lifecycle::nosuch;
 use crate::normalize;
 
@@ -116,8 +116,8 @@ Destroyed windows
     assert_eq!(
         &w.calls()[..],
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv!["virsh", "-c", URI, "dumpxml", "--inactive", "windows"],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["dumpxml", "--inactive", "windows"]),
             argv!["virsh", "-q", "-c", URI, "list", "--all", "--uuid"],
             argv!["virsh", "-c", URI, "destroy", UUID],
             argv!["virsh", "-c", URI, "undefine", UUID, ..UNDEFINE_FLAGS],
@@ -247,10 +247,10 @@ fn a_vm_bkt_did_not_make_keeps_every_disk() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "hand"],
-            argv!["virsh", "-c", URI, "dumpxml", "--inactive", "hand"],
+            virsh_argv(&["domstate", "--reason", "hand"]),
+            virsh_argv(&["dumpxml", "--inactive", "hand"]),
             argv!["virsh", "-q", "-c", URI, "list", "--all", "--uuid"],
-            argv!["virsh", "-c", URI, "dominfo", "hand"],
+            virsh_argv(&["dominfo", "hand"]),
             argv!["virsh", "-c", URI, "undefine", &uuid, ..UNDEFINE_FLAGS],
         ]
     );
@@ -282,12 +282,7 @@ fn a_disk_another_domain_uses_is_kept() {
     );
     assert!(w.path("images/windows.qcow2").exists());
     assert!(calls_with(&w, "vol-delete").is_empty());
-    assert!(w.calls().contains(&argv![
-        "virsh",
-        "-c",
-        URI,
-        "echo @@bkt 11111111-2222-4333-8444-555555555555; dumpxml 11111111-2222-4333-8444-555555555555; dumpxml --inactive 11111111-2222-4333-8444-555555555555"
-    ]));
+    assert!(w.calls().contains(&virsh_argv(&["echo @@bkt 11111111-2222-4333-8444-555555555555; dumpxml 11111111-2222-4333-8444-555555555555; dumpxml --inactive 11111111-2222-4333-8444-555555555555"])));
     // Not bkt's to delete any more.
     assert_eq!(
         w.manifest()["files"],

@@ -2,7 +2,7 @@
 //! double-click is played by a listener opening on loopback, and the drive
 //! gets its medium back.
 
-use crate::harness::{URI, World, argv, closed_port, fixture, mentions, rdp_listener};
+use crate::harness::{URI, World, argv, closed_port, fixture, mentions, rdp_listener, virsh_argv};
 
 /// A VM in `state` at `ip`, whose Remote Desktop would be on `port`.
 fn world(ip: &str, port: u16, state: &str) -> World {
@@ -71,10 +71,7 @@ fn the_script_cd_goes_in_and_comes_out() {
     );
     assert_eq!(
         calls.last().unwrap(),
-        &argv![
-            "virsh",
-            "-c",
-            URI,
+        &virsh_argv(&[
             "change-media",
             "windows",
             "sda",
@@ -82,7 +79,7 @@ fn the_script_cd_goes_in_and_comes_out() {
             "--update",
             "--config",
             "--live"
-        ]
+        ])
     );
     assert!(
         !w.path("images/windows-enable-rdp.iso").exists(),
@@ -108,10 +105,7 @@ fn a_timeout_still_takes_the_cd_out() {
     assert!(r.stderr().contains(&format!("error: Remote Desktop did not answer within 1s (127.0.0.71:{port}: refused)\nhint: run enable-rdp.cmd in Windows as described")), "{}", r.stderr());
     assert_eq!(
         w.last_call(),
-        argv![
-            "virsh",
-            "-c",
-            URI,
+        virsh_argv(&[
             "change-media",
             "windows",
             "sda",
@@ -119,7 +113,7 @@ fn a_timeout_still_takes_the_cd_out() {
             "--update",
             "--config",
             "--live"
-        ]
+        ])
     );
     assert!(!w.path("images/windows-enable-rdp.iso").exists());
     assert_ne!(w.manifest()["vms"][0]["rdp_enabled"], true);
@@ -152,7 +146,7 @@ fn a_shut_off_vm_gets_the_cd_then_starts() {
     let attach = calls.iter().position(|c| c.starts_with(&change)).unwrap();
     let start = calls
         .iter()
-        .position(|c| *c == argv!["virsh", "-c", URI, "start", "windows"])
+        .position(|c| *c == virsh_argv(&["start", "windows"]))
         .unwrap();
     assert!(attach < start, "{calls:?}");
     assert_eq!(calls[attach], change, "no --live on a shut-off VM");

@@ -74,6 +74,11 @@ macro_rules! argv_push {
 }
 pub(crate) use {argv, argv_push};
 
+/// The argv of `virsh -c URI ARGS`, as the fakes log it.
+pub fn virsh_argv(args: &[&str]) -> Vec<String> {
+    argv!["virsh", "-c", URI, ..args]
+}
+
 /// Whether `call` holds `args` as consecutive arguments (an option and
 /// its value, say): each compared whole, never as part of a longer one.
 pub fn has_args<S: AsRef<str>>(call: &[String], args: &[S]) -> bool {

@@ -1,6 +1,6 @@
 //! start and stop against fakes.
 
-use crate::harness::{URI, World, argv, fixture, has_args, mentions};
+use crate::harness::{URI, World, fixture, has_args, mentions, virsh_argv};
 
 pub fn nosuch(w: &World, name: &str) {
     w.rule("virsh", &format!("* domstate --reason {name}"))
@@ -47,20 +47,17 @@ fn start_a_shut_off_vm() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&[
                 "domstats",
                 "--raw",
                 "--state",
                 "--vcpu",
                 "--balloon",
                 "--block"
-            ],
-            argv!["virsh", "-c", URI, "dominfo", "windows"],
-            argv!["virsh", "-c", URI, "start", "windows"],
+            ]),
+            virsh_argv(&["dominfo", "windows"]),
+            virsh_argv(&["start", "windows"]),
         ]
     );
 }
@@ -96,7 +93,7 @@ fn start_when_running_is_fine() {
     assert_eq!(r.stdout(), "windows is already running\n");
     assert_eq!(
         w.calls(),
-        [argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]]
+        [virsh_argv(&["domstate", "--reason", "windows"])]
     );
 }
 
@@ -180,18 +177,15 @@ fn stop_polls_until_off() {
         .stdout_like(r"^windows is shut off \(shutdown\) after \ds\n$");
     assert_eq!(r.stderr(), "waiting for windows to shut down …\n");
     let calls = w.calls();
-    assert_eq!(
-        calls[0],
-        argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]
-    );
+    assert_eq!(calls[0], virsh_argv(&["domstate", "--reason", "windows"]));
     assert_eq!(
         calls[1],
-        argv!["virsh", "-c", URI, "shutdown", "windows", "--mode", "acpi"]
+        virsh_argv(&["shutdown", "windows", "--mode", "acpi"])
     );
     // Then it looks until the VM is off.
     assert_eq!(
         calls[2..],
-        vec![argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]; 3]
+        vec![virsh_argv(&["domstate", "--reason", "windows"]); 3]
     );
 }
 
@@ -239,10 +233,10 @@ fn stop_resumes_a_paused_vm_first() {
         r.stdout()
     );
     let calls = w.calls();
-    assert_eq!(calls[1], argv!["virsh", "-c", URI, "resume", "windows"]);
+    assert_eq!(calls[1], virsh_argv(&["resume", "windows"]));
     assert_eq!(
         calls[2],
-        argv!["virsh", "-c", URI, "shutdown", "windows", "--mode", "acpi"]
+        virsh_argv(&["shutdown", "windows", "--mode", "acpi"])
     );
 }
 
@@ -266,10 +260,10 @@ fn stop_force_and_already_off() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv!["virsh", "-c", URI, "destroy", "windows"],
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv!["virsh", "-c", URI, "dominfo", "windows"],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["destroy", "windows"]),
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["dominfo", "windows"]),
         ]
     );
 }

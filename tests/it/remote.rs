@@ -28,6 +28,11 @@ pub(crate) const SSH: [&str; 15] = [
     "StrictHostKeyChecking=no",
 ];
 
+/// The argv of `virsh -c URI ARGS` on this file's ssh URI.
+fn virsh_there(args: &[&str]) -> Vec<String> {
+    argv!["virsh", "-c", URI, ..args]
+}
+
 /// bkt's master connection to the host, started first.
 pub(crate) fn master() -> Vec<String> {
     argv![
@@ -196,22 +201,19 @@ fn start_over_ssh_weighs_the_hosts_size_from_libvirt() {
         calls(&w),
         [
             master(),
-            argv!["virsh", "-c", URI, "domstate", "--reason", "t2"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
+            virsh_there(&["domstate", "--reason", "t2"]),
+            virsh_there(&[
                 "domstats",
                 "--raw",
                 "--state",
                 "--vcpu",
                 "--balloon",
                 "--block"
-            ],
-            argv!["virsh", "-c", URI, "nodeinfo"],
+            ]),
+            virsh_there(&["nodeinfo"]),
             df_call(),
-            argv!["virsh", "-c", URI, "dominfo", "t2"],
-            argv!["virsh", "-c", URI, "start", "t2"],
+            virsh_there(&["dominfo", "t2"]),
+            virsh_there(&["start", "t2"]),
             master_exit(),
         ]
     );
@@ -238,8 +240,8 @@ fn stop_over_ssh_logs_in_once_and_libvirt_goes_through_that() {
         calls(&w),
         [
             master(),
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv!["virsh", "-c", URI, "shutdown", "windows", "--mode", "acpi"],
+            virsh_there(&["domstate", "--reason", "windows"]),
+            virsh_there(&["shutdown", "windows", "--mode", "acpi"]),
             argv![
                 "ssh",
                 "-S",
@@ -263,7 +265,7 @@ fn stop_over_ssh_logs_in_once_and_libvirt_goes_through_that() {
                 "-c",
                 "true"
             ],
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            virsh_there(&["domstate", "--reason", "windows"]),
             master_exit(),
         ]
     );
@@ -396,22 +398,11 @@ fn an_unknown_host_key_is_said_with_its_fix() {
 hint: check the key and accept it once by hand, `ssh -p 2222 root@127.0.0.1 true`, or name a known_hosts file in the URI (?known_hosts=PATH)
 "
     );
+    // The master, without the `-o StrictHostKeyChecking=no` of no_verify=1.
     assert_eq!(
         calls(&w)[0],
         argv![
-            "ssh",
-            "-S",
-            "$SOCK",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=15",
-            "-p",
-            "2222",
-            "-l",
-            "root",
-            "-i",
-            "/keys/id_vm",
+            ..&SSH[..SSH.len() - 2],
             "-M",
             "-o",
             "ControlPersist=no",
@@ -514,16 +505,8 @@ fn connect_over_ssh_hands_the_client_a_tunnel() {
         c,
         [
             master(),
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_there(&["domstate", "--reason", "windows"]),
+            virsh_there(&["domifaddr", "windows", "--source", "lease"]),
             probe_call("0.500", "127.0.0.11"),
             argv![
                 ..SSH,
@@ -896,7 +879,7 @@ fn spice_over_ssh_with_only_virt_viewer_goes_through_bkts_connection() {
         c,
         [
             master(),
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            virsh_there(&["domstate", "--reason", "windows"]),
             argv!["virt-viewer", "--connect", URI, "--attach", "windows"],
             master_exit(),
         ]
@@ -933,16 +916,8 @@ fn spice_over_ssh_with_remote_viewer_goes_through_a_tunnel() {
         c,
         [
             master(),
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domdisplay",
-                "--type",
-                "spice",
-                "windows"
-            ],
+            virsh_there(&["domstate", "--reason", "windows"]),
+            virsh_there(&["domdisplay", "--type", "spice", "windows"]),
             argv![
                 ..SSH,
                 "-O",
@@ -1177,17 +1152,9 @@ fn a_detached_client_over_ssh_has_a_tunnel_that_ends_with_it() {
         at_return[..4],
         [
             master(),
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            virsh_there(&["domstate", "--reason", "windows"]),
             argv!["xfreerdp3", "/version"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_there(&["domifaddr", "windows", "--source", "lease"]),
         ]
     );
     assert_eq!(at_return[4], probe_call("0.500", "127.0.0.11"));

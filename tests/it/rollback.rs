@@ -3,7 +3,7 @@
 //! the user is told, and what is left on disk and in the manifest.
 
 use crate::create::uuid_of;
-use crate::harness::{URI, World, argv, fixture, mentions};
+use crate::harness::{URI, World, argv, fixture, mentions, virsh_argv};
 use crate::normalize;
 
 const GIB: u64 = 1 << 30;
@@ -208,7 +208,7 @@ fn a_same_named_domain_defined_meanwhile_is_left_alone() {
     assert_eq!(
         &calls[3..],
         [
-            argv!["virsh", "-c", URI, "define", "/dev/stdin"],
+            virsh_argv(&["define", "/dev/stdin"]),
             argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
         ]
     );
@@ -385,7 +385,7 @@ fn ctrl_c_while_defining_undefines_without_starting() {
     assert_eq!(
         &made_calls(&w)[3..],
         [
-            argv!["virsh", "-c", URI, "define", "/dev/stdin"],
+            virsh_argv(&["define", "/dev/stdin"]),
             argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
             argv![
                 "virsh",
@@ -559,7 +559,7 @@ fn two_creates_of_one_name_past_preflight_make_one_vm() {
     // One disk, one definition, one start.
     let n = |p: &[String]| w.calls().iter().filter(|c| c.starts_with(p)).count();
     assert_eq!(n(&argv!["qemu-img", "create"]), 1);
-    assert_eq!(n(&argv!["virsh", "-c", URI, "define"]), 1);
+    assert_eq!(n(&virsh_argv(&["define"])), 1);
 }
 
 /// libvirt's default pool points at a directory that does not exist yet:

@@ -6,6 +6,7 @@ use std::net::TcpListener;
 
 use crate::harness::{
     URI, World, argv, fixture, freerdp, has_args, no_password_in_argv_or_environment, rdp_listener,
+    virsh_argv,
 };
 
 const PW: &str = "hunter2 with spaces";
@@ -71,17 +72,9 @@ fn freerdp3_gets_the_remoteapp_form_and_the_password_on_stdin() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            virsh_argv(&["domstate", "--reason", "windows"]),
             argv!["xfreerdp3", "/version"],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "domifaddr",
-                "windows",
-                "--source",
-                "lease"
-            ],
+            virsh_argv(&["domifaddr", "windows", "--source", "lease"]),
             client,
         ]
     );
@@ -220,7 +213,7 @@ fn a_missing_file_stops_everything_before_it_starts() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            virsh_argv(&["domstate", "--reason", "windows"]),
             argv!["xfreerdp3", "/version"]
         ]
     );
@@ -294,10 +287,10 @@ fn a_saved_vm_is_restored_first() {
     assert_eq!(
         calls[..4],
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
+            virsh_argv(&["domstate", "--reason", "windows"]),
             argv!["xfreerdp3", "/version"],
-            argv!["virsh", "-c", URI, "dominfo", "windows"],
-            argv!["virsh", "-c", URI, "start", "windows"],
+            virsh_argv(&["dominfo", "windows"]),
+            virsh_argv(&["start", "windows"]),
         ]
     );
     let last = calls.last().unwrap();
@@ -545,7 +538,7 @@ fn share_none_and_slash_stop_everything_before_it_starts() {
     // Only `config`'s own domstate: run asked nothing.
     assert_eq!(
         w.calls(),
-        [argv!["virsh", "-c", URI, "domstate", "--reason", "windows"]]
+        [virsh_argv(&["domstate", "--reason", "windows"])]
     );
 }
 

@@ -5,7 +5,7 @@
 use std::fs::{self, File};
 use std::net::{TcpListener, TcpStream};
 
-use crate::harness::{URI, World, argv, fixture, mentions, poll_until, rdp_listener};
+use crate::harness::{URI, World, fixture, mentions, poll_until, rdp_listener, virsh_argv};
 
 fn running(w: &World) {
     w.rule("virsh", "* domstate --reason windows")
@@ -67,9 +67,9 @@ fn stop_save_saves_the_memory_and_says_how_to_get_it_back() {
     assert_eq!(
         w.calls(),
         [
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv!["virsh", "-c", URI, "dominfo", "windows"],
-            argv!["virsh", "-c", URI, "managedsave", "windows"],
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["dominfo", "windows"]),
+            virsh_argv(&["managedsave", "windows"]),
         ]
     );
 }
@@ -189,10 +189,10 @@ fn start_restores_a_saved_vm_and_sets_its_clock() {
     assert_eq!(
         w.calls()[2..],
         [
-            argv!["virsh", "-c", URI, "dominfo", "windows"],
-            argv!["virsh", "-c", URI, "start", "windows"],
-            argv!["virsh", "-c", URI, "domstate", "--reason", "windows"],
-            argv!["virsh", "-c", URI, "domtime", "windows", "--sync"],
+            virsh_argv(&["dominfo", "windows"]),
+            virsh_argv(&["start", "windows"]),
+            virsh_argv(&["domstate", "--reason", "windows"]),
+            virsh_argv(&["domtime", "windows", "--sync"]),
         ]
     );
     // No guest agent: said, and the start still succeeds.
@@ -411,7 +411,7 @@ fn the_watcher_saves_a_vm_unused_for_its_whole_window() {
             .into_iter()
             .filter(|c| mentions(c, "managedsave"))
             .collect::<Vec<_>>(),
-        [argv!["virsh", "-c", URI, "managedsave", "windows"]]
+        [virsh_argv(&["managedsave", "windows"])]
     );
 }
 
@@ -702,9 +702,9 @@ fn the_watcher_keeps_a_graphics_event_stream_for_its_life_and_no_longer() {
         })
     });
     assert!(
-        w.calls().contains(&argv![
-            "virsh", "-c", URI, "event", "--domain", "windows", "--all", "--loop"
-        ]),
+        w.calls().contains(&virsh_argv(&[
+            "event", "--domain", "windows", "--all", "--loop"
+        ])),
         "{:?}",
         w.calls()
     );

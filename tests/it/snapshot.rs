@@ -1,7 +1,7 @@
 //! `bkt vm snapshot` against fakes, with the NVRAM and TPM state as files in
 //! the test's world.
 
-use crate::harness::{URI, World, argv, fixture, has_args, mentions};
+use crate::harness::{URI, World, argv, fixture, has_args, mentions, virsh_argv};
 use crate::normalize;
 
 const UUID: &str = "176de74e-5347-414d-8a93-ba0478fba4fa";
@@ -106,10 +106,7 @@ fn create_takes_all_three_parts() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
     assert_eq!(meta["description"], "fresh install");
-    assert!(w.calls().contains(&argv![
-        "virsh",
-        "-c",
-        URI,
+    assert!(w.calls().contains(&virsh_argv(&[
         "snapshot-create-as",
         "--domain",
         "windows",
@@ -118,7 +115,7 @@ fn create_takes_all_three_parts() {
         "--description",
         "fresh install",
         "--atomic"
-    ]));
+    ])));
 }
 
 #[test]

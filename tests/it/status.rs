@@ -1,7 +1,7 @@
 //! `bkt vm status` against fakes answering with the outputs of one recorded
 //! scene (fixtures/README.md): `tiny` running with a lease, `off` shut off.
 
-use crate::harness::{URI, World, argv, closed_port, fixture, rdp_listener};
+use crate::harness::{URI, World, argv, closed_port, fixture, rdp_listener, virsh_argv};
 
 /// The one virsh call of the common case, as the fake log shows it.
 const BATCH: &str = "echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block";
@@ -96,12 +96,7 @@ tiny  running   1     256 MiB  -                 127.0.0.2  refused  -          
         w.calls(),
         [
             batch_call(URI),
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "echo @@bkt tiny; domifaddr --source lease tiny"
-            ],
+            virsh_argv(&["echo @@bkt tiny; domifaddr --source lease tiny"]),
         ]
     );
 }
@@ -151,12 +146,7 @@ tiny  running  1     256 MiB  -                 -   on   off        For Bambu St
         w.calls(),
         [
             batch_call(URI),
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "echo @@bkt tiny; domifaddr --source lease tiny"
-            ],
+            virsh_argv(&["echo @@bkt tiny; domifaddr --source lease tiny"]),
         ]
     );
 }

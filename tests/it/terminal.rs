@@ -3,7 +3,7 @@
 //! sizes as people type them, and ejects the install ISO once Windows is
 //! installed) and destroy's confirmation (every path it will delete).
 
-use crate::harness::{URI, World, argv, fixture, has_args, mentions};
+use crate::harness::{URI, World, argv, fixture, has_args, mentions, virsh_argv};
 
 const GIB: u64 = 1 << 30;
 
@@ -97,17 +97,14 @@ fn guided_create_offers_the_downloads_and_ejects_the_iso_at_the_end() {
     );
     assert_eq!(
         calls.last().unwrap(),
-        &argv![
-            "virsh",
-            "-c",
-            URI,
+        &virsh_argv(&[
             "change-media",
             "windows",
             "sda",
             "--eject",
             "--config",
             "--live"
-        ]
+        ])
     );
     assert!(std::path::Path::new(&win).exists());
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::harness::{
     URI, World, argv, closed_port, fixture, has_args, mentions, poll_until, rdp_listener,
+    virsh_argv,
 };
 
 const GIB: u64 = 1 << 30;
@@ -131,14 +132,7 @@ fn hands_free_from_answers_to_remote_desktop() {
         ),
         "{install:?}"
     );
-    assert!(calls.contains(&argv![
-        "virsh",
-        "-c",
-        URI,
-        "send-key",
-        "windows",
-        "KEY_ENTER"
-    ]));
+    assert!(calls.contains(&virsh_argv(&["send-key", "windows", "KEY_ENTER"])));
     // The password is on no command line, and only encoded in the file.
     assert!(!calls.iter().any(|c| mentions(c, "correct horse")));
     let answer = std::fs::read_to_string(w.path("answer-copy.xml")).unwrap();
@@ -161,37 +155,23 @@ fn hands_free_from_answers_to_remote_desktop() {
     assert_eq!(
         media,
         [
-            &argv![
-                "virsh",
-                "-c",
-                URI,
+            &virsh_argv(&[
                 "change-media",
                 "windows",
                 "sdb",
                 "--eject",
                 "--config",
                 "--live"
-            ],
-            &argv![
-                "virsh",
-                "-c",
-                URI,
-                "detach-disk",
-                "windows",
-                "sdb",
-                "--config"
-            ],
-            &argv![
-                "virsh",
-                "-c",
-                URI,
+            ]),
+            &virsh_argv(&["detach-disk", "windows", "sdb", "--config"]),
+            &virsh_argv(&[
                 "change-media",
                 "windows",
                 "sda",
                 "--eject",
                 "--config",
                 "--live"
-            ],
+            ]),
         ]
     );
     assert!(out.contains(&format!(
