@@ -146,19 +146,23 @@ fn session(
         Ok(ip) => ip,
         Err(no) => return Err(no.into_error()),
     };
-    // Over ssh the guest's network is the host's: through a tunnel. The
-    // command's own (a forward of its master) ends with bkt; a detached
-    // client gets one of its own, one more ssh login, that ends with it.
     // Who and the password first: a prompt that is interrupted leaves no
     // tunnel behind (it would outlive bkt).
     let again = format!("bkt vm run {name} {}", app.id);
     let user = rdp_client::user_name(ctx, name, &opts.user, &again)?;
     let stdin = rdp_client::password_line(&user, name)?;
+    // Over ssh the guest's network is the host's: through a tunnel. The
+    // command's own (a forward of its master) ends with bkt; a detached
+    // client gets one of its own, one more ssh login, that ends with it.
+    // Its control socket is in bkt's private runtime directory, which
+    // outlives this command (the master's directory does not).
     let rdp_port = ctx.local.settings.rdp_port;
     let own = match ctx.uri.ssh() {
         Some(_) if opts.detach => {
-            ctx.host
-                .own_tunnel(&guest, rdp_port, &ctx.local.runtime_dir()?)?
+            let tag: [u8; 6] = ctx.local.random_bytes()?;
+            let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+            let socket = ctx.local.runtime_dir()?.join(format!("ssh-{tag}"));
+            ctx.host.own_tunnel(&guest, rdp_port, &socket)?
         }
         _ => None,
     };

@@ -212,8 +212,8 @@ pub trait Host {
     fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)>;
     /// [`Host::reach_from_here`] for a client that outlives bkt: None when
     /// it reaches the guest itself (this machine); over ssh a tunnel of its
-    /// own (one more login), its control socket in `dir`.
-    fn own_tunnel(&self, _ip: &str, _port: u16, _dir: &Path) -> Result<Option<OwnTunnel>> {
+    /// own (one more login), its control socket at `socket`.
+    fn own_tunnel(&self, _ip: &str, _port: u16, _socket: &Path) -> Result<Option<OwnTunnel>> {
         Ok(None)
     }
     /// Get in and say who we are there (our user id): nothing to do on

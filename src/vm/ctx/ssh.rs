@@ -167,15 +167,6 @@ impl Drop for SshHost {
     }
 }
 
-/// Six random bytes, for a name nobody can guess.
-fn rand_tag() -> Result<[u8; 6]> {
-    let mut b = [0u8; 6];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| io::Read::read_exact(&mut f, &mut b))
-        .context("reading /dev/urandom")?;
-    Ok(b)
-}
-
 /// An error a command printed on the host, as the io error it names.
 fn remote_io_error(stderr: &str) -> io::Error {
     let msg = stderr
@@ -564,16 +555,12 @@ impl Host for SshHost {
         Ok(("127.0.0.1".to_string(), local))
     }
 
-    fn own_tunnel(&self, ip: &str, port: u16, dir: &Path) -> Result<Option<OwnTunnel>> {
+    fn own_tunnel(&self, ip: &str, port: u16, socket: &Path) -> Result<Option<OwnTunnel>> {
         let guest: IpAddr = ip
             .parse()
             .map_err(|_| anyhow!("{ip:?} is not an IP address"))?;
-        let tag: [u8; 6] = rand_tag()?;
-        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-        // In bkt's private runtime directory, which outlives this command
-        // (the master's directory does not); ssh removes the socket when
-        // the tunnel ends.
-        let tunnel = Ssh::new(self.ssh.target().clone(), &dir.join(format!("ssh-{tag}")));
+        // ssh removes the socket when the tunnel ends.
+        let tunnel = Ssh::new(self.ssh.target().clone(), socket);
         let local = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .context("finding a free local port for the ssh tunnel")?
