@@ -683,19 +683,7 @@ fn asking_windows_keeps_the_vm_in_use() {
         .sh(&w.hold())
         .times(1);
     agent_answers(&w);
-    let child = w.command(&["vm", "apps", "windows"]).spawn().unwrap();
-    w.wait_held("the guest was never asked");
-    assert_eq!(
-        crate::save::look(&w, 5000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
-    w.release();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::save::in_use_while_held(&w, &["vm", "apps", "windows"], "the guest was never asked");
     crate::save::unused(&w);
     assert_eq!(
         crate::save::look(&w, 5060),

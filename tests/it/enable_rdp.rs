@@ -200,18 +200,10 @@ fn enable_rdp_keeps_the_vm_in_use_while_the_user_runs_the_script() {
         .out("Successfully updated media.\n")
         .sh(&w.hold())
         .times(1);
-    let child = w.command(&["vm", "enable-rdp", "windows"]).spawn().unwrap();
-    w.wait_held("the script CD never went in");
-    assert_eq!(
-        crate::save::look(&w, 5000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
-    w.release();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::save::in_use_while_held(
+        &w,
+        &["vm", "enable-rdp", "windows"],
+        "the script CD never went in",
     );
     w.rule("virsh", "* domdisplay --type spice windows")
         .out("spice://127.0.0.1:1\n");

@@ -353,6 +353,26 @@ pub fn look(w: &World, now: u64) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// What the watcher says of a VM a bkt command is at work on.
+pub const IN_USE_BY_BKT: &str =
+    "windows: in use (a client or a command of bkt's is at work on it)\n";
+
+/// `bkt ARGS` until its held fake call begins (`what` names it if it
+/// never does); a look then says the VM is in use; the call let go, the
+/// command ends well.
+pub fn in_use_while_held(w: &World, args: &[&str], what: &str) {
+    let child = w.command(args).spawn().unwrap();
+    w.wait_held(what);
+    assert_eq!(look(w, 5000), IN_USE_BY_BKT);
+    w.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `windows`, the manifest's first VM, is saved after 15 minutes unused.
 pub fn auto_save_on(w: &World) {
     let mut m = w.manifest();
@@ -424,10 +444,7 @@ fn a_client_bkt_started_keeps_the_vm_in_use() {
     // What connect holds while its client runs: a shared lock.
     let lock = File::create(w.path(&format!("home/.cache/bkt/vm/windows@{SYSTEM}.inuse"))).unwrap();
     lock.lock_shared().unwrap();
-    assert_eq!(
-        look(&w, 5000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
+    assert_eq!(look(&w, 5000), IN_USE_BY_BKT);
     assert_eq!(
         state(&w).unwrap()["last_use"],
         5000,
@@ -614,10 +631,7 @@ fn vms_of_one_name_on_two_connections_share_no_file_and_no_setting() {
     // A client of the VM on A (the first 16 hex digits of A's SHA-256).
     let lock = File::create(dir.join("windows@e5dd6b8c50800cfb.inuse")).unwrap();
     lock.lock_shared().unwrap();
-    assert_eq!(
-        look_on(A, 1000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
+    assert_eq!(look_on(A, 1000), IN_USE_BY_BKT);
     assert_eq!(
         look_on(B, 1000),
         "windows: unused for 0s; saved in 1h unless used\n"

@@ -987,21 +987,10 @@ fn a_snapshot_keeps_the_vm_in_use_while_it_waits_for_the_shutdown() {
         .sh(&w.hold());
     w.rule("virsh", "* snapshot-create-as *")
         .out("Domain snapshot clean created\n");
-    let child = w
-        .command(&["vm", "snapshot", "create", "windows", "clean", "--yes"])
-        .spawn()
-        .unwrap();
-    w.wait_held("the shutdown never began");
-    assert_eq!(
-        crate::save::look(&w, 5000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
-    w.release();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::save::in_use_while_held(
+        &w,
+        &["vm", "snapshot", "create", "windows", "clean", "--yes"],
+        "the shutdown never began",
     );
     assert!(!w.calls().iter().any(|c| mentions(c, "managedsave")));
     // Done, it lets go: the VM (off now) is nothing to watch.
@@ -1023,21 +1012,10 @@ fn a_revert_keeps_the_vm_in_use_while_it_runs() {
     w.rule("virsh", "* snapshot-revert windows clean")
         .out("Domain snapshot clean reverted\n")
         .sh(&w.hold());
-    let child = w
-        .command(&["vm", "snapshot", "revert", "windows", "clean", "--yes"])
-        .spawn()
-        .unwrap();
-    w.wait_held("the disk revert never began");
-    assert_eq!(
-        crate::save::look(&w, 5000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
-    w.release();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::save::in_use_while_held(
+        &w,
+        &["vm", "snapshot", "revert", "windows", "clean", "--yes"],
+        "the disk revert never began",
     );
     // Done, it lets go (the fake still says running).
     crate::save::unused(&w);

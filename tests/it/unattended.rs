@@ -398,10 +398,7 @@ fn the_watched_install_keeps_the_vm_in_use() {
         .unwrap();
     poll_until("never watched", || w.path("watching").exists());
     assert_eq!(w.manifest()["vms"][0]["auto_save"], 900);
-    assert_eq!(
-        crate::save::look(&w, 5000),
-        "windows: in use (a client or a command of bkt's is at work on it)\n"
-    );
+    assert_eq!(crate::save::look(&w, 5000), crate::save::IN_USE_BY_BKT);
     // SAFETY: signalling the child we started, by its PID.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
