@@ -129,37 +129,12 @@ fn an_idle_guest_is_saved_unless_a_connection_holds_it_and_connect_restores_it()
              (bkt vm config {name} --auto-save off turns that off)\n"
         )
     );
-    wait_for(
-        "the watcher to see the connection",
-        Duration::from_secs(120),
-        || {
-            watch_log()
-                .contains(&format!(
-                    "{name}: in use (a Remote Desktop connection from "
-                ))
-                .then_some(())
-        },
+    in_use_until_dropped(
+        name,
+        &format!("{name}: in use (a Remote Desktop connection from "),
+        held,
+        &watch_log,
     );
-    // A whole window and two looks more with the connection held: running.
-    let held_since = Instant::now();
-    while held_since.elapsed() < Duration::from_secs(25) {
-        assert_eq!(domstate(name), "running (booted)", "{}", watch_log());
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    drop(held);
-    wait_for(
-        "the watcher to save the idle guest",
-        Duration::from_secs(60),
-        || (domstate(name) == "shut off (saved)").then_some(()),
-    );
-    // The state flips before `virsh managedsave` returns to the watcher:
-    // its last words come a moment later.
-    wait_for("the watcher to end", Duration::from_secs(120), || {
-        watch_log()
-            .trim_end()
-            .ends_with(&format!("{name}: saved; nothing more to watch"))
-            .then_some(())
-    });
     let said = watch_log();
     assert!(said.contains(&format!("{name}: unused for ")), "{said}");
     assert!(said.contains("saving it to disk"), "{said}");
@@ -307,35 +282,13 @@ fn a_console_libvirt_hands_over_keeps_an_idle_guest_running_until_it_closes() {
             .spawn()
             .expect("virt-viewer"),
     );
-    wait_for(
-        "the watcher to see the console",
-        Duration::from_secs(120),
-        || {
-            watch_log()
-                .contains(&format!(
-                    "{name}: in use (a console is open (libvirt's graphics events))"
-                ))
-                .then_some(())
-        },
-    );
     // No TCP connection holds it: the console is all there is.
-    let held_since = Instant::now();
-    while held_since.elapsed() < Duration::from_secs(25) {
-        assert_eq!(domstate(name), "running (booted)", "{}", watch_log());
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    drop(viewer);
-    wait_for(
-        "the watcher to save the guest once the console closed",
-        Duration::from_secs(90),
-        || (domstate(name) == "shut off (saved)").then_some(()),
+    in_use_until_dropped(
+        name,
+        &format!("{name}: in use (a console is open (libvirt's graphics events))"),
+        viewer,
+        &watch_log,
     );
-    wait_for("the watcher to end", Duration::from_secs(120), || {
-        watch_log()
-            .trim_end()
-            .ends_with(&format!("{name}: saved; nothing more to watch"))
-            .then_some(())
-    });
     // In use while the console was open, saved after it closed.
     let said = watch_log();
     let seen = said.find("in use (a console is open (libvirt's graphics events))");
@@ -343,4 +296,37 @@ fn a_console_libvirt_hands_over_keeps_an_idle_guest_running_until_it_closes() {
     assert!(seen.is_some() && seen < saving, "{said}");
     ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
     assert!(!defined(name));
+}
+
+/// With auto-save at 20 s: the watcher says `in_use` while `holder` (a
+/// connection, a console) lives, and the guest runs through a whole window
+/// and two looks more; once `holder` is dropped the watcher saves the guest
+/// and ends.
+fn in_use_until_dropped<H>(name: &str, in_use: &str, holder: H, watch_log: &dyn Fn() -> String) {
+    wait_for(
+        "the watcher to see it in use",
+        Duration::from_secs(120),
+        || watch_log().contains(in_use).then_some(()),
+    );
+    // A duration the test is about (the idle window), not a wait for an
+    // event: the guest must stay up all through it.
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_secs(25) {
+        assert_eq!(domstate(name), "running (booted)", "{}", watch_log());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop(holder);
+    wait_for(
+        "the watcher to save the guest once unused",
+        Duration::from_secs(90),
+        || (domstate(name) == "shut off (saved)").then_some(()),
+    );
+    // The state flips before `virsh managedsave` returns to the watcher:
+    // its last words come a moment later.
+    wait_for("the watcher to end", Duration::from_secs(120), || {
+        watch_log()
+            .trim_end()
+            .ends_with(&format!("{name}: saved; nothing more to watch"))
+            .then_some(())
+    });
 }
