@@ -83,6 +83,18 @@ fn info(w: &World) -> Vec<String> {
 const UNDEFINE_FLAGS: &str =
     "--nvram --tpm --snapshots-metadata --checkpoints-metadata --managed-save";
 
+/// The undefine of rollback's own domain, by its UUID.
+fn undefine(uuid: &str) -> Vec<String> {
+    argv![
+        "virsh",
+        "-c",
+        URI,
+        "undefine",
+        uuid,
+        ..UNDEFINE_FLAGS.split(' ')
+    ]
+}
+
 #[test]
 fn disk_creation_failing_removes_the_claimed_path_only() {
     let w = world(|w| {
@@ -253,14 +265,7 @@ fn a_start_that_fails_undefines_our_domain_with_its_nvram() {
         [
             argv!["virsh", "-c", URI, "start", &uuid, "--reset-nvram"],
             argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "undefine",
-                &uuid,
-                ..UNDEFINE_FLAGS.split(' ')
-            ],
+            undefine(&uuid),
         ]
     );
     assert_nothing_left(&w);
@@ -337,14 +342,7 @@ fn the_last_manifest_update_failing_is_rolled_back_and_reported() {
         [
             argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
             argv!["virsh", "-c", URI, "destroy", &uuid],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "undefine",
-                &uuid,
-                ..UNDEFINE_FLAGS.split(' ')
-            ],
+            undefine(&uuid),
         ]
     );
     assert!(!w.path("images/windows.qcow2").exists());
@@ -387,14 +385,7 @@ fn ctrl_c_while_defining_undefines_without_starting() {
         [
             virsh_argv(&["define", "/dev/stdin"]),
             argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "undefine",
-                &uuid,
-                ..UNDEFINE_FLAGS.split(' ')
-            ],
+            undefine(&uuid),
         ]
     );
     assert_nothing_left(&w);
@@ -489,14 +480,7 @@ fn ctrl_c_while_starting_powers_off_then_undefines() {
             argv!["virsh", "-c", URI, "start", &uuid, "--reset-nvram"],
             argv!["virsh", "-c", URI, "domstate", "--reason", &uuid],
             argv!["virsh", "-c", URI, "destroy", &uuid],
-            argv![
-                "virsh",
-                "-c",
-                URI,
-                "undefine",
-                &uuid,
-                ..UNDEFINE_FLAGS.split(' ')
-            ],
+            undefine(&uuid),
         ]
     );
     assert_nothing_left(&w);
