@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the real virtualization stack that `bkt vm` drives, plus what the
-# end-to-end tier needs (Xvfb, FreeRDP, virt-viewer, the sshd of its remote
-# phase, the pieces of the tiny test guest). Idempotent: a second run only
-# checks and returns.
+# end-to-end tier, the benches and the scripts need (Xvfb, FreeRDP 2 and 3 as
+# freerdp2-x11 and freerdp3-x11, virt-viewer, the sshd of the remote phase,
+# the pieces of the tiny test guest, the recordings' tools): every package of
+# scripts/packages.txt. Idempotent: a second run only checks and returns.
 #
 # Debian 12 (bookworm): the image ships qemu-utils 10 from bookworm-backports,
 # which conflicts with bookworm's own qemu-system-x86 7.2, so the whole stack
