@@ -545,18 +545,25 @@ fn share_none_and_slash_stop_everything_before_it_starts() {
 #[test]
 fn the_vms_share_and_clipboard_reach_run_and_connect() {
     let (w, _rdp, port) = running_at(world(), "127.0.3.12");
+    // What every client line here starts with, with the clipboard on and off.
+    let client_head = |clipboard: &str| {
+        argv![
+            "xfreerdp3",
+            format!("/v:127.0.3.12:{port}"),
+            "/u:anna",
+            "/from-stdin:force",
+            "/cert:tofu",
+            clipboard
+        ]
+    };
+    let (clip_on, clip_off) = (client_head("+clipboard"), client_head("-clipboard"));
     freerdp(&w, "xfreerdp3", "3.10.3", 0);
     managed(&w);
     let (a, _) = files(&w);
     // An entry from before: files, clipboard on, and no drive without a file.
     w.bkt(&["vm", "run", "windows", "notepad"]).success();
     let plain = argv![
-        "xfreerdp3",
-        format!("/v:127.0.3.12:{port}"),
-        "/u:anna",
-        "/from-stdin:force",
-        "/cert:tofu",
-        "+clipboard",
+        ..&clip_on,
         r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
         "/wm-class:bkt-windows-notepad"
     ];
@@ -602,12 +609,7 @@ fn the_vms_share_and_clipboard_reach_run_and_connect() {
     assert_eq!(
         w.last_call(),
         argv![
-            "xfreerdp3",
-            format!("/v:127.0.3.12:{port}"),
-            "/u:anna",
-            "/from-stdin:force",
-            "/cert:tofu",
-            "-clipboard",
+            ..&clip_off,
             r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
             "/wm-class:bkt-windows-notepad",
             format!("/drive:home,{home}")
@@ -619,12 +621,7 @@ fn the_vms_share_and_clipboard_reach_run_and_connect() {
     assert_eq!(
         w.last_call(),
         argv![
-            "xfreerdp3",
-            format!("/v:127.0.3.12:{port}"),
-            "/u:anna",
-            "/from-stdin:force",
-            "/cert:tofu",
-            "-clipboard",
+            ..&clip_off,
             "/app:program:C:\\Windows\\System32\\notepad.exe,'cmd:\"\\\\tsclient\\bkt1\\Q3, final «é».docx\"',name:Notepad",
             "/wm-class:bkt-windows-notepad",
             format!("/drive:bkt1,{}", w.p("home/Documents"))
@@ -636,12 +633,7 @@ fn the_vms_share_and_clipboard_reach_run_and_connect() {
     assert_eq!(
         w.last_call(),
         argv![
-            "xfreerdp3",
-            format!("/v:127.0.3.12:{port}"),
-            "/u:anna",
-            "/from-stdin:force",
-            "/cert:tofu",
-            "-clipboard",
+            ..&clip_off,
             r"/app:program:C:\Windows\System32\notepad.exe,name:Notepad",
             "/wm-class:bkt-windows-notepad"
         ]
