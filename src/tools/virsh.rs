@@ -517,23 +517,6 @@ pub struct DomInfo {
     pub used_memory_kib: u64,
 }
 
-/// The connection URI of a virsh command line as [`Cmd::display`] shows
-/// it (`virsh [-q] -c URI ...`, the URI shell-quoted when it needs it):
-/// for an error that has only the failed command to go by.
-pub fn uri_of_display(cmd: &str) -> Option<String> {
-    let rest = cmd
-        .strip_prefix("virsh -c ")
-        .or_else(|| cmd.strip_prefix("virsh -q -c "))?;
-    match rest.strip_prefix('\'') {
-        // A URI has no space, so the quoted word ends at the first "' ".
-        Some(q) => {
-            let end = q.find("' ").unwrap_or(q.len().checked_sub(1)?);
-            Some(q[..end].replace(r"'\''", "'"))
-        }
-        None => rest.split(' ').next().map(String::from),
-    }
-}
-
 /// The host's memory in bytes and its CPUs, from `virsh nodeinfo`
 /// (`CPU(s):  2`, `Memory size:  24684096 KiB`).
 pub fn parse_nodeinfo(out: &str) -> Result<(u64, u32)> {
@@ -1813,23 +1796,6 @@ mod tests {
                 .to_string(),
             "virsh nodeinfo: unexpected \"CPU(s): two\""
         );
-    }
-
-    #[test]
-    fn the_uri_of_a_failed_command() {
-        let v = Virsh::new("qemu+ssh://root@h:2222/system?keyfile=/k&no_verify=1");
-        for c in [v.list_names(), v.status_batch(true), v.nodeinfo()] {
-            assert_eq!(
-                uri_of_display(&c.display()).as_deref(),
-                Some("qemu+ssh://root@h:2222/system?keyfile=/k&no_verify=1")
-            );
-        }
-        let v = Virsh::new("qemu:///system");
-        assert_eq!(
-            uri_of_display(&v.nodeinfo().display()).as_deref(),
-            Some("qemu:///system")
-        );
-        assert_eq!(uri_of_display("qemu-img info x"), None);
     }
 
     #[test]

@@ -43,10 +43,7 @@ pub fn qemu_user(ctx: &Ctx) -> Result<Option<QemuUser>> {
         return Ok(None);
     }
     let caps = ctx
-        .virsh
-        .capabilities()
-        .stdout()
-        .map_err(crate::vm::ctx::libvirt_error)
+        .libvirt_out(&ctx.virsh.capabilities())
         .context("asking libvirt which user QEMU runs as")?;
     let Some((uid, gid)) = virsh::parse_dac_label(&caps)? else {
         return Ok(None);

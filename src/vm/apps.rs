@@ -13,7 +13,7 @@ use crate::tools::guest_agent::{self, Found, POWERSHELL};
 use crate::tools::virsh::{self, DomState};
 use crate::ui::{HintExt, Spinner, escaped};
 use crate::vm::catalog::{self, App, Cache};
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::launchers;
 use crate::vm::wait::poll_until;
 
@@ -195,14 +195,14 @@ fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, Not
     .map(|s| s.to_string())
     .chain([guest_agent::encoded_command(guest_agent::APPS_PS1)])
     .collect();
-    let ask = |json: &str| ctx.virsh.agent_command(name, json, 10).stdout();
+    let ask = |json: &str| ctx.try_libvirt_out(&ctx.virsh.agent_command(name, json, 10));
     let started = match ask(&guest_agent::exec_request(POWERSHELL, &args)) {
         Ok(out) => out,
         Err(e) if virsh::is_no_agent(e.stderr()) => return Ok(Err(NotAsked::NoAgent)),
         Err(e) => {
-            return Err(
-                libvirt_error(e).context(format!("asking {name}'s guest agent to run PowerShell"))
-            );
+            return Err(ctx
+                .libvirt_error(e)
+                .context(format!("asking {name}'s guest agent to run PowerShell")));
         }
     };
     let pid = guest_agent::parse_exec(&started)?;
@@ -213,7 +213,7 @@ fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, Not
         &spinner,
         "",
         || {
-            let out = ask(&guest_agent::status_request(pid)).map_err(libvirt_error)?;
+            let out = ask(&guest_agent::status_request(pid)).map_err(|e| ctx.libvirt_error(e))?;
             guest_agent::parse_status(&out)
         },
     );

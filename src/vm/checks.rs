@@ -10,7 +10,7 @@ use crate::tools::{self, acl, rdp, version, virsh};
 use crate::ui::{self, Check};
 use crate::units::{gib_bytes, human};
 use crate::vm::clients;
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{HostSize, Media};
 
 /// `/dev/kvm` exists and can be opened for reading and writing.
@@ -66,7 +66,7 @@ pub fn tools(ctx: &Ctx) -> Check {
 
 /// libvirt answers at the URI; returns the check and whether it answered.
 pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
-    match ctx.virsh.version().run() {
+    match ctx.try_libvirt(&ctx.virsh.version()) {
         Ok(out) => {
             let v = virsh::parse_version(&out.stdout);
             (
@@ -88,7 +88,7 @@ pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
             if let Some(t) = ctx.uri.ssh() {
                 // libvirt's own ssh, or the remote user's access: the
                 // advice libvirt_error gives every command.
-                let fix = ui::hints_of(&libvirt_error(e)).join("; ");
+                let fix = ui::hints_of(&ctx.libvirt_error(e)).join("; ");
                 let fix = if fix.is_empty() {
                     format!(
                         "start libvirt on {} (`sudo systemctl start libvirtd`, or virtqemud \
@@ -129,7 +129,7 @@ pub fn name(ctx: &Ctx, name: &VmName, libvirt_up: bool) -> Check {
         }
     }
     if libvirt_up {
-        match ctx.virsh.list_names().stdout() {
+        match ctx.try_libvirt_out(&ctx.virsh.list_names()) {
             Ok(out) if virsh::parse_names(&out).iter().any(|n| n == name) => {
                 return Check::fail(
                     "name",
@@ -279,7 +279,7 @@ pub fn iso_on_host(ctx: &Ctx, label: &str, path: &Path) -> Check {
 
 /// Firmware with Secure Boot and Microsoft's keys.
 pub fn secure_boot(ctx: &Ctx, virt_type: &str) -> Check {
-    let out = match ctx.virsh.domcapabilities(virt_type).stdout() {
+    let out = match ctx.try_libvirt_out(&ctx.virsh.domcapabilities(virt_type)) {
         Ok(o) => o,
         Err(e) => {
             return Check::fail("Secure Boot", format!("cannot ask libvirt: {e}"));
@@ -315,7 +315,7 @@ pub fn network(ctx: &Ctx) -> Check {
         "{} && {autostart}",
         ctx.virsh.net_start("default").display()
     );
-    match ctx.virsh.net_info("default").run() {
+    match ctx.try_libvirt(&ctx.virsh.net_info("default")) {
         Ok(out) => {
             let on_boot = virsh::parse_net_autostart(&out.stdout) == Some(true);
             match (virsh::parse_net_active(&out.stdout), on_boot) {

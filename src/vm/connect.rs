@@ -14,7 +14,7 @@ use crate::tools::rdp::{self, Flavor, Session};
 use crate::tools::viewer;
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner};
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::net;
 use crate::vm::rdp_client::{self, Launch, NoRdp};
 use crate::vm::{clients, idle, power};
@@ -147,10 +147,7 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
         viewer::virt_viewer(ctx.uri.as_str(), name)
     } else if ctx.local.has_program("remote-viewer") {
         let out = ctx
-            .virsh
-            .domdisplay(name)
-            .stdout()
-            .map_err(libvirt_error)
+            .libvirt_out(&ctx.virsh.domdisplay(name))
             .map_err(|e| e.context(format!("cannot find {name}'s SPICE display")))?;
         let uri =
             viewer::parse_domdisplay(&out).ok_or_else(|| anyhow!("{name} has no SPICE display"))?;

@@ -19,8 +19,8 @@ use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
 use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::HostSize;
-use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::{media, rdp_setup, resources, unattended};
 
 /// Everything create was asked for, once defaults are filled in.
@@ -673,10 +673,7 @@ fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Res
     println!("Domain XML (rendered by virt-install --print-xml):");
     let size_gib = plan.disk_size.div_ceil(gib_bytes(1));
     let xml = ctx
-        .virsh
-        .client(domain.print_xml(size_gib))
-        .stdout()
-        .map_err(libvirt_error)
+        .libvirt_out(&ctx.virsh.client(domain.print_xml(size_gib)))
         .context("rendering the domain XML")?;
     print!("{xml}");
     Ok(())
@@ -894,10 +891,7 @@ fn disk_in_pool(
     let Some(pool) = pool else {
         return Ok(None);
     };
-    ctx.virsh
-        .pool_refresh(&pool)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.pool_refresh(&pool))
         .with_context(|| format!("refreshing the storage pool {pool}"))?;
     let volume = disk
         .file_name()
@@ -905,27 +899,23 @@ fn disk_in_pool(
         .unwrap_or_default();
     // libvirt refuses a name the pool has: what it makes is this run's
     // (shielded, so that a Ctrl-C cannot leave one made but not known).
-    match ctx
-        .virsh
-        .vol_create_qcow2(&pool, &volume, plan.disk_size)
-        .shielded()
-        .run()
-    {
+    match ctx.try_libvirt(
+        &ctx.virsh
+            .vol_create_qcow2(&pool, &volume, plan.disk_size)
+            .shielded(),
+    ) {
         Ok(_) => {}
         Err(e) if e.stderr().contains("exists already") => {
             return Err(appeared(&disk));
         }
-        Err(e) => return Err(libvirt_error(e)).context("creating the disk on the host"),
+        Err(e) => return Err(ctx.libvirt_error(e)).context("creating the disk on the host"),
     }
     made.disk = Some(disk);
     made.disk_in_pool = true;
     record(ctx, &plan.name, &domain.disk_path)?;
     crate::interrupt::check()?;
     let info = ctx
-        .virsh
-        .vol_dumpxml(&domain.disk_path)
-        .stdout()
-        .map_err(libvirt_error)
+        .libvirt_out(&ctx.virsh.vol_dumpxml(&domain.disk_path))
         .and_then(|x| crate::tools::virsh::parse_vol_xml(&x))
         .context("checking the new disk")?;
     Ok(Some((info.format, info.capacity, info.allocation)))
@@ -936,23 +926,14 @@ fn disk_in_pool(
 /// its NVRAM and TPM state.
 fn define_and_start(ctx: &Ctx, domain: &WindowsDomain, made: &mut Made) -> Result<()> {
     let xml = ctx
-        .virsh
-        .client(domain.render())
-        .stdout()
-        .map_err(libvirt_error)
+        .libvirt_out(&ctx.virsh.client(domain.render()))
         .context("rendering the domain with virt-install")?;
     crate::interrupt::check()?;
     made.domain = true;
-    ctx.virsh
-        .define_stdin(&xml)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.define_stdin(&xml))
         .context("defining the domain")?;
     crate::interrupt::check()?;
-    ctx.virsh
-        .start_fresh(&domain.uuid)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.start_fresh(&domain.uuid))
         .context("starting the domain")?;
     Ok(())
 }
@@ -983,7 +964,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
             Ok(None) => {}
             Ok(Some((state, _))) => {
                 let off = !state.is_active()
-                    || match ctx.virsh.destroy(uuid).shielded().run() {
+                    || match ctx.try_libvirt(&ctx.virsh.destroy(uuid).shielded()) {
                         Ok(_) => true,
                         Err(e) => {
                             u.left.push(format!(
@@ -996,7 +977,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
                         }
                     };
                 if off {
-                    match ctx.virsh.undefine(uuid).shielded().run() {
+                    match ctx.try_libvirt(&ctx.virsh.undefine(uuid).shielded()) {
                         Ok(_) => u
                             .removed
                             .push(format!("domain {name} with its NVRAM and TPM state")),
@@ -1020,12 +1001,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
     for (what, path) in [("disk", &made.disk), ("answer ISO", &made.answer_iso)] {
         let Some(p) = path else { continue };
         let removed = if what == "disk" && made.disk_in_pool {
-            match ctx
-                .virsh
-                .vol_delete(&p.display().to_string())
-                .shielded()
-                .run()
-            {
+            match ctx.try_libvirt(&ctx.virsh.vol_delete(&p.display().to_string()).shielded()) {
                 Ok(_) => Ok(()),
                 Err(e) if crate::tools::virsh::is_no_volume(e.stderr()) => {
                     Err(std::io::Error::from(std::io::ErrorKind::NotFound))

@@ -16,7 +16,7 @@ use crate::names::VmName;
 use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::vm::catalog;
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{Host, Kind};
 use crate::vm::launchers;
 use crate::vm::save;
@@ -71,10 +71,7 @@ fn is_block_device(host: &dyn Host, path: &str) -> bool {
 /// definitions (one virsh process for all of them).
 fn used_elsewhere(ctx: &Ctx, own_uuid: &str) -> Result<BTreeMap<String, Vec<String>>> {
     let uuids: Vec<String> = virsh::parse_names(
-        &ctx.virsh
-            .list_uuids()
-            .stdout()
-            .map_err(libvirt_error)
+        &ctx.libvirt_out(&ctx.virsh.list_uuids())
             .context("listing the other VMs, to see which disks they use")?,
     )
     .into_iter()
@@ -86,10 +83,7 @@ fn used_elsewhere(ctx: &Ctx, own_uuid: &str) -> Result<BTreeMap<String, Vec<Stri
     }
     // A domain that vanishes meanwhile only fails its own part.
     let out = ctx
-        .virsh
-        .batch_dumpxml(&uuids)
-        .run_unchecked()
-        .map_err(libvirt_error)
+        .libvirt_unchecked(&ctx.virsh.batch_dumpxml(&uuids))
         .context("reading the other VMs' definitions")?;
     for dom in virsh::parse_batch_dumpxml(&out.stdout)? {
         for d in dom.disks.iter().filter(|d| !d.path.is_empty()) {
@@ -334,14 +328,14 @@ fn confirm(name: &str, p: &Plan) -> Result<()> {
 
 /// Delete one file bkt made: through libvirt when a pool lists it.
 fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
-    match ctx.virsh.vol_delete(path).run() {
+    match ctx.try_libvirt(&ctx.virsh.vol_delete(path)) {
         Ok(_) => Ok(()),
         Err(e) if virsh::is_no_volume(e.stderr()) => match ctx.host.remove_file(Path::new(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         },
-        Err(e) => Err(libvirt_error(e)),
+        Err(e) => Err(ctx.libvirt_error(e)),
     }
 }
 
@@ -387,17 +381,11 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         // By UUID from here on: the domain we looked at, not a new one that
         // took its name meanwhile.
         if st.is_active() {
-            ctx.virsh
-                .destroy(&dom.uuid)
-                .run()
-                .map_err(libvirt_error)
+            ctx.libvirt(&ctx.virsh.destroy(&dom.uuid))
                 .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
             println!("{name} was {}; powered it off", st.label());
         }
-        ctx.virsh
-            .undefine(&dom.uuid)
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.undefine(&dom.uuid))
             .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
     }
     let mut failed: Vec<String> = Vec::new();

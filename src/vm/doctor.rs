@@ -174,7 +174,7 @@ fn vm_checks(
                 .fix("wait for Windows to boot; check the VirtIO network driver is installed"),
         ),
     }
-    c.push(match ctx.virsh.agent_ping(name).run() {
+    c.push(match ctx.try_libvirt(&ctx.virsh.agent_ping(name)) {
         Ok(_) => Check::pass("guest agent", "answers"),
         Err(_) => Check::warn("guest agent", "not answering")
             .fix("install the guest tools in Windows (virtio-win-guest-tools.exe from the virtio-win ISO)"),

@@ -83,7 +83,7 @@ pub fn in_use(ctx: &Ctx, name: &str) -> Option<String> {
     {
         return Some(format!("a Remote Desktop connection from {}", c.ip()));
     }
-    let display = ctx.virsh.domdisplay(name).stdout().ok()?;
+    let display = ctx.try_libvirt_out(&ctx.virsh.domdisplay(name)).ok()?;
     let port = viewer::spice_port(&viewer::parse_domdisplay(&display)?)?;
     spice_attached(&conns, port).then(|| "a SPICE viewer is attached".to_string())
 }

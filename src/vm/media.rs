@@ -24,7 +24,7 @@ use crate::exec::shell_quote;
 use crate::tools::virsh::{DiskDevice, DomainXml};
 use crate::ui::{self, HintExt};
 use crate::units::human;
-use crate::vm::ctx::{Ctx, Kind, LeftBehind, libvirt_error};
+use crate::vm::ctx::{Ctx, Kind, LeftBehind};
 
 /// The name a medium gets on the host: `bkt-media-`, 16 hex digits of its
 /// SHA-256, and its own name in characters every tool takes as they are
@@ -104,10 +104,7 @@ pub fn place(ctx: &Ctx, local: &Path, dest: &Path, mode: u32, route: &Route) -> 
         .local
         .len(local)
         .with_context(|| format!("reading {}", local.display()))?;
-    ctx.virsh
-        .pool_refresh(pool)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.pool_refresh(pool))
         .with_context(|| format!("refreshing libvirt's pool {pool}"))?;
     make_volume(ctx, pool, dest, len, mode)?;
     if let Err(e) = fill_volume(ctx, pool, local, dest, &mut |_| {}) {
@@ -124,13 +121,14 @@ pub fn place(ctx: &Ctx, local: &Path, dest: &Path, mode: u32, route: &Route) -> 
 /// known).
 fn make_volume(ctx: &Ctx, pool: &str, dest: &Path, len: u64, mode: u32) -> Result<()> {
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    ctx.virsh
-        .vol_create_stdin(pool, &crate::tools::virsh::volume_xml(&name, len, mode))
-        .shielded()
-        .run()
-        .map(|_| ())
-        .map_err(libvirt_error)
-        .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))
+    ctx.try_libvirt(
+        &ctx.virsh
+            .vol_create_stdin(pool, &crate::tools::virsh::volume_xml(&name, len, mode))
+            .shielded(),
+    )
+    .map(|_| ())
+    .map_err(|e| ctx.libvirt_error(e))
+    .with_context(|| format!("making the volume {name} in libvirt's pool {pool}"))
 }
 
 /// Fill the volume at `dest` with `local`, sent by libvirt over its own
@@ -143,13 +141,7 @@ fn fill_volume(
     sent: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    let mut from =
-        std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
-    ctx.virsh
-        .vol_upload_stdin(pool, &name)
-        .run_feeding(&mut from, sent)
-        .map(|_| ())
-        .map_err(libvirt_error)
+    ctx.libvirt_upload(&ctx.virsh.vol_upload_stdin(pool, &name), local, sent)
         .context("libvirt's vol-upload failed")
 }
 
@@ -161,12 +153,9 @@ pub fn unplace(ctx: &Ctx, dest: &Path, route: &Route) -> Result<()> {
             .remove_file(dest)
             .with_context(|| format!("removing {}", dest.display())),
         Route::Pool(_) => ctx
-            .virsh
-            .vol_delete(&dest.display().to_string())
-            .shielded()
-            .run()
+            .try_libvirt(&ctx.virsh.vol_delete(&dest.display().to_string()).shielded())
             .map(|_| ())
-            .map_err(libvirt_error)
+            .map_err(|e| ctx.libvirt_error(e))
             .with_context(|| format!("deleting the volume {}", dest.display())),
     }
 }
@@ -448,10 +437,7 @@ pub fn eject(ctx: &Ctx, name: &str, dom: &DomainXml, medium: &Path) -> Result<bo
         return Ok(false);
     };
     let live = matches!(ctx.domstate(name), Ok(Some((s, _))) if s.is_active());
-    ctx.virsh
-        .change_media(name, &d.target, None, live)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.change_media(name, &d.target, None, live))
         .with_context(|| format!("ejecting {path} from {name}"))?;
     Ok(true)
 }

@@ -33,7 +33,7 @@ pub fn find_ip(ctx: &Ctx, name: &str) -> Result<Option<(IpAddr, AddrSource)>> {
 }
 
 fn ip_from(ctx: &Ctx, name: &str, source: AddrSource) -> Result<Option<IpAddr>> {
-    let Ok(out) = ctx.virsh.domifaddr(name, source).run() else {
+    let Ok(out) = ctx.try_libvirt(&ctx.virsh.domifaddr(name, source)) else {
         return Ok(None);
     };
     Ok(virsh::parse_domifaddr(&out.stdout)?

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, Spinner, secs};
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::save;
 use crate::vm::wait::poll_until;
 
@@ -22,17 +22,12 @@ const RESEND: Duration = Duration::from_secs(10);
 /// power off; a paused guest is resumed first (it cannot see the button).
 pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> Result<()> {
     if state == DomState::Paused {
-        ctx.virsh
-            .resume(name)
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.resume(name))
             .with_context(|| format!("cannot resume {name} to shut it down"))?;
         println!("{name} was paused; resumed it to shut it down");
     }
     let shutdown = ctx.virsh.shutdown(name);
-    shutdown
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&shutdown)
         .with_context(|| format!("cannot ask {name} to shut down"))?;
     let spinner = Spinner::new(&format!("waiting for {name} to shut down"));
     let mut last_sent = Instant::now();
@@ -63,7 +58,7 @@ pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> R
         }
         if last_sent.elapsed() >= RESEND {
             // Best effort: the first request may have been lost during boot.
-            let _ = shutdown.run();
+            let _ = ctx.try_libvirt(&shutdown);
             last_sent = Instant::now();
         }
         Ok(None)
@@ -110,8 +105,7 @@ pub fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
             ctx.virsh.start(name)
         }
     };
-    cmd.run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&cmd)
         .with_context(|| format!("cannot start {name}"))?;
     Ok(true)
 }

@@ -14,8 +14,8 @@ use anyhow::{Context, Result, anyhow};
 use crate::manifest;
 use crate::tools::virsh::{DiskDevice, DomState};
 use crate::ui::{self, HintExt, Spinner};
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
-use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::media;
 use crate::vm::net;
 use crate::vm::wait::poll_until;
@@ -79,10 +79,12 @@ impl Attached<'_> {
         let live = matches!(self.ctx.domstate(self.name), Ok(Some((s, _))) if s.is_active());
         let res = self
             .ctx
-            .virsh
-            .change_media(self.name, &self.target, self.previous.as_deref(), live)
-            .run()
-            .map_err(libvirt_error)
+            .libvirt(&self.ctx.virsh.change_media(
+                self.name,
+                &self.target,
+                self.previous.as_deref(),
+                live,
+            ))
             .context("putting the drive's medium back");
         let _ = media::unplace(self.ctx, &self.iso, &self.route);
         res.map(|_| ())
@@ -153,14 +155,16 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         _ => false,
     };
     let live = !started;
-    ctx.virsh
-        .change_media(name, &drive.target, Some(&iso.display().to_string()), live)
-        .run()
-        .map_err(libvirt_error)
-        .with_context(|| {
-            let _ = media::unplace(ctx, &iso, &route);
-            format!("putting the script into {name}'s CD-ROM drive")
-        })?;
+    ctx.libvirt(&ctx.virsh.change_media(
+        name,
+        &drive.target,
+        Some(&iso.display().to_string()),
+        live,
+    ))
+    .with_context(|| {
+        let _ = media::unplace(ctx, &iso, &route);
+        format!("putting the script into {name}'s CD-ROM drive")
+    })?;
     let mut attached = Attached {
         ctx,
         name,
@@ -171,10 +175,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         active: true,
     };
     if started {
-        ctx.virsh
-            .start(name)
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.start(name))
             .with_context(|| format!("cannot start {name}"))?;
     }
 

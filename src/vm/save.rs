@@ -7,15 +7,12 @@ use anyhow::{Context, Result, anyhow};
 use crate::tools::virsh::{self, DomInfo};
 use crate::ui::{HintExt, Spinner, secs};
 use crate::units::human;
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 
 /// `virsh dominfo`: whether the VM is saved, and the memory it uses.
 pub fn info(ctx: &Ctx, name: &str) -> Result<DomInfo> {
     let out = ctx
-        .virsh
-        .dominfo(name)
-        .stdout()
-        .map_err(libvirt_error)
+        .libvirt_out(&ctx.virsh.dominfo(name))
         .with_context(|| format!("cannot read {name}'s state"))?;
     virsh::parse_dominfo(&out)
 }
@@ -58,10 +55,10 @@ pub fn save(ctx: &Ctx, name: &str) -> Result<()> {
         ));
     }
     let spinner = Spinner::new(&format!("saving {name}'s memory ({}) to disk", human(need)));
-    let res = ctx.virsh.managedsave(name).run();
+    let res = ctx.try_libvirt(&ctx.virsh.managedsave(name));
     let took = spinner.elapsed();
     spinner.clear();
-    res.map_err(libvirt_error)
+    res.map_err(|e| ctx.libvirt_error(e))
         .with_context(|| format!("cannot save {name} to disk; it is still running"))?;
     let (_, size) = image(ctx, name);
     println!(
@@ -76,7 +73,7 @@ pub fn save(ctx: &Ctx, name: &str) -> Result<()> {
 /// After a restore the guest's clock is as old as the save: set it from
 /// the host's through the guest agent, or say why it could not be.
 pub fn sync_clock(ctx: &Ctx, name: &str) {
-    match ctx.virsh.domtime_sync(name).run() {
+    match ctx.try_libvirt(&ctx.virsh.domtime_sync(name)) {
         Ok(_) => println!("Set {name}'s clock from the host's"),
         Err(e) if virsh::is_no_agent(e.stderr()) => println!(
             "{name}'s clock is behind by the time it was saved until Windows sets it again \
@@ -93,10 +90,10 @@ pub fn sync_clock(ctx: &Ctx, name: &str) {
 /// was; then its clock is set.
 pub fn restore(ctx: &Ctx, name: &str) -> Result<()> {
     let spinner = Spinner::new(&format!("restoring {name} from disk"));
-    let res = ctx.virsh.start(name).run();
+    let res = ctx.try_libvirt(&ctx.virsh.start(name));
     let took = spinner.elapsed();
     spinner.clear();
-    res.map_err(libvirt_error)
+    res.map_err(|e| ctx.libvirt_error(e))
         .with_context(|| format!("cannot restore {name} from disk"))
         .hint(format!(
             "if the saved memory cannot be used, `{}` discards it (Windows then boots \

@@ -27,7 +27,7 @@ use crate::names::{SnapName, VmName};
 use crate::tools::virsh::{self, DiskDevice, DomState};
 use crate::ui::{self, HintExt};
 use crate::units::human;
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{Host, Kind};
 use crate::vm::{power, save};
 
@@ -344,12 +344,7 @@ pub fn create(
     // the VM while it is being shut down for one.
     let _busy = crate::vm::idle::busy(ctx, name);
     refuse_saved(ctx, name, state, "take a snapshot")?;
-    let existing = virsh::parse_names(
-        &ctx.virsh
-            .snapshot_names(name)
-            .stdout()
-            .map_err(libvirt_error)?,
-    );
+    let existing = virsh::parse_names(&ctx.libvirt_out(&ctx.virsh.snapshot_names(name))?);
     let p = parts(ctx, name)?;
     let w = Where::of(ctx);
     require_access(ctx, &p, &w, &format!("a snapshot of {name}"), true)?;
@@ -423,13 +418,10 @@ pub fn create(
             0o600,
         )?;
         host.sync(&tmp)?;
-        ctx.virsh
-            .snapshot_create(name, snap, description)
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.snapshot_create(name, snap, description))
             .context("taking the disk snapshot")?;
         if let Err(e) = host.rename(&tmp, &dir) {
-            let _ = ctx.virsh.snapshot_delete(name, snap).run();
+            let _ = ctx.try_libvirt(&ctx.virsh.snapshot_delete(name, snap));
             return Err(e).with_context(|| format!("creating {}", dir.display()));
         }
         Ok(())
@@ -484,16 +476,9 @@ pub struct SnapRow {
 pub fn rows(ctx: &Ctx, name: &VmName) -> Result<Vec<SnapRow>> {
     ctx.require(name)?;
     let host = ctx.host.as_ref();
-    let names = virsh::parse_names(
-        &ctx.virsh
-            .snapshot_names(name)
-            .stdout()
-            .map_err(libvirt_error)?,
-    );
+    let names = virsh::parse_names(&ctx.libvirt_out(&ctx.virsh.snapshot_names(name))?);
     let current = ctx
-        .virsh
-        .snapshot_current(name)
-        .stdout()
+        .try_libvirt_out(&ctx.virsh.snapshot_current(name))
         .ok()
         .and_then(|o| virsh::parse_names(&o).into_iter().next());
     let p = parts(ctx, name)?;
@@ -551,12 +536,7 @@ pub fn list(ctx: &Ctx, name: &VmName, json: bool) -> Result<()> {
 }
 
 fn require_snapshot(ctx: &Ctx, name: &str, snap: &str) -> Result<()> {
-    let names = virsh::parse_names(
-        &ctx.virsh
-            .snapshot_names(name)
-            .stdout()
-            .map_err(libvirt_error)?,
-    );
+    let names = virsh::parse_names(&ctx.libvirt_out(&ctx.virsh.snapshot_names(name))?);
     if names.iter().any(|s| s == snap) {
         return Ok(());
     }
@@ -744,11 +724,7 @@ fn revert_parts(
     }
     if state.is_active() {
         // Everything since the snapshot is being discarded anyway.
-        ctx.virsh
-            .destroy(name)
-            .shielded()
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.destroy(name).shielded())
             .with_context(|| format!("cannot power off {name}"))
             .with_context(nothing)?;
         println!("{name} was {}; powered it off", state.label());
@@ -758,11 +734,7 @@ fn revert_parts(
             format!("stopped before reverting {name} to {snap}: nothing was reverted; {name} is shut off")
         });
     }
-    ctx.virsh
-        .snapshot_revert(name, snap)
-        .shielded()
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.snapshot_revert(name, snap).shielded())
         .context("reverting the disk")
         .with_context(nothing)?;
     let mut done = vec!["disk"];
@@ -817,10 +789,7 @@ pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
     )?;
     let dir = p.root.join(snap);
     let freed = host.tree_size(&dir);
-    ctx.virsh
-        .snapshot_delete(name, snap)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.snapshot_delete(name, snap))
         .context("deleting the disk snapshot")?;
     if host.lstat(&dir).is_ok() {
         host.remove_tree(&dir)

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 
 use crate::names::VmName;
 use crate::tools::virsh::DomState;
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::{resources, save};
 
 pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
@@ -42,10 +42,7 @@ pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
     if save::is_saved(ctx, name)? {
         return save::restore(ctx, name);
     }
-    ctx.virsh
-        .start(name)
-        .run()
-        .map_err(libvirt_error)
+    ctx.libvirt(&ctx.virsh.start(name))
         .with_context(|| format!("cannot start {name}"))?;
     println!("Started {name}");
     Ok(())

@@ -17,7 +17,7 @@ use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
 use crate::units::AutoSave;
-use crate::vm::ctx::{Ctx, HostSize, PortState, libvirt_error};
+use crate::vm::ctx::{Ctx, HostSize, PortState};
 use crate::vm::{resources, save};
 
 /// One row of the status, as printed and as JSON.
@@ -238,10 +238,7 @@ pub fn addrs_by_lease(
 /// more for the others.
 pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSize>)> {
     let out = ctx
-        .virsh
-        .status_batch(ctx.uri.ssh().is_some())
-        .stdout()
-        .map_err(libvirt_error)
+        .libvirt_out(&ctx.virsh.status_batch(ctx.uri.ssh().is_some()))
         .context("cannot list the VMs")?;
     let batch = virsh::parse_status_batch(&out)?;
     let m = manifest::load(&ctx.manifest)?;
@@ -250,7 +247,7 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
     if !ask.is_empty() {
         // A domain that stopped since domstats makes its part fail; virsh
         // goes on with the rest, so read what it printed either way.
-        if let Ok(out) = ctx.virsh.batch_domifaddr(&ask).run_unchecked() {
+        if let Ok(out) = ctx.try_libvirt_unchecked(&ctx.virsh.batch_domifaddr(&ask)) {
             addrs.extend(virsh::parse_batch_domifaddr(&out.stdout));
         }
     }

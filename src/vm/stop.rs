@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::names::VmName;
-use crate::vm::ctx::{Ctx, libvirt_error};
+use crate::vm::ctx::Ctx;
 use crate::vm::{power, save};
 
 pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool, save: bool) -> Result<()> {
@@ -25,10 +25,7 @@ pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool, save: bool) -> R
         return save::save(ctx, name);
     }
     if force {
-        ctx.virsh
-            .destroy(name)
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.destroy(name))
             .with_context(|| format!("cannot power off {name}"))?;
         println!("{name} is powered off (forced)");
         return Ok(());

@@ -14,8 +14,8 @@ use crate::tools::unattend::{self, Answers};
 use crate::tools::virsh;
 use crate::tools::xorriso;
 use crate::ui::{HintExt, Spinner, secs};
+use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
-use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::media;
 use crate::vm::net;
 use crate::vm::wait::poll_until;
@@ -167,7 +167,7 @@ pub fn watch(
     let done = poll_until(None, Duration::from_secs(1), &spinner, "", || {
         if started.elapsed() < KEYS_FOR {
             if last_key.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
-                let _ = ctx.virsh.send_key(name, "KEY_ENTER").run();
+                let _ = ctx.try_libvirt(&ctx.virsh.send_key(name, "KEY_ENTER"));
                 last_key = Some(Instant::now());
             }
         } else if phase == Phase::Booting {
@@ -246,10 +246,7 @@ pub fn eject_answers(ctx: &Ctx, name: &str, answer_iso: &Path) -> Result<()> {
         // SATA CD-ROMs cannot be unplugged from a running VM: the drive is
         // empty now, and gone from the definition at the next boot.
         let target = media::drive_of(&dom, answer_iso)?;
-        ctx.virsh
-            .detach_disk_config(name, &target)
-            .run()
-            .map_err(libvirt_error)
+        ctx.libvirt(&ctx.virsh.detach_disk_config(name, &target))
             .context("removing the answer ISO's drive")?;
     }
     match ctx.host.remove_file(answer_iso) {
@@ -282,9 +279,7 @@ fn screenshot(ctx: &Ctx, name: &str) -> Option<std::path::PathBuf> {
         .ok()?
         .join(format!("{name}-install-stalled"));
     let out = ctx
-        .virsh
-        .screenshot(name, &shot.display().to_string())
-        .stdout()
+        .try_libvirt_out(&ctx.virsh.screenshot(name, &shot.display().to_string()))
         .ok()?;
     if !ctx.local.exists(&shot) {
         return None;

@@ -6,6 +6,7 @@
 //! one more implementation of [`Host`].
 
 pub mod host;
+mod libvirt;
 pub mod local;
 pub mod ssh;
 
@@ -74,10 +75,10 @@ impl Ctx {
     /// The state of a domain (by name or UUID), or None when libvirt has no
     /// such domain.
     pub fn domstate(&self, id: &str) -> Result<Option<(DomState, String)>> {
-        match self.virsh.domstate(id).run() {
+        match self.try_libvirt(&self.virsh.domstate(id)) {
             Ok(out) => Ok(Some(virsh::parse_domstate(&out.stdout)?)),
             Err(e) if virsh::is_no_domain(e.stderr()) => Ok(None),
-            Err(e) => Err(libvirt_error(e)),
+            Err(e) => Err(self.libvirt_error(e)),
         }
     }
 
@@ -92,9 +93,7 @@ impl Ctx {
     /// "no VM named X" with the names that exist, for every command.
     pub fn unknown_vm(&self, name: &str) -> anyhow::Error {
         let names = self
-            .virsh
-            .list_names()
-            .stdout()
+            .try_libvirt_out(&self.virsh.list_names())
             .map(|s| virsh::parse_names(&s))
             .unwrap_or_default();
         let known = if names.is_empty() {
@@ -108,10 +107,7 @@ impl Ctx {
     /// The domain's persistent definition, parsed.
     pub fn domain_xml(&self, name: &str) -> Result<DomainXml> {
         let xml = self
-            .virsh
-            .dumpxml(name)
-            .stdout()
-            .map_err(libvirt_error)
+            .libvirt_out(&self.virsh.dumpxml(name))
             .with_context(|| format!("cannot read {name}'s definition"))?;
         virsh::parse_domain_xml(&xml)
     }
@@ -119,10 +115,7 @@ impl Ctx {
     /// `virsh domstats` for every domain (one call).
     pub fn domstats(&self) -> Result<Vec<DomStats>> {
         let out = self
-            .virsh
-            .domstats()
-            .stdout()
-            .map_err(libvirt_error)
+            .libvirt_out(&self.virsh.domstats())
             .context("cannot list the VMs")?;
         virsh::parse_domstats(&out)
     }
@@ -130,7 +123,7 @@ impl Ctx {
     /// The images directory of the connection: the `default` pool's path,
     /// else the standard one for system or session.
     pub fn images_dir(&self) -> PathBuf {
-        if let Ok(xml) = self.virsh.pool_dumpxml("default").stdout()
+        if let Ok(xml) = self.try_libvirt_out(&self.virsh.pool_dumpxml("default"))
             && let Ok(p) = virsh::parse_pool_path(&xml)
         {
             return PathBuf::from(p);
@@ -148,10 +141,7 @@ impl Ctx {
     pub fn pool_holding(&self, dir: &std::path::Path) -> Result<Option<String>> {
         let uuids = virsh::parse_names(
             &self
-                .virsh
-                .pool_uuids()
-                .stdout()
-                .map_err(libvirt_error)
+                .libvirt_out(&self.virsh.pool_uuids())
                 .context("listing the storage pools")?,
         );
         if uuids.is_empty() {
@@ -160,10 +150,7 @@ impl Ctx {
         // A pool gone in between fails its dumpxml (and, last, the run):
         // what the others printed still counts.
         let out = self
-            .virsh
-            .batch_pool_dumpxml(&uuids)
-            .run_unchecked()
-            .map_err(libvirt_error)
+            .libvirt_unchecked(&self.virsh.batch_pool_dumpxml(&uuids))
             .context("reading the storage pools")?;
         let pools = virsh::parse_batch_pool_dumpxml(&out.stdout)?;
         if pools.is_empty() && !out.status.success() {
@@ -264,27 +251,22 @@ fn remote_access(stderr: &str, t: &crate::names::SshTarget, uri: &Uri) -> Option
     ))
 }
 
-/// Turn a failed virsh call into an error with advice for the usual causes.
-pub fn libvirt_error(e: ExecError) -> anyhow::Error {
+/// Turn a failed libvirt call (virsh, virt-install) on `uri` into an error
+/// with advice for the usual causes: [`Ctx::libvirt_error`].
+fn libvirt_error_on(e: ExecError, uri: Option<&Uri>) -> anyhow::Error {
     let stderr = e.stderr().to_string();
     if matches!(e, ExecError::NotFound { .. }) {
         return crate::tools::program_error(e);
     }
     // libvirt's own ssh (qemu+ssh://) failing: said as ssh's failure,
     // before the local causes below match its "Permission denied".
-    let uri = match &e {
-        ExecError::Failed { cmd, .. } => {
-            virsh::uri_of_display(cmd).and_then(|u| u.parse::<Uri>().ok())
-        }
-        _ => None,
-    };
-    let target = uri.as_ref().and_then(|u| u.ssh().cloned());
+    let target = uri.and_then(|u| u.ssh().cloned());
     if let Some((what, fix)) = crate::tools::ssh::virsh_failure(&stderr, target.as_ref()) {
         return Err::<(), _>(anyhow::Error::new(e).context(what))
             .hint(fix)
             .unwrap_err();
     }
-    if let (Some(t), Some(uri)) = (&target, &uri)
+    if let (Some(t), Some(uri)) = (&target, uri)
         && let Some((what, fix)) = remote_access(&stderr, t, uri)
     {
         return Err::<(), _>(anyhow::Error::new(e).context(what))

@@ -30,6 +30,8 @@ type Failure = (String, Option<String>);
 pub struct SshHost {
     ssh: Ssh,
     virsh: Virsh,
+    /// libvirt's URI there, for the advice on its failures.
+    uri: Option<crate::names::Uri>,
     /// The master's socket lives here: 0700, an unpredictable name, ours.
     _dir: tempfile::TempDir,
     /// The master, once started: with the shell that ends it (and removes
@@ -69,6 +71,7 @@ impl SshHost {
         }
         Ok(SshHost {
             ssh: Ssh::new(target, &control),
+            uri: uri.parse().ok(),
             virsh,
             _dir: dir,
             master: OnceLock::new(),
@@ -266,7 +269,7 @@ impl Host for SshHost {
             .virsh
             .nodeinfo()
             .stdout()
-            .map_err(super::libvirt_error)
+            .map_err(|e| super::libvirt_error_on(e, self.uri.as_ref()))
             .context("cannot read the host's size from libvirt")?;
         let (memory_bytes, cpus) = virsh::parse_nodeinfo(&out)?;
         Ok(HostSize { memory_bytes, cpus })
