@@ -14,12 +14,9 @@
 //! ISO, snapshot copies), with the VM's connection: `destroy` deletes those
 //! and only those.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// One VM as `bkt` recorded it.
@@ -103,7 +100,7 @@ pub struct Manifest {
     #[serde(default)]
     pub vms: Vec<VmEntry>,
     /// What bkt made, for `destroy`. `None` only in a manifest written before
-    /// bkt recorded its files; [`load`] fills it in then.
+    /// bkt recorded its files; [`parse`] fills it in then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     files: Option<Vec<MadeFile>>,
     #[serde(flatten)]
@@ -213,19 +210,14 @@ impl Manifest {
     }
 }
 
-/// Read the manifest; a missing file is an empty manifest.
-pub fn load(path: &Path) -> Result<Manifest> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read the manifest {}", path.display()));
-        }
-    };
+/// The manifest `path` holds, from its text (empty: an empty manifest).
+/// The file itself is read and written by its handle on `Ctx`
+/// (`ctx.manifest`).
+pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
     if text.trim().is_empty() {
         return Ok(Manifest::default());
     }
-    let mut m: Manifest = serde_json::from_str(&text).with_context(|| {
+    let mut m: Manifest = serde_json::from_str(text).with_context(|| {
         format!(
             "the manifest {} is not valid (fix or move it aside; bkt will not overwrite it)",
             path.display()
@@ -235,94 +227,19 @@ pub fn load(path: &Path) -> Result<Manifest> {
     Ok(m)
 }
 
-/// An exclusive lock on the manifest, released on drop.
-struct Lock {
-    _file: File,
-}
-
-fn lock(path: &Path) -> Result<Lock> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the manifest directory {}", dir.display()))?;
-    let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
-    lock_name.push(".lock");
-    let lock_path = dir.join(lock_name);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the manifest lock {}", lock_path.display()))?;
-    // flock(2): blocks until granted, released when the file is closed.
-    file.lock()
-        .with_context(|| format!("cannot lock the manifest {}", lock_path.display()))?;
-    Ok(Lock { _file: file })
-}
-
-/// The file a path finally names: a symlinked manifest (dotfiles managers
-/// do that) is written through to its target, so the link survives.
-fn resolve_links(path: &Path) -> Result<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        match fs::read_link(&p) {
-            Ok(target) => {
-                p = match p.parent() {
-                    Some(dir) if target.is_relative() => dir.join(target),
-                    _ => target,
-                };
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(p),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read the link {}", p.display()));
-            }
-        }
-    }
-    bail!("{} is a loop of symbolic links", path.display())
-}
-
-fn write_atomic(path: &Path, m: &Manifest) -> Result<()> {
-    let path = &resolve_links(path)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+/// The manifest's text as it is written.
+pub fn render(m: &Manifest) -> Result<String> {
     let mut text = serde_json::to_string_pretty(m)?;
     text.push('\n');
-    let res = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename is durable only once the directory is on disk too.
-        File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write the manifest {}", path.display()));
-    }
-    Ok(())
+    Ok(text)
 }
 
-/// Change the manifest under its lock. `f` sees the current contents; when it
-/// returns Ok the result is written back atomically, when it errs nothing is.
-pub fn update<T>(path: &Path, f: impl FnOnce(&mut Manifest) -> Result<T>) -> Result<T> {
-    let _lock = lock(path)?;
-    let mut m = load(path)?;
-    let out = f(&mut m)?;
-    write_atomic(path, &m)?;
-    Ok(out)
-}
-
-/// Today's date (UTC) as YYYY-MM-DD.
-pub fn today() -> String {
-    civil_date(jiff::Timestamp::now())
+/// The date (UTC) of a moment in seconds since 1970, as YYYY-MM-DD
+/// (`ctx.local.today()`).
+pub fn date_of(secs: u64) -> String {
+    jiff::Timestamp::from_second(secs as i64)
+        .map(civil_date)
+        .unwrap_or_default()
 }
 
 /// A moment's calendar date in UTC.
@@ -331,10 +248,9 @@ fn civil_date(t: jiff::Timestamp) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(name: &str) -> VmEntry {
+impl VmEntry {
+    /// An entry of a VM made on the system connection.
+    pub fn for_tests(name: &str) -> VmEntry {
         VmEntry {
             name: name.into(),
             kind: "windows11".into(),
@@ -354,6 +270,11 @@ mod tests {
             extra: Default::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn reads_the_rfc_shape_and_keeps_unknown_fields() {
@@ -384,106 +305,6 @@ mod tests {
     }
 
     #[test]
-    fn missing_is_empty_and_corrupt_is_an_error_that_keeps_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("vms.json");
-        assert_eq!(load(&p).unwrap(), Manifest::default());
-        fs::write(&p, "{not json").unwrap();
-        let err = update(&p, |m| {
-            m.vms.push(entry("x"));
-            Ok(())
-        })
-        .unwrap_err();
-        assert!(
-            format!("{err:#}").starts_with(&format!(
-                "the manifest {} is not valid (fix or move it aside; bkt will not overwrite it): ",
-                p.display()
-            )),
-            "{err:#}"
-        );
-        assert_eq!(fs::read_to_string(&p).unwrap(), "{not json");
-    }
-
-    #[test]
-    fn update_is_atomic_and_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("sub").join("vms.json");
-        update(&p, |m| {
-            m.vms.push(entry("a"));
-            Ok(())
-        })
-        .unwrap();
-        let failed: Result<()> = update(&p, |m| {
-            m.vms.clear();
-            bail!("no")
-        });
-        assert!(failed.is_err());
-        assert_eq!(load(&p).unwrap().vms.len(), 1);
-        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let leftovers: Vec<_> = fs::read_dir(p.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.contains(".tmp."))
-            .collect();
-        assert!(leftovers.is_empty());
-    }
-
-    #[test]
-    fn concurrent_updates_lose_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("vms.json");
-        let threads: Vec<_> = (0..8)
-            .map(|i| {
-                let p = p.clone();
-                std::thread::spawn(move || {
-                    update(&p, |m| {
-                        m.vms.push(entry(&format!("vm{i}")));
-                        Ok(())
-                    })
-                    .unwrap()
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(load(&p).unwrap().vms.len(), 8);
-    }
-
-    #[test]
-    fn an_old_manifest_gets_the_files_its_bkt_made() {
-        let text = r#"{"vms":[{"name":"w","type":"windows11","disk":"/img/w.qcow2",
-            "created":"2026-01-25","uri":"qemu:///system","answer_iso":"/img/w-answer.iso"},
-            {"name":"s","type":"windows11","disk":"/home/a/s.qcow2","created":"2026-01-25"}]}"#;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("vms.json");
-        fs::write(&p, text).unwrap();
-        let m = load(&p).unwrap();
-        assert_eq!(
-            m.made_for("w", "qemu:///system"),
-            ["/img/w.qcow2", "/img/w.snapshots", "/img/w-answer.iso"]
-        );
-        // No URI recorded means the default connection.
-        assert_eq!(
-            m.made_for("s", "qemu:///system/"),
-            ["/home/a/s.qcow2", "/home/a/s.snapshots"]
-        );
-        assert!(m.made_for("w", "qemu:///session").is_empty());
-        // Written back, the records are explicit and no longer derived.
-        update(&p, |m| {
-            m.forget("w", "qemu:///system", "/img/w-answer.iso");
-            Ok(())
-        })
-        .unwrap();
-        let back: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap();
-        assert_eq!(back["files"].as_array().unwrap().len(), 4);
-        assert_eq!(load(&p).unwrap().made_for("w", "qemu:///system").len(), 2);
-    }
-
-    #[test]
     fn records_are_per_vm_and_connection_and_unique() {
         let mut m = Manifest::default();
         m.record("w", "qemu:///system", "/img/w.qcow2");
@@ -500,36 +321,11 @@ mod tests {
     }
 
     #[test]
-    fn a_symlinked_manifest_stays_a_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let real_dir = dir.path().join("dotfiles");
-        fs::create_dir_all(&real_dir).unwrap();
-        fs::write(real_dir.join("vms.json"), r#"{"vms":[]}"#).unwrap();
-        let conf = dir.path().join("config");
-        fs::create_dir_all(&conf).unwrap();
-        let link = conf.join("vms.json");
-        std::os::unix::fs::symlink("../dotfiles/vms.json", &link).unwrap();
-        update(&link, |m| {
-            m.vms.push(entry("a"));
-            Ok(())
-        })
-        .unwrap();
-        assert!(
-            fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        assert_eq!(load(&real_dir.join("vms.json")).unwrap().vms.len(), 1);
-        assert_eq!(load(&link).unwrap().vms[0].name, "a");
-    }
-
-    #[test]
     fn dates() {
         let day = |d: i64| civil_date(jiff::Timestamp::from_second(d * 86_400 + 3600).unwrap());
         assert_eq!(day(0), "1970-01-01");
         assert_eq!(day(20_478), "2026-01-25");
         assert_eq!(day(19_782), "2024-02-29");
-        assert_eq!(today().len(), 10);
+        assert_eq!(date_of(20_478 * 86_400 + 3600), "2026-01-25");
     }
 }

@@ -117,7 +117,7 @@ pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
 /// Neither libvirt nor the manifest has the name.
 pub fn name(ctx: &Ctx, name: &VmName, libvirt_up: bool) -> Check {
     let name = name.as_str();
-    match crate::manifest::load(&ctx.manifest) {
+    match ctx.manifest.load() {
         Ok(m) if m.named(name).is_some() => {
             return Check::fail("name", format!("{name:?} is already in bkt's manifest"))
                 .fix(format!("choose another --name, or `bkt vm destroy {name}`"));

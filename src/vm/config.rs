@@ -5,7 +5,6 @@
 use anyhow::{Result, anyhow};
 use serde::Serialize;
 
-use crate::manifest;
 use crate::names::VmName;
 use crate::tools::rdp::Share;
 use crate::ui::HintExt;
@@ -44,7 +43,7 @@ fn shares(share: Share) -> &'static str {
 
 pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     if m.get(name, &ctx.uri).is_none() {
         return Err(anyhow!(
             "{name} was not made by bkt on {} (it is not in the manifest), so bkt keeps no \
@@ -54,7 +53,7 @@ pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()
         .hint("bkt vm status lists the VMs bkt made");
     }
     if changes.auto_save.is_some() || changes.share.is_some() || changes.clipboard.is_some() {
-        manifest::update(&ctx.manifest, |m| {
+        ctx.manifest.update(|m| {
             let e = m
                 .get_mut(name, &ctx.uri)
                 .ok_or_else(|| anyhow!("{name} left the manifest while it was being changed"))?;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::cli::CreateArgs;
 use crate::download;
 use crate::exec::shell_quote;
-use crate::manifest::{self, VmEntry};
+use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
@@ -726,7 +726,7 @@ fn make(
     ui::heading("Creating");
     // Reserve the name first: a second `bkt vm create` with the same name
     // now fails instead of racing us.
-    manifest::update(&ctx.manifest, |m| {
+    ctx.manifest.update(|m| {
         if m.named(&plan.name).is_some() {
             bail!(
                 "{:?} was taken while preflight ran (another `bkt vm create`?)",
@@ -737,7 +737,7 @@ fn make(
             name: plan.name.to_string(),
             kind: "windows11".into(),
             disk: domain.disk_path.clone(),
-            created: manifest::today(),
+            created: ctx.local.today(),
             rdp_enabled: false,
             notes: plan.notes.clone(),
             uri: ctx.uri.to_string(),
@@ -831,7 +831,7 @@ fn make(
         },
     );
 
-    manifest::update(&ctx.manifest, |m| {
+    ctx.manifest.update(|m| {
         let e = m
             .get_mut(&plan.name, &ctx.uri)
             .context("the manifest entry disappeared while creating")?;
@@ -941,7 +941,7 @@ fn define_and_start(ctx: &Ctx, domain: &WindowsDomain, made: &mut Made) -> Resul
 /// Note a file this run made, so that `destroy` (or the rollback) may
 /// delete it.
 fn record(ctx: &Ctx, name: &str, path: &str) -> Result<()> {
-    manifest::update(&ctx.manifest, |m| {
+    ctx.manifest.update(|m| {
         m.record(name, &ctx.uri, path);
         Ok(())
     })
@@ -1026,7 +1026,7 @@ fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
         // With something left, the entry stays (still "creating"), so that
         // `bkt vm destroy` finds and finishes it.
         let nothing_left = u.left.is_empty();
-        let res = manifest::update(&ctx.manifest, |m| {
+        let res = ctx.manifest.update(|m| {
             for p in &gone {
                 m.forget(name, &ctx.uri, p);
             }

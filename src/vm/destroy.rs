@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::manifest::{self, VmEntry};
+use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt};
@@ -341,7 +341,7 @@ fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
 
 pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
     let state = ctx.domstate(name)?;
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     let entry = m.get(name, &ctx.uri).cloned();
     if let Some(e) = m.named(name).filter(|_| entry.is_none()) {
         if state.is_none() {
@@ -404,7 +404,7 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         }
     }
     if p.entry || !gone.is_empty() {
-        manifest::update(&ctx.manifest, |m| {
+        ctx.manifest.update(|m| {
             for path in &gone {
                 m.forget(name, &ctx.uri, path);
             }

@@ -284,7 +284,9 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
     let mut vms = Vec::new();
     if libvirt_up {
         let stats = ctx.domstats()?;
-        let entries: Vec<manifest::VmEntry> = manifest::load(&ctx.manifest)?
+        let entries: Vec<manifest::VmEntry> = ctx
+            .manifest
+            .load()?
             .vms
             .into_iter()
             .filter(|e| e.is_on(&ctx.uri))

@@ -36,7 +36,7 @@ pub fn key(ctx: &Ctx, name: &str) -> String {
 /// The VM's auto-save setting in the manifest (off for a VM bkt did not
 /// make, or made before it could save).
 pub fn setting(ctx: &Ctx, name: &str) -> Result<AutoSave> {
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     Ok(m.get(name, &ctx.uri)
         .and_then(|e| e.auto_save)
         .map_or(AutoSave::Off, AutoSave::from_secs))

@@ -12,7 +12,6 @@ use anyhow::{Result, anyhow, bail};
 use console::style;
 
 use crate::exec::{Cmd, Sink};
-use crate::manifest;
 use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome};
 use crate::ui::{HintExt, Spinner, secs};
@@ -68,7 +67,7 @@ pub fn user_name(ctx: &Ctx, name: &str, given: &Option<String>, again: &str) -> 
         valid_user(u)?;
         return Ok(u.clone());
     }
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     if let Some(u) = m.get(name, &ctx.uri).and_then(|e| e.rdp_user.clone()) {
         return Ok(u);
     }
@@ -112,7 +111,7 @@ pub fn password_line(user: &str, name: &str) -> Result<Vec<u8>> {
 /// (set by `bkt vm config NAME --share`), else `files`. A word this bkt
 /// does not know (a newer one wrote it) is an error, never a guess.
 pub fn share_setting(ctx: &Ctx, name: &str) -> Result<rdp::Share> {
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     let Some(word) = m.get(name, &ctx.uri).and_then(|e| e.share.clone()) else {
         return Ok(rdp::Share::default());
     };
@@ -130,16 +129,16 @@ pub fn share_setting(ctx: &Ctx, name: &str) -> Result<rdp::Share> {
 /// Whether the RDP clients share the clipboard with `name`: the manifest's
 /// `clipboard` (`bkt vm config NAME --clipboard`), else on.
 pub fn clipboard_setting(ctx: &Ctx, name: &str) -> Result<bool> {
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     Ok(m.get(name, &ctx.uri)
         .and_then(|e| e.clipboard)
         .unwrap_or(true))
 }
 
 pub fn remember_user(ctx: &Ctx, name: &str, user: &str) -> Result<()> {
-    let known = manifest::load(&ctx.manifest)?;
+    let known = ctx.manifest.load()?;
     match known.get(name, &ctx.uri) {
-        Some(e) if e.rdp_user.as_deref() != Some(user) => manifest::update(&ctx.manifest, |m| {
+        Some(e) if e.rdp_user.as_deref() != Some(user) => ctx.manifest.update(|m| {
             if let Some(e) = m.get_mut(name, &ctx.uri) {
                 e.rdp_user = Some(user.to_string());
             }

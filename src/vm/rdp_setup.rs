@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::manifest;
 use crate::tools::virsh::{DiskDevice, DomState};
 use crate::ui::{self, HintExt, Spinner};
 use crate::vm::ctx::Ctx;
@@ -219,7 +218,7 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     attached.detach()?;
     match outcome {
         Ok(ip) => {
-            manifest::update(&ctx.manifest, |m| {
+            ctx.manifest.update(|m| {
                 if let Some(e) = m.get_mut(name, &ctx.uri) {
                     e.rdp_enabled = true;
                 }

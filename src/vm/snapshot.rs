@@ -22,7 +22,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{self, Interrupted};
-use crate::manifest;
 use crate::names::{SnapName, VmName};
 use crate::tools::virsh::{self, DiskDevice, DomState};
 use crate::ui::{self, HintExt};
@@ -385,7 +384,7 @@ pub fn create(
     let root_is_new = host.lstat(&p.root).is_err();
     let root = p.root.display().to_string();
     if root_is_new {
-        manifest::update(&ctx.manifest, |m| {
+        ctx.manifest.update(|m| {
             m.record(name, &ctx.uri, &root);
             Ok(())
         })?;
@@ -429,7 +428,7 @@ pub fn create(
     if let Err(e) = made {
         let _ = host.remove_tree(&tmp);
         if root_is_new && host.remove_dir(&p.root).is_ok() {
-            let _ = manifest::update(&ctx.manifest, |m| {
+            let _ = ctx.manifest.update(|m| {
                 m.forget(name, &ctx.uri, &root);
                 Ok(())
             });
@@ -798,7 +797,7 @@ pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
     // The last one takes the directory, and its record, with it.
     if host.remove_dir(&p.root).is_ok() {
         let root = p.root.display().to_string();
-        manifest::update(&ctx.manifest, |m| {
+        ctx.manifest.update(|m| {
             m.forget(name, &ctx.uri, &root);
             Ok(())
         })?;

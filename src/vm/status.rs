@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::manifest::{self, VmEntry};
+use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::virsh::{self, DomState, DomStats};
 use crate::units;
@@ -241,7 +241,7 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
         .libvirt_out(&ctx.virsh.status_batch(ctx.uri.ssh().is_some()))
         .context("cannot list the VMs")?;
     let batch = virsh::parse_status_batch(&out)?;
-    let m = manifest::load(&ctx.manifest)?;
+    let m = ctx.manifest.load()?;
     let entries: Vec<VmEntry> = m.vms.into_iter().filter(|e| e.is_on(&ctx.uri)).collect();
     let (mut addrs, ask) = addrs_by_lease(&batch.domstats, &entries, &batch.leases);
     if !ask.is_empty() {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::CreateArgs;
-use crate::manifest;
 use crate::tools::unattend::{self, Answers};
 use crate::tools::virsh;
 use crate::tools::xorriso;
@@ -222,7 +221,7 @@ pub fn watch(
     };
     eject_answers(ctx, name, answer_iso)?;
     eject_install_iso(ctx, name, install_iso)?;
-    manifest::update(&ctx.manifest, |m| {
+    ctx.manifest.update(|m| {
         if let Some(e) = m.get_mut(name, &ctx.uri) {
             e.rdp_enabled = true;
             e.answer_iso = None;

@@ -342,6 +342,11 @@ impl Local {
         })
     }
 
+    /// Today's date (UTC) as YYYY-MM-DD, by [`Local::now`].
+    pub fn today(&self) -> String {
+        crate::manifest::date_of(self.now())
+    }
+
     /// Where the idle watcher keeps its lock and state, and running clients
     /// their lock: `$XDG_RUNTIME_DIR/bkt/vm` (gone at logout, like the
     /// processes), else bkt's cache. Made 0700 when missing.

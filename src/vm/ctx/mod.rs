@@ -1,13 +1,14 @@
 //! `Ctx`: what every command works against, and the one door to the
 //! outside world. libvirt through [`Virsh`] (argv built in `tools`, run by
 //! the one runner), the machine that runs libvirt through [`Host`], this
-//! machine through [`Local`], bkt's manifest by its path. Commands touch no
+//! machine through [`Local`], bkt's manifest through its handle. Commands touch no
 //! file, socket or environment variable themselves: a second host (ssh) is
 //! one more implementation of [`Host`].
 
 pub mod host;
 mod libvirt;
 pub mod local;
+pub mod manifest;
 pub mod ssh;
 
 use std::path::PathBuf;
@@ -22,11 +23,12 @@ use crate::ui::HintExt;
 
 pub use host::{Host, HostSize, Kind, LeftBehind, LocalHost, OwnTunnel, PortState};
 pub use local::{Local, Media};
+pub use manifest::ManifestFile;
 
 pub struct Ctx {
     pub uri: Uri,
     pub virsh: Virsh,
-    pub manifest: PathBuf,
+    pub manifest: ManifestFile,
     pub host: Box<dyn Host>,
     pub local: Local,
 }
@@ -60,7 +62,7 @@ impl Ctx {
         Ok(Ctx {
             virsh,
             uri,
-            manifest,
+            manifest: ManifestFile::new(manifest),
             host,
             local: Local::new(settings),
         })
