@@ -2,7 +2,6 @@
 //! made from the clap definitions in `cli.rs`, so they say what `--help`
 //! says and cannot drift from it.
 
-use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -13,6 +12,7 @@ use clap_mangen::roff::{Roff, roman};
 
 use crate::cli::{Cli, Shell};
 use crate::ui::HintExt;
+use crate::vm::ctx::Local;
 
 /// Where `man` finds pages of programs in ~/.cargo/bin (man-db looks for
 /// share/man beside every directory of PATH).
@@ -26,7 +26,7 @@ pub fn completions(shell: Shell) -> Result<()> {
 }
 
 /// `bkt man [DIR]`: every page into DIR, or bkt.1 on stdout.
-pub fn man(dir: Option<&Path>) -> Result<()> {
+pub fn man(dir: Option<&Path>, local: &Local) -> Result<()> {
     let pages = pages();
     let Some(dir) = dir else {
         return print_stdout(pages[0].roff.as_bytes())
@@ -35,7 +35,8 @@ pub fn man(dir: Option<&Path>) -> Result<()> {
                 "write the pages into a directory instead: `bkt man {MAN_DIR_EXAMPLE}`"
             ));
     };
-    fs::create_dir_all(dir)
+    local
+        .create_dir_all(dir)
         .with_context(|| format!("cannot make the man page directory {}", dir.display()))
         .hint(format!(
             "give a directory you may write to, e.g. `bkt man {MAN_DIR_EXAMPLE}` (man finds \
@@ -44,7 +45,8 @@ pub fn man(dir: Option<&Path>) -> Result<()> {
     let mut written = String::new();
     for page in &pages {
         let path = dir.join(&page.file_name);
-        fs::write(&path, &page.roff)
+        local
+            .write(&path, page.roff.as_bytes())
             .with_context(|| format!("cannot write the man page {}", path.display()))
             .hint(format!(
                 "make sure {} can be written (nothing else of that name in the way), or give \
@@ -379,8 +381,8 @@ mod tests {
     #[test]
     fn bash_answers_as_at_the_tab_key() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("Win11.iso"), "").unwrap();
-        fs::create_dir(dir.path().join("isos")).unwrap();
+        std::fs::write(dir.path().join("Win11.iso"), "").unwrap();
+        std::fs::create_dir(dir.path().join("isos")).unwrap();
         let lines = [
             "bkt ",
             "bkt vm sn",

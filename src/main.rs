@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     let res = match cli.command {
         cli::Command::Vm(args) => vm::run(&args.global, settings, args.command),
         cli::Command::Completions { shell } => docs::completions(shell),
-        cli::Command::Man { dir } => docs::man(dir.as_deref()),
+        cli::Command::Man { dir } => docs::man(dir.as_deref(), &vm::ctx::Local::new(settings)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,9 +15,8 @@ static RDP_PASSWORD: OnceLock<Option<OsString>> = OnceLock::new();
 /// # Safety
 /// It changes the process environment: no other thread may exist yet.
 pub unsafe fn take_from_env() {
-    let pw = std::env::var_os(RDP_PASSWORD_ENV);
     // SAFETY: the caller guarantees that this is the only thread.
-    unsafe { std::env::remove_var(RDP_PASSWORD_ENV) };
+    let pw = unsafe { crate::settings::take_var(RDP_PASSWORD_ENV) };
     let _ = RDP_PASSWORD.set(pw);
 }
 

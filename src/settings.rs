@@ -73,6 +73,18 @@ pub struct Download {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// Take a variable out of the process environment (a secret no child may
+/// inherit): its value, if it was set.
+///
+/// # Safety
+/// It changes the process environment: no other thread may exist yet.
+pub unsafe fn take_var(key: &str) -> Option<OsString> {
+    let v = std::env::var_os(key);
+    // SAFETY: the caller guarantees that this is the only thread.
+    unsafe { std::env::remove_var(key) };
+    v
+}
+
 impl Settings {
     /// Read the process environment.
     pub fn from_env() -> Settings {

@@ -35,9 +35,8 @@ pub fn kvm(ctx: &Ctx) -> Check {
 }
 
 /// A program's version, as it reports it.
-fn version_of(program: &str) -> Option<String> {
-    let out = version::cmd(program).run_unchecked().ok()?;
-    version::parse(&format!("{}{}", out.stdout, out.stderr))
+fn version_of(ctx: &Ctx, program: &str) -> Option<String> {
+    version::parse(&ctx.local.version_output(program)?)
 }
 
 /// The programs bkt drives are on PATH (with their versions).
@@ -46,7 +45,7 @@ pub fn tools(ctx: &Ctx) -> Check {
     let mut missing = Vec::new();
     for p in tools::CREATE_PROGRAMS {
         if ctx.local.has_program(p) {
-            found.push(match version_of(p) {
+            found.push(match version_of(ctx, p) {
                 Some(v) => format!("{p} {v}"),
                 None => p.to_string(),
             });
@@ -507,7 +506,7 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
         return Check::fail(ACCESS, what).fix(fix);
     }
     for c in &cmds {
-        if let Err(e) = c.run() {
+        if let Err(e) = ctx.local.exec(c) {
             return Check::fail(ACCESS, format!("{what}; granting it failed: {e}")).fix(fix);
         }
     }
@@ -583,7 +582,7 @@ pub fn swtpm(ctx: &Ctx) -> Check {
         return Check::fail("swtpm", "not found: Windows 11 needs its TPM 2.0 emulator")
             .fix(tools::package_hint("swtpm").unwrap_or_default());
     }
-    match version_of("swtpm") {
+    match version_of(ctx, "swtpm") {
         Some(v) => Check::pass("swtpm", format!("swtpm {v}")),
         None => Check::pass("swtpm", "swtpm"),
     }

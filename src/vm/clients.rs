@@ -43,8 +43,9 @@ fn probe(ctx: &Ctx, program: String) -> Option<Client> {
             version: None,
         });
     }
-    let version = rdp::version_cmd(&program)
-        .run_unchecked()
+    let version = ctx
+        .local
+        .exec_unchecked(&rdp::version_cmd(&program))
         .ok()
         .and_then(|o| rdp::parse_version(&o.stdout));
     let flavor = version

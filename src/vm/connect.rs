@@ -185,8 +185,9 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
         .hint("install it: apt install virt-viewer / dnf install virt-viewer");
     };
     rdp_client::arrow(&cmd, label);
-    let status = cmd
-        .run_attached(None, &Sink::Inherit)
+    let status = ctx
+        .local
+        .exec_attached(&cmd, None, &Sink::Inherit)
         .map_err(crate::tools::program_error)?;
     if status.success() {
         Ok(())

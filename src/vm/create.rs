@@ -19,8 +19,7 @@ use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
 use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
-use crate::vm::ctx::Ctx;
-use crate::vm::ctx::HostSize;
+use crate::vm::ctx::{Ctx, HostSize};
 use crate::vm::{media, rdp_setup, resources, unattended};
 
 /// Everything create was asked for, once defaults are filled in.
@@ -555,7 +554,9 @@ fn virtio_iso(ctx: &Ctx, args: &CreateArgs, plan: &Plan, ready: &Ready) -> Resul
         offline: args.download.offline,
         expected_sha256: args.download.virtio_sha256.clone(),
     };
-    let got = download::fetch(&ready.virtio_item, &opts, &ctx.local.settings.download)
+    let got = ctx
+        .local
+        .fetch(&ready.virtio_item, &opts)
         .context("getting the VirtIO drivers ISO failed; nothing was created")?;
     if !got.cached {
         ui::step(

@@ -30,7 +30,9 @@ pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
             },
         ),
     ] {
-        let f = download::fetch(&item, &opts, s)
+        let f = ctx
+            .local
+            .fetch(&item, &opts)
             .with_context(|| format!("getting the {}", item.what))?;
         let label = match item.kind {
             download::Kind::Iso => "virtio ISO",

@@ -271,6 +271,8 @@ pub fn uninstall(ctx: &Ctx, vm: &str, ids: Option<&[String]>) -> Result<Vec<Path
 /// there only delays "Open With" until the next refresh.
 fn refresh(ctx: &Ctx, dir: &Path) {
     if ctx.local.has_program("update-desktop-database") {
-        let _ = desktop::update_desktop_database(&dir.display().to_string()).run();
+        let _ = ctx.local.exec(&desktop::update_desktop_database(
+            &dir.display().to_string(),
+        ));
     }
 }

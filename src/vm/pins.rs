@@ -53,7 +53,7 @@ pub fn parse(text: &str) -> Option<String> {
 /// certificate yet.
 pub fn current(ctx: &Ctx, name: &str) -> Result<Option<String>> {
     let file = file(ctx, name);
-    match std::fs::read_to_string(&file) {
+    match ctx.local.read_to_string(&file) {
         Ok(text) => {
             return parse(&text).map(Some).with_context(|| {
                 format!(
@@ -73,27 +73,31 @@ pub fn current(ctx: &Ctx, name: &str) -> Result<Option<String>> {
 /// pin, and remove that directory.
 pub fn take_first_use(ctx: &Ctx, name: &str) -> Result<Option<String>> {
     let store = first_use_dir(ctx, name).join("freerdp");
-    let mut found = std::fs::read_to_string(store.join("known_hosts2"))
+    let mut found = ctx
+        .local
+        .read_to_string(&store.join("known_hosts2"))
         .ok()
         .and_then(|t| rdp::known_hosts2_fingerprint(&t));
     if found.is_none() {
-        let mut pems: Vec<PathBuf> = std::fs::read_dir(store.join("server"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        pems.sort();
+        let pems = ctx.local.list_dir(&store.join("server"));
         found = pems
             .iter()
-            .find_map(|p| rdp::pem_fingerprint(&std::fs::read_to_string(p).ok()?));
+            .find_map(|p| rdp::pem_fingerprint(&ctx.local.read_to_string(p).ok()?));
     }
     let Some(fp) = found else {
         return Ok(None);
     };
     let file = file(ctx, name);
-    std::fs::create_dir_all(dir(ctx))
+    ctx.local
+        .create_dir_all(&dir(ctx))
         .with_context(|| format!("creating {}", dir(ctx).display()))?;
-    std::fs::write(&file, format(&fp)).with_context(|| format!("writing {}", file.display()))?;
+    ctx.local
+        .write(&file, format(&fp).as_bytes())
+        .with_context(|| format!("writing {}", file.display()))?;
     let first = first_use_dir(ctx, name);
-    std::fs::remove_dir_all(&first).with_context(|| format!("removing {}", first.display()))?;
+    ctx.local
+        .remove_tree(&first)
+        .with_context(|| format!("removing {}", first.display()))?;
     Ok(Some(fp))
 }
 
@@ -102,14 +106,14 @@ pub fn take_first_use(ctx: &Ctx, name: &str) -> Result<Option<String>> {
 /// pins it at its first connection. The pin file, when there was one.
 pub fn forget(ctx: &Ctx, name: &str) -> Result<Option<PathBuf>> {
     let first = first_use_dir(ctx, name);
-    match std::fs::remove_dir_all(&first) {
+    match ctx.local.remove_tree(&first) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("removing {}", first.display()));
         }
         _ => {}
     }
     let file = file(ctx, name);
-    match std::fs::remove_file(&file) {
+    match ctx.local.remove_file(&file) {
         Ok(()) => Ok(Some(file)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("removing {}", file.display())),

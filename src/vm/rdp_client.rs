@@ -324,7 +324,9 @@ pub fn run(
     let first_use = l.pin.is_none() && client.flavor != Flavor::Remmina;
     let cmd = if first_use {
         let dir = pins::first_use_dir(ctx, name);
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
+        ctx.local
+            .create_dir_all(&dir)
+            .map_err(|e| anyhow!("creating {}: {e}", dir.display()))?;
         l.cmd
             .clone()
             .env("XDG_CONFIG_HOME", dir.display().to_string())
@@ -337,21 +339,22 @@ pub fn run(
     };
     let sink = log.clone().map(Sink::File).unwrap_or(Sink::Inherit);
     let status = match detach {
-        None => cmd
-            .run_attached(l.stdin.as_deref(), &sink)
+        None => ctx
+            .local
+            .exec_attached(&cmd, l.stdin.as_deref(), &sink)
             .map_err(crate::tools::program_error)?,
         Some(ip) => {
             let cmd = match &l.after {
                 Some(after) => cmd.followed_by(after),
                 None => cmd,
             };
-            let child = match cmd.start_attached(l.stdin.as_deref(), &sink) {
+            let child = match ctx.local.spawn_attached(&cmd, l.stdin.as_deref(), &sink) {
                 Ok(child) => child,
                 Err(e) => {
                     // The client never started: what was to end with it
                     // (a tunnel of its own) ends now.
                     if let Some(after) = &l.after {
-                        let _ = after.run();
+                        let _ = ctx.local.exec(after);
                     }
                     return Err(crate::tools::program_error(e));
                 }

@@ -281,10 +281,10 @@ fn read_meta(host: &dyn Host, dir: &Path) -> Option<Meta> {
 }
 
 /// `2026-01-25 14:03 UTC`, for `snapshot list`.
-fn now_utc() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string()
+fn now_utc(ctx: &Ctx) -> String {
+    jiff::Timestamp::from_second(ctx.local.now() as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 /// Make sure the VM is off: stop it with consent, or refuse and say why.
@@ -406,7 +406,7 @@ pub fn create(
         }
         let meta = Meta {
             name: snap.to_string(),
-            created: now_utc(),
+            created: now_utc(ctx),
             description: description.to_string(),
             nvram: p.nvram.is_some(),
             tpm: p.tpm.is_some(),

@@ -83,8 +83,12 @@ pub fn build_answer_iso(ctx: &Ctx, virtio_iso: &Path, a: &Answers, out: &Path) -
     )?;
     let drivers = stage.mkdir("cd/$WinPEDriver$")?;
     for d in unattend::DRIVERS {
-        xorriso::extract(virtio_iso, &unattend::driver_dir(d), &drivers.join(d))
-            .run()
+        ctx.local
+            .exec(&xorriso::extract(
+                virtio_iso,
+                &unattend::driver_dir(d),
+                &drivers.join(d),
+            ))
             .map_err(crate::tools::program_error)
             .with_context(|| {
                 format!(
@@ -95,12 +99,11 @@ pub fn build_answer_iso(ctx: &Ctx, virtio_iso: &Path, a: &Answers, out: &Path) -
     }
     // The guest tools, so the first logon finds them even without the
     // virtio-win ISO attached. Best effort: that ISO has them too.
-    let _ = xorriso::extract(
+    let _ = ctx.local.exec(&xorriso::extract(
         virtio_iso,
         "/virtio-win-guest-tools.exe",
         &cd.join("virtio-win-guest-tools.exe"),
-    )
-    .run();
+    ));
     let built = stage.path().join("answers.iso");
     ctx.local
         .build_iso("BKT_ANSWERS", &cd, &built, 0o600)

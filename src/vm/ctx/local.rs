@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::exec::{Cmd, ExecError, Output, Running, Sink};
 use crate::settings::Settings;
 use crate::tools::xorriso;
 use crate::ui::HintExt;
@@ -345,6 +346,81 @@ impl Local {
     /// Today's date (UTC) as YYYY-MM-DD, by [`Local::now`].
     pub fn today(&self) -> String {
         crate::manifest::date_of(self.now())
+    }
+
+    /// Fetch a download into bkt's cache (or find it there): the
+    /// download's transport, with this machine's settings.
+    pub fn fetch(
+        &self,
+        item: &crate::download::Item,
+        opts: &crate::download::Options,
+    ) -> Result<crate::download::Fetched> {
+        crate::download::fetch(item, opts, &self.settings.download)
+    }
+
+    /// Run a program of this machine (a tool that reads the user's files, a
+    /// desktop helper) to success; its failure as it was.
+    pub fn exec(&self, cmd: &Cmd) -> Result<Output, ExecError> {
+        cmd.run()
+    }
+
+    /// Run a program of this machine whatever its exit status; only one
+    /// that cannot start is an error.
+    pub fn exec_unchecked(&self, cmd: &Cmd) -> Result<Output, ExecError> {
+        cmd.run_unchecked()
+    }
+
+    /// Run a client (a viewer, an RDP client) on the user's terminal until
+    /// it ends, its output to `sink`.
+    pub fn exec_attached(
+        &self,
+        cmd: &Cmd,
+        stdin: Option<&[u8]>,
+        sink: &Sink,
+    ) -> Result<std::process::ExitStatus, ExecError> {
+        cmd.run_attached(stdin, sink)
+    }
+
+    /// Start a client that bkt leaves running (`run --detach`).
+    pub fn spawn_attached(
+        &self,
+        cmd: &Cmd,
+        stdin: Option<&[u8]>,
+        sink: &Sink,
+    ) -> Result<Running, ExecError> {
+        cmd.start_attached(stdin, sink)
+    }
+
+    /// A program's version as it reports it (`PROGRAM --version`), stdout
+    /// and stderr together; None when it cannot start.
+    pub fn version_output(&self, program: &str) -> Option<String> {
+        let out = crate::tools::version::cmd(program).run_unchecked().ok()?;
+        Some(format!("{}{}", out.stdout, out.stderr))
+    }
+
+    /// A text file of the user's (or bkt's own), as it is.
+    pub fn read_to_string(&self, p: &Path) -> std::io::Result<String> {
+        fs::read_to_string(p)
+    }
+
+    /// A directory of the user's, with its parents.
+    pub fn create_dir_all(&self, p: &Path) -> std::io::Result<()> {
+        fs::create_dir_all(p)
+    }
+
+    /// Write a file of bkt's own in place.
+    pub fn write(&self, p: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        fs::write(p, bytes)
+    }
+
+    /// Remove a file of bkt's own.
+    pub fn remove_file(&self, p: &Path) -> std::io::Result<()> {
+        fs::remove_file(p)
+    }
+
+    /// Remove a directory of bkt's own with all it holds.
+    pub fn remove_tree(&self, p: &Path) -> std::io::Result<()> {
+        fs::remove_dir_all(p)
     }
 
     /// Where the idle watcher keeps its lock and state, and running clients
