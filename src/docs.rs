@@ -299,6 +299,9 @@ fn after_help_sections(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
 
     /// Every command a user can type, as its words after `bkt`, with its

@@ -13,6 +13,9 @@
 //! `NAME.sha256` caches the file's hash with the size and times it was
 //! taken at, so a changed file is hashed again.
 
+// why: the download's transport: its cache files, HTTP and the clock of its resume notes.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -5,6 +5,9 @@
 //! process. Failures carry the command line, the exit status and the captured
 //! stderr, so callers can match on them and users see what failed.
 
+// why: the one runner: the only place a Cmd becomes a process.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::ffi::OsString;
 use std::fmt;
 use std::io;

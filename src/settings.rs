@@ -3,6 +3,9 @@
 //! (tests pin the host's size, a mirror replaces a download URL). Nothing
 //! else in `bkt` reads the environment.
 
+// why: the environment is read here once, at start, into Settings.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -682,6 +682,9 @@ pub fn forget_certificate_cmd(
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
 
     #[test]

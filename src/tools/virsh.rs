@@ -1221,6 +1221,9 @@ pub fn is_no_domain(stderr: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
 
     fn fx(name: &str) -> String {

@@ -119,6 +119,9 @@ pub fn missing(ctx: &Ctx, who: &Who, file: &Path) -> Result<Vec<Missing>> {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;

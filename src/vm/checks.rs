@@ -771,6 +771,9 @@ pub fn disk_space(ctx: &Ctx) -> Check {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
     use crate::ui::Level;
 

@@ -462,6 +462,9 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
     use crate::vm::ctx::LocalHost;
 

@@ -812,6 +812,9 @@ pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
     use crate::vm::ctx::LocalHost;
     use std::fs;

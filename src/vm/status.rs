@@ -324,6 +324,9 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    // why: tests read fixtures and set up the files and processes they look at.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
     use super::*;
 
     fn entry(name: &str, disk: &str, notes: &str) -> VmEntry {

@@ -14,6 +14,9 @@
 //! directories and manifest, and removes what it made when it ends, passed
 //! or failed (`harness::Env`). None stops the shared daemon.
 
+// why: tests set up files, run bkt, libvirt and guests, and connect to them.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod apps;
 mod downloads;
 mod failures;

@@ -1,6 +1,9 @@
 //! Tier 2: the built `bkt` binary against fake tools on a replaced PATH.
 //! Every test asserts the argv the fakes received and what the user saw.
 
+// why: tests set up files, run bkt and the fakes, and connect to loopback listeners.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod harness;
 
 mod access;
