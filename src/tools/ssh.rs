@@ -338,6 +338,149 @@ pub fn parse_df(out: &str) -> Option<u64> {
     out.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// The shell lines of the file operations on a host over ssh, one per
+/// [`crate::vm::ctx::Host`] method: each path quoted ([`quote_path`]); the
+/// caller has made sure it is absolute.
+pub mod script {
+    use std::path::Path;
+
+    use super::quote_path;
+
+    /// The start of a script that makes `q` (quoted) and never replaces
+    /// it: it says "File exists" as the kernel would (bash and dash word
+    /// `set -C` differently), and `set -C` keeps the race with another
+    /// writer closed.
+    fn refuse_existing(q: &str) -> String {
+        format!(
+            "if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit 1; fi; umask 077; set -C; "
+        )
+    }
+
+    /// Succeeds when we may create files in `dir`.
+    pub fn writable(dir: &Path) -> String {
+        format!("test -w {}", quote_path(dir))
+    }
+
+    /// Succeeds when a device opens for reading and writing, else says
+    /// why as the kernel would.
+    pub fn open_rw(dev: &Path) -> String {
+        let q = quote_path(dev);
+        format!(
+            "test -e {q} || {{ echo {q}: No such file or directory >&2; exit 1; }}; \
+             test -r {q} && test -w {q} || {{ echo {q}: Permission denied >&2; exit 1; }}"
+        )
+    }
+
+    /// Succeeds when a file opens for reading.
+    pub fn open_read(p: &Path) -> String {
+        format!("head -c0 -- {}", quote_path(p))
+    }
+
+    /// The path without symlinks.
+    pub fn canonicalize(p: &Path) -> String {
+        format!("readlink -e -- {}", quote_path(p))
+    }
+
+    /// A file's bytes.
+    pub fn cat(p: &Path) -> String {
+        format!("cat -- {}", quote_path(p))
+    }
+
+    /// A directory's entries, each ended by a NUL.
+    pub fn list(dir: &Path) -> String {
+        format!("find {} -mindepth 1 -maxdepth 1 -print0", quote_path(dir))
+    }
+
+    /// An empty new file of `mode` (never over one).
+    pub fn create_new(p: &Path, mode: u32) -> String {
+        let q = quote_path(p);
+        format!("{}: > {q} && chmod {mode:o} -- {q}", refuse_existing(&q))
+    }
+
+    /// A new file of `mode` (never over one) filled from stdin, flushed.
+    pub fn write_new(p: &Path, mode: u32) -> String {
+        let q = quote_path(p);
+        format!(
+            "{}cat > {q} && chmod {mode:o} -- {q} && sync -- {q}",
+            refuse_existing(&q)
+        )
+    }
+
+    /// A new file of `mode` filled from stdin, flushed. The file is made
+    /// first, exclusively (noclobber opens with O_EXCL): exit `exists`
+    /// when something is there, `not_made` when it cannot be made (its
+    /// reason on stderr); in neither case is anything there ours. Filled
+    /// after; a failure from then on leaves a file of ours. `true`, not
+    /// `:`: a failed redirection of a special built-in ends a POSIX shell
+    /// (dash) before it can say which case it is.
+    pub fn send_new(p: &Path, mode: u32, exists: i32, not_made: i32) -> String {
+        let q = quote_path(p);
+        format!(
+            "umask 077; set -C; {{ true > {q}; }} 2>/dev/null || {{ \
+             if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit {exists}; fi; \
+             true > {q}; exit {not_made}; }}; \
+             cat >> {q} && chmod {mode:o} -- {q} && sync -- {q}"
+        )
+    }
+
+    /// Remove a file, gone already being fine.
+    pub fn remove_if_there(p: &Path) -> String {
+        format!("rm -f -- {}", quote_path(p))
+    }
+
+    /// A file's SHA-256, as `sha256sum` prints it.
+    pub fn sha256(p: &Path) -> String {
+        format!("sha256sum -- {}", quote_path(p))
+    }
+
+    /// A directory with its parents.
+    pub fn create_dir_all(p: &Path) -> String {
+        format!("mkdir -p -- {}", quote_path(p))
+    }
+
+    pub fn set_mode(p: &Path, mode: u32) -> String {
+        format!("chmod {mode:o} -- {}", quote_path(p))
+    }
+
+    /// Rename `from` to `to` (`to` a file's or an empty directory's name,
+    /// never a directory to move into).
+    pub fn rename(from: &Path, to: &Path) -> String {
+        format!("mv -f -T -- {} {}", quote_path(from), quote_path(to))
+    }
+
+    pub fn remove_file(p: &Path) -> String {
+        format!("rm -- {}", quote_path(p))
+    }
+
+    pub fn remove_dir(p: &Path) -> String {
+        format!("rmdir -- {}", quote_path(p))
+    }
+
+    pub fn remove_tree(p: &Path) -> String {
+        format!("rm -r -- {}", quote_path(p))
+    }
+
+    /// Copy a file or tree to a new path (never over one); sockets are not
+    /// state; as root `cp -a` keeps the owners.
+    pub fn copy_tree(src: &Path, dst: &Path) -> String {
+        let (s, d) = (quote_path(src), quote_path(dst));
+        format!(
+            "{}cp -a -- {s} {d} && find {d} -type s -delete && sync",
+            refuse_existing(&d)
+        )
+    }
+
+    /// Flush a file or a directory (its entries) to disk.
+    pub fn sync(p: &Path) -> String {
+        format!("sync -- {}", quote_path(p))
+    }
+
+    /// The size of every file under a path, one a line.
+    pub fn tree_size(p: &Path) -> String {
+        format!("find {} ! -type d -printf '%s\\n'", quote_path(p))
+    }
+}
+
 /// A path for a command line on the host: shell-quoted.
 pub fn quote_path(p: &Path) -> String {
     shell_quote(&p.to_string_lossy())
@@ -349,6 +492,65 @@ mod tests {
     #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
     use super::*;
+
+    #[test]
+    fn file_scripts_quote_every_path() {
+        use std::path::Path;
+        let p = Path::new("/v/it's");
+        let q = r"'/v/it'\''s'";
+        let refuse = format!(
+            "if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit 1; fi; umask 077; set -C; "
+        );
+        assert_eq!(script::writable(p), format!("test -w {q}"));
+        assert_eq!(
+            script::open_rw(Path::new("/dev/kvm")),
+            "test -e /dev/kvm || { echo /dev/kvm: No such file or directory >&2; exit 1; }; \
+             test -r /dev/kvm && test -w /dev/kvm || { echo /dev/kvm: Permission denied >&2; exit 1; }"
+        );
+        assert_eq!(script::open_read(p), format!("head -c0 -- {q}"));
+        assert_eq!(script::canonicalize(p), format!("readlink -e -- {q}"));
+        assert_eq!(script::cat(p), format!("cat -- {q}"));
+        assert_eq!(
+            script::list(p),
+            format!("find {q} -mindepth 1 -maxdepth 1 -print0")
+        );
+        assert_eq!(
+            script::create_new(p, 0o600),
+            format!("{refuse}: > {q} && chmod 600 -- {q}")
+        );
+        assert_eq!(
+            script::write_new(p, 0o644),
+            format!("{refuse}cat > {q} && chmod 644 -- {q} && sync -- {q}")
+        );
+        assert_eq!(
+            script::send_new(Path::new("/v/d.qcow2"), 0o600, 17, 18),
+            "umask 077; set -C; { true > /v/d.qcow2; } 2>/dev/null || { \
+             if [ -e /v/d.qcow2 ] || [ -L /v/d.qcow2 ]; then echo /v/d.qcow2: File exists >&2; exit 17; fi; \
+             true > /v/d.qcow2; exit 18; }; \
+             cat >> /v/d.qcow2 && chmod 600 -- /v/d.qcow2 && sync -- /v/d.qcow2"
+        );
+        assert_eq!(script::remove_if_there(p), format!("rm -f -- {q}"));
+        assert_eq!(script::sha256(p), format!("sha256sum -- {q}"));
+        assert_eq!(script::create_dir_all(p), format!("mkdir -p -- {q}"));
+        assert_eq!(script::set_mode(p, 0o2750), format!("chmod 2750 -- {q}"));
+        assert_eq!(
+            script::rename(p, Path::new("/v/b")),
+            format!("mv -f -T -- {q} /v/b")
+        );
+        assert_eq!(script::remove_file(p), format!("rm -- {q}"));
+        assert_eq!(script::remove_dir(p), format!("rmdir -- {q}"));
+        assert_eq!(script::remove_tree(p), format!("rm -r -- {q}"));
+        let refuse_b = refuse.replace(q, "/v/b");
+        assert_eq!(
+            script::copy_tree(p, Path::new("/v/b")),
+            format!("{refuse_b}cp -a -- {q} /v/b && find /v/b -type s -delete && sync")
+        );
+        assert_eq!(script::sync(p), format!("sync -- {q}"));
+        assert_eq!(
+            script::tree_size(p),
+            format!("find {q} ! -type d -printf '%s\\n'")
+        );
+    }
 
     fn fx(rel: &str) -> String {
         let p = format!("{}/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));

@@ -23,7 +23,7 @@ use super::host::{
 use crate::exec::{Cmd, ExecError, Output, Sentinel, Status};
 use crate::names::SshTarget;
 use crate::tools::acl::Perms;
-use crate::tools::ssh::{self, Reach, Ssh, quote_path};
+use crate::tools::ssh::{self, Reach, Ssh, quote_path, script};
 use crate::tools::virsh::{self, Virsh};
 use crate::ui::HintExt;
 
@@ -206,19 +206,10 @@ fn arg(p: &Path) -> io::Result<String> {
     }
 }
 
-/// The start of a script that makes `q` (quoted) and never replaces it:
-/// it says "File exists" as the kernel would (bash and dash word `set -C`
-/// differently), and `set -C` keeps the race with another writer closed.
 /// send_new's exit statuses on the host: a path that is taken, one that
 /// cannot be made.
 const EXISTS: i32 = 17;
 const NOT_MADE: i32 = 18;
-
-fn refuse_existing(q: &str) -> String {
-    format!(
-        "if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit 1; fi; umask 077; set -C; "
-    )
-}
 
 fn kind_of(mode: u32) -> Kind {
     match mode & 0o170000 {
@@ -246,12 +237,9 @@ impl SshHost {
 
     /// Write `bytes` to a new file (never over one), then flush it.
     fn write_new_file(&self, p: &Path, bytes: Vec<u8>, mode: u32) -> Result<()> {
-        let q = arg(p)?;
+        arg(p)?;
         self.checked(
-            &format!(
-                "{}cat > {q} && chmod {mode:o} -- {q} && sync -- {q}",
-                refuse_existing(&q)
-            ),
+            &script::write_new(p, mode),
             Some(bytes),
             &format!("writing {}", p.display()),
         )
@@ -284,20 +272,17 @@ impl Host for SshHost {
     }
 
     fn writable(&self, dir: &Path) -> bool {
-        arg(dir).is_ok_and(|q| self.io(&format!("test -w {q}")).is_ok())
+        arg(dir).is_ok() && self.io(&script::writable(dir)).is_ok()
     }
 
     fn open_rw(&self, dev: &Path) -> io::Result<()> {
-        let q = arg(dev)?;
-        self.io(&format!(
-            "test -e {q} || {{ echo {q}: No such file or directory >&2; exit 1; }}; \
-             test -r {q} && test -w {q} || {{ echo {q}: Permission denied >&2; exit 1; }}"
-        ))
-        .map(|_| ())
+        arg(dev)?;
+        self.io(&script::open_rw(dev)).map(|_| ())
     }
 
     fn open_read(&self, p: &Path) -> io::Result<()> {
-        self.io(&format!("head -c0 -- {}", arg(p)?)).map(|_| ())
+        arg(p)?;
+        self.io(&script::open_read(p)).map(|_| ())
     }
 
     fn stat(&self, p: &Path) -> io::Result<Stat> {
@@ -318,7 +303,8 @@ impl Host for SshHost {
     }
 
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
-        let out = self.io(&format!("readlink -e -- {}", arg(p)?))?;
+        arg(p)?;
+        let out = self.io(&script::canonicalize(p))?;
         Ok(PathBuf::from(out.trim_end_matches('\n')))
     }
 
@@ -333,14 +319,13 @@ impl Host for SshHost {
     }
 
     fn read_to_string(&self, p: &Path) -> io::Result<String> {
-        self.io(&format!("cat -- {}", arg(p)?))
+        arg(p)?;
+        self.io(&script::cat(p))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        let out = self.io(&format!(
-            "find {} -mindepth 1 -maxdepth 1 -print0",
-            arg(dir)?
-        ))?;
+        arg(dir)?;
+        let out = self.io(&script::list(dir))?;
         Ok(out
             .split('\0')
             .filter(|s| !s.is_empty())
@@ -349,12 +334,8 @@ impl Host for SshHost {
     }
 
     fn create_new(&self, p: &Path, mode: u32) -> io::Result<()> {
-        let q = arg(p)?;
-        self.io(&format!(
-            "{}: > {q} && chmod {mode:o} -- {q}",
-            refuse_existing(&q)
-        ))
-        .map(|_| ())
+        arg(p)?;
+        self.io(&script::create_new(p, mode)).map(|_| ())
     }
 
     fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()> {
@@ -362,7 +343,7 @@ impl Host for SshHost {
     }
 
     fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()> {
-        let q = arg(p)?;
+        arg(p)?;
         let mut from =
             std::fs::File::open(local).with_context(|| format!("reading {}", local.display()))?;
         self.connect()?;
@@ -374,26 +355,15 @@ impl Host for SshHost {
                 p.display()
             )
         };
-        // The file is made first, exclusively (noclobber opens with
-        // O_EXCL): 17 when something is there, 18 when it cannot be made
-        // (its reason on stderr); in neither case is anything there ours.
-        // Filled after; a failure from then on leaves a file of ours.
-        // `true`, not `:`: a failed redirection of a special built-in ends
-        // a POSIX shell (dash) before it can say which case it is.
-        let script = format!(
-            "umask 077; set -C; {{ true > {q}; }} 2>/dev/null || {{ \
-             if [ -e {q} ] || [ -L {q} ]; then echo {q}: File exists >&2; exit {EXISTS}; fi; \
-             true > {q}; exit {NOT_MADE}; }}; \
-             cat >> {q} && chmod {mode:o} -- {q} && sync -- {q}"
-        );
-        match self.ssh.run(&script).run_feeding(&mut from, sent) {
+        let line = script::send_new(p, mode, EXISTS, NOT_MADE);
+        match self.ssh.run(&line).run_feeding(&mut from, sent) {
             Ok(_) => Ok(()),
             // Somebody's file, or none made: never ours to remove.
             Err(e) if matches!(e.status(), Some(Status::Code(EXISTS | NOT_MADE))) => {
                 Err(anyhow!("{}", remote_io_error(e.stderr()))).with_context(what)
             }
             Err(e) => {
-                let removed = self.io(&format!("rm -f -- {q}"));
+                let removed = self.io(&script::remove_if_there(p));
                 let err = match &e {
                     ExecError::Io { err, .. } if err.kind() == io::ErrorKind::Interrupted => {
                         anyhow::Error::new(crate::interrupt::Interrupted)
@@ -427,7 +397,8 @@ impl Host for SshHost {
     }
 
     fn sha256(&self, p: &Path) -> Result<String> {
-        let out = self.io(&format!("sha256sum -- {}", arg(p)?)).map_err(|e| {
+        arg(p)?;
+        let out = self.io(&script::sha256(p)).map_err(|e| {
             anyhow!(
                 "cannot hash {} on {}: {e}",
                 p.display(),
@@ -438,40 +409,41 @@ impl Host for SshHost {
     }
 
     fn create_dir_all(&self, p: &Path) -> io::Result<()> {
-        self.io(&format!("mkdir -p -- {}", arg(p)?)).map(|_| ())
+        arg(p)?;
+        self.io(&script::create_dir_all(p)).map(|_| ())
     }
 
     fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()> {
-        self.io(&format!("chmod {mode:o} -- {}", arg(p)?))
-            .map(|_| ())
+        arg(p)?;
+        self.io(&script::set_mode(p, mode)).map(|_| ())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.io(&format!("mv -f -T -- {} {}", arg(from)?, arg(to)?))
-            .map(|_| ())
+        arg(from)?;
+        arg(to)?;
+        self.io(&script::rename(from, to)).map(|_| ())
     }
 
     fn remove_file(&self, p: &Path) -> io::Result<()> {
-        self.io(&format!("rm -- {}", arg(p)?)).map(|_| ())
+        arg(p)?;
+        self.io(&script::remove_file(p)).map(|_| ())
     }
 
     fn remove_dir(&self, p: &Path) -> io::Result<()> {
-        self.io(&format!("rmdir -- {}", arg(p)?)).map(|_| ())
+        arg(p)?;
+        self.io(&script::remove_dir(p)).map(|_| ())
     }
 
     fn remove_tree(&self, p: &Path) -> io::Result<()> {
-        self.io(&format!("rm -r -- {}", arg(p)?)).map(|_| ())
+        arg(p)?;
+        self.io(&script::remove_tree(p)).map(|_| ())
     }
 
     fn copy_tree(&self, src: &Path, dst: &Path) -> Result<()> {
-        let (s, d) = (arg(src)?, arg(dst)?);
-        // Never over an existing path; sockets are not state; as root `cp
-        // -a` keeps the owners.
+        arg(src)?;
+        arg(dst)?;
         self.checked(
-            &format!(
-                "{}cp -a -- {s} {d} && find {d} -type s -delete && sync",
-                refuse_existing(&d)
-            ),
+            &script::copy_tree(src, dst),
             None,
             &format!("copying {} to {}", src.display(), dst.display()),
         )
@@ -479,15 +451,20 @@ impl Host for SshHost {
 
     fn sync(&self, p: &Path) -> Result<()> {
         self.checked(
-            &format!("sync -- {}", arg(p)?),
+            &{
+                arg(p)?;
+                script::sync(p)
+            },
             None,
             &format!("syncing {}", p.display()),
         )
     }
 
     fn tree_size(&self, p: &Path) -> u64 {
-        let Ok(q) = arg(p) else { return 0 };
-        self.io(&format!("find {q} ! -type d -printf '%s\\n'"))
+        if arg(p).is_err() {
+            return 0;
+        }
+        self.io(&script::tree_size(p))
             .map(|out| out.lines().filter_map(|l| l.parse::<u64>().ok()).sum())
             .unwrap_or(0)
     }
