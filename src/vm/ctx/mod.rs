@@ -1,9 +1,11 @@
 //! `Ctx`: what every command works against, and the one door to the
 //! outside world. libvirt through [`Virsh`] (argv built in `tools`, run by
-//! the one runner), the machine that runs libvirt through [`Host`], this
-//! machine through [`Local`], bkt's manifest through its handle. Commands touch no
-//! file, socket or environment variable themselves: a second host (ssh) is
-//! one more implementation of [`Host`].
+//! [`Ctx::libvirt`] and its kin), the machine that runs libvirt through
+//! [`Host`], this machine through [`Local`], bkt's manifest through its
+//! handle ([`ManifestFile`]). Commands touch no file, process, socket, clock
+//! or environment variable themselves, and clippy.toml's disallowed-methods
+//! keeps it so: only the modules here (and exec.rs, settings.rs, download.rs)
+//! may. A second host (ssh) is one more implementation of [`Host`].
 
 // why: the door: Ctx runs libvirt's clients and holds the Host, Local and manifest handles.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
