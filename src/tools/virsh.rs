@@ -85,27 +85,54 @@ impl Virsh {
         self.cmd(DOMSTATS)
     }
 
-    /// Everything `status` asks libvirt, in one virsh process: the DHCP
+    /// One virsh process that runs several commands: each part's after an
+    /// `echo` of its mark, the line `@@bkt KEY` that [`split_batch`] cuts
+    /// the output at. virsh runs `;`-separated commands in turn whatever
+    /// each one does (an `echo` always prints, so every mark is there once
+    /// virsh is connected), and exits with the status of the last one.
+    ///
+    /// A key is a word ([`is_batch_key`]: a part's name, a validated VM name,
+    /// a UUID) and no two parts share one: virsh's command syntax takes it
+    /// as it is, and a mark is known by it.
+    pub fn batch<K, C>(&self, parts: impl IntoIterator<Item = (K, C)>) -> Cmd
+    where
+        K: AsRef<str>,
+        C: AsRef<str>,
+    {
+        let parts: Vec<(K, C)> = parts.into_iter().collect();
+        debug_assert!(
+            parts
+                .iter()
+                .enumerate()
+                .all(|(i, (k, _))| is_batch_key(k.as_ref())
+                    && parts[..i].iter().all(|(o, _)| o.as_ref() != k.as_ref())),
+            "batch keys must be distinct words"
+        );
+        let script = parts
+            .iter()
+            .map(|(key, commands)| {
+                format!("echo {BATCH_MARK} {}; {}", key.as_ref(), commands.as_ref())
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.cmd([script])
+    }
+
+    /// Everything `status` asks libvirt, in one [`Virsh::batch`]: the DHCP
     /// leases of the `default` network, the VMs saved to disk (their
-    /// memory in a managed save image), then every domain's stats, each
-    /// part after an `echo` mark ([`parse_status_batch`] splits them).
-    /// virsh runs `;`-separated commands in turn whatever each one does, and
-    /// exits with the status of the last: a failed `domstats` fails the
-    /// call, while a connection without a `default` network just prints no
-    /// leases (its error goes to stderr). With `node`, the host's
+    /// memory in a managed save image), then every domain's stats
+    /// ([`parse_status_batch`] reads them). Last, a failed `domstats` fails
+    /// the call, while a connection without a `default` network just prints
+    /// no leases (its error goes to stderr). With `node`, the host's
     /// `nodeinfo` comes first: over ssh, one libvirt connection less.
     pub fn status_batch(&self, node: bool) -> Cmd {
-        let node = if node {
-            format!("echo {BATCH_MARK} {NODE_PART}; nodeinfo; ")
-        } else {
-            String::new()
-        };
-        self.cmd([format!(
-            "{node}echo {BATCH_MARK} {LEASES_PART}; net-dhcp-leases default; \
-             echo {BATCH_MARK} {SAVED_PART}; list --all --name --with-managed-save; \
-             echo {BATCH_MARK} {DOMSTATS_PART}; {}",
-            DOMSTATS.join(" ")
-        )])
+        let domstats = DOMSTATS.join(" ");
+        let node = node.then_some((NODE_PART, "nodeinfo"));
+        self.batch(node.into_iter().chain([
+            (LEASES_PART, "net-dhcp-leases default"),
+            (SAVED_PART, "list --all --name --with-managed-save"),
+            (DOMSTATS_PART, domstats.as_str()),
+        ]))
     }
 
     pub fn domstate(&self, name: &str) -> Cmd {
@@ -116,16 +143,15 @@ impl Virsh {
         self.quiet(["list", "--all", "--name"])
     }
 
-    /// The lease addresses of several running domains in one virsh process:
-    /// virsh runs `;`-separated commands in sequence, and `echo` marks where
-    /// each domain's table starts. Names are validated before they get here.
+    /// The lease addresses of several running domains in one
+    /// [`Virsh::batch`], each domain's table under its name. Names are
+    /// validated before they get here.
     pub fn batch_domifaddr(&self, names: &[String]) -> Cmd {
-        let script = names
-            .iter()
-            .map(|n| format!("echo {BATCH_MARK} {n}; domifaddr --source lease {n}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        self.cmd([script])
+        self.batch(
+            names
+                .iter()
+                .map(|n| (n, format!("domifaddr --source lease {n}"))),
+        )
     }
 
     /// `domifaddr NAME --source lease|agent|arp`
@@ -272,16 +298,11 @@ impl Virsh {
         self.quiet(["pool-list", "--uuid"])
     }
 
-    /// Several pools' definitions in one virsh process, each after an
-    /// `echo` mark; UUIDs are safe words in virsh's command syntax, where
-    /// a pool's name need not be.
+    /// Several pools' definitions in one [`Virsh::batch`], each under its
+    /// UUID: UUIDs are safe words in virsh's command syntax, where a pool's
+    /// name need not be.
     pub fn batch_pool_dumpxml(&self, uuids: &[String]) -> Cmd {
-        let script = uuids
-            .iter()
-            .map(|u| format!("echo {BATCH_MARK} {u}; pool-dumpxml {u}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        self.cmd([script])
+        self.batch(uuids.iter().map(|u| (u, format!("pool-dumpxml {u}"))))
     }
 
     /// A new qcow2 volume of `bytes` in `pool`, made by libvirt on its
@@ -315,15 +336,14 @@ impl Virsh {
     }
 
     /// The live and the persistent definition of several domains in one
-    /// virsh process, each preceded by an `echo` mark. UUIDs are safe words
+    /// [`Virsh::batch`], each domain's under its UUID. UUIDs are safe words
     /// in virsh's command syntax, whatever the domains are named.
     pub fn batch_dumpxml(&self, uuids: &[String]) -> Cmd {
-        let script = uuids
-            .iter()
-            .map(|u| format!("echo {BATCH_MARK} {u}; dumpxml {u}; dumpxml --inactive {u}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        self.cmd([script])
+        self.batch(
+            uuids
+                .iter()
+                .map(|u| (u, format!("dumpxml {u}; dumpxml --inactive {u}"))),
+        )
     }
 
     /// Delete a storage volume by its path, through libvirt, so the pool
@@ -407,7 +427,92 @@ impl Virsh {
     }
 }
 
+/// What a [`Virsh::batch`] echoes before each part: `@@bkt KEY`.
 pub const BATCH_MARK: &str = "@@bkt";
+
+/// Whether `key` can name a part of a [`Virsh::batch`]: a word of ASCII
+/// letters, digits, '.', '_' and '-' (a VM name, a UUID), which virsh's
+/// command syntax takes as it is.
+pub fn is_batch_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The key of a line that is a mark: exactly `@@bkt KEY`, nothing before
+/// or after. A line that merely holds the mark, or names no word, is data.
+fn batch_mark_key(line: &str) -> Option<&str> {
+    line.strip_prefix(BATCH_MARK)?
+        .strip_prefix(' ')
+        .filter(|key| is_batch_key(key))
+}
+
+/// Split the output of a [`Virsh::batch`] at its marks: each part's key
+/// and what its commands printed (maybe nothing), in the order virsh ran
+/// them. Empty output (virsh did not connect, and said why on stderr) has
+/// no parts. An error when the output does not start with a mark, or when
+/// a mark comes twice: the keys of a batch differ, so a second one is a
+/// part's output holding a line like it, and where that part ends is not
+/// known.
+pub fn split_batch(out: &str) -> Result<Vec<(&str, &str)>> {
+    let mut parts: Vec<(&str, &str)> = Vec::new();
+    // Where the current part's output starts.
+    let mut start = 0;
+    let mut at = 0;
+    for line in out.split_inclusive('\n') {
+        let next = at + line.len();
+        if let Some(key) = batch_mark_key(line.strip_suffix('\n').unwrap_or(line)) {
+            if parts.iter().any(|(k, _)| *k == key) {
+                bail!(
+                    "virsh printed the mark {:?} twice: the output of a command holds a line \
+                     like it, so where that output ends is not known",
+                    line.trim_end()
+                );
+            }
+            if let Some((_, piece)) = parts.last_mut() {
+                *piece = &out[start..at];
+            }
+            parts.push((key, ""));
+            start = next;
+        } else if parts.is_empty() {
+            bail!(
+                "virsh printed {:?} before the first mark (\"{BATCH_MARK} KEY\") it was asked \
+                 to echo",
+                line.trim_end()
+            );
+        }
+        at = next;
+    }
+    if let Some((_, piece)) = parts.last_mut() {
+        *piece = &out[start..];
+    }
+    Ok(parts)
+}
+
+/// The pieces of [`split_batch`]'s `parts` for exactly `keys`, in this
+/// order; an error naming the first mark that is missing or unexpected.
+pub fn batch_pieces<'a, const N: usize>(
+    parts: &[(&str, &'a str)],
+    keys: [&str; N],
+) -> Result<[&'a str; N]> {
+    let echoed: Vec<&str> = parts.iter().map(|(k, _)| *k).collect();
+    if let Some(i) = (0..N.max(echoed.len())).find(|&i| echoed.get(i) != keys.get(i)) {
+        let echoed = echoed.join(", ");
+        return Err(match keys.get(i) {
+            Some(key) => anyhow!(
+                "virsh did not echo the mark \"{BATCH_MARK} {key}\" where it was asked to \
+                 (it echoed: {echoed})"
+            ),
+            None => anyhow!(
+                "virsh echoed a mark it was not asked to: \"{BATCH_MARK} {}\" (it echoed: \
+                 {echoed})",
+                parts[i].0
+            ),
+        });
+    }
+    Ok(std::array::from_fn(|i| parts[i].1))
+}
 const NODE_PART: &str = "node";
 const LEASES_PART: &str = "leases";
 const SAVED_PART: &str = "saved";
@@ -751,18 +856,17 @@ pub fn parse_domifaddr(out: &str) -> Result<Vec<IpAddr>> {
 /// A row that holds no address is left out: these are DHCP leases (the
 /// network's, not the guest's word), and one odd row must not hide every
 /// other VM's.
+/// Output that is not the batch's (no marks) gives no addresses, as a
+/// failed call does.
 pub fn parse_batch_domifaddr(out: &str) -> BTreeMap<String, Vec<IpAddr>> {
-    let mut map: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-    let mut cur: Option<String> = None;
-    for line in out.lines() {
-        if let Some(name) = line.strip_prefix(BATCH_MARK).map(str::trim) {
-            map.entry(name.to_string()).or_default();
-            cur = Some(name.to_string());
-        } else if let (Some(name), Ok(Some(addr))) = (&cur, parse_ifaddr_row(line)) {
-            map.entry(name.clone()).or_default().push(addr);
-        }
-    }
-    map
+    let parts = split_batch(out).unwrap_or_default();
+    parts
+        .into_iter()
+        .map(|(name, table)| {
+            let addrs = table.lines().filter_map(|l| parse_ifaddr_row(l).ok()?);
+            (name.to_string(), addrs.collect())
+        })
+        .collect()
 }
 
 /// One DHCP lease of a libvirt network.
@@ -806,30 +910,19 @@ pub struct StatusBatch {
 /// Split the output of [`Virsh::status_batch`] at its marks and parse each
 /// part.
 pub fn parse_status_batch(out: &str) -> Result<StatusBatch> {
-    let mark = |part: &str| format!("{BATCH_MARK} {part}\n");
-    let (node, out) = match out
-        .strip_prefix(&mark(NODE_PART))
-        .and_then(|rest| rest.split_once(&mark(LEASES_PART)))
-    {
-        Some((node, rest)) => (
-            Some(parse_nodeinfo(node)?),
-            format!("{}{rest}", mark(LEASES_PART)),
-        ),
-        None => (None, out.to_string()),
+    let unexpected = || {
+        let first = out.lines().next().unwrap_or_default();
+        format!("unexpected output of virsh, not the marks it was asked to echo: {first:?}")
     };
-    let ((leases, saved), domstats) = out
-        .strip_prefix(&mark(LEASES_PART))
-        .and_then(|rest| rest.split_once(&mark(SAVED_PART)))
-        .and_then(|(leases, rest)| {
-            let (saved, domstats) = rest.split_once(&mark(DOMSTATS_PART))?;
-            Some(((leases, saved), domstats))
-        })
-        .with_context(|| {
-            let first = out.lines().next().unwrap_or_default();
-            format!("unexpected output of virsh, not the marks it was asked to echo: {first:?}")
-        })?;
+    let parts = split_batch(out).with_context(unexpected)?;
+    let (node, rest) = match parts.split_first() {
+        Some(((NODE_PART, node), rest)) => (Some(*node), rest),
+        _ => (None, &parts[..]),
+    };
+    let [leases, saved, domstats] =
+        batch_pieces(rest, [LEASES_PART, SAVED_PART, DOMSTATS_PART]).with_context(unexpected)?;
     Ok(StatusBatch {
-        node,
+        node: node.map(parse_nodeinfo).transpose()?,
         leases: parse_leases(leases),
         saved: parse_names(saved),
         domstats: parse_domstats(domstats)?,
@@ -939,10 +1032,7 @@ pub fn volume_xml(name: &str, bytes: u64, mode: u32) -> String {
 /// [`Virsh::batch_pool_dumpxml`] (a pool gone in between printed nothing).
 pub fn parse_batch_pool_dumpxml(out: &str) -> Result<Vec<(String, String)>> {
     let mut pools = Vec::new();
-    for part in out.split(BATCH_MARK).skip(1) {
-        let Some((_, xml)) = part.split_once('\n') else {
-            continue;
-        };
+    for (_, xml) in split_batch(out)? {
         if xml.trim().is_empty() {
             continue;
         }
@@ -1115,19 +1205,18 @@ pub fn parse_domain_xml(xml: &str) -> Result<DomainXml> {
 /// in between prints nothing on stdout; its error went to stderr.
 pub fn parse_batch_dumpxml(out: &str) -> Result<Vec<DomainXml>> {
     let mut docs = Vec::new();
-    let mut cur = String::new();
-    for line in out.lines() {
-        if line.starts_with(BATCH_MARK) {
-            continue;
-        }
-        if cur.is_empty() && line.trim().is_empty() {
-            continue;
-        }
-        cur.push_str(line);
-        cur.push('\n');
-        if line.trim_end() == "</domain>" {
-            docs.push(parse_domain_xml(&cur)?);
-            cur.clear();
+    for (_, xml) in split_batch(out)? {
+        let mut cur = String::new();
+        for line in xml.lines() {
+            if cur.is_empty() && line.trim().is_empty() {
+                continue;
+            }
+            cur.push_str(line);
+            cur.push('\n');
+            if line.trim_end() == "</domain>" {
+                docs.push(parse_domain_xml(&cur)?);
+                cur.clear();
+            }
         }
     }
     Ok(docs)
@@ -1875,5 +1964,154 @@ mod tests {
                 .display(),
             "virsh -c qemu:///system vol-upload --pool images m.iso /dev/stdin"
         );
+    }
+
+    #[test]
+    fn a_batch_echoes_each_keys_mark_before_its_commands() {
+        let v = Virsh::new("qemu:///system");
+        assert_eq!(
+            v.batch([("a", "list --name"), ("b-1.x", "nodeinfo; version")])
+                .display(),
+            "virsh -c qemu:///system 'echo @@bkt a; list --name; echo @@bkt b-1.x; nodeinfo; version'"
+        );
+        // The four batches bkt makes, as the fake virsh of tier 2 sees them.
+        assert_eq!(
+            v.status_batch(false).display(),
+            "virsh -c qemu:///system 'echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block'"
+        );
+        assert_eq!(
+            v.status_batch(true).display(),
+            "virsh -c qemu:///system 'echo @@bkt node; nodeinfo; echo @@bkt leases; net-dhcp-leases default; echo @@bkt saved; list --all --name --with-managed-save; echo @@bkt domstats; domstats --raw --state --vcpu --balloon --block'"
+        );
+        assert_eq!(
+            v.batch_domifaddr(&["tiny".into(), "off".into()]).display(),
+            "virsh -c qemu:///system 'echo @@bkt tiny; domifaddr --source lease tiny; echo @@bkt off; domifaddr --source lease off'"
+        );
+        // What virsh printed for it splits back into the keys' outputs.
+        let out = fx("batch-domifaddr.txt");
+        let parts = split_batch(&out).unwrap();
+        let keys: Vec<&str> = parts.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["tiny", "off"]);
+        assert!(parts[0].1.starts_with(" Name "), "{:?}", parts[0].1);
+        assert_eq!(parts[1].1, "\n");
+    }
+
+    #[test]
+    fn a_batch_splits_at_its_marks_only() {
+        // An empty piece (a command that printed nothing on stdout), and a
+        // last mark with no newline after it.
+        assert_eq!(
+            split_batch("@@bkt a\n@@bkt b\nx\ny\n@@bkt c").unwrap(),
+            [("a", ""), ("b", "x\ny\n"), ("c", "")]
+        );
+        // Lines that hold the mark without being one are a command's output.
+        let data =
+            "@@bkt\n@@bktb x\n @@bkt c\nx @@bkt d\n@@bkt e f\n@@bkt g;\n@@bkt h \n@@bkt  i\n";
+        assert_eq!(
+            split_batch(&format!("@@bkt a\n{data}@@bkt z\n")).unwrap(),
+            [("a", data), ("z", "")]
+        );
+        // virsh printed nothing at all: no parts (its exit status and
+        // stderr say why).
+        assert!(split_batch("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_whose_output_is_not_its_marks_is_an_error() {
+        assert_eq!(
+            split_batch("error: failed to connect\n@@bkt a\n")
+                .unwrap_err()
+                .to_string(),
+            "virsh printed \"error: failed to connect\" before the first mark (\"@@bkt KEY\") it \
+             was asked to echo"
+        );
+        // A key's output holding a line just like another key's mark (a
+        // domain named `@@bkt b` in a `list --name`): which one virsh echoed
+        // is not known, so neither is taken.
+        for out in [
+            "@@bkt a\n@@bkt b\nx\n@@bkt b\n",
+            "@@bkt a\n@@bkt a\n",
+            "@@bkt a\nx\n@@bkt b\n@@bkt a\n",
+        ] {
+            let err = split_batch(out).unwrap_err().to_string();
+            assert!(err.starts_with("virsh printed the mark \"@@bkt "), "{err}");
+            assert!(err.contains("\" twice:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_pieces_of_a_batch_are_exactly_its_keys() {
+        let parts = split_batch("@@bkt a\n1\n@@bkt b\n@@bkt c\n3\n").unwrap();
+        assert_eq!(
+            batch_pieces(&parts, ["a", "b", "c"]).unwrap(),
+            ["1\n", "", "3\n"]
+        );
+        assert_eq!(
+            batch_pieces(&parts, ["a", "x", "c"])
+                .unwrap_err()
+                .to_string(),
+            "virsh did not echo the mark \"@@bkt x\" where it was asked to (it echoed: a, b, c)"
+        );
+        assert_eq!(
+            batch_pieces(&parts, ["a", "b", "c", "d"])
+                .unwrap_err()
+                .to_string(),
+            "virsh did not echo the mark \"@@bkt d\" where it was asked to (it echoed: a, b, c)"
+        );
+        assert_eq!(
+            batch_pieces(&parts, ["a", "b"]).unwrap_err().to_string(),
+            "virsh echoed a mark it was not asked to: \"@@bkt c\" (it echoed: a, b, c)"
+        );
+        assert!(
+            batch_pieces(&parts, ["c", "b", "a"]).is_err(),
+            "out of order"
+        );
+        assert!(batch_pieces(&[], ["a"]).is_err(), "nothing printed");
+        assert_eq!(batch_pieces(&[], []).unwrap(), [""; 0]);
+    }
+
+    #[test]
+    fn a_status_batch_names_the_mark_it_misses() {
+        let running = fx("status-batch-running.txt");
+        let err = parse_status_batch(&running.replace("@@bkt saved\n", "")).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "unexpected output of virsh, not the marks it was asked to echo: \"@@bkt leases\": \
+             virsh did not echo the mark \"@@bkt saved\" where it was asked to (it echoed: \
+             leases, domstats)"
+        );
+        // A saved VM named like a mark cannot pass for it.
+        let fake = running.replace("@@bkt saved\n", "@@bkt saved\n@@bkt domstats\n");
+        let err = parse_status_batch(&fake).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("\"@@bkt domstats\" twice"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_piece_of_a_batch_may_hold_what_looks_like_a_mark() {
+        // A definition whose description holds a line beginning with the
+        // mark: part of that domain's XML, not a new piece.
+        let xml = "<domain>\n  <name>d</name>\n  <description>x\n@@bkt: not a mark\n@@bkt\n\
+                   </description>\n</domain>\n";
+        let docs = parse_batch_dumpxml(&format!("@@bkt U1\n{xml}{xml}@@bkt U2\n")).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert!(docs.iter().all(|d| d.name == "d"));
+        // A pool's name that holds it is the pool's name.
+        let pool = "<pool type='dir'>\n  <name>a@@bkt b</name>\n  <target>\n    \
+                    <path>/p</path>\n  </target>\n</pool>\n";
+        assert_eq!(
+            parse_batch_pool_dumpxml(&format!("@@bkt U1\n{pool}")).unwrap(),
+            [("a@@bkt b".to_string(), "/p".to_string())]
+        );
+        // Addresses of a domain that printed none are known to be none.
+        let none = parse_batch_domifaddr("@@bkt a\n@@bkt b\n \n");
+        assert_eq!(none.len(), 2);
+        assert!(none.values().all(Vec::is_empty));
+        assert!(parse_batch_domifaddr("not a batch\n").is_empty());
+        // Text where the first mark should be is not a batch.
+        assert!(parse_batch_dumpxml("<domain/>\n@@bkt U1\n").is_err());
+        assert!(parse_batch_pool_dumpxml("x\n@@bkt U1\n").is_err());
     }
 }
