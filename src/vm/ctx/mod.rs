@@ -17,7 +17,7 @@ use crate::exec::ExecError;
 use crate::names::{Uri, VmName};
 use crate::settings::Settings;
 use crate::tools::virsh::{self, DomState, DomStats, DomainXml, Virsh};
-use crate::ui::HintExt;
+use crate::ui::{HintExt, Ui};
 
 pub use host::{Host, HostSize, Kind, LeftBehind, LocalHost, OwnTunnel, PortState};
 pub use local::{Local, Media};
@@ -28,6 +28,8 @@ pub struct Ctx {
     pub manifest: PathBuf,
     pub host: Box<dyn Host>,
     pub local: Local,
+    /// Where the command's words go (stdout, stderr; a record in tests).
+    pub ui: Ui,
 }
 
 impl Ctx {
@@ -62,6 +64,7 @@ impl Ctx {
             manifest,
             host,
             local: Local::new(settings),
+            ui: Ui::terminal(),
         })
     }
 
