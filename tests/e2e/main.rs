@@ -14,6 +14,9 @@
 //! directories and manifest, and removes what it made when it ends, passed
 //! or failed (`harness::Env`). None stops the shared daemon.
 
+// Tests print what they saw when they fail; bkt's own words go through its Ui.
+#![allow(clippy::disallowed_macros)]
+
 mod apps;
 mod downloads;
 mod failures;

@@ -1,6 +1,9 @@
 //! Tier 2: the built `bkt` binary against fake tools on a replaced PATH.
 //! Every test asserts the argv the fakes received and what the user saw.
 
+// Tests print what they saw when they fail; bkt's own words go through its Ui.
+#![allow(clippy::disallowed_macros)]
+
 mod harness;
 
 mod access;
