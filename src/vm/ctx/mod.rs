@@ -1,9 +1,10 @@
 //! `Ctx`: what every command works against, and the one door to the
 //! outside world. libvirt through [`Virsh`] (argv built in `tools`, run by
 //! the one runner), the machine that runs libvirt through [`Host`], this
-//! machine through [`Local`], bkt's manifest by its path. Commands touch no
-//! file, socket or environment variable themselves: a second host (ssh) is
-//! one more implementation of [`Host`].
+//! machine through [`Local`], bkt's manifest by its path, and what the
+//! command says through its [`Ui`]. Commands touch no file, socket or
+//! environment variable themselves: a second host (ssh) is one more
+//! implementation of [`Host`].
 
 pub mod host;
 pub mod local;
