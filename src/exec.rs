@@ -267,7 +267,7 @@ impl Cmd {
 
     fn log(&self) {
         if VERBOSE.load(Ordering::Relaxed) {
-            eprintln!("{}", console::style(format!("+ {}", self.display())).dim());
+            crate::ui::trace(&format!("+ {}", self.display()));
         }
     }
 

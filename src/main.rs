@@ -20,6 +20,8 @@
 //!                              ctx.local     this machine (cache, programs,
 //!                                            secrets, staging, ISO builds)
 //!                              ctx.manifest, ctx.uri
+//!                              ctx.ui        what the command says
+//!                                            (stdout, stderr; tests record it)
 //!         tools/             every argv builder and output parser; the only
 //!                            place a command line is made
 //!         download.rs        fetch, resume, verify

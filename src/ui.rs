@@ -1,9 +1,17 @@
 //! What the user sees: check lines (✓ ⚠ ✗), section headings, spinners with
 //! elapsed time, and hints attached to errors. Colour only on a terminal and
 //! never with NO_COLOR.
+//!
+//! Every word bkt says goes through here: commands write through the [`Ui`]
+//! on their `Ctx` (which a unit test makes with [`Ui::capture`] to read what
+//! was said), and `main` prints the error chain with [`print_error`]. The
+//! print macros are disallowed everywhere else (clippy.toml).
+// The one module that may print: the rest of bkt writes through it.
+#![allow(clippy::disallowed_macros)]
 
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use console::style;
@@ -75,35 +83,158 @@ impl Check {
         self.fix = Some(fix.into());
         self
     }
+}
 
-    /// Print the check as one line (plus its fix) on stdout.
-    pub fn print(&self) {
-        let mark = match self.level {
+/// Where a command's words go: the terminal (stdout for what it reports,
+/// stderr for notes, waits and progress), or, made by [`Ui::capture`] for a
+/// test, a record of both streams. Cheap to clone: clones share the record.
+#[derive(Clone, Default)]
+pub struct Ui {
+    /// The record of a capturing Ui; None writes to the terminal.
+    said: Option<Arc<Mutex<Said>>>,
+}
+
+/// What a capturing [`Ui`] was told to say, each stream apart, as the user
+/// would read it (colour codes removed).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub out: String,
+    pub err: String,
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Out,
+    Err,
+}
+
+impl Ui {
+    /// The Ui of a run: stdout and stderr, colour as [`init_colors`] set it.
+    pub fn terminal() -> Ui {
+        Ui { said: None }
+    }
+
+    /// A Ui that records instead of printing, for tests; read it with
+    /// [`Ui::said`]. Spinners and bars never draw, as off a terminal.
+    #[cfg(test)]
+    pub fn capture() -> Ui {
+        Ui {
+            said: Some(Arc::default()),
+        }
+    }
+
+    /// What a capturing Ui recorded so far (nothing for the terminal's).
+    #[cfg(test)]
+    pub fn said(&self) -> Said {
+        match &self.said {
+            Some(s) => s.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => Said::default(),
+        }
+    }
+
+    /// The one place bkt's words are written. On the terminal through the
+    /// standard macros, so buffering is theirs: stdout flushed at each
+    /// newline (before a child starts or a prompt shows), stderr unbuffered.
+    fn write(&self, stream: Stream, text: fmt::Arguments<'_>) {
+        match (&self.said, stream) {
+            (None, Stream::Out) => print!("{text}"),
+            (None, Stream::Err) => eprint!("{text}"),
+            (Some(said), _) => {
+                let text = console::strip_ansi_codes(&text.to_string()).into_owned();
+                let mut said = said.lock().unwrap_or_else(|e| e.into_inner());
+                match stream {
+                    Stream::Out => said.out.push_str(&text),
+                    Stream::Err => said.err.push_str(&text),
+                }
+            }
+        }
+    }
+
+    /// A line on stdout: what the command reports.
+    pub fn line(&self, text: impl fmt::Display) {
+        self.write(Stream::Out, format_args!("{text}\n"));
+    }
+
+    /// Text on stdout as it is, its newlines its own (a document, a table).
+    pub fn text(&self, text: impl fmt::Display) {
+        self.write(Stream::Out, format_args!("{text}"));
+    }
+
+    /// A line on stderr: a note beside the report (progress said in words,
+    /// a warning, what bkt waits for), kept out of a pipe's data.
+    pub fn note(&self, text: impl fmt::Display) {
+        self.write(Stream::Err, format_args!("{text}\n"));
+    }
+
+    /// A section heading, bold.
+    pub fn heading(&self, text: &str) {
+        self.line(style(text).bold());
+    }
+
+    /// A step of work: `  • label          detail`.
+    pub fn step(&self, label: &str, detail: &str) {
+        self.line(format_args!(
+            "  {} {:<14} {detail}",
+            style("•").cyan(),
+            label
+        ));
+    }
+
+    /// A check as one line (plus its fix) on stdout.
+    pub fn check(&self, c: &Check) {
+        let mark = match c.level {
             Level::Pass => style("✓").green(),
             Level::Warn => style("⚠").yellow(),
             Level::Fail => style("✗").red(),
         };
-        println!("  {mark} {:<14} {}", self.label, self.detail);
-        if let Some(fix) = &self.fix {
-            println!("    {} {fix}", style("fix:").dim());
+        self.line(format_args!("  {mark} {:<14} {}", c.label, c.detail));
+        if let Some(fix) = &c.fix {
+            self.line(format_args!("    {} {fix}", style("fix:").dim()));
         }
+    }
+
+    /// A warning on stderr: `⚠ text`.
+    pub fn warn(&self, text: impl fmt::Display) {
+        self.note(format_args!("{} {text}", style("⚠").yellow()));
+    }
+
+    /// A `--json` document on stdout, pretty-printed.
+    pub fn json<T: serde::Serialize + ?Sized>(&self, doc: &T) -> serde_json::Result<()> {
+        let text = serde_json::to_string_pretty(doc)?;
+        self.line(text);
+        Ok(())
+    }
+
+    /// A spinner saying `msg` (see [`Spinner`]).
+    pub fn spinner(&self, msg: &str) -> Spinner {
+        Spinner::start(self, Some(msg))
+    }
+
+    /// A spinner that says nothing until told what it waits for.
+    pub fn quiet_spinner(&self) -> Spinner {
+        Spinner::start(self, None)
+    }
+
+    /// A bar of bytes (see [`bytes_bar`]); a capturing Ui's is hidden.
+    pub fn bytes_bar(&self, msg: &str, total: Option<u64>) -> ProgressBar {
+        bar_of_bytes(msg, total, self.said.is_none() && stderr_is_terminal())
     }
 }
 
-pub fn heading(text: &str) {
-    println!("{}", style(text).bold());
-}
-
-/// A step of work: `  • label          detail`.
-pub fn step(label: &str, detail: &str) {
-    println!("  {} {:<14} {detail}", style("•").cyan(), label);
+/// A command line about to run, dim on stderr (`-v`).
+pub fn trace(line: &str) {
+    eprintln!("{}", style(line).dim());
 }
 
 /// A bar of bytes done out of `total` for a long copy, hash or download:
 /// on a terminal it draws on stderr with speed and time left; elsewhere it
 /// is hidden and the caller says what it does in a line.
 pub fn bytes_bar(msg: &str, total: Option<u64>) -> ProgressBar {
-    let bar = if stderr_is_terminal() {
+    bar_of_bytes(msg, total, stderr_is_terminal())
+}
+
+fn bar_of_bytes(msg: &str, total: Option<u64>, drawn: bool) -> ProgressBar {
+    let bar = if drawn {
         match total {
             Some(t) => ProgressBar::new(t),
             None => ProgressBar::new_spinner(),
@@ -127,15 +258,13 @@ pub fn bytes_bar(msg: &str, total: Option<u64>) -> ProgressBar {
 pub struct Spinner {
     bar: Option<ProgressBar>,
     started: Instant,
+    /// Where the lines go off a terminal.
+    ui: Ui,
 }
 
 impl Spinner {
-    pub fn new(msg: &str) -> Spinner {
-        Spinner::start(Some(msg))
-    }
-
-    fn start(msg: Option<&str>) -> Spinner {
-        let bar = if stderr_is_terminal() {
+    fn start(ui: &Ui, msg: Option<&str>) -> Spinner {
+        let bar = if ui.said.is_none() && stderr_is_terminal() {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {msg} … {elapsed}")
@@ -146,26 +275,22 @@ impl Spinner {
             Some(bar)
         } else {
             if let Some(m) = msg {
-                eprintln!("{m} …");
+                ui.note(format_args!("{m} …"));
             }
             None
         };
         Spinner {
             bar,
             started: Instant::now(),
+            ui: ui.clone(),
         }
-    }
-
-    /// A spinner that says nothing until told what it waits for.
-    pub fn quiet() -> Spinner {
-        Spinner::start(None)
     }
 
     /// Say what is being waited for now. Off a terminal, print it once.
     pub fn set_message(&self, msg: &str) {
         match &self.bar {
             Some(b) => b.set_message(msg.to_string()),
-            None => eprintln!("{msg} …"),
+            None => self.ui.note(format_args!("{msg} …")),
         }
     }
 
@@ -314,6 +439,56 @@ mod tests {
         // What is only text stays as it is.
         let plain = r"Notepad++ (x86) — C:\Program Files\Ünïcode 日本語 émoji 🎉";
         assert_eq!(escaped(plain), plain);
+    }
+
+    #[test]
+    fn a_capturing_ui_keeps_each_stream_apart_without_colour() {
+        let ui = Ui::capture();
+        ui.line(style("coloured").red().force_styling(true));
+        ui.heading("Preflight");
+        ui.check(&Check::pass("KVM", "usable"));
+        ui.check(&Check::fail("disk", "full").fix("free some"));
+        ui.step("removed", "disk.qcow2");
+        ui.note("a note");
+        ui.warn("tight on memory");
+        ui.line("");
+        ui.text("no newline");
+        let said = ui.said();
+        assert_eq!(
+            said.out,
+            "coloured\nPreflight\n  ✓ KVM            usable\n  ✗ disk           full\n    fix: free some\n  \
+             • removed        disk.qcow2\n\nno newline"
+        );
+        assert_eq!(said.err, "a note\n⚠ tight on memory\n");
+        // Clones share the record, as a Spinner's does.
+        let clone = ui.clone();
+        clone.note("more");
+        assert_eq!(ui.said().err, "a note\n⚠ tight on memory\nmore\n");
+    }
+
+    #[test]
+    fn spinners_and_bars_of_a_capturing_ui_say_their_message_in_words() {
+        let ui = Ui::capture();
+        let s = ui.spinner("waiting for x");
+        s.set_message("waiting for y");
+        s.clear();
+        let quiet = ui.quiet_spinner();
+        quiet.clear();
+        assert!(ui.bytes_bar("copying", Some(10)).is_hidden());
+        assert_eq!(
+            ui.said(),
+            Said {
+                out: String::new(),
+                err: "waiting for x …\nwaiting for y …\n".into()
+            }
+        );
+    }
+
+    #[test]
+    fn json_is_pretty_and_ends_its_line() {
+        let ui = Ui::capture();
+        ui.json(&serde_json::json!({"ok": true})).unwrap();
+        assert_eq!(ui.said().out, "{\n  \"ok\": true\n}\n");
     }
 
     #[test]

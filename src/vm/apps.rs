@@ -11,7 +11,7 @@ use console::style;
 use crate::names::VmName;
 use crate::tools::guest_agent::{self, Found, POWERSHELL};
 use crate::tools::virsh::{self, DomState};
-use crate::ui::{HintExt, Spinner, escaped};
+use crate::ui::{HintExt, Ui, escaped};
 use crate::vm::catalog::{self, App, Cache};
 use crate::vm::ctx::Ctx;
 use crate::vm::launchers;
@@ -85,31 +85,31 @@ pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
             From::Builtin(_) => "builtin",
         };
         let v = serde_json::json!({ "vm": name.as_str(), "from": from_word, "apps": apps });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        ctx.ui.json(&v)?;
     } else {
-        print_table(&apps);
+        print_table(&ctx.ui, &apps);
     }
     match from {
         From::Guest => {}
-        From::Cache(at) => eprintln!(
+        From::Cache(at) => ctx.ui.note(format_args!(
             "(as Windows listed them at {}; `bkt vm apps {name} --refresh` asks again)",
             jiff::Timestamp::from_second(at as i64)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default()
-        ),
-        From::Builtin(NotAsked::Off(s)) => eprintln!(
+        )),
+        From::Builtin(NotAsked::Off(s)) => ctx.ui.note(format_args!(
             "{} {name} is {}, so Windows cannot be asked what is installed: these are the \
              programs every Windows 11 has\n  start it, then: bkt vm apps {name} --refresh",
             style("⚠").yellow(),
             s.label()
-        ),
-        From::Builtin(NotAsked::NoAgent) => eprintln!(
+        )),
+        From::Builtin(NotAsked::NoAgent) => ctx.ui.note(format_args!(
             "{} the guest agent in {name} does not answer, so Windows cannot be asked what is \
              installed: these are the programs every Windows 11 has\n  install the guest tools in \
              Windows (virtio-win-guest-tools.exe on the virtio-win ISO; `bkt vm download` fetches \
              them), then: bkt vm apps {name} --refresh",
             style("⚠").yellow()
-        ),
+        )),
     }
     Ok(())
 }
@@ -135,9 +135,11 @@ fn install(ctx: &Ctx, name: &str, apps: &[App], ids: Option<&[String]>) -> Resul
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "desktop"))
         .count();
-    println!("Added {entries} menu entries for {name} (your default applications are unchanged):");
+    ctx.ui.line(format_args!(
+        "Added {entries} menu entries for {name} (your default applications are unchanged):"
+    ));
     for p in &written {
-        println!("  {}", p.display());
+        ctx.ui.line(format_args!("  {}", p.display()));
     }
     Ok(())
 }
@@ -145,12 +147,13 @@ fn install(ctx: &Ctx, name: &str, apps: &[App], ids: Option<&[String]>) -> Resul
 fn uninstall(ctx: &Ctx, name: &str, ids: Option<&[String]>) -> Result<()> {
     let removed = launchers::uninstall(ctx, name, ids)?;
     if removed.is_empty() {
-        println!("No menu entries of {name} to remove");
+        ctx.ui
+            .line(format_args!("No menu entries of {name} to remove"));
         return Ok(());
     }
-    println!("Removed:");
+    ctx.ui.line("Removed:");
     for p in &removed {
-        println!("  {}", p.display());
+        ctx.ui.line(format_args!("  {}", p.display()));
     }
     Ok(())
 }
@@ -206,7 +209,9 @@ fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, Not
         }
     };
     let pid = guest_agent::parse_exec(&started)?;
-    let spinner = Spinner::new(&format!("asking Windows in {name} for its programs"));
+    let spinner = ctx
+        .ui
+        .spinner(&format!("asking Windows in {name} for its programs"));
     let done = poll_until(
         Some(Instant::now() + SCRIPT_TIMEOUT),
         POLL,
@@ -245,7 +250,7 @@ fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, Not
 
 /// The table, every cell escaped ([`escaped`]): the names and file types
 /// are what the guest said, and a cache file holds whatever it holds.
-fn print_table(apps: &[App]) {
+fn print_table(ui: &Ui, apps: &[App]) {
     let rows: Vec<[String; 3]> = apps
         .iter()
         .map(|a| {
@@ -265,8 +270,40 @@ fn print_table(apps: &[App]) {
             .max(min)
     };
     let (w_id, w_name) = (width(0, 2), width(1, 4));
-    println!("{:w_id$}  {:w_name$}  OPENS", "ID", "NAME");
+    ui.line(format_args!("{:w_id$}  {:w_name$}  OPENS", "ID", "NAME"));
     for [id, name, types] in rows {
-        println!("{id:w_id$}  {name:w_name$}  {types}");
+        ui.line(format_args!("{id:w_id$}  {name:w_name$}  {types}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str, name: &str, types: &[&str]) -> App {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "program": "C:\\x.exe", "types": types
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_table_lines_up_and_shows_the_guest_text_escaped() {
+        let ui = Ui::capture();
+        print_table(
+            &ui,
+            &[
+                app("notepad", "Notepad", &[".txt", ".log"]),
+                app("evil", "Evil\x1b[31m\u{202e}", &[]),
+            ],
+        );
+        let said = ui.said();
+        assert_eq!(
+            said.out,
+            "ID       NAME                  OPENS\n\
+             notepad  Notepad               .txt .log\n\
+             evil     Evil\\x1b[31m\\u{202e}  -\n"
+        );
+        assert_eq!(said.err, "");
     }
 }

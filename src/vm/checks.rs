@@ -491,7 +491,7 @@ pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
         Grant::Never => false,
         Grant::Yes => true,
         Grant::Ask => {
-            println!("  {what}");
+            ctx.ui.line(format_args!("  {what}"));
             dialoguer::Confirm::new()
                 .with_prompt(format!(
                     "  Let {} search these directories (an ACL entry, as virt-manager adds)?",

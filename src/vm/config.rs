@@ -69,17 +69,26 @@ pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()
             Ok(())
         })?;
         if let Some(share) = changes.share {
-            println!("{name}: `bkt vm run` shares {}", shares(share));
+            ctx.ui.line(format_args!(
+                "{name}: `bkt vm run` shares {}",
+                shares(share)
+            ));
         }
         match changes.clipboard {
-            Some(true) => println!("{name}: the clipboard is shared with Windows"),
-            Some(false) => println!("{name}: the clipboard is not shared with Windows"),
+            Some(true) => ctx
+                .ui
+                .line(format_args!("{name}: the clipboard is shared with Windows")),
+            Some(false) => ctx.ui.line(format_args!(
+                "{name}: the clipboard is not shared with Windows"
+            )),
             None => {}
         }
         if let Some(window) = changes.auto_save {
             match window {
-                AutoSave::Off => println!("{name}: auto-save is off"),
-                t => println!("{name}: saved to disk after {t} unused"),
+                AutoSave::Off => ctx.ui.line(format_args!("{name}: auto-save is off")),
+                t => ctx
+                    .ui
+                    .line(format_args!("{name}: saved to disk after {t} unused")),
             }
             if window != AutoSave::Off && state.is_active() {
                 idle::ensure_watcher(ctx, name)?;
@@ -99,7 +108,7 @@ pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()
             share,
             clipboard,
         };
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        ctx.ui.json(&shown)?;
         return Ok(());
     }
     let watching = match (window, watcher) {
@@ -107,12 +116,15 @@ pub fn run(ctx: &Ctx, name: &VmName, changes: &Changes, json: bool) -> Result<()
         (_, true) => " (a watcher is running)",
         (_, false) => " (no watcher now: the next connect starts one)",
     };
-    println!("auto-save   {window}{watching}");
-    println!(
+    ctx.ui.line(format_args!("auto-save   {window}{watching}"));
+    ctx.ui.line(format_args!(
         "share       {} (run shares {})",
         share.as_str(),
         shares(share)
-    );
-    println!("clipboard   {}", if clipboard { "on" } else { "off" });
+    ));
+    ctx.ui.line(format_args!(
+        "clipboard   {}",
+        if clipboard { "on" } else { "off" }
+    ));
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::names::VmName;
 use crate::tools::rdp::{self, Flavor, Session};
 use crate::tools::viewer;
 use crate::tools::virsh::DomState;
-use crate::ui::{HintExt, Spinner};
+use crate::ui::HintExt;
 use crate::vm::ctx::Ctx;
 use crate::vm::net;
 use crate::vm::rdp_client::{self, Launch, NoRdp};
@@ -184,7 +184,7 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
         ))
         .hint("install it: apt install virt-viewer / dnf install virt-viewer");
     };
-    rdp_client::arrow(&cmd, label);
+    rdp_client::arrow(&ctx.ui, &cmd, label);
     let status = ctx
         .local
         .exec_attached(&cmd, None, &Sink::Inherit)
@@ -220,7 +220,9 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
             let port = ctx.local.settings.rdp_port;
             let (host, local) = ctx.host.reach_from_here(&ip, port)?;
             if (host.as_str(), local) != (ip.as_str(), port) {
-                eprintln!("RDP to {ip}:{port} through an ssh tunnel at {host}:{local}");
+                ctx.ui.note(format_args!(
+                    "RDP to {ip}:{port} through an ssh tunnel at {host}:{local}"
+                ));
             }
             launch(ctx, name, opts, &rdp::server(&host, local))?
         }
@@ -230,9 +232,10 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
         Ok(()) => Ok(()),
         Err(no) if opts.mode == Mode::RdpOnly => Err(no.into_error()),
         Err(no) => {
-            eprintln!("{} RDP: {}", style("✗").red(), no.why);
+            ctx.ui
+                .note(format_args!("{} RDP: {}", style("✗").red(), no.why));
             for h in no.hint.iter().chain(&no.more) {
-                eprintln!("  {h}");
+                ctx.ui.note(format_args!("  {h}"));
             }
             spice(ctx, name, "falling back to SPICE: ")
         }
@@ -249,7 +252,7 @@ pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
     let found = if timeout == 0 {
         net::find_ip(ctx, name)?
     } else {
-        let spinner = Spinner::quiet();
+        let spinner = ctx.ui.quiet_spinner();
         let deadline = Instant::now() + Duration::from_secs(timeout);
         let f = net::wait_ip(ctx, name, deadline, &spinner);
         spinner.clear();
@@ -257,14 +260,14 @@ pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
     };
     match found {
         Some((ip, _)) => {
-            println!("{ip}");
+            ctx.ui.line(format_args!("{ip}"));
             // On stderr: scripts read the address alone.
             if let Some(t) = ctx.uri.ssh() {
-                eprintln!(
+                ctx.ui.note(format_args!(
                     "{ip} is on {}'s network: reachable from {} only, not from here \
                      (`bkt vm connect {name}` tunnels Remote Desktop through ssh)",
                     t.host, t.host
-                );
+                ));
             }
             Ok(())
         }

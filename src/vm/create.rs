@@ -16,7 +16,7 @@ use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
-use crate::ui::{self, Check, HintExt, Level, Spinner};
+use crate::ui::{self, Check, HintExt, Level, Ui};
 use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
 use crate::vm::ctx::{Ctx, HostSize};
@@ -69,9 +69,10 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     {
         return Ok(args.clone());
     }
-    ui::heading("Windows 11 VM Setup");
-    println!("═══════════════════\n");
-    println!("This will create a Windows 11 VM optimized for running Windows apps.\n");
+    ctx.ui.heading("Windows 11 VM Setup");
+    ctx.ui.line("═══════════════════\n");
+    ctx.ui
+        .line("This will create a Windows 11 VM optimized for running Windows apps.\n");
     let mut a = args.clone();
     let size_ok =
         |s: &String| -> Result<(), String> { parse_size(s).map(|_| ()).map_err(|e| e.to_string()) };
@@ -116,7 +117,7 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
             .and_then(|p| checks::iso_problem(ctx, &p).map(|_| ()))
     };
     if a.iso.is_none() && a.remote_iso.is_none() {
-        println!("\nRequired: Windows 11 ISO");
+        ctx.ui.line("\nRequired: Windows 11 ISO");
         let mut input = Input::with_theme(&theme).with_prompt("Path to ISO");
         if let Some(f) = &found_iso {
             input = input.default(f.display().to_string());
@@ -132,7 +133,7 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
             .interact_text()?;
         a.virtio_iso = Some(PathBuf::from(v));
     }
-    println!();
+    ctx.ui.line("");
     Ok(a)
 }
 
@@ -228,8 +229,8 @@ struct Ready {
 }
 
 /// Print a check and keep it.
-fn show(checks: &mut Vec<Check>, c: Check) {
-    c.print();
+fn show(ui: &Ui, checks: &mut Vec<Check>, c: Check) {
+    ui.check(&c);
     checks.push(c);
 }
 
@@ -242,12 +243,13 @@ fn preflight_all(
     host: &HostSize,
     interactive: bool,
 ) -> Result<Ready> {
-    ui::heading("Preflight");
+    ctx.ui.heading("Preflight");
     let mut checks: Vec<Check> = Vec::new();
     if plan.virt_type == VirtType::Kvm {
         // QEMU opens it where it runs: over ssh, the host's, as doctor
         // checks it (never this machine's, nor its BKT_VM_KVM_DEVICE).
         show(
+            &ctx.ui,
             &mut checks,
             match ctx.uri.ssh() {
                 Some(t) => checks::remote_kvm(ctx, t),
@@ -256,21 +258,31 @@ fn preflight_all(
         );
     } else {
         show(
+            &ctx.ui,
             &mut checks,
             Check::pass("KVM", "not used (--virt-type qemu: software emulation)"),
         );
     }
-    show(&mut checks, checks::tools(ctx));
+    show(&ctx.ui, &mut checks, checks::tools(ctx));
     let libvirt_up = if ctx.local.has_program("virsh") {
         let (c, up) = checks::libvirt(ctx);
-        show(&mut checks, c);
+        show(&ctx.ui, &mut checks, c);
         up
     } else {
         false
     };
-    show(&mut checks, checks::name(ctx, &plan.name, libvirt_up));
-    show(&mut checks, checks::resources(host, plan.memory, plan.cpus));
     show(
+        &ctx.ui,
+        &mut checks,
+        checks::name(ctx, &plan.name, libvirt_up),
+    );
+    show(
+        &ctx.ui,
+        &mut checks,
+        checks::resources(host, plan.memory, plan.cpus),
+    );
+    show(
+        &ctx.ui,
         &mut checks,
         if plan.iso_on_host {
             checks::iso_on_host(ctx, "install ISO", &plan.iso)
@@ -285,15 +297,16 @@ fn preflight_all(
     );
     let cached_virtio = ctx.local.cache_dir()?.join(virtio_item.file);
     match &plan.virtio_iso {
-        Some(v) => show(&mut checks, checks::iso(ctx, "virtio ISO", v)),
+        Some(v) => show(&ctx.ui, &mut checks, checks::iso(ctx, "virtio ISO", v)),
         None if ctx.local.exists(&cached_virtio) => {
             let mut c = checks::iso(ctx, "virtio ISO", &cached_virtio);
             if c.level == Level::Pass {
                 c.detail.push_str(", cached");
             }
-            show(&mut checks, c)
+            show(&ctx.ui, &mut checks, c)
         }
         None if args.download.offline => show(
+            &ctx.ui,
             &mut checks,
             Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
                 "download {} and place it at {}, or pass --virtio-iso",
@@ -302,6 +315,7 @@ fn preflight_all(
             )),
         ),
         None => show(
+            &ctx.ui,
             &mut checks,
             Check::pass(
                 "virtio ISO",
@@ -322,19 +336,21 @@ fn preflight_all(
                         ctx.host.free_space(d)
                     })
                 {
-                    show(&mut checks, Check::warn("resources", w));
+                    show(&ctx.ui, &mut checks, Check::warn("resources", w));
                 }
             }
             Err(e) => show(
+                &ctx.ui,
                 &mut checks,
                 Check::warn("resources", format!("cannot count the running VMs: {e:#}")),
             ),
         }
         show(
+            &ctx.ui,
             &mut checks,
             checks::secure_boot(ctx, plan.virt_type.as_str()),
         );
-        show(&mut checks, checks::network(ctx));
+        show(&ctx.ui, &mut checks, checks::network(ctx));
     }
     let images = if libvirt_up {
         ctx.images_dir()
@@ -343,6 +359,7 @@ fn preflight_all(
     };
     let disk_path = images.join(format!("{}.qcow2", plan.name));
     show(
+        &ctx.ui,
         &mut checks,
         checks::disk(ctx, &images, &disk_path, plan.disk_size),
     );
@@ -360,6 +377,7 @@ fn preflight_all(
             Ok(r) => r,
             Err(e) => {
                 show(
+                    &ctx.ui,
                     &mut checks,
                     Check::fail("media", format!("cannot tell how to send the ISOs: {e:#}")),
                 );
@@ -415,7 +433,7 @@ fn preflight_all(
                 dir = shell_quote(&images.display().to_string())
             )),
         };
-        show(&mut checks, c);
+        show(&ctx.ui, &mut checks, c);
     } else if libvirt_up {
         // Last, because it may change something: only when all else passed.
         let media: Vec<&Path> = std::iter::once(plan.iso.as_path())
@@ -433,7 +451,11 @@ fn preflight_all(
         } else {
             Grant::Never
         };
-        show(&mut checks, checks::qemu_access(ctx, &media, grant));
+        show(
+            &ctx.ui,
+            &mut checks,
+            checks::qemu_access(ctx, &media, grant),
+        );
     }
     let failed: Vec<String> = checks
         .iter()
@@ -479,7 +501,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     }
     crate::interrupt::catch();
     if ctx.uri.ssh().is_some() {
-        ui::heading("Media");
+        ctx.ui.heading("Media");
         let route = ready
             .route
             .as_ref()
@@ -559,7 +581,7 @@ fn virtio_iso(ctx: &Ctx, args: &CreateArgs, plan: &Plan, ready: &Ready) -> Resul
         .fetch(&ready.virtio_item, &opts)
         .context("getting the VirtIO drivers ISO failed; nothing was created")?;
     if !got.cached {
-        ui::step(
+        ctx.ui.step(
             "downloaded",
             &format!("{} ({})", got.path.display(), human(got.size)),
         );
@@ -608,15 +630,15 @@ fn undo(ctx: &Ctx, name: &str, uuid: &str, made: &Made, err: anyhow::Error) -> a
         err
     };
     let undo = rollback(ctx, name, uuid, made);
-    println!("Rolled back");
+    ctx.ui.line("Rolled back");
     for r in &undo.removed {
-        ui::step("removed", r);
+        ctx.ui.step("removed", r);
     }
     if undo.removed.is_empty() && undo.left.is_empty() {
-        ui::step("removed", "nothing had been made yet");
+        ctx.ui.step("removed", "nothing had been made yet");
     }
     for l in &undo.left {
-        ui::step("left", l);
+        ctx.ui.step("left", l);
     }
     if undo.left.is_empty() {
         return err.context(format!("creating {name} failed; nothing was left behind"));
@@ -632,22 +654,22 @@ fn undo(ctx: &Ctx, name: &str, uuid: &str, made: &Made, err: anyhow::Error) -> a
 }
 
 fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Result<()> {
-    ui::heading("Dry run: nothing will be created");
+    ctx.ui.heading("Dry run: nothing will be created");
     if let Some(t) = ctx.uri.ssh() {
-        println!("Media:");
+        ctx.ui.line("Media:");
         let local = std::iter::once(&plan.iso)
             .filter(|_| !plan.iso_on_host)
             .chain(&plan.virtio_iso);
         for m in local {
-            println!(
+            ctx.ui.line(format_args!(
                 "  {} would be sent to {}:{}/bkt-media-<its SHA-256>-… (unless it is there)",
                 m.display(),
                 t.host,
                 images.display()
-            );
+            ));
         }
     }
-    println!("Commands:");
+    ctx.ui.line("Commands:");
     let render = domain.render();
     // Over ssh, as the run would: a volume of the images directory's pool
     // if it has one, else qemu-img there.
@@ -669,14 +691,15 @@ fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Res
         ctx.virsh.define_stdin(""),
         ctx.virsh.start_fresh(&domain.uuid),
     ] {
-        println!("  {}", c.display());
+        ctx.ui.line(format_args!("  {}", c.display()));
     }
-    println!("Domain XML (rendered by virt-install --print-xml):");
+    ctx.ui
+        .line("Domain XML (rendered by virt-install --print-xml):");
     let size_gib = plan.disk_size.div_ceil(gib_bytes(1));
     let xml = ctx
         .libvirt_out(&ctx.virsh.client(domain.print_xml(size_gib)))
         .context("rendering the domain XML")?;
-    print!("{xml}");
+    ctx.ui.text(format_args!("{xml}"));
     Ok(())
 }
 
@@ -724,7 +747,7 @@ fn make(
     answers: Option<(&crate::tools::unattend::Answers, &Path)>,
     made: &mut Made,
 ) -> Result<()> {
-    ui::heading("Creating");
+    ctx.ui.heading("Creating");
     // Reserve the name first: a second `bkt vm create` with the same name
     // now fails instead of racing us.
     ctx.manifest.update(|m| {
@@ -779,7 +802,7 @@ fn make(
             plan.disk_size
         );
     }
-    ui::step(
+    ctx.ui.step(
         "disk",
         &format!(
             "{} ({}, sparse: {} allocated)",
@@ -794,19 +817,19 @@ fn make(
         unattended::build_answer_iso(ctx, virtio, a, Path::new(out))?;
         made.answer_iso = Some(PathBuf::from(out));
         record(ctx, &plan.name, out)?;
-        ui::step(
+        ctx.ui.step(
             "answers",
             &format!("{out} (autounattend.xml, VirtIO drivers; 0600)"),
         );
         crate::interrupt::check()?;
     }
 
-    let spinner = Spinner::new("defining and starting the domain");
+    let spinner = ctx.ui.spinner("defining and starting the domain");
     let res = define_and_start(ctx, domain, made);
     spinner.clear();
     res?;
     crate::interrupt::check()?;
-    ui::step(
+    ctx.ui.step(
         "domain",
         &format!(
             "{}: {} vCPU{}, {}, UEFI + Secure Boot, TPM 2.0, VirtIO{}",
@@ -821,8 +844,8 @@ fn make(
             }
         ),
     );
-    ui::step("starting", "done");
-    ui::step(
+    ctx.ui.step("starting", "done");
+    ctx.ui.step(
         "auto-save",
         &match plan.auto_save {
             AutoSave::Off => {
@@ -839,7 +862,7 @@ fn make(
         e.creating = false;
         Ok(())
     })?;
-    ui::step("manifest", &ctx.manifest.display().to_string());
+    ctx.ui.step("manifest", &ctx.manifest.display().to_string());
     Ok(())
 }
 
@@ -1072,37 +1095,37 @@ const GUIDE: &[&str] = &[
 ];
 
 fn guide(ctx: &Ctx, plan: &Plan, interactive: bool) -> Result<()> {
-    println!();
-    println!(
+    ctx.ui.line("");
+    ctx.ui.line(format_args!(
         "Next: complete Windows Setup in the VM's console: bkt vm connect {} --spice",
         plan.name
-    );
+    ));
     for (i, s) in GUIDE.iter().enumerate() {
-        println!("  {}. {s}", i + 1);
+        ctx.ui.line(format_args!("  {}. {s}", i + 1));
     }
     if plan.virtio_iso.is_none() {
-        println!(
+        ctx.ui.line(
             "  Note: no --virtio-iso was given, so Setup will not see the VirtIO disk until you \
-             attach the virtio-win ISO."
+             attach the virtio-win ISO.",
         );
     }
     if interactive {
-        println!();
+        ctx.ui.line("");
         dialoguer::Input::<String>::new()
             .with_prompt("Press Enter when the installation completes and you are at the desktop")
             .allow_empty(true)
             .interact_text()?;
         unattended::eject_install_iso(ctx, &plan.name, &plan.iso)?;
         rdp_setup::offer(ctx, &plan.name)?;
-        println!(
+        ctx.ui.line(format_args!(
             "Done. Daily use: bkt vm connect {0}; bkt vm stop {0}",
             plan.name
-        );
+        ));
     } else {
-        println!(
+        ctx.ui.line(format_args!(
             "When Windows is installed, turn on Remote Desktop: bkt vm enable-rdp {}",
             plan.name
-        );
+        ));
     }
     Ok(())
 }

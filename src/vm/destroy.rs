@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
-use crate::ui::{self, HintExt};
+use crate::ui::{self, HintExt, Ui};
 use crate::vm::catalog;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{Host, Kind};
@@ -297,7 +297,7 @@ fn going(name: &str, p: &Plan) -> Vec<(String, String)> {
     lines
 }
 
-fn confirm(name: &str, p: &Plan) -> Result<()> {
+fn confirm(ui: &Ui, name: &str, p: &Plan) -> Result<()> {
     if !ui::stdin_is_terminal() {
         let err: Result<()> = Err(anyhow!(
             "refusing to destroy {name} without confirmation; nothing was deleted"
@@ -306,14 +306,14 @@ fn confirm(name: &str, p: &Plan) -> Result<()> {
             "run it on a terminal to see what goes and type the name, or pass --yes: bkt vm destroy {name} --yes"
         ));
     }
-    println!("This deletes {name} for good:");
+    ui.line(format_args!("This deletes {name} for good:"));
     for (label, detail) in going(name, p) {
-        println!("  {label:<14} {detail}");
+        ui.line(format_args!("  {label:<14} {detail}"));
     }
     if !p.keep.is_empty() {
-        println!("and keeps:");
+        ui.line("and keeps:");
         for k in &p.keep {
-            println!("  {:<14} {}", k.what, kept_line(k));
+            ui.line(format_args!("  {:<14} {}", k.what, kept_line(k)));
         }
     }
     let typed: String = dialoguer::Input::new()
@@ -355,10 +355,10 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
                 e.uri
             ));
         }
-        println!(
+        ctx.ui.line(format_args!(
             "note: bkt's {name} lives on {}; the {name} on {} is another VM, which bkt did not make",
             e.uri, ctx.uri
-        );
+        ));
     }
     let made = m.made_for(name, &ctx.uri);
     if state.is_none() && entry.is_none() && made.is_empty() {
@@ -374,7 +374,7 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         p.saved = Some(format!("{}{}", image.display(), save::size_note(size)));
     }
     if !yes {
-        confirm(name, &p)?;
+        confirm(&ctx.ui, name, &p)?;
     }
     let lines = going(name, &p);
     if let Some((st, dom)) = &p.domain {
@@ -383,7 +383,8 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         if st.is_active() {
             ctx.libvirt(&ctx.virsh.destroy(&dom.uuid))
                 .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
-            println!("{name} was {}; powered it off", st.label());
+            ctx.ui
+                .line(format_args!("{name} was {}; powered it off", st.label()));
         }
         ctx.libvirt(&ctx.virsh.undefine(&dom.uuid))
             .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
@@ -417,18 +418,19 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
 
     // The idle watcher's state and log: a new VM of this name starts afresh.
     ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
-    println!("Destroyed {name}");
+    ctx.ui.line(format_args!("Destroyed {name}"));
     for (label, detail) in lines {
         let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));
         if !failed_here {
-            ui::step("removed", &format!("{label} {detail}"));
+            ctx.ui.step("removed", &format!("{label} {detail}"));
         }
     }
     // The VM's menu entries (apps --install), found by what they say inside.
     match launchers::uninstall(ctx, name, None) {
         Ok(removed) => {
             for f in removed {
-                ui::step("removed", &format!("menu file {}", f.display()));
+                ctx.ui
+                    .step("removed", &format!("menu file {}", f.display()));
             }
         }
         Err(e) => failed.push(format!("menu entries: {e:#}")),
@@ -437,19 +439,23 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
     // this connection, no other's): a new VM of the same name starts
     // without them.
     match ctx.local.remove_cache_file(&catalog::cache_file(ctx, name)) {
-        Ok(Some(p)) => ui::step("removed", &format!("program list {}", p.display())),
+        Ok(Some(p)) => ctx
+            .ui
+            .step("removed", &format!("program list {}", p.display())),
         Ok(None) => {}
         Err(e) => failed.push(format!("program list: {e:#}")),
     }
     // bkt's pin of its RDP certificate: a new VM of the same name pins its
     // own at its first connection instead of being refused as a changed one.
     match crate::vm::pins::forget(ctx, name) {
-        Ok(Some(p)) => ui::step("removed", &format!("RDP certificate pin {}", p.display())),
+        Ok(Some(p)) => ctx
+            .ui
+            .step("removed", &format!("RDP certificate pin {}", p.display())),
         Ok(None) => {}
         Err(e) => failed.push(format!("RDP certificate pin: {e:#}")),
     }
     for k in &p.keep {
-        ui::step("kept", &format!("{} {}", k.what, kept_line(k)));
+        ctx.ui.step("kept", &format!("{} {}", k.what, kept_line(k)));
     }
     if !failed.is_empty() {
         return Err(anyhow!("could not delete: {}", failed.join("; "))).hint(format!(

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::manifest;
 use crate::names::{SshTarget, VmName};
 use crate::tools::virsh::{DomState, DomStats};
-use crate::ui::{self, Check, Level};
+use crate::ui::{Check, Level, Ui};
 use crate::units::{AutoSave, human};
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
@@ -270,6 +270,29 @@ struct Report {
     vms: Vec<VmReport>,
 }
 
+/// The report as a `--json` document, or as each stage's heading and its
+/// check lines; `over_ssh` names the host of a `qemu+ssh://` URI.
+fn say(ui: &Ui, over_ssh: Option<&str>, report: &Report, json: bool) -> Result<()> {
+    if json {
+        ui.json(report)?;
+        return Ok(());
+    }
+    match over_ssh {
+        Some(host) => ui.heading(&format!("Host {host} (over ssh)")),
+        None => ui.heading("Host"),
+    }
+    report.host.iter().for_each(|c| ui.check(c));
+    if let Some(l) = &report.local {
+        ui.heading("This machine");
+        l.iter().for_each(|c| ui.check(c));
+    }
+    for v in &report.vms {
+        ui.heading(&format!("VM {}", v.name));
+        v.checks.iter().for_each(|c| ui.check(c));
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
     let (host, local) = match ctx.uri.ssh() {
         Some(t) => {
@@ -316,29 +339,18 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
         .chain(vms.iter().flat_map(|v| v.checks.iter()))
         .filter(|c| c.level == Level::Fail)
         .count();
-    if json {
-        let report = Report {
-            ok: failed == 0,
-            host,
-            local,
-            vms,
-        };
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        match ctx.uri.ssh() {
-            Some(t) => ui::heading(&format!("Host {} (over ssh)", t.host)),
-            None => ui::heading("Host"),
-        }
-        host.iter().for_each(Check::print);
-        if let Some(l) = &local {
-            ui::heading("This machine");
-            l.iter().for_each(Check::print);
-        }
-        for v in &vms {
-            ui::heading(&format!("VM {}", v.name));
-            v.checks.iter().for_each(Check::print);
-        }
-    }
+    let report = Report {
+        ok: failed == 0,
+        host,
+        local,
+        vms,
+    };
+    say(
+        &ctx.ui,
+        ctx.uri.ssh().map(|t| t.host.as_str()),
+        &report,
+        json,
+    )?;
     if failed > 0 {
         bail!(
             "{failed} check{} failed",
@@ -346,4 +358,68 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            ok: false,
+            host: vec![
+                Check::pass("KVM", "/dev/kvm is usable"),
+                Check::warn("swtpm", "not installed").fix("install swtpm"),
+            ],
+            local: Some(vec![
+                Check::fail("rdp client", "none found").fix("install freerdp3-x11"),
+            ]),
+            vms: vec![VmReport {
+                name: "windows".into(),
+                checks: vec![Check::pass("state", "running")],
+            }],
+        }
+    }
+
+    #[test]
+    fn says_each_stage_under_its_heading_one_line_a_check() {
+        let ui = Ui::capture();
+        say(&ui, Some("nuc"), &report(), false).unwrap();
+        let said = ui.said();
+        assert_eq!(
+            said.out,
+            "Host nuc (over ssh)\n\
+             \x20 ✓ KVM            /dev/kvm is usable\n\
+             \x20 ⚠ swtpm          not installed\n\
+             \x20   fix: install swtpm\n\
+             This machine\n\
+             \x20 ✗ rdp client     none found\n\
+             \x20   fix: install freerdp3-x11\n\
+             VM windows\n\
+             \x20 ✓ state          running\n"
+        );
+        assert_eq!(said.err, "");
+    }
+
+    #[test]
+    fn a_local_host_is_just_host_and_json_is_the_whole_report() {
+        let ui = Ui::capture();
+        let mut r = report();
+        r.local = None;
+        say(&ui, None, &r, false).unwrap();
+        assert!(
+            ui.said().out.starts_with("Host\n  ✓ KVM"),
+            "{}",
+            ui.said().out
+        );
+
+        let ui = Ui::capture();
+        say(&ui, None, &r, true).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&ui.said().out).unwrap();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["host"][1]["level"], "warn");
+        assert_eq!(doc["host"][1]["fix"], "install swtpm");
+        assert_eq!(doc["vms"][0]["name"], "windows");
+        assert!(doc.get("local").is_none());
+    }
 }

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
             download::Kind::Iso => "virtio ISO",
             download::Kind::Exe => "guest tools",
         };
-        Check::pass(
+        let check = Check::pass(
             label,
             format!(
                 "{} ({}, sha256 {}…{})",
@@ -47,8 +47,8 @@ pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
                 &f.sha256[..16],
                 if f.cached { ", cached" } else { "" }
             ),
-        )
-        .print();
+        );
+        ctx.ui.check(&check);
     }
     Ok(())
 }

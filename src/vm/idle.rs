@@ -164,10 +164,10 @@ pub fn in_use_while<T>(ctx: &Ctx, name: &str, client: impl FnOnce() -> Result<T>
     let res = client();
     drop(in_use);
     if let Err(e) = ensure_watcher(ctx, name) {
-        eprintln!(
+        ctx.ui.note(format_args!(
             "{} {name} will not be saved when idle: {e:#}",
             console::style("⚠").yellow()
-        );
+        ));
     }
     res
 }
@@ -183,10 +183,10 @@ pub fn ensure_watcher(ctx: &Ctx, name: &str) -> Result<()> {
     // just saved the VM this command restored) and leaves at once when a
     // live one holds the lock.
     ctx.local.spawn_watcher(&ctx.uri, name, &key(ctx, name))?;
-    println!(
+    ctx.ui.line(format_args!(
         "{name} is saved to disk after {window} unused (bkt vm config {name} --auto-save off \
          turns that off)"
-    );
+    ));
     Ok(())
 }
 

@@ -186,7 +186,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
         .local
         .len(local)
         .with_context(|| format!("reading {}", local.display()))?;
-    let bar = ui::bytes_bar(&format!("checksumming {file}"), Some(len));
+    let bar = ctx.ui.bytes_bar(&format!("checksumming {file}"), Some(len));
     let sha = ctx.local.sha256(local, &mut |n| bar.set_position(n));
     bar.finish_and_clear();
     let sha = sha?;
@@ -196,7 +196,9 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
     // again here, so a copy changed on the host since is not used.
     if let Ok(st) = ctx.host.stat(&dest) {
         let same = st.kind == Kind::File && st.len == len && {
-            let spinner = ui::Spinner::new(&format!("checking {} on {host}", dest.display()));
+            let spinner = ctx
+                .ui
+                .spinner(&format!("checking {} on {host}", dest.display()));
             let theirs = ctx.host.sha256(&dest);
             spinner.clear();
             // A copy that cannot be read is not one that differs.
@@ -205,7 +207,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
             })? == sha
         };
         if same {
-            ui::step(
+            ctx.ui.step(
                 "on host",
                 &format!(
                     "{file}: {host}:{} has the same SHA-256; not sent again",
@@ -225,7 +227,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
                 ctx.virsh.vol_delete(&dest.display().to_string()).display()
             ));
         }
-        ui::step(
+        ctx.ui.step(
             "changed",
             &format!(
                 "{file}: {host}:{} is not the same file any more; sending it again",
@@ -246,7 +248,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
         Route::Direct => m.by_ssh(images)?,
         Route::Pool(pool) => m.by_pool(pool)?,
     }
-    ui::step(
+    ctx.ui.step(
         "uploaded",
         &format!(
             "{} → {host}:{} ({}, {}; kept for the next VM)",
@@ -266,25 +268,28 @@ impl Sending<'_> {
 
     /// A bar of the bytes sent (on a terminal), else a line saying so.
     fn bar(&self) -> indicatif::ProgressBar {
-        let bar = ui::bytes_bar(
+        let bar = self.ctx.ui.bytes_bar(
             &format!("uploading {} to {}", self.file, self.host()),
             Some(self.len),
         );
         if bar.is_hidden() {
-            eprintln!(
+            self.ctx.ui.note(format_args!(
                 "uploading {} ({}) to {}:{} …",
                 self.file,
                 human(self.len),
                 self.host(),
                 self.dest.display()
-            );
+            ));
         }
         bar
     }
 
     /// Whether the copy at `there` on the host is the file sent.
     fn check(&self, there: &Path) -> Result<()> {
-        let spinner = ui::Spinner::new(&format!("checking the copy on {}", self.host()));
+        let spinner = self
+            .ctx
+            .ui
+            .spinner(&format!("checking the copy on {}", self.host()));
         let theirs = self.ctx.host.sha256(there);
         spinner.clear();
         let theirs = theirs?;

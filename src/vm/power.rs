@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::tools::virsh::DomState;
-use crate::ui::{HintExt, Spinner, secs};
+use crate::ui::{HintExt, secs};
 use crate::vm::ctx::Ctx;
 use crate::vm::save;
 use crate::vm::wait::poll_until;
@@ -24,12 +24,14 @@ pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> R
     if state == DomState::Paused {
         ctx.libvirt(&ctx.virsh.resume(name))
             .with_context(|| format!("cannot resume {name} to shut it down"))?;
-        println!("{name} was paused; resumed it to shut it down");
+        ctx.ui.line(format_args!(
+            "{name} was paused; resumed it to shut it down"
+        ));
     }
     let shutdown = ctx.virsh.shutdown(name);
     ctx.libvirt(&shutdown)
         .with_context(|| format!("cannot ask {name} to shut down"))?;
-    let spinner = Spinner::new(&format!("waiting for {name} to shut down"));
+    let spinner = ctx.ui.spinner(&format!("waiting for {name} to shut down"));
     let mut last_sent = Instant::now();
     let ended = poll_until(Some(Instant::now() + timeout), POLL, &spinner, "", || {
         match ctx.domstate(name)? {
@@ -66,7 +68,7 @@ pub fn shut_down(ctx: &Ctx, name: &str, state: DomState, timeout: Duration) -> R
     spinner.clear();
     match ended? {
         Some(said) => {
-            println!("{said}");
+            ctx.ui.line(format_args!("{said}"));
             Ok(())
         }
         None => Err(anyhow::anyhow!(
@@ -88,20 +90,22 @@ pub fn ensure_running(ctx: &Ctx, name: &str, state: DomState) -> Result<bool> {
     let cmd = match state {
         DomState::Running | DomState::Blocked | DomState::ShuttingDown => return Ok(false),
         DomState::Paused => {
-            println!("{name} is paused; resuming it");
+            ctx.ui.line(format_args!("{name} is paused; resuming it"));
             ctx.virsh.resume(name)
         }
         DomState::Suspended => {
-            println!("{name} is suspended; waking it");
+            ctx.ui.line(format_args!("{name} is suspended; waking it"));
             ctx.virsh.dompmwakeup(name)
         }
         DomState::ShutOff if save::is_saved(ctx, name)? => {
-            println!("{name} is saved to disk; restoring it");
+            ctx.ui
+                .line(format_args!("{name} is saved to disk; restoring it"));
             save::restore(ctx, name)?;
             return Ok(true);
         }
         DomState::ShutOff | DomState::Crashed | DomState::NoState => {
-            println!("{name} is {}; starting it", state.label());
+            ctx.ui
+                .line(format_args!("{name} is {}; starting it", state.label()));
             ctx.virsh.start(name)
         }
     };

@@ -14,7 +14,7 @@ use console::style;
 use crate::exec::{Cmd, Sink};
 use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome};
-use crate::ui::{HintExt, Spinner, secs};
+use crate::ui::{HintExt, Ui, secs};
 use crate::vm::clients;
 use crate::vm::ctx::{Ctx, PortState};
 use crate::vm::net;
@@ -154,13 +154,13 @@ fn log_tail(text: &str) -> String {
 }
 
 /// Show the command line about to run.
-pub fn arrow(cmd: &Cmd, label: &str) {
-    println!(
+pub fn arrow(ui: &Ui, cmd: &Cmd, label: &str) {
+    ui.line(format_args!(
         "{} {}{}",
         style("→").cyan(),
         crate::ui::escaped(label),
         crate::ui::escaped(&cmd.display().to_string())
-    );
+    ));
 }
 
 /// What a FreeRDP line says about itself: `FreeRDP 3.10.3: ` (empty for
@@ -236,7 +236,7 @@ pub fn reach(
     started: bool,
     deadline: Instant,
 ) -> Result<std::result::Result<String, NoRdp>> {
-    let spinner = Spinner::quiet();
+    let spinner = ctx.ui.quiet_spinner();
     let found = net::wait_ip(ctx, name, deadline, &spinner);
     let Some((ip, source)) = found? else {
         spinner.clear();
@@ -317,7 +317,7 @@ pub fn run(
     let client = l.client;
     // The argv carries the guest's words (a program's name and path from
     // the apps it listed): shown as data, never as terminal control.
-    arrow(&l.cmd, &label(client));
+    arrow(&ctx.ui, &l.cmd, &label(client));
     // A first use: FreeRDP pins the certificate in this VM's own directory,
     // where bkt takes it from (never in the user's store, keyed by a port
     // that changes with every ssh tunnel).
@@ -368,7 +368,8 @@ pub fn run(
                         pins::take_first_use(ctx, name)?;
                     }
                     let log = log.map(|p| p.display().to_string()).unwrap_or_default();
-                    println!("{} is up; its log: {log}", client.program);
+                    ctx.ui
+                        .line(format_args!("{} is up; its log: {log}", client.program));
                     return Ok(Ok(()));
                 }
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 
 use crate::tools::virsh::{DiskDevice, DomState};
-use crate::ui::{self, HintExt, Spinner};
+use crate::ui::HintExt;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::media;
@@ -93,7 +93,7 @@ impl Attached<'_> {
 impl Drop for Attached<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.detach() {
-            eprintln!("warning: {e:#}");
+            self.ctx.ui.note(format_args!("warning: {e:#}"));
         }
     }
 }
@@ -147,7 +147,8 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     crate::interrupt::catch();
     let started = match state {
         DomState::ShutOff | DomState::Crashed | DomState::NoState => {
-            println!("{name} is {}; starting it", state.label());
+            ctx.ui
+                .line(format_args!("{name} is {}; starting it", state.label()));
             // Attach first so the drive has the script when Windows boots.
             true
         }
@@ -178,12 +179,17 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
             .with_context(|| format!("cannot start {name}"))?;
     }
 
-    ui::heading(&format!("In Windows on {name}:"));
-    println!("  1. Open File Explorer → This PC → the CD drive \"{VOLUME}\"");
-    println!("  2. Double-click enable-rdp.cmd and answer Yes when Windows asks for permission");
-    println!("  (the console: bkt vm connect {name} --spice)");
+    ctx.ui.heading(&format!("In Windows on {name}:"));
+    ctx.ui.line(format_args!(
+        "  1. Open File Explorer → This PC → the CD drive \"{VOLUME}\""
+    ));
+    ctx.ui
+        .line("  2. Double-click enable-rdp.cmd and answer Yes when Windows asks for permission");
+    ctx.ui.line(format_args!(
+        "  (the console: bkt vm connect {name} --spice)"
+    ));
 
-    let spinner = Spinner::new("waiting for Remote Desktop to answer");
+    let spinner = ctx.ui.spinner("waiting for Remote Desktop to answer");
     let port = ctx.local.settings.rdp_port;
     let mut last = None;
     let outcome = poll_until(
@@ -224,8 +230,8 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
                 }
                 Ok(())
             })?;
-            println!("Remote Desktop is on ({ip}:{port}); the script CD was removed.");
-            println!("Connect with: bkt vm connect {name}");
+            ctx.ui.line(format_args!("Remote Desktop is on ({ip}:{port}); the script CD was removed."));
+            ctx.ui.line(format_args!("Connect with: bkt vm connect {name}"));
             Ok(())
         }
         Err(e) if crate::interrupt::is_interrupted(&e) => {
@@ -246,7 +252,7 @@ pub fn offer(ctx: &Ctx, name: &str) -> Result<()> {
     if yes {
         enable(ctx, name, Duration::from_secs(900))
     } else {
-        println!("Later: bkt vm enable-rdp {name}");
+        ctx.ui.line(format_args!("Later: bkt vm enable-rdp {name}"));
         Ok(())
     }
 }

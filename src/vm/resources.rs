@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::tools::virsh::DomStats;
+use crate::ui::Ui;
 use crate::units::human;
 use crate::vm::ctx::HostSize;
 
@@ -98,9 +99,9 @@ pub fn warnings(
 }
 
 /// Print them on stderr, one `⚠` line each.
-pub fn print(warnings: &[String]) {
+pub fn print(ui: &Ui, warnings: &[String]) {
     for w in warnings {
-        eprintln!("{} {w}", console::style("⚠").yellow());
+        ui.warn(w);
     }
 }
 

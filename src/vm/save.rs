@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, anyhow};
 
 use crate::tools::virsh::{self, DomInfo};
-use crate::ui::{HintExt, Spinner, secs};
+use crate::ui::{HintExt, secs};
 use crate::units::human;
 use crate::vm::ctx::Ctx;
 
@@ -54,19 +54,23 @@ pub fn save(ctx: &Ctx, name: &str) -> Result<()> {
             "free some space there, or shut it down instead: bkt vm stop {name}"
         ));
     }
-    let spinner = Spinner::new(&format!("saving {name}'s memory ({}) to disk", human(need)));
+    let spinner = ctx
+        .ui
+        .spinner(&format!("saving {name}'s memory ({}) to disk", human(need)));
     let res = ctx.try_libvirt(&ctx.virsh.managedsave(name));
     let took = spinner.elapsed();
     spinner.clear();
     res.map_err(|e| ctx.libvirt_error(e))
         .with_context(|| format!("cannot save {name} to disk; it is still running"))?;
     let (_, size) = image(ctx, name);
-    println!(
+    ctx.ui.line(format_args!(
         "Saved {name} to disk{} in {}: its memory is the host's again",
         size_note(size),
         secs(took)
-    );
-    println!("  `bkt vm start {name}` or `bkt vm connect {name}` restores it where it was");
+    ));
+    ctx.ui.line(format_args!(
+        "  `bkt vm start {name}` or `bkt vm connect {name}` restores it where it was"
+    ));
     Ok(())
 }
 
@@ -74,22 +78,24 @@ pub fn save(ctx: &Ctx, name: &str) -> Result<()> {
 /// the host's through the guest agent, or say why it could not be.
 pub fn sync_clock(ctx: &Ctx, name: &str) {
     match ctx.try_libvirt(&ctx.virsh.domtime_sync(name)) {
-        Ok(_) => println!("Set {name}'s clock from the host's"),
-        Err(e) if virsh::is_no_agent(e.stderr()) => println!(
+        Ok(_) => ctx
+            .ui
+            .line(format_args!("Set {name}'s clock from the host's")),
+        Err(e) if virsh::is_no_agent(e.stderr()) => ctx.ui.line(format_args!(
             "{name}'s clock is behind by the time it was saved until Windows sets it again \
              (the guest agent did not answer; the virtio guest tools install it)"
-        ),
-        Err(e) => println!(
+        )),
+        Err(e) => ctx.ui.line(format_args!(
             "could not set {name}'s clock: {}",
             e.stderr().lines().last().unwrap_or_default().trim()
-        ),
+        )),
     }
 }
 
 /// Start a saved VM: libvirt restores its memory, and it goes on where it
 /// was; then its clock is set.
 pub fn restore(ctx: &Ctx, name: &str) -> Result<()> {
-    let spinner = Spinner::new(&format!("restoring {name} from disk"));
+    let spinner = ctx.ui.spinner(&format!("restoring {name} from disk"));
     let res = ctx.try_libvirt(&ctx.virsh.start(name));
     let took = spinner.elapsed();
     spinner.clear();
@@ -104,13 +110,14 @@ pub fn restore(ctx: &Ctx, name: &str) -> Result<()> {
     // used (a damaged file): the state's reason tells.
     match ctx.domstate(name)? {
         Some((_, reason)) if reason == "restored" => {
-            println!("Restored {name} from disk in {}", secs(took));
+            ctx.ui
+                .line(format_args!("Restored {name} from disk in {}", secs(took)));
             sync_clock(ctx, name);
         }
-        _ => println!(
+        _ => ctx.ui.line(format_args!(
             "{name}'s saved memory could not be used (libvirt discarded it): Windows booted \
              afresh, as after a power cut; work that was not saved in it is lost"
-        ),
+        )),
     }
     Ok(())
 }

@@ -447,15 +447,15 @@ pub fn create(
             format!("snapshot {snap} of {name} is taken but may not be on disk yet; run `sync`")
         })?;
     }
-    println!("Snapshot {snap} of {name} taken");
-    ui::step("disk", "internal qcow2 snapshot (libvirt)");
+    ctx.ui.line(format_args!("Snapshot {snap} of {name} taken"));
+    ctx.ui.step("disk", "internal qcow2 snapshot (libvirt)");
     if let Some(nv) = &p.nvram {
-        ui::step("NVRAM", &nv.display().to_string());
+        ctx.ui.step("NVRAM", &nv.display().to_string());
     }
     if let Some(tpm) = &p.tpm {
-        ui::step("TPM state", &tpm.display().to_string());
+        ctx.ui.step("TPM state", &tpm.display().to_string());
     }
-    ui::step("kept in", &dir.display().to_string());
+    ctx.ui.step("kept in", &dir.display().to_string());
     Ok(())
 }
 
@@ -504,33 +504,36 @@ pub fn rows(ctx: &Ctx, name: &VmName) -> Result<Vec<SnapRow>> {
 pub fn list(ctx: &Ctx, name: &VmName, json: bool) -> Result<()> {
     let rows = rows(ctx, name)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        ctx.ui.json(&rows)?;
         return Ok(());
     }
     if rows.is_empty() {
-        println!("{name} has no snapshots. Take one with: bkt vm snapshot create {name} NAME");
+        ctx.ui.line(format_args!(
+            "{name} has no snapshots. Take one with: bkt vm snapshot create {name} NAME"
+        ));
         return Ok(());
     }
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    println!(
+    ctx.ui.line(format_args!(
         "  {:<w$}  {:<20}  {:<9}  DESCRIPTION",
         "NAME", "CREATED", "SIZE"
-    );
+    ));
     for r in &rows {
         let desc = if r.complete {
             r.description.clone()
         } else {
             "(disk only: not taken by bkt, no NVRAM or TPM)".into()
         };
-        println!(
+        ctx.ui.line(format_args!(
             "{} {:<w$}  {:<20}  {:<9}  {desc}",
             if r.current { "*" } else { " " },
             r.name,
             r.created.as_deref().unwrap_or("-"),
             human(r.size_bytes),
-        );
+        ));
     }
-    println!("(* = the snapshot the VM currently derives from)");
+    ctx.ui
+        .line("(* = the snapshot the VM currently derives from)");
     Ok(())
 }
 
@@ -699,10 +702,10 @@ pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()
         remove_any(host, &s.copy);
     }
     let reverted = res?;
-    println!(
+    ctx.ui.line(format_args!(
         "Reverted {name} to {snap} ({}); it is shut off",
         and_list(&reverted)
-    );
+    ));
     Ok(())
 }
 
@@ -726,7 +729,8 @@ fn revert_parts(
         ctx.libvirt(&ctx.virsh.destroy(name).shielded())
             .with_context(|| format!("cannot power off {name}"))
             .with_context(nothing)?;
-        println!("{name} was {}; powered it off", state.label());
+        ctx.ui
+            .line(format_args!("{name} was {}; powered it off", state.label()));
     }
     if interrupt::happened() {
         return Err(Interrupted).with_context(|| {
@@ -802,11 +806,11 @@ pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
             Ok(())
         })?;
     }
-    println!(
+    ctx.ui.line(format_args!(
         "Deleted snapshot {snap} of {name} ({} of NVRAM and TPM copies freed; the disk's \
          snapshot clusters are freed inside the qcow2)",
         human(freed)
-    );
+    ));
     Ok(())
 }
 

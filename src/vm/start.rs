@@ -11,14 +11,14 @@ pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
     let (state, _) = ctx.require(name)?;
     match state {
         DomState::Running | DomState::Blocked => {
-            println!("{name} is already running");
+            ctx.ui.line(format_args!("{name} is already running"));
             return Ok(());
         }
         DomState::Paused => {
-            println!(
+            ctx.ui.line(format_args!(
                 "{name} is paused; resume it with `{}`",
                 ctx.virsh.resume(name).display()
-            );
+            ));
             return Ok(());
         }
         _ => {}
@@ -32,18 +32,18 @@ pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
             vcpus: me.vcpus,
         };
         let host = ctx.host_size()?;
-        resources::print(&resources::warnings(
-            &stats,
-            &host,
-            Some((name.as_str(), adding)),
-            &|d| ctx.host.free_space(d),
-        ));
+        resources::print(
+            &ctx.ui,
+            &resources::warnings(&stats, &host, Some((name.as_str(), adding)), &|d| {
+                ctx.host.free_space(d)
+            }),
+        );
     }
     if save::is_saved(ctx, name)? {
         return save::restore(ctx, name);
     }
     ctx.libvirt(&ctx.virsh.start(name))
         .with_context(|| format!("cannot start {name}"))?;
-    println!("Started {name}");
+    ctx.ui.line(format_args!("Started {name}"));
     Ok(())
 }

@@ -13,8 +13,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::manifest::VmEntry;
-use crate::names::VmName;
+use crate::names::{Uri, VmName};
 use crate::tools::virsh::{self, DomState, DomStats};
+use crate::ui::Ui;
 use crate::units;
 use crate::units::AutoSave;
 use crate::vm::ctx::{Ctx, HostSize, PortState};
@@ -297,6 +298,12 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
             return Err(ctx.unknown_vm(n));
         }
     }
+    say(&ctx.ui, &ctx.uri, &rows, &warnings, json)
+}
+
+/// The rows as a `--json` document (with the URI and the warnings), else
+/// the table on stdout and the warnings on stderr.
+fn say(ui: &Ui, uri: &Uri, rows: &[VmStatus], warnings: &[String], json: bool) -> Result<()> {
     if json {
         #[derive(Serialize)]
         struct Doc<'a> {
@@ -305,19 +312,18 @@ pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
             warnings: &'a [String],
         }
         let doc = Doc {
-            uri: ctx.uri.as_str(),
-            vms: &rows,
-            warnings: &warnings,
+            uri: uri.as_str(),
+            vms: rows,
+            warnings,
         };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        ui.json(&doc)?;
     } else if rows.is_empty() {
-        println!(
-            "No VMs on {}. Create one with: bkt vm create windows --iso PATH",
-            ctx.uri
-        );
+        ui.line(format_args!(
+            "No VMs on {uri}. Create one with: bkt vm create windows --iso PATH"
+        ));
     } else {
-        print!("{}", table(&rows));
-        resources::print(&warnings);
+        ui.text(table(rows));
+        resources::print(ui, warnings);
     }
     Ok(())
 }
@@ -441,5 +447,73 @@ mod tests {
              t1    running   1     2 GiB   0/8 GiB           192.168.122.4  on   off        For Bambu Studio slicer\n\
              t2    shut off  2     1 GiB   0/4 GiB           -              -    -          (not in manifest)\n"
         );
+    }
+
+    /// Two VMs as `virsh domstats` and the manifest describe them, one
+    /// with an address.
+    fn two_rows() -> Vec<VmStatus> {
+        let stats = virsh::parse_domstats(include_str!(
+            "../../fixtures/virsh/domstats-running-and-shutoff.txt"
+        ))
+        .unwrap();
+        let entries = [entry("t1", "/var/lib/libvirt/images/t1.qcow2", "slicer")];
+        let addrs = BTreeMap::from([(
+            "t1".to_string(),
+            virsh::parse_domifaddr(include_str!("../../fixtures/virsh/domifaddr-lease.txt"))
+                .unwrap(),
+        )]);
+        merge(&stats, &entries, &addrs)
+    }
+
+    /// What status says of `rows` on qemu:///system.
+    fn said(rows: &[VmStatus], warnings: &[String], json: bool) -> crate::ui::Said {
+        let ui = Ui::capture();
+        let uri: Uri = "qemu:///system".parse().unwrap();
+        say(&ui, &uri, rows, warnings, json).unwrap();
+        ui.said()
+    }
+
+    #[test]
+    fn says_the_table_on_stdout_and_each_warning_on_stderr() {
+        let warnings = ["t1 and t2 use 3 vCPUs, more than half of the host's 2 cores".into()];
+        let said = said(&two_rows(), &warnings, false);
+        assert_eq!(
+            said.out,
+            "NAME  STATE     CPUS  MEMORY  DISK (used/size)  IP             RDP  AUTO-SAVE  NOTES\n\
+             t1    running   1     2 GiB   0/8 GiB           192.168.122.4  on   off        slicer\n\
+             t2    shut off  2     1 GiB   0/4 GiB           -              -    -          (not in manifest)\n"
+        );
+        assert_eq!(
+            said.err,
+            "⚠ t1 and t2 use 3 vCPUs, more than half of the host's 2 cores\n"
+        );
+    }
+
+    #[test]
+    fn says_how_to_make_a_vm_when_there_is_none() {
+        let said = said(&[], &[], false);
+        assert_eq!(
+            said.out,
+            "No VMs on qemu:///system. Create one with: bkt vm create windows --iso PATH\n"
+        );
+        assert_eq!(said.err, "");
+    }
+
+    #[test]
+    fn json_is_one_document_on_stdout_with_the_warnings_in_it() {
+        let said = said(&two_rows(), &["a warning".to_string()], true);
+        assert_eq!(said.err, "", "nothing beside the document");
+        assert!(said.out.ends_with("}\n"), "{}", said.out);
+        let doc: serde_json::Value = serde_json::from_str(&said.out).unwrap();
+        assert_eq!(doc["uri"], "qemu:///system");
+        assert_eq!(doc["warnings"], serde_json::json!(["a warning"]));
+        let names: Vec<&str> = doc["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["t1", "t2"]);
+        assert_eq!(doc["vms"][0]["ip"], "192.168.122.4");
     }
 }

@@ -13,11 +13,12 @@ pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool, save: bool) -> R
     let (state, _) = ctx.require(name)?;
     if !state.is_active() {
         if save::is_saved(ctx, name)? {
-            println!("{name} is already saved to disk");
+            ctx.ui.line(format_args!("{name} is already saved to disk"));
         } else if save {
-            println!("{name} is shut off; there is nothing to save");
+            ctx.ui
+                .line(format_args!("{name} is shut off; there is nothing to save"));
         } else {
-            println!("{name} is already shut off");
+            ctx.ui.line(format_args!("{name} is already shut off"));
         }
         return Ok(());
     }
@@ -27,7 +28,7 @@ pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool, save: bool) -> R
     if force {
         ctx.libvirt(&ctx.virsh.destroy(name))
             .with_context(|| format!("cannot power off {name}"))?;
-        println!("{name} is powered off (forced)");
+        ctx.ui.line(format_args!("{name} is powered off (forced)"));
         return Ok(());
     }
     power::shut_down(ctx, name, state, Duration::from_secs(timeout))

@@ -12,7 +12,7 @@ use crate::cli::CreateArgs;
 use crate::tools::unattend::{self, Answers};
 use crate::tools::virsh;
 use crate::tools::xorriso;
-use crate::ui::{HintExt, Spinner, secs};
+use crate::ui::{HintExt, secs};
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::media;
@@ -161,7 +161,7 @@ pub fn watch(
     // In use while Windows installs: a save would stop the install.
     let _busy = crate::vm::idle::busy(ctx, name);
     let started = Instant::now();
-    let spinner = Spinner::quiet();
+    let spinner = ctx.ui.quiet_spinner();
     let mut phase = Phase::Booting;
     let mut since = Instant::now();
     spinner.set_message(&format!("installing Windows: {}", phase.label()));
@@ -232,12 +232,13 @@ pub fn watch(
         m.forget(name, &ctx.uri, &answer_iso.display().to_string());
         Ok(())
     })?;
-    println!(
+    ctx.ui.line(format_args!(
         "Windows is installed ({}): Remote Desktop answers on {done_ip}:{}",
         secs(started.elapsed()),
         ctx.local.settings.rdp_port
-    );
-    println!("Connect with: bkt vm connect {name}");
+    ));
+    ctx.ui
+        .line(format_args!("Connect with: bkt vm connect {name}"));
     Ok(())
 }
 
@@ -264,10 +265,10 @@ pub fn eject_answers(ctx: &Ctx, name: &str, answer_iso: &Path) -> Result<()> {
 pub fn eject_install_iso(ctx: &Ctx, name: &str, install_iso: &Path) -> Result<()> {
     let dom = ctx.domain_xml(name)?;
     if media::eject(ctx, name, &dom, install_iso)? {
-        println!(
+        ctx.ui.line(format_args!(
             "Ejected the Windows ISO from {name}, so that Setup cannot start again ({} is kept)",
             install_iso.display()
-        );
+        ));
     }
     Ok(())
 }

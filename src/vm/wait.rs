@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn polls_until_the_condition_then_stops() {
-        let s = Spinner::quiet();
+        let s = crate::ui::Ui::capture().quiet_spinner();
         let mut n = 0;
         let got = poll_until(None, Duration::from_millis(1), &s, "", || {
             n += 1;
@@ -63,7 +63,7 @@ mod tests {
 
     #[test]
     fn a_deadline_ends_it_with_none_after_one_last_look() {
-        let s = Spinner::quiet();
+        let s = crate::ui::Ui::capture().quiet_spinner();
         let mut n = 0;
         let t = Instant::now();
         let got: Option<()> = poll_until(
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn an_error_ends_it() {
-        let s = Spinner::quiet();
+        let s = crate::ui::Ui::capture().quiet_spinner();
         let got: Result<Option<()>> = poll_until(None, Duration::from_millis(1), &s, "", || {
             anyhow::bail!("stalled")
         });

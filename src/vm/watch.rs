@@ -91,7 +91,10 @@ fn look(ctx: &Ctx, name: &str, pid: u32) -> Result<Look> {
                 note(now, &why)?;
                 return Ok(looked(false, format!("{name}: in use ({why})"), ""));
             }
-            println!("{name}: unused for {}; saving it to disk", dur(idle));
+            ctx.ui.line(format_args!(
+                "{name}: unused for {}; saving it to disk",
+                dur(idle)
+            ));
             save::save(ctx, name)?;
             Ok(looked(
                 true,
@@ -116,7 +119,7 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
     let k = idle::key(ctx, name);
     if once {
         let l = look(ctx, name, 0)?;
-        println!("{}", l.said);
+        ctx.ui.line(l.said);
         if l.done {
             ctx.local.remove_watch_state(&k);
         }
@@ -125,21 +128,24 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
     interrupt::catch();
     interrupt::ignore_hangup();
     let Some(_lock) = ctx.local.lock_watcher(&k, Duration::from_secs(3))? else {
-        println!("{name}: another watcher is running");
+        ctx.ui
+            .line(format_args!("{name}: another watcher is running"));
         return Ok(());
     };
-    println!(
+    ctx.ui.line(format_args!(
         "{name}: watching (pid {}, auto-save {})",
         std::process::id(),
         idle::setting(ctx, name)?
-    );
+    ));
     let mut events = console_events(ctx, name, &k);
     let mut seen_last = String::new();
     let res = loop {
         // A stream that ended (libvirtd restarted, say) starts again; what
         // happened in between is not known, so the count starts afresh.
         if let Some(st) = events.as_ref().and_then(|e| e.try_wait().ok().flatten()) {
-            println!("{name}: the graphics event stream ended ({st}); starting it again");
+            ctx.ui.line(format_args!(
+                "{name}: the graphics event stream ended ({st}); starting it again"
+            ));
             events = console_events(ctx, name, &k);
         }
         let l = match look(ctx, name, std::process::id()) {
@@ -147,7 +153,7 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
             Err(e) => break Err(e),
         };
         if l.seen != seen_last || l.done {
-            println!("{}", l.said);
+            ctx.ui.line(l.said);
             seen_last = l.seen;
         }
         if l.done {
@@ -158,7 +164,7 @@ pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
             std::thread::sleep(Duration::from_millis(200));
         }
         if interrupt::happened() {
-            println!("{name}: stopped (signal)");
+            ctx.ui.line(format_args!("{name}: stopped (signal)"));
             break Ok(());
         }
     };
@@ -177,7 +183,9 @@ fn console_events(ctx: &Ctx, name: &str, k: &str) -> Option<crate::exec::Tied> {
     {
         Ok(t) => Some(t),
         Err(e) => {
-            println!("{name}: consoles handed over by libvirt are not seen: {e:#}");
+            ctx.ui.line(format_args!(
+                "{name}: consoles handed over by libvirt are not seen: {e:#}"
+            ));
             None
         }
     }

@@ -3,6 +3,8 @@
 
 // why: tests set up files, run bkt and the fakes, and connect to loopback listeners.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+// Tests print what they saw when they fail; bkt's own words go through its Ui.
+#![allow(clippy::disallowed_macros)]
 
 mod harness;
 

@@ -2,10 +2,11 @@
 //! outside world. libvirt through [`Virsh`] (argv built in `tools`, run by
 //! [`Ctx::libvirt`] and its kin), the machine that runs libvirt through
 //! [`Host`], this machine through [`Local`], bkt's manifest through its
-//! handle ([`ManifestFile`]). Commands touch no file, process, socket, clock
-//! or environment variable themselves, and clippy.toml's disallowed-methods
-//! keeps it so: only the modules here (and exec.rs, settings.rs, download.rs)
-//! may. A second host (ssh) is one more implementation of [`Host`].
+//! handle ([`ManifestFile`]), and what the command says through its [`Ui`].
+//! Commands touch no file, process, socket, clock or environment variable
+//! themselves, and clippy.toml's disallowed-methods keeps it so: only the
+//! modules here (and exec.rs, settings.rs, download.rs) may. A second host
+//! (ssh) is one more implementation of [`Host`].
 
 // why: the door: Ctx runs libvirt's clients and holds the Host, Local and manifest handles.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -24,7 +25,7 @@ use crate::exec::ExecError;
 use crate::names::{Uri, VmName};
 use crate::settings::Settings;
 use crate::tools::virsh::{self, DomState, DomStats, DomainXml, Virsh};
-use crate::ui::HintExt;
+use crate::ui::{HintExt, Ui};
 
 pub use host::{Host, HostSize, Kind, LeftBehind, LocalHost, OwnTunnel, PortState};
 pub use local::{Local, Media};
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub manifest: ManifestFile,
     pub host: Box<dyn Host>,
     pub local: Local,
+    /// Where the command's words go (stdout, stderr; a record in tests).
+    pub ui: Ui,
 }
 
 impl Ctx {
@@ -70,6 +73,7 @@ impl Ctx {
             manifest: ManifestFile::new(manifest),
             host,
             local: Local::new(settings),
+            ui: Ui::terminal(),
         })
     }
 
