@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::names::SshTarget;
 use crate::names::VmName;
+use crate::tools::virt_install::VirtType;
 use crate::tools::{self, acl, rdp, version, virsh};
 use crate::ui::{self, Check};
 use crate::units::{gib_bytes, human};
@@ -13,8 +14,22 @@ use crate::vm::clients;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{HostSize, Media};
 
-/// `/dev/kvm` exists and can be opened for reading and writing.
-pub fn kvm(ctx: &Ctx) -> Check {
+/// `/dev/kvm` where QEMU runs, when `virt_type` uses it: on this machine
+/// it can be opened for reading and writing; on a host reached over ssh it
+/// exists there (QEMU there opens it, never this machine's, nor its
+/// BKT_VM_KVM_DEVICE). Create and doctor ask the same.
+pub fn kvm(ctx: &Ctx, virt_type: VirtType) -> Check {
+    if virt_type != VirtType::Kvm {
+        return Check::pass("KVM", "not used (--virt-type qemu: software emulation)");
+    }
+    match ctx.uri.ssh() {
+        Some(t) => remote_kvm(ctx, t),
+        None => local_kvm(ctx),
+    }
+}
+
+/// `/dev/kvm` of this machine can be opened for reading and writing.
+fn local_kvm(ctx: &Ctx) -> Check {
     let device = &ctx.local.settings.kvm_device;
     match ctx.host.open_rw(device) {
         Ok(()) => Check::pass("KVM", format!("{} is usable", device.display())),
@@ -64,8 +79,18 @@ pub fn tools(ctx: &Ctx) -> Check {
     Check::fail("tools", format!("{} not found on PATH", missing.join(", "))).fix(fixes.join("; "))
 }
 
+/// libvirt answers at the URI, asked when virsh is here to ask (`tools`
+/// says when it is not): the check, if made, and whether it answered.
+pub fn libvirt_if_virsh(ctx: &Ctx) -> (Option<Check>, bool) {
+    if !ctx.local.has_program("virsh") {
+        return (None, false);
+    }
+    let (check, up) = libvirt(ctx);
+    (Some(check), up)
+}
+
 /// libvirt answers at the URI; returns the check and whether it answered.
-pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
+fn libvirt(ctx: &Ctx) -> (Check, bool) {
     match ctx.virsh.version().run() {
         Ok(out) => {
             let v = virsh::parse_version(&out.stdout);
@@ -688,7 +713,7 @@ pub fn ssh_login(ctx: &Ctx, t: &SshTarget) -> (Vec<Check>, bool) {
 }
 
 /// `/dev/kvm` on a host reached over ssh (QEMU there opens it, not us).
-pub fn remote_kvm(ctx: &Ctx, t: &SshTarget) -> Check {
+fn remote_kvm(ctx: &Ctx, t: &SshTarget) -> Check {
     let dev = Path::new("/dev/kvm");
     match ctx.host.stat(dev) {
         Ok(_) => Check::pass("KVM", format!("{} exists on {}", dev.display(), t.host)),

@@ -245,30 +245,10 @@ fn preflight_all(
 ) -> Result<Ready> {
     ui::heading("Preflight");
     let mut checks: Vec<Check> = Vec::new();
-    if plan.virt_type == VirtType::Kvm {
-        // QEMU opens it where it runs: over ssh, the host's, as doctor
-        // checks it (never this machine's, nor its BKT_VM_KVM_DEVICE).
-        show(
-            &mut checks,
-            match ctx.uri.ssh() {
-                Some(t) => checks::remote_kvm(ctx, t),
-                None => checks::kvm(ctx),
-            },
-        );
-    } else {
-        show(
-            &mut checks,
-            Check::pass("KVM", "not used (--virt-type qemu: software emulation)"),
-        );
-    }
+    show(&mut checks, checks::kvm(ctx, plan.virt_type));
     show(&mut checks, checks::tools(ctx));
-    let libvirt_up = if ctx.local.has_program("virsh") {
-        let (c, up) = checks::libvirt(ctx);
-        show(&mut checks, c);
-        up
-    } else {
-        false
-    };
+    let (c, libvirt_up) = checks::libvirt_if_virsh(ctx);
+    c.into_iter().for_each(|c| show(&mut checks, c));
     show(&mut checks, checks::name(ctx, &plan.name, libvirt_up));
     show(&mut checks, checks::resources(host, plan.memory, plan.cpus));
     show(

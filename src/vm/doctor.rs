@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::manifest;
 use crate::names::{SshTarget, VmName};
 use crate::tools::virsh::{DomState, DomStats};
+use crate::tools::virt_install::VirtType;
 use crate::ui::{self, Check, Level};
 use crate::units::{AutoSave, human};
 use crate::vm::ctx::Ctx;
@@ -17,16 +18,13 @@ use crate::vm::{checks, idle, save};
 
 /// The libvirt check (when virsh is here to ask), and whether it answered.
 fn libvirt_answers(ctx: &Ctx, c: &mut Vec<Check>) -> bool {
-    if !ctx.local.has_program("virsh") {
-        return false;
-    }
-    let (check, up) = checks::libvirt(ctx);
-    c.push(check);
+    let (check, up) = checks::libvirt_if_virsh(ctx);
+    c.extend(check);
     up
 }
 
 fn host_checks(ctx: &Ctx) -> Vec<Check> {
-    let mut c = vec![checks::kvm(ctx), checks::groups(ctx)];
+    let mut c = vec![checks::kvm(ctx, VirtType::Kvm), checks::groups(ctx)];
     let up = libvirt_answers(ctx, &mut c);
     if up {
         c.push(checks::network(ctx));
@@ -48,7 +46,7 @@ fn remote_checks(ctx: &Ctx, t: &SshTarget) -> (Vec<Check>, Vec<Check>) {
     let (mut c, logged_in) = checks::ssh_login(ctx, t);
     let up = libvirt_answers(ctx, &mut c);
     if logged_in {
-        c.push(checks::remote_kvm(ctx, t));
+        c.push(checks::kvm(ctx, VirtType::Kvm));
     }
     if up {
         c.push(checks::network(ctx));
