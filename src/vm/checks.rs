@@ -7,9 +7,10 @@ use std::path::Path;
 use crate::names::SshTarget;
 use crate::names::VmName;
 use crate::tools::virt_install::VirtType;
-use crate::tools::{self, acl, rdp, version, virsh};
+use crate::tools::{self, rdp, version, virsh};
 use crate::ui::{self, Check};
 use crate::units::{gib_bytes, human};
+use crate::vm::access::{self, ACCESS, GrantPlan};
 use crate::vm::clients;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{HostSize, Media};
@@ -416,155 +417,73 @@ pub fn disk(ctx: &Ctx, dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
     }
 }
 
-/// Whether the QEMU access check may change permissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    /// No: report what is missing and the command that fixes it.
-    Never,
-    /// `--dry-run`: say what a real run would ask to grant (a warning).
-    DryRun,
-    /// Ask on the terminal.
-    Ask,
-    /// Yes (`--yes`).
-    Yes,
+/// What the QEMU access check found: decided, or a grant for the caller
+/// to make (with consent, through `access::grant`).
+#[derive(Debug)]
+pub enum Access {
+    /// QEMU can open the media, or we cannot tell, or cannot grant it.
+    Checked(Check),
+    /// QEMU's user lacks what we may grant with `setfacl`.
+    Grantable(GrantPlan),
 }
 
-const ACCESS: &str = "QEMU access";
-
 /// QEMU's user can open every medium: search on each directory above it,
-/// read on the file. What is missing is granted with ACLs (`setfacl -m
-/// u:QEMU:x DIR`), as virt-manager does, when `grant` allows it and we may
-/// (we own the directory, or are root); else the check fails with the fix.
-pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
-    let user = match crate::vm::access::qemu_user(ctx) {
+/// read on the file. What is missing can be granted with ACLs (`setfacl -m
+/// u:QEMU:x DIR`), as virt-manager does, when we may (we own the
+/// directory, or are root) and setfacl is here; else the check fails with
+/// the fix.
+pub fn qemu_access(ctx: &Ctx, media: &[&Path]) -> Access {
+    let user = match access::qemu_user(ctx) {
         Ok(Some(u)) => u,
-        Ok(None) => return Check::pass(ACCESS, "QEMU runs as you on this connection"),
+        Ok(None) => {
+            return Access::Checked(Check::pass(ACCESS, "QEMU runs as you on this connection"));
+        }
         Err(e) => {
-            return Check::warn(
+            return Access::Checked(Check::warn(
                 ACCESS,
                 format!("cannot tell which user QEMU runs as: {e:#}"),
-            );
+            ));
         }
     };
-    let mut missing: Vec<crate::vm::access::Missing> = Vec::new();
-    for m in media {
-        match crate::vm::access::missing(ctx, &user.who, m) {
-            Ok(found) => {
-                for f in found {
-                    if !missing.iter().any(|x| x.path == f.path) {
-                        missing.push(f);
-                    }
-                }
-            }
-            Err(e) => return Check::warn(ACCESS, format!("{e:#}")),
-        }
-    }
+    let missing = match access::missing_all(ctx, &user.who, media) {
+        Ok(m) => m,
+        Err(e) => return Access::Checked(Check::warn(ACCESS, format!("{e:#}"))),
+    };
     if missing.is_empty() {
-        return Check::pass(
+        return Access::Checked(Check::pass(
             ACCESS,
             format!("{} (QEMU's user) can read the ISOs", user.name),
-        );
-    }
-    let why = missing
-        .iter()
-        .map(|m| format!("{} is {:04o}", m.path.display(), m.mode))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let what = format!("{} (QEMU's user) cannot open the ISOs: {why}", user.name);
-    let cmds: Vec<crate::exec::Cmd> = missing
-        .iter()
-        // By uid: right whatever the local name of QEMU's user.
-        .map(|m| {
-            acl::grant(
-                &user.who.uid.to_string(),
-                m.perm,
-                &m.path.display().to_string(),
-            )
-        })
-        .collect();
-    let euid = ctx.host.euid();
-    let may = euid == 0 || missing.iter().all(|m| m.owner == euid);
-    let sudo = if may { "" } else { "sudo " };
-    let fix = format!(
-        "{}; or move the ISOs to a directory QEMU can read, such as {}",
-        cmds.iter()
-            .map(|c| format!("{sudo}{}", c.display()))
-            .collect::<Vec<_>>()
-            .join(" && "),
-        "/var/lib/libvirt/images"
-    );
-    if !may {
-        return Check::fail(
-            ACCESS,
-            format!("{what}; only their owner or root can grant it"),
-        )
-        .fix(fix);
-    }
-    if !ctx.local.has_program("setfacl") {
-        return Check::fail(
-            ACCESS,
-            format!("{what}; setfacl is not installed to grant it"),
-        )
-        .fix(format!(
-            "install it ({}), then: {fix}",
-            tools::package_hint("setfacl").unwrap_or("acl")
         ));
     }
-    let consent = match grant {
-        Grant::DryRun => {
-            return Check::warn(ACCESS, format!("{what}; a real run asks to grant it")).fix(fix);
-        }
-        Grant::Never => false,
-        Grant::Yes => true,
-        Grant::Ask => {
-            println!("  {what}");
-            dialoguer::Confirm::new()
-                .with_prompt(format!(
-                    "  Let {} search these directories (an ACL entry, as virt-manager adds)?",
-                    user.name
-                ))
-                .default(true)
-                .interact()
-                .unwrap_or(false)
-        }
+    let plan = GrantPlan {
+        user,
+        media: media.iter().map(|m| m.to_path_buf()).collect(),
+        missing,
     };
-    if !consent {
-        return Check::fail(ACCESS, what).fix(fix);
-    }
-    for c in &cmds {
-        if let Err(e) = c.run() {
-            return Check::fail(ACCESS, format!("{what}; granting it failed: {e}")).fix(fix);
-        }
-    }
-    // Granted is what the file system now says, not what setfacl said.
-    let still: Vec<String> = media
-        .iter()
-        .flat_map(|m| crate::vm::access::missing(ctx, &user.who, m).unwrap_or_default())
-        .map(|m| m.path.display().to_string())
-        .collect();
-    if !still.is_empty() {
-        return Check::fail(
-            ACCESS,
-            format!(
-                "{what}; after setfacl {} still cannot: {}",
-                user.name,
-                still.join(", ")
-            ),
-        )
-        .fix(fix);
-    }
-    let granted = missing
-        .iter()
-        .map(|m| {
-            format!(
-                "{} on {}",
-                if m.perm == "x" { "search" } else { "read" },
-                m.path.display()
+    let what = plan.what();
+    if !plan.may(ctx.host.euid()) {
+        return Access::Checked(
+            Check::fail(
+                ACCESS,
+                format!("{what}; only their owner or root can grant it"),
             )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    Check::pass(ACCESS, format!("granted {} {granted} (setfacl)", user.name))
+            .fix(plan.fix(true)),
+        );
+    }
+    if !ctx.local.has_program("setfacl") {
+        return Access::Checked(
+            Check::fail(
+                ACCESS,
+                format!("{what}; setfacl is not installed to grant it"),
+            )
+            .fix(format!(
+                "install it ({}), then: {}",
+                tools::package_hint("setfacl").unwrap_or("acl"),
+                plan.fix(false)
+            )),
+        );
+    }
+    Access::Grantable(plan)
 }
 
 /// Whether we may use qemu:///system: root, or in the libvirt group (and

@@ -18,7 +18,8 @@ use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Spinner};
 use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
-use crate::vm::checks::{self, Grant};
+use crate::vm::access::{self, Grant};
+use crate::vm::checks;
 use crate::vm::ctx::HostSize;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::{media, rdp_setup, resources, unattended};
@@ -414,7 +415,11 @@ fn preflight_all(
         } else {
             Grant::Never
         };
-        show(&mut checks, checks::qemu_access(ctx, &media, grant));
+        let c = match checks::qemu_access(ctx, &media) {
+            checks::Access::Checked(c) => c,
+            checks::Access::Grantable(plan) => access::grant(ctx, &plan, grant),
+        };
+        show(&mut checks, c);
     }
     let failed: Vec<String> = checks
         .iter()
