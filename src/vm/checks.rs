@@ -4,16 +4,17 @@
 
 use std::path::Path;
 
+use crate::download;
 use crate::names::SshTarget;
 use crate::names::VmName;
 use crate::tools::virt_install::VirtType;
 use crate::tools::{self, rdp, version, virsh};
-use crate::ui::{self, Check};
+use crate::ui::{self, Check, Level};
 use crate::units::{gib_bytes, human};
 use crate::vm::access::{self, ACCESS, GrantPlan};
-use crate::vm::clients;
 use crate::vm::ctx::{Ctx, libvirt_error};
 use crate::vm::ctx::{HostSize, Media};
+use crate::vm::{clients, media, resources};
 
 /// `/dev/kvm` where QEMU runs, when `virt_type` uses it: on this machine
 /// it can be opened for reading and writing; on a host reached over ssh it
@@ -300,6 +301,161 @@ pub fn iso_on_host(ctx: &Ctx, label: &str, path: &Path) -> Check {
         ),
         Ok(_) => Check::fail(label, format!("{host}:{} is not a file", path.display())).fix(fix),
         Err(e) => Check::fail(label, format!("{host}:{}: {e}", path.display())).fix(fix),
+    }
+}
+
+/// The Windows ISO: a file here, or one already on the libvirt host
+/// (`--remote-iso`).
+pub fn install_iso(ctx: &Ctx, path: &Path, on_host: bool) -> Check {
+    if on_host {
+        iso_on_host(ctx, "install ISO", path)
+    } else {
+        iso(ctx, "install ISO", path)
+    }
+}
+
+/// The virtio drivers: the ISO given, else the one in the cache, else a
+/// download (which `--offline` rules out).
+pub fn virtio_iso(
+    ctx: &Ctx,
+    given: Option<&Path>,
+    cached: &Path,
+    item: &download::Item,
+    offline: bool,
+) -> Check {
+    match given {
+        Some(v) => iso(ctx, "virtio ISO", v),
+        None if ctx.local.exists(cached) => {
+            let mut c = iso(ctx, "virtio ISO", cached);
+            if c.level == Level::Pass {
+                c.detail.push_str(", cached");
+            }
+            c
+        }
+        None if offline => {
+            Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
+                "download {} and place it at {}, or pass --virtio-iso",
+                item.url,
+                cached.display()
+            ))
+        }
+        None => Check::pass(
+            "virtio ISO",
+            format!("will be downloaded from {}", item.url),
+        ),
+    }
+}
+
+/// A new VM of `adding`'s size together with the ones already running:
+/// warnings only.
+pub fn running_resources(
+    ctx: &Ctx,
+    host: &HostSize,
+    name: &VmName,
+    adding: resources::Adding,
+) -> Vec<Check> {
+    match ctx.domstats() {
+        Ok(stats) => resources::warnings(&stats, host, Some((name.as_str(), adding)), &|d| {
+            ctx.host.free_space(d)
+        })
+        .into_iter()
+        .map(|w| Check::warn("resources", w))
+        .collect(),
+        Err(e) => vec![Check::warn(
+            "resources",
+            format!("cannot count the running VMs: {e:#}"),
+        )],
+    }
+}
+
+/// How the ISOs of this machine reach a host over ssh: QEMU there opens
+/// the copies in the images directory (or the host's own --remote-iso),
+/// not the files here, so the ssh user writes them there, or libvirt does
+/// into that directory's pool. The checks, and the route when there is
+/// one.
+pub fn media_route(
+    ctx: &Ctx,
+    t: &SshTarget,
+    images: &Path,
+    unattended: bool,
+) -> (Vec<Check>, Option<media::Route>) {
+    let mut checks = Vec::new();
+    let route = match media::route(ctx, images) {
+        Ok(r) => r,
+        Err(e) => {
+            checks.push(Check::fail(
+                "media",
+                format!("cannot tell how to send the ISOs: {e:#}"),
+            ));
+            None
+        }
+    };
+    checks.push(route_check(ctx, t, images, route.as_ref(), unattended));
+    (checks, route)
+}
+
+/// Whether `route` takes the ISOs (and, for an unattended install, the
+/// answer ISO) to the host.
+fn route_check(
+    ctx: &Ctx,
+    t: &SshTarget,
+    images: &Path,
+    route: Option<&media::Route>,
+    unattended: bool,
+) -> Check {
+    let who = t.user.as_deref().unwrap_or("the ssh user");
+    let as_root = ctx
+        .uri
+        .with_ssh_user("root")
+        .unwrap_or_else(|| ctx.uri.to_string());
+    match route {
+        Some(media::Route::Direct) => Check::pass(
+            "media",
+            format!(
+                "ISOs of this machine are sent to {}:{} once and kept there",
+                t.host,
+                images.display()
+            ),
+        ),
+        Some(media::Route::Pool(pool)) if unattended => Check::fail(
+            "media",
+            format!(
+                "{who} cannot write to {}:{}, where the answer ISO of an unattended \
+                 install goes (it holds the password, and only a file of bkt's own \
+                 is trusted with it; libvirt's pool {pool} would take the ISOs)",
+                t.host,
+                images.display()
+            ),
+        )
+        .fix(format!(
+            "connect as root (--connect '{}'), or install without --unattended",
+            as_root
+        )),
+        Some(media::Route::Pool(pool)) => Check::pass(
+            "media",
+            format!(
+                "ISOs of this machine are sent into libvirt's pool {pool} ({}:{}) once \
+                 and kept there",
+                t.host,
+                images.display()
+            ),
+        ),
+        None => Check::fail(
+            "media",
+            format!(
+                "{who} cannot write to {}:{}, where the ISOs of this machine go, and no \
+                 active libvirt pool holds that directory",
+                t.host,
+                images.display()
+            ),
+        )
+        .fix(format!(
+            "connect as root (--connect '{as_root}'), or make it an active pool on the host, \
+             as root there: virsh -c qemu:///system pool-define-as default dir --target {dir} \
+             && virsh -c qemu:///system pool-start default && virsh -c qemu:///system \
+             pool-autostart default (only pool-start when a pool for it is defined)",
+            dir = crate::exec::shell_quote(&images.display().to_string())
+        )),
     }
 }
 
@@ -771,5 +927,40 @@ mod tests {
         assert_eq!(disk(&ctx, dir.path(), &p, gib_bytes(80)).level, Level::Fail);
         let free = disk(&ctx, dir.path(), &dir.path().join("other.qcow2"), 1);
         assert_ne!(free.level, Level::Fail);
+    }
+
+    #[test]
+    fn virtio_drivers_come_from_the_given_iso_the_cache_or_a_download() {
+        let ctx = Ctx::for_tests();
+        let dir = tempfile::tempdir().unwrap();
+        let cached = dir.path().join("virtio-win.iso");
+        let item = download::virtio(Some("https://example.invalid/v.iso"), &Default::default());
+        let c = virtio_iso(&ctx, None, &cached, &item, false);
+        assert_eq!(
+            (c.level, c.detail.as_str()),
+            (
+                Level::Pass,
+                "will be downloaded from https://example.invalid/v.iso"
+            )
+        );
+        let c = virtio_iso(&ctx, None, &cached, &item, true);
+        assert_eq!(c.level, Level::Fail);
+        assert_eq!(c.detail, "--offline and none in the cache");
+        let mut data = vec![0u8; 40000];
+        data[32769..32774].copy_from_slice(b"CD001");
+        std::fs::write(&cached, &data).unwrap();
+        let c = virtio_iso(&ctx, None, &cached, &item, true);
+        assert_eq!(c.level, Level::Pass);
+        assert!(c.detail.ends_with(", cached"), "{}", c.detail);
+        let other = dir.path().join("mine.iso");
+        let c = virtio_iso(&ctx, Some(&other), &cached, &item, true);
+        assert_eq!(c.level, Level::Fail, "the given one, not the cached one");
+    }
+
+    #[test]
+    fn software_emulation_needs_no_kvm() {
+        let c = kvm(&Ctx::for_tests(), VirtType::Qemu);
+        assert_eq!(c.level, Level::Pass);
+        assert_eq!(c.detail, "not used (--virt-type qemu: software emulation)");
     }
 }
