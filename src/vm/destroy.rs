@@ -488,7 +488,19 @@ fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
     }
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
+/// What libvirt and bkt's manifest know of a VM on this connection.
+struct Known {
+    /// The domain: its state and definition.
+    domain: Option<(DomState, DomainXml)>,
+    entry: Option<VmEntry>,
+    /// The files bkt made for it.
+    made: Vec<String>,
+}
+
+/// What is known of `name`; an error when neither libvirt nor the manifest
+/// knows it, or when bkt's `name` lives on another connection and libvirt
+/// here has none.
+fn look_up(ctx: &Ctx, name: &VmName) -> Result<Known> {
     let state = ctx.domstate(name)?;
     let m = manifest::load(&ctx.manifest)?;
     let entry = m.get(name, &ctx.uri).cloned();
@@ -517,32 +529,38 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         Some((st, _)) => Some((st, ctx.domain_xml(name)?)),
         None => None,
     };
-    let mut p = decide(facts(ctx, domain, entry.as_ref(), &made, keep_disk)?);
-    if matches!(&p.domain, Some((st, _)) if !st.is_active()) && save::is_saved(ctx, name)? {
-        let (image, size) = save::image(ctx, name);
-        p.saved = Some(format!("{}{}", image.display(), save::size_note(size)));
-    }
-    if !yes {
-        confirm(name, &p)?;
-    }
-    let lines = going(name, &p);
-    if let Some((st, dom)) = &p.domain {
-        // By UUID from here on: the domain we looked at, not a new one that
-        // took its name meanwhile.
-        if st.is_active() {
-            ctx.virsh
-                .destroy(&dom.uuid)
-                .run()
-                .map_err(libvirt_error)
-                .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
-            println!("{name} was {}; powered it off", st.label());
-        }
+    Ok(Known {
+        domain,
+        entry,
+        made,
+    })
+}
+
+/// Power the domain off if it runs, and undefine it: by UUID, the domain
+/// we looked at, not a new one that took its name meanwhile.
+fn remove_domain(ctx: &Ctx, name: &VmName, p: &Plan) -> Result<()> {
+    let Some((st, dom)) = &p.domain else {
+        return Ok(());
+    };
+    if st.is_active() {
         ctx.virsh
-            .undefine(&dom.uuid)
+            .destroy(&dom.uuid)
             .run()
             .map_err(libvirt_error)
-            .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
+            .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
+        println!("{name} was {}; powered it off", st.label());
     }
+    ctx.virsh
+        .undefine(&dom.uuid)
+        .run()
+        .map_err(libvirt_error)
+        .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
+    Ok(())
+}
+
+/// Delete the files the plan deletes and forget them (and the entry) in
+/// the manifest; returns what could not be deleted, each as `PATH: why`.
+fn remove_files(ctx: &Ctx, name: &VmName, p: &Plan) -> Result<Vec<String>> {
     let mut failed: Vec<String> = Vec::new();
     let mut gone: Vec<String> = p.forget.clone();
     for d in &p.delete {
@@ -569,16 +587,12 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
             Ok(())
         })?;
     }
+    Ok(failed)
+}
 
-    // The idle watcher's state and log: a new VM of this name starts afresh.
-    ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
-    println!("Destroyed {name}");
-    for (label, detail) in lines {
-        let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));
-        if !failed_here {
-            ui::step("removed", &format!("{label} {detail}"));
-        }
-    }
+/// What bkt keeps about the VM outside libvirt and the manifest, said as
+/// it goes; what could not be removed is added to `failed`.
+fn remove_traces(ctx: &Ctx, name: &VmName, failed: &mut Vec<String>) {
     // The VM's menu entries (apps --install), found by what they say inside.
     match launchers::uninstall(ctx, name, None) {
         Ok(removed) => {
@@ -603,6 +617,31 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         Ok(None) => {}
         Err(e) => failed.push(format!("RDP certificate pin: {e:#}")),
     }
+}
+
+pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
+    let k = look_up(ctx, name)?;
+    let mut p = decide(facts(ctx, k.domain, k.entry.as_ref(), &k.made, keep_disk)?);
+    if matches!(&p.domain, Some((st, _)) if !st.is_active()) && save::is_saved(ctx, name)? {
+        let (image, size) = save::image(ctx, name);
+        p.saved = Some(format!("{}{}", image.display(), save::size_note(size)));
+    }
+    if !yes {
+        confirm(name, &p)?;
+    }
+    let lines = going(name, &p);
+    remove_domain(ctx, name, &p)?;
+    let mut failed = remove_files(ctx, name, &p)?;
+    // The idle watcher's state and log: a new VM of this name starts afresh.
+    ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
+    println!("Destroyed {name}");
+    for (label, detail) in lines {
+        let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));
+        if !failed_here {
+            ui::step("removed", &format!("{label} {detail}"));
+        }
+    }
+    remove_traces(ctx, name, &mut failed);
     for k in &p.keep {
         ui::step("kept", &format!("{} {}", k.what.label(), kept_line(k)));
     }
