@@ -241,8 +241,8 @@ fn what_of(path: &str) -> What {
 
 /// What is known about the VM and its files: the definition's disks (with
 /// what the host says of each), bkt's records, and which other domains use
-/// which paths. A host is asked only what can matter, as often as before
-/// (each stat over ssh is a call).
+/// which paths. The host is asked only what can change the verdict: each
+/// stat over ssh is a call.
 fn facts(
     ctx: &Ctx,
     domain: Option<(DomState, DomainXml)>,
