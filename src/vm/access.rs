@@ -4,15 +4,35 @@
 //! be opened, and virt-install fails half-way with "Permission denied".
 //! This finds QEMU's user from libvirt, checks search permission on every
 //! directory above a file and read permission on the file, by mode bits and
-//! POSIX ACLs, and grants what is missing with ACLs, as virt-manager does.
+//! POSIX ACLs, and grants what is missing with ACLs, as virt-manager does:
+//! `checks::qemu_access` decides and returns a [`GrantPlan`], [`grant`]
+//! carries it out with the user's consent.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::exec::Cmd;
 use crate::tools::acl::{self, Who};
 use crate::tools::virsh;
+use crate::ui::Check;
 use crate::vm::ctx::Ctx;
+
+/// The label of the check, in preflight's list.
+pub const ACCESS: &str = "QEMU access";
+
+/// Whether the QEMU access check may change permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// No: report what is missing and the command that fixes it.
+    Never,
+    /// `--dry-run`: say what a real run would ask to grant (a warning).
+    DryRun,
+    /// Ask on the terminal.
+    Ask,
+    /// Yes (`--yes`).
+    Yes,
+}
 
 /// The account QEMU runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +137,156 @@ pub fn missing(ctx: &Ctx, who: &Who, file: &Path) -> Result<Vec<Missing>> {
     Ok(out)
 }
 
+/// What `who` lacks to open any of `media`, each path once.
+pub fn missing_all(ctx: &Ctx, who: &Who, media: &[&Path]) -> Result<Vec<Missing>> {
+    let mut all: Vec<Missing> = Vec::new();
+    for m in media {
+        for f in missing(ctx, who, m)? {
+            if !all.iter().any(|x| x.path == f.path) {
+                all.push(f);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// What QEMU's user lacks to open the media, and the ACL entries that
+/// would give it: what `checks::qemu_access` found, for [`grant`] to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantPlan {
+    pub user: QemuUser,
+    /// The media QEMU opens: looked at again once granted.
+    pub media: Vec<PathBuf>,
+    /// Each path, the entry it needs (`x` or `r`) and why (its mode).
+    pub missing: Vec<Missing>,
+}
+
+impl GrantPlan {
+    /// What is wrong: `libvirt-qemu (QEMU's user) cannot open the ISOs:
+    /// /home/anna is 0700`.
+    pub fn what(&self) -> String {
+        let why = self
+            .missing
+            .iter()
+            .map(|m| format!("{} is {:04o}", m.path.display(), m.mode))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "{} (QEMU's user) cannot open the ISOs: {why}",
+            self.user.name
+        )
+    }
+
+    /// One `setfacl -m u:UID:PERM PATH` per path: by uid, right whatever
+    /// the local name of QEMU's user.
+    pub fn commands(&self) -> Vec<Cmd> {
+        self.missing
+            .iter()
+            .map(|m| {
+                acl::grant(
+                    &self.user.who.uid.to_string(),
+                    m.perm,
+                    &m.path.display().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether `euid` may grant it all: root, or the owner of every path.
+    pub fn may(&self, euid: u32) -> bool {
+        euid == 0 || self.missing.iter().all(|m| m.owner == euid)
+    }
+
+    /// The commands for the user to run (under sudo when they may not
+    /// grant it themselves), or where else the ISOs could go.
+    pub fn fix(&self, sudo: bool) -> String {
+        let sudo = if sudo { "sudo " } else { "" };
+        format!(
+            "{}; or move the ISOs to a directory QEMU can read, such as {}",
+            self.commands()
+                .iter()
+                .map(|c| format!("{sudo}{}", c.display()))
+                .collect::<Vec<_>>()
+                .join(" && "),
+            "/var/lib/libvirt/images"
+        )
+    }
+
+    /// What was granted, for the check: `search on /home/anna, read on ...`.
+    fn granted(&self) -> String {
+        self.missing
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} on {}",
+                    if m.perm == "x" { "search" } else { "read" },
+                    m.path.display()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Carry out `plan` as `grant` allows: with `--dry-run` say a real run
+/// would ask, on a terminal ask first, with `--yes` just do it; then look
+/// again, since granted is what the file system says, not what setfacl
+/// said.
+pub fn grant(ctx: &Ctx, plan: &GrantPlan, grant: Grant) -> Check {
+    let what = plan.what();
+    let fix = plan.fix(false);
+    let consent = match grant {
+        Grant::DryRun => {
+            return Check::warn(ACCESS, format!("{what}; a real run asks to grant it")).fix(fix);
+        }
+        Grant::Never => false,
+        Grant::Yes => true,
+        Grant::Ask => ask(&ctx.ui, plan, &what),
+    };
+    if !consent {
+        return Check::fail(ACCESS, what).fix(fix);
+    }
+    for c in &plan.commands() {
+        if let Err(e) = ctx.local.exec(c) {
+            return Check::fail(ACCESS, format!("{what}; granting it failed: {e}")).fix(fix);
+        }
+    }
+    let still: Vec<String> = plan
+        .media
+        .iter()
+        .flat_map(|m| missing(ctx, &plan.user.who, m).unwrap_or_default())
+        .map(|m| m.path.display().to_string())
+        .collect();
+    if !still.is_empty() {
+        return Check::fail(
+            ACCESS,
+            format!(
+                "{what}; after setfacl {} still cannot: {}",
+                plan.user.name,
+                still.join(", ")
+            ),
+        )
+        .fix(fix);
+    }
+    Check::pass(
+        ACCESS,
+        format!("granted {} {} (setfacl)", plan.user.name, plan.granted()),
+    )
+}
+
+/// The user's consent on the terminal, after saying what is wrong.
+fn ask(ui: &crate::ui::Ui, plan: &GrantPlan, what: &str) -> bool {
+    ui.line(format_args!("  {what}"));
+    dialoguer::Confirm::new()
+        .with_prompt(format!(
+            "  Let {} search these directories (an ACL entry, as virt-manager adds)?",
+            plan.user.name
+        ))
+        .default(true)
+        .interact()
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     // why: tests read fixtures and set up the files and processes they look at.
@@ -162,5 +332,90 @@ mod tests {
             .map(|m| m.path)
             .collect();
         assert_eq!(via_link, [home]);
+    }
+
+    fn plan() -> GrantPlan {
+        GrantPlan {
+            user: QemuUser {
+                name: "libvirt-qemu".into(),
+                who: Who {
+                    uid: 64055,
+                    gids: vec![64055],
+                },
+            },
+            media: vec![PathBuf::from("/home/anna/Win11.iso")],
+            missing: vec![
+                Missing {
+                    path: PathBuf::from("/home/anna"),
+                    perm: "x",
+                    mode: 0o700,
+                    owner: 1000,
+                },
+                Missing {
+                    path: PathBuf::from("/home/anna/Win11.iso"),
+                    perm: "r",
+                    mode: 0o600,
+                    owner: 1000,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_grant_plan_says_what_is_missing_and_the_acl_entries_that_give_it() {
+        let p = plan();
+        assert_eq!(
+            p.what(),
+            "libvirt-qemu (QEMU's user) cannot open the ISOs: /home/anna is 0700, \
+             /home/anna/Win11.iso is 0600"
+        );
+        let argv: Vec<String> = p.commands().iter().map(|c| c.display()).collect();
+        assert_eq!(
+            argv,
+            [
+                "setfacl -m u:64055:x /home/anna",
+                "setfacl -m u:64055:r /home/anna/Win11.iso"
+            ]
+        );
+        assert_eq!(
+            p.granted(),
+            "search on /home/anna, read on /home/anna/Win11.iso"
+        );
+        assert_eq!(
+            p.fix(true),
+            "sudo setfacl -m u:64055:x /home/anna && sudo setfacl -m u:64055:r \
+             /home/anna/Win11.iso; or move the ISOs to a directory QEMU can read, such as \
+             /var/lib/libvirt/images"
+        );
+        assert!(
+            p.fix(false)
+                .starts_with("setfacl -m u:64055:x /home/anna && setfacl")
+        );
+    }
+
+    #[test]
+    fn only_the_owner_of_every_path_or_root_may_grant() {
+        let mut p = plan();
+        assert!(p.may(1000));
+        assert!(p.may(0));
+        assert!(!p.may(1001));
+        p.missing[1].owner = 0;
+        assert!(!p.may(1000), "the file is root's");
+    }
+
+    #[test]
+    fn without_consent_nothing_is_run_and_the_check_fails_with_the_fix() {
+        let ctx = Ctx::for_tests();
+        let p = plan();
+        let c = grant(&ctx, &p, Grant::Never);
+        assert_eq!(c.level, crate::ui::Level::Fail);
+        assert_eq!(c.detail, p.what());
+        assert_eq!(c.fix.as_deref(), Some(p.fix(false).as_str()));
+        let c = grant(&ctx, &p, Grant::DryRun);
+        assert_eq!(c.level, crate::ui::Level::Warn);
+        assert_eq!(
+            c.detail,
+            format!("{}; a real run asks to grant it", p.what())
+        );
     }
 }

@@ -4,17 +4,34 @@
 
 use std::path::Path;
 
+use crate::download;
 use crate::names::SshTarget;
 use crate::names::VmName;
-use crate::tools::{self, acl, rdp, version, virsh};
-use crate::ui::{self, Check};
+use crate::tools::virt_install::VirtType;
+use crate::tools::{self, rdp, version, virsh};
+use crate::ui::{self, Check, Level};
 use crate::units::{gib_bytes, human};
-use crate::vm::clients;
+use crate::vm::access::{self, ACCESS, GrantPlan};
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{HostSize, Media};
+use crate::vm::{clients, media, resources};
 
-/// `/dev/kvm` exists and can be opened for reading and writing.
-pub fn kvm(ctx: &Ctx) -> Check {
+/// `/dev/kvm` where QEMU runs, when `virt_type` uses it: on this machine
+/// it can be opened for reading and writing; on a host reached over ssh it
+/// exists there (QEMU there opens it, never this machine's, nor its
+/// BKT_VM_KVM_DEVICE). Create and doctor ask the same.
+pub fn kvm(ctx: &Ctx, virt_type: VirtType) -> Check {
+    if virt_type != VirtType::Kvm {
+        return Check::pass("KVM", "not used (--virt-type qemu: software emulation)");
+    }
+    match ctx.uri.ssh() {
+        Some(t) => remote_kvm(ctx, t),
+        None => local_kvm(ctx),
+    }
+}
+
+/// `/dev/kvm` of this machine can be opened for reading and writing.
+fn local_kvm(ctx: &Ctx) -> Check {
     let device = &ctx.local.settings.kvm_device;
     match ctx.host.open_rw(device) {
         Ok(()) => Check::pass("KVM", format!("{} is usable", device.display())),
@@ -63,8 +80,18 @@ pub fn tools(ctx: &Ctx) -> Check {
     Check::fail("tools", format!("{} not found on PATH", missing.join(", "))).fix(fixes.join("; "))
 }
 
+/// libvirt answers at the URI, asked when virsh is here to ask (`tools`
+/// says when it is not): the check, if made, and whether it answered.
+pub fn libvirt_if_virsh(ctx: &Ctx) -> (Option<Check>, bool) {
+    if !ctx.local.has_program("virsh") {
+        return (None, false);
+    }
+    let (check, up) = libvirt(ctx);
+    (Some(check), up)
+}
+
 /// libvirt answers at the URI; returns the check and whether it answered.
-pub fn libvirt(ctx: &Ctx) -> (Check, bool) {
+fn libvirt(ctx: &Ctx) -> (Check, bool) {
     match ctx.try_libvirt(&ctx.virsh.version()) {
         Ok(out) => {
             let v = virsh::parse_version(&out.stdout);
@@ -276,6 +303,161 @@ pub fn iso_on_host(ctx: &Ctx, label: &str, path: &Path) -> Check {
     }
 }
 
+/// The Windows ISO: a file here, or one already on the libvirt host
+/// (`--remote-iso`).
+pub fn install_iso(ctx: &Ctx, path: &Path, on_host: bool) -> Check {
+    if on_host {
+        iso_on_host(ctx, "install ISO", path)
+    } else {
+        iso(ctx, "install ISO", path)
+    }
+}
+
+/// The virtio drivers: the ISO given, else the one in the cache, else a
+/// download (which `--offline` rules out).
+pub fn virtio_iso(
+    ctx: &Ctx,
+    given: Option<&Path>,
+    cached: &Path,
+    item: &download::Item,
+    offline: bool,
+) -> Check {
+    match given {
+        Some(v) => iso(ctx, "virtio ISO", v),
+        None if ctx.local.exists(cached) => {
+            let mut c = iso(ctx, "virtio ISO", cached);
+            if c.level == Level::Pass {
+                c.detail.push_str(", cached");
+            }
+            c
+        }
+        None if offline => {
+            Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
+                "download {} and place it at {}, or pass --virtio-iso",
+                item.url,
+                cached.display()
+            ))
+        }
+        None => Check::pass(
+            "virtio ISO",
+            format!("will be downloaded from {}", item.url),
+        ),
+    }
+}
+
+/// A new VM of `adding`'s size together with the ones already running:
+/// warnings only.
+pub fn running_resources(
+    ctx: &Ctx,
+    host: &HostSize,
+    name: &VmName,
+    adding: resources::Adding,
+) -> Vec<Check> {
+    match ctx.domstats() {
+        Ok(stats) => resources::warnings(&stats, host, Some((name.as_str(), adding)), &|d| {
+            ctx.host.free_space(d)
+        })
+        .into_iter()
+        .map(|w| Check::warn("resources", w))
+        .collect(),
+        Err(e) => vec![Check::warn(
+            "resources",
+            format!("cannot count the running VMs: {e:#}"),
+        )],
+    }
+}
+
+/// How the ISOs of this machine reach a host over ssh: QEMU there opens
+/// the copies in the images directory (or the host's own --remote-iso),
+/// not the files here, so the ssh user writes them there, or libvirt does
+/// into that directory's pool. The checks, and the route when there is
+/// one.
+pub fn media_route(
+    ctx: &Ctx,
+    t: &SshTarget,
+    images: &Path,
+    unattended: bool,
+) -> (Vec<Check>, Option<media::Route>) {
+    let mut checks = Vec::new();
+    let route = match media::route(ctx, images) {
+        Ok(r) => r,
+        Err(e) => {
+            checks.push(Check::fail(
+                "media",
+                format!("cannot tell how to send the ISOs: {e:#}"),
+            ));
+            None
+        }
+    };
+    checks.push(route_check(ctx, t, images, route.as_ref(), unattended));
+    (checks, route)
+}
+
+/// Whether `route` takes the ISOs (and, for an unattended install, the
+/// answer ISO) to the host.
+fn route_check(
+    ctx: &Ctx,
+    t: &SshTarget,
+    images: &Path,
+    route: Option<&media::Route>,
+    unattended: bool,
+) -> Check {
+    let who = t.user.as_deref().unwrap_or("the ssh user");
+    let as_root = ctx
+        .uri
+        .with_ssh_user("root")
+        .unwrap_or_else(|| ctx.uri.to_string());
+    match route {
+        Some(media::Route::Direct) => Check::pass(
+            "media",
+            format!(
+                "ISOs of this machine are sent to {}:{} once and kept there",
+                t.host,
+                images.display()
+            ),
+        ),
+        Some(media::Route::Pool(pool)) if unattended => Check::fail(
+            "media",
+            format!(
+                "{who} cannot write to {}:{}, where the answer ISO of an unattended \
+                 install goes (it holds the password, and only a file of bkt's own \
+                 is trusted with it; libvirt's pool {pool} would take the ISOs)",
+                t.host,
+                images.display()
+            ),
+        )
+        .fix(format!(
+            "connect as root (--connect '{}'), or install without --unattended",
+            as_root
+        )),
+        Some(media::Route::Pool(pool)) => Check::pass(
+            "media",
+            format!(
+                "ISOs of this machine are sent into libvirt's pool {pool} ({}:{}) once \
+                 and kept there",
+                t.host,
+                images.display()
+            ),
+        ),
+        None => Check::fail(
+            "media",
+            format!(
+                "{who} cannot write to {}:{}, where the ISOs of this machine go, and no \
+                 active libvirt pool holds that directory",
+                t.host,
+                images.display()
+            ),
+        )
+        .fix(format!(
+            "connect as root (--connect '{as_root}'), or make it an active pool on the host, \
+             as root there: virsh -c qemu:///system pool-define-as default dir --target {dir} \
+             && virsh -c qemu:///system pool-start default && virsh -c qemu:///system \
+             pool-autostart default (only pool-start when a pool for it is defined)",
+            dir = crate::exec::shell_quote(&images.display().to_string())
+        )),
+    }
+}
+
 /// Firmware with Secure Boot and Microsoft's keys.
 pub fn secure_boot(ctx: &Ctx, virt_type: &str) -> Check {
     let out = match ctx.try_libvirt_out(&ctx.virsh.domcapabilities(virt_type)) {
@@ -390,155 +572,73 @@ pub fn disk(ctx: &Ctx, dir: &Path, disk_path: &Path, disk_size: u64) -> Check {
     }
 }
 
-/// Whether the QEMU access check may change permissions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    /// No: report what is missing and the command that fixes it.
-    Never,
-    /// `--dry-run`: say what a real run would ask to grant (a warning).
-    DryRun,
-    /// Ask on the terminal.
-    Ask,
-    /// Yes (`--yes`).
-    Yes,
+/// What the QEMU access check found: decided, or a grant for the caller
+/// to make (with consent, through `access::grant`).
+#[derive(Debug)]
+pub enum Access {
+    /// QEMU can open the media, or we cannot tell, or cannot grant it.
+    Checked(Check),
+    /// QEMU's user lacks what we may grant with `setfacl`.
+    Grantable(GrantPlan),
 }
 
-const ACCESS: &str = "QEMU access";
-
 /// QEMU's user can open every medium: search on each directory above it,
-/// read on the file. What is missing is granted with ACLs (`setfacl -m
-/// u:QEMU:x DIR`), as virt-manager does, when `grant` allows it and we may
-/// (we own the directory, or are root); else the check fails with the fix.
-pub fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
-    let user = match crate::vm::access::qemu_user(ctx) {
+/// read on the file. What is missing can be granted with ACLs (`setfacl -m
+/// u:QEMU:x DIR`), as virt-manager does, when we may (we own the
+/// directory, or are root) and setfacl is here; else the check fails with
+/// the fix.
+pub fn qemu_access(ctx: &Ctx, media: &[&Path]) -> Access {
+    let user = match access::qemu_user(ctx) {
         Ok(Some(u)) => u,
-        Ok(None) => return Check::pass(ACCESS, "QEMU runs as you on this connection"),
+        Ok(None) => {
+            return Access::Checked(Check::pass(ACCESS, "QEMU runs as you on this connection"));
+        }
         Err(e) => {
-            return Check::warn(
+            return Access::Checked(Check::warn(
                 ACCESS,
                 format!("cannot tell which user QEMU runs as: {e:#}"),
-            );
+            ));
         }
     };
-    let mut missing: Vec<crate::vm::access::Missing> = Vec::new();
-    for m in media {
-        match crate::vm::access::missing(ctx, &user.who, m) {
-            Ok(found) => {
-                for f in found {
-                    if !missing.iter().any(|x| x.path == f.path) {
-                        missing.push(f);
-                    }
-                }
-            }
-            Err(e) => return Check::warn(ACCESS, format!("{e:#}")),
-        }
-    }
+    let missing = match access::missing_all(ctx, &user.who, media) {
+        Ok(m) => m,
+        Err(e) => return Access::Checked(Check::warn(ACCESS, format!("{e:#}"))),
+    };
     if missing.is_empty() {
-        return Check::pass(
+        return Access::Checked(Check::pass(
             ACCESS,
             format!("{} (QEMU's user) can read the ISOs", user.name),
-        );
-    }
-    let why = missing
-        .iter()
-        .map(|m| format!("{} is {:04o}", m.path.display(), m.mode))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let what = format!("{} (QEMU's user) cannot open the ISOs: {why}", user.name);
-    let cmds: Vec<crate::exec::Cmd> = missing
-        .iter()
-        // By uid: right whatever the local name of QEMU's user.
-        .map(|m| {
-            acl::grant(
-                &user.who.uid.to_string(),
-                m.perm,
-                &m.path.display().to_string(),
-            )
-        })
-        .collect();
-    let euid = ctx.host.euid();
-    let may = euid == 0 || missing.iter().all(|m| m.owner == euid);
-    let sudo = if may { "" } else { "sudo " };
-    let fix = format!(
-        "{}; or move the ISOs to a directory QEMU can read, such as {}",
-        cmds.iter()
-            .map(|c| format!("{sudo}{}", c.display()))
-            .collect::<Vec<_>>()
-            .join(" && "),
-        "/var/lib/libvirt/images"
-    );
-    if !may {
-        return Check::fail(
-            ACCESS,
-            format!("{what}; only their owner or root can grant it"),
-        )
-        .fix(fix);
-    }
-    if !ctx.local.has_program("setfacl") {
-        return Check::fail(
-            ACCESS,
-            format!("{what}; setfacl is not installed to grant it"),
-        )
-        .fix(format!(
-            "install it ({}), then: {fix}",
-            tools::package_hint("setfacl").unwrap_or("acl")
         ));
     }
-    let consent = match grant {
-        Grant::DryRun => {
-            return Check::warn(ACCESS, format!("{what}; a real run asks to grant it")).fix(fix);
-        }
-        Grant::Never => false,
-        Grant::Yes => true,
-        Grant::Ask => {
-            ctx.ui.line(format_args!("  {what}"));
-            dialoguer::Confirm::new()
-                .with_prompt(format!(
-                    "  Let {} search these directories (an ACL entry, as virt-manager adds)?",
-                    user.name
-                ))
-                .default(true)
-                .interact()
-                .unwrap_or(false)
-        }
+    let plan = GrantPlan {
+        user,
+        media: media.iter().map(|m| m.to_path_buf()).collect(),
+        missing,
     };
-    if !consent {
-        return Check::fail(ACCESS, what).fix(fix);
-    }
-    for c in &cmds {
-        if let Err(e) = ctx.local.exec(c) {
-            return Check::fail(ACCESS, format!("{what}; granting it failed: {e}")).fix(fix);
-        }
-    }
-    // Granted is what the file system now says, not what setfacl said.
-    let still: Vec<String> = media
-        .iter()
-        .flat_map(|m| crate::vm::access::missing(ctx, &user.who, m).unwrap_or_default())
-        .map(|m| m.path.display().to_string())
-        .collect();
-    if !still.is_empty() {
-        return Check::fail(
-            ACCESS,
-            format!(
-                "{what}; after setfacl {} still cannot: {}",
-                user.name,
-                still.join(", ")
-            ),
-        )
-        .fix(fix);
-    }
-    let granted = missing
-        .iter()
-        .map(|m| {
-            format!(
-                "{} on {}",
-                if m.perm == "x" { "search" } else { "read" },
-                m.path.display()
+    let what = plan.what();
+    if !plan.may(ctx.host.euid()) {
+        return Access::Checked(
+            Check::fail(
+                ACCESS,
+                format!("{what}; only their owner or root can grant it"),
             )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    Check::pass(ACCESS, format!("granted {} {granted} (setfacl)", user.name))
+            .fix(plan.fix(true)),
+        );
+    }
+    if !ctx.local.has_program("setfacl") {
+        return Access::Checked(
+            Check::fail(
+                ACCESS,
+                format!("{what}; setfacl is not installed to grant it"),
+            )
+            .fix(format!(
+                "install it ({}), then: {}",
+                tools::package_hint("setfacl").unwrap_or("acl"),
+                plan.fix(false)
+            )),
+        );
+    }
+    Access::Grantable(plan)
 }
 
 /// Whether we may use qemu:///system: root, or in the libvirt group (and
@@ -687,7 +787,7 @@ pub fn ssh_login(ctx: &Ctx, t: &SshTarget) -> (Vec<Check>, bool) {
 }
 
 /// `/dev/kvm` on a host reached over ssh (QEMU there opens it, not us).
-pub fn remote_kvm(ctx: &Ctx, t: &SshTarget) -> Check {
+fn remote_kvm(ctx: &Ctx, t: &SshTarget) -> Check {
     let dev = Path::new("/dev/kvm");
     match ctx.host.stat(dev) {
         Ok(_) => Check::pass("KVM", format!("{} exists on {}", dev.display(), t.host)),
@@ -829,5 +929,40 @@ mod tests {
         assert_eq!(disk(&ctx, dir.path(), &p, gib_bytes(80)).level, Level::Fail);
         let free = disk(&ctx, dir.path(), &dir.path().join("other.qcow2"), 1);
         assert_ne!(free.level, Level::Fail);
+    }
+
+    #[test]
+    fn virtio_drivers_come_from_the_given_iso_the_cache_or_a_download() {
+        let ctx = Ctx::for_tests();
+        let dir = tempfile::tempdir().unwrap();
+        let cached = dir.path().join("virtio-win.iso");
+        let item = download::virtio(Some("https://example.invalid/v.iso"), &Default::default());
+        let c = virtio_iso(&ctx, None, &cached, &item, false);
+        assert_eq!(
+            (c.level, c.detail.as_str()),
+            (
+                Level::Pass,
+                "will be downloaded from https://example.invalid/v.iso"
+            )
+        );
+        let c = virtio_iso(&ctx, None, &cached, &item, true);
+        assert_eq!(c.level, Level::Fail);
+        assert_eq!(c.detail, "--offline and none in the cache");
+        let mut data = vec![0u8; 40000];
+        data[32769..32774].copy_from_slice(b"CD001");
+        std::fs::write(&cached, &data).unwrap();
+        let c = virtio_iso(&ctx, None, &cached, &item, true);
+        assert_eq!(c.level, Level::Pass);
+        assert!(c.detail.ends_with(", cached"), "{}", c.detail);
+        let other = dir.path().join("mine.iso");
+        let c = virtio_iso(&ctx, Some(&other), &cached, &item, true);
+        assert_eq!(c.level, Level::Fail, "the given one, not the cached one");
+    }
+
+    #[test]
+    fn software_emulation_needs_no_kvm() {
+        let c = kvm(&Ctx::for_tests(), VirtType::Qemu);
+        assert_eq!(c.level, Level::Pass);
+        assert_eq!(c.detail, "not used (--virt-type qemu: software emulation)");
     }
 }

@@ -11,14 +11,14 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::CreateArgs;
 use crate::download;
-use crate::exec::shell_quote;
 use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Ui};
 use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
-use crate::vm::checks::{self, Grant};
+use crate::vm::access::{self, Grant};
+use crate::vm::checks;
 use crate::vm::ctx::{Ctx, HostSize};
 use crate::vm::{media, rdp_setup, resources, unattended};
 
@@ -228,10 +228,44 @@ struct Ready {
     cached_virtio: PathBuf,
 }
 
-/// Print a check and keep it.
-fn show(ui: &Ui, checks: &mut Vec<Check>, c: Check) {
-    ui.check(&c);
-    checks.push(c);
+/// The checks made so far, each printed as it is made.
+struct Shown<'a>(&'a Ui, Vec<Check>);
+
+impl<'a> Shown<'a> {
+    fn new(ui: &'a Ui) -> Shown<'a> {
+        Shown(ui, Vec::new())
+    }
+
+    /// Print a check and keep it.
+    fn show(&mut self, c: Check) {
+        self.0.check(&c);
+        self.1.push(c);
+    }
+
+    fn show_all(&mut self, checks: impl IntoIterator<Item = Check>) {
+        checks.into_iter().for_each(|c| self.show(c));
+    }
+
+    fn any_failed(&self) -> bool {
+        self.1.iter().any(|c| c.level == Level::Fail)
+    }
+
+    /// An error naming every check that failed, if one did.
+    fn verdict(&self) -> Result<()> {
+        let failed: Vec<String> = self
+            .1
+            .iter()
+            .filter(|c| c.level == Level::Fail)
+            .map(|c| format!("{}: {}", c.label, c.detail))
+            .collect();
+        if !failed.is_empty() {
+            bail!(
+                "preflight failed ({}); nothing was created",
+                failed.join("; ")
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Every check, printed as it is made; nothing is changed unless all pass
@@ -244,113 +278,37 @@ fn preflight_all(
     interactive: bool,
 ) -> Result<Ready> {
     ctx.ui.heading("Preflight");
-    let mut checks: Vec<Check> = Vec::new();
-    if plan.virt_type == VirtType::Kvm {
-        // QEMU opens it where it runs: over ssh, the host's, as doctor
-        // checks it (never this machine's, nor its BKT_VM_KVM_DEVICE).
-        show(
-            &ctx.ui,
-            &mut checks,
-            match ctx.uri.ssh() {
-                Some(t) => checks::remote_kvm(ctx, t),
-                None => checks::kvm(ctx),
-            },
-        );
-    } else {
-        show(
-            &ctx.ui,
-            &mut checks,
-            Check::pass("KVM", "not used (--virt-type qemu: software emulation)"),
-        );
-    }
-    show(&ctx.ui, &mut checks, checks::tools(ctx));
-    let libvirt_up = if ctx.local.has_program("virsh") {
-        let (c, up) = checks::libvirt(ctx);
-        show(&ctx.ui, &mut checks, c);
-        up
-    } else {
-        false
-    };
-    show(
-        &ctx.ui,
-        &mut checks,
-        checks::name(ctx, &plan.name, libvirt_up),
-    );
-    show(
-        &ctx.ui,
-        &mut checks,
-        checks::resources(host, plan.memory, plan.cpus),
-    );
-    show(
-        &ctx.ui,
-        &mut checks,
-        if plan.iso_on_host {
-            checks::iso_on_host(ctx, "install ISO", &plan.iso)
-        } else {
-            checks::iso(ctx, "install ISO", &plan.iso)
-        },
-    );
+    let mut shown = Shown::new(&ctx.ui);
+    shown.show(checks::kvm(ctx, plan.virt_type));
+    shown.show(checks::tools(ctx));
+    let (c, libvirt_up) = checks::libvirt_if_virsh(ctx);
+    shown.show_all(c);
+    shown.show(checks::name(ctx, &plan.name, libvirt_up));
+    shown.show(checks::resources(host, plan.memory, plan.cpus));
+    shown.show(checks::install_iso(ctx, &plan.iso, plan.iso_on_host));
     // Without --virtio-iso the drivers come from the cache, or a download.
     let virtio_item = download::virtio(
         args.download.virtio_url.as_deref(),
         &ctx.local.settings.download,
     );
     let cached_virtio = ctx.local.cache_dir()?.join(virtio_item.file);
-    match &plan.virtio_iso {
-        Some(v) => show(&ctx.ui, &mut checks, checks::iso(ctx, "virtio ISO", v)),
-        None if ctx.local.exists(&cached_virtio) => {
-            let mut c = checks::iso(ctx, "virtio ISO", &cached_virtio);
-            if c.level == Level::Pass {
-                c.detail.push_str(", cached");
-            }
-            show(&ctx.ui, &mut checks, c)
-        }
-        None if args.download.offline => show(
-            &ctx.ui,
-            &mut checks,
-            Check::fail("virtio ISO", "--offline and none in the cache").fix(format!(
-                "download {} and place it at {}, or pass --virtio-iso",
-                virtio_item.url,
-                cached_virtio.display()
-            )),
-        ),
-        None => show(
-            &ctx.ui,
-            &mut checks,
-            Check::pass(
-                "virtio ISO",
-                format!("will be downloaded from {}", virtio_item.url),
-            ),
-        ),
-    }
+    let virtio = plan.virtio_iso.as_deref();
+    let offline = args.download.offline;
+    shown.show(checks::virtio_iso(
+        ctx,
+        virtio,
+        &cached_virtio,
+        &virtio_item,
+        offline,
+    ));
     if libvirt_up {
-        // This VM together with the ones already running.
-        match ctx.domstats() {
-            Ok(stats) => {
-                let adding = resources::Adding {
-                    memory_bytes: plan.memory,
-                    vcpus: plan.cpus,
-                };
-                for w in
-                    resources::warnings(&stats, host, Some((plan.name.as_str(), adding)), &|d| {
-                        ctx.host.free_space(d)
-                    })
-                {
-                    show(&ctx.ui, &mut checks, Check::warn("resources", w));
-                }
-            }
-            Err(e) => show(
-                &ctx.ui,
-                &mut checks,
-                Check::warn("resources", format!("cannot count the running VMs: {e:#}")),
-            ),
-        }
-        show(
-            &ctx.ui,
-            &mut checks,
-            checks::secure_boot(ctx, plan.virt_type.as_str()),
-        );
-        show(&ctx.ui, &mut checks, checks::network(ctx));
+        let adding = resources::Adding {
+            memory_bytes: plan.memory,
+            vcpus: plan.cpus,
+        };
+        shown.show_all(checks::running_resources(ctx, host, &plan.name, adding));
+        shown.show(checks::secure_boot(ctx, plan.virt_type.as_str()));
+        shown.show(checks::network(ctx));
     }
     let images = if libvirt_up {
         ctx.images_dir()
@@ -358,122 +316,44 @@ fn preflight_all(
         PathBuf::from("/var/lib/libvirt/images")
     };
     let disk_path = images.join(format!("{}.qcow2", plan.name));
-    show(
-        &ctx.ui,
-        &mut checks,
-        checks::disk(ctx, &images, &disk_path, plan.disk_size),
-    );
+    shown.show(checks::disk(ctx, &images, &disk_path, plan.disk_size));
     let mut route = None;
     if let Some(t) = ctx.uri.ssh() {
-        // QEMU there opens the copies in the images directory (or the
-        // host's own --remote-iso), not the files here: the ssh user
-        // writes them there, or libvirt does into that directory's pool.
-        let who = t.user.as_deref().unwrap_or("the ssh user");
-        let as_root = ctx
-            .uri
-            .with_ssh_user("root")
-            .unwrap_or_else(|| ctx.uri.to_string());
-        route = match media::route(ctx, &images) {
-            Ok(r) => r,
-            Err(e) => {
-                show(
-                    &ctx.ui,
-                    &mut checks,
-                    Check::fail("media", format!("cannot tell how to send the ISOs: {e:#}")),
-                );
-                None
-            }
-        };
-        let c = match &route {
-            Some(media::Route::Direct) => Check::pass(
-                "media",
-                format!(
-                    "ISOs of this machine are sent to {}:{} once and kept there",
-                    t.host,
-                    images.display()
-                ),
-            ),
-            Some(media::Route::Pool(pool)) if args.unattended => Check::fail(
-                "media",
-                format!(
-                    "{who} cannot write to {}:{}, where the answer ISO of an unattended \
-                     install goes (it holds the password, and only a file of bkt's own \
-                     is trusted with it; libvirt's pool {pool} would take the ISOs)",
-                    t.host,
-                    images.display()
-                ),
-            )
-            .fix(format!(
-                "connect as root (--connect '{}'), or install without --unattended",
-                as_root
-            )),
-            Some(media::Route::Pool(pool)) => Check::pass(
-                "media",
-                format!(
-                    "ISOs of this machine are sent into libvirt's pool {pool} ({}:{}) once \
-                     and kept there",
-                    t.host,
-                    images.display()
-                ),
-            ),
-            None => Check::fail(
-                "media",
-                format!(
-                    "{who} cannot write to {}:{}, where the ISOs of this machine go, and no \
-                     active libvirt pool holds that directory",
-                    t.host,
-                    images.display()
-                ),
-            )
-            .fix(format!(
-                "connect as root (--connect '{as_root}'), or make it an active pool on the host, \
-                 as root there: virsh -c qemu:///system pool-define-as default dir --target {dir} \
-                 && virsh -c qemu:///system pool-start default && virsh -c qemu:///system \
-                 pool-autostart default (only pool-start when a pool for it is defined)",
-                dir = shell_quote(&images.display().to_string())
-            )),
-        };
-        show(&ctx.ui, &mut checks, c);
+        let (c, r) = checks::media_route(ctx, t, &images, args.unattended);
+        shown.show_all(c);
+        route = r;
     } else if libvirt_up {
         // Last, because it may change something: only when all else passed.
-        let media: Vec<&Path> = std::iter::once(plan.iso.as_path())
-            .chain(Some(plan.virtio_iso.as_deref().unwrap_or(&cached_virtio)))
-            .collect();
-        let failed = checks.iter().any(|c| c.level == Level::Fail);
-        let grant = if failed {
-            Grant::Never
-        } else if args.dry_run {
-            Grant::DryRun
-        } else if args.yes {
-            Grant::Yes
-        } else if interactive {
-            Grant::Ask
-        } else {
-            Grant::Never
-        };
-        show(
-            &ctx.ui,
-            &mut checks,
-            checks::qemu_access(ctx, &media, grant),
-        );
+        let media = [plan.iso.as_path(), virtio.unwrap_or(&cached_virtio)];
+        let grant = grant_of(args, interactive, shown.any_failed());
+        shown.show(match checks::qemu_access(ctx, &media) {
+            checks::Access::Checked(c) => c,
+            checks::Access::Grantable(plan) => access::grant(ctx, &plan, grant),
+        });
     }
-    let failed: Vec<String> = checks
-        .iter()
-        .filter(|c| c.level == Level::Fail)
-        .map(|c| format!("{}: {}", c.label, c.detail))
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "preflight failed ({}); nothing was created",
-            failed.join("; ")
-        );
-    }
+    shown.verdict()?;
     Ok(Ready {
         images,
         route,
         virtio_item,
         cached_virtio,
     })
+}
+
+/// What the QEMU access check may grant: nothing once another check
+/// failed, and with consent (asked on a terminal, or `--yes`) otherwise.
+fn grant_of(args: &CreateArgs, interactive: bool, failed: bool) -> Grant {
+    if failed {
+        Grant::Never
+    } else if args.dry_run {
+        Grant::DryRun
+    } else if args.yes {
+        Grant::Yes
+    } else if interactive {
+        Grant::Ask
+    } else {
+        Grant::Never
+    }
 }
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {

@@ -31,20 +31,145 @@ enum How {
     Tree,
 }
 
-#[derive(Debug, Clone)]
+/// What a file is, for the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum What {
+    Disk,
+    /// Install media another VM uses too.
+    Medium,
+    InstallMedia,
+    AnswerIso,
+    Snapshots,
+}
+
+impl What {
+    fn label(self) -> &'static str {
+        match self {
+            What::Disk => "disk",
+            What::Medium => "medium",
+            What::InstallMedia => "install media",
+            What::AnswerIso => "answer ISO",
+            What::Snapshots => "snapshots",
+        }
+    }
+}
+
+/// Why a file is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Why {
+    /// A volume named by its pool in the definition; `delete` is the
+    /// command that would delete it.
+    PoolVolume {
+        delete: String,
+    },
+    BlockDevice,
+    Shareable,
+    UsedBy(Vec<String>),
+    InstallMedia,
+    NotOurs,
+    KeepDisk,
+}
+
+impl Why {
+    fn text(&self) -> String {
+        match self {
+            Why::PoolVolume { .. } => "a pool volume bkt did not make".into(),
+            Why::BlockDevice => "a block device; bkt never deletes those".into(),
+            Why::Shareable => "shareable: meant to be used by several VMs".into(),
+            Why::UsedBy(users) => format!("also used by {}", users.join(", ")),
+            Why::InstallMedia => "never deleted".into(),
+            Why::NotOurs => "not made by bkt".into(),
+            Why::KeepDisk => "--keep-disk".into(),
+        }
+    }
+
+    /// The command that would delete `path`, for the user to run if they
+    /// mean it: none for what bkt never deletes, nor for what another VM
+    /// still uses.
+    fn cmd(&self, path: &str) -> Option<String> {
+        match self {
+            Why::PoolVolume { delete } => Some(delete.clone()),
+            Why::Shareable | Why::NotOurs | Why::KeepDisk => {
+                Some(format!("rm -- {}", crate::exec::shell_quote(path)))
+            }
+            Why::BlockDevice | Why::UsedBy(_) | Why::InstallMedia => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Delete {
-    what: &'static str,
+    what: What,
     path: String,
     how: How,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Keep {
-    what: &'static str,
+    what: What,
     path: String,
-    why: String,
-    /// The command that would delete it, for the user to run if they mean it.
-    cmd: Option<String>,
+    why: Why,
+}
+
+/// Where destroy found a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// A pool volume of the definition: named by pool, never one of the
+    /// paths bkt records. `delete` is the command that would delete it.
+    Volume { delete: String },
+    /// A `<disk>` of the definition.
+    Disk { cdrom: bool, shareable: bool },
+    /// Only bkt's records name it (an answer ISO already detached,
+    /// snapshot copies, the disk of a domain libvirt lost): what is there
+    /// now, None when it is gone.
+    Record { found: Option<Kind> },
+}
+
+/// What is known about one file the definition or bkt's records name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct File {
+    /// The path (for a pool volume: `VOLUME (pool POOL)`).
+    path: String,
+    source: Source,
+    /// bkt made it: the manifest records it.
+    made: bool,
+    /// A block device, by the definition or on the host.
+    block: bool,
+    /// The other domains that use it.
+    used_by: Vec<String>,
+}
+
+/// Everything destroy knows about the VM and its files before it decides.
+#[derive(Debug, Default)]
+struct Facts {
+    /// The domain, when libvirt has it: its state and definition.
+    domain: Option<(DomState, DomainXml)>,
+    /// bkt's manifest has an entry for it on this connection.
+    entry: bool,
+    /// The install media the entry records.
+    media: Vec<String>,
+    /// The definition's files in its order, then those only bkt's
+    /// records name.
+    files: Vec<File>,
+    keep_disk: bool,
+}
+
+/// What destroy does with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Delete {
+        what: What,
+        how: How,
+    },
+    /// Kept; `forget` when it was bkt's, so its record goes (another owner
+    /// has it now, or the user chose to keep it).
+    Keep {
+        what: What,
+        why: Why,
+        forget: bool,
+    },
+    /// Gone already: only its record goes.
+    Forget,
 }
 
 /// Everything destroy will do, decided before anything is done.
@@ -98,169 +223,187 @@ fn used_elsewhere(ctx: &Ctx, own_uuid: &str) -> Result<BTreeMap<String, Vec<Stri
 
 /// What a file bkt made is, for the user: `create` makes the disk and
 /// `NAME-answer.iso`, `snapshot` the `NAME.snapshots` directory.
-fn what_of(path: &str) -> &'static str {
+fn what_of(path: &str) -> What {
     if path.ends_with(".snapshots") {
-        "snapshots"
+        What::Snapshots
     } else if path.ends_with("-answer.iso") {
-        "answer ISO"
+        What::AnswerIso
     } else {
-        "disk"
+        What::Disk
     }
 }
 
-fn plan(
+/// What is known about the VM and its files: the definition's disks (with
+/// what the host says of each), bkt's records, and which other domains use
+/// which paths. The host is asked only what can change the verdict: each
+/// stat over ssh is a call.
+fn facts(
     ctx: &Ctx,
     domain: Option<(DomState, DomainXml)>,
     entry: Option<&VmEntry>,
     made: &[String],
     keep_disk: bool,
-) -> Result<Plan> {
+) -> Result<Facts> {
     let own_uuid = domain
         .as_ref()
         .map(|(_, d)| d.uuid.clone())
         .unwrap_or_default();
     let others = used_elsewhere(ctx, &own_uuid)?;
-    let mut p = Plan {
+    let used_by = |path: &str| others.get(path).cloned().unwrap_or_default();
+    let mut files: Vec<File> = Vec::new();
+    // The definition's paths, each looked at once.
+    let mut seen: Vec<&str> = Vec::new();
+    for d in domain.iter().flat_map(|(_, dom)| dom.disks.iter()) {
+        if let DiskKind::Volume { pool, volume } = &d.kind {
+            let delete = ctx.virsh.vol_delete_in_pool(pool, volume).display();
+            files.push(File {
+                path: format!("{volume} (pool {pool})"),
+                source: Source::Volume { delete },
+                made: false,
+                block: false,
+                used_by: Vec::new(),
+            });
+            continue;
+        }
+        if d.path.is_empty() || seen.contains(&d.path.as_str()) {
+            continue;
+        }
+        seen.push(&d.path);
+        files.push(File {
+            path: d.path.clone(),
+            source: Source::Disk {
+                cdrom: d.device == DiskDevice::Cdrom,
+                shareable: d.shareable,
+            },
+            made: made.contains(&d.path),
+            block: d.kind == DiskKind::Block || is_block_device(ctx.host.as_ref(), &d.path),
+            used_by: used_by(&d.path),
+        });
+    }
+    for path in made.iter().filter(|p| !seen.contains(&p.as_str())) {
+        let found = ctx.host.lstat(Path::new(path)).ok().map(|m| m.kind);
+        let used_by = used_by(path);
+        // Kept whatever it is when gone or used elsewhere: not asked then.
+        let block =
+            found.is_some() && used_by.is_empty() && is_block_device(ctx.host.as_ref(), path);
+        files.push(File {
+            path: path.clone(),
+            source: Source::Record { found },
+            made: true,
+            block,
+            used_by,
+        });
+    }
+    Ok(Facts {
+        domain,
         entry: entry.is_some(),
+        media: entry.iter().flat_map(|e| e.isos.iter().cloned()).collect(),
+        files,
+        keep_disk,
+    })
+}
+
+/// What to do with one file: pure, from what is known of it.
+fn classify(f: &File, keep_disk: bool) -> Verdict {
+    let keep = |what: What, why: Why| Verdict::Keep {
+        what,
+        why,
+        forget: f.made,
+    };
+    match &f.source {
+        Source::Volume { delete } => keep(
+            What::Disk,
+            Why::PoolVolume {
+                delete: delete.clone(),
+            },
+        ),
+        Source::Disk { cdrom, shareable } => {
+            let iso = *cdrom || f.path.to_ascii_lowercase().ends_with(".iso");
+            let delete = Verdict::Delete {
+                what: what_of(&f.path),
+                how: How::File,
+            };
+            if f.block {
+                keep(What::Disk, Why::BlockDevice)
+            } else if *shareable {
+                keep(What::Disk, Why::Shareable)
+            } else if !f.used_by.is_empty() {
+                let what = if *cdrom { What::Medium } else { What::Disk };
+                keep(what, Why::UsedBy(f.used_by.clone()))
+            } else if iso && !f.made {
+                keep(What::InstallMedia, Why::InstallMedia)
+            } else if iso {
+                // The answer ISO bkt made: --keep-disk keeps disks only.
+                delete
+            } else if !f.made {
+                keep(What::Disk, Why::NotOurs)
+            } else if keep_disk {
+                keep(What::Disk, Why::KeepDisk)
+            } else {
+                delete
+            }
+        }
+        Source::Record { found: None } => Verdict::Forget,
+        Source::Record { found: Some(kind) } => {
+            let what = what_of(&f.path);
+            if !f.used_by.is_empty() {
+                keep(what, Why::UsedBy(f.used_by.clone()))
+            } else if f.block {
+                keep(what, Why::BlockDevice)
+            } else if keep_disk && what == What::Disk {
+                keep(what, Why::KeepDisk)
+            } else if *kind == Kind::Dir {
+                Verdict::Delete {
+                    what: What::Snapshots,
+                    how: How::Tree,
+                }
+            } else {
+                Verdict::Delete {
+                    what,
+                    how: How::File,
+                }
+            }
+        }
+    }
+}
+
+/// The plan from the facts: each file's verdict in order, then the
+/// install media no drive holds any more (ejected after the install).
+fn decide(facts: Facts) -> Plan {
+    let mut p = Plan {
+        entry: facts.entry,
         ..Plan::default()
     };
-    let media: Vec<&String> = entry.iter().flat_map(|e| e.isos.iter()).collect();
-    let rm = |path: &str| format!("rm -- {}", crate::exec::shell_quote(path));
-    let mut seen: Vec<String> = Vec::new();
-    if let Some((_, dom)) = &domain {
-        for d in &dom.disks {
-            if let DiskKind::Volume { pool, volume } = &d.kind {
-                // Named by pool: never one of the paths bkt records.
-                p.keep.push(Keep {
-                    what: "disk",
-                    path: format!("{volume} (pool {pool})"),
-                    why: "a pool volume bkt did not make".into(),
-                    cmd: Some(ctx.virsh.vol_delete_in_pool(pool, volume).display()),
-                });
-                continue;
-            }
-            if d.path.is_empty() || seen.contains(&d.path) {
-                continue;
-            }
-            seen.push(d.path.clone());
-            let ours = made.contains(&d.path);
-            let (what, why, cmd) = if d.kind == DiskKind::Block
-                || is_block_device(ctx.host.as_ref(), &d.path)
-            {
-                (
-                    "disk",
-                    "a block device; bkt never deletes those".to_string(),
-                    None,
-                )
-            } else if d.shareable {
-                (
-                    "disk",
-                    "shareable: meant to be used by several VMs".to_string(),
-                    Some(rm(&d.path)),
-                )
-            } else if let Some(users) = others.get(&d.path) {
-                (
-                    if d.device == DiskDevice::Cdrom {
-                        "medium"
-                    } else {
-                        "disk"
-                    },
-                    format!("also used by {}", users.join(", ")),
-                    None,
-                )
-            } else if d.device == DiskDevice::Cdrom || d.path.to_ascii_lowercase().ends_with(".iso")
-            {
-                if ours {
-                    p.delete.push(Delete {
-                        what: what_of(&d.path),
-                        path: d.path.clone(),
-                        how: How::File,
-                    });
-                    continue;
+    for f in &facts.files {
+        let path = f.path.clone();
+        match classify(f, facts.keep_disk) {
+            Verdict::Delete { what, how } => p.delete.push(Delete { what, path, how }),
+            Verdict::Keep { what, why, forget } => {
+                if forget {
+                    p.forget.push(path.clone());
                 }
-                ("install media", "never deleted".to_string(), None)
-            } else if !ours {
-                ("disk", "not made by bkt".to_string(), Some(rm(&d.path)))
-            } else if keep_disk {
-                ("disk", "--keep-disk".to_string(), Some(rm(&d.path)))
-            } else {
-                p.delete.push(Delete {
-                    what: what_of(&d.path),
-                    path: d.path.clone(),
-                    how: How::File,
-                });
-                continue;
-            };
-            if ours {
-                p.forget.push(d.path.clone());
+                p.keep.push(Keep { what, path, why });
             }
+            Verdict::Forget => p.forget.push(path),
+        }
+    }
+    for m in facts.media {
+        if !p.keep.iter().any(|k| k.path == m) {
             p.keep.push(Keep {
-                what,
-                path: d.path.clone(),
-                why,
-                cmd,
+                what: What::InstallMedia,
+                path: m,
+                why: Why::InstallMedia,
             });
         }
     }
-    // What bkt made that the definition does not name (an answer ISO
-    // already detached, snapshot copies, the disk of a domain libvirt lost).
-    for path in made.iter().filter(|p| !seen.contains(p)) {
-        let meta = ctx.host.lstat(Path::new(path));
-        let what = what_of(path);
-        if meta.is_err() {
-            p.forget.push(path.clone());
-        } else if let Some(users) = others.get(path) {
-            p.forget.push(path.clone());
-            p.keep.push(Keep {
-                what,
-                path: path.clone(),
-                why: format!("also used by {}", users.join(", ")),
-                cmd: None,
-            });
-        } else if is_block_device(ctx.host.as_ref(), path) {
-            p.forget.push(path.clone());
-            p.keep.push(Keep {
-                what,
-                path: path.clone(),
-                why: "a block device; bkt never deletes those".into(),
-                cmd: None,
-            });
-        } else if keep_disk && what == "disk" {
-            p.forget.push(path.clone());
-            p.keep.push(Keep {
-                what,
-                path: path.clone(),
-                why: "--keep-disk".into(),
-                cmd: Some(rm(path)),
-            });
-        } else {
-            let dir = meta.is_ok_and(|m| m.kind == Kind::Dir);
-            p.delete.push(Delete {
-                what: if dir { "snapshots" } else { what },
-                path: path.clone(),
-                how: if dir { How::Tree } else { How::File },
-            });
-        }
-    }
-    // Install media no drive holds any more (ejected after the install).
-    for m in media {
-        if !p.keep.iter().any(|k| &k.path == m) {
-            p.keep.push(Keep {
-                what: "install media",
-                path: m.clone(),
-                why: "never deleted".into(),
-                cmd: None,
-            });
-        }
-    }
-    p.domain = domain;
-    Ok(p)
+    p.domain = facts.domain;
+    p
 }
 
 fn kept_line(k: &Keep) -> String {
-    match &k.cmd {
-        Some(c) => format!("{} ({}; delete it with: {c})", k.path, k.why),
-        None => format!("{} ({})", k.path, k.why),
+    match k.why.cmd(&k.path) {
+        Some(c) => format!("{} ({}; delete it with: {c})", k.path, k.why.text()),
+        None => format!("{} ({})", k.path, k.why.text()),
     }
 }
 
@@ -289,7 +432,7 @@ fn going(name: &str, p: &Plan) -> Vec<(String, String)> {
         }
     }
     for d in &p.delete {
-        lines.push((d.what.to_string(), d.path.clone()));
+        lines.push((d.what.label().to_string(), d.path.clone()));
     }
     if p.entry {
         lines.push(("manifest entry".into(), name.to_string()));
@@ -313,7 +456,7 @@ fn confirm(ui: &Ui, name: &str, p: &Plan) -> Result<()> {
     if !p.keep.is_empty() {
         ui.line("and keeps:");
         for k in &p.keep {
-            ui.line(format_args!("  {:<14} {}", k.what, kept_line(k)));
+            ui.line(format_args!("  {:<14} {}", k.what.label(), kept_line(k)));
         }
     }
     let typed: String = dialoguer::Input::new()
@@ -339,7 +482,19 @@ fn delete_file(ctx: &Ctx, path: &str) -> Result<()> {
     }
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
+/// What libvirt and bkt's manifest know of a VM on this connection.
+struct Known {
+    /// The domain: its state and definition.
+    domain: Option<(DomState, DomainXml)>,
+    entry: Option<VmEntry>,
+    /// The files bkt made for it.
+    made: Vec<String>,
+}
+
+/// What is known of `name`; an error when neither libvirt nor the manifest
+/// knows it, or when bkt's `name` lives on another connection and libvirt
+/// here has none.
+fn look_up(ctx: &Ctx, name: &VmName) -> Result<Known> {
     let state = ctx.domstate(name)?;
     let m = ctx.manifest.load()?;
     let entry = m.get(name, &ctx.uri).cloned();
@@ -368,27 +523,33 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         Some((st, _)) => Some((st, ctx.domain_xml(name)?)),
         None => None,
     };
-    let mut p = plan(ctx, domain, entry.as_ref(), &made, keep_disk)?;
-    if matches!(&p.domain, Some((st, _)) if !st.is_active()) && save::is_saved(ctx, name)? {
-        let (image, size) = save::image(ctx, name);
-        p.saved = Some(format!("{}{}", image.display(), save::size_note(size)));
+    Ok(Known {
+        domain,
+        entry,
+        made,
+    })
+}
+
+/// Power the domain off if it runs, and undefine it: by UUID, the domain
+/// we looked at, not a new one that took its name meanwhile.
+fn remove_domain(ctx: &Ctx, name: &VmName, p: &Plan) -> Result<()> {
+    let Some((st, dom)) = &p.domain else {
+        return Ok(());
+    };
+    if st.is_active() {
+        ctx.libvirt(&ctx.virsh.destroy(&dom.uuid))
+            .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
+        ctx.ui
+            .line(format_args!("{name} was {}; powered it off", st.label()));
     }
-    if !yes {
-        confirm(&ctx.ui, name, &p)?;
-    }
-    let lines = going(name, &p);
-    if let Some((st, dom)) = &p.domain {
-        // By UUID from here on: the domain we looked at, not a new one that
-        // took its name meanwhile.
-        if st.is_active() {
-            ctx.libvirt(&ctx.virsh.destroy(&dom.uuid))
-                .with_context(|| format!("cannot power off {name}; nothing was deleted"))?;
-            ctx.ui
-                .line(format_args!("{name} was {}; powered it off", st.label()));
-        }
-        ctx.libvirt(&ctx.virsh.undefine(&dom.uuid))
-            .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
-    }
+    ctx.libvirt(&ctx.virsh.undefine(&dom.uuid))
+        .with_context(|| format!("cannot undefine {name}; no file was deleted"))?;
+    Ok(())
+}
+
+/// Delete the files the plan deletes and forget them (and the entry) in
+/// the manifest; returns what could not be deleted, each as `PATH: why`.
+fn remove_files(ctx: &Ctx, name: &VmName, p: &Plan) -> Result<Vec<String>> {
     let mut failed: Vec<String> = Vec::new();
     let mut gone: Vec<String> = p.forget.clone();
     for d in &p.delete {
@@ -415,16 +576,12 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
             Ok(())
         })?;
     }
+    Ok(failed)
+}
 
-    // The idle watcher's state and log: a new VM of this name starts afresh.
-    ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
-    ctx.ui.line(format_args!("Destroyed {name}"));
-    for (label, detail) in lines {
-        let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));
-        if !failed_here {
-            ctx.ui.step("removed", &format!("{label} {detail}"));
-        }
-    }
+/// What bkt keeps about the VM outside libvirt and the manifest, said as
+/// it goes; what could not be removed is added to `failed`.
+fn remove_traces(ctx: &Ctx, name: &VmName, failed: &mut Vec<String>) {
     // The VM's menu entries (apps --install), found by what they say inside.
     match launchers::uninstall(ctx, name, None) {
         Ok(removed) => {
@@ -454,8 +611,34 @@ pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
         Ok(None) => {}
         Err(e) => failed.push(format!("RDP certificate pin: {e:#}")),
     }
+}
+
+pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
+    let k = look_up(ctx, name)?;
+    let mut p = decide(facts(ctx, k.domain, k.entry.as_ref(), &k.made, keep_disk)?);
+    if matches!(&p.domain, Some((st, _)) if !st.is_active()) && save::is_saved(ctx, name)? {
+        let (image, size) = save::image(ctx, name);
+        p.saved = Some(format!("{}{}", image.display(), save::size_note(size)));
+    }
+    if !yes {
+        confirm(&ctx.ui, name, &p)?;
+    }
+    let lines = going(name, &p);
+    remove_domain(ctx, name, &p)?;
+    let mut failed = remove_files(ctx, name, &p)?;
+    // The idle watcher's state and log: a new VM of this name starts afresh.
+    ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
+    ctx.ui.line(format_args!("Destroyed {name}"));
+    for (label, detail) in lines {
+        let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));
+        if !failed_here {
+            ctx.ui.step("removed", &format!("{label} {detail}"));
+        }
+    }
+    remove_traces(ctx, name, &mut failed);
     for k in &p.keep {
-        ctx.ui.step("kept", &format!("{} {}", k.what, kept_line(k)));
+        ctx.ui
+            .step("kept", &format!("{} {}", k.what.label(), kept_line(k)));
     }
     if !failed.is_empty() {
         return Err(anyhow!("could not delete: {}", failed.join("; "))).hint(format!(
@@ -498,5 +681,241 @@ mod tests {
             &h,
             &d.path().join("nope").display().to_string()
         ));
+    }
+
+    fn disk(path: &str, made: bool) -> File {
+        File {
+            path: path.into(),
+            source: Source::Disk {
+                cdrom: false,
+                shareable: false,
+            },
+            made,
+            block: false,
+            used_by: Vec::new(),
+        }
+    }
+
+    fn cdrom(path: &str, made: bool) -> File {
+        File {
+            source: Source::Disk {
+                cdrom: true,
+                shareable: false,
+            },
+            ..disk(path, made)
+        }
+    }
+
+    fn record(path: &str, found: Option<Kind>) -> File {
+        File {
+            source: Source::Record { found },
+            ..disk(path, true)
+        }
+    }
+
+    fn keep(what: What, why: Why, forget: bool) -> Verdict {
+        Verdict::Keep { what, why, forget }
+    }
+
+    const DISK: &str = "/var/lib/libvirt/images/win.qcow2";
+    const ANSWER: &str = "/var/lib/libvirt/images/win-answer.iso";
+
+    #[test]
+    fn the_disk_bkt_made_goes_unless_kept() {
+        let deleted = Verdict::Delete {
+            what: What::Disk,
+            how: How::File,
+        };
+        assert_eq!(classify(&disk(DISK, true), false), deleted);
+        assert_eq!(
+            classify(&disk(DISK, true), true),
+            keep(What::Disk, Why::KeepDisk, true)
+        );
+        assert_eq!(
+            classify(&disk(DISK, false), false),
+            keep(What::Disk, Why::NotOurs, false)
+        );
+    }
+
+    #[test]
+    fn block_shareable_and_shared_disks_are_kept_whoever_made_them() {
+        let block = File {
+            block: true,
+            ..disk("/dev/vg/win", true)
+        };
+        assert_eq!(
+            classify(&block, false),
+            keep(What::Disk, Why::BlockDevice, true)
+        );
+        let shareable = File {
+            source: Source::Disk {
+                cdrom: false,
+                shareable: true,
+            },
+            ..disk(DISK, false)
+        };
+        assert_eq!(
+            classify(&shareable, false),
+            keep(What::Disk, Why::Shareable, false)
+        );
+        let shared = File {
+            used_by: vec!["other".into()],
+            ..disk(DISK, true)
+        };
+        let used = Why::UsedBy(vec!["other".into()]);
+        assert_eq!(
+            classify(&shared, false),
+            keep(What::Disk, used.clone(), true)
+        );
+        let shared_medium = File {
+            used_by: vec!["other".into()],
+            ..cdrom("/isos/Win11.iso", false)
+        };
+        assert_eq!(
+            classify(&shared_medium, false),
+            keep(What::Medium, used, false)
+        );
+    }
+
+    #[test]
+    fn install_media_stay_and_the_answer_iso_goes_even_with_keep_disk() {
+        assert_eq!(
+            classify(&cdrom("/isos/Win11.iso", false), false),
+            keep(What::InstallMedia, Why::InstallMedia, false)
+        );
+        // Named .iso on a disk device: media all the same.
+        assert_eq!(
+            classify(&disk("/isos/virtio-win.ISO", false), false),
+            keep(What::InstallMedia, Why::InstallMedia, false)
+        );
+        let answer = Verdict::Delete {
+            what: What::AnswerIso,
+            how: How::File,
+        };
+        assert_eq!(classify(&cdrom(ANSWER, true), true), answer);
+    }
+
+    #[test]
+    fn a_pool_volume_is_kept_with_the_command_that_deletes_it() {
+        let delete = "virsh vol-delete --pool default win.qcow2".to_string();
+        let f = File {
+            path: "win.qcow2 (pool default)".into(),
+            source: Source::Volume {
+                delete: delete.clone(),
+            },
+            ..disk("", false)
+        };
+        let v = classify(&f, false);
+        assert_eq!(
+            v,
+            keep(
+                What::Disk,
+                Why::PoolVolume {
+                    delete: delete.clone()
+                },
+                false
+            )
+        );
+        assert_eq!(
+            Why::PoolVolume {
+                delete: delete.clone()
+            }
+            .cmd(&f.path),
+            Some(delete)
+        );
+    }
+
+    #[test]
+    fn records_the_definition_does_not_name() {
+        assert_eq!(classify(&record(DISK, None), false), Verdict::Forget);
+        let snaps = "/var/lib/libvirt/images/win.snapshots";
+        assert_eq!(
+            classify(&record(snaps, Some(Kind::Dir)), true),
+            Verdict::Delete {
+                what: What::Snapshots,
+                how: How::Tree
+            }
+        );
+        assert_eq!(
+            classify(&record(ANSWER, Some(Kind::File)), true),
+            Verdict::Delete {
+                what: What::AnswerIso,
+                how: How::File
+            }
+        );
+        assert_eq!(
+            classify(&record(DISK, Some(Kind::File)), true),
+            keep(What::Disk, Why::KeepDisk, true)
+        );
+        let shared = File {
+            used_by: vec!["a".into(), "b".into()],
+            ..record(DISK, Some(Kind::File))
+        };
+        assert_eq!(
+            classify(&shared, false),
+            keep(What::Disk, Why::UsedBy(vec!["a".into(), "b".into()]), true)
+        );
+        let block = File {
+            block: true,
+            ..record(DISK, Some(Kind::Symlink))
+        };
+        assert_eq!(
+            classify(&block, false),
+            keep(What::Disk, Why::BlockDevice, true)
+        );
+    }
+
+    #[test]
+    fn the_plan_keeps_the_order_forgets_what_goes_elsewhere_and_names_ejected_media() {
+        let facts = Facts {
+            entry: true,
+            media: vec!["/isos/Win11.iso".into(), "/isos/ejected.iso".into()],
+            files: vec![
+                disk(DISK, true),
+                cdrom("/isos/Win11.iso", false),
+                record(ANSWER, None),
+                File {
+                    used_by: vec!["other".into()],
+                    ..record("/var/lib/libvirt/images/old.qcow2", Some(Kind::File))
+                },
+            ],
+            ..Facts::default()
+        };
+        let p = decide(facts);
+        assert!(p.entry);
+        assert_eq!(
+            p.delete,
+            [Delete {
+                what: What::Disk,
+                path: DISK.into(),
+                how: How::File
+            }]
+        );
+        assert_eq!(
+            p.forget,
+            [ANSWER, "/var/lib/libvirt/images/old.qcow2"].map(String::from)
+        );
+        let kept: Vec<String> = p.keep.iter().map(kept_line).collect();
+        assert_eq!(
+            kept,
+            [
+                "/isos/Win11.iso (never deleted)",
+                "/var/lib/libvirt/images/old.qcow2 (also used by other)",
+                "/isos/ejected.iso (never deleted)",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_is_kept_says_why_and_how_to_delete_it() {
+        let k = Keep {
+            what: What::Disk,
+            path: "/data/it's.qcow2".into(),
+            why: Why::NotOurs,
+        };
+        assert_eq!(
+            kept_line(&k),
+            "/data/it's.qcow2 (not made by bkt; delete it with: rm -- '/data/it'\\''s.qcow2')"
+        );
     }
 }

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use crate::manifest;
 use crate::names::{SshTarget, VmName};
-use crate::tools::virsh::{DomState, DomStats};
+use crate::tools::virsh::{DomState, DomStats, DomainXml};
+use crate::tools::virt_install::VirtType;
 use crate::ui::{Check, Level, Ui};
 use crate::units::{AutoSave, human};
 use crate::vm::ctx::Ctx;
@@ -17,16 +18,13 @@ use crate::vm::{checks, idle, save};
 
 /// The libvirt check (when virsh is here to ask), and whether it answered.
 fn libvirt_answers(ctx: &Ctx, c: &mut Vec<Check>) -> bool {
-    if !ctx.local.has_program("virsh") {
-        return false;
-    }
-    let (check, up) = checks::libvirt(ctx);
-    c.push(check);
+    let (check, up) = checks::libvirt_if_virsh(ctx);
+    c.extend(check);
     up
 }
 
 fn host_checks(ctx: &Ctx) -> Vec<Check> {
-    let mut c = vec![checks::kvm(ctx), checks::groups(ctx)];
+    let mut c = vec![checks::kvm(ctx, VirtType::Kvm), checks::groups(ctx)];
     let up = libvirt_answers(ctx, &mut c);
     if up {
         c.push(checks::network(ctx));
@@ -48,7 +46,7 @@ fn remote_checks(ctx: &Ctx, t: &SshTarget) -> (Vec<Check>, Vec<Check>) {
     let (mut c, logged_in) = checks::ssh_login(ctx, t);
     let up = libvirt_answers(ctx, &mut c);
     if logged_in {
-        c.push(checks::remote_kvm(ctx, t));
+        c.push(checks::kvm(ctx, VirtType::Kvm));
     }
     if up {
         c.push(checks::network(ctx));
@@ -75,84 +73,98 @@ fn vm_checks(
     stats: Option<&DomStats>,
     entry: Option<&manifest::VmEntry>,
 ) -> Vec<Check> {
-    let mut c = Vec::new();
     let Some(st) = stats else {
-        c.push(
+        return vec![
             Check::fail(
                 "defined",
                 "libvirt has no such VM (only the manifest remembers it)",
             )
             .fix(format!("forget it: bkt vm destroy {name}")),
-        );
-        return c;
+        ];
     };
-    c.push(Check::pass("defined", st.state.label()));
-    let xml = ctx.domain_xml(name).ok();
-    match &xml {
-        Some(d) if d.uefi_secure_boot => c.push(Check::pass("firmware", "UEFI with Secure Boot")),
-        Some(_) => c.push(
-            Check::fail(
-                "firmware",
-                "not UEFI with Secure Boot: Windows 11 will not install",
-            )
-            .fix("recreate it with `bkt vm create windows`"),
-        ),
-        None => c.push(Check::warn("firmware", "cannot read the VM's definition")),
+    let mut c = vec![Check::pass("defined", st.state.label())];
+    c.extend(definition_checks(ctx.domain_xml(name).ok().as_ref()));
+    c.extend(disk_checks(ctx, st));
+    c.push(manifest_check(st, entry));
+    c.extend(save_checks(ctx, name, st, entry));
+    c.extend(checks::rdp_log(ctx, name));
+    if st.state == DomState::Running {
+        c.extend(running_checks(ctx, name));
     }
-    match &xml {
-        Some(d) if d.tpm_emulator && d.tpm_version == "2.0" => c.push(Check::pass(
-            "TPM",
-            format!("TPM 2.0 emulator ({})", d.tpm_model),
-        )),
-        Some(_) => c.push(
-            Check::fail("TPM", "no TPM 2.0: Windows 11 requires one")
-                .fix("recreate it with `bkt vm create windows`"),
-        ),
-        None => {}
-    }
+    c
+}
+
+/// What Windows 11 needs of the definition: UEFI with Secure Boot and a
+/// TPM 2.0.
+fn definition_checks(xml: Option<&DomainXml>) -> Vec<Check> {
+    let Some(d) = xml else {
+        return vec![Check::warn("firmware", "cannot read the VM's definition")];
+    };
+    let firmware = if d.uefi_secure_boot {
+        Check::pass("firmware", "UEFI with Secure Boot")
+    } else {
+        Check::fail(
+            "firmware",
+            "not UEFI with Secure Boot: Windows 11 will not install",
+        )
+        .fix("recreate it with `bkt vm create windows`")
+    };
+    let tpm = if d.tpm_emulator && d.tpm_version == "2.0" {
+        Check::pass("TPM", format!("TPM 2.0 emulator ({})", d.tpm_model))
+    } else {
+        Check::fail("TPM", "no TPM 2.0: Windows 11 requires one")
+            .fix("recreate it with `bkt vm create windows`")
+    };
+    vec![firmware, tpm]
+}
+
+/// Each disk (not the media) is there.
+fn disk_checks(ctx: &Ctx, st: &DomStats) -> Vec<Check> {
     let disks: Vec<_> = st.blocks.iter().filter(|b| !b.is_media()).collect();
     if disks.is_empty() {
-        c.push(Check::warn("disk", "no disk"));
+        return vec![Check::warn("disk", "no disk")];
     }
-    for b in disks {
-        if b.path.is_empty() || ctx.host.exists(std::path::Path::new(&b.path)) {
-            c.push(Check::pass(
-                "disk",
-                format!(
-                    "{} ({} of {} allocated)",
-                    b.path,
-                    human(b.used()),
-                    human(b.capacity)
-                ),
-            ));
-        } else {
-            c.push(
+    disks
+        .into_iter()
+        .map(|b| {
+            if b.path.is_empty() || ctx.host.exists(std::path::Path::new(&b.path)) {
+                Check::pass(
+                    "disk",
+                    format!(
+                        "{} ({} of {} allocated)",
+                        b.path,
+                        human(b.used()),
+                        human(b.capacity)
+                    ),
+                )
+            } else {
                 Check::fail("disk", format!("{} is missing", b.path))
-                    .fix("restore it from a backup; the VM cannot start without it"),
-            );
-        }
-    }
+                    .fix("restore it from a backup; the VM cannot start without it")
+            }
+        })
+        .collect()
+}
+
+/// bkt's manifest agrees with libvirt about the disk.
+fn manifest_check(st: &DomStats, entry: Option<&manifest::VmEntry>) -> Check {
     match entry {
-        None => c.push(Check::warn(
-            "manifest",
-            "not in bkt's manifest (bkt did not create it)",
-        )),
+        None => Check::warn("manifest", "not in bkt's manifest (bkt did not create it)"),
         Some(e) if !e.disk.is_empty() && !st.blocks.iter().any(|b| b.path == e.disk) => {
-            c.push(Check::warn(
+            Check::warn(
                 "manifest",
                 format!(
                     "the manifest says its disk is {}, libvirt disagrees",
                     e.disk
                 ),
-            ))
+            )
         }
-        Some(_) => c.push(Check::pass("manifest", "agrees with libvirt")),
+        Some(_) => Check::pass("manifest", "agrees with libvirt"),
     }
-    c.extend(save_checks(ctx, name, st, entry));
-    c.extend(checks::rdp_log(ctx, name));
-    if st.state != DomState::Running {
-        return c;
-    }
+}
+
+/// A running VM: its address, Remote Desktop there, and the guest agent.
+fn running_checks(ctx: &Ctx, name: &str) -> Vec<Check> {
+    let mut c = Vec::new();
     match net::find_ip(ctx, name) {
         Err(e) => c.push(
             Check::fail("IP", format!("{e:#}"))
