@@ -375,45 +375,27 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     // The drivers here: the answer ISO is built from them on this machine.
     let local_virtio = virtio_iso(ctx, &args, &plan, &ready)?;
     plan.virtio_iso = Some(local_virtio.clone());
-    if args.dry_run {
-        let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
-        return dry_run(ctx, &domain, &plan, &ready.images);
-    }
-    crate::interrupt::catch();
-    if ctx.uri.ssh().is_some() {
-        ctx.ui.heading("Media");
-        let route = ready
-            .route
-            .as_ref()
-            .context("no way to send the ISOs to the host")?;
-        if let media::Route::Pool(p) = route {
-            plan.pool = Some(p.clone());
-        }
-        if let Err(e) = media_to_host(ctx, &mut plan, &ready.images, route) {
-            // The upload's own error says what is left of it; an
-            // interruption (the child's end, seen as its failure) is said.
-            return Err(if crate::interrupt::happened() {
-                let e = if crate::interrupt::is_interrupted(&e) {
-                    e
-                } else {
-                    e.context(crate::interrupt::Interrupted)
-                };
-                e.context("stopped before anything was made")
-            } else {
-                e
-            });
-        }
+    if !args.dry_run {
+        crate::interrupt::catch();
+        send_media(ctx, &mut plan, &ready)?;
     }
     let domain = spec(ctx, &plan, &ready.images, answers.is_some())?;
+    let job = Job {
+        plan: &plan,
+        domain: &domain,
+        images: &ready.images,
+        answers: answers.as_ref().map(|a| (a, local_virtio.as_path())),
+    };
+    let steps = steps(
+        ctx.uri.ssh().is_some(),
+        plan.pool.as_deref(),
+        answers.is_some(),
+    );
+    if args.dry_run {
+        return dry_run(ctx, &job, &steps);
+    }
     let mut made = Made::default();
-    if let Err(err) = make(
-        ctx,
-        &plan,
-        &domain,
-        &ready.images,
-        answers.as_ref().map(|a| (a, local_virtio.as_path())),
-        &mut made,
-    ) {
+    if let Err(err) = make(ctx, &job, &steps, &mut made) {
         return Err(undo(ctx, &plan.name, &domain.uuid, &made, err));
     }
     match &domain.answer_iso {
@@ -426,6 +408,36 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         ),
         None => guide(ctx, &plan, interactive),
     }
+}
+
+/// Over ssh, the host gets the media of this machine before anything is
+/// made there (so a failure here has nothing to roll back).
+fn send_media(ctx: &Ctx, plan: &mut Plan, ready: &Ready) -> Result<()> {
+    if ctx.uri.ssh().is_none() {
+        return Ok(());
+    }
+    ctx.ui.heading("Media");
+    let route = ready
+        .route
+        .as_ref()
+        .context("no way to send the ISOs to the host")?;
+    if let media::Route::Pool(p) = route {
+        plan.pool = Some(p.clone());
+    }
+    media_to_host(ctx, plan, &ready.images, route).map_err(|e| {
+        // The upload's own error says what is left of it; an
+        // interruption (the child's end, seen as its failure) is said.
+        if crate::interrupt::happened() {
+            let e = if crate::interrupt::is_interrupted(&e) {
+                e
+            } else {
+                e.context(crate::interrupt::Interrupted)
+            };
+            e.context("stopped before anything was made")
+        } else {
+            e
+        }
+    })
 }
 
 /// The host reached over ssh gets the install and driver ISOs of this
@@ -533,7 +545,11 @@ fn undo(ctx: &Ctx, name: &str, uuid: &str, made: &Made, err: anyhow::Error) -> a
     .unwrap_err()
 }
 
-fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Result<()> {
+/// The same steps as a run, shown instead of run: the media a host over
+/// ssh would be sent, the commands that make the disk and the domain, and
+/// the domain's XML.
+fn dry_run(ctx: &Ctx, job: &Job, steps: &[Step]) -> Result<()> {
+    let (plan, images) = (job.plan, job.images);
     ctx.ui.heading("Dry run: nothing will be created");
     if let Some(t) = ctx.uri.ssh() {
         ctx.ui.line("Media:");
@@ -550,52 +566,42 @@ fn dry_run(ctx: &Ctx, domain: &WindowsDomain, plan: &Plan, images: &Path) -> Res
         }
     }
     ctx.ui.line("Commands:");
-    let render = domain.render();
-    // Over ssh, as the run would: a volume of the images directory's pool
-    // if it has one, else qemu-img there.
-    let disk = Path::new(&domain.disk_path);
-    let pool = match (ctx.uri.ssh(), disk.parent()) {
-        (Some(_), Some(dir)) => ctx.pool_holding(dir)?,
-        _ => None,
-    };
-    let make_disk = match pool {
-        Some(pool) => {
-            let vol = disk.file_name().unwrap_or_default().to_string_lossy();
-            ctx.virsh.vol_create_qcow2(&pool, &vol, plan.disk_size)
+    for step in steps {
+        for c in step.commands(ctx, job)? {
+            ctx.ui.line(format_args!("  {}", c.display()));
         }
-        None => qemu_img::create_qcow2(&domain.disk_path, plan.disk_size),
-    };
-    for c in [
-        make_disk,
-        render.clone(),
-        ctx.virsh.define_stdin(""),
-        ctx.virsh.start_fresh(&domain.uuid),
-    ] {
-        ctx.ui.line(format_args!("  {}", c.display()));
     }
     ctx.ui
         .line("Domain XML (rendered by virt-install --print-xml):");
     let size_gib = plan.disk_size.div_ceil(gib_bytes(1));
     let xml = ctx
-        .libvirt_out(&ctx.virsh.client(domain.print_xml(size_gib)))
+        .libvirt_out(&ctx.virsh.client(job.domain.print_xml(size_gib)))
         .context("rendering the domain XML")?;
     ctx.ui.text(format_args!("{xml}"));
     Ok(())
 }
 
-/// What create has made so far, for the rollback.
+/// What this run made so far: what a rollback removes, and only that.
 #[derive(Debug, Default)]
 struct Made {
-    reserved: bool,
-    /// The disk path this run claimed (created empty, exclusively), or
-    /// the volume it asked libvirt for.
-    disk: Option<PathBuf>,
-    /// The disk is a volume libvirt made: libvirt removes it.
-    disk_in_pool: bool,
-    answer_iso: Option<PathBuf>,
+    /// The manifest entry that reserves the name (still "creating").
+    entry: bool,
+    /// Files and volumes, in the order made.
+    files: Vec<MadeFile>,
     /// Set just before `virsh define`: the domain with this run's UUID, if
     /// libvirt has one, is ours.
     domain: bool,
+}
+
+/// A file this run made: a path it claimed (created empty, exclusively),
+/// or a volume it asked libvirt for.
+#[derive(Debug)]
+struct MadeFile {
+    /// "disk" or "answer ISO", as the user reads it.
+    what: &'static str,
+    path: PathBuf,
+    /// A volume libvirt made: libvirt removes it.
+    volume: bool,
 }
 
 /// Create `path` empty, failing if anything is there: from here on the
@@ -618,18 +624,117 @@ fn appeared(path: &Path) -> anyhow::Error {
     .unwrap_err()
 }
 
-fn make(
-    ctx: &Ctx,
-    plan: &Plan,
-    domain: &WindowsDomain,
-    images: &Path,
-    // The answers, and the drivers ISO here to build their ISO from.
-    answers: Option<(&crate::tools::unattend::Answers, &Path)>,
-    made: &mut Made,
-) -> Result<()> {
+/// What the steps work from: the plan, the domain it became, the images
+/// directory on the host, and for an unattended install the answers with
+/// the drivers ISO here to build their ISO from.
+struct Job<'a> {
+    plan: &'a Plan,
+    domain: &'a WindowsDomain,
+    images: &'a Path,
+    answers: Option<(&'a crate::tools::unattend::Answers, &'a Path)>,
+}
+
+/// One step of making the VM, in the order [`make`] runs them. Each notes
+/// in [`Made`] what it made as soon as it is this run's, for the rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// The name taken in the manifest by an entry marked "creating": a
+    /// second `bkt vm create` of the name fails from here on instead of
+    /// racing this one.
+    Reserve,
+    /// The host's images directory, made if it is missing.
+    ImagesDir,
+    /// The disk, noted in the manifest as soon as it is this run's.
+    Disk(DiskBy),
+    /// The answer ISO of an unattended install, built here and written to
+    /// the host (0600: it holds the password).
+    AnswerIso,
+    /// The domain rendered by virt-install, defined, and started with fresh
+    /// NVRAM: one step, as the user watches it (one spinner) and as it is
+    /// undone (the domain of this run's UUID, with its NVRAM and TPM).
+    Domain,
+    /// The manifest entry no longer "creating".
+    Finish,
+}
+
+/// Who makes the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DiskBy {
+    /// qemu-img, at a path claimed first (created empty, never over a
+    /// file): this machine.
+    QemuImg,
+    /// libvirt, as a volume of this pool: a host over ssh whose images
+    /// directory the media reached through it.
+    Pool(String),
+    /// Over ssh: libvirt, if an active pool holds the images directory
+    /// (asked when the step runs), else qemu-img there.
+    PoolOrQemuImg,
+}
+
+/// The steps of a create, for [`make`] to run and `--dry-run` to show.
+fn steps(remote: bool, pool: Option<&str>, unattended: bool) -> Vec<Step> {
+    let disk = match (remote, pool) {
+        (false, _) => DiskBy::QemuImg,
+        (true, Some(p)) => DiskBy::Pool(p.to_string()),
+        (true, None) => DiskBy::PoolOrQemuImg,
+    };
+    let mut steps = vec![Step::Reserve, Step::ImagesDir, Step::Disk(disk)];
+    if unattended {
+        steps.push(Step::AnswerIso);
+    }
+    steps.extend([Step::Domain, Step::Finish]);
+    steps
+}
+
+impl Step {
+    /// Do it, noting in `made` what it made.
+    fn run(&self, ctx: &Ctx, job: &Job, made: &mut Made) -> Result<()> {
+        match self {
+            Step::Reserve => reserve(ctx, job, made),
+            Step::ImagesDir => images_dir(ctx, job.images),
+            Step::Disk(by) => disk(ctx, job, by, made),
+            Step::AnswerIso => answer_iso(ctx, job, made),
+            Step::Domain => domain(ctx, job, made),
+            Step::Finish => finish(ctx, job.plan),
+        }
+    }
+
+    /// The commands `--dry-run` shows for it: those of libvirt and
+    /// qemu-img (the manifest and the answer ISO are bkt's own files).
+    fn commands(&self, ctx: &Ctx, job: &Job) -> Result<Vec<crate::exec::Cmd>> {
+        let d = job.domain;
+        Ok(match self {
+            Step::Disk(by) => vec![match disk_pool(ctx, by, Path::new(&d.disk_path))? {
+                Some(pool) => ctx.virsh.vol_create_qcow2(
+                    &pool,
+                    &volume_name(&d.disk_path),
+                    job.plan.disk_size,
+                ),
+                None => qemu_img::create_qcow2(&d.disk_path, job.plan.disk_size),
+            }],
+            Step::Domain => vec![
+                d.render(),
+                ctx.virsh.define_stdin(""),
+                ctx.virsh.start_fresh(&d.uuid),
+            ],
+            Step::Reserve | Step::ImagesDir | Step::AnswerIso | Step::Finish => vec![],
+        })
+    }
+}
+
+/// Run the steps in order; when one fails, `made` says what to undo.
+fn make(ctx: &Ctx, job: &Job, steps: &[Step], made: &mut Made) -> Result<()> {
     ctx.ui.heading("Creating");
-    // Reserve the name first: a second `bkt vm create` with the same name
-    // now fails instead of racing us.
+    for step in steps {
+        step.run(ctx, job, made)?;
+    }
+    Ok(())
+}
+
+/// Reserve the name: a second `bkt vm create` of it now fails instead of
+/// racing this one.
+fn reserve(ctx: &Ctx, job: &Job, made: &mut Made) -> Result<()> {
+    let (plan, domain) = (job.plan, job.domain);
     ctx.manifest.update(|m| {
         if m.named(&plan.name).is_some() {
             bail!(
@@ -649,7 +754,7 @@ fn make(
                 .chain(domain.virtio_iso.clone())
                 .collect(),
             mac: Some(domain.mac.clone()),
-            rdp_user: answers.map(|(a, _)| a.username.clone()),
+            rdp_user: job.answers.map(|(a, _)| a.username.clone()),
             answer_iso: domain.answer_iso.clone(),
             auto_save: Some(plan.auto_save.as_secs()),
             share: None,
@@ -659,22 +764,25 @@ fn make(
         });
         Ok(())
     })?;
-    made.reserved = true;
-    crate::interrupt::check()?;
+    made.entry = true;
+    crate::interrupt::check()
+}
 
+fn images_dir(ctx: &Ctx, images: &Path) -> Result<()> {
     if !ctx.host.exists(images) {
         ctx.host
             .create_dir_all(images)
             .with_context(|| format!("cannot create the images directory {}", images.display()))?;
     }
-    let in_pool = if ctx.uri.ssh().is_some() {
-        disk_in_pool(ctx, plan, domain, made)?
-    } else {
-        None
-    };
-    let (format, size, allocated) = match in_pool {
-        Some(d) => d,
-        None => disk_on_host(ctx, plan, domain, made)?,
+    Ok(())
+}
+
+/// The disk, checked to be what was asked for.
+fn disk(ctx: &Ctx, job: &Job, by: &DiskBy, made: &mut Made) -> Result<()> {
+    let (plan, domain) = (job.plan, job.domain);
+    let (format, size, allocated) = match disk_pool(ctx, by, Path::new(&domain.disk_path))? {
+        Some(pool) => disk_in_pool(ctx, job, &pool, made)?,
+        None => disk_on_host(ctx, job, made)?,
     };
     if format != "qcow2" || size != plan.disk_size {
         bail!(
@@ -691,21 +799,52 @@ fn make(
             human(allocated)
         ),
     );
-    crate::interrupt::check()?;
+    crate::interrupt::check()
+}
 
-    if let (Some((a, virtio)), Some(out)) = (answers, &domain.answer_iso) {
-        unattended::build_answer_iso(ctx, virtio, a, Path::new(out))?;
-        made.answer_iso = Some(PathBuf::from(out));
-        record(ctx, &plan.name, out)?;
-        ctx.ui.step(
-            "answers",
-            &format!("{out} (autounattend.xml, VirtIO drivers; 0600)"),
-        );
-        crate::interrupt::check()?;
+/// The pool whose volume the disk is, when libvirt makes it: the one
+/// known, else over ssh the active pool of its directory, if any.
+fn disk_pool(ctx: &Ctx, by: &DiskBy, disk: &Path) -> Result<Option<String>> {
+    match (by, disk.parent()) {
+        (DiskBy::QemuImg, _) | (DiskBy::PoolOrQemuImg, None) => Ok(None),
+        (DiskBy::Pool(p), _) => Ok(Some(p.clone())),
+        (DiskBy::PoolOrQemuImg, Some(dir)) => ctx
+            .pool_holding(dir)
+            .context("looking for the storage pool of the host's images directory"),
     }
+}
 
+/// The name of the disk's volume in its pool: its file name.
+fn volume_name(disk: &str) -> String {
+    Path::new(disk)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn answer_iso(ctx: &Ctx, job: &Job, made: &mut Made) -> Result<()> {
+    let (Some((a, virtio)), Some(out)) = (job.answers, &job.domain.answer_iso) else {
+        bail!("an answer ISO was planned without the answers of an unattended install");
+    };
+    unattended::build_answer_iso(ctx, virtio, a, Path::new(out))?;
+    made.files.push(MadeFile {
+        what: "answer ISO",
+        path: PathBuf::from(out),
+        volume: false,
+    });
+    record(ctx, &job.plan.name, out)?;
+    ctx.ui.step(
+        "answers",
+        &format!("{out} (autounattend.xml, VirtIO drivers; 0600)"),
+    );
+    crate::interrupt::check()
+}
+
+/// Define and start the domain, and say what it is.
+fn domain(ctx: &Ctx, job: &Job, made: &mut Made) -> Result<()> {
+    let plan = job.plan;
     let spinner = ctx.ui.spinner("defining and starting the domain");
-    let res = define_and_start(ctx, domain, made);
+    let res = define_and_start(ctx, job.domain, made);
     spinner.clear();
     res?;
     crate::interrupt::check()?;
@@ -734,7 +873,11 @@ fn make(
             t => format!("to disk after {t} unused, giving its memory back"),
         },
     );
+    Ok(())
+}
 
+/// The VM is made: its entry no longer "creating".
+fn finish(ctx: &Ctx, plan: &Plan) -> Result<()> {
     ctx.manifest.update(|m| {
         let e = m
             .get_mut(&plan.name, &ctx.uri)
@@ -749,15 +892,15 @@ fn make(
 /// The disk made by qemu-img on the host (this machine, or over ssh when
 /// libvirt there has no images pool): its path claimed (created empty,
 /// never over a file) first. Its format, size and allocation.
-fn disk_on_host(
-    ctx: &Ctx,
-    plan: &Plan,
-    domain: &WindowsDomain,
-    made: &mut Made,
-) -> Result<(String, u64, u64)> {
+fn disk_on_host(ctx: &Ctx, job: &Job, made: &mut Made) -> Result<(String, u64, u64)> {
+    let (plan, domain) = (job.plan, job.domain);
     let disk = PathBuf::from(&domain.disk_path);
     claim(ctx, &disk)?;
-    made.disk = Some(disk);
+    made.files.push(MadeFile {
+        what: "disk",
+        path: disk,
+        volume: false,
+    });
     record(ctx, &plan.name, &domain.disk_path)?;
     ctx.host
         .run_tool(&qemu_img::create_qcow2(&domain.disk_path, plan.disk_size))
@@ -774,38 +917,17 @@ fn disk_on_host(
 /// The disk on a host reached over ssh: a volume libvirt makes there in
 /// the pool of the images directory (`default` on most hosts), after a
 /// refresh so that it refuses a name a file already has and sees the
-/// media just sent. Its format, size and allocation; None when no active
-/// pool holds that directory (qemu-img makes it there then).
-fn disk_in_pool(
-    ctx: &Ctx,
-    plan: &Plan,
-    domain: &WindowsDomain,
-    made: &mut Made,
-) -> Result<Option<(String, u64, u64)>> {
+/// media just sent. Its format, size and allocation.
+fn disk_in_pool(ctx: &Ctx, job: &Job, pool: &str, made: &mut Made) -> Result<(String, u64, u64)> {
+    let (plan, domain) = (job.plan, job.domain);
     let disk = PathBuf::from(&domain.disk_path);
-    let Some(dir) = disk.parent() else {
-        return Ok(None);
-    };
-    let pool = match &plan.pool {
-        Some(p) => Some(p.clone()),
-        None => ctx
-            .pool_holding(dir)
-            .context("looking for the storage pool of the host's images directory")?,
-    };
-    let Some(pool) = pool else {
-        return Ok(None);
-    };
-    ctx.libvirt(&ctx.virsh.pool_refresh(&pool))
+    ctx.libvirt(&ctx.virsh.pool_refresh(pool))
         .with_context(|| format!("refreshing the storage pool {pool}"))?;
-    let volume = disk
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
     // libvirt refuses a name the pool has: what it makes is this run's
     // (shielded, so that a Ctrl-C cannot leave one made but not known).
     match ctx.try_libvirt(
         &ctx.virsh
-            .vol_create_qcow2(&pool, &volume, plan.disk_size)
+            .vol_create_qcow2(pool, &volume_name(&domain.disk_path), plan.disk_size)
             .shielded(),
     ) {
         Ok(_) => {}
@@ -814,15 +936,18 @@ fn disk_in_pool(
         }
         Err(e) => return Err(ctx.libvirt_error(e)).context("creating the disk on the host"),
     }
-    made.disk = Some(disk);
-    made.disk_in_pool = true;
+    made.files.push(MadeFile {
+        what: "disk",
+        path: disk,
+        volume: true,
+    });
     record(ctx, &plan.name, &domain.disk_path)?;
     crate::interrupt::check()?;
     let info = ctx
         .libvirt_out(&ctx.virsh.vol_dumpxml(&domain.disk_path))
         .and_then(|x| crate::tools::virsh::parse_vol_xml(&x))
         .context("checking the new disk")?;
-    Ok(Some((info.format, info.capacity, info.allocation)))
+    Ok((info.format, info.capacity, info.allocation))
 }
 
 /// virt-install renders the XML; we define and start it, so a start that
@@ -858,95 +983,111 @@ struct Undo {
     left: Vec<String>,
 }
 
-/// Remove what this run made, and only that.
+/// Remove what this run made, and only that: the domain first (it uses
+/// the files), then the files in the order made (as the screens name
+/// them), the manifest entry last (it stays while anything is left).
 fn rollback(ctx: &Ctx, name: &str, uuid: &str, made: &Made) -> Undo {
     let mut u = Undo::default();
     if made.domain {
-        match ctx.domstate(uuid) {
-            // Not defined after all (virt-install or define failed): a
-            // domain of the same name, if any, is someone else's.
-            Ok(None) => {}
-            Ok(Some((state, _))) => {
-                let off = !state.is_active()
-                    || match ctx.try_libvirt(&ctx.virsh.destroy(uuid).shielded()) {
-                        Ok(_) => true,
-                        Err(e) => {
-                            u.left.push(format!(
-                                "domain {name} ({uuid}), running: {}; remove it with {} and {}",
-                                why(&e),
-                                ctx.virsh.destroy(uuid).display(),
-                                ctx.virsh.undefine(uuid).display()
-                            ));
-                            false
-                        }
-                    };
-                if off {
-                    match ctx.try_libvirt(&ctx.virsh.undefine(uuid).shielded()) {
-                        Ok(_) => u
-                            .removed
-                            .push(format!("domain {name} with its NVRAM and TPM state")),
-                        Err(e) => u.left.push(format!(
-                            "domain {name} ({uuid}): {}; remove it with {}",
-                            why(&e),
-                            ctx.virsh.undefine(uuid).display()
-                        )),
-                    }
-                }
-            }
-            Err(e) => u.left.push(format!(
+        undo_domain(ctx, name, uuid, &mut u);
+    }
+    let gone: Vec<String> = made
+        .files
+        .iter()
+        .filter(|f| undo_file(ctx, f, &mut u))
+        .map(|f| f.path.display().to_string())
+        .collect();
+    if made.entry {
+        undo_entry(ctx, name, &gone, &mut u);
+    }
+    u
+}
+
+/// Power off and undefine the domain of this run's UUID, if libvirt has it.
+fn undo_domain(ctx: &Ctx, name: &str, uuid: &str, u: &mut Undo) {
+    let state = match ctx.domstate(uuid) {
+        // Not defined after all (virt-install or define failed): a
+        // domain of the same name, if any, is someone else's.
+        Ok(None) => return,
+        Ok(Some((state, _))) => state,
+        Err(e) => {
+            return u.left.push(format!(
                 "domain {name} ({uuid}), if it was defined: cannot ask libvirt ({}); \
                  check with {}",
                 last_line(&format!("{e:#}")),
                 ctx.virsh.domstate(uuid).display()
-            )),
+            ));
+        }
+    };
+    if state.is_active()
+        && let Err(e) = ctx.try_libvirt(&ctx.virsh.destroy(uuid).shielded())
+    {
+        return u.left.push(format!(
+            "domain {name} ({uuid}), running: {}; remove it with {} and {}",
+            why(&e),
+            ctx.virsh.destroy(uuid).display(),
+            ctx.virsh.undefine(uuid).display()
+        ));
+    }
+    match ctx.try_libvirt(&ctx.virsh.undefine(uuid).shielded()) {
+        Ok(_) => u
+            .removed
+            .push(format!("domain {name} with its NVRAM and TPM state")),
+        Err(e) => u.left.push(format!(
+            "domain {name} ({uuid}): {}; remove it with {}",
+            why(&e),
+            ctx.virsh.undefine(uuid).display()
+        )),
+    }
+}
+
+/// Remove a file this run made; whether it is gone (now, or already).
+fn undo_file(ctx: &Ctx, f: &MadeFile, u: &mut Undo) -> bool {
+    let p = &f.path;
+    let removed = if f.volume {
+        match ctx.try_libvirt(&ctx.virsh.vol_delete(&p.display().to_string()).shielded()) {
+            Ok(_) => Ok(()),
+            Err(e) if crate::tools::virsh::is_no_volume(e.stderr()) => {
+                Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+            }
+            Err(e) => Err(std::io::Error::other(why(&e))),
+        }
+    } else {
+        ctx.host.remove_file(p)
+    };
+    match removed {
+        Ok(()) => {
+            u.removed.push(format!("{} {}", f.what, p.display()));
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            u.left.push(format!("{} {}: {e}", f.what, p.display()));
+            false
         }
     }
-    let mut gone: Vec<String> = Vec::new();
-    for (what, path) in [("disk", &made.disk), ("answer ISO", &made.answer_iso)] {
-        let Some(p) = path else { continue };
-        let removed = if what == "disk" && made.disk_in_pool {
-            match ctx.try_libvirt(&ctx.virsh.vol_delete(&p.display().to_string()).shielded()) {
-                Ok(_) => Ok(()),
-                Err(e) if crate::tools::virsh::is_no_volume(e.stderr()) => {
-                    Err(std::io::Error::from(std::io::ErrorKind::NotFound))
-                }
-                Err(e) => Err(std::io::Error::other(why(&e))),
-            }
-        } else {
-            ctx.host.remove_file(p)
-        };
-        match removed {
-            Ok(()) => {
-                u.removed.push(format!("{what} {}", p.display()));
-                gone.push(p.display().to_string());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                gone.push(p.display().to_string());
-            }
-            Err(e) => u.left.push(format!("{what} {}: {e}", p.display())),
+}
+
+/// Forget the files that are gone, and the entry with them when nothing
+/// is left; with something left, the entry stays (still "creating"), so
+/// that `bkt vm destroy` finds and finishes it.
+fn undo_entry(ctx: &Ctx, name: &str, gone: &[String], u: &mut Undo) {
+    let nothing_left = u.left.is_empty();
+    let res = ctx.manifest.update(|m| {
+        for p in gone {
+            m.forget(name, &ctx.uri, p);
         }
+        Ok(nothing_left && m.remove(name, &ctx.uri).is_some())
+    });
+    match res {
+        Ok(true) => u.removed.push("manifest entry".into()),
+        Ok(false) => {}
+        Err(e) => u.left.push(format!(
+            "manifest entry {name} in {}: {}",
+            ctx.manifest.display(),
+            last_line(&format!("{e:#}"))
+        )),
     }
-    if made.reserved {
-        // With something left, the entry stays (still "creating"), so that
-        // `bkt vm destroy` finds and finishes it.
-        let nothing_left = u.left.is_empty();
-        let res = ctx.manifest.update(|m| {
-            for p in &gone {
-                m.forget(name, &ctx.uri, p);
-            }
-            Ok(nothing_left && m.remove(name, &ctx.uri).is_some())
-        });
-        match res {
-            Ok(true) => u.removed.push("manifest entry".into()),
-            Ok(false) => {}
-            Err(e) => u.left.push(format!(
-                "manifest entry {name} in {}: {}",
-                ctx.manifest.display(),
-                last_line(&format!("{e:#}"))
-            )),
-        }
-    }
-    u
 }
 
 /// The last line that says something (libvirt puts the cause last).
@@ -1063,6 +1204,107 @@ mod tests {
         assert_eq!(why(&said), "it is busy");
         let silent = failed(3, "");
         assert_eq!(why(&silent), "exit status: 3");
+    }
+
+    #[test]
+    fn the_steps_follow_the_host_and_the_install() {
+        use DiskBy::*;
+        use Step::*;
+        let with = |disk, tail: &[Step]| {
+            let mut s = vec![Reserve, ImagesDir, Disk(disk)];
+            s.extend_from_slice(tail);
+            s
+        };
+        // This machine: qemu-img, whatever pool the images are in.
+        assert_eq!(steps(false, None, false), with(QemuImg, &[Domain, Finish]));
+        assert_eq!(
+            steps(false, Some("default"), false),
+            with(QemuImg, &[Domain, Finish])
+        );
+        // An unattended install has its answer ISO, after the disk.
+        assert_eq!(
+            steps(false, None, true),
+            with(QemuImg, &[AnswerIso, Domain, Finish])
+        );
+        // Over ssh: the pool the media went through, else the one of the
+        // images directory if there is one when the disk is made.
+        assert_eq!(
+            steps(true, Some("images"), false),
+            with(Pool("images".into()), &[Domain, Finish])
+        );
+        assert_eq!(
+            steps(true, None, true),
+            with(PoolOrQemuImg, &[AnswerIso, Domain, Finish])
+        );
+    }
+
+    fn job_parts() -> (Plan, WindowsDomain) {
+        let plan = Plan {
+            name: "w".parse().unwrap(),
+            iso: "/isos/Win11.iso".into(),
+            iso_on_host: false,
+            virtio_iso: None,
+            disk_size: gib_bytes(2),
+            memory: gib_bytes(4),
+            cpus: 2,
+            notes: String::new(),
+            virt_type: VirtType::Kvm,
+            auto_save: AutoSave::Off,
+            pool: None,
+        };
+        let domain = WindowsDomain {
+            uri: "qemu:///system".into(),
+            name: "w".into(),
+            virt_type: VirtType::Kvm,
+            memory_mib: 4096,
+            vcpus: 2,
+            disk_path: "/images/w.qcow2".into(),
+            iso: "/isos/Win11.iso".into(),
+            virtio_iso: None,
+            answer_iso: None,
+            mac: "52:54:00:00:00:01".into(),
+            uuid: "00000000-0000-4000-8000-000000000001".into(),
+        };
+        (plan, domain)
+    }
+
+    #[test]
+    fn a_dry_run_shows_the_commands_of_the_steps_it_would_run() {
+        let ctx = Ctx::for_tests();
+        let (plan, domain) = job_parts();
+        let job = Job {
+            plan: &plan,
+            domain: &domain,
+            images: Path::new("/images"),
+            answers: None,
+        };
+        let shown = |steps: &[Step]| -> Vec<String> {
+            steps
+                .iter()
+                .flat_map(|s| s.commands(&ctx, &job).unwrap())
+                .map(|c| c.display().to_string())
+                .collect()
+        };
+        let local = shown(&steps(false, None, false));
+        assert_eq!(local.len(), 4, "{local:#?}");
+        assert_eq!(
+            local[0],
+            "qemu-img create -q -f qcow2 /images/w.qcow2 2147483648"
+        );
+        assert!(local[1].starts_with("virt-install --connect qemu:///system --name w --uuid "));
+        assert_eq!(
+            local[2..],
+            [
+                "virsh -c qemu:///system define /dev/stdin",
+                "virsh -c qemu:///system start 00000000-0000-4000-8000-000000000001 --reset-nvram"
+            ]
+        );
+        // The manifest and the answer ISO are bkt's own: no command.
+        assert_eq!(shown(&steps(false, None, true)), local);
+        assert_eq!(
+            shown(&[Step::Disk(DiskBy::Pool("images".into()))]),
+            ["virsh -c qemu:///system vol-create-as images w.qcow2 2147483648 --format qcow2"]
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! 3389 answers. The drive gets its old medium back and the ISO is deleted
 //! whatever happens, Ctrl-C included.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::tools::virsh::{DiskDevice, DomState};
+use crate::tools::virsh::{DiskDevice, DomDisk, DomState};
 use crate::ui::HintExt;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
@@ -99,50 +100,16 @@ impl Drop for Attached<'_> {
 }
 
 /// Put the script CD in, say what to click, wait up to `timeout` for port
-/// 3389, and put the drive's old medium back whatever happens.
+/// 3389, and put the drive's old medium back whatever happens. The steps:
+/// the ISO made on the host (undone: deleted), put into the drive (undone:
+/// the old medium back, by [`Attached`]), the VM started if it was off,
+/// the wait; then the undo, and the manifest notes Remote Desktop is on.
 pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
     // In use while the user runs the script: not saved from under them.
     let _busy = crate::vm::idle::busy(ctx, name);
-    let dom = ctx.domain_xml(name)?;
-    let drive = dom
-        .disks
-        .iter()
-        .find(|d| d.device == DiskDevice::Cdrom)
-        .ok_or_else(|| anyhow!("{name} has no CD-ROM drive to put the script in"))
-        .hint("add one in virt-manager (Add Hardware → Storage → CDROM device), then retry")?
-        .clone();
-    let dir = dom
-        .disks
-        .iter()
-        .find(|d| d.device == DiskDevice::Disk && !d.path.is_empty())
-        .and_then(|d| Path::new(&d.path).parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
-    let iso = dir.join(format!("{name}-enable-rdp.iso"));
-
-    // The ISO, from files in a private staging directory (0700, a name
-    // nobody can guess): the scripts the user runs as Administrator cannot
-    // be swapped, and no planted symlink is followed.
-    let stage = ctx.local.staging("bkt-enable-rdp-")?;
-    let files = stage.mkdir("cd")?;
-    for (file, text) in [
-        ("cd/enable-rdp.ps1", ENABLE_RDP_PS1),
-        ("cd/enable-rdp.cmd", ENABLE_RDP_CMD),
-    ] {
-        stage.write(file, text.as_bytes(), 0o644)?;
-    }
-    let built = stage.path().join("enable-rdp.iso");
-    // Over ssh as a user who cannot write there, libvirt puts it there.
-    let route = media::route_to(ctx, &dir)?;
-    ctx.local
-        .build_iso(VOLUME, &files, &built, 0o644)
-        .and_then(|()| media::place(ctx, &built, &iso, 0o644, &route))
-        .context("building the script ISO")
-        .hint(format!(
-            "if {} is left from an earlier run that was killed, delete it and retry",
-            iso.display()
-        ))?;
-    drop(stage);
+    let (drive, iso) = script_drive(ctx, name)?;
+    let route = script_iso(ctx, &iso)?;
 
     crate::interrupt::catch();
     let started = match state {
@@ -188,7 +155,62 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     ctx.ui.line(format_args!(
         "  (the console: bkt vm connect {name} --spice)"
     ));
+    let outcome = wait_for_rdp(ctx, name, timeout);
+    attached.detach()?;
+    enabled(ctx, name, outcome)
+}
 
+/// The VM's CD-ROM drive, and the path of the script ISO on the host:
+/// beside the VM's disk.
+fn script_drive(ctx: &Ctx, name: &str) -> Result<(DomDisk, PathBuf)> {
+    let dom = ctx.domain_xml(name)?;
+    let drive = dom
+        .disks
+        .iter()
+        .find(|d| d.device == DiskDevice::Cdrom)
+        .ok_or_else(|| anyhow!("{name} has no CD-ROM drive to put the script in"))
+        .hint("add one in virt-manager (Add Hardware → Storage → CDROM device), then retry")?
+        .clone();
+    let dir = dom
+        .disks
+        .iter()
+        .find(|d| d.device == DiskDevice::Disk && !d.path.is_empty())
+        .and_then(|d| Path::new(&d.path).parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
+    Ok((drive, dir.join(format!("{name}-enable-rdp.iso"))))
+}
+
+/// The script ISO at `iso` on the host, and how it got there (and so how
+/// it goes).
+fn script_iso(ctx: &Ctx, iso: &Path) -> Result<media::Route> {
+    let dir = iso.parent().unwrap_or(Path::new("/"));
+    // The ISO, from files in a private staging directory (0700, a name
+    // nobody can guess): the scripts the user runs as Administrator cannot
+    // be swapped, and no planted symlink is followed.
+    let stage = ctx.local.staging("bkt-enable-rdp-")?;
+    let files = stage.mkdir("cd")?;
+    for (file, text) in [
+        ("cd/enable-rdp.ps1", ENABLE_RDP_PS1),
+        ("cd/enable-rdp.cmd", ENABLE_RDP_CMD),
+    ] {
+        stage.write(file, text.as_bytes(), 0o644)?;
+    }
+    let built = stage.path().join("enable-rdp.iso");
+    // Over ssh as a user who cannot write there, libvirt puts it there.
+    let route = media::route_to(ctx, dir)?;
+    ctx.local
+        .build_iso(VOLUME, &files, &built, 0o644)
+        .and_then(|()| media::place(ctx, &built, iso, 0o644, &route))
+        .context("building the script ISO")
+        .hint(format!(
+            "if {} is left from an earlier run that was killed, delete it and retry",
+            iso.display()
+        ))?;
+    Ok(route)
+}
+
+/// Wait up to `timeout` for Remote Desktop to answer on the VM's address.
+fn wait_for_rdp(ctx: &Ctx, name: &str, timeout: Duration) -> Result<IpAddr> {
     let spinner = ctx.ui.spinner("waiting for Remote Desktop to answer");
     let port = ctx.local.settings.rdp_port;
     let mut last = None;
@@ -221,7 +243,12 @@ pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
         })
     });
     spinner.clear();
-    attached.detach()?;
+    outcome
+}
+
+/// What the wait came to, the script CD out: noted and said.
+fn enabled(ctx: &Ctx, name: &str, outcome: Result<IpAddr>) -> Result<()> {
+    let port = ctx.local.settings.rdp_port;
     match outcome {
         Ok(ip) => {
             ctx.manifest.update(|m| {

@@ -342,13 +342,60 @@ pub fn create(
     // In use until the snapshot is taken: the idle watcher must not save
     // the VM while it is being shut down for one.
     let _busy = crate::vm::idle::busy(ctx, name);
+    let (p, w) = ready_to_take(ctx, name, snap, state, yes)?;
+
+    // The directory of all of a VM's snapshots is bkt's to delete with the
+    // VM: noted in the manifest before it exists, so that no crash leaves it
+    // unrecorded.
+    let root_is_new = host.lstat(&p.root).is_err();
+    if root_is_new {
+        ctx.manifest.update(|m| {
+            m.record(name, &ctx.uri, &p.root.display().to_string());
+            Ok(())
+        })?;
+    }
+    let t = Taking {
+        ctx,
+        name,
+        snap,
+        description,
+        tmp: p.root.join(format!(".{snap}.tmp-{}", std::process::id())),
+        dir: p.root.join(snap),
+        root_is_new,
+        p,
+        w,
+    };
+    // Any failure removes what the steps done made, in reverse.
+    for (i, step) in TAKE.iter().enumerate() {
+        if let Err(e) = t.run(*step) {
+            for done in TAKE[..i].iter().rev() {
+                t.undo(*done);
+            }
+            return Err(e.context(format!(
+                "snapshot {snap} of {name} failed; nothing was kept"
+            )));
+        }
+    }
+    t.taken()
+}
+
+/// Everything a snapshot needs, checked before anything is made: not
+/// saved to disk, a free name, access to the parts, room for the copies,
+/// and the VM shut off (with consent). The VM's parts, and where they are.
+fn ready_to_take(
+    ctx: &Ctx,
+    name: &str,
+    snap: &str,
+    state: DomState,
+    yes: bool,
+) -> Result<(Parts, Where)> {
+    let host = ctx.host.as_ref();
     refuse_saved(ctx, name, state, "take a snapshot")?;
     let existing = virsh::parse_names(&ctx.libvirt_out(&ctx.virsh.snapshot_names(name))?);
     let p = parts(ctx, name)?;
     let w = Where::of(ctx);
     require_access(ctx, &p, &w, &format!("a snapshot of {name}"), true)?;
-    let dir = p.root.join(snap);
-    if existing.iter().any(|s| s == snap) || host.lstat(&dir).is_ok() {
+    if existing.iter().any(|s| s == snap) || host.lstat(&p.root.join(snap)).is_ok() {
         bail!(
             "{name} already has a snapshot named {snap:?}; choose another name or delete it first"
         );
@@ -377,86 +424,137 @@ pub fn create(
         yes,
         "snapshots are taken with the VM shut off",
     )?;
+    Ok((p, w))
+}
 
-    // The directory of all of a VM's snapshots is bkt's to delete with the
-    // VM: noted in the manifest before it exists, so that no crash leaves it
-    // unrecorded.
-    let root_is_new = host.lstat(&p.root).is_err();
-    let root = p.root.display().to_string();
-    if root_is_new {
-        ctx.manifest.update(|m| {
-            m.record(name, &ctx.uri, &root);
-            Ok(())
-        })?;
+/// One step of taking a snapshot, in the order of [`TAKE`]; when one
+/// fails, the steps done are undone in reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// The NVRAM and TPM copies and the metadata, in a temporary
+    /// directory, flushed to disk. Undone: that directory removed, and
+    /// the snapshots' directory with its record if this run made it.
+    Copies,
+    /// libvirt's internal snapshot of the disk. Undone: deleted.
+    Disk,
+    /// The rename of the temporary directory that makes the snapshot exist.
+    Rename,
+}
+
+/// Copies first, then the disk snapshot, then the rename.
+const TAKE: [Take; 3] = [Take::Copies, Take::Disk, Take::Rename];
+
+/// A snapshot being taken: what its steps work on.
+struct Taking<'a> {
+    ctx: &'a Ctx,
+    name: &'a str,
+    snap: &'a str,
+    description: &'a str,
+    p: Parts,
+    w: Where,
+    /// The temporary directory of the copies, beside the snapshots.
+    tmp: PathBuf,
+    /// The snapshot's directory, once it exists.
+    dir: PathBuf,
+    /// The snapshots' directory did not exist (and is recorded now).
+    root_is_new: bool,
+}
+
+impl Taking<'_> {
+    fn run(&self, step: Take) -> Result<()> {
+        let (ctx, host) = (self.ctx, self.ctx.host.as_ref());
+        match step {
+            // Whole or not at all: what it made before failing goes.
+            Take::Copies => self.copies().inspect_err(|_| self.undo(Take::Copies)),
+            Take::Disk => ctx
+                .libvirt(
+                    &ctx.virsh
+                        .snapshot_create(self.name, self.snap, self.description),
+                )
+                .map(|_| ())
+                .context("taking the disk snapshot"),
+            Take::Rename => host
+                .rename(&self.tmp, &self.dir)
+                .with_context(|| format!("creating {}", self.dir.display())),
+        }
     }
 
-    // Copies first, into a temporary directory, flushed to disk; then the
-    // disk snapshot; then the rename that makes the snapshot exist. Any
-    // failure removes what was made.
-    let tmp = p.root.join(format!(".{snap}.tmp-{}", std::process::id()));
-    let made = (|| -> Result<()> {
-        host.create_dir_all(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+    /// The copies and the metadata in the temporary directory.
+    fn copies(&self) -> Result<()> {
+        let (host, p) = (self.ctx.host.as_ref(), &self.p);
+        host.create_dir_all(&self.tmp)
+            .with_context(|| format!("creating {}", self.tmp.display()))?;
         host.set_mode(&p.root, 0o700)?;
         if let Some(nv) = &p.nvram {
-            permission_hint(host.copy_tree(nv, &tmp.join(NVRAM_COPY)), &w, nv)?;
+            permission_hint(host.copy_tree(nv, &self.tmp.join(NVRAM_COPY)), &self.w, nv)?;
         }
         if let Some(tpm) = &p.tpm {
-            permission_hint(host.copy_tree(tpm, &tmp.join(TPM_COPY)), &w, tpm)?;
+            permission_hint(host.copy_tree(tpm, &self.tmp.join(TPM_COPY)), &self.w, tpm)?;
         }
         let meta = Meta {
-            name: snap.to_string(),
-            created: now_utc(ctx),
-            description: description.to_string(),
+            name: self.snap.to_string(),
+            created: now_utc(self.ctx),
+            description: self.description.to_string(),
             nvram: p.nvram.is_some(),
             tpm: p.tpm.is_some(),
         };
         host.write_new(
-            &tmp.join(META),
+            &self.tmp.join(META),
             serde_json::to_string_pretty(&meta)?.as_bytes(),
             0o600,
         )?;
-        host.sync(&tmp)?;
-        ctx.libvirt(&ctx.virsh.snapshot_create(name, snap, description))
-            .context("taking the disk snapshot")?;
-        if let Err(e) = host.rename(&tmp, &dir) {
-            let _ = ctx.try_libvirt(&ctx.virsh.snapshot_delete(name, snap));
-            return Err(e).with_context(|| format!("creating {}", dir.display()));
+        host.sync(&self.tmp)
+    }
+
+    /// Undo a step done (or, for the copies, begun); what cannot be
+    /// undone stays (the error already says the snapshot failed).
+    fn undo(&self, step: Take) {
+        let (ctx, host) = (self.ctx, self.ctx.host.as_ref());
+        match step {
+            Take::Copies => {
+                let _ = host.remove_tree(&self.tmp);
+                if self.root_is_new && host.remove_dir(&self.p.root).is_ok() {
+                    let _ = ctx.manifest.update(|m| {
+                        m.forget(self.name, &ctx.uri, &self.p.root.display().to_string());
+                        Ok(())
+                    });
+                }
+            }
+            Take::Disk => {
+                let _ = ctx.try_libvirt(&ctx.virsh.snapshot_delete(self.name, self.snap));
+            }
+            Take::Rename => {}
         }
+    }
+
+    /// The snapshot exists: its rename (and a new root's entry in its
+    /// parent) on disk too, and what was kept said.
+    fn taken(&self) -> Result<()> {
+        let (host, p, name, snap) = (self.ctx.host.as_ref(), &self.p, self.name, self.snap);
+        let mut dirs = vec![p.root.clone()];
+        if self.root_is_new {
+            dirs.extend(p.root.parent().map(Path::to_path_buf));
+        }
+        for d in &dirs {
+            host.sync(d).with_context(|| {
+                format!("snapshot {snap} of {name} is taken but may not be on disk yet; run `sync`")
+            })?;
+        }
+        self.ctx
+            .ui
+            .line(format_args!("Snapshot {snap} of {name} taken"));
+        self.ctx
+            .ui
+            .step("disk", "internal qcow2 snapshot (libvirt)");
+        if let Some(nv) = &p.nvram {
+            self.ctx.ui.step("NVRAM", &nv.display().to_string());
+        }
+        if let Some(tpm) = &p.tpm {
+            self.ctx.ui.step("TPM state", &tpm.display().to_string());
+        }
+        self.ctx.ui.step("kept in", &self.dir.display().to_string());
         Ok(())
-    })();
-    if let Err(e) = made {
-        let _ = host.remove_tree(&tmp);
-        if root_is_new && host.remove_dir(&p.root).is_ok() {
-            let _ = ctx.manifest.update(|m| {
-                m.forget(name, &ctx.uri, &root);
-                Ok(())
-            });
-        }
-        return Err(e.context(format!(
-            "snapshot {snap} of {name} failed; nothing was kept"
-        )));
     }
-    // The rename, and a new root's entry in its parent, on disk too.
-    let mut dirs = vec![p.root.clone()];
-    if root_is_new {
-        dirs.extend(p.root.parent().map(Path::to_path_buf));
-    }
-    for d in &dirs {
-        host.sync(d).with_context(|| {
-            format!("snapshot {snap} of {name} is taken but may not be on disk yet; run `sync`")
-        })?;
-    }
-    ctx.ui.line(format_args!("Snapshot {snap} of {name} taken"));
-    ctx.ui.step("disk", "internal qcow2 snapshot (libvirt)");
-    if let Some(nv) = &p.nvram {
-        ctx.ui.step("NVRAM", &nv.display().to_string());
-    }
-    if let Some(tpm) = &p.tpm {
-        ctx.ui.step("TPM state", &tpm.display().to_string());
-    }
-    ctx.ui.step("kept in", &dir.display().to_string());
-    Ok(())
 }
 
 /// One row of `snapshot list`.
@@ -894,6 +992,77 @@ mod tests {
         assert_eq!(fs::read_to_string(&nv).unwrap(), "vars-1");
         assert!(!s.copy.exists());
         assert_eq!(h.tree_size(d.path().join("saved").as_path()), 7);
+    }
+
+    /// A snapshot of a VM with only an NVRAM file, its snapshots'
+    /// directory not made yet, in a temporary directory.
+    fn taking<'a>(ctx: &'a Ctx, d: &Path, nvram: PathBuf) -> Taking<'a> {
+        let root = d.join("images/w.snapshots");
+        Taking {
+            ctx,
+            name: "w",
+            snap: "clean",
+            description: "before",
+            tmp: root.join(".clean.tmp-1"),
+            dir: root.join("clean"),
+            root_is_new: true,
+            p: Parts {
+                nvram: Some(nvram),
+                tpm: None,
+                root,
+            },
+            w: Where::default(),
+        }
+    }
+
+    #[test]
+    fn the_copies_step_is_whole_or_undone() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("vms.json");
+        let settings = crate::settings::Settings::from_vars(|k| {
+            (k == "BKT_VM_MANIFEST").then(|| m.clone().into_os_string())
+        });
+        let ctx = Ctx::new("qemu:///system".parse().unwrap(), settings).unwrap();
+        let recorded = || {
+            ctx.manifest
+                .load()
+                .unwrap()
+                .made_for("w", "qemu:///system")
+                .len()
+        };
+        fs::create_dir(d.path().join("images")).unwrap();
+        let nv = d.path().join("VARS.fd");
+        fs::write(&nv, "vars").unwrap();
+        let t = taking(&ctx, d.path(), nv);
+        // As create does before the step.
+        ctx.manifest
+            .update(|m| {
+                m.record("w", &ctx.uri, &t.p.root.display().to_string());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(recorded(), 1);
+        t.run(Take::Copies).unwrap();
+        assert_eq!(fs::read_to_string(t.tmp.join(NVRAM_COPY)).unwrap(), "vars");
+        let meta: Meta =
+            serde_json::from_str(&fs::read_to_string(t.tmp.join(META)).unwrap()).unwrap();
+        assert_eq!(
+            (meta.name.as_str(), meta.nvram, meta.tpm),
+            ("clean", true, false)
+        );
+        let mode = fs::metadata(&t.p.root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Undone: the copies, and the snapshots' directory this run made.
+        t.undo(Take::Copies);
+        assert!(!t.p.root.exists());
+        assert!(d.path().join("images").exists());
+        assert_eq!(recorded(), 0);
+
+        // A part that cannot be copied: nothing of the step is left.
+        let t = taking(&ctx, d.path(), d.path().join("gone.fd"));
+        assert!(t.run(Take::Copies).is_err());
+        assert!(!t.p.root.exists());
+        assert_eq!(TAKE, [Take::Copies, Take::Disk, Take::Rename]);
     }
 
     fn hint_of(e: &anyhow::Error) -> Option<String> {
