@@ -50,6 +50,22 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl Output {
+    /// The output of `cmd` when it succeeded; else the error carrying what
+    /// it said, as [`Cmd::run`] returns it.
+    pub fn checked(self, cmd: &Cmd) -> Result<Output, ExecError> {
+        if self.status.success() {
+            Ok(self)
+        } else {
+            Err(ExecError::Failed {
+                cmd: cmd.display(),
+                status: Status::of(&self.status),
+                stderr: self.stderr,
+            })
+        }
+    }
+}
+
 /// How a command that ran ended, for callers that match on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -288,16 +304,7 @@ impl Cmd {
     /// Run to completion with stdin closed and stdout/stderr captured. A
     /// non-zero exit is an error carrying the captured output.
     pub fn run(&self) -> Result<Output, ExecError> {
-        let out = self.run_unchecked()?;
-        if out.status.success() {
-            Ok(out)
-        } else {
-            Err(ExecError::Failed {
-                cmd: self.display(),
-                status: Status::of(&out.status),
-                stderr: out.stderr,
-            })
-        }
+        self.run_unchecked()?.checked(self)
     }
 
     /// Run with stdout going into `file` (opened by the caller, so it has

@@ -919,6 +919,7 @@ mod tests {
 
     use super::*;
     use crate::vm::ctx::LocalHost;
+    use crate::vm::ctx::host::{HostFiles, HostMachine};
     use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 

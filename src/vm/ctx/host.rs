@@ -2,7 +2,15 @@
 //! through: its size, its files (disks, NVRAM, TPM state, snapshot copies,
 //! the media QEMU opens), its user database (QEMU's user), and TCP to a
 //! guest on its network. [`LocalHost`] is this machine; a host reached over
-//! ssh is one more implementation of [`Host`].
+//! ssh is one more implementation of [`Host`], and tests have a fake
+//! (`ctx/fake.rs`).
+//!
+//! [`Host`] is four parts by concern, each with its error convention in its
+//! doc: [`HostFiles`] (24 methods), [`HostProcs`] (4), [`HostNet`] (5) and
+//! [`HostMachine`] (6). In short: `io::Result` for one file operation whose
+//! kind a caller tells apart, `anyhow::Result` for everything else that can
+//! fail, and a plain value for the questions whose "cannot tell" is an
+//! answer the callers rely on (each named in its part's doc).
 
 // why: the door: the machine that runs libvirt, its files, processes and sockets.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -136,98 +144,171 @@ impl PortState {
     }
 }
 
-/// Every effect on the machine that runs libvirt.
-pub trait Host {
+/// Every effect on the machine that runs libvirt: its files, processes,
+/// sockets and its own facts. Implemented by every type that implements
+/// the four parts; code takes `&dyn Host` (or `ctx.host`) and calls any of
+/// their methods. A new method goes in the part of its concern (a
+/// positioned read is [`HostFiles`]), in each implementation's block of
+/// that part, and in the fake (`ctx/fake.rs`).
+pub trait Host: HostFiles + HostProcs + HostNet + HostMachine {}
+
+impl<T: HostFiles + HostProcs + HostNet + HostMachine + ?Sized> Host for T {}
+
+/// The host's files: read, write, list, rename, remove, modes and owners.
+/// Errors: `io::Result` where callers branch on the kind (`NotFound`,
+/// `AlreadyExists`); `anyhow` for the operations made of several steps
+/// (`write_new`, `send_new`, `copy_tree`, `sync`, `sha256`, `perms`), whose
+/// error names the path and the step. `exists`, `writable` and `tree_size`
+/// answer a question whose "cannot tell" is an answer (false, false, 0):
+/// every caller uses them that way (a missing directory is made, a
+/// directory that cannot be checked is said unwritable, an unreadable tree
+/// counts nothing towards the space a snapshot needs).
+pub trait HostFiles {
+    /// Whether we may create files in `dir`.
+    fn writable(&self, dir: &Path) -> bool;
+
+    /// Whether a device (`/dev/kvm`) opens for reading and writing.
+    fn open_rw(&self, dev: &Path) -> io::Result<()>;
+
+    /// Whether a file opens for reading.
+    fn open_read(&self, p: &Path) -> io::Result<()>;
+
+    /// What a path is, following symlinks.
+    fn stat(&self, p: &Path) -> io::Result<Stat>;
+
+    /// What a path is, not following a symlink.
+    fn lstat(&self, p: &Path) -> io::Result<Stat>;
+
+    fn exists(&self, p: &Path) -> bool {
+        self.stat(p).is_ok()
+    }
+
+    /// Owner, group, mode and POSIX ACL, for another user's access.
+    fn perms(&self, p: &Path) -> Result<Perms>;
+
+    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
+
+    fn read_to_string(&self, p: &Path) -> io::Result<String>;
+
+    /// The entries of a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+
+    /// Create an empty file that did not exist.
+    fn create_new(&self, p: &Path, mode: u32) -> io::Result<()>;
+
+    /// Write a file that did not exist, and flush it.
+    fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()>;
+
+    /// Copy a file of this (the local) machine to a new file on the host
+    /// (never over one), `sent` told the bytes copied so far; a copy that
+    /// fails is removed, or the error is a [`LeftBehind`] naming it.
+    fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()>;
+
+    /// [`Host::send_new`] of a small file, nobody told.
+    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
+        self.send_new(local, p, mode, &mut |_| {})
+    }
+
+    /// The SHA-256 of a file there, in hex.
+    fn sha256(&self, p: &Path) -> Result<String>;
+
+    fn create_dir_all(&self, p: &Path) -> io::Result<()>;
+
+    fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()>;
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    fn remove_file(&self, p: &Path) -> io::Result<()>;
+
+    fn remove_dir(&self, p: &Path) -> io::Result<()>;
+
+    fn remove_tree(&self, p: &Path) -> io::Result<()>;
+
+    /// Copy a file or a tree to a path that does not exist yet, keeping
+    /// modes and (as root) owners, every file and directory flushed.
+    fn copy_tree(&self, src: &Path, dst: &Path) -> Result<()>;
+
+    /// Flush a file or a directory (its entries) to disk.
+    fn sync(&self, p: &Path) -> Result<()>;
+
+    /// Bytes under a path (a file, or a tree).
+    fn tree_size(&self, p: &Path) -> u64;
+}
+
+/// Programs there: the login (over ssh), tools run on the host's files,
+/// and what is installed. Errors: `anyhow`, naming the program and its
+/// fix; `program_version` answers None for "not installed".
+pub trait HostProcs {
     /// Be ready for the command's calls: over ssh, log in once (the
     /// connection every later call, libvirt's own too, goes through), so
     /// an unreachable host is said first, with its fix.
     fn open(&self) -> Result<()> {
         Ok(())
     }
-    /// Its memory and cores.
-    fn size(&self) -> Result<HostSize>;
-    /// Free bytes on the file system holding `dir` (or its nearest parent).
-    fn free_space(&self, dir: &Path) -> Option<u64>;
-    /// Whether we may create files in `dir`.
-    fn writable(&self, dir: &Path) -> bool;
-    /// Whether a device (`/dev/kvm`) opens for reading and writing.
-    fn open_rw(&self, dev: &Path) -> io::Result<()>;
-    /// Whether a file opens for reading.
-    fn open_read(&self, p: &Path) -> io::Result<()>;
-    /// What a path is, following symlinks.
-    fn stat(&self, p: &Path) -> io::Result<Stat>;
-    /// What a path is, not following a symlink.
-    fn lstat(&self, p: &Path) -> io::Result<Stat>;
-    fn exists(&self, p: &Path) -> bool {
-        self.stat(p).is_ok()
-    }
-    /// Owner, group, mode and POSIX ACL, for another user's access.
-    fn perms(&self, p: &Path) -> Result<Perms>;
-    fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
-    /// The user and group databases (`passwd`, `group`).
-    fn accounts(&self) -> (String, String);
-    fn read_to_string(&self, p: &Path) -> io::Result<String>;
-    /// The entries of a directory.
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
-    /// Create an empty file that did not exist.
-    fn create_new(&self, p: &Path, mode: u32) -> io::Result<()>;
-    /// Write a file that did not exist, and flush it.
-    fn write_new(&self, p: &Path, bytes: &[u8], mode: u32) -> Result<()>;
-    /// Copy a file of this (the local) machine to a new file on the host
-    /// (never over one), `sent` told the bytes copied so far; a copy that
-    /// fails is removed, or the error is a [`LeftBehind`] naming it.
-    fn send_new(&self, local: &Path, p: &Path, mode: u32, sent: &mut dyn FnMut(u64)) -> Result<()>;
-    /// [`Host::send_new`] of a small file, nobody told.
-    fn install_new(&self, local: &Path, p: &Path, mode: u32) -> Result<()> {
-        self.send_new(local, p, mode, &mut |_| {})
-    }
-    /// The SHA-256 of a file there, in hex.
-    fn sha256(&self, p: &Path) -> Result<String>;
+
     /// Run a tool there (`qemu-img` on the host's files); its stdout.
     fn run_tool(&self, cmd: &Cmd) -> Result<String>;
-    fn create_dir_all(&self, p: &Path) -> io::Result<()>;
-    fn set_mode(&self, p: &Path, mode: u32) -> io::Result<()>;
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    fn remove_file(&self, p: &Path) -> io::Result<()>;
-    fn remove_dir(&self, p: &Path) -> io::Result<()>;
-    fn remove_tree(&self, p: &Path) -> io::Result<()>;
-    /// Copy a file or a tree to a path that does not exist yet, keeping
-    /// modes and (as root) owners, every file and directory flushed.
-    fn copy_tree(&self, src: &Path, dst: &Path) -> Result<()>;
-    /// Flush a file or a directory (its entries) to disk.
-    fn sync(&self, p: &Path) -> Result<()>;
-    /// Bytes under a path (a file, or a tree).
-    fn tree_size(&self, p: &Path) -> u64;
-    /// We are root there (owners can be kept, anything granted).
-    fn is_root(&self) -> bool;
-    /// Our user id there.
-    fn euid(&self) -> u32;
+
+    /// Get in and say who we are there (our user id): nothing to do on
+    /// this machine; over ssh, the login, with its failure and fix.
+    fn login(&self) -> Result<u32>;
+
+    /// What `PROGRAM --version` prints there, or None when it is not
+    /// installed.
+    fn program_version(&self, program: &str) -> Option<String>;
+}
+
+/// TCP from the host's side to the guests: probes, the host's established
+/// connections, and the way a client here reaches a guest. A probe's
+/// failure is its answer ([`PortState`]); unreadable connection tables are
+/// none; the rest is `anyhow`.
+pub trait HostNet {
     /// One TCP connect to a guest's port, from the host's side.
     fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState;
+
     /// Many at once (a few threads share the list).
     fn probe_all(&self, ips: &[String], port: u16, timeout: Duration) -> Vec<PortState>;
+
     /// The established TCP connections there, as (local, remote) ends.
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)>;
+
     /// Where (host, port) a client on this machine reaches a guest's
     /// `port`: the guest itself when the host is this machine, else the
     /// local end of a tunnel through the host (`127.0.0.1`, a free port;
     /// open until the command ends).
     fn reach_from_here(&self, ip: &str, port: u16) -> Result<(String, u16)>;
+
     /// [`Host::reach_from_here`] for a client that outlives bkt: None when
     /// it reaches the guest itself (this machine); over ssh a tunnel of its
     /// own (one more login), its control socket at `socket`.
     fn own_tunnel(&self, _ip: &str, _port: u16, _socket: &Path) -> Result<Option<OwnTunnel>> {
         Ok(None)
     }
-    /// Get in and say who we are there (our user id): nothing to do on
-    /// this machine; over ssh, the login, with its failure and fix.
-    fn login(&self) -> Result<u32>;
+}
+
+/// The machine's own facts: its size and free space, who we are there,
+/// its home and accounts. `size` is `anyhow`; the rest are facts with a
+/// fallback the callers expect (no free space known: None, no accounts
+/// readable: empty databases, no home: None).
+pub trait HostMachine {
+    /// Its memory and cores.
+    fn size(&self) -> Result<HostSize>;
+
+    /// Free bytes on the file system holding `dir` (or its nearest parent).
+    fn free_space(&self, dir: &Path) -> Option<u64>;
+
+    /// The user and group databases (`passwd`, `group`).
+    fn accounts(&self) -> (String, String);
+
+    /// We are root there (owners can be kept, anything granted).
+    fn is_root(&self) -> bool;
+
+    /// Our user id there.
+    fn euid(&self) -> u32;
+
     /// Our home directory there (where a `/session` libvirt keeps its
     /// files).
     fn home(&self) -> Option<PathBuf>;
-    /// What `PROGRAM --version` prints there, or None when it is not
-    /// installed.
-    fn program_version(&self, program: &str) -> Option<String>;
 }
 
 /// This machine.
@@ -281,35 +362,7 @@ fn open_new(p: &Path, mode: u32) -> io::Result<File> {
         .open(p)
 }
 
-impl Host for LocalHost {
-    fn size(&self) -> Result<HostSize> {
-        let memory_bytes = match &self.memory {
-            Some(v) => crate::units::parse_size(v).context("BKT_VM_HOST_MEMORY")?,
-            None => {
-                let info =
-                    fs::read_to_string("/proc/meminfo").context("cannot read /proc/meminfo")?;
-                info.lines()
-                    .find_map(|l| l.strip_prefix("MemTotal:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    .map(|kib| kib * 1024)
-                    .context("no MemTotal in /proc/meminfo")?
-            }
-        };
-        let cpus = match &self.cpus {
-            Some(v) => v.parse().context("BKT_VM_HOST_CPUS is not a number")?,
-            None => std::thread::available_parallelism()
-                .map(|n| n.get() as u32)
-                .unwrap_or(1),
-        };
-        Ok(HostSize { memory_bytes, cpus })
-    }
-
-    fn free_space(&self, dir: &Path) -> Option<u64> {
-        let probe = dir.ancestors().find(|p| p.exists())?;
-        let st = rustix::fs::statvfs(probe).ok()?;
-        Some(st.f_bavail.saturating_mul(st.f_frsize))
-    }
-
+impl HostFiles for LocalHost {
     fn writable(&self, dir: &Path) -> bool {
         rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
     }
@@ -357,13 +410,6 @@ impl Host for LocalHost {
         fs::canonicalize(p)
     }
 
-    fn accounts(&self) -> (String, String) {
-        (
-            fs::read_to_string(self.etc.join("passwd")).unwrap_or_default(),
-            fs::read_to_string(self.etc.join("group")).unwrap_or_default(),
-        )
-    }
-
     fn read_to_string(&self, p: &Path) -> io::Result<String> {
         fs::read_to_string(p)
     }
@@ -409,10 +455,6 @@ impl Host for LocalHost {
 
     fn sha256(&self, p: &Path) -> Result<String> {
         crate::download::sha256_file(p)
-    }
-
-    fn run_tool(&self, cmd: &Cmd) -> Result<String> {
-        cmd.stdout().map_err(crate::tools::program_error)
     }
 
     fn create_dir_all(&self, p: &Path) -> io::Result<()> {
@@ -484,15 +526,25 @@ impl Host for LocalHost {
             Err(_) => 0,
         }
     }
+}
 
-    fn is_root(&self) -> bool {
-        self.euid() == 0
+impl HostProcs for LocalHost {
+    fn run_tool(&self, cmd: &Cmd) -> Result<String> {
+        cmd.stdout().map_err(crate::tools::program_error)
     }
 
-    fn euid(&self) -> u32 {
-        rustix::process::geteuid().as_raw()
+    fn login(&self) -> Result<u32> {
+        Ok(self.euid())
     }
 
+    fn program_version(&self, program: &str) -> Option<String> {
+        which::which(program).ok()?;
+        let out = crate::tools::version::cmd(program).run_unchecked().ok()?;
+        Some(format!("{}{}", out.stdout, out.stderr))
+    }
+}
+
+impl HostNet for LocalHost {
     fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState {
         let Ok(addr) = ip.parse::<IpAddr>() else {
             return PortState::NoAnswer;
@@ -536,26 +588,61 @@ impl Host for LocalHost {
         Ok((ip.to_string(), port))
     }
 
-    fn login(&self) -> Result<u32> {
-        Ok(self.euid())
-    }
-
-    fn home(&self) -> Option<PathBuf> {
-        self.home.clone()
-    }
-
-    fn program_version(&self, program: &str) -> Option<String> {
-        which::which(program).ok()?;
-        let out = crate::tools::version::cmd(program).run_unchecked().ok()?;
-        Some(format!("{}{}", out.stdout, out.stderr))
-    }
-
     fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
         ["/proc/net/tcp", "/proc/net/tcp6"]
             .iter()
             .filter_map(|p| fs::read_to_string(p).ok())
             .flat_map(|t| parse_proc_net_tcp(&t))
             .collect()
+    }
+}
+
+impl HostMachine for LocalHost {
+    fn size(&self) -> Result<HostSize> {
+        let memory_bytes = match &self.memory {
+            Some(v) => crate::units::parse_size(v).context("BKT_VM_HOST_MEMORY")?,
+            None => {
+                let info =
+                    fs::read_to_string("/proc/meminfo").context("cannot read /proc/meminfo")?;
+                info.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .map(|kib| kib * 1024)
+                    .context("no MemTotal in /proc/meminfo")?
+            }
+        };
+        let cpus = match &self.cpus {
+            Some(v) => v.parse().context("BKT_VM_HOST_CPUS is not a number")?,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+        };
+        Ok(HostSize { memory_bytes, cpus })
+    }
+
+    fn free_space(&self, dir: &Path) -> Option<u64> {
+        let probe = dir.ancestors().find(|p| p.exists())?;
+        let st = rustix::fs::statvfs(probe).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    fn accounts(&self) -> (String, String) {
+        (
+            fs::read_to_string(self.etc.join("passwd")).unwrap_or_default(),
+            fs::read_to_string(self.etc.join("group")).unwrap_or_default(),
+        )
+    }
+
+    fn is_root(&self) -> bool {
+        self.euid() == 0
+    }
+
+    fn euid(&self) -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    fn home(&self) -> Option<PathBuf> {
+        self.home.clone()
     }
 }
 

@@ -1,7 +1,8 @@
 //! The one libvirt runner: every virsh and virt-install call of a command
 //! runs through [`Ctx`], and a failure is said with the advice for its usual
 //! causes for the URI the context already knows (never parsed back out of
-//! the failed command's text).
+//! the failed command's text). Clients run through a [`Runner`]: processes
+//! in production, a table of answers in unit tests (`ctx/fake.rs`).
 
 // why: the door: the one libvirt runner.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -12,6 +13,24 @@ use anyhow::{Context, Result};
 
 use super::Ctx;
 use crate::exec::{Cmd, ExecError, Output};
+
+/// What runs a libvirt client for [`Ctx`]: [`Processes`] in production; a
+/// test's table of answers (`ctx/fake.rs`), so that orchestration is tested
+/// without a process.
+pub trait Runner {
+    /// Run `cmd` to its end, whatever its exit status; an error only when
+    /// it could not run.
+    fn run_unchecked(&self, cmd: &Cmd) -> Result<Output, ExecError>;
+}
+
+/// Libvirt's clients as processes.
+pub struct Processes;
+
+impl Runner for Processes {
+    fn run_unchecked(&self, cmd: &Cmd) -> Result<Output, ExecError> {
+        cmd.run_unchecked()
+    }
+}
 
 impl Ctx {
     /// Run a libvirt client (`ctx.virsh.…`) to success; a failure with the
@@ -46,17 +65,17 @@ impl Ctx {
     /// tells failures apart (no such domain, not running, ...) before
     /// turning the rest into [`Ctx::libvirt_error`].
     pub fn try_libvirt(&self, cmd: &Cmd) -> Result<Output, ExecError> {
-        cmd.run()
+        self.runner.run_unchecked(cmd)?.checked(cmd)
     }
 
     /// [`Ctx::try_libvirt`], its stdout.
     pub fn try_libvirt_out(&self, cmd: &Cmd) -> Result<String, ExecError> {
-        cmd.stdout()
+        self.try_libvirt(cmd).map(|o| o.stdout)
     }
 
     /// [`Ctx::libvirt_unchecked`], its failure to start as it was.
     pub fn try_libvirt_unchecked(&self, cmd: &Cmd) -> Result<Output, ExecError> {
-        cmd.run_unchecked()
+        self.runner.run_unchecked(cmd)
     }
 
     /// A failed libvirt call as an error with advice for the usual causes,

@@ -11,6 +11,8 @@
 // why: the door: Ctx runs libvirt's clients and holds the Host, Local and manifest handles.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+#[cfg(test)]
+pub mod fake;
 pub mod host;
 mod libvirt;
 pub mod local;
@@ -39,6 +41,8 @@ pub struct Ctx {
     pub local: Local,
     /// Where the command's words go (stdout, stderr; a record in tests).
     pub ui: Ui,
+    /// What runs libvirt's clients (processes; a table in unit tests).
+    runner: Box<dyn libvirt::Runner>,
 }
 
 impl Ctx {
@@ -74,6 +78,7 @@ impl Ctx {
             host,
             local: Local::new(settings),
             ui: Ui::terminal(),
+            runner: Box::new(libvirt::Processes),
         })
     }
 

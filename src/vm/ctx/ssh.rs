@@ -18,7 +18,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 use super::host::{
-    Host, HostSize, Kind, LeftBehind, OwnTunnel, PortState, Stat, parse_proc_net_tcp,
+    HostFiles, HostMachine, HostNet, HostProcs, HostSize, Kind, LeftBehind, OwnTunnel, PortState,
+    Stat, parse_proc_net_tcp,
 };
 use crate::exec::{Cmd, ExecError, Output, Sentinel, Status};
 use crate::names::SshTarget;
@@ -246,31 +247,7 @@ impl SshHost {
     }
 }
 
-impl Host for SshHost {
-    fn open(&self) -> Result<()> {
-        self.connect()
-    }
-
-    fn size(&self) -> Result<HostSize> {
-        // The first thing most commands ask the host: an ssh that cannot
-        // get in is said here, with its fix, rather than as answers that
-        // quietly went missing later (no free space known, no probe).
-        self.connect()?;
-        let out = self
-            .virsh
-            .nodeinfo()
-            .stdout()
-            .map_err(|e| super::libvirt_error_on(e, self.uri.as_ref()))
-            .context("cannot read the host's size from libvirt")?;
-        let (memory_bytes, cpus) = virsh::parse_nodeinfo(&out)?;
-        Ok(HostSize { memory_bytes, cpus })
-    }
-
-    fn free_space(&self, dir: &Path) -> Option<u64> {
-        arg(dir).ok()?;
-        ssh::parse_df(&self.io(&ssh::df_script(dir)).ok()?)
-    }
-
+impl HostFiles for SshHost {
     fn writable(&self, dir: &Path) -> bool {
         arg(dir).is_ok() && self.io(&script::writable(dir)).is_ok()
     }
@@ -306,16 +283,6 @@ impl Host for SshHost {
         arg(p)?;
         let out = self.io(&script::canonicalize(p))?;
         Ok(PathBuf::from(out.trim_end_matches('\n')))
-    }
-
-    fn accounts(&self) -> (String, String) {
-        let out = self
-            .io("cat /etc/passwd; echo @@bkt; cat /etc/group")
-            .unwrap_or_default();
-        match out.split_once("@@bkt\n") {
-            Some((p, g)) => (p.to_string(), g.to_string()),
-            None => (String::new(), String::new()),
-        }
     }
 
     fn read_to_string(&self, p: &Path) -> io::Result<String> {
@@ -379,20 +346,6 @@ impl Host for SshHost {
                     Err(why) => Err(LeftBehind::wrap(err, p, why)),
                 }
             }
-        }
-    }
-
-    fn run_tool(&self, cmd: &Cmd) -> Result<String> {
-        let out = self.exec(&cmd.display(), None)?;
-        if out.status.success() {
-            Ok(out.stdout)
-        } else {
-            Err(anyhow!(
-                "`{}` failed on {}: {}",
-                cmd.display(),
-                self.ssh.target().host,
-                remote_io_error(&out.stderr)
-            ))
         }
     }
 
@@ -468,19 +421,45 @@ impl Host for SshHost {
             .map(|out| out.lines().filter_map(|l| l.parse::<u64>().ok()).sum())
             .unwrap_or(0)
     }
+}
 
-    fn is_root(&self) -> bool {
-        self.euid() == 0
+impl HostProcs for SshHost {
+    fn open(&self) -> Result<()> {
+        self.connect()
     }
 
-    fn euid(&self) -> u32 {
-        let id = self
-            .euid
-            .get_or_init(|| self.io("id -u").ok()?.trim().parse().ok());
-        // Unknown: nobody's id, so nothing is assumed allowed.
-        id.unwrap_or(u32::MAX)
+    fn run_tool(&self, cmd: &Cmd) -> Result<String> {
+        let out = self.exec(&cmd.display(), None)?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(anyhow!(
+                "`{}` failed on {}: {}",
+                cmd.display(),
+                self.ssh.target().host,
+                remote_io_error(&out.stderr)
+            ))
+        }
     }
 
+    fn login(&self) -> Result<u32> {
+        self.connect()?;
+        let out = self.exec("id -u", None)?;
+        let id: u32 = out
+            .stdout
+            .trim()
+            .parse()
+            .with_context(|| format!("unexpected output of `id -u`: {:?}", out.stdout))?;
+        let _ = self.euid.set(Some(id));
+        Ok(id)
+    }
+
+    fn program_version(&self, program: &str) -> Option<String> {
+        self.io(&crate::tools::version::script(program)).ok()
+    }
+}
+
+impl HostNet for SshHost {
     fn probe(&self, ip: &str, port: u16, timeout: Duration) -> PortState {
         self.probe_all(&[ip.to_string()], port, timeout)[0]
     }
@@ -569,31 +548,59 @@ impl Host for SshHost {
         )))
     }
 
-    fn login(&self) -> Result<u32> {
+    fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
+        self.io("cat /proc/net/tcp /proc/net/tcp6")
+            .map(|t| parse_proc_net_tcp(&t))
+            .unwrap_or_default()
+    }
+}
+
+impl HostMachine for SshHost {
+    fn size(&self) -> Result<HostSize> {
+        // The first thing most commands ask the host: an ssh that cannot
+        // get in is said here, with its fix, rather than as answers that
+        // quietly went missing later (no free space known, no probe).
         self.connect()?;
-        let out = self.exec("id -u", None)?;
-        let id: u32 = out
-            .stdout
-            .trim()
-            .parse()
-            .with_context(|| format!("unexpected output of `id -u`: {:?}", out.stdout))?;
-        let _ = self.euid.set(Some(id));
-        Ok(id)
+        let out = self
+            .virsh
+            .nodeinfo()
+            .stdout()
+            .map_err(|e| super::libvirt_error_on(e, self.uri.as_ref()))
+            .context("cannot read the host's size from libvirt")?;
+        let (memory_bytes, cpus) = virsh::parse_nodeinfo(&out)?;
+        Ok(HostSize { memory_bytes, cpus })
+    }
+
+    fn free_space(&self, dir: &Path) -> Option<u64> {
+        arg(dir).ok()?;
+        ssh::parse_df(&self.io(&ssh::df_script(dir)).ok()?)
+    }
+
+    fn accounts(&self) -> (String, String) {
+        let out = self
+            .io("cat /etc/passwd; echo @@bkt; cat /etc/group")
+            .unwrap_or_default();
+        match out.split_once("@@bkt\n") {
+            Some((p, g)) => (p.to_string(), g.to_string()),
+            None => (String::new(), String::new()),
+        }
+    }
+
+    fn is_root(&self) -> bool {
+        self.euid() == 0
+    }
+
+    fn euid(&self) -> u32 {
+        let id = self
+            .euid
+            .get_or_init(|| self.io("id -u").ok()?.trim().parse().ok());
+        // Unknown: nobody's id, so nothing is assumed allowed.
+        id.unwrap_or(u32::MAX)
     }
 
     fn home(&self) -> Option<PathBuf> {
         let out = self.io("printf '%s' \"$HOME\"").ok()?;
         (out.starts_with('/') && !out.contains('\n')).then(|| PathBuf::from(out))
-    }
-
-    fn program_version(&self, program: &str) -> Option<String> {
-        self.io(&crate::tools::version::script(program)).ok()
-    }
-
-    fn tcp_established(&self) -> Vec<(SocketAddr, SocketAddr)> {
-        self.io("cat /proc/net/tcp /proc/net/tcp6")
-            .map(|t| parse_proc_net_tcp(&t))
-            .unwrap_or_default()
     }
 }
 
