@@ -394,10 +394,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     if args.dry_run {
         return dry_run(ctx, &job, &steps);
     }
-    let mut made = Made::default();
-    if let Err(err) = make(ctx, &job, &steps, &mut made) {
-        return Err(undo(ctx, &plan.name, &domain.uuid, &made, err));
-    }
+    build(ctx, &job, &steps)?;
     match &domain.answer_iso {
         Some(a) => unattended::watch(
             ctx,
@@ -720,6 +717,13 @@ impl Step {
             Step::Reserve | Step::ImagesDir | Step::AnswerIso | Step::Finish => vec![],
         })
     }
+}
+
+/// Run the steps, and when one fails undo what they made.
+fn build(ctx: &Ctx, job: &Job, steps: &[Step]) -> Result<()> {
+    let mut made = Made::default();
+    make(ctx, job, steps, &mut made)
+        .map_err(|err| undo(ctx, &job.plan.name, &job.domain.uuid, &made, err))
 }
 
 /// Run the steps in order; when one fails, `made` says what to undo.
@@ -1317,5 +1321,260 @@ mod tests {
         let err = claim(&ctx, &p).unwrap_err();
         assert!(format!("{err:#}").contains("appeared while preflight ran"));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "someone's data");
+    }
+
+    // Orchestration against the fake host and libvirt (ctx/fake.rs): the
+    // steps in order, and on a failure the rollback in its order.
+
+    use crate::vm::ctx::fake::Fake;
+
+    const UUID: &str = "00000000-0000-4000-8000-000000000001";
+    /// `qemu-img info --output=json` of the 2 GiB disk, hand-typed: only
+    /// the fields bkt reads.
+    const INFO: &str = r#"{"format": "qcow2", "virtual-size": 2147483648, "actual-size": 196608}"#;
+
+    /// A fake where every step of a local create succeeds.
+    fn all_well() -> Fake {
+        let f = Fake::new();
+        f.host
+            .tool("qemu-img create", "")
+            .tool("qemu-img info", INFO);
+        f.libvirt
+            .ok("virt-install", "<domain/>")
+            .ok("define /dev/stdin", "")
+            .ok("start ", "");
+        f
+    }
+
+    /// Build `w` as `create::run` does after preflight.
+    fn build_w(f: &Fake) -> Result<()> {
+        let (plan, domain) = job_parts();
+        let job = Job {
+            plan: &plan,
+            domain: &domain,
+            images: Path::new("/images"),
+            answers: None,
+        };
+        build(&f.ctx, &job, &steps(false, None, false))
+    }
+
+    fn disks(m: &crate::manifest::Manifest) -> Vec<String> {
+        m.made_for("w", "qemu:///system")
+    }
+
+    #[test]
+    fn a_create_runs_its_steps_in_order_and_finishes_the_entry() {
+        let f = all_well();
+        build_w(&f).unwrap();
+        assert_eq!(
+            f.journal(),
+            [
+                "host: create_dir_all /images",
+                "host: create_new /images/w.qcow2",
+                "host: run_tool qemu-img create -q -f qcow2 /images/w.qcow2 2147483648",
+                "host: run_tool qemu-img info --output=json -U /images/w.qcow2",
+                &format!("libvirt: {}", f.libvirt.calls()[0]),
+                "libvirt: define /dev/stdin",
+                &format!("libvirt: start {UUID} --reset-nvram"),
+            ]
+        );
+        assert!(f.libvirt.calls()[0].starts_with("virt-install --connect qemu:///system"));
+        let m = f.manifest();
+        let e = m.named("w").expect("the entry");
+        assert!(!e.creating, "finished");
+        assert_eq!(e.created, "2026-01-02");
+        assert_eq!(disks(&m), ["/images/w.qcow2"]);
+        assert_eq!(f.host.node("/images/w.qcow2").unwrap().mode, 0o600);
+        assert!(
+            f.said().contains("domain         w: 2 vCPUs, 4 GiB"),
+            "{}",
+            f.said()
+        );
+    }
+
+    #[test]
+    fn an_existing_images_directory_is_not_made_again() {
+        let f = all_well();
+        f.host.dir("/images");
+        build_w(&f).unwrap();
+        assert!(!f.journal().iter().any(|c| c.contains("create_dir_all")));
+    }
+
+    #[test]
+    fn a_failed_define_removes_the_disk_and_the_entry() {
+        let f = Fake::new();
+        f.host
+            .tool("qemu-img create", "")
+            .tool("qemu-img info", INFO);
+        f.libvirt
+            .ok("virt-install", "<domain/>")
+            .fails("define /dev/stdin", 1, "error: XML error: bad\n")
+            .fails("domstate", 1, "error: failed to get domain '0000'\n");
+        let err = build_w(&f).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("creating w failed; nothing was left behind"),
+            "{err:#}"
+        );
+        let j = f.journal();
+        assert_eq!(
+            j[j.len() - 2..],
+            [
+                format!("libvirt: domstate --reason {UUID}"),
+                "host: remove_file /images/w.qcow2".to_string(),
+            ],
+            "not defined after all: no undefine; then the disk"
+        );
+        assert!(!f.host.has("/images/w.qcow2"));
+        assert!(f.manifest().vms.is_empty(), "the entry is gone");
+        assert!(disks(&f.manifest()).is_empty(), "and the disk forgotten");
+        let said = f.said();
+        assert!(said.contains("Rolled back"), "{said}");
+        assert!(
+            said.contains("removed        disk /images/w.qcow2"),
+            "{said}"
+        );
+        assert!(said.contains("removed        manifest entry"), "{said}");
+    }
+
+    #[test]
+    fn a_failed_start_undefines_the_domain_before_the_files() {
+        let f2 = Fake::new();
+        f2.host
+            .tool("qemu-img create", "")
+            .tool("qemu-img info", INFO);
+        f2.libvirt
+            .ok("virt-install", "<domain/>")
+            .ok("define /dev/stdin", "")
+            .fails("start ", 1, "error: no room\n")
+            .ok("domstate", "running (booted)\n")
+            .ok("destroy ", "")
+            .ok("undefine ", "");
+        let err = build_w(&f2).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("starting the domain"),
+            "{err:#}"
+        );
+        let j = f2.journal();
+        let undo: Vec<&str> = j[j.len() - 4..].iter().map(String::as_str).collect();
+        assert_eq!(undo[0], format!("libvirt: domstate --reason {UUID}"));
+        assert_eq!(undo[1], format!("libvirt: destroy {UUID}"));
+        assert!(undo[2].starts_with(&format!("libvirt: undefine {UUID} --nvram --tpm")));
+        assert_eq!(undo[3], "host: remove_file /images/w.qcow2");
+        assert!(f2.manifest().vms.is_empty());
+        assert!(f2.said().contains("domain w with its NVRAM and TPM state"));
+    }
+
+    #[test]
+    fn a_failed_qemu_img_removes_the_claimed_path_and_asks_libvirt_nothing() {
+        let f = Fake::new();
+        f.host
+            .tool_fails("qemu-img create", "qemu-img: no space left");
+        let err = build_w(&f).unwrap_err();
+        assert!(format!("{err:#}").contains("creating the disk"), "{err:#}");
+        assert!(f.libvirt.calls().is_empty(), "{:?}", f.libvirt.calls());
+        assert_eq!(
+            f.host.calls()[f.host.calls().len() - 1],
+            "remove_file /images/w.qcow2"
+        );
+        assert!(!f.host.has("/images/w.qcow2"));
+        assert!(f.manifest().vms.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_removed_is_left_with_its_entry_and_the_fix() {
+        let f = Fake::new();
+        f.host
+            .tool_fails("qemu-img create", "qemu-img: broken")
+            .fail(
+                "remove_file",
+                "/images/w.qcow2",
+                std::io::ErrorKind::PermissionDenied,
+            );
+        let err = build_w(&f).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("some of what it made is left"), "{text}");
+        assert!(
+            crate::ui::hints_of(&err)
+                .iter()
+                .any(|h| h.contains("bkt vm -c qemu:///system destroy w")),
+            "{:?}",
+            crate::ui::hints_of(&err)
+        );
+        let m = f.manifest();
+        let e = m.named("w").expect("the entry stays for destroy to finish");
+        assert!(e.creating);
+        assert_eq!(disks(&m), ["/images/w.qcow2"], "the disk stays known");
+        assert!(f.said().contains("left           disk /images/w.qcow2"));
+        assert!(f.host.has("/images/w.qcow2"));
+    }
+
+    #[test]
+    fn a_domain_that_cannot_be_undefined_keeps_the_entry_but_not_the_gone_files() {
+        let f = Fake::new();
+        f.host
+            .tool("qemu-img create", "")
+            .tool("qemu-img info", INFO);
+        f.libvirt
+            .ok("virt-install", "<domain/>")
+            .fails("define /dev/stdin", 1, "error: later\n")
+            .ok("domstate", "shut off\n")
+            .fails("undefine ", 1, "error: Failed\nerror: it is busy\n");
+        build_w(&f).unwrap_err();
+        assert!(
+            !f.libvirt.calls().iter().any(|c| c.starts_with("destroy")),
+            "a domain that is off is not powered off"
+        );
+        let m = f.manifest();
+        assert!(m.named("w").expect("stays").creating);
+        assert!(disks(&m).is_empty(), "the removed disk is forgotten");
+        assert!(!f.host.has("/images/w.qcow2"));
+        assert!(f.said().contains("it is busy"), "{}", f.said());
+    }
+
+    #[test]
+    fn a_name_taken_meanwhile_makes_nothing_and_removes_nothing() {
+        let f = all_well();
+        f.ctx
+            .manifest
+            .update(|m| {
+                m.vms.push(crate::manifest::VmEntry::for_tests("w"));
+                Ok(())
+            })
+            .unwrap();
+        let err = build_w(&f).unwrap_err();
+        assert!(format!("{err:#}").contains("was taken while preflight ran"));
+        assert!(f.journal().is_empty(), "{:?}", f.journal());
+        assert_eq!(f.manifest().vms.len(), 1, "the other entry stays");
+        assert!(f.said().contains("nothing had been made yet"));
+    }
+
+    #[test]
+    fn a_disk_that_appeared_is_never_touched() {
+        let f = all_well();
+        f.host.file("/images/w.qcow2", "someone's data");
+        let err = build_w(&f).unwrap_err();
+        assert!(format!("{err:#}").contains("appeared while preflight ran"));
+        assert!(!f.journal().iter().any(|c| c.contains("remove_file")));
+        assert_eq!(
+            f.host.node("/images/w.qcow2").unwrap().data,
+            b"someone's data"
+        );
+        assert!(f.manifest().vms.is_empty());
+    }
+
+    #[test]
+    fn a_disk_not_as_asked_is_removed() {
+        let f = Fake::new();
+        f.host.tool("qemu-img create", "").tool(
+            "qemu-img info",
+            r#"{"format": "raw", "virtual-size": 2147483648}"#,
+        );
+        let err = build_w(&f).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("the new disk is raw of 2147483648 bytes"),
+            "{err:#}"
+        );
+        assert!(!f.host.has("/images/w.qcow2"));
+        assert!(f.libvirt.calls().is_empty());
     }
 }

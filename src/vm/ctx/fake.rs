@@ -40,6 +40,10 @@ pub struct Node {
     pub gid: u32,
 }
 
+/// The calls of a fake host and a fake libvirt in the order made, each
+/// `host: …` or `libvirt: …`.
+type Journal = Rc<RefCell<Vec<String>>>;
+
 #[derive(Default)]
 struct HostState {
     files: BTreeMap<PathBuf, Node>,
@@ -56,6 +60,8 @@ struct HostState {
 #[derive(Clone)]
 pub struct FakeHost {
     state: Rc<RefCell<HostState>>,
+    /// Every call of the host and of libvirt, in one order.
+    journal: Journal,
     pub size: HostSize,
     pub euid: u32,
 }
@@ -64,6 +70,7 @@ impl Default for FakeHost {
     fn default() -> FakeHost {
         FakeHost {
             state: Rc::default(),
+            journal: Journal::default(),
             size: HostSize {
                 memory_bytes: 16 << 30,
                 cpus: 8,
@@ -160,7 +167,9 @@ impl FakeHost {
 
     fn note(&self, op: &str, p: &Path) -> io::Result<()> {
         let mut s = self.state.borrow_mut();
-        s.calls.push(format!("{op} {}", p.display()));
+        let call = format!("{op} {}", p.display());
+        self.journal.borrow_mut().push(format!("host: {call}"));
+        s.calls.push(call);
         match s.failing.iter().find(|(o, f, _)| o == op && f == p) {
             Some((_, _, kind)) => Err(io::Error::new(*kind, format!("fake: {op} fails"))),
             None => Ok(()),
@@ -387,6 +396,9 @@ impl HostProcs for FakeHost {
         let shown = cmd.display();
         let mut s = self.state.borrow_mut();
         s.calls.push(format!("run_tool {shown}"));
+        self.journal
+            .borrow_mut()
+            .push(format!("host: run_tool {shown}"));
         let answer = s
             .tools
             .iter()
@@ -463,6 +475,7 @@ impl HostMachine for FakeHost {
 #[derive(Clone, Default)]
 pub struct FakeLibvirt {
     state: Rc<RefCell<LibvirtState>>,
+    journal: Journal,
 }
 
 #[derive(Default)]
@@ -510,6 +523,7 @@ impl Runner for FakeLibvirt {
             .map(|(_, rest)| rest.to_string())
             .unwrap_or_else(|| shown.clone());
         let mut s = self.state.borrow_mut();
+        self.journal.borrow_mut().push(format!("libvirt: {short}"));
         s.calls.push(short);
         let Some(row) = s
             .rows
@@ -551,7 +565,9 @@ impl Fake {
         Fake::with(FakeHost::default(), FakeLibvirt::default())
     }
 
-    pub fn with(host: FakeHost, libvirt: FakeLibvirt) -> Fake {
+    /// Around these fakes; their calls go to one journal ([`Fake::journal`]).
+    pub fn with(host: FakeHost, mut libvirt: FakeLibvirt) -> Fake {
+        libvirt.journal = host.journal.clone();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let manifest = dir.path().join("vms.json");
         let settings = Settings::from_vars(|k| match k {
@@ -575,6 +591,11 @@ impl Fake {
             libvirt,
             _dir: dir,
         }
+    }
+
+    /// The calls of the host and of libvirt so far, in the order made.
+    pub fn journal(&self) -> Vec<String> {
+        self.host.journal.borrow().clone()
     }
 
     /// The manifest as it is now.
