@@ -918,4 +918,181 @@ mod tests {
             "/data/it's.qcow2 (not made by bkt; delete it with: rm -- '/data/it'\\''s.qcow2')"
         );
     }
+
+    // Orchestration against the fake host and libvirt (ctx/fake.rs): what
+    // libvirt and the manifest know -> what is deleted and kept, in order.
+
+    use crate::vm::ctx::fake::Fake;
+
+    const T1: &str = "405a8b53-ad14-470a-9963-b210e9f1e0aa";
+    const T1_DISK: &str = "/var/lib/libvirt/images/t1.qcow2";
+
+    fn fixture(f: &str) -> String {
+        let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&p).unwrap()
+    }
+
+    /// `t1` (fixtures/virsh/dumpxml-windows-running.xml: its disk and an
+    /// ISO) made by bkt, in `state`; no other domain; the disk not a
+    /// volume of any pool.
+    fn t1(state: &str) -> Fake {
+        t1_among(state, &[])
+    }
+
+    /// [`t1`] among other domains (fixtures/virsh/batch-dumpxml.txt has
+    /// their definitions).
+    fn t1_among(state: &str, others: &[&str]) -> Fake {
+        let f = Fake::new();
+        let uuids: String = std::iter::once(T1)
+            .chain(others.iter().copied())
+            .map(|u| format!("{u}\n"))
+            .collect();
+        f.host.file(T1_DISK, "disk").file("/tmp/win.iso", "iso");
+        f.libvirt
+            .ok("domstate", state)
+            .ok(
+                "dumpxml --inactive t1",
+                &fixture("dumpxml-windows-running.xml"),
+            )
+            .ok("list --all --uuid", &uuids)
+            .ok("@@bkt", &fixture("batch-dumpxml.txt"))
+            .ok("dominfo t1", &fixture("dominfo-shutoff.txt"))
+            .ok("destroy ", "")
+            .ok("undefine ", "")
+            .fails(
+                "vol-delete",
+                1,
+                "error: Storage volume not found: no storage vol\n",
+            );
+        f.ctx
+            .manifest
+            .update(|m| {
+                m.vms.push(VmEntry::for_tests("t1"));
+                m.record("t1", "qemu:///system", T1_DISK);
+                Ok(())
+            })
+            .unwrap();
+        f
+    }
+
+    fn name() -> VmName {
+        "t1".parse().unwrap()
+    }
+
+    #[test]
+    fn a_destroy_undefines_then_deletes_what_bkt_made_and_keeps_the_media() {
+        let f = t1("shut off (unknown)\n");
+        run(&f.ctx, &name(), true, false).unwrap();
+        let j = f.journal();
+        let undefine = j.iter().position(|c| c.contains("undefine")).unwrap();
+        let remove = j
+            .iter()
+            .position(|c| c == &format!("host: remove_file {T1_DISK}"));
+        assert!(undefine < remove.expect("the disk deleted"), "{j:#?}");
+        assert!(
+            j[undefine].contains(T1),
+            "by UUID, not by a name another domain may take"
+        );
+        assert!(
+            !j.iter().any(|c| c.contains("libvirt: destroy")),
+            "it was off"
+        );
+        assert!(!f.host.has(T1_DISK));
+        assert!(f.host.has("/tmp/win.iso"), "the install media is not bkt's");
+        let m = f.manifest();
+        assert!(m.named("t1").is_none());
+        assert!(m.made_for("t1", "qemu:///system").is_empty());
+        let said = f.said();
+        assert!(said.contains("Destroyed t1"), "{said}");
+        assert!(said.contains("kept"), "{said}");
+    }
+
+    #[test]
+    fn a_running_vm_is_powered_off_first() {
+        let f = t1("running (booted)\n");
+        run(&f.ctx, &name(), true, false).unwrap();
+        let calls = f.libvirt.calls();
+        let destroy = calls.iter().position(|c| c == &format!("destroy {T1}"));
+        let undefine = calls.iter().position(|c| c.starts_with("undefine"));
+        assert!(destroy.expect("powered off") < undefine.expect("undefined"));
+        assert!(
+            f.said().contains("t1 was running; powered it off"),
+            "{}",
+            f.said()
+        );
+    }
+
+    #[test]
+    fn keep_disk_keeps_the_disk() {
+        let f = t1("shut off (unknown)\n");
+        run(&f.ctx, &name(), true, true).unwrap();
+        assert!(f.host.has(T1_DISK));
+        assert!(!f.journal().iter().any(|c| c.contains("remove_file")));
+        assert!(f.libvirt.calls().iter().any(|c| c.starts_with("undefine")));
+    }
+
+    #[test]
+    fn a_file_that_will_not_go_stays_recorded_with_the_fix() {
+        let f = t1("shut off (unknown)\n");
+        f.host
+            .fail("remove_file", T1_DISK, std::io::ErrorKind::PermissionDenied);
+        let err = run(&f.ctx, &name(), true, false).unwrap_err();
+        assert!(format!("{err:#}").contains("could not delete"), "{err:#}");
+        assert!(
+            crate::ui::hints_of(&err)
+                .iter()
+                .any(|h| h.contains("destroy t1 again"))
+        );
+        let m = f.manifest();
+        assert_eq!(m.made_for("t1", "qemu:///system"), [T1_DISK], "still known");
+        assert!(m.named("t1").is_none(), "the entry itself is gone");
+    }
+
+    #[test]
+    fn a_vm_libvirt_lost_still_has_its_files_deleted() {
+        let f = Fake::new();
+        f.host.file(T1_DISK, "disk");
+        f.libvirt
+            .fails("domstate", 1, "error: failed to get domain 't1'\n")
+            .ok("list --all --uuid", "")
+            .fails("vol-delete", 1, "error: Storage volume not found\n");
+        f.ctx
+            .manifest
+            .update(|m| {
+                m.vms.push(VmEntry::for_tests("t1"));
+                m.record("t1", "qemu:///system", T1_DISK);
+                Ok(())
+            })
+            .unwrap();
+        run(&f.ctx, &name(), true, false).unwrap();
+        assert!(!f.host.has(T1_DISK));
+        assert!(!f.libvirt.calls().iter().any(|c| c.contains("undefine")));
+        assert!(f.manifest().vms.is_empty());
+    }
+
+    #[test]
+    fn a_recorded_file_another_vm_uses_is_kept() {
+        let f = t1_among(
+            "shut off (unknown)\n",
+            &["11111111-2222-4333-8444-555555555555"],
+        );
+        let theirs = "/var/lib/libvirt/images/r1.qcow2";
+        f.host.file(theirs, "theirs");
+        f.ctx
+            .manifest
+            .update(|m| {
+                m.record("t1", "qemu:///system", theirs);
+                Ok(())
+            })
+            .unwrap();
+        run(&f.ctx, &name(), true, false).unwrap();
+        assert!(f.host.has(theirs), "r1 uses it");
+        assert!(!f.host.has(T1_DISK));
+        assert!(f.said().contains("r1"), "{}", f.said());
+        assert_eq!(
+            f.manifest().made_for("t1", "qemu:///system"),
+            Vec::<String>::new(),
+            "no longer bkt's to delete"
+        );
+    }
 }
