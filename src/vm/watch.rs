@@ -205,4 +205,153 @@ mod tests {
         assert_eq!(dur(0), "0s");
         assert_eq!(dur(260), "4m20s");
     }
+
+    // The save decision against the fake host and libvirt (ctx/fake.rs):
+    // what one look sees -> saved or not, and what it notes.
+
+    use crate::vm::ctx::fake::Fake;
+
+    /// The fake's clock (`BKT_VM_NOW`).
+    const NOW: u64 = 1767312000;
+
+    fn fixture(f: &str) -> String {
+        let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&p).unwrap()
+    }
+
+    /// `w` running, auto-save after 15 minutes, last used `ago` seconds
+    /// ago (None: never noted), nothing attached unless the test says so.
+    fn running_w(ago: Option<u64>) -> Fake {
+        let f = Fake::new();
+        f.ctx
+            .manifest
+            .update(|m| {
+                let mut e = crate::manifest::VmEntry::for_tests("w");
+                e.auto_save = Some(900);
+                m.vms.push(e);
+                Ok(())
+            })
+            .unwrap();
+        if let Some(ago) = ago {
+            let s = State {
+                pid: 1,
+                last_use: NOW - ago,
+                checked: NOW - 60,
+                seen: "unused".into(),
+            };
+            let k = idle::key(&f.ctx, "w");
+            let json = serde_json::to_string(&s).unwrap();
+            f.ctx.local.write_watch_state(&k, &json).unwrap();
+        }
+        f.libvirt
+            .ok("domstate", "running (booted)\n")
+            .ok("dominfo w", &fixture("dominfo-running.txt"))
+            .ok("managedsave w", "");
+        f
+    }
+
+    fn noted(f: &Fake) -> State {
+        let k = idle::key(&f.ctx, "w");
+        serde_json::from_str(&f.ctx.local.read_watch_state(&k).unwrap()).unwrap()
+    }
+
+    fn saved(f: &Fake) -> bool {
+        f.libvirt
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("managedsave"))
+    }
+
+    #[test]
+    fn unused_past_the_window_it_is_saved() {
+        let f = running_w(Some(1000));
+        f.libvirt.fails("domdisplay", 1, "error: no graphics\n");
+        let l = look(&f.ctx, "w", 1).unwrap();
+        assert!(l.done);
+        assert!(saved(&f));
+        let calls = f.libvirt.calls();
+        assert_eq!(
+            calls.iter().filter(|c| c.starts_with("domdisplay")).count(),
+            2,
+            "one more look right before saving: {calls:#?}"
+        );
+        assert!(
+            f.said().contains("w: unused for 16m40s; saving it to disk"),
+            "{}",
+            f.said()
+        );
+        assert_eq!(l.said, "w: saved; nothing more to watch");
+    }
+
+    #[test]
+    fn within_the_window_it_waits_and_notes_the_last_use() {
+        let f = running_w(Some(300));
+        f.libvirt.fails("domdisplay", 1, "error: no graphics\n");
+        let l = look(&f.ctx, "w", 7).unwrap();
+        assert!(!l.done);
+        assert!(!saved(&f));
+        assert_eq!(l.said, "w: unused for 5m; saved in 10m unless used");
+        let s = noted(&f);
+        assert_eq!((s.pid, s.last_use, s.checked), (7, NOW - 300, NOW));
+    }
+
+    #[test]
+    fn a_first_look_starts_the_window_now() {
+        let f = running_w(None);
+        f.libvirt.fails("domdisplay", 1, "error: no graphics\n");
+        let l = look(&f.ctx, "w", 1).unwrap();
+        assert!(!saved(&f));
+        assert!(l.said.contains("saved in 15m"), "{}", l.said);
+        assert_eq!(noted(&f).last_use, NOW);
+    }
+
+    #[test]
+    fn a_remote_desktop_connection_to_the_guest_keeps_it() {
+        let f = running_w(Some(1000));
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        f.libvirt.ok(
+            "domifaddr w --source lease",
+            &fixture("domifaddr-lease.txt"),
+        );
+        let ip = crate::tools::virsh::parse_domifaddr(&fixture("domifaddr-lease.txt")).unwrap();
+        let guest = ip.iter().find(|i| i.is_ipv4()).unwrap().to_string();
+        f.host
+            .established(&[(a("192.0.2.1:50000"), a(&format!("{guest}:3389")))]);
+        let l = look(&f.ctx, "w", 1).unwrap();
+        assert!(!l.done);
+        assert!(!saved(&f));
+        assert!(
+            l.said
+                .contains("in use (a Remote Desktop connection from 192.0.2.1)"),
+            "{}",
+            l.said
+        );
+        assert_eq!(noted(&f).last_use, NOW, "the window starts again");
+    }
+
+    #[test]
+    fn a_viewer_that_attaches_before_the_save_keeps_it() {
+        let f = running_w(Some(1000));
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        f.host
+            .established(&[(a("127.0.0.1:5900"), a("127.0.0.1:40000"))]);
+        // Not attached at the first look, attached at the one before saving.
+        f.libvirt
+            .once("domdisplay", 1, "error: no graphics\n")
+            .ok("domdisplay", &fixture("domdisplay-spice.txt"));
+        let l = look(&f.ctx, "w", 1).unwrap();
+        assert!(!saved(&f));
+        assert!(!l.done);
+        assert!(l.said.contains("a SPICE viewer is attached"), "{}", l.said);
+    }
+
+    #[test]
+    fn a_vm_that_is_off_is_not_watched() {
+        let f = Fake::new();
+        f.libvirt.ok("domstate", "shut off (shutdown)\n");
+        let l = look(&f.ctx, "w", 1).unwrap();
+        assert!(l.done);
+        assert!(!saved(&f));
+        assert_eq!(l.said, "w: the VM is shut off; nothing to watch");
+    }
 }

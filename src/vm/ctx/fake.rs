@@ -573,6 +573,7 @@ impl Fake {
         let settings = Settings::from_vars(|k| match k {
             "BKT_VM_NOW" => Some("1767312000".into()),
             "HOME" => Some(dir.path().into()),
+            "XDG_RUNTIME_DIR" => Some(dir.path().join("run").into()),
             _ => None,
         });
         let uri: crate::names::Uri = "qemu:///system".parse().expect("a URI");
