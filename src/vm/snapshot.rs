@@ -1164,4 +1164,198 @@ mod tests {
         std::os::unix::fs::symlink("gone", t.join("tpm2/permall")).unwrap();
         check_readable(&h, &t, true).unwrap();
     }
+
+    // Taking a snapshot against the fake host and libvirt (ctx/fake.rs):
+    // its steps in order, and on a failure the steps done undone in
+    // reverse, the manifest left right.
+
+    use crate::vm::ctx::fake::Fake;
+
+    const T1: &str = "405a8b53-ad14-470a-9963-b210e9f1e0aa";
+    const NV: &str = "/var/lib/libvirt/qemu/nvram/t1_VARS.fd";
+    const ROOT: &str = "/var/lib/libvirt/images/t1.snapshots";
+
+    fn fixture(f: &str) -> String {
+        let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
+        fs::read_to_string(&p).unwrap()
+    }
+
+    /// t1 (fixtures/virsh/dumpxml-windows-running.xml: NVRAM and an
+    /// emulated TPM) shut off, no snapshots yet; libvirt's answers after
+    /// `first`, which win.
+    fn t1_off(first: &[(&str, i32, &str)]) -> Fake {
+        let f = Fake::new();
+        f.host
+            .file(NV, "vars")
+            .file(
+                format!("/var/lib/libvirt/swtpm/{T1}/tpm2/tpm2-00.permall"),
+                "tpm",
+            )
+            .file("/var/lib/libvirt/images/t1.qcow2", "disk");
+        for (pattern, code, text) in first {
+            f.libvirt.once(pattern, *code, text);
+        }
+        f.libvirt
+            .ok("domstate", "shut off (shutdown)\n")
+            .ok("dominfo t1", &fixture("dominfo-shutoff.txt"))
+            .ok("snapshot-list t1 --name", "\n")
+            .ok(
+                "dumpxml --inactive t1",
+                &fixture("dumpxml-windows-running.xml"),
+            )
+            .ok("snapshot-create-as", "")
+            .ok("snapshot-delete", "");
+        f
+    }
+
+    fn take(f: &Fake) -> Result<()> {
+        create(
+            &f.ctx,
+            &"t1".parse().unwrap(),
+            &"clean".parse().unwrap(),
+            "before",
+            true,
+        )
+    }
+
+    fn tmp() -> String {
+        format!("{ROOT}/.clean.tmp-{}", std::process::id())
+    }
+
+    fn recorded(f: &Fake) -> Vec<String> {
+        f.manifest().made_for("t1", "qemu:///system")
+    }
+
+    #[test]
+    fn a_snapshot_copies_then_snapshots_the_disk_then_renames() {
+        let f = t1_off(&[]);
+        take(&f).unwrap();
+        let tmp = tmp();
+        let changes: Vec<String> = f
+            .journal()
+            .into_iter()
+            .filter(|c| !c.starts_with("libvirt: ") || c.contains("snapshot-create"))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                format!("host: create_dir_all {tmp}"),
+                format!("host: set_mode {ROOT}"),
+                format!("host: copy_tree {NV}"),
+                format!("host: copy_tree /var/lib/libvirt/swtpm/{T1}"),
+                format!("host: write_new {tmp}/{META}"),
+                "libvirt: snapshot-create-as --domain t1 --name clean --description before --atomic"
+                    .to_string(),
+                format!("host: rename {tmp}"),
+            ]
+        );
+        assert_eq!(
+            f.host
+                .node(format!("{ROOT}/clean/{NVRAM_COPY}"))
+                .unwrap()
+                .data,
+            b"vars"
+        );
+        assert!(
+            f.host
+                .has(format!("{ROOT}/clean/{TPM_COPY}/tpm2/tpm2-00.permall"))
+        );
+        assert_eq!(f.host.node(ROOT).unwrap().mode, 0o700);
+        assert_eq!(recorded(&f), [ROOT], "the snapshots' directory is bkt's");
+        let said = f.said();
+        assert!(said.contains("Snapshot clean of t1 taken"), "{said}");
+        assert!(
+            said.contains(&format!("kept in        {ROOT}/clean")),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_failed_disk_snapshot_removes_the_copies_and_the_new_directory() {
+        let f = t1_off(&[("snapshot-create-as", 1, "error: no space\n")]);
+        let err = take(&f).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("snapshot clean of t1 failed; nothing was kept"),
+            "{err:#}"
+        );
+        assert!(!f.host.has(ROOT));
+        assert!(recorded(&f).is_empty(), "its record goes with it");
+        assert!(
+            !f.libvirt
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("snapshot-delete")),
+            "no disk snapshot to delete"
+        );
+        assert!(f.host.has(NV), "the live NVRAM is untouched");
+    }
+
+    #[test]
+    fn a_failed_rename_deletes_the_disk_snapshot_then_the_copies() {
+        let f = t1_off(&[]);
+        f.host
+            .fail("rename", tmp(), std::io::ErrorKind::PermissionDenied);
+        take(&f).unwrap_err();
+        let j = f.journal();
+        let delete = j
+            .iter()
+            .position(|c| c == "libvirt: snapshot-delete t1 clean")
+            .expect("the disk snapshot deleted");
+        let copies = j
+            .iter()
+            .position(|c| c == &format!("host: remove_tree {}", tmp()))
+            .expect("the copies removed");
+        assert!(delete < copies, "undone in reverse: {j:#?}");
+        assert!(!f.host.has(ROOT));
+        assert!(recorded(&f).is_empty());
+    }
+
+    #[test]
+    fn a_part_that_cannot_be_copied_makes_nothing_and_asks_libvirt_nothing() {
+        let f = t1_off(&[]);
+        f.host.fail(
+            "copy_tree",
+            format!("/var/lib/libvirt/swtpm/{T1}"),
+            std::io::ErrorKind::Other,
+        );
+        take(&f).unwrap_err();
+        assert!(
+            !f.libvirt
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("snapshot-create"))
+        );
+        assert!(!f.host.has(ROOT));
+        assert!(recorded(&f).is_empty());
+    }
+
+    #[test]
+    fn an_earlier_snapshots_directory_stays_after_a_failure() {
+        let f = t1_off(&[("snapshot-create-as", 1, "error: no space\n")]);
+        f.host.file(format!("{ROOT}/old/{META}"), "{}");
+        f.ctx
+            .manifest
+            .update(|m| {
+                m.record("t1", "qemu:///system", ROOT);
+                Ok(())
+            })
+            .unwrap();
+        take(&f).unwrap_err();
+        assert!(f.host.has(format!("{ROOT}/old/{META}")));
+        assert!(!f.host.has(tmp()));
+        assert_eq!(recorded(&f), [ROOT]);
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_before_anything_is_made() {
+        let f = t1_off(&[("snapshot-list t1 --name", 0, "clean\n")]);
+        let err = take(&f).unwrap_err();
+        assert!(format!("{err:#}").contains("already has a snapshot named \"clean\""));
+        assert!(
+            f.host.calls().is_empty(),
+            "nothing made or changed: {:?}",
+            f.host.calls()
+        );
+        assert!(recorded(&f).is_empty());
+    }
 }
