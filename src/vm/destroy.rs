@@ -922,15 +922,10 @@ mod tests {
     // Orchestration against the fake host and libvirt (ctx/fake.rs): what
     // libvirt and the manifest know -> what is deleted and kept, in order.
 
-    use crate::vm::ctx::fake::Fake;
+    use crate::vm::ctx::fake::{Fake, virsh_fixture as fixture};
 
     const T1: &str = "405a8b53-ad14-470a-9963-b210e9f1e0aa";
     const T1_DISK: &str = "/var/lib/libvirt/images/t1.qcow2";
-
-    fn fixture(f: &str) -> String {
-        let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&p).unwrap()
-    }
 
     /// `t1` (fixtures/virsh/dumpxml-windows-running.xml: its disk and an
     /// ISO) made by bkt, in `state`; no other domain; the disk not a
@@ -1094,5 +1089,27 @@ mod tests {
             Vec::<String>::new(),
             "no longer bkt's to delete"
         );
+    }
+
+    #[test]
+    fn a_recorded_path_that_is_now_a_block_device_is_kept() {
+        let f = t1("shut off (unknown)\n");
+        let dev = "/dev/sdz";
+        f.host.block(dev);
+        f.ctx
+            .manifest
+            .update(|m| {
+                m.record("t1", "qemu:///system", dev);
+                Ok(())
+            })
+            .unwrap();
+        run(&f.ctx, &name(), true, false).unwrap();
+        assert!(f.host.has(dev), "a device is never deleted");
+        assert!(
+            !f.journal()
+                .iter()
+                .any(|c| c.contains(dev) && c.contains("remove"))
+        );
+        assert!(!f.host.has(T1_DISK));
     }
 }

@@ -1169,16 +1169,11 @@ mod tests {
     // its steps in order, and on a failure the steps done undone in
     // reverse, the manifest left right.
 
-    use crate::vm::ctx::fake::Fake;
+    use crate::vm::ctx::fake::{Fake, virsh_fixture as fixture};
 
     const T1: &str = "405a8b53-ad14-470a-9963-b210e9f1e0aa";
     const NV: &str = "/var/lib/libvirt/qemu/nvram/t1_VARS.fd";
     const ROOT: &str = "/var/lib/libvirt/images/t1.snapshots";
-
-    fn fixture(f: &str) -> String {
-        let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
-        fs::read_to_string(&p).unwrap()
-    }
 
     /// t1 (fixtures/virsh/dumpxml-windows-running.xml: NVRAM and an
     /// emulated TPM) shut off, no snapshots yet; libvirt's answers after

@@ -209,15 +209,10 @@ mod tests {
     // The save decision against the fake host and libvirt (ctx/fake.rs):
     // what one look sees -> saved or not, and what it notes.
 
-    use crate::vm::ctx::fake::Fake;
+    use crate::vm::ctx::fake::{Fake, virsh_fixture as fixture};
 
     /// The fake's clock (`BKT_VM_NOW`).
     const NOW: u64 = 1767312000;
-
-    fn fixture(f: &str) -> String {
-        let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&p).unwrap()
-    }
 
     /// `w` running, auto-save after 15 minutes, last used `ago` seconds
     /// ago (None: never noted), nothing attached unless the test says so.

@@ -550,6 +550,13 @@ impl Runner for FakeLibvirt {
     }
 }
 
+/// A recorded answer of libvirt, `fixtures/virsh/<f>` (fixtures/README.md
+/// says how each was made).
+pub fn virsh_fixture(f: &str) -> String {
+    let p = format!("{}/fixtures/virsh/{f}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
 /// A [`Ctx`] on `qemu:///system` around a fake host and a fake libvirt,
 /// its words captured, its manifest in a temporary directory, its clock at
 /// 2026-01-02.
