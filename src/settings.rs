@@ -25,6 +25,36 @@ pub struct Settings {
     pub wayland: bool,
     /// `BKT_VM_MANIFEST`: the manifest's path.
     manifest: Option<PathBuf>,
+    /// The pins of the subprocess tests, apart from the user's settings.
+    pub hooks: TestHooks,
+    /// `BKT_VM_RDP_CLIENT`: the RDP client to use.
+    pub rdp_client: Option<String>,
+    /// `BKT_VM_RDP_PORT` (default 3389): the guest's Remote Desktop port,
+    /// for guests whose Remote Desktop listens elsewhere, and for tests
+    /// (a listener on a port the kernel picks stands in for the guest, so
+    /// nothing else on the machine, like an xrdp on 3389, is in the way).
+    pub rdp_port: u16,
+    /// `$XDG_RUNTIME_DIR`: where the idle watcher keeps its lock and state.
+    pub runtime_dir: Option<PathBuf>,
+    /// The desktop's scale in percent: `BKT_VM_SCALE`, else `GDK_SCALE`
+    /// (a whole factor), else `QT_SCALE_FACTOR`, for RemoteApp windows.
+    pub scale: Option<u32>,
+    /// `$XDG_DATA_HOME` (else `~/.local/share`): where menu entries and
+    /// their icons go.
+    pub data_home: Option<PathBuf>,
+    /// `$XDG_DATA_DIRS` (else `/usr/local/share:/usr/share`): where the
+    /// shared-mime-info database is.
+    pub data_dirs: Vec<PathBuf>,
+    pub download: Download,
+}
+
+/// Test hooks: what the subprocess tests (tests/it, which run bkt with
+/// fake programs on PATH) pin about the machine, since a subprocess can
+/// only be told through its environment. Never set by users; unit tests
+/// replace the machine with the fake host (`vm/ctx/fake.rs`) instead. Read
+/// here, in one place ([`TestHooks::from_vars`]).
+#[derive(Debug, Clone, Default)]
+pub struct TestHooks {
     /// `BKT_VM_HOST_MEMORY` / `BKT_VM_HOST_CPUS`: the host's size, as given.
     pub host_memory: Option<String>,
     pub host_cpus: Option<String>,
@@ -36,28 +66,27 @@ pub struct Settings {
     pub save_dir: Option<PathBuf>,
     /// `BKT_VM_ETC`, else `/etc`: the user database QEMU's user is found in.
     pub etc: PathBuf,
-    /// `BKT_VM_RDP_CLIENT`: the RDP client to use.
-    pub rdp_client: Option<String>,
-    /// `BKT_VM_RDP_PORT` (default 3389): the guest's Remote Desktop port,
-    /// for guests whose Remote Desktop listens elsewhere, and for tests
-    /// (a listener on a port the kernel picks stands in for the guest, so
-    /// nothing else on the machine, like an xrdp on 3389, is in the way).
-    pub rdp_port: u16,
-    /// `$XDG_RUNTIME_DIR`: where the idle watcher keeps its lock and state.
-    pub runtime_dir: Option<PathBuf>,
     /// `BKT_VM_NOW`: the clock, in seconds since 1970, for tests of the
-    /// idle watcher's decisions (never set by users).
+    /// idle watcher's decisions.
     pub now: Option<u64>,
-    /// The desktop's scale in percent: `BKT_VM_SCALE`, else `GDK_SCALE`
-    /// (a whole factor), else `QT_SCALE_FACTOR`, for RemoteApp windows.
-    pub scale: Option<u32>,
-    /// `$XDG_DATA_HOME` (else `~/.local/share`): where menu entries and
-    /// their icons go.
-    pub data_home: Option<PathBuf>,
-    /// `$XDG_DATA_DIRS` (else `/usr/local/share:/usr/share`): where the
-    /// shared-mime-info database is.
-    pub data_dirs: Vec<PathBuf>,
-    pub download: Download,
+}
+
+impl TestHooks {
+    /// The hooks from a source of variables (unset or empty: unset).
+    pub fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> TestHooks {
+        let get = |k: &str| var(k).filter(|v| !v.is_empty());
+        let path = |k: &str| get(k).map(PathBuf::from);
+        let text = |k: &str| get(k).map(|v| v.to_string_lossy().into_owned());
+        TestHooks {
+            host_memory: text("BKT_VM_HOST_MEMORY"),
+            host_cpus: text("BKT_VM_HOST_CPUS"),
+            kvm_device: path("BKT_VM_KVM_DEVICE").unwrap_or_else(|| PathBuf::from("/dev/kvm")),
+            swtpm_dir: path("BKT_VM_SWTPM_DIR"),
+            save_dir: path("BKT_VM_SAVE_DIR"),
+            etc: path("BKT_VM_ETC").unwrap_or_else(|| PathBuf::from("/etc")),
+            now: text("BKT_VM_NOW").and_then(|v| v.parse().ok()),
+        }
+    }
 }
 
 /// The settings of downloads.
@@ -109,19 +138,13 @@ impl Settings {
             display: get("DISPLAY").is_some(),
             wayland: get("WAYLAND_DISPLAY").is_some(),
             manifest: path("BKT_VM_MANIFEST"),
-            host_memory: text("BKT_VM_HOST_MEMORY"),
-            host_cpus: text("BKT_VM_HOST_CPUS"),
-            kvm_device: path("BKT_VM_KVM_DEVICE").unwrap_or_else(|| PathBuf::from("/dev/kvm")),
-            swtpm_dir: path("BKT_VM_SWTPM_DIR"),
-            save_dir: path("BKT_VM_SAVE_DIR"),
-            etc: path("BKT_VM_ETC").unwrap_or_else(|| PathBuf::from("/etc")),
+            hooks: TestHooks::from_vars(&var),
             rdp_client: text("BKT_VM_RDP_CLIENT"),
             rdp_port: text("BKT_VM_RDP_PORT")
                 .and_then(|v| v.parse().ok())
                 .filter(|&p| p != 0)
                 .unwrap_or(crate::tools::rdp::DEFAULT_PORT),
             runtime_dir: path("XDG_RUNTIME_DIR"),
-            now: text("BKT_VM_NOW").and_then(|v| v.parse().ok()),
             data_home: path("XDG_DATA_HOME")
                 .or_else(|| home.as_ref().map(|h| h.join(".local").join("share"))),
             data_dirs: text("XDG_DATA_DIRS")
@@ -216,8 +239,8 @@ mod tests {
     #[test]
     fn overrides_and_their_defaults() {
         let s = from(&[]);
-        assert_eq!(s.kvm_device, PathBuf::from("/dev/kvm"));
-        assert_eq!(s.etc, PathBuf::from("/etc"));
+        assert_eq!(s.hooks.kvm_device, PathBuf::from("/dev/kvm"));
+        assert_eq!(s.hooks.etc, PathBuf::from("/etc"));
         assert_eq!(s.download.timeout, Duration::from_secs(30));
         assert_eq!(s.download.retries, 3);
         assert!(!s.display && !s.wayland);

@@ -32,7 +32,7 @@ pub fn kvm(ctx: &Ctx, virt_type: VirtType) -> Check {
 
 /// `/dev/kvm` of this machine can be opened for reading and writing.
 fn local_kvm(ctx: &Ctx) -> Check {
-    let device = &ctx.local.settings.kvm_device;
+    let device = &ctx.local.settings.hooks.kvm_device;
     match ctx.host.open_rw(device) {
         Ok(()) => Check::pass("KVM", format!("{} is usable", device.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::fail(

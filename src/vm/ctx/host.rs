@@ -324,9 +324,9 @@ pub struct LocalHost {
 impl LocalHost {
     pub fn new(s: &Settings) -> LocalHost {
         LocalHost {
-            memory: s.host_memory.clone(),
-            cpus: s.host_cpus.clone(),
-            etc: s.etc.clone(),
+            memory: s.hooks.host_memory.clone(),
+            cpus: s.hooks.host_cpus.clone(),
+            etc: s.hooks.etc.clone(),
             home: s.home.clone(),
         }
     }

@@ -328,7 +328,7 @@ impl Local {
             .map(|v| v.into_iter().map(|g| g.as_raw()).collect())
             .unwrap_or_default();
         mine.insert(0, rustix::process::getegid().as_raw());
-        let db = fs::read_to_string(self.settings.etc.join("group")).unwrap_or_default();
+        let db = fs::read_to_string(self.settings.hooks.etc.join("group")).unwrap_or_default();
         (mine, db)
     }
 
@@ -339,7 +339,7 @@ impl Local {
 
     /// The clock, in seconds since 1970 (`BKT_VM_NOW` in tests).
     pub fn now(&self) -> u64 {
-        self.settings.now.unwrap_or_else(|| {
+        self.settings.hooks.now.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())

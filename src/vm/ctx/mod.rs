@@ -210,7 +210,7 @@ impl Ctx {
     /// Where libvirt keeps each VM's swtpm state (`<dir>/<uuid>`).
     pub fn swtpm_dir(&self) -> PathBuf {
         self.libvirt_dir(
-            self.local.settings.swtpm_dir.as_ref(),
+            self.local.settings.hooks.swtpm_dir.as_ref(),
             ".config/libvirt/qemu/swtpm",
             "/var/lib/libvirt/swtpm",
         )
@@ -220,7 +220,7 @@ impl Ctx {
     /// (`<dir>/<name>.save`, written by `virsh managedsave`).
     pub fn save_dir(&self) -> PathBuf {
         self.libvirt_dir(
-            self.local.settings.save_dir.as_ref(),
+            self.local.settings.hooks.save_dir.as_ref(),
             ".config/libvirt/qemu/save",
             "/var/lib/libvirt/qemu/save",
         )
