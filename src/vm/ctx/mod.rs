@@ -6,7 +6,8 @@
 //! Commands touch no file, process, socket, clock or environment variable
 //! themselves, and clippy.toml's disallowed-methods keeps it so: only the
 //! modules here (and exec.rs, settings.rs, download.rs) may. A second host
-//! (ssh) is one more implementation of [`Host`].
+//! (ssh) is one more implementation of [`Host`]. Unit tests build a `Ctx`
+//! around a fake host and a fake libvirt (`fake.rs`: `Fake::new()`).
 
 // why: the door: Ctx runs libvirt's clients and holds the Host, Local and manifest handles.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
