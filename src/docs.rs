@@ -1,6 +1,6 @@
 //! `bkt completions` and `bkt man`: shell completion scripts and man pages,
-//! made from the clap definitions in `cli.rs`, so they say what `--help`
-//! says and cannot drift from it.
+//! made from the clap definitions (`cli.rs`, each command's `XxxArgs`), so
+//! they say what `--help` says and cannot drift from it.
 
 use std::io::{self, Write};
 use std::path::Path;

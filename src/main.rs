@@ -3,12 +3,14 @@
 //! The house, top to bottom; a layer imports only the layers below it:
 //!
 //! ```text
-//! main.rs, cli.rs            clap definitions; docs.rs: completions, man pages
+//! main.rs, cli.rs            the command tree, shared options; docs.rs:
+//!                            completions, man pages
 //!   vm/mod.rs                the dispatcher: one match, nothing else
 //!     vm/<command>.rs        create, start, stop, status, connect, run, apps,
 //!                            destroy, doctor, download, enable_rdp, snapshot,
-//!                            config, watch: plain orchestration; no command
-//!                            imports another
+//!                            config, watch: each its `XxxArgs` (options and
+//!                            --help) and `run(ctx, args)`, plain
+//!                            orchestration; no command imports another
 //!     vm/<shared>.rs         checks, net, power, wait, media, access, clients,
 //!                            rdp_client, catalog, launchers, resources,
 //!                            rdp_setup, unattended, save, idle: what

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
+use clap::Args;
 use console::style;
 
 use crate::names::VmName;
@@ -16,17 +17,6 @@ use crate::vm::catalog::{self, App, Cache};
 use crate::vm::ctx::Ctx;
 use crate::vm::launchers;
 use crate::vm::wait::poll_until;
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub json: bool,
-    pub refresh: bool,
-    /// Menu entries to add: these ids (all with `all`).
-    pub install: Option<Vec<String>>,
-    /// Menu entries to remove: these ids (all with `all`).
-    pub uninstall: Option<Vec<String>>,
-    pub all: bool,
-}
 
 /// The ids `--install`/`--uninstall` name, or None for all of them.
 fn chosen(ids: &[String], all: bool, verb: &str, name: &str) -> Result<Option<Vec<String>>> {
@@ -60,7 +50,47 @@ enum From {
     Builtin(NotAsked),
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
+/// List the programs installed in Windows (for `bkt vm run`).
+#[derive(Debug, Args)]
+#[command(
+    long_about = "List the programs installed in Windows, with the file types each opens, \
+    for `bkt vm run`.\n\n\
+    Windows is asked through the QEMU guest agent (the virtio guest tools install it): a \
+    short PowerShell script reads the Start Menu shortcuts, the App Paths registry key and \
+    the Store apps, with their icons. The answer is kept in $XDG_CACHE_HOME/bkt/vm/ until \
+    --refresh. When the VM is off or the agent does not answer, the programs every \
+    Windows 11 has are listed (notepad, paint, explorer, cmd, powershell).\n\n\
+    --install adds menu entries: $XDG_DATA_HOME/applications/bkt-VM-APP.desktop running \
+    `bkt vm run VM APP` with the files given, its icon under \
+    $XDG_DATA_HOME/icons/hicolor, the file types it opens as MIME types (from the \
+    shared-mime-info database), and one entry for the VM's whole desktop. Your default \
+    applications are never changed. --uninstall removes them; so does `destroy`.",
+    after_help = "Examples:\n  bkt vm apps windows\n  bkt vm apps windows --refresh --json\n  \
+    bkt vm apps windows --install word notepad\n  bkt vm apps windows --install --all\n  \
+    bkt vm apps windows --uninstall --all"
+)]
+pub struct AppsArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// Print JSON (with each icon as a base64 PNG).
+    #[arg(long)]
+    pub json: bool,
+    /// Ask Windows again instead of using what was found before.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Add menu entries for these programs (ids), or for all with --all.
+    #[arg(long, num_args = 0.., value_name = "APP", conflicts_with_all = ["uninstall", "json"])]
+    pub install: Option<Vec<String>>,
+    /// Remove the menu entries of these programs, or all with --all.
+    #[arg(long, num_args = 0.., value_name = "APP", conflicts_with_all = ["json", "refresh"])]
+    pub uninstall: Option<Vec<String>>,
+    /// With --install or --uninstall: every program (and the desktop's entry).
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(ctx: &Ctx, args: AppsArgs) -> Result<()> {
+    let (name, opts) = (&args.name, &args);
     if opts.all && opts.install.is_none() && opts.uninstall.is_none() {
         return Err(anyhow!("--all goes with --install or --uninstall"));
     }

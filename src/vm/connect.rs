@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueHint};
 use console::style;
 
 use crate::exec::Sink;
@@ -196,7 +197,70 @@ fn spice(ctx: &Ctx, name: &str, label: &str) -> Result<()> {
     }
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
+/// Open the VM's desktop: Remote Desktop (RDP), or SPICE when RDP can't.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Open the VM's desktop: Remote Desktop (RDP), or SPICE when RDP can't.\n\n\
+    Starts the VM if it is off (resumes it if paused), waits for its IP address (DHCP \
+    lease, then guest agent, then ARP) and for port 3389, then runs the first RDP client \
+    found: FreeRDP 3 (sdl-freerdp3, xfreerdp3, wlfreerdp3), FreeRDP 2 (xfreerdp), Remmina. \
+    If RDP is not available or the client cannot connect, it falls back to the SPICE viewer \
+    (virt-viewer, or remote-viewer), saying why.\n\n\
+    The password is never put on a command line: it is asked for without echo (or read \
+    from BKT_VM_RDP_PASSWORD) and handed to FreeRDP on its standard input. It is never \
+    written to disk. The user name is remembered in the manifest.",
+    after_help = "Examples:\n  \
+    bkt vm connect windows\n  \
+    bkt vm connect windows --user anna --fullscreen --share ~/Shared\n  \
+    bkt vm connect windows --spice            # Windows Setup, or troubleshooting\n\n\
+    Environment:\n  \
+    BKT_VM_RDP_PASSWORD   the Windows password (instead of the prompt)\n  \
+    BKT_VM_RDP_CLIENT     the RDP client to use (name or path)"
+)]
+pub struct ConnectArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// Use RDP only: fail instead of falling back to SPICE.
+    #[arg(long, conflicts_with = "spice")]
+    pub rdp: bool,
+    /// Go straight to the SPICE viewer.
+    #[arg(long)]
+    pub spice: bool,
+    /// The Windows user to log in as (remembered for next time).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Seconds to wait for the VM's address and Remote Desktop.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Full screen.
+    #[arg(long)]
+    pub fullscreen: bool,
+    /// Share a host directory into Windows (RDP drive redirection).
+    ///
+    /// That directory alone, read-write; never /. Without it, no drive.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::DirPath)]
+    pub share: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Ctx, args: ConnectArgs) -> Result<()> {
+    let mode = if args.rdp {
+        Mode::RdpOnly
+    } else if args.spice {
+        Mode::Spice
+    } else {
+        Mode::Auto
+    };
+    let opts = Options {
+        mode,
+        user: args.user,
+        timeout: Duration::from_secs(args.timeout),
+        fullscreen: args.fullscreen,
+        share: args.share,
+    };
+    connect(ctx, &args.name, &opts)
+}
+
+fn connect(ctx: &Ctx, name: &VmName, opts: &Options) -> Result<()> {
     // A --share that cannot be (`/`, no directory) stops nothing half-way.
     if let Some(p) = &opts.share {
         share_dir(ctx, p)?;
@@ -242,8 +306,19 @@ fn session(ctx: &Ctx, name: &VmName, opts: &Options, state: DomState) -> Result<
     }
 }
 
+/// Print the VM's IPv4 address (for scripts).
+#[derive(Debug, Args)]
+pub struct IpArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// Seconds to wait for an address to appear.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
 /// `bkt vm ip NAME`: the guest's IPv4 address, nothing else on stdout.
-pub fn ip(ctx: &Ctx, name: &VmName, timeout: u64) -> Result<()> {
+pub fn ip(ctx: &Ctx, args: IpArgs) -> Result<()> {
+    let (name, timeout) = (&args.name, args.timeout);
     let (state, _) = ctx.require(name)?;
     if !state.is_active() {
         return Err(anyhow!("{name} is {}; it has no address", state.label()))

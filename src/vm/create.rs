@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, ValueHint};
 
-use crate::cli::CreateArgs;
+use crate::cli::DownloadSources;
 use crate::download;
 use crate::manifest::VmEntry;
 use crate::names::VmName;
@@ -50,6 +51,110 @@ fn default_memory(host: &HostSize) -> u64 {
 
 fn default_cpus(host: &HostSize) -> u32 {
     4.min((host.cpus / 2).max(1))
+}
+
+/// Create a Windows 11 VM, start it, and guide you through Windows Setup.
+#[derive(Debug, Args, Clone)]
+#[command(
+    long_about = "Create a Windows 11 VM, start it, and guide you through Windows Setup.\n\n\
+    Checks the host first (KVM, libvirt, the name, the tools, the ISO, Secure Boot \
+    firmware, free space) and creates nothing if a check fails. The VM gets a sparse \
+    qcow2 disk in libvirt's images directory, UEFI with Secure Boot and Microsoft keys, \
+    a TPM 2.0, SMM, Hyper-V enlightenments, VirtIO disk and network, QXL video and SPICE \
+    with clipboard sharing. If any step fails, what this run made is removed again, and \
+    nothing else.\n\n\
+    Without --yes on a terminal, you are asked for what the command line did not give \
+    (name, sizes, ISOs), with the defaults filled in and the newest Win11*.iso and \
+    virtio-win*.iso in ~/Downloads offered. When QEMU's user cannot read the ISOs \
+    (a 0700 home), you are asked to let it in with an ACL (--yes does it).",
+    after_help = "Examples:\n  \
+    bkt vm create windows\n  \
+    bkt vm create windows --iso ~/Win11.iso --virtio-iso ~/virtio-win.iso --yes\n  \
+    bkt vm create windows --name work --memory 12G --cpus 6 --notes 'For Bambu Studio' --iso ~/Win11.iso --yes\n  \
+    bkt vm create windows --iso ~/Win11.iso --dry-run"
+)]
+pub struct CreateArgs {
+    /// What to create; only `windows` (Windows 11) is supported.
+    #[arg(value_parser = ["windows"], default_value = "windows")]
+    pub kind: String,
+
+    /// The VM's name [default: windows].
+    #[arg(long)]
+    pub name: Option<VmName>,
+
+    /// The Windows 11 install ISO.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub iso: Option<PathBuf>,
+
+    /// The Windows 11 install ISO as a path on the libvirt host, when it is
+    /// already there (--connect qemu+ssh://...): used where it is, nothing
+    /// uploaded. A local --iso is uploaded once instead (and found there
+    /// the next time by its SHA-256).
+    #[arg(long, value_name = "PATH", conflicts_with = "iso")]
+    pub remote_iso: Option<PathBuf>,
+
+    /// The virtio-win driver ISO, attached as a second CD-ROM.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub virtio_iso: Option<PathBuf>,
+
+    /// Disk size; the disk is sparse and grows as needed [default: 80G].
+    #[arg(long, value_name = "SIZE")]
+    pub disk_size: Option<String>,
+
+    /// Memory, e.g. 8G or 8192M [default: 8G, at most half the host's].
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Virtual CPUs [default: 4, at most half the host's cores].
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<u32>,
+
+    /// Why this VM exists (shown by `bkt vm status`).
+    #[arg(long, value_name = "TEXT")]
+    pub notes: Option<String>,
+
+    /// kvm (hardware virtualization) or qemu (software emulation, slow).
+    #[arg(long, value_enum, default_value = "kvm")]
+    pub virt_type: VirtType,
+
+    /// Save the VM to disk after it has been unused this long (15m, 1h,
+    /// 90s), giving its memory back to the host; `off` never does.
+    #[arg(long, value_name = "TIME", default_value_t = AutoSave::DEFAULT)]
+    pub auto_save: AutoSave,
+
+    /// Never prompt: take defaults for anything not given (--iso is required).
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// Print the domain XML and every command that would run; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub download: DownloadSources,
+
+    /// Install Windows 11 Pro hands-free with an answer file (drivers, a
+    /// local account, Remote Desktop, the guest tools), and watch it.
+    #[arg(long)]
+    pub unattended: bool,
+
+    /// The local Windows account an unattended install makes.
+    #[arg(long, value_name = "NAME", requires = "unattended")]
+    pub username: Option<String>,
+
+    /// A file whose first line is that account's password (never on the
+    /// command line; without it you are asked).
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath, requires = "unattended")]
+    pub password_file: Option<PathBuf>,
+
+    /// Keep Windows from turning on device encryption (BitLocker).
+    #[arg(long, requires = "unattended")]
+    pub no_bitlocker: bool,
+
+    /// Seconds without progress before an unattended install is reported as
+    /// stalled (with a screenshot).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub install_timeout: u64,
 }
 
 /// Ask for what the command line did not give (terminal only), with the

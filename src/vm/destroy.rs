@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
 
 use crate::manifest::VmEntry;
 use crate::names::VmName;
@@ -613,7 +614,31 @@ fn remove_traces(ctx: &Ctx, name: &VmName, failed: &mut Vec<String>) {
     }
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, yes: bool, keep_disk: bool) -> Result<()> {
+/// Delete a VM and the files bkt made for it (never anything else).
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Delete a VM: its domain with libvirt's UEFI variables (NVRAM), TPM state \
+    and snapshot metadata, the files bkt made for it (its disk, an answer ISO, snapshot \
+    copies: the manifest records them), and its manifest entry.\n\n\
+    Never deleted: install media, files bkt did not make, a disk another VM uses, a \
+    shareable disk, a block device, anything of a VM made on another connection. A VM bkt \
+    did not make loses only its definition; its disks are listed with the command that \
+    would delete them. You are shown every path and asked to type the VM's name, unless \
+    --yes is given."
+)]
+pub struct DestroyArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Keep the disk image(s).
+    #[arg(long)]
+    pub keep_disk: bool,
+}
+
+pub fn run(ctx: &Ctx, args: DestroyArgs) -> Result<()> {
+    let (name, yes, keep_disk) = (&args.name, args.yes, args.keep_disk);
     let k = look_up(ctx, name)?;
     let mut p = decide(facts(ctx, k.domain, k.entry.as_ref(), &k.made, keep_disk)?);
     if matches!(&p.domain, Some((st, _)) if !st.is_active()) && save::is_saved(ctx, name)? {

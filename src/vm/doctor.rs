@@ -3,6 +3,7 @@
 //! anything fails.
 
 use anyhow::{Result, bail};
+use clap::Args;
 use serde::Serialize;
 
 use crate::manifest;
@@ -305,7 +306,27 @@ fn say(ui: &Ui, over_ssh: Option<&str>, report: &Report, json: bool) -> Result<(
     Ok(())
 }
 
-pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
+/// Check the host and each VM, and say how to fix what is wrong.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Check the host and each VM, and say how to fix what is wrong.\n\n\
+    Host: KVM, group membership for qemu:///system, libvirt, the `default` network, \
+    Secure Boot firmware, swtpm, the tools and their versions, an RDP client, a SPICE \
+    viewer, free disk space. Each VM: defined and its state, UEFI Secure Boot and TPM 2.0 as \
+    created, its disk, the manifest against libvirt, its address, Remote Desktop, the guest \
+    agent. Exits non-zero when a check fails (warnings do not).",
+    after_help = "Examples:\n  bkt vm doctor\n  bkt vm doctor windows --json"
+)]
+pub struct DoctorArgs {
+    /// Check only this VM (and the host).
+    pub name: Option<VmName>,
+    /// Print JSON instead of check lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<()> {
+    let (name, json) = (args.name.as_ref(), args.json);
     let (host, local) = match ctx.uri.ssh() {
         Some(t) => {
             let (h, l) = remote_checks(ctx, t);

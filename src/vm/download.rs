@@ -2,14 +2,38 @@
 //! cache, ahead of time.
 
 use anyhow::{Context, Result};
+use clap::Args;
 
-use crate::cli::DownloadArgs;
+use crate::cli::DownloadSources;
 use crate::download;
 use crate::ui::Check;
 use crate::units::human;
 use crate::vm::ctx::Ctx;
 
-pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
+/// Download the VirtIO drivers ISO and the guest tools ahead of time.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Download the VirtIO drivers ISO (virtio-win.iso) and the Windows guest \
+    tools (virtio-win-guest-tools.exe, with the SPICE agent and qemu-ga) into \
+    $XDG_CACHE_HOME/bkt/vm, so that `create` needs no network.\n\n\
+    Downloads retry with backoff and resume where they stopped, but only when the server \
+    proves it still has the same file (its ETag or Last-Modified); otherwise they start \
+    over. They are checked before they are kept: HTTP status, not a web page, the file's \
+    signature, its size (at most 2 GiB for the ISO, 256 MiB for the guest tools), and the \
+    SHA-256 when --virtio-sha256 is given. With --virtio-sha256 the file itself is hashed, \
+    cached or fresh; a file that does not match is moved aside to NAME.mismatch-TIME, never \
+    deleted.",
+    after_help = "Environment:\n  \
+    BKT_VM_VIRTIO_URL        mirror for virtio-win.iso\n  \
+    BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe"
+)]
+pub struct DownloadArgs {
+    #[command(flatten)]
+    pub source: DownloadSources,
+}
+
+pub fn run(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
+    let source = &args.source;
     // Ctrl-C ends the download where it is, says what is kept, exit 130.
     crate::interrupt::catch();
     let s = &ctx.local.settings.download;

@@ -39,7 +39,7 @@ pub mod wait;
 
 use anyhow::Result;
 
-use crate::cli::{Global, SnapshotCommand, VmCommand};
+use crate::cli::{Global, VmCommand};
 use crate::settings::Settings;
 
 use ctx::Ctx;
@@ -51,123 +51,24 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
     // Every command but these talks to libvirt: log in to its host first,
     // once. doctor reports a host it cannot reach as a check; download
     // needs no host.
-    if !matches!(
-        command,
-        VmCommand::Download { .. } | VmCommand::Doctor { .. }
-    ) {
+    if !matches!(command, VmCommand::Download(_) | VmCommand::Doctor(_)) {
         ctx.open()?;
     }
     match command {
         VmCommand::Create(args) => create::run(&ctx, *args),
-        VmCommand::Start { name } => start::run(&ctx, &name),
-        VmCommand::Stop {
-            name,
-            timeout,
-            force,
-            save,
-        } => stop::run(&ctx, &name, timeout, force, save),
-        VmCommand::Status { name, json } => status::run(&ctx, name.as_ref(), json),
-        VmCommand::Connect {
-            name,
-            rdp,
-            spice,
-            user,
-            timeout,
-            fullscreen,
-            share,
-        } => connect::run(
-            &ctx,
-            &name,
-            &connect::Options {
-                mode: if rdp {
-                    connect::Mode::RdpOnly
-                } else if spice {
-                    connect::Mode::Spice
-                } else {
-                    connect::Mode::Auto
-                },
-                user,
-                timeout: std::time::Duration::from_secs(timeout),
-                fullscreen,
-                share,
-            },
-        ),
-        VmCommand::Run {
-            name,
-            app,
-            files,
-            user,
-            timeout,
-            detach,
-            share,
-        } => run::run(
-            &ctx,
-            &name,
-            &app,
-            &run::Options {
-                user,
-                timeout: std::time::Duration::from_secs(timeout),
-                detach,
-                files,
-                share,
-            },
-        ),
-        VmCommand::Apps {
-            name,
-            json,
-            refresh,
-            install,
-            uninstall,
-            all,
-        } => apps::run(
-            &ctx,
-            &name,
-            &apps::Options {
-                json,
-                refresh,
-                install,
-                uninstall,
-                all,
-            },
-        ),
-        VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
-        VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_ref(), json),
-        VmCommand::Download { source } => download::run(&ctx, &source),
-        VmCommand::EnableRdp { name, timeout } => enable_rdp::run(&ctx, &name, timeout),
-        VmCommand::Snapshot { command } => match command {
-            SnapshotCommand::Create {
-                name,
-                snap,
-                description,
-                yes,
-            } => snapshot::create(&ctx, &name, &snap, &description, yes),
-            SnapshotCommand::List { name, json } => snapshot::list(&ctx, &name, json),
-            SnapshotCommand::Revert { name, snap, yes } => {
-                snapshot::revert(&ctx, &name, &snap, yes)
-            }
-            SnapshotCommand::Delete { name, snap } => snapshot::delete(&ctx, &name, &snap),
-        },
-        VmCommand::Config {
-            name,
-            auto_save,
-            share,
-            clipboard,
-            json,
-        } => config::run(
-            &ctx,
-            &name,
-            &config::Changes {
-                auto_save,
-                share,
-                clipboard: clipboard.map(|c| c == crate::cli::Switch::On),
-            },
-            json,
-        ),
-        VmCommand::Watch { name, once } => watch::run(&ctx, &name, once),
-        VmCommand::Destroy {
-            name,
-            yes,
-            keep_disk,
-        } => destroy::run(&ctx, &name, yes, keep_disk),
+        VmCommand::Start(args) => start::run(&ctx, args),
+        VmCommand::Stop(args) => stop::run(&ctx, args),
+        VmCommand::Config(args) => config::run(&ctx, args),
+        VmCommand::Watch(args) => watch::run(&ctx, args),
+        VmCommand::Status(args) => status::run(&ctx, args),
+        VmCommand::Connect(args) => connect::run(&ctx, args),
+        VmCommand::Run(args) => run::run(&ctx, args),
+        VmCommand::Apps(args) => apps::run(&ctx, args),
+        VmCommand::Snapshot(args) => snapshot::run(&ctx, args),
+        VmCommand::Doctor(args) => doctor::run(&ctx, args),
+        VmCommand::Download(args) => download::run(&ctx, args),
+        VmCommand::EnableRdp(args) => enable_rdp::run(&ctx, args),
+        VmCommand::Ip(args) => connect::ip(&ctx, args),
+        VmCommand::Destroy(args) => destroy::run(&ctx, args),
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use clap::Args;
 
 use crate::names::VmName;
 use crate::tools::rdp::{self, Client, Opened, RemoteApp, Share};
@@ -116,7 +117,65 @@ fn remote_app(
     })
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, app: &str, opts: &Options) -> Result<()> {
+/// Open one Windows program as a window of its own (RDP RemoteApp).
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Open one Windows program as a window of its own (RDP RemoteApp).\n\n\
+    APP is an id (`bkt vm apps NAME` lists them; notepad, paint, explorer, cmd and \
+    powershell always work), a full Windows path ('C:\\Program Files\\...\\x.exe'), or a \
+    program Windows finds on its own path (notepad.exe). The VM is started (restored, \
+    resumed) and reached as `connect` does, and the client gets the password on its \
+    standard input, never on its command line.\n\n\
+    FILEs are Linux paths. Windows sees only what you open: the directory of each FILE \
+    is shared (read-write) as a drive of its own, \\\\tsclient\\bkt1, ... (your home, \
+    \\\\tsclient\\home, only for a file directly in it), and without a FILE nothing is; \
+    / never is. --share home shares your whole home instead, --share none nothing at all; \
+    `bkt vm config NAME --share` sets the VM's default. A missing file is an error before \
+    anything starts. Needs FreeRDP (xfreerdp3 or xfreerdp, 2 or 3) with an X display \
+    (XWayland on Wayland); Remmina cannot open a single program.",
+    after_help = "Examples:\n  \
+    bkt vm run windows notepad ~/notes.txt\n  \
+    bkt vm run windows 'C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE' ~/Q3.docx\n  \
+    bkt vm run windows paint --detach\n\n\
+    Environment:\n  \
+    BKT_VM_RDP_PASSWORD   the Windows password (instead of the prompt)\n  \
+    BKT_VM_RDP_CLIENT     the RDP client to use (name or path)\n  \
+    BKT_VM_SCALE          the window scale in percent (else GDK_SCALE, QT_SCALE_FACTOR)"
+)]
+pub struct RunArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// The program: an id, a Windows path, or a program name.
+    pub app: String,
+    /// Files to open with it (Linux paths).
+    pub files: Vec<PathBuf>,
+    /// The Windows user to log in as (remembered for next time).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Seconds to wait for the VM's address and Remote Desktop.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Return once the client is connected, leaving it running.
+    #[arg(long)]
+    pub detach: bool,
+    /// What Windows may see of this machine, for this run [default: the
+    /// VM's, see `bkt vm config`, else files].
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub share: Option<Share>,
+}
+
+pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
+    let opts = Options {
+        user: args.user,
+        timeout: Duration::from_secs(args.timeout),
+        detach: args.detach,
+        files: args.files,
+        share: args.share,
+    };
+    open(ctx, &args.name, &args.app, &opts)
+}
+
+fn open(ctx: &Ctx, name: &VmName, app: &str, opts: &Options) -> Result<()> {
     let files = files(ctx, &opts.files)?;
     let share = share(ctx, name, opts, &files)?;
     let app = catalog::resolve(app, &catalog::known(ctx, name), name)?;

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
 use crate::interrupt::{self, Interrupted};
@@ -327,13 +328,97 @@ fn ensure_off(ctx: &Ctx, name: &str, state: DomState, yes: bool, why: &str) -> R
     power::shut_down(ctx, name, state, std::time::Duration::from_secs(180))
 }
 
-pub fn create(
-    ctx: &Ctx,
-    name: &VmName,
-    snap: &SnapName,
-    description: &str,
-    yes: bool,
-) -> Result<()> {
+/// Consistent snapshots: the disk, the UEFI variables and the TPM together.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Consistent \"known good\" snapshots of a VM: the disk, the UEFI variables \
+    (NVRAM) and the TPM state, taken together while the VM is shut off.\n\n\
+    A disk-only snapshot leaves the NVRAM and TPM behind, and reverting one can end at a \
+    BitLocker recovery screen; these do not. The NVRAM and TPM copies are kept in \
+    <images>/<vm>.snapshots/ (root only, like libvirt's own files), and `destroy` removes \
+    them with the VM.",
+    after_help = "Examples:\n  \
+    bkt vm snapshot create windows before-update --description 'before the 24H2 update'\n  \
+    bkt vm snapshot list windows\n  \
+    bkt vm snapshot revert windows before-update\n  \
+    bkt vm snapshot delete windows before-update"
+)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+/// What `bkt vm snapshot` does.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    Create(SnapshotCreateArgs),
+    List(SnapshotListArgs),
+    Revert(SnapshotRevertArgs),
+    Delete(SnapshotDeleteArgs),
+}
+
+/// Take a snapshot (the VM is shut down first, with your consent).
+#[derive(Debug, Args)]
+pub struct SnapshotCreateArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// The snapshot's name.
+    pub snap: SnapName,
+    /// What this state is (shown by `list`).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub description: String,
+    /// Shut the VM down without asking if it is running.
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// List snapshots: name, date, description, size, and the current one.
+#[derive(Debug, Args)]
+pub struct SnapshotListArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Go back to a snapshot: disk, NVRAM and TPM (everything since is lost).
+#[derive(Debug, Args)]
+pub struct SnapshotRevertArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// The snapshot's name.
+    pub snap: SnapName,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// Delete a snapshot and free its space.
+#[derive(Debug, Args)]
+pub struct SnapshotDeleteArgs {
+    /// The VM's name.
+    pub name: VmName,
+    /// The snapshot's name.
+    pub snap: SnapName,
+}
+
+pub fn run(ctx: &Ctx, args: SnapshotArgs) -> Result<()> {
+    match args.command {
+        SnapshotCommand::Create(args) => create(ctx, args),
+        SnapshotCommand::List(args) => list(ctx, args),
+        SnapshotCommand::Revert(args) => revert(ctx, args),
+        SnapshotCommand::Delete(args) => delete(ctx, args),
+    }
+}
+
+fn create(ctx: &Ctx, args: SnapshotCreateArgs) -> Result<()> {
+    let SnapshotCreateArgs {
+        ref name,
+        ref snap,
+        ref description,
+        yes,
+    } = args;
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     if description.chars().any(char::is_control) {
         bail!("--description must be one line without control characters");
@@ -599,7 +684,8 @@ pub fn rows(ctx: &Ctx, name: &VmName) -> Result<Vec<SnapRow>> {
         .collect())
 }
 
-pub fn list(ctx: &Ctx, name: &VmName, json: bool) -> Result<()> {
+fn list(ctx: &Ctx, args: SnapshotListArgs) -> Result<()> {
+    let (name, json) = (&args.name, args.json);
     let rows = rows(ctx, name)?;
     if json {
         ctx.ui.json(&rows)?;
@@ -773,7 +859,8 @@ fn confirm_revert(name: &str, snap: &str, meta: &Meta, yes: bool) -> Result<()> 
     Ok(())
 }
 
-pub fn revert(ctx: &Ctx, name: &VmName, snap: &SnapName, yes: bool) -> Result<()> {
+fn revert(ctx: &Ctx, args: SnapshotRevertArgs) -> Result<()> {
+    let (name, snap, yes) = (&args.name, &args.snap, args.yes);
     let (state, _) = ctx.require(name)?;
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     let _busy = crate::vm::idle::busy(ctx, name);
@@ -876,7 +963,8 @@ fn revert_parts(
     Ok(done)
 }
 
-pub fn delete(ctx: &Ctx, name: &VmName, snap: &SnapName) -> Result<()> {
+fn delete(ctx: &Ctx, args: SnapshotDeleteArgs) -> Result<()> {
+    let (name, snap) = (&args.name, &args.snap);
     ctx.require(name)?;
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
     require_snapshot(ctx, name, snap)?;

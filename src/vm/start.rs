@@ -1,13 +1,22 @@
 //! `bkt vm start NAME`
 
 use anyhow::{Context, Result};
+use clap::Args;
 
 use crate::names::VmName;
 use crate::tools::virsh::DomState;
 use crate::vm::ctx::Ctx;
 use crate::vm::{resources, save};
 
-pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
+/// Start a VM (already running is fine).
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The VM's name.
+    pub name: VmName,
+}
+
+pub fn run(ctx: &Ctx, args: StartArgs) -> Result<()> {
+    let name = &args.name;
     let (state, _) = ctx.require(name)?;
     match state {
         DomState::Running | DomState::Blocked => {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use serde::Serialize;
 
 use crate::manifest::VmEntry;
@@ -284,7 +285,24 @@ pub fn collect(ctx: &Ctx) -> Result<(Vec<VmStatus>, Vec<DomStats>, Option<HostSi
 /// the probe costs the whole wait.
 const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(150);
 
-pub fn run(ctx: &Ctx, name: Option<&VmName>, json: bool) -> Result<()> {
+/// Show every VM: state, size, address, and what bkt knows about it.
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Show every VM on the connection: state, vCPUs, memory, disk use, \
+    IP address, whether Remote Desktop is on, and notes.\n\n\
+    VMs that bkt did not create are shown as unmanaged; VMs in bkt's manifest that \
+    libvirt no longer has are shown as missing."
+)]
+pub struct StatusArgs {
+    /// Show only this VM.
+    pub name: Option<VmName>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: StatusArgs) -> Result<()> {
+    let (name, json) = (args.name.as_ref(), args.json);
     let (mut rows, stats, host) = collect(ctx)?;
     // Over ssh the host's size came with the batch; else it is read now.
     let host = match host {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::cli::CreateArgs;
 use crate::tools::unattend::{self, Answers};
 use crate::tools::virsh;
 use crate::tools::xorriso;
 use crate::ui::{HintExt, secs};
+use crate::vm::create::CreateArgs;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::media;

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 
 use crate::interrupt;
 use crate::names::VmName;
@@ -115,7 +116,18 @@ fn interval(window: AutoSave) -> Duration {
     Duration::from_secs(secs)
 }
 
-pub fn run(ctx: &Ctx, name: &VmName, once: bool) -> Result<()> {
+/// The idle watcher `connect` starts (internal).
+#[derive(Debug, Args)]
+#[command(hide = true)]
+pub struct WatchArgs {
+    pub name: VmName,
+    /// Look once, act, and exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+pub fn run(ctx: &Ctx, args: WatchArgs) -> Result<()> {
+    let (name, once) = (&args.name, args.once);
     let k = idle::key(ctx, name);
     if once {
         let l = look(ctx, name, 0)?;
