@@ -1294,10 +1294,12 @@ mod tests {
     fn take(f: &Fake) -> Result<()> {
         create(
             &f.ctx,
-            &"t1".parse().unwrap(),
-            &"clean".parse().unwrap(),
-            "before",
-            true,
+            SnapshotCreateArgs {
+                name: "t1".parse().unwrap(),
+                snap: "clean".parse().unwrap(),
+                description: "before".into(),
+                yes: true,
+            },
         )
     }
 
