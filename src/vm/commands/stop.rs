@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::names::VmName;
 use crate::vm::ctx::Ctx;
-use crate::vm::{power, save};
+use crate::vm::power::{self, save};
 
 pub fn run(ctx: &Ctx, name: &VmName, timeout: u64, force: bool, save: bool) -> Result<()> {
     let (state, _) = ctx.require(name)?;

@@ -159,7 +159,7 @@ pub fn watch(
     stall: Duration,
 ) -> Result<()> {
     // In use while Windows installs: a save would stop the install.
-    let _busy = crate::vm::idle::busy(ctx, name);
+    let _busy = crate::vm::power::idle::busy(ctx, name);
     let started = Instant::now();
     let spinner = ctx.ui.quiet_spinner();
     let mut phase = Phase::Booting;

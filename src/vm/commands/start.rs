@@ -4,8 +4,9 @@ use anyhow::{Context, Result};
 
 use crate::names::VmName;
 use crate::tools::virsh::DomState;
+use crate::vm::checks::resources;
 use crate::vm::ctx::Ctx;
-use crate::vm::{resources, save};
+use crate::vm::power::save;
 
 pub fn run(ctx: &Ctx, name: &VmName) -> Result<()> {
     let (state, _) = ctx.require(name)?;
