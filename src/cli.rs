@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::names::Uri;
-use crate::vm::{
+use crate::vm::commands::{
     apps, config, connect, create, destroy, doctor, download, enable_rdp, run, snapshot, start,
     status, stop, watch,
 };

@@ -6,15 +6,19 @@
 //! main.rs, cli.rs            the command tree, shared options; docs.rs:
 //!                            completions, man pages
 //!   vm/mod.rs                the dispatcher: one match, nothing else
-//!     vm/<command>.rs        create, start, stop, status, connect, run, apps,
-//!                            destroy, doctor, download, enable_rdp, snapshot,
-//!                            config, watch: each its `XxxArgs` (options and
-//!                            --help) and `run(ctx, args)`, plain
-//!                            orchestration; no command imports another
-//!     vm/<shared>.rs         checks, net, power, wait, media, access, clients,
-//!                            rdp_client, catalog, launchers, resources,
-//!                            rdp_setup, unattended, save, idle: what
-//!                            commands share
+//!     vm/commands/           one file per command: create, start, stop,
+//!                            status, connect, run, apps, destroy, doctor,
+//!                            download, enable_rdp, snapshot, config, watch:
+//!                            each its `XxxArgs` (options and --help) and
+//!                            `run(ctx, args)`, plain orchestration; no
+//!                            command imports another
+//!     vm/checks/             what commands share, each room above the ones
+//!                            it uses: checks (access, resources)
+//!     vm/rdp/                Remote Desktop: client, clients, pins, setup
+//!     vm/programs/           the guest's programs: catalog, launchers
+//!     vm/media/              install media on the host, unattended
+//!     vm/power/              on and off, save (memory), idle (in use)
+//!     vm/net.rs, vm/wait.rs  the guest's address; polling until a deadline
 //!       vm/ctx/              Ctx, the one door to the outside world:
 //!                              ctx.virsh     libvirt, through tools::virsh
 //!                              ctx.host      the machine that runs libvirt

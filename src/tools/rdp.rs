@@ -86,7 +86,7 @@ pub struct Session {
 /// FreeRDP's certificate switch. Without a pin, trust on first use: the
 /// guest's self-signed certificate is accepted once and pinned (by FreeRDP,
 /// by host and port; bkt then takes it as its own pin, see
-/// src/vm/pins.rs), not ignored forever. With bkt's pin (a SHA-256
+/// src/vm/rdp/pins.rs), not ignored forever. With bkt's pin (a SHA-256
 /// fingerprint, lowercase hex bytes joined by `:`), exactly that
 /// certificate and no other, wherever the port is (a new ssh tunnel port
 /// each time). Tried with scripts/rdp-standin.py: FreeRDP 2.11.7 and 3.10.3

@@ -1,40 +1,25 @@
-//! `bkt vm`: the dispatcher. Each command is a module of its own that
-//! orchestrates and imports no other command; what they share lives in the
-//! helper modules below and, for every effect on the world, in [`ctx`].
+//! `bkt vm`: the dispatcher. Each user-facing command is a module of its
+//! own under [`commands`] that orchestrates and imports no other command;
+//! what they share lives in the rooms beside it, and every effect on the
+//! world goes through [`ctx`]:
+//!
+//! - [`commands`]: one file per `bkt vm` command
+//! - [`checks`]: what `create` and `doctor` check (QEMU's access, resources)
+//! - [`media`]: install media on the host, the unattended answer ISO
+//! - [`power`]: on and off, saved memory, when a VM is in use (idle)
+//! - [`rdp`]: Remote Desktop: the client, turning it on, pins
+//! - [`programs`]: the guest's programs (`apps`, `run`): catalog, launchers
+//! - [`net`]: finding the guest's address; [`wait`]: polling until a deadline
+//! - [`ctx`]: the one door to the outside world
 
-// Commands.
-pub mod apps;
-pub mod config;
-pub mod connect;
-pub mod create;
-pub mod destroy;
-pub mod doctor;
-pub mod download;
-pub mod enable_rdp;
-pub mod run;
-pub mod snapshot;
-pub mod start;
-pub mod status;
-pub mod stop;
-pub mod watch;
-
-// What commands share.
-pub mod access;
-pub mod catalog;
 pub mod checks;
-pub mod clients;
+pub mod commands;
 pub mod ctx;
-pub mod idle;
-pub mod launchers;
 pub mod media;
 pub mod net;
-pub mod pins;
 pub mod power;
-pub mod rdp_client;
-pub mod rdp_setup;
-pub mod resources;
-pub mod save;
-pub mod unattended;
+pub mod programs;
+pub mod rdp;
 pub mod wait;
 
 use anyhow::Result;
@@ -42,6 +27,10 @@ use anyhow::Result;
 use crate::cli::{Global, VmCommand};
 use crate::settings::Settings;
 
+use commands::{
+    apps, config, connect, create, destroy, doctor, download, enable_rdp, run, snapshot, start,
+    status, stop, watch,
+};
 use ctx::Ctx;
 
 /// Run one `bkt vm` command.

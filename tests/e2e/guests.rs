@@ -159,7 +159,7 @@ fn acpi_deaf_guest_stop_times_out_and_force_works() {
 /// enough that this guest alone exceeds half of it, one no set of test VMs
 /// comes near. Other tests' VMs may be running too, so the figures are at
 /// least this guest's. (The wording and the sums, to the byte, are proven
-/// against recorded domstats in tests/it/lifecycle.rs and src/vm/resources.rs.)
+/// against recorded domstats in tests/it/lifecycle.rs and src/vm/checks/resources.rs.)
 #[test]
 #[ignore = "needs the real virt stack: run scripts/test-all.sh"]
 fn resource_warnings_count_a_running_guest() {

@@ -555,7 +555,7 @@ impl Local {
 
     /// Start `bkt vm watch NAME -c URI` detached from this terminal (see
     /// [`crate::tools::watcher::detached`]), no input, its output appended
-    /// to `KEY.watch.log` in the cache (`key`: [`crate::vm::idle::key`]).
+    /// to `KEY.watch.log` in the cache (`key`: [`crate::vm::power::idle::key`]).
     pub fn spawn_watcher(&self, uri: &str, name: &str, key: &str) -> Result<()> {
         let exe = std::env::current_exe().context("finding bkt's own program")?;
         let log = self.cache_subdir()?.join(format!("{key}.watch.log"));

@@ -112,7 +112,7 @@ mod tests {
     use crate::units::gib_bytes;
 
     fn stats() -> Vec<DomStats> {
-        parse_domstats(include_str!("../../fixtures/virsh/domstats-three.txt")).unwrap()
+        parse_domstats(include_str!("../../../fixtures/virsh/domstats-three.txt")).unwrap()
     }
 
     #[test]

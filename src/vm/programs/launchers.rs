@@ -14,8 +14,8 @@ use base64::Engine;
 
 use crate::tools::desktop::{self, Entry};
 use crate::ui::HintExt;
-use crate::vm::catalog::{self, App, wm_class};
 use crate::vm::ctx::Ctx;
+use crate::vm::programs::catalog::{self, App, wm_class};
 
 /// Freedesktop's categories for what bkt knows a program to be.
 fn categories(app: &App) -> &'static str {

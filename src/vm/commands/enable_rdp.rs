@@ -1,5 +1,5 @@
 //! `bkt vm enable-rdp NAME`: turn on Remote Desktop in an installed
-//! Windows with a script CD and one double-click (see `rdp_setup`).
+//! Windows with a script CD and one double-click (see `rdp::setup`).
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::names::VmName;
 use crate::vm::ctx::Ctx;
-use crate::vm::rdp_setup;
+use crate::vm::rdp::setup as rdp_setup;
 
 /// Turn on Remote Desktop in an installed Windows (one double-click inside).
 #[derive(Debug, Args)]

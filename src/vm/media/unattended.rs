@@ -3,7 +3,7 @@
 //! watch over an install no human clicks through.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -12,7 +12,6 @@ use crate::tools::unattend::{self, Answers};
 use crate::tools::virsh;
 use crate::tools::xorriso;
 use crate::ui::{HintExt, secs};
-use crate::vm::create::CreateArgs;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::media;
@@ -34,10 +33,17 @@ fn valid_username(u: &str) -> Result<()> {
     Ok(())
 }
 
+/// What `create --unattended` was given on its command line.
+pub struct Given<'a> {
+    pub username: Option<&'a String>,
+    pub password_file: Option<&'a PathBuf>,
+    pub no_bitlocker: bool,
+}
+
 /// The account and password, from options, a file, or prompts. The
 /// password never comes from the command line.
-pub fn answers(ctx: &Ctx, args: &CreateArgs, vm: &str, interactive: bool) -> Result<Answers> {
-    let username = match (&args.username, interactive) {
+pub fn answers(ctx: &Ctx, args: Given, vm: &str, interactive: bool) -> Result<Answers> {
+    let username = match (args.username, interactive) {
         (Some(u), _) => u.clone(),
         (None, true) => dialoguer::Input::new()
             .with_prompt("Windows account to create")
@@ -49,7 +55,7 @@ pub fn answers(ctx: &Ctx, args: &CreateArgs, vm: &str, interactive: bool) -> Res
         }
     };
     valid_username(&username)?;
-    let password = match &args.password_file {
+    let password = match args.password_file {
         Some(p) => ctx.local.read_secret(p, "--password-file")?,
         None if interactive || std::io::stdin().is_terminal() => dialoguer::Password::new()
             .with_prompt(format!("Password for {username}"))
@@ -159,7 +165,7 @@ pub fn watch(
     stall: Duration,
 ) -> Result<()> {
     // In use while Windows installs: a save would stop the install.
-    let _busy = crate::vm::idle::busy(ctx, name);
+    let _busy = crate::vm::power::idle::busy(ctx, name);
     let started = Instant::now();
     let spinner = ctx.ui.quiet_spinner();
     let mut phase = Phase::Booting;

@@ -29,7 +29,7 @@ use crate::ui::{self, HintExt};
 use crate::units::human;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{Host, Kind};
-use crate::vm::{power, save};
+use crate::vm::power::{self, save};
 
 /// What one snapshot directory holds besides the copies.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -426,7 +426,7 @@ fn create(ctx: &Ctx, args: SnapshotCreateArgs) -> Result<()> {
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
     // In use until the snapshot is taken: the idle watcher must not save
     // the VM while it is being shut down for one.
-    let _busy = crate::vm::idle::busy(ctx, name);
+    let _busy = crate::vm::power::idle::busy(ctx, name);
     let (p, w) = ready_to_take(ctx, name, snap, state, yes)?;
 
     // The directory of all of a VM's snapshots is bkt's to delete with the
@@ -863,7 +863,7 @@ fn revert(ctx: &Ctx, args: SnapshotRevertArgs) -> Result<()> {
     let (name, snap, yes) = (&args.name, &args.snap, args.yes);
     let (state, _) = ctx.require(name)?;
     let (host, name, snap) = (ctx.host.as_ref(), name.as_str(), snap.as_str());
-    let _busy = crate::vm::idle::busy(ctx, name);
+    let _busy = crate::vm::power::idle::busy(ctx, name);
     refuse_saved(ctx, name, state, "revert it to a snapshot")?;
     require_snapshot(ctx, name, snap)?;
     let p = parts(ctx, name)?;

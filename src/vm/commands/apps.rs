@@ -13,9 +13,9 @@ use crate::names::VmName;
 use crate::tools::guest_agent::{self, Found, POWERSHELL};
 use crate::tools::virsh::{self, DomState};
 use crate::ui::{HintExt, Ui, escaped};
-use crate::vm::catalog::{self, App, Cache};
 use crate::vm::ctx::Ctx;
-use crate::vm::launchers;
+use crate::vm::programs::catalog::{self, App, Cache};
+use crate::vm::programs::launchers;
 use crate::vm::wait::poll_until;
 
 /// The ids `--install`/`--uninstall` name, or None for all of them.
@@ -216,7 +216,7 @@ fn list(ctx: &Ctx, name: &str, state: DomState, refresh: bool) -> Result<(Vec<Ap
 /// Run the discovery script in the guest and wait for its output.
 fn discover(ctx: &Ctx, name: &str) -> Result<std::result::Result<Vec<Found>, NotAsked>> {
     // In use while the guest is asked: a save would cut the script off.
-    let _busy = crate::vm::idle::busy(ctx, name);
+    let _busy = crate::vm::power::idle::busy(ctx, name);
     let args: Vec<String> = [
         "-NoProfile",
         "-NonInteractive",

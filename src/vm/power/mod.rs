@@ -2,6 +2,9 @@
 //! is off (`stop`, and `snapshot` before it takes one), and bringing a VM to
 //! running from whatever state it is in (`connect`).
 
+pub mod idle;
+pub mod save;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -9,7 +12,6 @@ use anyhow::{Context, Result};
 use crate::tools::virsh::DomState;
 use crate::ui::{HintExt, secs};
 use crate::vm::ctx::Ctx;
-use crate::vm::save;
 use crate::vm::wait::poll_until;
 
 /// How often the state is polled while waiting.

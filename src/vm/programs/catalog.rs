@@ -43,7 +43,7 @@ pub struct Cache {
 
 /// The cache file of a VM's programs.
 pub fn cache_file(ctx: &Ctx, vm: &str) -> String {
-    format!("{}.apps.json", crate::vm::idle::key(ctx, vm))
+    format!("{}.apps.json", crate::vm::power::idle::key(ctx, vm))
 }
 
 /// The VM's programs as `bkt vm apps` last found them.

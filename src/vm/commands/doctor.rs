@@ -12,10 +12,11 @@ use crate::tools::virsh::{DomState, DomStats, DomainXml};
 use crate::tools::virt_install::VirtType;
 use crate::ui::{Check, Level, Ui};
 use crate::units::{AutoSave, human};
+use crate::vm::checks;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::PortState;
 use crate::vm::net;
-use crate::vm::{checks, idle, save};
+use crate::vm::power::{idle, save};
 
 /// The libvirt check (when virsh is here to ask), and whether it answered.
 fn libvirt_answers(ctx: &Ctx, c: &mut Vec<Check>) -> bool {

@@ -18,10 +18,12 @@ use crate::tools::qemu_img;
 use crate::tools::virt_install::{VirtType, WindowsDomain};
 use crate::ui::{self, Check, HintExt, Level, Ui};
 use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
-use crate::vm::access::{self, Grant};
 use crate::vm::checks;
+use crate::vm::checks::access::{self, Grant};
+use crate::vm::checks::resources;
 use crate::vm::ctx::{Ctx, HostSize};
-use crate::vm::{media, rdp_setup, resources, unattended};
+use crate::vm::media::{self, unattended};
+use crate::vm::rdp::setup as rdp_setup;
 
 /// Everything create was asked for, once defaults are filled in.
 #[derive(Debug, Clone)]
@@ -472,7 +474,16 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     let mut plan = plan(ctx, &args, &host)?;
     // The account and password first: a bad one changes nothing.
     let answers = if args.unattended {
-        Some(unattended::answers(ctx, &args, &plan.name, interactive)?)
+        Some(unattended::answers(
+            ctx,
+            unattended::Given {
+                username: args.username.as_ref(),
+                password_file: args.password_file.as_ref(),
+                no_bitlocker: args.no_bitlocker,
+            },
+            &plan.name,
+            interactive,
+        )?)
     } else {
         None
     };

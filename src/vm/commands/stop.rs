@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::names::VmName;
 use crate::vm::ctx::Ctx;
-use crate::vm::{power, save};
+use crate::vm::power::{self, save};
 
 /// Shut a VM down gracefully (ACPI), waiting until it is off.
 #[derive(Debug, Args)]

@@ -13,7 +13,8 @@ use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
 use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
-use crate::vm::{idle, rdp_client};
+use crate::vm::power::idle;
+use crate::vm::rdp::client as rdp_client;
 
 #[derive(Serialize)]
 struct Shown {

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 
 use crate::tools::rdp;
 use crate::vm::ctx::Ctx;
-use crate::vm::idle;
+use crate::vm::power::idle;
 
 fn dir(ctx: &Ctx) -> PathBuf {
     ctx.local.config_home().join("bkt/vm/pins")

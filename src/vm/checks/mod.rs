@@ -2,6 +2,9 @@
 //! the host, in one wording: each returns a [`Check`] saying what it found
 //! and, when something is wrong, the fix.
 
+pub mod access;
+pub mod resources;
+
 use std::path::Path;
 
 use crate::download;
@@ -11,10 +14,11 @@ use crate::tools::virt_install::VirtType;
 use crate::tools::{self, rdp, version, virsh};
 use crate::ui::{self, Check, Level};
 use crate::units::{gib_bytes, human};
-use crate::vm::access::{self, ACCESS, GrantPlan};
+use crate::vm::checks::access::{ACCESS, GrantPlan};
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{HostSize, Media};
-use crate::vm::{clients, media, resources};
+use crate::vm::media;
+use crate::vm::rdp::clients;
 
 /// `/dev/kvm` where QEMU runs, when `virt_type` uses it: on this machine
 /// it can be opened for reading and writing; on a host reached over ssh it
@@ -729,7 +733,7 @@ pub fn rdp_log(ctx: &Ctx, name: &str) -> Option<Check> {
         )
         .fix(format!(
             "if logins fail, {}",
-            crate::vm::rdp_client::md4_fix(ctx, &format!("bkt vm connect {name}"))
+            crate::vm::rdp::client::md4_fix(ctx, &format!("bkt vm connect {name}"))
         )),
     )
 }

@@ -15,10 +15,10 @@ use crate::exec::{Cmd, Sink};
 use crate::secrets;
 use crate::tools::rdp::{self, Client, Flavor, Outcome};
 use crate::ui::{HintExt, Ui, secs};
-use crate::vm::clients;
 use crate::vm::ctx::{Ctx, PortState};
 use crate::vm::net;
-use crate::vm::pins;
+use crate::vm::rdp::clients;
+use crate::vm::rdp::pins;
 
 /// Why RDP was not used; shown before the fallback (or as the error).
 pub struct NoRdp {
@@ -297,7 +297,7 @@ pub struct Launch<'a> {
     /// client's own tunnel).
     pub after: Option<Cmd>,
     /// The certificate bkt pinned for the VM, on the client's argv; None: a
-    /// first use (see [`crate::vm::pins`]).
+    /// first use (see [`crate::vm::rdp::pins`]).
     pub pin: Option<String>,
 }
 

@@ -19,8 +19,9 @@ use crate::tools::virsh::{self, DomState, DomStats};
 use crate::ui::Ui;
 use crate::units;
 use crate::units::AutoSave;
+use crate::vm::checks::resources;
 use crate::vm::ctx::{Ctx, HostSize, PortState};
-use crate::vm::{resources, save};
+use crate::vm::power::save;
 
 /// One row of the status, as printed and as JSON.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -429,7 +430,7 @@ mod tests {
     #[test]
     fn merges_libvirt_manifest_and_leases() {
         let stats = virsh::parse_domstats(include_str!(
-            "../../fixtures/virsh/domstats-running-and-shutoff.txt"
+            "../../../fixtures/virsh/domstats-running-and-shutoff.txt"
         ))
         .unwrap();
         let entries = vec![
@@ -443,7 +444,7 @@ mod tests {
         let mut addrs = BTreeMap::new();
         addrs.insert(
             "t1".to_string(),
-            virsh::parse_domifaddr(include_str!("../../fixtures/virsh/domifaddr-lease.txt"))
+            virsh::parse_domifaddr(include_str!("../../../fixtures/virsh/domifaddr-lease.txt"))
                 .unwrap(),
         );
         let rows = merge(&stats, &entries, &addrs);
@@ -471,13 +472,13 @@ mod tests {
     /// with an address.
     fn two_rows() -> Vec<VmStatus> {
         let stats = virsh::parse_domstats(include_str!(
-            "../../fixtures/virsh/domstats-running-and-shutoff.txt"
+            "../../../fixtures/virsh/domstats-running-and-shutoff.txt"
         ))
         .unwrap();
         let entries = [entry("t1", "/var/lib/libvirt/images/t1.qcow2", "slicer")];
         let addrs = BTreeMap::from([(
             "t1".to_string(),
-            virsh::parse_domifaddr(include_str!("../../fixtures/virsh/domifaddr-lease.txt"))
+            virsh::parse_domifaddr(include_str!("../../../fixtures/virsh/domifaddr-lease.txt"))
                 .unwrap(),
         )]);
         merge(&stats, &entries, &addrs)

@@ -17,8 +17,9 @@ use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
 use crate::vm::ctx::Ctx;
 use crate::vm::net;
-use crate::vm::rdp_client::{self, Launch, NoRdp};
-use crate::vm::{clients, idle, power};
+use crate::vm::power::{self, idle};
+use crate::vm::rdp::client::{self as rdp_client, Launch, NoRdp};
+use crate::vm::rdp::clients;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -107,7 +108,7 @@ fn launch(
         fullscreen: opts.fullscreen,
         share,
         clipboard: rdp_client::clipboard_setting(ctx, name)?,
-        pin: crate::vm::pins::current(ctx, name)?,
+        pin: crate::vm::rdp::pins::current(ctx, name)?,
     };
     let cmd = rdp::argv(&client, &session)
         .map_err(|why| anyhow!("{why}, and {name}'s clipboard is off"))

@@ -107,7 +107,7 @@ impl Drop for Attached<'_> {
 pub fn enable(ctx: &Ctx, name: &str, timeout: Duration) -> Result<()> {
     let (state, _) = ctx.domstate(name)?.ok_or_else(|| ctx.unknown_vm(name))?;
     // In use while the user runs the script: not saved from under them.
-    let _busy = crate::vm::idle::busy(ctx, name);
+    let _busy = crate::vm::power::idle::busy(ctx, name);
     let (drive, iso) = script_drive(ctx, name)?;
     let route = script_iso(ctx, &iso)?;
 

@@ -16,11 +16,11 @@ use crate::manifest::VmEntry;
 use crate::names::VmName;
 use crate::tools::virsh::{self, DiskDevice, DiskKind, DomState, DomainXml};
 use crate::ui::{self, HintExt, Ui};
-use crate::vm::catalog;
 use crate::vm::ctx::Ctx;
 use crate::vm::ctx::{Host, Kind};
-use crate::vm::launchers;
-use crate::vm::save;
+use crate::vm::power::save;
+use crate::vm::programs::catalog;
+use crate::vm::programs::launchers;
 
 /// How a file bkt made is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -605,7 +605,7 @@ fn remove_traces(ctx: &Ctx, name: &VmName, failed: &mut Vec<String>) {
     }
     // bkt's pin of its RDP certificate: a new VM of the same name pins its
     // own at its first connection instead of being refused as a changed one.
-    match crate::vm::pins::forget(ctx, name) {
+    match crate::vm::rdp::pins::forget(ctx, name) {
         Ok(Some(p)) => ctx
             .ui
             .step("removed", &format!("RDP certificate pin {}", p.display())),
@@ -652,7 +652,8 @@ pub fn run(ctx: &Ctx, args: DestroyArgs) -> Result<()> {
     remove_domain(ctx, name, &p)?;
     let mut failed = remove_files(ctx, name, &p)?;
     // The idle watcher's state and log: a new VM of this name starts afresh.
-    ctx.local.forget_watcher(&crate::vm::idle::key(ctx, name));
+    ctx.local
+        .forget_watcher(&crate::vm::power::idle::key(ctx, name));
     ctx.ui.line(format_args!("Destroyed {name}"));
     for (label, detail) in lines {
         let failed_here = failed.iter().any(|f| f.starts_with(&format!("{detail}: ")));

@@ -15,6 +15,8 @@
 //! used. Media are never deleted by bkt once whole (`destroy` keeps
 //! them).
 
+pub mod unattended;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -14,8 +14,8 @@ use crate::interrupt;
 use crate::names::VmName;
 use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
-use crate::vm::idle::{self, Decision, State};
-use crate::vm::save;
+use crate::vm::power::idle::{self, Decision, State};
+use crate::vm::power::save;
 
 /// A duration in the words of the setting: `4m20s`, `0s`.
 fn dur(secs: u64) -> String {

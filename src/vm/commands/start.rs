@@ -5,8 +5,9 @@ use clap::Args;
 
 use crate::names::VmName;
 use crate::tools::virsh::DomState;
+use crate::vm::checks::resources;
 use crate::vm::ctx::Ctx;
-use crate::vm::{resources, save};
+use crate::vm::power::save;
 
 /// Start a VM (already running is fine).
 #[derive(Debug, Args)]

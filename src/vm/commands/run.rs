@@ -14,10 +14,10 @@ use crate::names::VmName;
 use crate::tools::rdp::{self, Client, Opened, RemoteApp, Share};
 use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
-use crate::vm::catalog::{self, App, wm_class};
 use crate::vm::ctx::{Ctx, OwnTunnel};
-use crate::vm::rdp_client::{self, Launch};
-use crate::vm::{idle, power};
+use crate::vm::power::{self, idle};
+use crate::vm::programs::catalog::{self, App, wm_class};
+use crate::vm::rdp::client::{self as rdp_client, Launch};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -232,7 +232,7 @@ fn session(
     let remote = RemoteApp {
         host: rdp::server(&host, port),
         user: user.clone(),
-        pin: crate::vm::pins::current(ctx, name)?,
+        pin: crate::vm::rdp::pins::current(ctx, name)?,
         ..remote
     };
     let cmd = rdp::remoteapp_argv(client, &remote).map_err(|e| anyhow!(e))?;
