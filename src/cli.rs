@@ -2,13 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+use clap::{Parser, Subcommand, ValueEnum, ValueHint};
 
-use crate::names::Uri;
-use crate::vm::commands::{
-    apps, config, connect, create, destroy, doctor, download, enable_rdp, run, snapshot, start,
-    status, stop, watch,
-};
+use crate::vm::VmArgs;
 
 /// bkt: tools for a bootc desktop.
 #[derive(Debug, Parser)]
@@ -74,88 +70,10 @@ pub enum Command {
     },
 }
 
-/// A setting that is on or off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Switch {
-    On,
-    Off,
-}
-
 /// The shells `bkt completions` writes a script for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
     Bash,
     Zsh,
     Fish,
-}
-
-#[derive(Debug, Args)]
-pub struct VmArgs {
-    #[command(flatten)]
-    pub global: Global,
-    #[command(subcommand)]
-    pub command: VmCommand,
-}
-
-/// Options every `bkt vm` command takes.
-#[derive(Debug, Args, Clone)]
-pub struct Global {
-    /// libvirt connection URI.
-    ///
-    /// qemu+ssh://[USER@]HOST[:PORT]/system runs every command against
-    /// libvirt on that machine over one ssh login (?keyfile=PATH and
-    /// ?known_hosts=PATH honoured; ssh never prompts, so the key must be
-    /// loaded or named).
-    #[arg(
-        long = "connect",
-        short = 'c',
-        global = true,
-        value_name = "URI",
-        env = "LIBVIRT_DEFAULT_URI",
-        default_value = "qemu:///system",
-        hide_env_values = true
-    )]
-    pub uri: Uri,
-
-    /// Print every external command, shell-quoted, before it runs.
-    #[arg(long, short, global = true)]
-    pub verbose: bool,
-}
-
-/// The `bkt vm` commands: each one's options and help text live beside
-/// it, in its module, as `XxxArgs`.
-#[derive(Debug, Subcommand)]
-pub enum VmCommand {
-    Create(Box<create::CreateArgs>),
-    Start(start::StartArgs),
-    Stop(stop::StopArgs),
-    Config(config::ConfigArgs),
-    Watch(watch::WatchArgs),
-    Status(status::StatusArgs),
-    Connect(connect::ConnectArgs),
-    Run(run::RunArgs),
-    Apps(apps::AppsArgs),
-    Snapshot(snapshot::SnapshotArgs),
-    Doctor(doctor::DoctorArgs),
-    Download(download::DownloadArgs),
-    EnableRdp(enable_rdp::EnableRdpArgs),
-    Ip(connect::IpArgs),
-    Destroy(destroy::DestroyArgs),
-}
-
-/// Where the downloads come from.
-#[derive(Debug, Args, Clone, Default)]
-pub struct DownloadSources {
-    /// Where to get virtio-win.iso (a mirror) [default: the virtio-win project's stable URL].
-    #[arg(long, value_name = "URL")]
-    pub virtio_url: Option<String>,
-    /// Where to get virtio-win-guest-tools.exe (with `download`).
-    #[arg(long, value_name = "URL")]
-    pub guest_tools_url: Option<String>,
-    /// The SHA-256 virtio-win.iso must have.
-    #[arg(long, value_name = "HEX")]
-    pub virtio_sha256: Option<String>,
-    /// Never touch the network: use the cache or say what to place where.
-    #[arg(long)]
-    pub offline: bool,
 }

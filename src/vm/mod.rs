@@ -17,14 +17,17 @@ pub mod commands;
 pub mod ctx;
 pub mod media;
 pub mod net;
+pub mod options;
 pub mod power;
 pub mod programs;
 pub mod rdp;
 pub mod wait;
 
 use anyhow::Result;
+use clap::{Args, Subcommand};
 
-use crate::cli::{Global, VmCommand};
+use crate::names::Uri;
+
 use crate::settings::Settings;
 
 use commands::{
@@ -32,6 +35,61 @@ use commands::{
     status, stop, watch,
 };
 use ctx::Ctx;
+
+// `bkt vm`: the options every command takes, and the command (cli.rs flattens it).
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: VmCommand,
+}
+
+/// Options every `bkt vm` command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// libvirt connection URI.
+    ///
+    /// qemu+ssh://[USER@]HOST[:PORT]/system runs every command against
+    /// libvirt on that machine over one ssh login (?keyfile=PATH and
+    /// ?known_hosts=PATH honoured; ssh never prompts, so the key must be
+    /// loaded or named).
+    #[arg(
+        long = "connect",
+        short = 'c',
+        global = true,
+        value_name = "URI",
+        env = "LIBVIRT_DEFAULT_URI",
+        default_value = "qemu:///system",
+        hide_env_values = true
+    )]
+    pub uri: Uri,
+
+    /// Print every external command, shell-quoted, before it runs.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+}
+
+/// The `bkt vm` commands: each one's options and help text live beside
+/// it, in its module, as `XxxArgs`.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    Create(Box<create::CreateArgs>),
+    Start(start::StartArgs),
+    Stop(stop::StopArgs),
+    Config(config::ConfigArgs),
+    Watch(watch::WatchArgs),
+    Status(status::StatusArgs),
+    Connect(connect::ConnectArgs),
+    Run(run::RunArgs),
+    Apps(apps::AppsArgs),
+    Snapshot(snapshot::SnapshotArgs),
+    Doctor(doctor::DoctorArgs),
+    Download(download::DownloadArgs),
+    EnableRdp(enable_rdp::EnableRdpArgs),
+    Ip(connect::IpArgs),
+    Destroy(destroy::DestroyArgs),
+}
 
 /// Run one `bkt vm` command.
 pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()> {

@@ -6,13 +6,13 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::Switch;
 use crate::names::VmName;
 use crate::tools::rdp::Share;
 use crate::tools::virsh::DomState;
 use crate::ui::HintExt;
 use crate::units::AutoSave;
 use crate::vm::ctx::Ctx;
+use crate::vm::options::Switch;
 use crate::vm::power::idle;
 use crate::vm::rdp::client as rdp_client;
 

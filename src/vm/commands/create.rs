@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueHint};
 
-use crate::cli::DownloadSources;
 use crate::download;
 use crate::manifest::VmEntry;
 use crate::names::VmName;
@@ -23,6 +22,7 @@ use crate::vm::checks::access::{self, Grant};
 use crate::vm::checks::resources;
 use crate::vm::ctx::{Ctx, HostSize};
 use crate::vm::media::{self, unattended};
+use crate::vm::options::DownloadSources;
 use crate::vm::rdp::setup as rdp_setup;
 
 /// Everything create was asked for, once defaults are filled in.

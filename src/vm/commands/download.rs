@@ -4,11 +4,11 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::cli::DownloadSources;
 use crate::download;
 use crate::ui::Check;
 use crate::units::human;
 use crate::vm::ctx::Ctx;
+use crate::vm::options::DownloadSources;
 
 /// Download the VirtIO drivers ISO and the guest tools ahead of time.
 #[derive(Debug, Args)]
