@@ -412,13 +412,23 @@ pub enum VmCommand {
         SHA-256 when --virtio-sha256 is given. With --virtio-sha256 the file itself is hashed, \
         cached or fresh; a file that does not match is moved aside to NAME.mismatch-TIME, never \
         deleted.",
-        after_help = "Environment:\n  \
+        after_help = "Examples:\n  \
+        bkt vm download --windows\n  \
+        bkt vm download --windows --lang German\n  \
+        bkt vm download --windows --lang list\n  \
+        bkt vm download --iso-url https://nas.example/Win11_25H2_English_x64.iso --iso-sha256 HEX\n\n\
+        Environment:\n  \
         BKT_VM_VIRTIO_URL        mirror for virtio-win.iso\n  \
-        BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe"
+        BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe\n  \
+        BKT_VM_CA_FILE           PEM certificates trusted instead of the built-in roots\n  \
+        BKT_VM_MS_WWW_URL, BKT_VM_MS_VLSCPPE_URL, BKT_VM_MS_OVDF_URL\n                           \
+        base URLs in place of www.microsoft.com, vlscppe.microsoft.com, ov-df.microsoft.com"
     )]
     Download {
         #[command(flatten)]
         source: DownloadArgs,
+        #[command(flatten)]
+        windows: WindowsIsoArgs,
     },
 
     /// Turn on Remote Desktop in an installed Windows (one double-click inside).
@@ -489,6 +499,25 @@ pub struct DownloadArgs {
     /// Never touch the network: use the cache or say what to place where.
     #[arg(long)]
     pub offline: bool,
+}
+
+/// The Windows 11 ISO, for `download`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WindowsIsoArgs {
+    /// Download the latest Windows 11 x64 ISO from Microsoft into the cache
+    /// (resumable, verified against the SHA-256 Microsoft's page publishes).
+    #[arg(long)]
+    pub windows: bool,
+    /// The ISO's language as Microsoft names it ("German", "English
+    /// International"), or `list` [default: the locale's, else English (United States)].
+    #[arg(long, value_name = "LANGUAGE", requires = "windows")]
+    pub lang: Option<String>,
+    /// Download the Windows ISO from this mirror (http or https) instead of Microsoft.
+    #[arg(long, value_name = "URL", conflicts_with = "lang")]
+    pub iso_url: Option<String>,
+    /// The SHA-256 the mirror's ISO must have (without it, nothing vouches for the file).
+    #[arg(long, value_name = "HEX", requires = "iso_url")]
+    pub iso_sha256: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

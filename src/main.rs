@@ -46,6 +46,7 @@ mod tools;
 mod ui;
 mod units;
 mod vm;
+mod winiso;
 
 use std::process::ExitCode;
 

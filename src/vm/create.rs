@@ -284,7 +284,7 @@ fn preflight_all(
         args.download.virtio_url.as_deref(),
         &ctx.local.settings.download,
     );
-    let cached_virtio = ctx.local.cache_dir()?.join(virtio_item.file);
+    let cached_virtio = ctx.local.cache_dir()?.join(&virtio_item.file);
     match &plan.virtio_iso {
         Some(v) => show(&mut checks, checks::iso(ctx, "virtio ISO", v)),
         None if ctx.local.exists(&cached_virtio) => {

@@ -3,15 +3,18 @@
 
 use anyhow::{Context, Result};
 
-use crate::cli::DownloadArgs;
+use crate::cli::{DownloadArgs, WindowsIsoArgs};
 use crate::download;
 use crate::ui::Check;
 use crate::units::human;
 use crate::vm::ctx::Ctx;
 
-pub fn run(ctx: &Ctx, source: &DownloadArgs) -> Result<()> {
+pub fn run(ctx: &Ctx, source: &DownloadArgs, windows: &WindowsIsoArgs) -> Result<()> {
     // Ctrl-C ends the download where it is, says what is kept, exit 130.
     crate::interrupt::catch();
+    if windows.windows || windows.iso_url.is_some() {
+        return super::download_windows::run(ctx, windows);
+    }
     let s = &ctx.local.settings.download;
     let opts = download::Options {
         offline: source.offline,

@@ -10,6 +10,7 @@ pub mod create;
 pub mod destroy;
 pub mod doctor;
 pub mod download;
+pub mod download_windows;
 pub mod enable_rdp;
 pub mod run;
 pub mod snapshot;
@@ -132,7 +133,7 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
         ),
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_ref(), json),
-        VmCommand::Download { source } => download::run(&ctx, &source),
+        VmCommand::Download { source, windows } => download::run(&ctx, &source, &windows),
         VmCommand::EnableRdp { name, timeout } => enable_rdp::run(&ctx, &name, timeout),
         VmCommand::Snapshot { command } => match command {
             SnapshotCommand::Create {
