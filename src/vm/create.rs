@@ -58,7 +58,7 @@ fn default_cpus(host: &HostSize) -> u32 {
 fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     use dialoguer::{Input, theme::ColorfulTheme};
     let theme = ColorfulTheme::default();
-    let found_iso = ctx.local.newest_download("Win11");
+    let found_iso = cached_windows_iso(ctx).or_else(|| ctx.local.newest_download("Win11"));
     let found_virtio = ctx.local.newest_download("virtio-win");
     let asks_virtio = args.virtio_iso.is_none() && found_virtio.is_some();
     if args.name.is_some()
@@ -118,6 +118,13 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     };
     if a.iso.is_none() && a.remote_iso.is_none() {
         println!("\nRequired: Windows 11 ISO");
+        if found_iso.is_none()
+            && let Some(iso) = offer_download(ctx, &theme)?
+        {
+            a.iso = Some(iso);
+        }
+    }
+    if a.iso.is_none() && a.remote_iso.is_none() {
         let mut input = Input::with_theme(&theme).with_prompt("Path to ISO");
         if let Some(f) = &found_iso {
             input = input.default(f.display().to_string());
@@ -137,6 +144,39 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     Ok(a)
 }
 
+/// The newest Windows ISO `bkt vm download --windows` (or `--iso-url`)
+/// left in bkt's cache.
+fn cached_windows_iso(ctx: &Ctx) -> Option<PathBuf> {
+    std::fs::read_dir(ctx.local.cache_dir().ok()?)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+            n.ends_with(".iso") && n != "virtio-win.iso"
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// Where no ISO was found: offer Microsoft's, its size and source said
+/// first. None: the user gives a path instead.
+fn offer_download(ctx: &Ctx, theme: &dialoguer::theme::ColorfulTheme) -> Result<Option<PathBuf>> {
+    let s = &ctx.local.settings.download;
+    println!("No Windows 11 ISO in ~/Downloads or in bkt's cache.");
+    let yes = dialoguer::Confirm::with_theme(theme)
+        .with_prompt(format!(
+            "Download Windows 11 x64 from Microsoft (www.microsoft.com, about 7 GiB) into {}?",
+            crate::download::cache_dir(s)?.display()
+        ))
+        .default(true)
+        .interact()?;
+    if !yes {
+        return Ok(None);
+    }
+    super::download_windows::from_microsoft(s, None)
+}
+
 fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
     if args.remote_iso.is_some() && ctx.uri.ssh().is_none() {
         return Err(anyhow!(
@@ -149,8 +189,9 @@ fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
         (_, Some(r)) => (r.clone(), true),
         (Some(i), None) => (ctx.local.absolute(i)?, false),
         (None, None) => {
+            // Never 7 GiB unasked: the download is its own command.
             return Err(anyhow!("no Windows ISO given")).hint(
-                "pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)",
+                "pass it with --iso PATH, or download Windows 11 first (about 7 GiB from Microsoft): bkt vm download --windows",
             );
         }
     };

@@ -2,6 +2,7 @@
 //! bkt's cache, from Microsoft (the flow of [`crate::winiso`]) or from a
 //! mirror, with the resume, room and hash checks of [`crate::download`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -23,10 +24,14 @@ const MICROSOFT_HINT: &str = "run it again for a fresh link; if Microsoft keeps 
 
 pub fn run(ctx: &Ctx, args: &WindowsIsoArgs) -> Result<()> {
     let s = &ctx.local.settings.download;
-    match &args.iso_url {
-        Some(url) => mirror(s, url, args.iso_sha256.as_deref()),
-        None => microsoft(s, args.lang.as_deref()),
+    let iso = match &args.iso_url {
+        Some(url) => Some(mirror(s, url, args.iso_sha256.as_deref())?),
+        None => from_microsoft(s, args.lang.as_deref())?,
+    };
+    if let Some(iso) = iso {
+        println!("Next: bkt vm create windows --iso {}", iso.display());
     }
+    Ok(())
 }
 
 /// `f` on a thread of its own, so that a Ctrl-C ends the wait for
@@ -83,7 +88,10 @@ fn print_languages(session: &Session, skus: &[Sku]) {
     }
 }
 
-fn microsoft(s: &Download, lang: Option<&str>) -> Result<()> {
+/// The Windows 11 ISO of `lang` (see [`wanted_language`]) from Microsoft
+/// into the cache, its steps shown; None when `lang` is `list` (the
+/// languages are printed instead). `create` offers it too.
+pub fn from_microsoft(s: &Download, lang: Option<&str>) -> Result<Option<PathBuf>> {
     ui::heading("Windows 11 from Microsoft");
     let (session, skus) = {
         let s = s.clone();
@@ -107,7 +115,7 @@ fn microsoft(s: &Download, lang: Option<&str>) -> Result<()> {
     }
     if lang == Some("list") {
         print_languages(&session, &skus);
-        return Ok(());
+        return Ok(None);
     }
     let want = wanted_language(lang, s);
     let sku = find_sku(&skus, &want)?.clone();
@@ -169,10 +177,11 @@ fn microsoft(s: &Download, lang: Option<&str>) -> Result<()> {
             "from Microsoft over HTTPS"
         },
     )
+    .map(Some)
 }
 
 /// Fetch `item` and show where it is.
-fn fetched(item: &Item, expected: Option<String>, s: &Download, note: &str) -> Result<()> {
+fn fetched(item: &Item, expected: Option<String>, s: &Download, note: &str) -> Result<PathBuf> {
     let opts = download::Options {
         offline: false,
         expected_sha256: expected,
@@ -203,11 +212,10 @@ fn fetched(item: &Item, expected: Option<String>, s: &Download, note: &str) -> R
         )
         .print();
     }
-    println!("Next: bkt vm create windows --iso {}", f.path.display());
-    Ok(())
+    Ok(f.path)
 }
 
-fn mirror(s: &Download, url: &str, sha256: Option<&str>) -> Result<()> {
+fn mirror(s: &Download, url: &str, sha256: Option<&str>) -> Result<PathBuf> {
     let expected = sha256.map(str::to_ascii_lowercase);
     if let Some(e) = &expected
         && !(e.len() == 64 && e.chars().all(|c| c.is_ascii_hexdigit()))

@@ -454,7 +454,7 @@ fn missing_iso_option_and_missing_iso_file_and_non_iso() {
     r.failure();
     assert_eq!(
         r.stderr(),
-        "error: no Windows ISO given\nhint: pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)\n"
+        "error: no Windows ISO given\nhint: pass it with --iso PATH, or download Windows 11 first (about 7 GiB from Microsoft): bkt vm download --windows\n"
     );
     let (out, _) = refused(&w, &["vm", "create", "--iso", "isos/nope.iso", "--yes"]);
     assert!(

@@ -13,6 +13,7 @@ mod destroy;
 mod docs;
 mod doctor;
 mod download;
+mod download_windows;
 mod enable_rdp;
 mod fixtures;
 mod lifecycle;
