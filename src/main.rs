@@ -11,8 +11,8 @@
 //!                            imports another
 //!     vm/<shared>.rs         checks, net, power, wait, media, access, clients,
 //!                            rdp_client, catalog, launchers, resources,
-//!                            rdp_setup, unattended, save, idle: what
-//!                            commands share
+//!                            rdp_setup, unattended, save, idle,
+//!                            windows_iso: what commands share
 //!       vm/ctx/              Ctx, the one door to the outside world:
 //!                              ctx.virsh     libvirt, through tools::virsh
 //!                              ctx.host      the machine that runs libvirt
@@ -22,7 +22,8 @@
 //!                              ctx.manifest, ctx.uri
 //!         tools/             every argv builder and output parser; the only
 //!                            place a command line is made
-//!         download.rs        fetch, resume, verify
+//!         download.rs        fetch, resume, verify; winiso.rs: Microsoft's
+//!                            Windows 11 download flow and its parsers
 //!           exec.rs          the one runner (duct); manifest.rs, settings.rs
 //!                            (the environment, read once), names.rs (VmName,
 //!                            SnapName, Uri), ui.rs, units.rs, interrupt.rs,

@@ -58,7 +58,10 @@ fn default_cpus(host: &HostSize) -> u32 {
 fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     use dialoguer::{Input, theme::ColorfulTheme};
     let theme = ColorfulTheme::default();
-    let found_iso = cached_windows_iso(ctx).or_else(|| ctx.local.newest_download("Win11"));
+    let found_iso = ctx
+        .local
+        .cached_windows_iso()
+        .or_else(|| ctx.local.newest_download("Win11"));
     let found_virtio = ctx.local.newest_download("virtio-win");
     let asks_virtio = args.virtio_iso.is_none() && found_virtio.is_some();
     if args.name.is_some()
@@ -144,21 +147,6 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     Ok(a)
 }
 
-/// The newest Windows ISO `bkt vm download --windows` (or `--iso-url`)
-/// left in bkt's cache.
-fn cached_windows_iso(ctx: &Ctx) -> Option<PathBuf> {
-    std::fs::read_dir(ctx.local.cache_dir().ok()?)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().to_ascii_lowercase();
-            n.ends_with(".iso") && n != "virtio-win.iso"
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-}
-
 /// Where no ISO was found: offer Microsoft's, its size and source said
 /// first. None: the user gives a path instead.
 fn offer_download(ctx: &Ctx, theme: &dialoguer::theme::ColorfulTheme) -> Result<Option<PathBuf>> {
@@ -174,7 +162,7 @@ fn offer_download(ctx: &Ctx, theme: &dialoguer::theme::ColorfulTheme) -> Result<
     if !yes {
         return Ok(None);
     }
-    super::download_windows::from_microsoft(s, None)
+    super::windows_iso::from_microsoft(s, None)
 }
 
 fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {

@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, source: &DownloadArgs, windows: &WindowsIsoArgs) -> Result
     // Ctrl-C ends the download where it is, says what is kept, exit 130.
     crate::interrupt::catch();
     if windows.windows || windows.iso_url.is_some() {
-        return super::download_windows::run(ctx, windows);
+        return super::windows_iso::run(ctx, windows);
     }
     let s = &ctx.local.settings.download;
     let opts = download::Options {

@@ -10,7 +10,6 @@ pub mod create;
 pub mod destroy;
 pub mod doctor;
 pub mod download;
-pub mod download_windows;
 pub mod enable_rdp;
 pub mod run;
 pub mod snapshot;
@@ -18,6 +17,7 @@ pub mod start;
 pub mod status;
 pub mod stop;
 pub mod watch;
+pub mod windows_iso;
 
 // What commands share.
 pub mod access;

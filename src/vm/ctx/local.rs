@@ -93,6 +93,21 @@ impl Local {
             .map(|(_, p)| p)
     }
 
+    /// The newest Windows ISO `bkt vm download --windows` (or
+    /// `--iso-url`) left in bkt's cache.
+    pub fn cached_windows_iso(&self) -> Option<PathBuf> {
+        fs::read_dir(self.cache_dir().ok()?)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+                n.ends_with(".iso") && n != "virtio-win.iso"
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p)
+    }
+
     /// What the user's file is: an ISO (its size), or why not.
     pub fn media(&self, path: &Path) -> std::result::Result<Media, String> {
         let mut f = match fs::File::open(path) {

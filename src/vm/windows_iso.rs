@@ -1,6 +1,7 @@
-//! `bkt vm download --windows` and `--iso-url`: the Windows 11 ISO into
-//! bkt's cache, from Microsoft (the flow of [`crate::winiso`]) or from a
-//! mirror, with the resume, room and hash checks of [`crate::download`].
+//! The Windows 11 ISO into bkt's cache, for `download --windows` /
+//! `--iso-url` and for `create`'s offer: from Microsoft (the flow of
+//! [`crate::winiso`]) or from a mirror, with the resume, room and hash
+//! checks of [`crate::download`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,18 +102,7 @@ pub fn from_microsoft(s: &Download, lang: Option<&str>) -> Result<Option<PathBuf
             Ok((session, skus))
         })?
     };
-    if session.edition_listed {
-        Check::pass("edition", format!("product edition {}", session.edition)).print();
-    } else {
-        Check::warn(
-            "edition",
-            format!(
-                "the page lists no Windows 11 edition; trying {} as other clients do",
-                session.edition
-            ),
-        )
-        .print();
-    }
+    edition_check(&session).print();
     if lang == Some("list") {
         print_languages(&session, &skus);
         return Ok(None);
@@ -139,17 +129,7 @@ pub fn from_microsoft(s: &Download, lang: Option<&str>) -> Result<Option<PathBuf
         ));
     };
     let expected = winiso::hash_for(&session.hashes, &sku.language);
-    match &expected {
-        Some(h) => Check::pass("SHA-256", format!("{}… (published on Microsoft's page)", &h[..16])),
-        None => Check::warn(
-            "SHA-256",
-            format!(
-                "Microsoft's page publishes none for {}: only HTTPS from Microsoft vouches for the file",
-                escaped(&sku.language)
-            ),
-        ),
-    }
-    .print();
+    hash_check(expected.as_deref(), &sku).print();
     let relink = {
         let (session, id) = (session.clone(), sku.id.clone());
         Relink(Arc::new(move || session.link(&id)))
@@ -178,6 +158,36 @@ pub fn from_microsoft(s: &Download, lang: Option<&str>) -> Result<Option<PathBuf
         },
     )
     .map(Some)
+}
+
+fn edition_check(session: &Session) -> Check {
+    if session.edition_listed {
+        Check::pass("edition", format!("product edition {}", session.edition))
+    } else {
+        Check::warn(
+            "edition",
+            format!(
+                "the page lists no Windows 11 edition; trying {} as other clients do",
+                session.edition
+            ),
+        )
+    }
+}
+
+fn hash_check(published: Option<&str>, sku: &Sku) -> Check {
+    match published {
+        Some(h) => Check::pass(
+            "SHA-256",
+            format!("{}… (published on Microsoft's page)", &h[..16]),
+        ),
+        None => Check::warn(
+            "SHA-256",
+            format!(
+                "Microsoft's page publishes none for {}: only HTTPS from Microsoft vouches for the file",
+                escaped(&sku.language)
+            ),
+        ),
+    }
 }
 
 /// Fetch `item` and show where it is.
