@@ -68,6 +68,7 @@ mib_s() { awk -v m="$size_mib" -v us="$1" 'BEGIN { printf "%.0f", m / (us / 1e6)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }'; }
 
 printf 'file: %d MiB from %s (HTTPS, loopback)\n' "$size_mib" "$base"
+printf 'bkt: %s\n' "${bkt#"$PWD"/}"
 printf '%-34s %10s ms  %5s MiB/s\n' "bkt vm download --windows" "$(ms_of_us "$bkt_us")" "$(mib_s "$bkt_us")"
 printf '%-34s %10s ms  %5s MiB/s\n' "curl --cacert" "$(ms_of_us "$curl_us")" "$(mib_s "$curl_us")"
 printf '%-34s %10s ms  %5s MiB/s\n' "curl --cacert + sha256sum" "$(ms_of_us "$curl_sha_us")" "$(mib_s "$curl_sha_us")"
