@@ -411,7 +411,13 @@ pub enum VmCommand {
         signature, its size (at most 2 GiB for the ISO, 256 MiB for the guest tools), and the \
         SHA-256 when --virtio-sha256 is given. With --virtio-sha256 the file itself is hashed, \
         cached or fresh; a file that does not match is moved aside to NAME.mismatch-TIME, never \
-        deleted.",
+        deleted.\n\n\
+        With --windows it downloads the latest Windows 11 x64 ISO from Microsoft instead (the \
+        steps of Microsoft's download page, as public clients take them), verified against the \
+        SHA-256 the page publishes for the language; an expired link is replaced by a fresh one \
+        and the download resumed. When Microsoft refuses this address, download it in a browser \
+        from https://www.microsoft.com/software-download/windows11 and pass it to create --iso. \
+        --iso-url takes it from a mirror (--iso-sha256 to verify it).",
         after_help = "Examples:\n  \
         bkt vm download --windows\n  \
         bkt vm download --windows --lang German\n  \
