@@ -24,6 +24,7 @@ Scenarios (--scenario, comma-separated):
                  answers 403 from then on; a fresh link works
   short:N        the first ISO response is cut after N bytes
   stall:N        the first ISO response stops after N bytes and hangs
+  stall-page     the page does not answer (for 120 s)
 Every request is appended to --log as `GET PATH` (+ ` range=... if-range=... referer=...`).
 """
 
@@ -123,6 +124,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = url.path
         sc = st.scenario
         if path == "/www/en-us/software-download/windows11":
+            if "stall-page" in sc:
+                time.sleep(120)
             page = st.fixture("page.html")
             english = re.search(r"English 64-bit</td><td>([0-9A-F]{64})", page).group(1)
             published = "0" * 64 if "wrong-hash" in sc else st.sha256.upper()

@@ -391,6 +391,25 @@ fn ctrl_c_ends_130_and_the_next_run_resumes() {
 }
 
 #[test]
+fn ctrl_c_while_microsoft_has_not_answered_ends_130_at_once() {
+    let s = Standin::start("stall-page");
+    let w = s.world();
+    let child = w.command(&["vm", "download", "--windows"]).spawn().unwrap();
+    poll_until("the page was never asked for", || !s.requests().is_empty());
+    // SAFETY: a plain kill(2) of our own child, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: asking Microsoft for the Windows 11 ISO was interrupted; nothing was downloaded\ncaused by: interrupted\n"
+    );
+    assert!(!cache(&w, ISO).exists());
+}
+
+#[test]
 fn a_mirror_with_a_hash_is_verified() {
     let s = Standin::start("ok");
     let w = s.world();
