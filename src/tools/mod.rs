@@ -5,6 +5,7 @@ pub mod acl;
 pub mod console_events;
 pub mod desktop;
 pub mod guest_agent;
+pub mod iso9660;
 pub mod qemu_img;
 pub mod rdp;
 pub mod ssh;
