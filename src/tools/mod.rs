@@ -15,6 +15,7 @@ pub mod viewer;
 pub mod virsh;
 pub mod virt_install;
 pub mod watcher;
+pub mod wim;
 pub mod xorriso;
 
 /// A recorded (or specified) output in fixtures/, for the parsers' tests.

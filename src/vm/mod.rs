@@ -11,6 +11,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod download;
 pub mod enable_rdp;
+pub mod iso_info;
 pub mod run;
 pub mod snapshot;
 pub mod start;
@@ -36,6 +37,7 @@ pub mod resources;
 pub mod save;
 pub mod unattended;
 pub mod wait;
+pub mod windows_iso;
 
 use anyhow::Result;
 
@@ -53,7 +55,9 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
     // needs no host.
     if !matches!(
         command,
-        VmCommand::Download { .. } | VmCommand::Doctor { .. }
+        VmCommand::Download { .. }
+            | VmCommand::Doctor { .. }
+            | VmCommand::IsoInfo { remote: false, .. }
     ) {
         ctx.open()?;
     }
@@ -133,6 +137,7 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_ref(), json),
         VmCommand::Download { source } => download::run(&ctx, &source),
+        VmCommand::IsoInfo { iso, remote, json } => iso_info::run(&ctx, &iso, remote, json),
         VmCommand::EnableRdp { name, timeout } => enable_rdp::run(&ctx, &name, timeout),
         VmCommand::Snapshot { command } => match command {
             SnapshotCommand::Create {

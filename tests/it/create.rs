@@ -112,6 +112,7 @@ fn happy_path_with_defaults() {
   ✓ name           \"windows\" is free
   ✓ resources      4 vCPUs, 8 GiB (host: 8 cores, 16 GiB)
   ✓ install ISO    Win11.iso (ISO 9660, 40 KiB)
+  ✓ Windows        Windows 11 24H2 x64, build 26100.1742: Windows 11 Home, Windows 11 Pro, Windows 11 Education
   ✓ virtio ISO     virtio-win.iso (ISO 9660, 40 KiB)
   ✓ Secure Boot    OVMF_CODE_4M.ms.fd (Microsoft keys enrolled)
   ⚠ network        libvirt network \"default\" is active but does not start on boot
