@@ -374,7 +374,7 @@ fn dry_run_prints_commands_and_xml_and_creates_nothing() {
 }
 
 /// Run a create that must fail before anything is made; returns stdout+stderr.
-fn refused(w: &World, args: &[&str]) -> (String, String) {
+pub fn refused(w: &World, args: &[&str]) -> (String, String) {
     let r = w.bkt(args);
     r.failure();
     assert!(
