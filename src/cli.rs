@@ -616,8 +616,9 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub download: DownloadArgs,
 
-    /// Install Windows 11 Pro hands-free with an answer file (drivers, a
-    /// local account, Remote Desktop, the guest tools), and watch it.
+    /// Install Windows 11 hands-free with an answer file (the ISO's Pro
+    /// edition or --edition's, drivers, a local account, Remote Desktop,
+    /// the guest tools), and watch it.
     #[arg(long)]
     pub unattended: bool,
 

@@ -215,3 +215,15 @@ bkt vm create refuses it: it makes Windows 11 x64 VMs
          (os error 2)\n"
     );
 }
+
+#[test]
+fn iso_info_remote_needs_a_remote_host() {
+    let w = World::new();
+    let r = w.bkt(&["vm", "iso-info", "--remote", "/srv/isos/w.iso"]);
+    r.failure();
+    assert_eq!(
+        r.stderr(),
+        "error: --remote reads an ISO on a libvirt host reached over ssh, and qemu:///system is \
+         this machine\nhint: pass the path of an ISO of this machine, without --remote\n"
+    );
+}
