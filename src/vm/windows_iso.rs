@@ -3,8 +3,10 @@
 //! the ISO's directory tree, then its header and XML read by positioned
 //! reads (a few KiB of a 5 GiB file). `xorriso -osirrox on -extract_cut`
 //! could cut the same byte ranges out into temporary files; reading them
-//! natively needs no temporary file, no program on the host, and works the
-//! same for an ISO here and one on a libvirt host reached over ssh (`dd`
+//! natively needs no temporary file (a plain `-extract` writes the whole
+//! 4-6 GiB install.wim to read its XML), no extra program here (the
+//! tests' replaced PATH has no xorriso to cut with), and works the same
+//! for an ISO here and one on a libvirt host reached over ssh (`dd`
 //! there). `create`'s check refuses what is not Windows 11 x64 and picks
 //! the edition an unattended install uses; `iso-info` shows it all.
 
