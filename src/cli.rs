@@ -437,6 +437,28 @@ pub enum VmCommand {
         windows: WindowsIsoArgs,
     },
 
+    /// Show what Windows an install ISO holds: release, build, editions.
+    #[command(
+        long_about = "Show what Windows an install ISO holds: its release, build and \
+        architecture, and its editions (the images of sources/install.wim or install.esd, \
+        with the index and edition id of each), read from inside the ISO without extracting \
+        it. `create` refuses an ISO that is not Windows 11 x64, and an unattended install \
+        uses the edition marked here (Pro, else the first; `create --edition` chooses).",
+        after_help = "Examples:\n  bkt vm iso-info ~/Downloads/Win11_24H2_English_x64.iso\n  \
+        bkt vm -c qemu+ssh://root@host/system iso-info --remote /srv/isos/Win11.iso --json"
+    )]
+    IsoInfo {
+        /// The ISO.
+        #[arg(value_name = "ISO", value_hint = ValueHint::FilePath)]
+        iso: PathBuf,
+        /// ISO is a path on the libvirt host (--connect qemu+ssh://...).
+        #[arg(long)]
+        remote: bool,
+        /// Print JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Turn on Remote Desktop in an installed Windows (one double-click inside).
     #[command(
         long_about = "Turn on Remote Desktop in an installed Windows.\n\n\
@@ -629,8 +651,9 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub download: DownloadArgs,
 
-    /// Install Windows 11 Pro hands-free with an answer file (drivers, a
-    /// local account, Remote Desktop, the guest tools), and watch it.
+    /// Install Windows 11 hands-free with an answer file (the ISO's Pro
+    /// edition or --edition's, drivers, a local account, Remote Desktop,
+    /// the guest tools), and watch it.
     #[arg(long)]
     pub unattended: bool,
 
@@ -646,6 +669,11 @@ pub struct CreateArgs {
     /// Keep Windows from turning on device encryption (BitLocker).
     #[arg(long, requires = "unattended")]
     pub no_bitlocker: bool,
+
+    /// The edition to install, by its name or edition id as
+    /// `bkt vm iso-info` lists them [default: Pro, else the ISO's first].
+    #[arg(long, value_name = "NAME", requires = "unattended")]
+    pub edition: Option<String>,
 
     /// Seconds without progress before an unattended install is reported as
     /// stalled (with a screenshot).

@@ -7,12 +7,13 @@
 //!   vm/mod.rs                the dispatcher: one match, nothing else
 //!     vm/<command>.rs        create, start, stop, status, connect, run, apps,
 //!                            destroy, doctor, download, enable_rdp, snapshot,
-//!                            config, watch: plain orchestration; no command
+//!                            config, watch, iso_info: plain orchestration; no command
 //!                            imports another
 //!     vm/<shared>.rs         checks, net, power, wait, media, access, clients,
 //!                            rdp_client, catalog, launchers, resources,
 //!                            rdp_setup, unattended, save, idle,
-//!                            windows_iso: what commands share
+//!                            windows_iso (the download), iso_contents
+//!                            (what an ISO holds): what commands share
 //!       vm/ctx/              Ctx, the one door to the outside world:
 //!                              ctx.virsh     libvirt, through tools::virsh
 //!                              ctx.host      the machine that runs libvirt

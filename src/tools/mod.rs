@@ -5,6 +5,7 @@ pub mod acl;
 pub mod console_events;
 pub mod desktop;
 pub mod guest_agent;
+pub mod iso9660;
 pub mod qemu_img;
 pub mod rdp;
 pub mod ssh;
@@ -14,6 +15,7 @@ pub mod viewer;
 pub mod virsh;
 pub mod virt_install;
 pub mod watcher;
+pub mod wim;
 pub mod xorriso;
 
 /// A recorded (or specified) output in fixtures/, for the parsers' tests.

@@ -21,7 +21,7 @@ use crate::units::{AutoSave, gib_bytes, human, mib, parse_size, typed};
 use crate::vm::checks::{self, Grant};
 use crate::vm::ctx::HostSize;
 use crate::vm::ctx::{Ctx, libvirt_error};
-use crate::vm::{media, rdp_setup, resources, unattended};
+use crate::vm::{iso_contents, media, rdp_setup, resources, unattended, windows_iso};
 
 /// Everything create was asked for, once defaults are filled in.
 #[derive(Debug, Clone)]
@@ -162,7 +162,7 @@ fn offer_download(ctx: &Ctx, theme: &dialoguer::theme::ColorfulTheme) -> Result<
     if !yes {
         return Ok(None);
     }
-    super::windows_iso::from_microsoft(s, None)
+    windows_iso::from_microsoft(s, None)
 }
 
 fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
@@ -251,6 +251,8 @@ fn path_str(p: &Path) -> Result<String> {
 /// What preflight found out that the rest of create needs.
 struct Ready {
     images: PathBuf,
+    /// The image of the install ISO an unattended install uses.
+    image: Option<crate::tools::wim::Image>,
     /// How the ISOs of this machine reach a host over ssh.
     route: Option<media::Route>,
     virtio_item: download::Item,
@@ -308,6 +310,19 @@ fn preflight_all(
             checks::iso(ctx, "install ISO", &plan.iso)
         },
     );
+    // What Windows it holds, once it is an ISO that opens.
+    let mut image = None;
+    if checks.last().is_some_and(|c| c.level == Level::Pass) {
+        let (c, i) = iso_contents::check(
+            ctx,
+            &plan.iso,
+            plan.iso_on_host,
+            args.edition.as_deref(),
+            args.unattended,
+        );
+        show(&mut checks, c);
+        image = i;
+    }
     // Without --virtio-iso the drivers come from the cache, or a download.
     let virtio_item = download::virtio(
         args.download.virtio_url.as_deref(),
@@ -478,6 +493,7 @@ fn preflight_all(
     }
     Ok(Ready {
         images,
+        image,
         route,
         virtio_item,
         cached_virtio,
@@ -494,12 +510,15 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     };
     let mut plan = plan(ctx, &args, &host)?;
     // The account and password first: a bad one changes nothing.
-    let answers = if args.unattended {
+    let mut answers = if args.unattended {
         Some(unattended::answers(ctx, &args, &plan.name, interactive)?)
     } else {
         None
     };
     let ready = preflight_all(ctx, &args, &plan, &host, interactive)?;
+    if let (Some(a), Some(i)) = (answers.as_mut(), &ready.image) {
+        a.image_index = i.index;
+    }
     // The drivers here: the answer ISO is built from them on this machine.
     let local_virtio = virtio_iso(ctx, &args, &plan, &ready)?;
     plan.virtio_iso = Some(local_virtio.clone());

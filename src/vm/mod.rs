@@ -11,13 +11,13 @@ pub mod destroy;
 pub mod doctor;
 pub mod download;
 pub mod enable_rdp;
+pub mod iso_info;
 pub mod run;
 pub mod snapshot;
 pub mod start;
 pub mod status;
 pub mod stop;
 pub mod watch;
-pub mod windows_iso;
 
 // What commands share.
 pub mod access;
@@ -26,6 +26,7 @@ pub mod checks;
 pub mod clients;
 pub mod ctx;
 pub mod idle;
+pub mod iso_contents;
 pub mod launchers;
 pub mod media;
 pub mod net;
@@ -37,6 +38,7 @@ pub mod resources;
 pub mod save;
 pub mod unattended;
 pub mod wait;
+pub mod windows_iso;
 
 use anyhow::Result;
 
@@ -54,7 +56,9 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
     // needs no host.
     if !matches!(
         command,
-        VmCommand::Download { .. } | VmCommand::Doctor { .. }
+        VmCommand::Download { .. }
+            | VmCommand::Doctor { .. }
+            | VmCommand::IsoInfo { remote: false, .. }
     ) {
         ctx.open()?;
     }
@@ -134,6 +138,7 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
         VmCommand::Ip { name, timeout } => connect::ip(&ctx, &name, timeout),
         VmCommand::Doctor { name, json } => doctor::run(&ctx, name.as_ref(), json),
         VmCommand::Download { source, windows } => download::run(&ctx, &source, &windows),
+        VmCommand::IsoInfo { iso, remote, json } => iso_info::run(&ctx, &iso, remote, json),
         VmCommand::EnableRdp { name, timeout } => enable_rdp::run(&ctx, &name, timeout),
         VmCommand::Snapshot { command } => match command {
             SnapshotCommand::Create {

@@ -27,6 +27,7 @@ mod status;
 mod terminal;
 mod unattended;
 mod virt_install;
+mod windows_iso;
 
 /// Replace what differs between machines: the temporary directory and the
 /// free-space line of the preflight.

@@ -53,6 +53,12 @@ impl Local {
         fs::metadata(p).map(|m| m.len())
     }
 
+    /// `len` bytes at byte `off` of a file here (fewer at its end): what is
+    /// inside an ISO, without copying it.
+    pub fn read_at(&self, p: &Path, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        super::host::pread(p, off, len)
+    }
+
     /// A program is on PATH.
     pub fn has_program(&self, program: &str) -> bool {
         which::which(program).is_ok()

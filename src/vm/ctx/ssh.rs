@@ -326,6 +326,12 @@ impl Host for SshHost {
         }
     }
 
+    fn read_at(&self, p: &Path, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        arg(p)?;
+        let out = self.io(&ssh::read_at_script(p, off, len))?;
+        ssh::parse_hex_dump(&out).map_err(|e| io::Error::other(e.to_string()))
+    }
+
     fn read_to_string(&self, p: &Path) -> io::Result<String> {
         self.io(&format!("cat -- {}", arg(p)?))
     }
