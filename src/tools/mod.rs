@@ -8,6 +8,7 @@ pub mod guest_agent;
 pub mod qemu_img;
 pub mod rdp;
 pub mod ssh;
+pub mod udf;
 pub mod unattend;
 pub mod version;
 pub mod viewer;
