@@ -36,9 +36,10 @@
 
 use std::io;
 
-/// Random access to an image: `len` bytes at byte offset `off`. Shared with
-/// the ISO 9660 walker (`iso9660.rs`); a read past the end is an error
-/// (`UnexpectedEof` for a clean end of file) or a shorter vector.
+/// Reads `len` bytes at byte offset `off` of an image. The same trait as
+/// `iso9660.rs`'s (branch i21-wim), defined here until the two meet: a short
+/// answer means the image ends there (an `UnexpectedEof` error is taken the
+/// same way).
 pub trait ReadAt {
     fn read_at(&mut self, off: u64, len: usize) -> io::Result<Vec<u8>>;
 }
@@ -417,7 +418,11 @@ fn find_anchor(r: &mut dyn ReadAt) -> io::Result<Option<(u64, Vec<u8>)>> {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
             Err(e) => return Err(e),
         };
-        if tag_ok(&b, TAG_AVDP) && u32_at(&b, 12) == Some(ANCHOR_SECTOR as u32) {
+        // A short answer: the image ends before the anchor's sector does.
+        if b.len() == block as usize
+            && tag_ok(&b, TAG_AVDP)
+            && u32_at(&b, 12) == Some(ANCHOR_SECTOR as u32)
+        {
             return Ok(Some((block, b)));
         }
     }
@@ -569,17 +574,29 @@ fn osta_name(b: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// An image in memory; a read past its end is `UnexpectedEof`, as from
-    /// a file.
+    /// An image in memory; a read past its end gets what there is (the
+    /// shared trait's "a short answer means the image ends there").
     struct Mem(Vec<u8>);
 
     impl ReadAt for Mem {
         fn read_at(&mut self, off: u64, len: usize) -> io::Result<Vec<u8>> {
-            let end = off.checked_add(len as u64);
-            match end.filter(|&e| e <= self.0.len() as u64) {
-                Some(e) => Ok(self.0[off as usize..e as usize].to_vec()),
-                None => Err(io::ErrorKind::UnexpectedEof.into()),
+            let n = self.0.len() as u64;
+            let (from, to) = (off.min(n), off.saturating_add(len as u64).min(n));
+            Ok(self.0[from as usize..to as usize].to_vec())
+        }
+    }
+
+    /// A reader that answers a read past the end with `UnexpectedEof`, as
+    /// `read_exact_at` does.
+    struct EofErr(Mem);
+
+    impl ReadAt for EofErr {
+        fn read_at(&mut self, off: u64, len: usize) -> io::Result<Vec<u8>> {
+            let got = self.0.read_at(off, len)?;
+            if got.len() < len {
+                return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            Ok(got)
         }
     }
 
@@ -890,8 +907,10 @@ mod tests {
             .chain([256 * 2048 + 100, whole.len() - 1])
         {
             let r = find_file(&mut Mem(whole[..cut].to_vec()), &path);
+            let e = find_file(&mut EofErr(Mem(whole[..cut].to_vec())), &path);
             if cut < 257 * 2048 {
                 assert_eq!(r.unwrap(), None, "cut at {cut}: no anchor");
+                assert_eq!(e.unwrap(), None, "cut at {cut}: no anchor");
             }
         }
         // Random bytes in the UDF structures (a fixed sequence: the same
