@@ -28,6 +28,59 @@ pub struct Extent {
     pub len: u64,
 }
 
+/// `len` bytes from offset `from` of the file made of `extents` (as
+/// [`find_file`] gives them); an error if the range goes past its end.
+pub fn read_range(
+    r: &mut dyn ReadAt,
+    extents: &[Extent],
+    from: u64,
+    len: usize,
+) -> io::Result<Vec<u8>> {
+    let total = file_len(extents);
+    if from.checked_add(len as u64).is_none_or(|end| end > total) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("bytes {from}..+{len} lie past the end of the file ({total} bytes)"),
+        ));
+    }
+    let mut out = Vec::with_capacity(len);
+    let mut at = 0u64; // file offset of the current extent
+    for e in extents {
+        if out.len() == len {
+            break;
+        }
+        let want = (from + out.len() as u64).max(at);
+        if want < at + e.len {
+            let skip = want - at;
+            let n = (e.len - skip).min((len - out.len()) as u64) as usize;
+            out.extend_from_slice(&read_exact(r, e.offset + skip, n)?);
+        }
+        at += e.len;
+    }
+    Ok(out)
+}
+
+/// The length of the file made of `extents`.
+pub fn file_len(extents: &[Extent]) -> u64 {
+    extents.iter().fold(0, |n, e| n.saturating_add(e.len))
+}
+
+/// `len` bytes at `off` of the image, an error when it ends before.
+pub fn read_exact(r: &mut dyn ReadAt, off: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut got = r.read_at(off, len)?;
+    if got.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the image ends early: {len} bytes wanted at offset {off}, {} there",
+                got.len()
+            ),
+        ));
+    }
+    got.truncate(len);
+    Ok(got)
+}
+
 const SECTOR: u64 = 2048;
 /// A directory bigger than this is not one a Windows ISO has.
 const DIR_MAX: u64 = 16 << 20;

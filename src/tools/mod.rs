@@ -9,6 +9,7 @@ pub mod iso9660;
 pub mod qemu_img;
 pub mod rdp;
 pub mod ssh;
+pub mod udf;
 pub mod unattend;
 pub mod version;
 pub mod viewer;

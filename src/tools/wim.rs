@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::tools::iso9660::{Extent, ReadAt};
+use crate::tools::iso9660::{Extent, ReadAt, read_range};
 
 /// The bytes of the header.
 pub const HEADER_LEN: usize = 208;
@@ -369,45 +369,6 @@ pub fn pick<'a>(images: &'a [Image], wanted: Option<&str>) -> Result<&'a Image, 
         .unwrap_or(&images[0]))
 }
 
-/// Read `len` bytes at `off` of a file whose bytes are `extents` of the
-/// image `r`; an error when the file is shorter.
-pub fn read_in(
-    r: &mut dyn ReadAt,
-    extents: &[Extent],
-    mut off: u64,
-    len: u64,
-) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(len as usize);
-    let mut want = len;
-    for e in extents {
-        if want == 0 {
-            break;
-        }
-        if off >= e.len {
-            off -= e.len;
-            continue;
-        }
-        let n = want.min(e.len - off);
-        let got = r.read_at(e.offset + off, n as usize)?;
-        if got.len() as u64 != n {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the image ends inside the file",
-            ));
-        }
-        out.extend_from_slice(&got);
-        want -= n;
-        off = 0;
-    }
-    if want > 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("the file ends {want} bytes short of the range read"),
-        ));
-    }
-    Ok(out)
-}
-
 /// The images of the WIM or ESD file whose bytes are `extents` of `r`:
 /// its header, then its XML, two positioned reads.
 pub fn read_images(r: &mut dyn ReadAt, extents: &[Extent]) -> Result<Vec<Image>, WimError> {
@@ -416,7 +377,7 @@ pub fn read_images(r: &mut dyn ReadAt, extents: &[Extent]) -> Result<Vec<Image>,
     if file_len < HEADER_LEN as u64 {
         return Err(WimError::NotWim);
     }
-    let header = parse_header(&read_in(r, extents, 0, HEADER_LEN as u64).map_err(io)?)?;
+    let header = parse_header(&read_range(r, extents, 0, HEADER_LEN).map_err(io)?)?;
     let xml = header.xml;
     if xml.flags & COMPRESSED != 0 {
         return Err(WimError::Bad("its XML resource is compressed".into()));
@@ -437,7 +398,7 @@ pub fn read_images(r: &mut dyn ReadAt, extents: &[Extent]) -> Result<Vec<Image>,
             xml.size, xml.offset
         )));
     }
-    let bytes = read_in(r, extents, xml.offset, xml.size).map_err(io)?;
+    let bytes = read_range(r, extents, xml.offset, xml.size as usize).map_err(io)?;
     parse_xml(&decode_xml(&bytes)?)
 }
 
@@ -666,11 +627,11 @@ mod tests {
             },
         ];
         let mut r = Bytes(img);
-        assert_eq!(read_in(&mut r, &extents, 990, 20).unwrap(), b[990..1010]);
+        assert_eq!(read_range(&mut r, &extents, 990, 20).unwrap(), b[990..1010]);
         assert_eq!(
             read_images(&mut r, &extents).unwrap(),
             images_of("win11-24h2-x64.wim")
         );
-        assert!(read_in(&mut r, &extents, n - 5, 10).is_err());
+        assert!(read_range(&mut r, &extents, n - 5, 10).is_err());
     }
 }

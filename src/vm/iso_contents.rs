@@ -1,6 +1,7 @@
 //! What Windows an install ISO holds, read from inside it without
 //! extracting anything: `sources/install.wim` (or `install.esd`) found in
-//! the ISO's directory tree, then its header and XML read by positioned
+//! the ISO's UDF tree (where Windows' own ISOs keep it) or else its ISO
+//! 9660 tree, then its header and XML read by positioned
 //! reads (a few KiB of a 5 GiB file). `xorriso -osirrox on -extract_cut`
 //! could cut the same byte ranges out into temporary files; reading them
 //! natively needs no temporary file (a plain `-extract` writes the whole
@@ -16,6 +17,7 @@ use std::path::Path;
 use anyhow::{Result, anyhow};
 
 use crate::tools::iso9660::{self, Extent, ReadAt};
+use crate::tools::udf;
 use crate::tools::wim::{self, Image, PickError};
 use crate::ui::{Check, escaped};
 use crate::vm::ctx::Ctx;
@@ -31,9 +33,8 @@ const IMAGE_FILES: [&str; 2] = ["install.wim", "install.esd"];
 pub enum Contents {
     /// A Windows image file (`sources/install.wim`) and its images.
     Windows { file: String, images: Vec<Image> },
-    /// No image file; `udf_only`: the ISO 9660 tree is empty of it, and
-    /// the ISO has a UDF tree too (where Windows' own ISOs keep their
-    /// files).
+    /// No image file in either tree; `udf_only`: the ISO has a UDF tree
+    /// too (where Windows' own ISOs keep their files), searched first.
     NotWindows { udf_only: bool },
 }
 
@@ -48,9 +49,12 @@ impl<F: FnMut(u64, usize) -> io::Result<Vec<u8>>> ReadAt for ReadFn<F> {
 
 /// The extents of `sources/NAME` in the ISO.
 fn locate(r: &mut dyn ReadAt, name: &str) -> io::Result<Option<Vec<Extent>>> {
-    // The ISO 9660 tree (what xorriso and mkisofs make). Windows' own
-    // ISOs keep their files in UDF: the UDF locator (tools/udf.rs) goes
-    // first once it is merged.
+    // Windows' own ISOs keep their files only in UDF (their ISO 9660
+    // bridge holds README.TXT), so UDF first; then the ISO 9660 tree
+    // (what xorriso and mkisofs make without -udf).
+    if let Some(found) = udf::find_file(r, &["sources", name])? {
+        return Ok(Some(found));
+    }
     iso9660::find_file(r, &["sources", name])
 }
 
@@ -83,7 +87,7 @@ pub fn read(ctx: &Ctx, iso: &Path, on_host: bool) -> Result<Contents> {
 pub fn not_windows(udf_only: bool) -> String {
     let mut s = "not a Windows installation ISO: no sources/install.wim or install.esd".to_string();
     if udf_only {
-        s.push_str(" in its ISO 9660 tree (its UDF tree is not read)");
+        s.push_str(" in its UDF or ISO 9660 tree");
     }
     s
 }
@@ -198,6 +202,56 @@ pub fn check(
 mod tests {
     use super::*;
 
+    /// Windows' own ISOs hold install.wim only in their UDF tree: an ISO
+    /// made so still shows its editions. genisoimage -udf writes the file
+    /// in both trees (its -hide, tried, drops it from UDF too), so the ISO 9660
+    /// record's name `INSTALL.WIM;1` is renamed in the bytes (UDF keeps
+    /// the name `install.wim` in lower case, untouched).
+    #[test]
+    fn the_editions_are_read_from_the_udf_tree() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("tree");
+        std::fs::create_dir_all(tree.join("sources")).unwrap();
+        std::fs::copy(
+            format!("{root}/fixtures/wim/win11-24h2-x64.wim"),
+            tree.join("sources/install.wim"),
+        )
+        .unwrap();
+        let iso = tmp.path().join("udf.iso");
+        let made = std::process::Command::new("genisoimage")
+            .args(["-quiet", "-no-pad", "-udf", "-input-charset", "utf-8", "-o"])
+            .arg(&iso)
+            .arg(&tree)
+            .status()
+            .expect("genisoimage (scripts/packages.txt)");
+        assert!(made.success());
+        let mut bytes = std::fs::read(&iso).unwrap();
+        let at = bytes
+            .windows(13)
+            .position(|w| w == b"INSTALL.WIM;1")
+            .expect("the ISO 9660 record");
+        bytes[at..at + 13].copy_from_slice(b"INSTALL.XXX;1");
+        let mut r = ReadFn(|off: u64, len: usize| {
+            let from = (off as usize).min(bytes.len());
+            Ok(bytes[from..(from + len).min(bytes.len())].to_vec())
+        });
+        assert_eq!(
+            iso9660::find_file(&mut r, &["sources", "install.wim"]).unwrap(),
+            None,
+            "the ISO 9660 tree must not hold it, or this test reads that"
+        );
+        let Contents::Windows { file, images } = contents(&mut r).unwrap() else {
+            panic!("no Windows found in the UDF tree");
+        };
+        assert_eq!(file, "sources/install.wim");
+        assert_eq!(headline(&images), "Windows 11 24H2 x64, build 26100.1742");
+        assert_eq!(
+            names(&images),
+            "Windows 11 Home, Windows 11 Pro, Windows 11 Education"
+        );
+    }
+
     #[test]
     fn an_iso_made_by_xorriso_holds_windows_11() {
         let p = format!(
@@ -245,8 +299,12 @@ mod tests {
         );
         assert_eq!(
             not_windows(true),
-            "not a Windows installation ISO: no sources/install.wim or install.esd in its ISO \
-             9660 tree (its UDF tree is not read)"
+            "not a Windows installation ISO: no sources/install.wim or install.esd in its UDF or \
+             ISO 9660 tree"
+        );
+        assert_eq!(
+            not_windows(false),
+            "not a Windows installation ISO: no sources/install.wim or install.esd"
         );
     }
 }

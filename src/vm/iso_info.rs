@@ -47,7 +47,10 @@ pub fn run(ctx: &Ctx, iso: &Path, remote: bool, json: bool) -> Result<()> {
     let (file, images) = match iso_contents::read(ctx, &iso, remote) {
         Ok(Contents::Windows { file, images }) => (file, images),
         Ok(Contents::NotWindows { udf_only }) => {
-            return Err(anyhow!("{shown} is {}", iso_contents::not_windows(udf_only)));
+            return Err(anyhow!(
+                "{shown} is {}",
+                iso_contents::not_windows(udf_only)
+            ));
         }
         Err(e) => return Err(e.context(format!("cannot tell what {shown} holds"))),
     };

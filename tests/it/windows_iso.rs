@@ -17,8 +17,13 @@ fn world() -> World {
 /// Files of an ISO: (path inside, fixture).
 type Files<'a> = &'a [(&'a str, &'a str)];
 
-const FIX: &str =
-    "    fix: pass a Windows 11 x64 ISO with --iso, or download one: bkt vm download --windows (microsoft.com/software-download/windows11)\n";
+/// iso-info's list of wim/win11-24h2-x64.wim's editions.
+const EDITIONS: &str = "   1  Windows 11 Home       Core
+   2  Windows 11 Pro        Professional  (unattended default)
+   3  Windows 11 Education  Education
+";
+
+const FIX: &str = "    fix: pass a Windows 11 x64 ISO with --iso, or download one: bkt vm download --windows (microsoft.com/software-download/windows11)\n";
 
 #[test]
 fn create_refuses_what_is_not_windows_11_x64_and_makes_nothing() {
@@ -161,11 +166,9 @@ fn iso_info_shows_release_build_and_editions() {
     r.success();
     assert_eq!(
         crate::normalize(&w, &r.stdout()),
-        "$TMP/isos/Win11.iso: Windows 11 24H2 x64, build 26100.1742 (sources/install.wim, 3 editions)
-   1  Windows 11 Home       Core
-   2  Windows 11 Pro        Professional  (unattended default)
-   3  Windows 11 Education  Education
-"
+        format!(
+            "$TMP/isos/Win11.iso: Windows 11 24H2 x64, build 26100.1742 (sources/install.wim, 3 editions)\n{EDITIONS}"
+        )
     );
     // Nothing of libvirt is asked.
     assert!(w.calls().is_empty(), "{:?}", w.calls());
@@ -225,5 +228,50 @@ fn iso_info_remote_needs_a_remote_host() {
         r.stderr(),
         "error: --remote reads an ISO on a libvirt host reached over ssh, and qemu:///system is \
          this machine\nhint: pass the path of an ISO of this machine, without --remote\n"
+    );
+}
+
+/// An ISO shaped like Microsoft's: sources/install.wim only in its UDF
+/// tree. genisoimage -udf writes it in both trees, so its ISO 9660 record
+/// (`INSTALL.WIM;1`; UDF keeps `install.wim` in lower case) is renamed in
+/// the bytes; a plain ISO 9660 reader finds nothing then.
+#[test]
+fn iso_info_reads_the_editions_from_a_udf_only_iso() {
+    let w = World::new();
+    let tree = w.path("tree-udf");
+    std::fs::create_dir_all(tree.join("sources")).unwrap();
+    std::fs::copy(
+        crate::harness::fixture_path("wim/win11-24h2-x64.wim"),
+        tree.join("sources/install.wim"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(w.path("isos")).unwrap();
+    let iso = w.path("isos").join("Win11_UDF.iso");
+    let out = std::process::Command::new("genisoimage")
+        .args(["-quiet", "-no-pad", "-udf", "-input-charset", "utf-8", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .output()
+        .expect("genisoimage (scripts/packages.txt)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bytes = std::fs::read(&iso).unwrap();
+    let at = bytes
+        .windows(13)
+        .position(|b| b == b"INSTALL.WIM;1")
+        .expect("the ISO 9660 record");
+    bytes[at..at + 13].copy_from_slice(b"INSTALL.XXX;1");
+    assert!(!bytes.windows(11).any(|b| b == b"INSTALL.WIM"));
+    std::fs::write(&iso, bytes).unwrap();
+    let r = w.bkt(&["vm", "iso-info", iso.to_str().unwrap()]);
+    r.success();
+    assert_eq!(
+        crate::normalize(&w, &r.stdout()),
+        format!(
+            "$TMP/isos/Win11_UDF.iso: Windows 11 24H2 x64, build 26100.1742 (sources/install.wim, 3 editions)\n{EDITIONS}"
+        )
     );
 }
