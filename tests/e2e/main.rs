@@ -15,6 +15,7 @@
 //! or failed (`harness::Env`). None stops the shared daemon.
 
 mod apps;
+mod download_windows;
 mod downloads;
 mod failures;
 mod guests;
