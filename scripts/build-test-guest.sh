@@ -72,8 +72,10 @@ qdeb=$(deb_of "$(pins | awk 'NR==2 {print $1}')")
 
 # The cache is keyed on everything that goes into the guest and the ISOs:
 # this script, the two packages, the busybox and libraries copied from this
-# machine, and the apps output put in the initrd.
-key=$(sha256sum "${BASH_SOURCE[0]}" "$kdeb" "$qdeb" "$APPS" "$(command -v busybox)" | sha256sum | cut -c1-64)
+# machine, the apps output put in the initrd, and the wimcapture that makes
+# the stand-in install.wim.
+command -v wimcapture >/dev/null || { echo "build-test-guest: wimcapture missing: apt install wimtools (scripts/packages.txt)" >&2; exit 1; }
+key=$(sha256sum "${BASH_SOURCE[0]}" "$kdeb" "$qdeb" "$APPS" "$(command -v busybox)" "$(command -v wimcapture)" | sha256sum | cut -c1-64)
 if [[ -s $OUT_DIR/virtio-standin.iso && "$(cat "$OUT_DIR/key" 2>/dev/null)" == "$key" ]]; then
   echo "build-test-guest: cached in $OUT_DIR" >&2
   exit 0
@@ -201,6 +203,16 @@ mkfs.vfat -C "$iso_root/efiboot.img" 20480 >/dev/null
 mmd -i "$iso_root/efiboot.img" ::/EFI ::/EFI/BOOT
 mcopy -i "$iso_root/efiboot.img" "$OUT_DIR/vmlinuz" ::/EFI/BOOT/BOOTX64.EFI
 echo "bkt end-to-end stand-in for a Windows 11 install ISO" >"$iso_root/README.TXT"
+# bkt vm create reads what Windows the ISO holds and refuses all but
+# Windows 11 x64: a real WIM (a few KiB, one file in it) whose metadata says
+# Windows 11 24H2 x64 Pro, as Microsoft's install.wim says it.
+mkdir -p "$work/wim" "$iso_root/sources"
+echo "stand-in" >"$work/wim/readme.txt"
+wimcapture "$work/wim" "$iso_root/sources/install.wim" "Windows 11 Pro" \
+  --image-property WINDOWS/ARCH=9 --image-property WINDOWS/VERSION/MAJOR=10 \
+  --image-property WINDOWS/VERSION/MINOR=0 --image-property WINDOWS/VERSION/BUILD=26100 \
+  --image-property WINDOWS/INSTALLATIONTYPE=Client \
+  --image-property WINDOWS/EDITIONID=Professional >/dev/null
 xorriso -as mkisofs -quiet -V BKT_WIN11_STANDIN -e efiboot.img -no-emul-boot \
   -o "$OUT_DIR/win-standin.iso" "$iso_root" 2>/dev/null
 virtio_root=$work/virtio

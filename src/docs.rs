@@ -625,6 +625,7 @@ mod tests {
                 "bkt-vm-snapshot-delete.1",
                 "bkt-vm-doctor.1",
                 "bkt-vm-download.1",
+                "bkt-vm-iso-info.1",
                 "bkt-vm-enable-rdp.1",
                 "bkt-vm-ip.1",
                 "bkt-vm-destroy.1",

@@ -45,14 +45,36 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Item {
     /// The cache file name.
-    pub file: &'static str,
+    pub file: String,
     pub what: &'static str,
     pub url: String,
+    /// The URL as messages show it and a `.part`'s record names it: `url`
+    /// itself, or a link without its signed query (a token that changes
+    /// with every fresh link to the same file, and is not for logs).
+    pub origin: String,
     pub kind: Kind,
     /// Below this, the server sent something else.
     pub min_size: u64,
     /// Above this, too: a download stops here.
     pub max_size: u64,
+    /// Room wanted beyond the rest of the file before it is downloaded
+    /// (when the server says its size); None: no check ahead.
+    pub margin: Option<u64>,
+    /// A fresh link for the same file, for a link that expired (HTTP 403,
+    /// 404 or 410).
+    pub relink: Option<Relink>,
+    /// What to do when the URL is refused.
+    pub hint: &'static str,
+}
+
+/// Asks for a fresh link to the same file.
+#[derive(Clone)]
+pub struct Relink(pub std::sync::Arc<dyn Fn() -> Result<String> + Send + Sync>);
+
+impl std::fmt::Debug for Relink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relink")
+    }
 }
 
 pub const VIRTIO_URL: &str =
@@ -71,24 +93,34 @@ fn url(given: Option<&str>, mirror: &Option<String>, default: &str) -> String {
 /// The virtio-win ISO. `BKT_VM_DOWNLOAD_CAP` (in the settings) lowers its
 /// size cap, so that tests need not send gigabytes.
 pub fn virtio(given_url: Option<&str>, s: &Download) -> Item {
+    let url = url(given_url, &s.virtio_url, VIRTIO_URL);
     Item {
-        file: "virtio-win.iso",
+        file: "virtio-win.iso".into(),
         what: "VirtIO drivers",
-        url: url(given_url, &s.virtio_url, VIRTIO_URL),
+        origin: url.clone(),
+        url,
         kind: Kind::Iso,
         min_size: 1 << 20,
         max_size: s.cap.unwrap_or(2 << 30),
+        margin: None,
+        relink: None,
+        hint: URL_HINT,
     }
 }
 
 pub fn guest_tools(given_url: Option<&str>, s: &Download) -> Item {
+    let url = url(given_url, &s.guest_tools_url, GUEST_TOOLS_URL);
     Item {
-        file: "virtio-win-guest-tools.exe",
+        file: "virtio-win-guest-tools.exe".into(),
         what: "guest tools (SPICE agent, qemu-ga)",
-        url: url(given_url, &s.guest_tools_url, GUEST_TOOLS_URL),
+        origin: url.clone(),
+        url,
         kind: Kind::Exe,
         min_size: 100 << 10,
         max_size: s.cap.unwrap_or(256 << 20),
+        margin: None,
+        relink: None,
+        hint: URL_HINT,
     }
 }
 
@@ -256,6 +288,9 @@ enum Attempt {
     Retry(String),
     /// Another try would not help.
     Fatal(anyhow::Error),
+    /// The link is no longer good (HTTP 403, 404, 410) and the item can
+    /// get a fresh one.
+    Expired(u16),
 }
 
 fn fatal(message: String, hint: impl Into<String>) -> Attempt {
@@ -316,7 +351,7 @@ fn interrupted(item: &Item, s: &Download) -> anyhow::Error {
     let Ok(dir) = cache_dir(s) else {
         return err;
     };
-    let target = dir.join(item.file);
+    let target = dir.join(&item.file);
     let part = PathBuf::from(format!("{}.part", target.display()));
     let have = fs::metadata(&part).map_or(0, |m| m.len());
     if target.exists() {
@@ -354,12 +389,12 @@ fn fetch_here(item: &Item, opts: &Options, s: &Download) -> Result<Fetched> {
         bail!("--virtio-sha256 must be 64 hexadecimal digits");
     }
     let dir = cache_dir(s)?;
-    let target = dir.join(item.file);
+    let target = dir.join(&item.file);
     if opts.offline {
         if !target.exists() {
             return Err(anyhow!("--offline: no {} in the cache", item.file)).hint(format!(
                 "on a connected machine download {} and place it at {}",
-                item.url,
+                item.origin,
                 target.display()
             ));
         }
@@ -372,7 +407,7 @@ fn fetch_here(item: &Item, opts: &Options, s: &Download) -> Result<Fetched> {
     }
     let http = item.url.starts_with("http://") || item.url.starts_with("https://");
     if !http {
-        bail!("{} is not an http(s) URL", item.url);
+        bail!("{} is not an http(s) URL", item.origin);
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating the cache {}", dir.display()))?;
     let _lock = lock(&dir, item)?;
@@ -448,15 +483,8 @@ fn cached(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched>
 /// Download `item` into `target` through `TARGET.part`, held under the lock.
 fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) -> Result<Fetched> {
     let part = PathBuf::from(format!("{}.part", target.display()));
-    // Redirects are followed by `get`, which refuses https to http.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(s.timeout))
-        .timeout_recv_response(Some(s.timeout))
-        .timeout_per_read(Some(s.timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
+    let agent = agent(s)?;
+    let mut item = item.clone();
     let mut last = String::new();
     let tries = s.retries;
     for attempt in 0..=tries {
@@ -465,19 +493,26 @@ fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) ->
             eprintln!("  retrying in {}s ({last})", wait.as_secs());
             std::thread::sleep(wait);
         }
-        match attempt_download(&agent, item, &part) {
+        match attempt_relinked(&agent, &mut item, &part) {
             Ok(()) => {
                 last.clear();
                 break;
             }
             Err(Attempt::Retry(why)) => last = why,
             Err(Attempt::Fatal(e)) => return Err(e),
+            Err(Attempt::Expired(status)) => {
+                return Err(anyhow!(
+                    "{} answered HTTP {status} to a fresh link too",
+                    item.origin
+                ))
+                .hint(item.hint);
+            }
         }
     }
     if !last.is_empty() {
         return Err(anyhow!(
             "downloading {} failed after {} tries: {last}",
-            item.url,
+            item.origin,
             tries + 1
         ))
         .hint(format!(
@@ -492,7 +527,7 @@ fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) ->
             discard(&part);
             bail!(
                 "the download from {} is not usable: {why}; it was deleted",
-                item.url
+                item.origin
             );
         }
     };
@@ -505,7 +540,7 @@ fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) ->
         return Err(anyhow!(
             "{} from {} has SHA-256 {sum}, not the expected {e}; it was not used and is kept as {}",
             item.file,
-            item.url,
+            item.origin,
             aside.display()
         ))
         .hint(format!(
@@ -560,7 +595,7 @@ fn resume_point(item: &Item, part: &Path) -> Option<Resume> {
             .filter(|v| !v.is_empty())
     };
     let why = match (field("url"), field("if-range")) {
-        (Some(url), Some(if_range)) if url == item.url => {
+        (Some(url), Some(if_range)) if url == item.origin => {
             return Some(Resume {
                 from: have,
                 if_range: if_range.to_string(),
@@ -724,11 +759,15 @@ fn header(resp: &Response, name: &str) -> Option<String> {
 /// and If-Range go with every hop.
 fn get(
     agent: &ureq::Agent,
-    url: &str,
+    item: &Item,
     resume: Option<&Resume>,
 ) -> std::result::Result<Response, Attempt> {
-    let mut url = url.to_string();
+    let mut url = item.url.clone();
     for _ in 0..=MAX_REDIRECTS {
+        crate::exec::log_line(&format!(
+            "GET {}",
+            if url == item.url { &item.origin } else { &url }
+        ));
         let mut req = agent.get(&url);
         if let Some(r) = resume {
             req = req
@@ -743,7 +782,7 @@ fn get(
         let Some(location) = header(&resp, "location") else {
             return Err(fatal(
                 format!("{url} answered HTTP {status} without a Location to go to"),
-                URL_HINT,
+                item.hint,
             ));
         };
         url = redirect_target(&url, &location).map_err(|why| {
@@ -755,8 +794,64 @@ fn get(
     }
     Err(fatal(
         format!("{url} redirected more than {MAX_REDIRECTS} times"),
-        URL_HINT,
+        item.hint,
     ))
+}
+
+/// The HTTP client of downloads: timeouts from the settings, redirects
+/// followed by `get` (which refuses https to http), and the certificates
+/// of `BKT_VM_CA_FILE` as the roots when it is set (checks stay on).
+pub fn agent(s: &Download) -> Result<ureq::Agent> {
+    let mut config = ureq::Agent::config_builder()
+        .timeout_connect(Some(s.timeout))
+        .timeout_recv_response(Some(s.timeout))
+        .timeout_per_read(Some(s.timeout))
+        .http_status_as_error(false)
+        .max_redirects(0);
+    if let Some(ca) = &s.ca_file {
+        let pem = fs::read(ca).with_context(|| {
+            format!(
+                "cannot read the CA certificates of BKT_VM_CA_FILE, {}",
+                ca.display()
+            )
+        })?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            bail!("BKT_VM_CA_FILE, {}, holds no PEM certificate", ca.display());
+        }
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
+    Ok(config.build().into())
+}
+
+/// [`attempt_download`], asking once for a fresh link when the item's
+/// link expired. The `.part` resumes from the fresh link only if the
+/// server proves it is the same file (its validator, as always).
+fn attempt_relinked(
+    agent: &ureq::Agent,
+    item: &mut Item,
+    part: &Path,
+) -> std::result::Result<(), Attempt> {
+    match attempt_download(agent, item, part) {
+        Err(Attempt::Expired(status)) => {
+            let Some(relink) = item.relink.clone() else {
+                return Err(Attempt::Expired(status));
+            };
+            eprintln!("  the download link expired (HTTP {status}); asking for a fresh one");
+            item.url = (relink.0)().map_err(Attempt::Fatal)?;
+            attempt_download(agent, item, part)
+        }
+        done => done,
+    }
 }
 
 fn attempt_download(
@@ -766,7 +861,7 @@ fn attempt_download(
 ) -> std::result::Result<(), Attempt> {
     let mut resume = resume_point(item, part);
     loop {
-        let resp = get(agent, &item.url, resume.as_ref())?;
+        let resp = get(agent, item, resume.as_ref())?;
         let from = resume.as_ref().map_or(0, |r| r.from);
         let status = resp.status().as_u16();
         match answer(status, header(&resp, "content-range").as_deref(), from) {
@@ -783,10 +878,13 @@ fn attempt_download(
                 resume = None;
             }
             Answer::Retry(why) => return Err(Attempt::Retry(why)),
+            Answer::Refused if item.relink.is_some() && matches!(status, 403 | 404 | 410) => {
+                return Err(Attempt::Expired(status));
+            }
             Answer::Refused => {
                 return Err(fatal(
-                    format!("{} answered HTTP {status}", item.url),
-                    URL_HINT,
+                    format!("{} answered HTTP {status}", item.origin),
+                    item.hint,
                 ));
             }
         }
@@ -830,7 +928,7 @@ fn receive(
         discard(part);
         return Err(Attempt::Fatal(anyhow!(
             "{} sent a web page (Content-Type: {ctype}), not the {}; nothing was saved",
-            item.url,
+            item.origin,
             item.file
         )));
     }
@@ -844,47 +942,105 @@ fn receive(
         return Err(fatal(
             format!(
                 "{} announces {}, more than the {} a {} can be; nothing was saved",
-                item.url,
+                item.origin,
                 human(t),
                 human(cap),
                 item.file
             ),
-            URL_HINT,
+            item.hint,
         ));
     }
+    room_for(item, part, total, at)?;
+    let file = open_part(item, part, &resp, at)?;
+    let bar = progress(item, total, at);
+    let done = copy_body(item, part, file, resp, at, total, &bar);
+    bar.finish_and_clear();
+    done
+}
+
+/// Whether the rest of the file and the item's margin fit beside the
+/// `.part` (checked before a byte is written; nothing is deleted).
+fn room_for(
+    item: &Item,
+    part: &Path,
+    total: Option<u64>,
+    at: u64,
+) -> std::result::Result<(), Attempt> {
+    let dir = part.parent().unwrap_or(Path::new("."));
+    let (Some(margin), Some(total)) = (item.margin, total) else {
+        return Ok(());
+    };
+    match no_room(&item.file, dir, total - at, margin, free_space(dir)) {
+        Some(why) => Err(fatal(
+            why,
+            "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Why `rest` bytes and a `margin` do not fit in the `free` bytes of `dir`.
+fn no_room(file: &str, dir: &Path, rest: u64, margin: u64, free: Option<u64>) -> Option<String> {
+    let free = free?;
+    (free < rest + margin).then(|| {
+        format!(
+            "not enough room for {file} in {}: it needs {} ({} to download and {} to spare), {} is free",
+            dir.display(),
+            human(rest + margin),
+            human(rest),
+            human(margin),
+            human(free)
+        )
+    })
+}
+
+/// The `.part` opened to write at `at`, and on a fresh start the record
+/// of what the next run may resume it with.
+fn open_part(
+    item: &Item,
+    part: &Path,
+    resp: &Response,
+    at: u64,
+) -> std::result::Result<File, Attempt> {
     if at == 0 {
         // A fresh start: the old record goes before the data it described,
         // the new one comes before any data it describes.
         let _ = fs::remove_file(resume_path(part));
     }
-    let mut file = match OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .write(true)
         .append(at > 0)
         .truncate(at == 0)
         .open(part)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            return Err(Attempt::Fatal(anyhow!(
-                "cannot write {}: {e}",
-                part.display()
-            )));
-        }
-    };
+        .map_err(|e| Attempt::Fatal(anyhow!("cannot write {}: {e}", part.display())))?;
     if at == 0
         && let Some(v) = validator(
-            header(&resp, "etag").as_deref(),
-            header(&resp, "last-modified").as_deref(),
+            header(resp, "etag").as_deref(),
+            header(resp, "last-modified").as_deref(),
         )
     {
         // Without it the next run starts over, which is safe.
         let _ = fs::write(
             resume_path(part),
-            format!("url {}\nif-range {v}\n", item.url),
+            format!("url {}\nif-range {v}\n", item.origin),
         );
     }
-    let bar = progress(item, total, at);
+    Ok(file)
+}
+
+/// The body of `resp` appended to `file` (the `.part`, at `at`), within
+/// the item's cap; a short body is worth another try, a full disk is not.
+fn copy_body(
+    item: &Item,
+    part: &Path,
+    mut file: File,
+    resp: Response,
+    at: u64,
+    total: Option<u64>,
+    bar: &indicatif::ProgressBar,
+) -> std::result::Result<(), Attempt> {
+    let cap = item.max_size;
     let mut body = resp.into_body();
     let mut reader = body.as_reader();
     let mut buf = vec![0u8; 1 << 16];
@@ -895,7 +1051,6 @@ fn receive(
             Ok(n) => n,
             Err(e) => {
                 let _ = file.flush();
-                bar.finish_and_clear();
                 return Err(Attempt::Retry(format!(
                     "the transfer stopped at {}: {e}",
                     human(got)
@@ -903,26 +1058,24 @@ fn receive(
             }
         };
         if got + n as u64 > cap {
-            bar.finish_and_clear();
             discard(part);
             return Err(fatal(
                 format!(
                     "{} sent more than the {} a {} can be; the download was stopped and deleted",
-                    item.url,
+                    item.origin,
                     human(cap),
                     item.file
                 ),
-                URL_HINT,
+                item.hint,
             ));
         }
         if let Err(e) = file.write_all(&buf[..n]) {
-            bar.finish_and_clear();
             drop(file);
             discard(part);
             if e.kind() == std::io::ErrorKind::StorageFull {
                 let dir = part.parent().unwrap_or(Path::new("."));
                 return Err(fatal(
-                    disk_full(item.file, dir, total, free_space(dir)),
+                    disk_full(&item.file, dir, total, free_space(dir)),
                     "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
                 ));
             }
@@ -935,17 +1088,14 @@ fn receive(
         bar.set_position(got);
     }
     let _ = file.flush();
-    bar.finish_and_clear();
-    if let Some(t) = total
-        && got < t
-    {
-        return Err(Attempt::Retry(format!(
+    match total {
+        Some(t) if got < t => Err(Attempt::Retry(format!(
             "the server closed the connection at {} of {}",
             human(got),
             human(t)
-        )));
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn progress(item: &Item, total: Option<u64>, start: u64) -> indicatif::ProgressBar {
@@ -955,7 +1105,7 @@ fn progress(item: &Item, total: Option<u64>, start: u64) -> indicatif::ProgressB
         eprintln!(
             "downloading {} from {}{}",
             item.file,
-            item.url,
+            item.origin,
             if start > 0 {
                 format!(" (resuming at {})", human(start))
             } else {
@@ -1185,6 +1335,19 @@ mod tests {
         assert_eq!(
             full(None, None),
             "the disk is full: virtio-win.iso does not fit in /home/anna/.cache/bkt/vm"
+        );
+    }
+
+    #[test]
+    fn room_is_checked_with_a_margin() {
+        let dir = Path::new("/c");
+        assert_eq!(no_room("w.iso", dir, 7 << 30, 1 << 30, Some(9 << 30)), None);
+        assert_eq!(no_room("w.iso", dir, 7 << 30, 1 << 30, None), None);
+        assert_eq!(
+            no_room("w.iso", dir, 7 << 30, 1 << 30, Some(7 << 30)).as_deref(),
+            Some(
+                "not enough room for w.iso in /c: it needs 8 GiB (7 GiB to download and 1 GiB to spare), 7 GiB is free"
+            )
         );
     }
 

@@ -21,6 +21,14 @@ pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
+/// Under `-v`, show a request that is not a command (an HTTP GET), as
+/// commands are shown.
+pub fn log_line(line: &str) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        crate::ui::trace(&format!("+ {line}"));
+    }
+}
+
 /// An external command, not yet run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {

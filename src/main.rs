@@ -8,15 +8,17 @@
 //!   vm/mod.rs                the dispatcher: one match, nothing else
 //!     vm/commands/           one file per command: create, start, stop,
 //!                            status, connect, run, apps, destroy, doctor,
-//!                            download, enable_rdp, snapshot, config, watch:
-//!                            each its `XxxArgs` (options and --help) and
+//!                            download, enable_rdp, iso_info, snapshot, config,
+//!                            watch: each its `XxxArgs` (options and --help) and
 //!                            `run(ctx, args)`, plain orchestration; no
 //!                            command imports another
 //!     vm/checks/             what commands share, each room above the ones
 //!                            it uses: checks (access, resources)
 //!     vm/rdp/                Remote Desktop: client, clients, pins, setup
 //!     vm/programs/           the guest's programs: catalog, launchers
-//!     vm/media/              install media on the host, unattended
+//!     vm/media/              install media on the host, unattended, what an
+//!                            ISO holds (iso_contents), the Windows ISO
+//!                            download (windows_iso)
 //!     vm/power/              on and off, save (memory), idle (in use)
 //!     vm/net.rs, vm/wait.rs  the guest's address; polling until a deadline
 //!       vm/ctx/              Ctx, the one door to the outside world:
@@ -30,7 +32,8 @@
 //!                                            (stdout, stderr; tests record it)
 //!         tools/             every argv builder and output parser; the only
 //!                            place a command line is made
-//!         download.rs        fetch, resume, verify
+//!         download.rs        fetch, resume, verify; winiso.rs: Microsoft's
+//!                            Windows 11 download flow and its parsers
 //!           exec.rs          the one runner (duct); manifest.rs, settings.rs
 //!                            (the environment, read once), names.rs (VmName,
 //!                            SnapName, Uri), ui.rs, units.rs, interrupt.rs,
@@ -54,6 +57,7 @@ mod tools;
 mod ui;
 mod units;
 mod vm;
+mod winiso;
 
 use std::process::ExitCode;
 

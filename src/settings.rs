@@ -103,6 +103,19 @@ pub struct Download {
     pub cap: Option<u64>,
     /// `$XDG_CACHE_HOME/bkt/vm`, else `~/.cache/bkt/vm`.
     pub cache_dir: Option<PathBuf>,
+    /// `BKT_VM_MS_WWW_URL`, `BKT_VM_MS_VLSCPPE_URL`, `BKT_VM_MS_OVDF_URL`:
+    /// base URLs standing in for www.microsoft.com, vlscppe.microsoft.com
+    /// and ov-df.microsoft.com (tests point them at a local server).
+    pub ms_www_url: Option<String>,
+    pub ms_vlscppe_url: Option<String>,
+    pub ms_ovdf_url: Option<String>,
+    /// `BKT_VM_CA_FILE`: PEM certificates that downloads trust instead of
+    /// the built-in roots (a company CA, the tests' CA); certificates are
+    /// still checked.
+    pub ca_file: Option<PathBuf>,
+    /// `LC_ALL`, else `LC_MESSAGES`, else `LANG`: the language of the
+    /// Windows ISO when none is given.
+    pub locale: Option<String>,
 }
 
 /// Take a variable out of the process environment (a secret no child may
@@ -174,6 +187,13 @@ impl Settings {
                     .unwrap_or(3),
                 cap: text("BKT_VM_DOWNLOAD_CAP").and_then(|v| v.parse().ok()),
                 cache_dir: xdg_cache.as_ref().map(|c| c.join("bkt").join("vm")),
+                ms_www_url: text("BKT_VM_MS_WWW_URL"),
+                ms_vlscppe_url: text("BKT_VM_MS_VLSCPPE_URL"),
+                ms_ovdf_url: text("BKT_VM_MS_OVDF_URL"),
+                ca_file: path("BKT_VM_CA_FILE"),
+                locale: text("LC_ALL")
+                    .or_else(|| text("LC_MESSAGES"))
+                    .or_else(|| text("LANG")),
             },
             path: text("PATH"),
             home,
@@ -261,5 +281,33 @@ mod tests {
         assert!(s.display && !s.wayland);
         assert_eq!(s.rdp_client.as_deref(), Some("xfreerdp"));
         assert_eq!(s.rdp_port, 43389);
+    }
+
+    #[test]
+    fn microsoft_hosts_ca_and_locale() {
+        let s = from(&[("LANG", "de_DE.UTF-8"), ("LC_MESSAGES", "fr_FR.UTF-8")]);
+        assert_eq!(s.download.locale.as_deref(), Some("fr_FR.UTF-8"));
+        let s = from(&[("LANG", "de_DE.UTF-8"), ("LC_ALL", "pl_PL")]);
+        assert_eq!(s.download.locale.as_deref(), Some("pl_PL"));
+        assert_eq!(from(&[]).download.locale, None);
+        let s = from(&[
+            ("BKT_VM_MS_WWW_URL", "https://127.0.0.1:1/www"),
+            ("BKT_VM_MS_VLSCPPE_URL", "https://127.0.0.1:1/v"),
+            ("BKT_VM_MS_OVDF_URL", "https://127.0.0.1:1/o"),
+            ("BKT_VM_CA_FILE", "/t/ca.pem"),
+        ]);
+        assert_eq!(
+            s.download.ms_www_url.as_deref(),
+            Some("https://127.0.0.1:1/www")
+        );
+        assert_eq!(
+            s.download.ms_vlscppe_url.as_deref(),
+            Some("https://127.0.0.1:1/v")
+        );
+        assert_eq!(
+            s.download.ms_ovdf_url.as_deref(),
+            Some("https://127.0.0.1:1/o")
+        );
+        assert_eq!(s.download.ca_file, Some(PathBuf::from("/t/ca.pem")));
     }
 }

@@ -5,15 +5,18 @@ pub mod acl;
 pub mod console_events;
 pub mod desktop;
 pub mod guest_agent;
+pub mod iso9660;
 pub mod qemu_img;
 pub mod rdp;
 pub mod ssh;
+pub mod udf;
 pub mod unattend;
 pub mod version;
 pub mod viewer;
 pub mod virsh;
 pub mod virt_install;
 pub mod watcher;
+pub mod wim;
 pub mod xorriso;
 
 /// A recorded (or specified) output in fixtures/, for the parsers' tests.

@@ -481,6 +481,26 @@ pub mod script {
     }
 }
 
+/// `len` bytes at byte `off` of a file on the host, as hex text (ssh
+/// carries text; `od` is POSIX): the file opened first, so that a missing
+/// or unreadable one is the shell's error ("cannot open"), then GNU dd's
+/// byte-exact `skip`/`count`. What the ISO check reads of an ISO already
+/// on the host (`--remote-iso`): a few sectors and the XML of its
+/// install.wim, never the gigabytes.
+pub fn read_at_script(p: &Path, off: u64, len: usize) -> String {
+    format!(
+        "exec < {} && dd iflag=skip_bytes,count_bytes skip={off} count={len} bs=65536 status=none | od -An -v -tx1",
+        quote_path(p)
+    )
+}
+
+/// The bytes [`read_at_script`] printed.
+pub fn parse_hex_dump(out: &str) -> Result<Vec<u8>> {
+    out.split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).map_err(|_| anyhow!("unexpected output of od: {h:?}")))
+        .collect()
+}
+
 /// A path for a command line on the host: shell-quoted.
 pub fn quote_path(p: &Path) -> String {
     shell_quote(&p.to_string_lossy())
@@ -560,6 +580,44 @@ mod tests {
     fn ssh(uri: &str) -> Ssh {
         let u: crate::names::Uri = uri.parse().unwrap();
         Ssh::new(u.ssh().unwrap().clone(), Path::new("/run/bkt-ssh.x/m"))
+    }
+
+    #[test]
+    fn a_positioned_read_is_dd_of_the_opened_file_in_hex() {
+        assert_eq!(
+            read_at_script(Path::new("/srv/isos/Win 11.iso"), 32768, 2048),
+            "exec < '/srv/isos/Win 11.iso' && dd iflag=skip_bytes,count_bytes skip=32768 count=2048 bs=65536 status=none | od -An -v -tx1"
+        );
+        // od's own layout (coreutils 9.1): sixteen bytes a line.
+        let out = " 00 01 43 44 30 30 31 01 00 4c 49 4e 55 58 20 20\n ff\n";
+        assert_eq!(
+            parse_hex_dump(out).unwrap(),
+            [
+                0, 1, 0x43, 0x44, 0x30, 0x30, 0x31, 1, 0, 0x4c, 0x49, 0x4e, 0x55, 0x58, 0x20, 0x20,
+                0xff
+            ]
+        );
+        assert_eq!(parse_hex_dump("").unwrap(), Vec::<u8>::new());
+        // The script run here as the host would: the bytes of the file.
+        let iso = format!(
+            "{}/fixtures/iso/win11-24h2-x64.iso",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &read_at_script(Path::new(&iso), 32769, 5)])
+            .output()
+            .unwrap();
+        assert_eq!(
+            parse_hex_dump(&String::from_utf8(out.stdout).unwrap()).unwrap(),
+            b"CD001"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &read_at_script(Path::new("/nonexistent/x.iso"), 0, 5)])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent"));
+        assert!(parse_hex_dump(" 0g").is_err());
     }
 
     #[test]

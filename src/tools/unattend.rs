@@ -1,4 +1,4 @@
-//! `autounattend.xml` for a hands-free Windows 11 Pro install, and the
+//! `autounattend.xml` for a hands-free Windows 11 install, and the
 //! where the VirtIO drivers it loads sit on the virtio-win ISO.
 //!
 //! Windows Setup finds `autounattend.xml` at the root of any drive, and
@@ -13,6 +13,11 @@ pub struct Answers {
     pub password: String,
     /// Keep Windows from turning on device encryption (BitLocker).
     pub no_bitlocker: bool,
+    /// The image of the ISO's install.wim that Setup installs, by its
+    /// index (`/IMAGE/INDEX`): the one bkt picked from what that very ISO
+    /// lists, so that an edition renamed in a new release (25H2 renamed
+    /// Pro) cannot make Setup stop and ask, as a name could.
+    pub image_index: u32,
 }
 
 /// Passwords in an answer file are not plain text: base64 of the UTF-16LE
@@ -92,7 +97,7 @@ pub fn autounattend(a: &Answers) -> String {
       <ImageInstall>
         <OSImage>
           <InstallFrom>
-            <MetaData wcm:action="add"><Key>/IMAGE/NAME</Key><Value>Windows 11 Pro</Value></MetaData>
+            <MetaData wcm:action="add"><Key>/IMAGE/INDEX</Key><Value>{image}</Value></MetaData>
           </InstallFrom>
           <InstallTo><DiskID>0</DiskID><PartitionID>3</PartitionID></InstallTo>
         </OSImage>
@@ -180,6 +185,7 @@ pub fn autounattend(a: &Answers) -> String {
 </unattend>
 "#,
         computer = xml(&a.computer_name),
+        image = a.image_index,
         tools = INSTALL_GUEST_TOOLS,
         allow_list = xml(&reg_dword(REMOTEAPP_KEYS[0])),
         unlisted = xml(&reg_dword(REMOTEAPP_KEYS[1])),
@@ -245,6 +251,7 @@ mod tests {
             username: "anna".into(),
             password: "S3cret&<pw>".into(),
             no_bitlocker,
+            image_index: 6,
         }
     }
 
@@ -290,6 +297,9 @@ mod tests {
                 .map(String::from)
         };
         assert_eq!(text_of("fDenyTSConnections").as_deref(), Some("false"));
+        // The image by the index read from the ISO, not by a name.
+        assert_eq!(text_of("Key").as_deref(), Some("/IMAGE/INDEX"));
+        assert_eq!(text_of("Value").as_deref(), Some("6"));
         assert_eq!(text_of("UserAuthentication").as_deref(), Some("1"));
         assert_eq!(text_of("Group").as_deref(), Some("@FirewallAPI.dll,-28752"));
         assert_eq!(text_of("HideOnlineAccountScreens").as_deref(), Some("true"));

@@ -5,10 +5,12 @@
 //!
 //! - [`commands`]: one file per `bkt vm` command
 //! - [`checks`]: what `create` and `doctor` check (QEMU's access, resources)
-//! - [`media`]: install media on the host, the unattended answer ISO
+//! - [`media`]: install media on the host, the unattended answer ISO, what
+//!   Windows an ISO holds, the Windows ISO from Microsoft
 //! - [`power`]: on and off, saved memory, when a VM is in use (idle)
 //! - [`rdp`]: Remote Desktop: the client, turning it on, pins
 //! - [`programs`]: the guest's programs (`apps`, `run`): catalog, launchers
+//! - [`options`]: option groups more than one command takes
 //! - [`net`]: finding the guest's address; [`wait`]: polling until a deadline
 //! - [`ctx`]: the one door to the outside world
 
@@ -31,8 +33,8 @@ use crate::names::Uri;
 use crate::settings::Settings;
 
 use commands::{
-    apps, config, connect, create, destroy, doctor, download, enable_rdp, run, snapshot, start,
-    status, stop, watch,
+    apps, config, connect, create, destroy, doctor, download, enable_rdp, iso_info, run, snapshot,
+    start, status, stop, watch,
 };
 use ctx::Ctx;
 
@@ -86,6 +88,7 @@ pub enum VmCommand {
     Snapshot(snapshot::SnapshotArgs),
     Doctor(doctor::DoctorArgs),
     Download(download::DownloadArgs),
+    IsoInfo(iso_info::IsoInfoArgs),
     EnableRdp(enable_rdp::EnableRdpArgs),
     Ip(connect::IpArgs),
     Destroy(destroy::DestroyArgs),
@@ -97,8 +100,14 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
     let ctx = Ctx::new(global.uri.clone(), settings)?;
     // Every command but these talks to libvirt: log in to its host first,
     // once. doctor reports a host it cannot reach as a check; download
-    // needs no host.
-    if !matches!(command, VmCommand::Download(_) | VmCommand::Doctor(_)) {
+    // needs no host; iso-info only for --remote.
+    // iso-info reads an ISO of this machine unless told it is the host's.
+    let here_only = match &command {
+        VmCommand::Download(_) | VmCommand::Doctor(_) => true,
+        VmCommand::IsoInfo(a) => !a.remote,
+        _ => false,
+    };
+    if !here_only {
         ctx.open()?;
     }
     match command {
@@ -114,6 +123,7 @@ pub fn run(global: &Global, settings: Settings, command: VmCommand) -> Result<()
         VmCommand::Snapshot(args) => snapshot::run(&ctx, args),
         VmCommand::Doctor(args) => doctor::run(&ctx, args),
         VmCommand::Download(args) => download::run(&ctx, args),
+        VmCommand::IsoInfo(args) => iso_info::run(&ctx, args),
         VmCommand::EnableRdp(args) => enable_rdp::run(&ctx, args),
         VmCommand::Ip(args) => connect::ip(&ctx, args),
         VmCommand::Destroy(args) => destroy::run(&ctx, args),

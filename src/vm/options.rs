@@ -27,3 +27,22 @@ pub struct DownloadSources {
     #[arg(long)]
     pub offline: bool,
 }
+
+/// The Windows 11 ISO, for `download` (and the ISO it shares with `create`'s offer).
+#[derive(Debug, Args, Clone, Default)]
+pub struct WindowsIsoArgs {
+    /// Download the latest Windows 11 x64 ISO from Microsoft into the cache
+    /// (resumable, verified against the SHA-256 Microsoft's page publishes).
+    #[arg(long)]
+    pub windows: bool,
+    /// The ISO's language as Microsoft names it ("German", "English
+    /// International"), or `list` [default: the locale's, else English (United States)].
+    #[arg(long, value_name = "LANGUAGE", requires = "windows")]
+    pub lang: Option<String>,
+    /// Download the Windows ISO from this mirror (http or https) instead of Microsoft.
+    #[arg(long, value_name = "URL", conflicts_with = "lang")]
+    pub iso_url: Option<String>,
+    /// The SHA-256 the mirror's ISO must have (without it, nothing vouches for the file).
+    #[arg(long, value_name = "HEX", requires = "iso_url")]
+    pub iso_sha256: Option<String>,
+}

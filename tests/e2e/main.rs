@@ -20,6 +20,7 @@
 #![allow(clippy::disallowed_macros)]
 
 mod apps;
+mod download_windows;
 mod downloads;
 mod failures;
 mod guests;

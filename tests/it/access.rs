@@ -26,8 +26,7 @@ fn world() -> (World, String) {
     let dl = w.path("home/Downloads");
     std::fs::create_dir_all(&dl).unwrap();
     let iso = dl.join("Win11.iso");
-    let mut data = vec![0u8; 40 * 1024];
-    data[32769..32774].copy_from_slice(b"CD001");
+    let data = crate::harness::stand_in_iso();
     std::fs::write(&iso, data).unwrap();
     std::fs::set_permissions(w.path("home"), std::fs::Permissions::from_mode(0o700)).unwrap();
     (w, iso.display().to_string())

@@ -112,6 +112,7 @@ fn happy_path_with_defaults() {
   ✓ name           \"windows\" is free
   ✓ resources      4 vCPUs, 8 GiB (host: 8 cores, 16 GiB)
   ✓ install ISO    Win11.iso (ISO 9660, 40 KiB)
+  ✓ Windows        Windows 11 24H2 x64, build 26100.1742: Windows 11 Home, Windows 11 Pro, Windows 11 Education
   ✓ virtio ISO     virtio-win.iso (ISO 9660, 40 KiB)
   ✓ Secure Boot    OVMF_CODE_4M.ms.fd (Microsoft keys enrolled)
   ⚠ network        libvirt network \"default\" is active but does not start on boot
@@ -373,7 +374,7 @@ fn dry_run_prints_commands_and_xml_and_creates_nothing() {
 }
 
 /// Run a create that must fail before anything is made; returns stdout+stderr.
-fn refused(w: &World, args: &[&str]) -> (String, String) {
+pub fn refused(w: &World, args: &[&str]) -> (String, String) {
     let r = w.bkt(args);
     r.failure();
     assert!(
@@ -454,7 +455,7 @@ fn missing_iso_option_and_missing_iso_file_and_non_iso() {
     r.failure();
     assert_eq!(
         r.stderr(),
-        "error: no Windows ISO given\nhint: pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)\n"
+        "error: no Windows ISO given\nhint: pass it with --iso PATH, or download Windows 11 first (about 7 GiB from Microsoft): bkt vm download --windows\n"
     );
     let (out, _) = refused(&w, &["vm", "create", "--iso", "isos/nope.iso", "--yes"]);
     assert!(

@@ -61,7 +61,7 @@ fn man_writes_a_page_per_command_into_a_new_directory() {
     // One page per command (tier 1 pins the list), bkt.1 first, each
     // printed as written.
     let printed: Vec<String> = r.stdout().lines().map(String::from).collect();
-    assert_eq!(printed.len(), 22, "{printed:?}");
+    assert_eq!(printed.len(), 23, "{printed:?}");
     assert_eq!(printed[0], dir.join("bkt.1").display().to_string());
     let mut files: Vec<String> = fs::read_dir(&dir)
         .unwrap()
@@ -158,7 +158,7 @@ fn a_full_standard_output_is_an_error_not_a_panic() {
         crate::normalize(&w, &r.stderr()),
         "error: cannot print the paths of the man pages\n\
          caused by: No space left on device (os error 28)\n\
-         hint: all 22 pages are written in $TMP/man1\n"
+         hint: all 23 pages are written in $TMP/man1\n"
     );
-    assert_eq!(fs::read_dir(w.path("man1")).unwrap().count(), 22);
+    assert_eq!(fs::read_dir(w.path("man1")).unwrap().count(), 23);
 }

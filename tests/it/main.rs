@@ -18,6 +18,7 @@ mod destroy;
 mod docs;
 mod doctor;
 mod download;
+mod download_windows;
 mod enable_rdp;
 mod fixtures;
 mod lifecycle;
@@ -31,6 +32,7 @@ mod status;
 mod terminal;
 mod unattended;
 mod virt_install;
+mod windows_iso;
 
 /// Replace what differs between machines: the temporary directory and the
 /// free-space line of the preflight.

@@ -201,7 +201,10 @@ fn local_isos_are_sent_once_and_the_disk_is_libvirts() {
 
     // What was sent is the file, under its checksum's name, and nothing
     // half-sent is left.
-    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    // (In the order of their names, which start with their hashes.)
+    let mut sent = [win.clone(), vio.clone()];
+    sent.sort();
+    assert_eq!(uploads(&w), sent);
     assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
     assert_eq!(sha256(&w.p(&format!("uploads/{vio}"))), sha256(&virtio));
 
@@ -332,7 +335,10 @@ fn media_already_on_the_host_are_checked_there_and_not_sent_again() {
             .any(|c| mentions(c, "cat >> ") || runs(c, "mv")),
         "{calls:#?}"
     );
-    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    // (In the order of their names, which start with their hashes.)
+    let mut sent = [win.clone(), vio.clone()];
+    sent.sort();
+    assert_eq!(uploads(&w), sent);
     let install = install(&calls);
     assert!(
         has_disk(install, &format!("path={images}/{win}{INSTALL_CD}")),
@@ -356,7 +362,10 @@ fn a_copy_changed_on_the_host_is_sent_again() {
         out.contains(&format!("{vio} has the same SHA-256; not sent again")),
         "{out}"
     );
-    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    // (In the order of their names, which start with their hashes.)
+    let mut sent = [win.clone(), vio.clone()];
+    sent.sort();
+    assert_eq!(uploads(&w), sent);
     assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
 }
 
@@ -411,6 +420,16 @@ fn a_remote_iso_is_used_where_it_is_and_nothing_is_sent() {
         &format!("* -T -- 127.0.0.1 stat -L -c * -- {remote}"),
     )
     .recorded("ssh/stat-file");
+    // What is in it is read there: dd of byte ranges, in hex (the host's
+    // file is the stand-in ISO here).
+    let there = w.iso("there.iso");
+    w.rule_first(
+        "ssh",
+        &format!("* -T -- 127.0.0.1 exec < {remote} && dd iflag=skip_bytes,count_bytes *"),
+    )
+    .sh(&format!(
+        "PATH=/usr/bin:/bin; eval \"$(printf '%s' \"${{20}}\" | sed 's|{remote}|{there}|')\"\n"
+    ));
     let r = create_from(
         &w,
         URI,
@@ -418,6 +437,14 @@ fn a_remote_iso_is_used_where_it_is_and_nothing_is_sent() {
         "2G",
     );
     r.success();
+    assert!(
+        r.stdout().contains(
+            "  ✓ Windows        Windows 11 24H2 x64, build 26100.1742: Windows 11 Home, \
+             Windows 11 Pro, Windows 11 Education\n"
+        ),
+        "{}",
+        r.stdout()
+    );
     let calls = calls(&w);
     let install = install(&calls);
     assert!(
@@ -524,7 +551,10 @@ fn a_user_who_cannot_write_there_sends_the_media_through_libvirts_pool() {
         )),
         "{out}"
     );
-    assert_eq!(uploads(&w), [win.clone(), vio.clone()]);
+    // (In the order of their names, which start with their hashes.)
+    let mut sent = [win.clone(), vio.clone()];
+    sent.sort();
+    assert_eq!(uploads(&w), sent);
     assert_eq!(sha256(&w.p(&format!("uploads/{win}"))), sha256(&iso));
     assert_eq!(sha256(&w.p(&format!("uploads/{vio}"))), sha256(&virtio));
     // The volume libvirt made for the last one: raw, its size, readable

@@ -12,7 +12,7 @@ use crate::harness::{
 const GIB: u64 = 1 << 30;
 
 /// An install whose guest comes up at `ip`, its Remote Desktop on `port`.
-fn world(ip: &str, port: u16) -> World {
+pub fn world(ip: &str, port: u16) -> World {
     let w = World::new().rdp_port(port);
     w.libvirt_up().domains(&[]).creation_works(80 * GIB);
     w.install_fake("xorriso");
@@ -139,6 +139,20 @@ fn hands_free_from_answers_to_remote_desktop() {
     assert!(!answer.contains("correct horse"));
     assert!(answer.contains("<Name>anna</Name>"));
     assert!(answer.contains("<PreventDeviceEncryption>true</PreventDeviceEncryption>"));
+    // The ISO's Pro image, by its index there.
+    assert!(
+        out.contains(
+            "  ✓ Windows        Windows 11 24H2 x64, build 26100.1742: Windows 11 Home, Windows 11 \
+         Pro, Windows 11 Education; installing Windows 11 Pro (image 2)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        answer.contains(
+            "<MetaData wcm:action=\"add\"><Key>/IMAGE/INDEX</Key><Value>2</Value></MetaData>"
+        ),
+        "{answer}"
+    );
     let tree = std::fs::read_to_string(w.path("answer-tree.txt")).unwrap();
     assert!(tree.contains("$WinPEDriver$"), "{tree}");
     // 0600 before its first byte was written.

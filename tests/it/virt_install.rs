@@ -37,8 +37,7 @@ fn test_uri() -> String {
 /// An ISO with this name, as a user might have downloaded it.
 fn iso(w: &World, name: &str) -> String {
     let p = w.path("isos").join(name);
-    let mut data = vec![0u8; 40 * 1024];
-    data[32769..32774].copy_from_slice(b"CD001");
+    let data = crate::harness::stand_in_iso();
     std::fs::write(&p, data).unwrap();
     p.display().to_string()
 }

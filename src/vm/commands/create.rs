@@ -21,7 +21,7 @@ use crate::vm::checks;
 use crate::vm::checks::access::{self, Grant};
 use crate::vm::checks::resources;
 use crate::vm::ctx::{Ctx, HostSize};
-use crate::vm::media::{self, unattended};
+use crate::vm::media::{self, iso_contents, unattended, windows_iso};
 use crate::vm::options::DownloadSources;
 use crate::vm::rdp::setup as rdp_setup;
 
@@ -135,8 +135,9 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub download: DownloadSources,
 
-    /// Install Windows 11 Pro hands-free with an answer file (drivers, a
-    /// local account, Remote Desktop, the guest tools), and watch it.
+    /// Install Windows 11 hands-free with an answer file (the ISO's Pro
+    /// edition or --edition's, drivers, a local account, Remote Desktop,
+    /// the guest tools), and watch it.
     #[arg(long)]
     pub unattended: bool,
 
@@ -153,6 +154,11 @@ pub struct CreateArgs {
     #[arg(long, requires = "unattended")]
     pub no_bitlocker: bool,
 
+    /// The edition to install, by its name or edition id as
+    /// `bkt vm iso-info` lists them [default: Pro, else the ISO's first].
+    #[arg(long, value_name = "NAME", requires = "unattended")]
+    pub edition: Option<String>,
+
     /// Seconds without progress before an unattended install is reported as
     /// stalled (with a screenshot).
     #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
@@ -164,7 +170,10 @@ pub struct CreateArgs {
 fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     use dialoguer::{Input, theme::ColorfulTheme};
     let theme = ColorfulTheme::default();
-    let found_iso = ctx.local.newest_download("Win11");
+    let found_iso = ctx
+        .local
+        .cached_windows_iso()
+        .or_else(|| ctx.local.newest_download("Win11"));
     let found_virtio = ctx.local.newest_download("virtio-win");
     let asks_virtio = args.virtio_iso.is_none() && found_virtio.is_some();
     if args.name.is_some()
@@ -225,6 +234,13 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     };
     if a.iso.is_none() && a.remote_iso.is_none() {
         ctx.ui.line("\nRequired: Windows 11 ISO");
+        if found_iso.is_none()
+            && let Some(iso) = offer_download(ctx, &theme)?
+        {
+            a.iso = Some(iso);
+        }
+    }
+    if a.iso.is_none() && a.remote_iso.is_none() {
         let mut input = Input::with_theme(&theme).with_prompt("Path to ISO");
         if let Some(f) = &found_iso {
             input = input.default(f.display().to_string());
@@ -244,6 +260,24 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     Ok(a)
 }
 
+/// Where no ISO was found: offer Microsoft's, its size and source said
+/// first. None: the user gives a path instead.
+fn offer_download(ctx: &Ctx, theme: &dialoguer::theme::ColorfulTheme) -> Result<Option<PathBuf>> {
+    ctx.ui
+        .line("No Windows 11 ISO in ~/Downloads or in bkt's cache.");
+    let yes = dialoguer::Confirm::with_theme(theme)
+        .with_prompt(format!(
+            "Download Windows 11 x64 from Microsoft (www.microsoft.com, about 7 GiB) into {}?",
+            ctx.local.cache_dir()?.display()
+        ))
+        .default(true)
+        .interact()?;
+    if !yes {
+        return Ok(None);
+    }
+    windows_iso::from_microsoft(ctx, None)
+}
+
 fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
     if args.remote_iso.is_some() && ctx.uri.ssh().is_none() {
         return Err(anyhow!(
@@ -256,8 +290,9 @@ fn plan(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<Plan> {
         (_, Some(r)) => (r.clone(), true),
         (Some(i), None) => (ctx.local.absolute(i)?, false),
         (None, None) => {
+            // Never 7 GiB unasked: the download is its own command.
             return Err(anyhow!("no Windows ISO given")).hint(
-                "pass it with --iso PATH (download Windows 11 from microsoft.com/software-download/windows11)",
+                "pass it with --iso PATH, or download Windows 11 first (about 7 GiB from Microsoft): bkt vm download --windows",
             );
         }
     };
@@ -329,6 +364,8 @@ fn path_str(p: &Path) -> Result<String> {
 /// What preflight found out that the rest of create needs.
 struct Ready {
     images: PathBuf,
+    /// The image of the install ISO an unattended install uses.
+    image: Option<crate::tools::wim::Image>,
     /// How the ISOs of this machine reach a host over ssh.
     route: Option<media::Route>,
     virtio_item: download::Item,
@@ -351,6 +388,11 @@ impl<'a> Shown<'a> {
 
     fn show_all(&mut self, checks: impl IntoIterator<Item = Check>) {
         checks.into_iter().for_each(|c| self.show(c));
+    }
+
+    /// Whether the check shown last passed.
+    fn last_passed(&self) -> bool {
+        self.1.last().is_some_and(|c| c.level == Level::Pass)
     }
 
     fn any_failed(&self) -> bool {
@@ -393,12 +435,25 @@ fn preflight_all(
     shown.show(checks::name(ctx, &plan.name, libvirt_up));
     shown.show(checks::resources(host, plan.memory, plan.cpus));
     shown.show(checks::install_iso(ctx, &plan.iso, plan.iso_on_host));
+    // What Windows it holds, once it is an ISO that opens.
+    let mut image = None;
+    if shown.last_passed() {
+        let (c, i) = iso_contents::check(
+            ctx,
+            &plan.iso,
+            plan.iso_on_host,
+            args.edition.as_deref(),
+            args.unattended,
+        );
+        shown.show(c);
+        image = i;
+    }
     // Without --virtio-iso the drivers come from the cache, or a download.
     let virtio_item = download::virtio(
         args.download.virtio_url.as_deref(),
         &ctx.local.settings.download,
     );
-    let cached_virtio = ctx.local.cache_dir()?.join(virtio_item.file);
+    let cached_virtio = ctx.local.cache_dir()?.join(&virtio_item.file);
     let virtio = plan.virtio_iso.as_deref();
     let offline = args.download.offline;
     shown.show(checks::virtio_iso(
@@ -441,6 +496,7 @@ fn preflight_all(
     shown.verdict()?;
     Ok(Ready {
         images,
+        image,
         route,
         virtio_item,
         cached_virtio,
@@ -473,7 +529,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
     };
     let mut plan = plan(ctx, &args, &host)?;
     // The account and password first: a bad one changes nothing.
-    let answers = if args.unattended {
+    let mut answers = if args.unattended {
         Some(unattended::answers(
             ctx,
             unattended::Given {
@@ -488,6 +544,9 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<()> {
         None
     };
     let ready = preflight_all(ctx, &args, &plan, &host, interactive)?;
+    if let (Some(a), Some(i)) = (answers.as_mut(), &ready.image) {
+        a.image_index = i.index;
+    }
     // The drivers here: the answer ISO is built from them on this machine.
     let local_virtio = virtio_iso(ctx, &args, &plan, &ready)?;
     plan.virtio_iso = Some(local_virtio.clone());

@@ -8,7 +8,8 @@ use crate::download;
 use crate::ui::Check;
 use crate::units::human;
 use crate::vm::ctx::Ctx;
-use crate::vm::options::DownloadSources;
+use crate::vm::media::windows_iso;
+use crate::vm::options::{DownloadSources, WindowsIsoArgs};
 
 /// Download the VirtIO drivers ISO and the guest tools ahead of time.
 #[derive(Debug, Args)]
@@ -22,20 +23,39 @@ use crate::vm::options::DownloadSources;
     signature, its size (at most 2 GiB for the ISO, 256 MiB for the guest tools), and the \
     SHA-256 when --virtio-sha256 is given. With --virtio-sha256 the file itself is hashed, \
     cached or fresh; a file that does not match is moved aside to NAME.mismatch-TIME, never \
-    deleted.",
-    after_help = "Environment:\n  \
+    deleted.\n\n\
+    With --windows it downloads the latest Windows 11 x64 ISO from Microsoft instead (the \
+    steps of Microsoft's download page, as public clients take them), verified against the \
+    SHA-256 the page publishes for the language; an expired link is replaced by a fresh one \
+    and the download resumed. When Microsoft refuses this address, download it in a browser \
+    from https://www.microsoft.com/software-download/windows11 and pass it to create --iso. \
+    --iso-url takes it from a mirror (--iso-sha256 to verify it).",
+    after_help = "Examples:\n  \
+    bkt vm download --windows\n  \
+    bkt vm download --windows --lang German\n  \
+    bkt vm download --windows --lang list\n  \
+    bkt vm download --iso-url https://nas.example/Win11_25H2_English_x64.iso --iso-sha256 HEX\n\n\
+    Environment:\n  \
     BKT_VM_VIRTIO_URL        mirror for virtio-win.iso\n  \
-    BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe"
+    BKT_VM_GUEST_TOOLS_URL   mirror for virtio-win-guest-tools.exe\n  \
+    BKT_VM_CA_FILE           PEM certificates trusted instead of the built-in roots\n  \
+    BKT_VM_MS_WWW_URL, BKT_VM_MS_VLSCPPE_URL, BKT_VM_MS_OVDF_URL\n                           \
+    base URLs in place of www.microsoft.com, vlscppe.microsoft.com, ov-df.microsoft.com"
 )]
 pub struct DownloadArgs {
     #[command(flatten)]
     pub source: DownloadSources,
+    #[command(flatten)]
+    pub windows: WindowsIsoArgs,
 }
 
 pub fn run(ctx: &Ctx, args: DownloadArgs) -> Result<()> {
     let source = &args.source;
     // Ctrl-C ends the download where it is, says what is kept, exit 130.
     crate::interrupt::catch();
+    if args.windows.windows || args.windows.iso_url.is_some() {
+        return windows_iso::run(ctx, &args.windows);
+    }
     let s = &ctx.local.settings.download;
     let opts = download::Options {
         offline: source.offline,

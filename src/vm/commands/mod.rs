@@ -11,6 +11,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod download;
 pub mod enable_rdp;
+pub mod iso_info;
 pub mod run;
 pub mod snapshot;
 pub mod start;

@@ -265,6 +265,13 @@ impl HostFiles for FakeHost {
         String::from_utf8(n.data).map_err(io::Error::other)
     }
 
+    fn read_at(&self, p: &Path, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.note("read_at", p)?;
+        let data = self.get(p)?.data;
+        let from = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
+        Ok(data[from..(from.saturating_add(len)).min(data.len())].to_vec())
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         self.note("list", dir)?;
         match self.get(dir)?.kind {

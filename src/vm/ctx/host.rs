@@ -189,6 +189,9 @@ pub trait HostFiles {
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf>;
 
     fn read_to_string(&self, p: &Path) -> io::Result<String>;
+    /// `len` bytes at byte `off` of a file there, fewer at its end: what
+    /// is inside an ISO, read where it lies without copying it.
+    fn read_at(&self, p: &Path, off: u64, len: usize) -> io::Result<Vec<u8>>;
 
     /// The entries of a directory.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
@@ -408,6 +411,10 @@ impl HostFiles for LocalHost {
 
     fn canonicalize(&self, p: &Path) -> io::Result<PathBuf> {
         fs::canonicalize(p)
+    }
+
+    fn read_at(&self, p: &Path, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        pread(p, off, len)
     }
 
     fn read_to_string(&self, p: &Path) -> io::Result<String> {
@@ -678,9 +685,45 @@ pub fn parse_proc_net_tcp(table: &str) -> Vec<(SocketAddr, SocketAddr)> {
         .collect()
 }
 
+/// `len` bytes at byte `off` of a file of this machine (fewer at its end),
+/// by positioned reads.
+pub fn pread(p: &Path, off: u64, len: usize) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(p)?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut buf[got..], off + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positioned_reads_stop_at_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(host().read_at(&p, 3, 4).unwrap(), b"3456");
+        assert_eq!(host().read_at(&p, 8, 4).unwrap(), b"89");
+        assert_eq!(host().read_at(&p, 20, 4).unwrap(), b"");
+        assert_eq!(
+            host()
+                .read_at(&d.path().join("none"), 0, 1)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+    }
 
     fn host() -> LocalHost {
         LocalHost::new(&Settings::default())

@@ -57,6 +57,12 @@ impl Local {
         fs::metadata(p).map(|m| m.len())
     }
 
+    /// `len` bytes at byte `off` of a file here (fewer at its end): what is
+    /// inside an ISO, without copying it.
+    pub fn read_at(&self, p: &Path, off: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        super::host::pread(p, off, len)
+    }
+
     /// A program is on PATH.
     pub fn has_program(&self, program: &str) -> bool {
         which::which(program).is_ok()
@@ -91,6 +97,21 @@ impl Local {
             .filter(|e| {
                 let n = e.file_name().to_string_lossy().to_ascii_lowercase();
                 n.starts_with(&prefix.to_ascii_lowercase()) && n.ends_with(".iso")
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .max()
+            .map(|(_, p)| p)
+    }
+
+    /// The newest Windows ISO `bkt vm download --windows` (or
+    /// `--iso-url`) left in bkt's cache.
+    pub fn cached_windows_iso(&self) -> Option<PathBuf> {
+        fs::read_dir(self.cache_dir().ok()?)
+            .ok()?
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().to_ascii_lowercase();
+                n.ends_with(".iso") && n != "virtio-win.iso"
             })
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .max()

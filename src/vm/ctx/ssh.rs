@@ -285,6 +285,12 @@ impl HostFiles for SshHost {
         Ok(PathBuf::from(out.trim_end_matches('\n')))
     }
 
+    fn read_at(&self, p: &Path, off: u64, len: usize) -> io::Result<Vec<u8>> {
+        arg(p)?;
+        let out = self.io(&ssh::read_at_script(p, off, len))?;
+        ssh::parse_hex_dump(&out).map_err(|e| io::Error::other(e.to_string()))
+    }
+
     fn read_to_string(&self, p: &Path) -> io::Result<String> {
         arg(p)?;
         self.io(&script::cat(p))

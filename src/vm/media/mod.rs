@@ -15,7 +15,9 @@
 //! used. Media are never deleted by bkt once whole (`destroy` keeps
 //! them).
 
+pub mod iso_contents;
 pub mod unattended;
+pub mod windows_iso;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

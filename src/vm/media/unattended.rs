@@ -74,12 +74,17 @@ pub fn answers(ctx: &Ctx, args: Given, vm: &str, interactive: bool) -> Result<An
         username,
         password,
         no_bitlocker: args.no_bitlocker,
+        // Set by create once its preflight has read the ISO's images.
+        image_index: 0,
     })
 }
 
 /// Build the answer ISO at `out` on the host: 0600 from its first byte (it
 /// holds the password), from files staged in a private directory.
 pub fn build_answer_iso(ctx: &Ctx, virtio_iso: &Path, a: &Answers, out: &Path) -> Result<()> {
+    if a.image_index == 0 {
+        bail!("no edition was picked from the install ISO for the answer file");
+    }
     let stage = ctx.local.staging("bkt-answer-")?;
     let cd = stage.mkdir("cd")?;
     stage.write(
