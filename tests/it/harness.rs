@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const URI: &str = "qemu:///system";
@@ -294,11 +295,13 @@ impl World {
         self.p(&format!("home/.cache/bkt/vm/{}", logs[0]))
     }
 
+    /// The fake under `tool`'s name: a symlink to the one executable copy
+    /// of fake.sh, which is written once and never again. A copy per test
+    /// raced with the other tests' forks: a child forked while a copy was
+    /// open for writing holds that descriptor until it execs, and running
+    /// the copy meanwhile fails with ETXTBSY ("Text file busy").
     pub fn install_fake(&self, tool: &str) {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/fake.sh");
-        let dst = self.path("bin").join(tool);
-        fs::copy(&src, &dst).unwrap();
-        fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(fake_program(), self.path("bin").join(tool)).unwrap();
     }
 
     pub fn remove_fake(&self, tool: &str) {
@@ -831,4 +834,22 @@ pub fn stand_in_iso() -> Vec<u8> {
     let sources = dir(18, 19, record(1, wim.len() as u32, false, b"INSTALL.WIM;1"));
     iso[19 * S..19 * S + sources.len()].copy_from_slice(&sources);
     iso
+}
+
+/// tests/fakes/fake.sh made executable, once per test process (see
+/// [`World::install_fake`]), in cargo's scratch directory for tests. It is
+/// written under a name of this process and renamed into place, so another
+/// test run using the file meanwhile keeps the whole one it opened.
+fn fake_program() -> &'static Path {
+    static FAKE: OnceLock<PathBuf> = OnceLock::new();
+    FAKE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dst = dir.join("fake.sh");
+        let tmp = dir.join(format!("fake.sh.{}", std::process::id()));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/fake.sh");
+        fs::copy(&src, &tmp).unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&tmp, &dst).unwrap();
+        dst
+    })
 }
