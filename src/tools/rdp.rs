@@ -415,62 +415,8 @@ pub fn translate_files(
         t.drives.push(("home".into(), h.to_string()));
     }
     for f in files {
-        let under_home = home.and_then(|h| {
-            let rest = f.path.strip_prefix(h)?;
-            (rest.is_empty() || rest.starts_with('/')).then_some((h, rest))
-        });
-        // The drive's directory, and the path below it.
-        let (dir, rest) = match under_home {
-            Some((h, rest)) if share == Share::Home => (h, rest),
-            _ if f.dir => (f.path.trim_end_matches('/'), ""),
-            _ => {
-                let (dir, _) = f
-                    .path
-                    .rsplit_once('/')
-                    .ok_or_else(|| format!("{}: not absolute", f.path))?;
-                (dir, &f.path[dir.len()..])
-            }
-        };
-        if dir.is_empty() {
-            return Err(if f.dir {
-                format!(
-                    "{}: bkt never shares / (the whole file system) with Windows: open a \
-                     directory under it",
-                    f.path
-                )
-            } else {
-                format!(
-                    "{}: bkt never shares / (the whole file system) with Windows, and this file \
-                     is directly in it: copy it into a directory of its own and open the copy",
-                    f.path
-                )
-            });
-        }
-        let rest = rest.trim_start_matches('/');
-        if let Some(c) = rest
-            .chars()
-            .find(|c| NOT_IN_WINDOWS_NAMES.contains(c) || c.is_control())
-        {
-            return Err(format!(
-                "{}: Windows cannot open a file whose path holds {c:?}",
-                f.path
-            ));
-        }
-        let drive = match t.drives.iter().find(|(_, d)| d == dir) {
-            Some((n, _)) => n.clone(),
-            None => {
-                let n = if Some(dir) == home {
-                    "home".to_string()
-                } else {
-                    format!(
-                        "bkt{}",
-                        t.drives.iter().filter(|(n, _)| n != "home").count() + 1
-                    )
-                };
-                t.drives.push((n.clone(), dir.to_string()));
-                n
-            }
-        };
+        let (dir, rest) = split_at_drive(f, home, share)?;
+        let drive = drive_for(&mut t, dir, home);
         let mut win = format!("\\\\tsclient\\{drive}");
         for part in rest.split('/').filter(|p| !p.is_empty()) {
             win.push('\\');
@@ -479,6 +425,75 @@ pub fn translate_files(
         t.paths.push(win);
     }
     Ok(t)
+}
+
+/// The directory a file is shared by (its drive's), and its path below it
+/// without the leading `/`; refused when that directory would be `/` or
+/// the path holds what a Windows name cannot.
+fn split_at_drive<'a>(
+    f: &'a Opened,
+    home: Option<&'a str>,
+    share: Share,
+) -> Result<(&'a str, &'a str), String> {
+    let under_home = home.and_then(|h| {
+        let rest = f.path.strip_prefix(h)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some((h, rest))
+    });
+    let (dir, rest) = match under_home {
+        Some((h, rest)) if share == Share::Home => (h, rest),
+        _ if f.dir => (f.path.trim_end_matches('/'), ""),
+        _ => {
+            let (dir, _) = f
+                .path
+                .rsplit_once('/')
+                .ok_or_else(|| format!("{}: not absolute", f.path))?;
+            (dir, &f.path[dir.len()..])
+        }
+    };
+    if dir.is_empty() {
+        return Err(if f.dir {
+            format!(
+                "{}: bkt never shares / (the whole file system) with Windows: open a \
+                 directory under it",
+                f.path
+            )
+        } else {
+            format!(
+                "{}: bkt never shares / (the whole file system) with Windows, and this file \
+                 is directly in it: copy it into a directory of its own and open the copy",
+                f.path
+            )
+        });
+    }
+    let rest = rest.trim_start_matches('/');
+    if let Some(c) = rest
+        .chars()
+        .find(|c| NOT_IN_WINDOWS_NAMES.contains(c) || c.is_control())
+    {
+        return Err(format!(
+            "{}: Windows cannot open a file whose path holds {c:?}",
+            f.path
+        ));
+    }
+    Ok((dir, rest))
+}
+
+/// The drive that shows `dir`: the one already made for it, else a new
+/// one (`home` for home itself, else the next `bktN`).
+fn drive_for(t: &mut Translated, dir: &str, home: Option<&str>) -> String {
+    if let Some((n, _)) = t.drives.iter().find(|(_, d)| d == dir) {
+        return n.clone();
+    }
+    let n = if Some(dir) == home {
+        "home".to_string()
+    } else {
+        format!(
+            "bkt{}",
+            t.drives.iter().filter(|(n, _)| n != "home").count() + 1
+        )
+    };
+    t.drives.push((n.clone(), dir.to_string()));
+    n
 }
 
 /// How a FreeRDP run ended.

@@ -178,14 +178,48 @@ struct Sending<'a> {
 /// host is this machine; else the copy in `images` on the host, sent now
 /// (by `route`) unless the same file (by SHA-256) is there already.
 pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<PathBuf> {
-    let Some(target) = ctx.uri.ssh() else {
+    if ctx.uri.ssh().is_none() {
         return Ok(local.to_path_buf());
-    };
-    let host = &target.host;
+    }
     let file = local
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let (len, sha) = checksum(ctx, local, &file)?;
+    crate::interrupt::check()?;
+    let dest = images.join(upload_name(&file, &sha));
+    let m = Sending {
+        ctx,
+        local,
+        file,
+        len,
+        sha,
+        dest,
+    };
+    if m.already_there(route)? {
+        return Ok(m.dest);
+    }
+    let started = Instant::now();
+    match route {
+        Route::Direct => m.by_ssh(images)?,
+        Route::Pool(pool) => m.by_pool(pool)?,
+    }
+    ctx.ui.step(
+        "uploaded",
+        &format!(
+            "{} → {}:{} ({}, {}; kept for the next VM)",
+            m.file,
+            m.host(),
+            m.dest.display(),
+            human(m.len),
+            ui::secs(started.elapsed())
+        ),
+    );
+    Ok(m.dest)
+}
+
+/// The length and SHA-256 of `local` (named `file`), with a bar.
+fn checksum(ctx: &Ctx, local: &Path, file: &str) -> Result<(u64, String)> {
     let len = ctx
         .local
         .len(local)
@@ -193,22 +227,29 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
     let bar = ctx.ui.bytes_bar(&format!("checksumming {file}"), Some(len));
     let sha = ctx.local.sha256(local, &mut |n| bar.set_position(n));
     bar.finish_and_clear();
-    let sha = sha?;
-    crate::interrupt::check()?;
-    let dest = images.join(upload_name(&file, &sha));
-    // A file under that name was checked when it was sent; it is hashed
-    // again here, so a copy changed on the host since is not used.
-    if let Ok(st) = ctx.host.stat(&dest) {
-        let same = st.kind == Kind::File && st.len == len && {
+    Ok((len, sha?))
+}
+
+impl Sending<'_> {
+    /// Whether the host has this medium already at its destination. A
+    /// file under that name was checked when it was sent; it is hashed
+    /// again here, so a copy changed on the host since is not used: sent
+    /// again, or, in a pool (not bkt's to delete), refused.
+    fn already_there(&self, route: &Route) -> Result<bool> {
+        let (ctx, host, file, dest) = (self.ctx, self.host(), &self.file, &self.dest);
+        let Ok(st) = ctx.host.stat(dest) else {
+            return Ok(false);
+        };
+        let same = st.kind == Kind::File && st.len == self.len && {
             let spinner = ctx
                 .ui
                 .spinner(&format!("checking {} on {host}", dest.display()));
-            let theirs = ctx.host.sha256(&dest);
+            let theirs = ctx.host.sha256(dest);
             spinner.clear();
             // A copy that cannot be read is not one that differs.
             theirs.with_context(|| {
                 format!("cannot check {host}:{}, a copy of {file}", dest.display())
-            })? == sha
+            })? == self.sha
         };
         if same {
             ctx.ui.step(
@@ -218,7 +259,7 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
                     dest.display()
                 ),
             );
-            return Ok(dest);
+            return Ok(true);
         }
         if let Route::Pool(_) = route {
             // Not bkt's to delete: libvirt would, for anyone.
@@ -238,34 +279,9 @@ pub fn on_host(ctx: &Ctx, local: &Path, images: &Path, route: &Route) -> Result<
                 dest.display()
             ),
         );
+        Ok(false)
     }
-    let m = Sending {
-        ctx,
-        local,
-        file,
-        len,
-        sha,
-        dest,
-    };
-    let started = Instant::now();
-    match route {
-        Route::Direct => m.by_ssh(images)?,
-        Route::Pool(pool) => m.by_pool(pool)?,
-    }
-    ctx.ui.step(
-        "uploaded",
-        &format!(
-            "{} → {host}:{} ({}, {}; kept for the next VM)",
-            m.file,
-            m.dest.display(),
-            human(m.len),
-            ui::secs(started.elapsed())
-        ),
-    );
-    Ok(m.dest)
-}
 
-impl Sending<'_> {
     fn host(&self) -> &str {
         self.ctx.uri.ssh().map_or("", |t| t.host.as_str())
     }

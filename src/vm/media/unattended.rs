@@ -172,6 +172,37 @@ pub fn watch(
     // In use while Windows installs: a save would stop the install.
     let _busy = crate::vm::power::idle::busy(ctx, name);
     let started = Instant::now();
+    let done_ip = until_rdp_answers(ctx, name, answer_iso, stall, started)?;
+    eject_answers(ctx, name, answer_iso)?;
+    eject_install_iso(ctx, name, install_iso)?;
+    ctx.manifest.update(|m| {
+        if let Some(e) = m.get_mut(name, &ctx.uri) {
+            e.rdp_enabled = true;
+            e.answer_iso = None;
+        }
+        m.forget(name, &ctx.uri, &answer_iso.display().to_string());
+        Ok(())
+    })?;
+    ctx.ui.line(format_args!(
+        "Windows is installed ({}): Remote Desktop answers on {done_ip}:{}",
+        secs(started.elapsed()),
+        ctx.local.settings.rdp_port
+    ));
+    ctx.ui
+        .line(format_args!("Connect with: bkt vm connect {name}"));
+    Ok(())
+}
+
+/// Press Enter at the install ISO's prompt, follow the install's phase on
+/// a spinner, and wait until Remote Desktop answers: its address. A stall
+/// or Ctrl-C ends the wait with where the answer ISO was left.
+fn until_rdp_answers(
+    ctx: &Ctx,
+    name: &str,
+    answer_iso: &Path,
+    stall: Duration,
+    started: Instant,
+) -> Result<String> {
     let spinner = ctx.ui.quiet_spinner();
     let mut phase = Phase::Booting;
     let mut since = Instant::now();
@@ -204,53 +235,39 @@ pub fn watch(
             }
         }
         if since.elapsed() >= stall {
-            let shot = screenshot(ctx, name);
-            return Err(anyhow!(
-                "the install made no progress for {} ({}; {} in all)",
-                secs(stall),
-                phase.label(),
-                secs(started.elapsed())
-            ))
-            .hint(match shot {
-                Some(p) => format!(
-                    "look at the screen: {} (or bkt vm connect {name} --spice)",
-                    p.display()
-                ),
-                None => format!("look at the screen: bkt vm connect {name} --spice"),
-            });
+            return stalled(ctx, name, phase, stall, started);
         }
         Ok(None)
     });
     spinner.clear();
-    let done_ip = match done {
-        Ok(ip) => ip.expect("a wait without a deadline ends with an address"),
-        Err(e) if crate::interrupt::is_interrupted(&e) => {
-            return Err(e)
-                .context(format!(
-                    "stopped watching the install of {name}; the VM is left as it is"
-                ))
-                .hint(answers_left(name, answer_iso));
-        }
-        Err(e) => return Err(e).hint(answers_left(name, answer_iso)),
-    };
-    eject_answers(ctx, name, answer_iso)?;
-    eject_install_iso(ctx, name, install_iso)?;
-    ctx.manifest.update(|m| {
-        if let Some(e) = m.get_mut(name, &ctx.uri) {
-            e.rdp_enabled = true;
-            e.answer_iso = None;
-        }
-        m.forget(name, &ctx.uri, &answer_iso.display().to_string());
-        Ok(())
-    })?;
-    ctx.ui.line(format_args!(
-        "Windows is installed ({}): Remote Desktop answers on {done_ip}:{}",
-        secs(started.elapsed()),
-        ctx.local.settings.rdp_port
-    ));
-    ctx.ui
-        .line(format_args!("Connect with: bkt vm connect {name}"));
-    Ok(())
+    match done {
+        Ok(ip) => Ok(ip.expect("a wait without a deadline ends with an address")),
+        Err(e) if crate::interrupt::is_interrupted(&e) => Err(e)
+            .context(format!(
+                "stopped watching the install of {name}; the VM is left as it is"
+            ))
+            .hint(answers_left(name, answer_iso)),
+        Err(e) => Err(e).hint(answers_left(name, answer_iso)),
+    }
+}
+
+/// The install made no progress for `stall`: how long, in which phase,
+/// and a screenshot to look at.
+fn stalled<T>(ctx: &Ctx, name: &str, phase: Phase, stall: Duration, started: Instant) -> Result<T> {
+    let shot = screenshot(ctx, name);
+    Err(anyhow!(
+        "the install made no progress for {} ({}; {} in all)",
+        secs(stall),
+        phase.label(),
+        secs(started.elapsed())
+    ))
+    .hint(match shot {
+        Some(p) => format!(
+            "look at the screen: {} (or bkt vm connect {name} --spice)",
+            p.display()
+        ),
+        None => format!("look at the screen: bkt vm connect {name} --spice"),
+    })
 }
 
 /// Take the answer ISO out of the VM and delete it.

@@ -103,11 +103,10 @@ pub fn install(ctx: &Ctx, vm: &str, apps: &[App]) -> Result<Vec<PathBuf>> {
 /// [`desktop::icon_size`]), and the entry's name not another VM's.
 fn plan(ctx: &Ctx, vm: &str, apps: &[App], dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let globs = desktop::parse_globs2(&ctx.local.mime_globs());
-    let nothing = "; nothing was written";
     let mut files = Vec::new();
     for app in apps {
         catalog::check_id(&app.id)
-            .map_err(|e| anyhow!("{e}{nothing}"))
+            .map_err(|e| anyhow!("{e}{NOTHING}"))
             .hint(format!(
                 "ask Windows again for new ids: bkt vm apps {vm} --refresh"
             ))?;
@@ -115,54 +114,11 @@ fn plan(ctx: &Ctx, vm: &str, apps: &[App], dir: &Path) -> Result<Vec<(PathBuf, V
         let icon = match app.icon.as_deref() {
             None => theme_icon(app).to_string(),
             Some(b64) => {
-                let size = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|e| format!("it is not base64: {e}"))
-                    .and_then(|png| Ok((desktop::icon_size(&png)?, png)));
-                let ((w, h), png) = size
-                    .map_err(|why| {
-                        anyhow!(
-                            "the icon Windows in {vm} gave for {} is not one bkt can use: \
-                             {why}{nothing}",
-                            app.id
-                        )
-                    })
-                    .hint(format!(
-                        "leave it out (bkt vm apps {vm} --install with the other ids), or \
-                         ask Windows again: bkt vm apps {vm} --refresh"
-                    ))?;
-                let p = icons(ctx)?
-                    .join(format!("{w}x{h}"))
-                    .join("apps")
-                    .join(format!("{name}.png"));
-                files.push((p, png));
+                files.push(icon_file(ctx, vm, app, &name, b64)?);
                 name.clone()
             }
         };
-        let mut mime: Vec<String> = app
-            .types
-            .iter()
-            .filter_map(|t| desktop::mime_of(&globs, t))
-            .collect();
-        mime.sort();
-        mime.dedup();
-        // No --share: what Windows sees is the VM's `config --share` at
-        // each run, so changing it changes every entry already written.
-        let args = bkt_args(ctx, &["run", vm, &app.id])?;
-        let entry = Entry {
-            name: format!("{} ({vm})", app.name),
-            comment: format!("{} in the Windows VM {vm}", app.name),
-            try_exec: args[0].clone(),
-            exec: args,
-            field_code: Some("%F"),
-            icon,
-            categories: categories(app),
-            wm_class: Some(wm_class(vm, &app.id)),
-            mime_types: mime,
-            vm: vm.to_string(),
-            uri: ctx.uri.to_string(),
-            app: Some(app.id.clone()),
-        };
+        let entry = app_entry(ctx, vm, app, icon, &globs)?;
         let p = dir.join(format!("{name}.desktop"));
         refuse_foreign(ctx, &p, vm)?;
         files.push((p, desktop::render(&entry).into_bytes()));
@@ -186,6 +142,70 @@ fn plan(ctx: &Ctx, vm: &str, apps: &[App], dir: &Path) -> Result<Vec<(PathBuf, V
     refuse_foreign(ctx, &p, vm)?;
     files.push((p, desktop::render(&whole).into_bytes()));
     Ok(files)
+}
+
+/// The end of every refusal of [`plan`]: it refuses before writing.
+const NOTHING: &str = "; nothing was written";
+
+/// The icon file of an app whose icon Windows gave (`b64`, a base64 PNG),
+/// named `name` in the icon theme's directory of its size.
+fn icon_file(ctx: &Ctx, vm: &str, app: &App, name: &str, b64: &str) -> Result<(PathBuf, Vec<u8>)> {
+    let size = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("it is not base64: {e}"))
+        .and_then(|png| Ok((desktop::icon_size(&png)?, png)));
+    let ((w, h), png) = size
+        .map_err(|why| {
+            anyhow!(
+                "the icon Windows in {vm} gave for {} is not one bkt can use: \
+                 {why}{NOTHING}",
+                app.id
+            )
+        })
+        .hint(format!(
+            "leave it out (bkt vm apps {vm} --install with the other ids), or \
+             ask Windows again: bkt vm apps {vm} --refresh"
+        ))?;
+    let p = icons(ctx)?
+        .join(format!("{w}x{h}"))
+        .join("apps")
+        .join(format!("{name}.png"));
+    Ok((p, png))
+}
+
+/// The menu entry of one app: `bkt vm run VM ID` with the files opened,
+/// for the MIME types of the file types it opens.
+fn app_entry(
+    ctx: &Ctx,
+    vm: &str,
+    app: &App,
+    icon: String,
+    globs: &[desktop::Glob],
+) -> Result<Entry> {
+    let mut mime: Vec<String> = app
+        .types
+        .iter()
+        .filter_map(|t| desktop::mime_of(globs, t))
+        .collect();
+    mime.sort();
+    mime.dedup();
+    // No --share: what Windows sees is the VM's `config --share` at
+    // each run, so changing it changes every entry already written.
+    let args = bkt_args(ctx, &["run", vm, &app.id])?;
+    Ok(Entry {
+        name: format!("{} ({vm})", app.name),
+        comment: format!("{} in the Windows VM {vm}", app.name),
+        try_exec: args[0].clone(),
+        exec: args,
+        field_code: Some("%F"),
+        icon,
+        categories: categories(app),
+        wm_class: Some(wm_class(vm, &app.id)),
+        mime_types: mime,
+        vm: vm.to_string(),
+        uri: ctx.uri.to_string(),
+        app: Some(app.id.clone()),
+    })
 }
 
 /// A file of that name that belongs to another VM (bkt-win-2-x.desktop is
