@@ -3,7 +3,10 @@
 # door (issue 20), and its longest functions. Counts only production code:
 # everything in a file from its first `#[cfg(test)]` on is left out, and so
 # are the modules that ARE the door: src/vm/ctx/, src/exec.rs,
-# src/settings.rs, src/download.rs (the download's transport), src/main.rs.
+# src/settings.rs, src/download.rs and src/winiso.rs (the download's
+# transport), src/main.rs. The runner count leaves out the two step types'
+# own `run` (create's `step.run(ctx, ..)`, snapshot's `t.run(*step)`),
+# which run no command: clippy.toml is what refuses the runner's methods.
 #
 #   scripts/door-report.sh [SRC_DIR]     (default: src next to this script)
 #
@@ -17,7 +20,7 @@ cd "$src"
 # The files outside the door, as paths relative to src.
 outside() {
   find . -name '*.rs' -print | sed 's|^\./||' | sort |
-    grep -v -E '^(vm/ctx/|exec\.rs$|settings\.rs$|download\.rs$|main\.rs$)'
+    grep -v -E '^(vm/ctx/|exec\.rs$|settings\.rs$|download\.rs$|winiso\.rs$|main\.rs$)'
 }
 
 # Production lines of the files on stdin, as FILE:LINE:TEXT (a file's lines
@@ -30,11 +33,11 @@ production() {
   done
 }
 
-# count LABEL REGEX [FILE_FILTER_REGEX]
+# count LABEL REGEX [FILE_FILTER_REGEX [SKIP_REGEX]]
 count() {
-  local label=$1 re=$2 only=${3:-.}
+  local label=$1 re=$2 only=${3:-.} skip=${4:-^$}
   local n
-  n=$(outside | grep -E "$only" | production | grep -c -E "$re" || true)
+  n=$(outside | grep -E "$only" | production | grep -v -E "$skip" | grep -c -E "$re" || true)
   printf '%5d  %s\n' "$n" "$label"
 }
 
@@ -42,7 +45,7 @@ echo "Effects outside the door (production code):"
 count "println!/print!/eprintln!/eprint! in src/vm outside ctx" '(^|[^a-z_])e?print(ln)?!' '^vm/'
 count "std::fs calls (fs::f(, File::open/create, OpenOptions; not rustix::fs)" '(^|[^a-z_:])(std::)?fs::[a-z_]+(::<[^>]*>)?\(|File::(open|create)|OpenOptions::new|DirBuilder::new' 
 count "std::process::Command / duct" 'process::Command|Command::new|duct::'
-count "runner calls (.run( .run_unchecked( .stdout() .run_into( .run_feeding( .run_attached( .start_attached( .start_tied( on_exit()" '\.(run|run_unchecked|run_into|run_feeding|run_attached|start_attached|start_tied)\(|\.stdout\(\)|Cmd::on_exit'
+count "runner calls (.run( .run_unchecked( .stdout() .run_into( .run_feeding( .run_attached( .start_attached( .start_tied( on_exit()" '\.(run|run_unchecked|run_into|run_feeding|run_attached|start_attached|start_tied)\(|\.stdout\(\)|Cmd::on_exit' . '(^|[^a-z_])(step\.run\(ctx, |t\.run\(\*step\))'
 count "std::net::TcpStream" 'TcpStream'
 count "wall clock (SystemTime::now, jiff Timestamp/Zoned::now)" 'SystemTime::now|Timestamp::now|Zoned::now'
 count "std::env::var/var_os/vars" 'env::var'

@@ -168,7 +168,7 @@ pub struct CreateArgs {
 /// Ask for what the command line did not give (terminal only), with the
 /// defaults filled in and sizes as people type them.
 fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
-    use dialoguer::{Input, theme::ColorfulTheme};
+    use dialoguer::theme::ColorfulTheme;
     let theme = ColorfulTheme::default();
     let found_iso = ctx
         .local
@@ -190,10 +190,29 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     ctx.ui
         .line("This will create a Windows 11 VM optimized for running Windows apps.\n");
     let mut a = args.clone();
+    ask_sizes(&theme, host, &mut a)?;
+    ask_isos(
+        ctx,
+        &theme,
+        found_iso,
+        found_virtio.filter(|_| asks_virtio),
+        &mut a,
+    )?;
+    ctx.ui.line("");
+    Ok(a)
+}
+
+/// The name, disk, memory and CPUs the command line did not give.
+fn ask_sizes(
+    theme: &dialoguer::theme::ColorfulTheme,
+    host: &HostSize,
+    a: &mut CreateArgs,
+) -> Result<()> {
+    use dialoguer::Input;
     let size_ok =
         |s: &String| -> Result<(), String> { parse_size(s).map(|_| ()).map_err(|e| e.to_string()) };
     if a.name.is_none() {
-        let name: String = Input::with_theme(&theme)
+        let name: String = Input::with_theme(theme)
             .with_prompt("VM name")
             .default("windows".to_string())
             .validate_with(|s: &String| s.parse::<VmName>().map(|_| ()))
@@ -202,7 +221,7 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     }
     if a.disk_size.is_none() {
         a.disk_size = Some(
-            Input::with_theme(&theme)
+            Input::with_theme(theme)
                 .with_prompt("Disk size (grows as needed)")
                 .default(typed(gib_bytes(80)))
                 .validate_with(size_ok)
@@ -211,7 +230,7 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     }
     if a.memory.is_none() {
         a.memory = Some(
-            Input::with_theme(&theme)
+            Input::with_theme(theme)
                 .with_prompt(format!("RAM (host has {})", human(host.memory_bytes)))
                 .default(typed(default_memory(host)))
                 .validate_with(size_ok)
@@ -220,12 +239,25 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     }
     if a.cpus.is_none() {
         a.cpus = Some(
-            Input::with_theme(&theme)
+            Input::with_theme(theme)
                 .with_prompt(format!("CPUs (host has {})", host.cpus))
                 .default(default_cpus(host))
                 .interact_text()?,
         );
     }
+    Ok(())
+}
+
+/// The install ISO (offering Microsoft's where none was found) and the
+/// drivers ISO found in ~/Downloads, when the command line gave neither.
+fn ask_isos(
+    ctx: &Ctx,
+    theme: &dialoguer::theme::ColorfulTheme,
+    found_iso: Option<PathBuf>,
+    found_virtio: Option<PathBuf>,
+    a: &mut CreateArgs,
+) -> Result<()> {
+    use dialoguer::Input;
     let iso_ok = |s: &String| -> Result<(), String> {
         ctx.local
             .absolute(Path::new(s))
@@ -235,29 +267,28 @@ fn prompt(ctx: &Ctx, args: &CreateArgs, host: &HostSize) -> Result<CreateArgs> {
     if a.iso.is_none() && a.remote_iso.is_none() {
         ctx.ui.line("\nRequired: Windows 11 ISO");
         if found_iso.is_none()
-            && let Some(iso) = offer_download(ctx, &theme)?
+            && let Some(iso) = offer_download(ctx, theme)?
         {
             a.iso = Some(iso);
         }
     }
     if a.iso.is_none() && a.remote_iso.is_none() {
-        let mut input = Input::with_theme(&theme).with_prompt("Path to ISO");
+        let mut input = Input::with_theme(theme).with_prompt("Path to ISO");
         if let Some(f) = &found_iso {
             input = input.default(f.display().to_string());
         }
         let iso: String = input.validate_with(iso_ok).interact_text()?;
         a.iso = Some(PathBuf::from(iso));
     }
-    if asks_virtio && let Some(f) = &found_virtio {
-        let v: String = Input::with_theme(&theme)
+    if let Some(f) = &found_virtio {
+        let v: String = Input::with_theme(theme)
             .with_prompt("VirtIO drivers ISO")
             .default(f.display().to_string())
             .validate_with(iso_ok)
             .interact_text()?;
         a.virtio_iso = Some(PathBuf::from(v));
     }
-    ctx.ui.line("");
-    Ok(a)
+    Ok(())
 }
 
 /// Where no ISO was found: offer Microsoft's, its size and source said
@@ -435,19 +466,7 @@ fn preflight_all(
     shown.show(checks::name(ctx, &plan.name, libvirt_up));
     shown.show(checks::resources(host, plan.memory, plan.cpus));
     shown.show(checks::install_iso(ctx, &plan.iso, plan.iso_on_host));
-    // What Windows it holds, once it is an ISO that opens.
-    let mut image = None;
-    if shown.last_passed() {
-        let (c, i) = iso_contents::check(
-            ctx,
-            &plan.iso,
-            plan.iso_on_host,
-            args.edition.as_deref(),
-            args.unattended,
-        );
-        shown.show(c);
-        image = i;
-    }
+    let image = windows_check(ctx, args, plan, &mut shown);
     // Without --virtio-iso the drivers come from the cache, or a download.
     let virtio_item = download::virtio(
         args.download.virtio_url.as_deref(),
@@ -488,10 +507,7 @@ fn preflight_all(
         // Last, because it may change something: only when all else passed.
         let media = [plan.iso.as_path(), virtio.unwrap_or(&cached_virtio)];
         let grant = grant_of(args, interactive, shown.any_failed());
-        shown.show(match checks::qemu_access(ctx, &media) {
-            checks::Access::Checked(c) => c,
-            checks::Access::Grantable(plan) => access::grant(ctx, &plan, grant),
-        });
+        shown.show(qemu_access(ctx, &media, grant));
     }
     shown.verdict()?;
     Ok(Ready {
@@ -501,6 +517,37 @@ fn preflight_all(
         virtio_item,
         cached_virtio,
     })
+}
+
+/// What Windows the install ISO holds, once it is an ISO that opens: the
+/// check shown, and the image an unattended install uses.
+fn windows_check(
+    ctx: &Ctx,
+    args: &CreateArgs,
+    plan: &Plan,
+    shown: &mut Shown,
+) -> Option<crate::tools::wim::Image> {
+    if !shown.last_passed() {
+        return None;
+    }
+    let (c, image) = iso_contents::check(
+        ctx,
+        &plan.iso,
+        plan.iso_on_host,
+        args.edition.as_deref(),
+        args.unattended,
+    );
+    shown.show(c);
+    image
+}
+
+/// Whether QEMU's user can open the media, granted with `grant`'s consent
+/// where it cannot.
+fn qemu_access(ctx: &Ctx, media: &[&Path], grant: Grant) -> Check {
+    match checks::qemu_access(ctx, media) {
+        checks::Access::Checked(c) => c,
+        checks::Access::Grantable(plan) => access::grant(ctx, &plan, grant),
+    }
 }
 
 /// What the QEMU access check may grant: nothing once another check

@@ -112,6 +112,44 @@ pub fn headline(images: &[Image]) -> String {
 
 const GET_ONE: &str = "pass a Windows 11 x64 ISO with --iso, or download one: bkt vm download --windows (microsoft.com/software-download/windows11)";
 
+/// The ISO as a check line names it: its file name here, HOST:PATH there.
+fn shown_name(ctx: &Ctx, iso: &Path, on_host: bool) -> String {
+    if on_host {
+        let host = ctx.uri.ssh().map_or("the host", |t| t.host.as_str());
+        format!("{host}:{}", iso.display())
+    } else {
+        iso.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The image `edition` names (else Pro, else the first), or the failed
+/// check saying why there is none.
+fn picked(
+    images: &[Image],
+    edition: Option<&str>,
+    shown: &str,
+    file: &str,
+) -> Result<Image, Check> {
+    match wim::pick(images, edition) {
+        Ok(i) => Ok(i.clone()),
+        Err(PickError::Empty) => {
+            Err(Check::fail(LABEL, format!("{shown}: {file} lists no image")).fix(GET_ONE))
+        }
+        Err(PickError::Unknown(w)) => Err(Check::fail(
+            LABEL,
+            format!(
+                "--edition {:?} is not on {shown}; it has: {}",
+                escaped(&w),
+                names(images)
+            ),
+        )
+        .fix("pass one of them with --edition, or leave it out (Pro, else the first)")),
+    }
+}
+
 /// The preflight check of the install ISO's contents: Windows 11 x64,
 /// with its release, build and editions, and (`edition`, else Pro, else
 /// the first) the image an unattended install uses, returned with it.
@@ -122,15 +160,7 @@ pub fn check(
     edition: Option<&str>,
     unattended: bool,
 ) -> (Check, Option<Image>) {
-    let shown = if on_host {
-        let host = ctx.uri.ssh().map_or("the host", |t| t.host.as_str());
-        format!("{host}:{}", iso.display())
-    } else {
-        iso.file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    };
+    let shown = shown_name(ctx, iso, on_host);
     let (file, images) = match read(ctx, iso, on_host) {
         Ok(Contents::Windows { file, images }) => (file, images),
         Ok(Contents::NotWindows { udf_only }) => {
@@ -146,28 +176,9 @@ pub fn check(
             );
         }
     };
-    let picked = match wim::pick(&images, edition) {
-        Ok(i) => i.clone(),
-        Err(PickError::Empty) => {
-            return (
-                Check::fail(LABEL, format!("{shown}: {file} lists no image")).fix(GET_ONE),
-                None,
-            );
-        }
-        Err(PickError::Unknown(w)) => {
-            return (
-                Check::fail(
-                    LABEL,
-                    format!(
-                        "--edition {:?} is not on {shown}; it has: {}",
-                        escaped(&w),
-                        names(&images)
-                    ),
-                )
-                .fix("pass one of them with --edition, or leave it out (Pro, else the first)"),
-                None,
-            );
-        }
+    let picked = match picked(&images, edition, &shown, &file) {
+        Ok(i) => i,
+        Err(c) => return (c, None),
     };
     if !picked.is_windows11_x64() {
         let fix = if picked.product() == Some("Windows 11") {
