@@ -81,5 +81,12 @@ fn a_downloaded_windows_iso_passes_create_and_boots() {
     );
     assert_eq!(domstate(name), "running (booted)");
     let xml = ok(&virsh(&["dumpxml", name]));
-    assert!(xml.contains(&format!("\"{}\"", iso.display())), "{xml}");
+    // libvirt quotes attribute values with ' (source file='PATH').
+    assert!(
+        xml.contains(&format!("<source file='{}'", iso.display())),
+        "{xml}"
+    );
+    // The VM goes with what bkt made; the downloaded ISO stays in the cache.
+    ok(&env.bkt(&["vm", "destroy", name, "--yes"]));
+    assert!(iso.exists(), "destroy took the downloaded ISO");
 }
