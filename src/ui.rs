@@ -395,15 +395,27 @@ pub fn escaped(text: &str) -> String {
     out
 }
 
-/// Print an error chain once: the messages top-down, then any hints.
+/// [`escaped`] line by line: the line breaks (and tabs) of a message stay,
+/// everything else that would act on the terminal is shown instead.
+pub fn escaped_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|l| l.split('\t').map(escaped).collect::<Vec<_>>().join("\t"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Print an error chain once: the messages top-down, then any hints. A
+/// message may quote what a program, the host over ssh or the guest said
+/// (a command's stderr): it is escaped, so that text is data, never
+/// terminal control.
 pub fn print_error(err: &anyhow::Error) {
     let mut messages = Vec::new();
     let mut hints = Vec::new();
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
-            hints.extend(h.hints.iter().cloned());
+            hints.extend(h.hints.iter().map(|h| escaped_lines(h)));
         }
-        messages.push(cause.to_string());
+        messages.push(escaped_lines(&cause.to_string()));
     }
     let mut first = true;
     for m in messages {
@@ -422,6 +434,15 @@ pub fn print_error(err: &anyhow::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_keeps_its_lines_and_shows_terminal_control() {
+        let quoted = "virsh said:\n\x1b]0;owned\x07error:\tno\r";
+        assert_eq!(
+            escaped_lines(quoted),
+            "virsh said:\n\\x1b]0;owned\\x07error:\tno\\x0d"
+        );
+    }
 
     #[test]
     fn escaped_shows_what_would_act_on_the_terminal() {

@@ -120,6 +120,35 @@ hint: the VM's disk or an ISO it uses is gone; put it back or detach it (`virsh 
     );
 }
 
+/// What libvirt's host says (over ssh, a machine of its own) is quoted in
+/// errors as data: a title change, a colour and a carriage return in its
+/// stderr are shown, not acted on; its lines stay lines. (Hand-typed
+/// stderr: a hostile one, not a recording.)
+#[test]
+fn terminal_control_in_a_tools_stderr_is_shown_not_acted_on() {
+    let w = World::new();
+    w.nothing_saved();
+    w.rule("virsh", "* domstate --reason windows")
+        .out(&fixture("virsh/domstate-reason-shutoff-shutdown.txt"));
+    w.rule("virsh", "* start windows")
+        .err("error: Failed to start domain 'windows'\n\x1b]0;owned\x07\x1b[31mred\rerror: x\n")
+        .code(1);
+    let r = w.bkt(&["vm", "start", "windows"]);
+    r.failure();
+    assert!(
+        !r.stderr().contains('\x1b') && !r.stderr().contains('\r'),
+        "{:?}",
+        r.stderr()
+    );
+    assert!(
+        r.stderr().contains(
+            "error: Failed to start domain 'windows'\n\\x1b]0;owned\\x07\\x1b[31mred\\x0derror: x\n"
+        ),
+        "{}",
+        r.stderr()
+    );
+}
+
 #[test]
 fn unknown_vm_names_the_ones_that_exist() {
     let w = World::new();
