@@ -697,6 +697,12 @@ fn answer(status: u16, range: Option<&str>, from: u64) -> Answer {
     }
 }
 
+/// A URL as messages and `-v` show it: without its query, where a signed
+/// link carries its token (issue 21: never on the screen).
+pub fn shown(url: &str) -> String {
+    crate::winiso::shown(url)
+}
+
 /// How many redirects a download follows.
 const MAX_REDIRECTS: usize = 10;
 
@@ -732,16 +738,17 @@ fn redirect_target(from: &str, location: &str) -> std::result::Result<String, St
         format!("{}{slash}{location}", &from[..dir_end])
     };
     let scheme_of = |u: &str| u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let (from_shown, to_shown) = (shown(from), shown(&to));
     match (
         scheme.to_ascii_lowercase().as_str(),
         scheme_of(&to).as_deref(),
     ) {
         ("https", Some("http")) => Err(format!(
-            "{from} redirected to {to}: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
+            "{from_shown} redirected to {to_shown}: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
         )),
         (_, Some("http" | "https")) => Ok(to),
         _ => Err(format!(
-            "{from} redirected to {to}, which is not an http(s) URL"
+            "{from_shown} redirected to {to_shown}, which is not an http(s) URL"
         )),
     }
 }
@@ -764,10 +771,7 @@ fn get(
 ) -> std::result::Result<Response, Attempt> {
     let mut url = item.url.clone();
     for _ in 0..=MAX_REDIRECTS {
-        crate::exec::log_line(&format!(
-            "GET {}",
-            if url == item.url { &item.origin } else { &url }
-        ));
+        crate::exec::log_line(&format!("GET {}", shown(&url)));
         let mut req = agent.get(&url);
         if let Some(r) = resume {
             req = req
@@ -781,7 +785,10 @@ fn get(
         }
         let Some(location) = header(&resp, "location") else {
             return Err(fatal(
-                format!("{url} answered HTTP {status} without a Location to go to"),
+                format!(
+                    "{} answered HTTP {status} without a Location to go to",
+                    shown(&url)
+                ),
                 item.hint,
             ));
         };
@@ -793,7 +800,7 @@ fn get(
         })?;
     }
     Err(fatal(
-        format!("{url} redirected more than {MAX_REDIRECTS} times"),
+        format!("{} redirected more than {MAX_REDIRECTS} times", shown(&url)),
         item.hint,
     ))
 }
@@ -1215,6 +1222,28 @@ mod tests {
                 "https://a.example/f.iso redirected to file:/etc/passwd, which is not an http(s) URL"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn redirects_never_show_a_query() {
+        assert_eq!(
+            redirect_target("https://a.example/f.iso?t=secret1", "http://b.example/g.iso?t=secret2"),
+            Err(
+                "https://a.example/f.iso?… redirected to http://b.example/g.iso?…: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
+                    .into()
+            )
+        );
+        assert_eq!(
+            redirect_target("http://a.example/f.iso?sig=s1", "ftp://b.example/g?sig=s2"),
+            Err(
+                "http://a.example/f.iso?… redirected to ftp://b.example/g?…, which is not an http(s) URL"
+                    .into()
+            )
+        );
+        assert_eq!(
+            shown("https://a.example/f.iso?t=x"),
+            "https://a.example/f.iso?…"
         );
     }
 
