@@ -1027,11 +1027,17 @@ fn open_part(
             header(resp, "last-modified").as_deref(),
         )
     {
-        // Without it the next run starts over, which is safe.
-        let _ = fs::write(
-            resume_path(part),
-            format!("url {}\nif-range {v}\n", item.origin),
-        );
+        // Without it the next run starts over, which is safe. The URL is
+        // the query-less origin (no token on disk), and the record is the
+        // user's alone.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(resume_path(part))
+            .and_then(|mut f| write!(f, "url {}\nif-range {v}\n", item.origin));
     }
     Ok(file)
 }

@@ -463,6 +463,43 @@ fn a_mirror_without_a_hash_is_recorded_and_said_unvouched() {
 }
 
 #[test]
+fn a_mirrors_token_is_never_shown_nor_stored() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Standin::start("short:1048576");
+    let w = s.world().env("BKT_VM_DOWNLOAD_RETRIES", "0");
+    let url = format!("{}/mirror/Win11_Company.iso?sig=sekrit", s.url());
+    let r = w.bkt(&["vm", "-v", "download", "--iso-url", &url]);
+    r.failure();
+    assert!(!r.stderr().contains("sekrit"), "{}", r.stderr());
+    assert!(!r.stdout().contains("sekrit"), "{}", r.stdout());
+    assert!(
+        screen(&w, &s, &r.stderr())
+            .contains("downloading $MS/mirror/Win11_Company.iso?… failed after 1 tries"),
+        "{}",
+        r.stderr()
+    );
+    let record = cache(&w, "Win11_Company.iso.part.resume");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(!text.contains("sekrit"), "{text}");
+    let mode = std::fs::metadata(&record).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The record still resumes the same mirror's file.
+    w.bkt(&["vm", "download", "--iso-url", &url]).success();
+    assert_eq!(
+        std::fs::read(cache(&w, "Win11_Company.iso")).unwrap(),
+        iso_bytes()
+    );
+    assert_eq!(
+        s.requests().last().unwrap(),
+        &format!(
+            "GET /mirror/Win11_Company.iso?sig=sekrit range=bytes={}- if-range={}",
+            1 << 20,
+            etag()
+        )
+    );
+}
+
+#[test]
 fn without_the_test_ca_the_certificate_is_refused() {
     let s = Standin::start("ok");
     let w = World::new()

@@ -246,7 +246,8 @@ fn mirror(ctx: &Ctx, url: &str, sha256: Option<&str>) -> Result<PathBuf> {
         file: winiso::iso_file_name(url).unwrap_or_else(|| "windows11.iso".into()),
         what: "Windows 11 ISO",
         url: url.to_string(),
-        origin: url.to_string(),
+        // A mirror's query may hold a token too (a signed share link).
+        origin: winiso::shown(url),
         kind: Kind::Iso,
         min_size: 1 << 20,
         max_size: s.cap.unwrap_or(MAX_SIZE),
