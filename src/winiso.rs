@@ -213,7 +213,8 @@ pub fn x64_link(json: &str) -> std::result::Result<String, Failure> {
         return Err(api_errors(&errs));
     }
     let opts = a.options.unwrap_or_default();
-    opts.iter()
+    let uri = opts
+        .iter()
         .find(|o| o.kind == 1)
         .map(|o| o.uri.clone())
         .ok_or_else(|| {
@@ -221,7 +222,19 @@ pub fn x64_link(json: &str) -> std::result::Result<String, Failure> {
                 "no x64 link (DownloadType 1) among {} `ProductDownloadOptions`",
                 opts.len()
             ))
-        })
+        })?;
+    // Microsoft hands out https links only; nothing but HTTPS vouches for
+    // a file whose page publishes no hash, so anything else is refused.
+    if !uri
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(Failure::Changed(format!(
+            "the x64 link is not an https URL ({})",
+            crate::ui::escaped(&shown(&uri))
+        )));
+    }
+    Ok(uri)
 }
 
 /// The ISO's file name: the last part of the link's path, when it is a
@@ -556,6 +569,18 @@ mod tests {
             x64_link(r#"{"ProductDownloadOptions":[{"Uri":"x","DownloadType":0}]}"#),
             Err(Failure::Changed(m)) if m.contains("DownloadType 1")
         ));
+        assert_eq!(
+            x64_link(
+                r#"{"ProductDownloadOptions":[{"Uri":"http://d/W.iso?t=tok","DownloadType":1}]}"#
+            ),
+            Err(Failure::Changed(
+                "the x64 link is not an https URL (http://d/W.iso?…)".into()
+            ))
+        );
+        assert!(
+            x64_link(r#"{"ProductDownloadOptions":[{"Uri":"HTTPS://d/W.iso","DownloadType":1}]}"#)
+                .is_ok()
+        );
         assert!(matches!(
             x64_link(r#"{"Errors":[{"Key":"Other","Type":3,"Value":"busy"}]}"#),
             Err(Failure::Changed(m)) if m.contains("Other (Type 3): busy")
