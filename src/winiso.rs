@@ -200,7 +200,21 @@ pub fn skus(json: &str) -> std::result::Result<Vec<Sku>, Failure> {
         .map_err(|e| Failure::Changed(format!("not the JSON expected ({e})")))?;
     match (a.skus, a.errors) {
         (_, Some(errs)) if !errs.is_empty() => Err(api_errors(&errs)),
-        (Some(s), _) if !s.is_empty() => Ok(s),
+        (Some(s), _) if !s.is_empty() => {
+            // The id goes into the link step's URL and onto the screen:
+            // Microsoft's are decimal numbers, anything else is a change.
+            match s
+                .iter()
+                .find(|k| k.id.is_empty() || !k.id.chars().all(|c| c.is_ascii_digit()))
+            {
+                Some(k) => Err(Failure::Changed(format!(
+                    "a SKU id is not a number (\"{}\" for {})",
+                    crate::ui::escaped(&k.id),
+                    crate::ui::escaped(&k.language)
+                ))),
+                None => Ok(s),
+            }
+        }
         _ => Err(Failure::Changed("no `Skus` in the answer".into())),
     }
 }
@@ -564,6 +578,16 @@ mod tests {
             ))
         );
         assert!(matches!(skus("<html>"), Err(Failure::Changed(_))));
+        assert_eq!(
+            skus(r#"{"Skus":[{"Id":"1&SKU=2\u001b[31m","Language":"English"}]}"#),
+            Err(Failure::Changed(
+                "a SKU id is not a number (\"1&SKU=2\\x1b[31m\" for English)".into()
+            ))
+        );
+        assert!(matches!(
+            skus(r#"{"Skus":[{"Id":"","Language":"English"}]}"#),
+            Err(Failure::Changed(m)) if m.contains("not a number")
+        ));
         assert!(matches!(skus("{}"), Err(Failure::Changed(_))));
         assert!(matches!(
             x64_link(r#"{"ProductDownloadOptions":[{"Uri":"x","DownloadType":0}]}"#),
