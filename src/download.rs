@@ -631,7 +631,13 @@ fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
     if last < first {
         return None;
     }
-    Some((first, total.parse().ok()))
+    // TOTAL is `*` or a size past the last byte; anything else is not a
+    // range of this file, and the sizes counted from it could wrap.
+    let total = match total {
+        "*" => None,
+        t => Some(t.parse::<u64>().ok().filter(|&t| t > last)?),
+    };
+    Some((first, total))
 }
 
 /// What to do with the answer to a request for the file from byte `from`
@@ -940,7 +946,7 @@ fn receive(
         )));
     }
     let length: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
-    let total = size.or(length.map(|l| l + at));
+    let total = size.or(length.and_then(|l| l.checked_add(at)));
     let cap = item.max_size;
     if let Some(t) = total
         && t > cap
@@ -977,7 +983,13 @@ fn room_for(
     let (Some(margin), Some(total)) = (item.margin, total) else {
         return Ok(());
     };
-    match no_room(&item.file, dir, total - at, margin, free_space(dir)) {
+    match no_room(
+        &item.file,
+        dir,
+        total.saturating_sub(at),
+        margin,
+        free_space(dir),
+    ) {
         Some(why) => Err(fatal(
             why,
             "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
@@ -989,11 +1001,12 @@ fn room_for(
 /// Why `rest` bytes and a `margin` do not fit in the `free` bytes of `dir`.
 fn no_room(file: &str, dir: &Path, rest: u64, margin: u64, free: Option<u64>) -> Option<String> {
     let free = free?;
-    (free < rest + margin).then(|| {
+    let need = rest.saturating_add(margin);
+    (free < need).then(|| {
         format!(
             "not enough room for {file} in {}: it needs {} ({} to download and {} to spare), {} is free",
             dir.display(),
-            human(rest + margin),
+            human(need),
             human(rest),
             human(margin),
             human(free)
@@ -1070,7 +1083,7 @@ fn copy_body(
                 )));
             }
         };
-        if got + n as u64 > cap {
+        if got.saturating_add(n as u64) > cap {
             discard(part);
             return Err(fatal(
                 format!(
@@ -1332,6 +1345,20 @@ mod tests {
         assert_eq!(content_range(" bytes 5-5/*"), Some((5, None)));
         assert_eq!(content_range("bytes */10"), None);
         assert_eq!(content_range("bytes 6-5/10"), None);
+        // A total at or before the last byte is no range of the file.
+        assert_eq!(content_range("bytes 5-9/9"), None);
+        assert_eq!(content_range("bytes 5-9/0"), None);
+        assert_eq!(content_range("bytes 5-9/x"), None);
+        assert_eq!(
+            content_range("bytes 5-18446744073709551614/18446744073709551615"),
+            Some((5, Some(u64::MAX)))
+        );
+        assert_eq!(
+            answer(206, Some("bytes 500-999/3"), 500),
+            Answer::StartOver(
+                "the server resumed without a usable Content-Range (bytes 500-999/3)".into()
+            )
+        );
         assert_eq!(content_range("items 5-9/10"), None);
         assert_eq!(content_range("bytes 5-9"), None);
         assert_eq!(content_range("bytes x-9/10"), None);
@@ -1384,6 +1411,8 @@ mod tests {
                 "not enough room for w.iso in /c: it needs 8 GiB (7 GiB to download and 1 GiB to spare), 7 GiB is free"
             )
         );
+        // A size from a hostile header does not wrap around to "fits".
+        assert!(no_room("w.iso", dir, u64::MAX, 1 << 30, Some(1 << 40)).is_some());
     }
 
     #[test]
