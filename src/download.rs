@@ -983,12 +983,15 @@ fn room_for(
     let (Some(margin), Some(total)) = (item.margin, total) else {
         return Ok(());
     };
+    use std::os::unix::fs::MetadataExt;
+    // What the `.part` takes on the disk (a sparse one gives back less).
+    let held = fs::metadata(part).map_or(0, |m| m.blocks().saturating_mul(512));
     match no_room(
         &item.file,
         dir,
         total.saturating_sub(at),
         margin,
-        free_space(dir),
+        free_for(free_space(dir), held, at),
     ) {
         Some(why) => Err(fatal(
             why,
@@ -996,6 +999,14 @@ fn room_for(
         )),
         None => Ok(()),
     }
+}
+
+/// The room a download written at `at` has: the `free` bytes, and from
+/// byte 0 the `held` bytes of the `.part` it truncates too, so that a
+/// stale `.part` never blocks its own replacement.
+fn free_for(free: Option<u64>, held: u64, at: u64) -> Option<u64> {
+    let given_back = if at == 0 { held } else { 0 };
+    free.map(|f| f.saturating_add(given_back))
 }
 
 /// Why `rest` bytes and a `margin` do not fit in the `free` bytes of `dir`.
@@ -1411,6 +1422,16 @@ mod tests {
                 "not enough room for w.iso in /c: it needs 8 GiB (7 GiB to download and 1 GiB to spare), 7 GiB is free"
             )
         );
+        // A stale 6 GiB `.part` overwritten from byte 0 is room given
+        // back; one resumed is not.
+        let (part, free) = (6u64 << 30, Some(2u64 << 30));
+        assert_eq!(free_for(free, part, 0), Some(8 << 30));
+        assert_eq!(
+            no_room("w.iso", dir, 7 << 30, 256 << 20, free_for(free, part, 0)),
+            None
+        );
+        assert_eq!(free_for(free, part, part), free);
+        assert_eq!(free_for(None, part, 0), None);
         // A size from a hostile header does not wrap around to "fits".
         assert!(no_room("w.iso", dir, u64::MAX, 1 << 30, Some(1 << 40)).is_some());
     }
