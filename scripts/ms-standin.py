@@ -25,6 +25,8 @@ Scenarios (--scenario, comma-separated):
   short:N        the first ISO response is cut after N bytes
   stall:N        the first ISO response stops after N bytes and hangs
   stall-page     the page does not answer (for 120 s)
+  portal         a resumed ISO request (with Range) is answered by a
+                 captive portal's web page (200, text/html)
 Every request is appended to --log as `GET PATH` (+ ` range=... if-range=... referer=...`).
 """
 
@@ -180,6 +182,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             expired = token in st.expired
         if expired:
             return self.send(403, "<html>This link has expired</html>")
+        if "portal" in st.scenario and self.headers.get("Range"):
+            return self.send(200, "<html>Sign in to the guest network</html>")
         start = 0
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")

@@ -879,10 +879,13 @@ fn attempt_download(
         let status = resp.status().as_u16();
         match answer(status, header(&resp, "content-range").as_deref(), from) {
             Answer::Write { at, size, note } => {
+                if let Some(e) = web_page(item, part, &resp, from > 0) {
+                    return Err(e);
+                }
                 if let Some(note) = note {
                     eprintln!("  {note}; starting over");
                 }
-                return receive(item, part, resp, at, size);
+                return receive(item, part, resp, at, size, from > 0);
             }
             Answer::Whole => return Ok(()),
             Answer::StartOver(why) => {
@@ -925,36 +928,68 @@ fn disk_full(file: &str, dir: &Path, size: Option<u64>, free: Option<u64>) -> St
     }
 }
 
+/// What becomes of the `.part` when an answer is refused before a byte
+/// is written: one being resumed is kept (a captive portal or a proxy
+/// answering for once must not cost gigabytes), else it goes.
+fn refused_part(part: &Path, resuming: bool) -> String {
+    if resuming {
+        format!("{} is kept to resume from", part.display())
+    } else {
+        discard(part);
+        "nothing was saved".to_string()
+    }
+}
+
+/// A web page where the file was asked for (a captive portal, a proxy's
+/// message, an error page): never written, and a `.part` being resumed
+/// is kept.
+fn web_page(item: &Item, part: &Path, resp: &Response, resuming: bool) -> Option<Attempt> {
+    let ctype = header(resp, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    ctype.starts_with("text/html").then(|| {
+        let kept = refused_part(part, resuming);
+        let message = format!(
+            "{} sent a web page (Content-Type: {}), not the {}; {kept}",
+            item.origin,
+            crate::ui::escaped(&ctype),
+            item.file
+        );
+        if resuming {
+            fatal(
+                message,
+                "a captive portal or proxy may be answering for the server: sign in or check the network, then run it again",
+            )
+        } else {
+            Attempt::Fatal(anyhow!(message))
+        }
+    })
+}
+
 /// Write the body of `resp` into `part` at `at` (0: from the start) for a
-/// file of `size` bytes, when the server said so.
+/// file of `size` bytes, when the server said so; `resuming`: a `.part`
+/// was asked to be continued, and is kept if the answer is refused.
 fn receive(
     item: &Item,
     part: &Path,
     resp: Response,
     at: u64,
     size: Option<u64>,
+    resuming: bool,
 ) -> std::result::Result<(), Attempt> {
-    let ctype = header(&resp, "content-type")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if ctype.starts_with("text/html") {
-        discard(part);
-        return Err(Attempt::Fatal(anyhow!(
-            "{} sent a web page (Content-Type: {ctype}), not the {}; nothing was saved",
-            item.origin,
-            item.file
-        )));
-    }
     let length: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
     let total = size.or(length.and_then(|l| l.checked_add(at)));
     let cap = item.max_size;
     if let Some(t) = total
         && t > cap
     {
-        discard(part);
+        // A whole-file answer to a resume (a proxy's, say) says nothing
+        // of the `.part`; the rest of the `.part`'s own file past the cap
+        // does, and then it can never be finished.
+        let kept = refused_part(part, resuming && at == 0);
         return Err(fatal(
             format!(
-                "{} announces {}, more than the {} a {} can be; nothing was saved",
+                "{} announces {}, more than the {} a {} can be; {kept}",
                 item.origin,
                 human(t),
                 human(cap),

@@ -342,6 +342,25 @@ fn a_short_body_is_kept_and_the_next_run_completes_it() {
 }
 
 #[test]
+fn a_web_page_answering_a_resume_keeps_the_part() {
+    let s = Standin::start("short:1048576,portal");
+    let w = s.world().env("BKT_VM_DOWNLOAD_RETRIES", "0");
+    w.bkt(&["vm", "download", "--windows"]).failure();
+    let part = cache(&w, &format!("{ISO}.part"));
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 1 << 20);
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.failure();
+    assert_eq!(
+        screen(&w, &s, &r.stderr()),
+        format!(
+            "error: getting the Windows 11 ISO\ncaused by: $MS/dbazure/{ISO}?… sent a web page (Content-Type: text/html; charset=utf-8), not the {ISO}; $CACHE/{ISO}.part is kept to resume from\nhint: a captive portal or proxy may be answering for the server: sign in or check the network, then run it again\n"
+        )
+    );
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 1 << 20);
+    assert!(cache(&w, &format!("{ISO}.part.resume")).exists());
+}
+
+#[test]
 fn a_full_disk_says_so_and_keeps_nothing() {
     // A real ENOSPC without root, as tests/it/download.rs makes it.
     let s = Standin::start("ok");
