@@ -65,7 +65,12 @@ pub struct Item {
     pub relink: Option<Relink>,
     /// What to do when the URL is refused.
     pub hint: &'static str,
+    /// Where an expected SHA-256 came from, as a mismatch's hint names it.
+    pub sha256_from: &'static str,
 }
+
+/// The SHA-256 the user gave (`--sha256`, `--iso-sha256`).
+pub const SHA256_GIVEN: &str = "the SHA-256 you gave";
 
 /// Asks for a fresh link to the same file.
 #[derive(Clone)]
@@ -105,6 +110,7 @@ pub fn virtio(given_url: Option<&str>, s: &Download) -> Item {
         margin: None,
         relink: None,
         hint: URL_HINT,
+        sha256_from: SHA256_GIVEN,
     }
 }
 
@@ -121,6 +127,7 @@ pub fn guest_tools(given_url: Option<&str>, s: &Download) -> Item {
         margin: None,
         relink: None,
         hint: URL_HINT,
+        sha256_from: SHA256_GIVEN,
     }
 }
 
@@ -467,7 +474,8 @@ fn cached(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched>
             aside.display()
         ))
         .hint(format!(
-            "check the SHA-256 you gave; run it again to download {} afresh, and delete {} once you no longer need it",
+            "check {}; run it again to download {} afresh, and delete {} once you no longer need it",
+            item.sha256_from,
             item.file,
             aside.display()
         ));
@@ -544,7 +552,8 @@ fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) ->
             aside.display()
         ))
         .hint(format!(
-            "the server may have a newer release than the SHA-256 you gave: compare with the checksum it publishes, and delete {} once you no longer need it",
+            "the server may have a newer release than {}: compare with the checksum it publishes, and delete {} once you no longer need it",
+            item.sha256_from,
             aside.display()
         ));
     }

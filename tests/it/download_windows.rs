@@ -300,7 +300,7 @@ fn a_wrong_hash_is_moved_aside_never_used() {
     assert_eq!(
         screen(&w, &s, &r.stderr()),
         format!(
-            "downloading {ISO} from $MS/dbazure/{ISO}?…\nerror: getting the Windows 11 ISO\ncaused by: {ISO} from $MS/dbazure/{ISO}?… has SHA-256 {sum}, not the expected {zero}; it was not used and is kept as $CACHE/{ISO}.mismatch-TIME\nhint: the server may have a newer release than the SHA-256 you gave: compare with the checksum it publishes, and delete $CACHE/{ISO}.mismatch-TIME once you no longer need it\n",
+            "downloading {ISO} from $MS/dbazure/{ISO}?…\nerror: getting the Windows 11 ISO\ncaused by: {ISO} from $MS/dbazure/{ISO}?… has SHA-256 {sum}, not the expected {zero}; it was not used and is kept as $CACHE/{ISO}.mismatch-TIME\nhint: the server may have a newer release than the SHA-256 Microsoft's page publishes: compare with the checksum it publishes, and delete $CACHE/{ISO}.mismatch-TIME once you no longer need it\n",
             zero = "0".repeat(64)
         )
     );

@@ -151,6 +151,7 @@ pub fn from_microsoft(ctx: &Ctx, lang: Option<&str>) -> Result<Option<PathBuf>> 
         margin: Some(MARGIN),
         relink: Some(relink),
         hint: MICROSOFT_HINT,
+        sha256_from: "the SHA-256 Microsoft's page publishes",
     };
     let verified = expected.is_some();
     fetched(
@@ -254,6 +255,7 @@ fn mirror(ctx: &Ctx, url: &str, sha256: Option<&str>) -> Result<PathBuf> {
         margin: Some(MARGIN),
         relink: None,
         hint: MIRROR_HINT,
+        sha256_from: download::SHA256_GIVEN,
     };
     let note = if expected.is_some() {
         "matches --iso-sha256"
