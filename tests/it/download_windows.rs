@@ -291,6 +291,31 @@ fn an_expired_link_is_renewed_and_the_part_resumed() {
 }
 
 #[test]
+fn a_fresh_link_to_another_release_is_never_spliced_onto_the_part() {
+    // The first link is cut at 1 MiB and expires; the fresh one serves a
+    // new release (byte 0 differs, another ETag). Spliced, the file would
+    // keep the old byte 0 and miss the page's SHA-256.
+    let s = Standin::start("expire:1048576,new-release");
+    let w = s.world();
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.success();
+    let mut new = iso_bytes();
+    new[0] ^= 0xff;
+    assert_eq!(std::fs::read(cache(&w, ISO)).unwrap(), new);
+    assert_eq!(
+        screen(&w, &s, &r.stderr()),
+        format!(
+            "downloading {ISO} from $MS/dbazure/{ISO}?…\n  retrying in 1s (the transfer stopped at 1 MiB: …)\n  the download link expired (HTTP 403); asking for a fresh one\n  the server sent the whole file, not the rest (it changed, or cannot resume); starting over\ndownloading {ISO} from $MS/dbazure/{ISO}?…\n"
+        )
+    );
+    // The fresh link was asked for the rest of the old file, by its ETag.
+    assert_eq!(
+        s.requests().last().unwrap(),
+        &iso_request(2, Some((1 << 20, &etag())))
+    );
+}
+
+#[test]
 fn a_wrong_hash_is_moved_aside_never_used() {
     let s = Standin::start("wrong-hash");
     let w = s.world();
