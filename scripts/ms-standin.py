@@ -28,6 +28,7 @@ Scenarios (--scenario, comma-separated):
   new-release    a fresh link (any token but tok1) serves another release:
                  byte 0 flipped, another ETag and Last-Modified; the page
                  publishes that release's SHA-256
+  no-hash        the page publishes no SHA-256 for English
   portal         a resumed ISO request (with Range) is answered by a
                  captive portal's web page (200, text/html)
 Every request is appended to --log as `GET PATH` (+ ` range=... if-range=... referer=...`).
@@ -149,6 +150,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if "new-release" in sc:
                 published = st.new_sha256.upper()
             page = page.replace(english, published)
+            if "no-hash" in sc:
+                page = re.sub(r"<tr><td>English 64-bit</td>.*?</tr>", "", page)
             if "no-edition" in sc:
                 page = re.sub(r'<option value="\d+">Windows 11[^<]*</option>', "", page)
             return self.send(200, page)

@@ -544,6 +544,31 @@ fn a_mirrors_token_is_never_shown_nor_stored() {
 }
 
 #[test]
+fn a_cached_iso_without_a_hash_is_not_said_to_come_from_microsoft() {
+    let s = Standin::start("no-hash");
+    let w = s.world();
+    // Microsoft's own, fetched now: HTTPS from Microsoft is what vouches.
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.success();
+    assert!(
+        r.stdout().contains("from Microsoft over HTTPS)"),
+        "{}",
+        r.stdout()
+    );
+    // The same name from a mirror, then cached: it may be anything.
+    std::fs::remove_file(cache(&w, ISO)).unwrap();
+    std::fs::remove_file(cache(&w, &format!("{ISO}.sha256"))).unwrap();
+    let url = format!("{}/mirror/{ISO}", s.url());
+    w.bkt(&["vm", "download", "--iso-url", &url]).success();
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.success();
+    let out = r.stdout();
+    assert!(!out.contains("from Microsoft over HTTPS"), "{out}");
+    assert!(out.contains(", cached)"), "{out}");
+    assert!(out.contains("nothing vouches for this file"), "{out}");
+}
+
+#[test]
 fn without_the_test_ca_the_certificate_is_refused() {
     let s = Standin::start("ok");
     let w = World::new()

@@ -199,6 +199,7 @@ fn hash_check(published: Option<&str>, sku: &Sku) -> Check {
 
 /// Fetch `item` and show where it is.
 fn fetched(ctx: &Ctx, item: &Item, expected: Option<String>, note: &str) -> Result<PathBuf> {
+    let verified = expected.is_some();
     let opts = download::Options {
         offline: false,
         expected_sha256: expected,
@@ -207,6 +208,10 @@ fn fetched(ctx: &Ctx, item: &Item, expected: Option<String>, note: &str) -> Resu
         .local
         .fetch(item, &opts)
         .context("getting the Windows 11 ISO")?;
+    // Without a hash, only the transport vouched for the file, and a
+    // cached one may have come from anywhere (a mirror of the same name):
+    // no claim for it.
+    let note = if f.cached && !verified { "" } else { note };
     let mut detail = format!(
         "{} ({}, sha256 {}…",
         f.path.display(),
