@@ -102,7 +102,7 @@ pub fn virtio(given_url: Option<&str>, s: &Download) -> Item {
     Item {
         file: "virtio-win.iso".into(),
         what: "VirtIO drivers",
-        origin: url.clone(),
+        origin: shown(&url),
         url,
         kind: Kind::Iso,
         min_size: 1 << 20,
@@ -119,7 +119,7 @@ pub fn guest_tools(given_url: Option<&str>, s: &Download) -> Item {
     Item {
         file: "virtio-win-guest-tools.exe".into(),
         what: "guest tools (SPICE agent, qemu-ga)",
-        origin: url.clone(),
+        origin: shown(&url),
         url,
         kind: Kind::Exe,
         min_size: 100 << 10,
@@ -1297,6 +1297,17 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn a_mirrors_query_is_neither_shown_nor_recorded() {
+        let s = Download::default();
+        let v = virtio(Some("https://m.example/v.iso?sig=secret"), &s);
+        assert_eq!(v.url, "https://m.example/v.iso?sig=secret");
+        assert_eq!(v.origin, "https://m.example/v.iso?…");
+        let g = guest_tools(Some("https://m.example/g.exe?sig=secret"), &s);
+        assert_eq!(g.origin, "https://m.example/g.exe?…");
+        assert_eq!(virtio(None, &s).origin, VIRTIO_URL);
     }
 
     #[test]
