@@ -25,6 +25,12 @@ Scenarios (--scenario, comma-separated):
   short:N        the first ISO response is cut after N bytes
   stall:N        the first ISO response stops after N bytes and hangs
   stall-page     the page does not answer (for 120 s)
+  new-release    a fresh link (any token but tok1) serves another release:
+                 byte 0 flipped, another ETag and Last-Modified; the page
+                 publishes that release's SHA-256
+  no-hash        the page publishes no SHA-256 for English
+  portal         a resumed ISO request (with Range) is answered by a
+                 captive portal's web page (200, text/html)
 Every request is appended to --log as `GET PATH` (+ ` range=... if-range=... referer=...`).
 """
 
@@ -43,6 +49,14 @@ import urllib.parse
 INSTANCE_ID = "560dc9f3-1aa5-4a2f-b63c-9e18f8d0e175"
 REFERER = "https://www.microsoft.com/software-download/windows11"
 LAST_MODIFIED = "Tue, 01 Dec 2026 10:00:00 GMT"
+NEW_LAST_MODIFIED = "Mon, 07 Dec 2026 10:00:00 GMT"
+
+
+def flipped(chunk, at):
+    """The new release's bytes: the old ones with byte 0 flipped."""
+    if at == 0 and chunk:
+        return bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+    return chunk
 
 
 def make_tls(d):
@@ -74,11 +88,15 @@ class State:
             self.scenario[k] = int(v) if v else True
         self.iso = args.iso
         self.size = os.path.getsize(args.iso)
-        h = hashlib.sha256()
+        h, new = hashlib.sha256(), hashlib.sha256()
         with open(args.iso, "rb") as f:
+            at = 0
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
+                new.update(flipped(chunk, at))
+                at += len(chunk)
         self.sha256 = h.hexdigest()
+        self.new_sha256 = new.hexdigest()
         self.etag = '"iso-%s"' % self.sha256[:12]
         self.lock = threading.Lock()
         self.challenged = set()
@@ -129,7 +147,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             page = st.fixture("page.html")
             english = re.search(r"English 64-bit</td><td>([0-9A-F]{64})", page).group(1)
             published = "0" * 64 if "wrong-hash" in sc else st.sha256.upper()
+            if "new-release" in sc:
+                published = st.new_sha256.upper()
             page = page.replace(english, published)
+            if "no-hash" in sc:
+                page = re.sub(r"<tr><td>English 64-bit</td>.*?</tr>", "", page)
             if "no-edition" in sc:
                 page = re.sub(r'<option value="\d+">Windows 11[^<]*</option>', "", page)
             return self.send(200, page)
@@ -180,16 +202,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             expired = token in st.expired
         if expired:
             return self.send(403, "<html>This link has expired</html>")
+        if "portal" in st.scenario and self.headers.get("Range"):
+            return self.send(200, "<html>Sign in to the guest network</html>")
+        new = "new-release" in st.scenario and token != "tok1"
+        etag, modified = ('"iso-new"', NEW_LAST_MODIFIED) if new else (st.etag, LAST_MODIFIED)
         start = 0
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if rng and (if_range is None or if_range in (st.etag, LAST_MODIFIED)):
+        if rng and (if_range is None or if_range in (etag, modified)):
             start = int(rng.split("=")[1].split("-")[0])
         status = 206 if start else 200
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("ETag", st.etag)
-        self.send_header("Last-Modified", LAST_MODIFIED)
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", modified)
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(st.size - start))
         if start:
@@ -209,9 +235,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f.seek(start)
             while limit is None or sent < limit:
                 n = 1 << 20 if limit is None else min(1 << 20, limit - sent)
+                at = f.tell()
                 chunk = f.read(n)
                 if not chunk:
                     break
+                if new:
+                    chunk = flipped(chunk, at)
                 self.wfile.write(chunk)
                 sent += len(chunk)
         self.wfile.flush()

@@ -65,7 +65,12 @@ pub struct Item {
     pub relink: Option<Relink>,
     /// What to do when the URL is refused.
     pub hint: &'static str,
+    /// Where an expected SHA-256 came from, as a mismatch's hint names it.
+    pub sha256_from: &'static str,
 }
+
+/// The SHA-256 the user gave (`--sha256`, `--iso-sha256`).
+pub const SHA256_GIVEN: &str = "the SHA-256 you gave";
 
 /// Asks for a fresh link to the same file.
 #[derive(Clone)]
@@ -97,7 +102,7 @@ pub fn virtio(given_url: Option<&str>, s: &Download) -> Item {
     Item {
         file: "virtio-win.iso".into(),
         what: "VirtIO drivers",
-        origin: url.clone(),
+        origin: shown(&url),
         url,
         kind: Kind::Iso,
         min_size: 1 << 20,
@@ -105,6 +110,7 @@ pub fn virtio(given_url: Option<&str>, s: &Download) -> Item {
         margin: None,
         relink: None,
         hint: URL_HINT,
+        sha256_from: SHA256_GIVEN,
     }
 }
 
@@ -113,7 +119,7 @@ pub fn guest_tools(given_url: Option<&str>, s: &Download) -> Item {
     Item {
         file: "virtio-win-guest-tools.exe".into(),
         what: "guest tools (SPICE agent, qemu-ga)",
-        origin: url.clone(),
+        origin: shown(&url),
         url,
         kind: Kind::Exe,
         min_size: 100 << 10,
@@ -121,6 +127,7 @@ pub fn guest_tools(given_url: Option<&str>, s: &Download) -> Item {
         margin: None,
         relink: None,
         hint: URL_HINT,
+        sha256_from: SHA256_GIVEN,
     }
 }
 
@@ -467,7 +474,8 @@ fn cached(item: &Item, target: &Path, expected: Option<&str>) -> Result<Fetched>
             aside.display()
         ))
         .hint(format!(
-            "check the SHA-256 you gave; run it again to download {} afresh, and delete {} once you no longer need it",
+            "check {}; run it again to download {} afresh, and delete {} once you no longer need it",
+            item.sha256_from,
             item.file,
             aside.display()
         ));
@@ -544,7 +552,8 @@ fn download(item: &Item, target: &Path, expected: Option<&str>, s: &Download) ->
             aside.display()
         ))
         .hint(format!(
-            "the server may have a newer release than the SHA-256 you gave: compare with the checksum it publishes, and delete {} once you no longer need it",
+            "the server may have a newer release than {}: compare with the checksum it publishes, and delete {} once you no longer need it",
+            item.sha256_from,
             aside.display()
         ));
     }
@@ -631,7 +640,13 @@ fn content_range(value: &str) -> Option<(u64, Option<u64>)> {
     if last < first {
         return None;
     }
-    Some((first, total.parse().ok()))
+    // TOTAL is `*` or a size past the last byte; anything else is not a
+    // range of this file, and the sizes counted from it could wrap.
+    let total = match total {
+        "*" => None,
+        t => Some(t.parse::<u64>().ok().filter(|&t| t > last)?),
+    };
+    Some((first, total))
 }
 
 /// What to do with the answer to a request for the file from byte `from`
@@ -697,6 +712,12 @@ fn answer(status: u16, range: Option<&str>, from: u64) -> Answer {
     }
 }
 
+/// A URL as messages and `-v` show it: without its query, where a signed
+/// link carries its token (issue 21: never on the screen).
+pub fn shown(url: &str) -> String {
+    crate::winiso::shown(url)
+}
+
 /// How many redirects a download follows.
 const MAX_REDIRECTS: usize = 10;
 
@@ -732,16 +753,17 @@ fn redirect_target(from: &str, location: &str) -> std::result::Result<String, St
         format!("{}{slash}{location}", &from[..dir_end])
     };
     let scheme_of = |u: &str| u.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let (from_shown, to_shown) = (shown(from), shown(&to));
     match (
         scheme.to_ascii_lowercase().as_str(),
         scheme_of(&to).as_deref(),
     ) {
         ("https", Some("http")) => Err(format!(
-            "{from} redirected to {to}: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
+            "{from_shown} redirected to {to_shown}: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
         )),
         (_, Some("http" | "https")) => Ok(to),
         _ => Err(format!(
-            "{from} redirected to {to}, which is not an http(s) URL"
+            "{from_shown} redirected to {to_shown}, which is not an http(s) URL"
         )),
     }
 }
@@ -764,10 +786,7 @@ fn get(
 ) -> std::result::Result<Response, Attempt> {
     let mut url = item.url.clone();
     for _ in 0..=MAX_REDIRECTS {
-        crate::exec::log_line(&format!(
-            "GET {}",
-            if url == item.url { &item.origin } else { &url }
-        ));
+        crate::exec::log_line(&format!("GET {}", shown(&url)));
         let mut req = agent.get(&url);
         if let Some(r) = resume {
             req = req
@@ -781,7 +800,10 @@ fn get(
         }
         let Some(location) = header(&resp, "location") else {
             return Err(fatal(
-                format!("{url} answered HTTP {status} without a Location to go to"),
+                format!(
+                    "{} answered HTTP {status} without a Location to go to",
+                    shown(&url)
+                ),
                 item.hint,
             ));
         };
@@ -793,7 +815,7 @@ fn get(
         })?;
     }
     Err(fatal(
-        format!("{url} redirected more than {MAX_REDIRECTS} times"),
+        format!("{} redirected more than {MAX_REDIRECTS} times", shown(&url)),
         item.hint,
     ))
 }
@@ -866,10 +888,13 @@ fn attempt_download(
         let status = resp.status().as_u16();
         match answer(status, header(&resp, "content-range").as_deref(), from) {
             Answer::Write { at, size, note } => {
+                if let Some(e) = web_page(item, part, &resp, from > 0) {
+                    return Err(e);
+                }
                 if let Some(note) = note {
                     eprintln!("  {note}; starting over");
                 }
-                return receive(item, part, resp, at, size);
+                return receive(item, part, resp, at, size, from > 0);
             }
             Answer::Whole => return Ok(()),
             Answer::StartOver(why) => {
@@ -912,36 +937,68 @@ fn disk_full(file: &str, dir: &Path, size: Option<u64>, free: Option<u64>) -> St
     }
 }
 
+/// What becomes of the `.part` when an answer is refused before a byte
+/// is written: one being resumed is kept (a captive portal or a proxy
+/// answering for once must not cost gigabytes), else it goes.
+fn refused_part(part: &Path, resuming: bool) -> String {
+    if resuming {
+        format!("{} is kept to resume from", part.display())
+    } else {
+        discard(part);
+        "nothing was saved".to_string()
+    }
+}
+
+/// A web page where the file was asked for (a captive portal, a proxy's
+/// message, an error page): never written, and a `.part` being resumed
+/// is kept.
+fn web_page(item: &Item, part: &Path, resp: &Response, resuming: bool) -> Option<Attempt> {
+    let ctype = header(resp, "content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    ctype.starts_with("text/html").then(|| {
+        let kept = refused_part(part, resuming);
+        let message = format!(
+            "{} sent a web page (Content-Type: {}), not the {}; {kept}",
+            item.origin,
+            crate::ui::escaped(&ctype),
+            item.file
+        );
+        if resuming {
+            fatal(
+                message,
+                "a captive portal or proxy may be answering for the server: sign in or check the network, then run it again",
+            )
+        } else {
+            Attempt::Fatal(anyhow!(message))
+        }
+    })
+}
+
 /// Write the body of `resp` into `part` at `at` (0: from the start) for a
-/// file of `size` bytes, when the server said so.
+/// file of `size` bytes, when the server said so; `resuming`: a `.part`
+/// was asked to be continued, and is kept if the answer is refused.
 fn receive(
     item: &Item,
     part: &Path,
     resp: Response,
     at: u64,
     size: Option<u64>,
+    resuming: bool,
 ) -> std::result::Result<(), Attempt> {
-    let ctype = header(&resp, "content-type")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if ctype.starts_with("text/html") {
-        discard(part);
-        return Err(Attempt::Fatal(anyhow!(
-            "{} sent a web page (Content-Type: {ctype}), not the {}; nothing was saved",
-            item.origin,
-            item.file
-        )));
-    }
     let length: Option<u64> = header(&resp, "content-length").and_then(|v| v.parse().ok());
-    let total = size.or(length.map(|l| l + at));
+    let total = size.or(length.and_then(|l| l.checked_add(at)));
     let cap = item.max_size;
     if let Some(t) = total
         && t > cap
     {
-        discard(part);
+        // A whole-file answer to a resume (a proxy's, say) says nothing
+        // of the `.part`; the rest of the `.part`'s own file past the cap
+        // does, and then it can never be finished.
+        let kept = refused_part(part, resuming && at == 0);
         return Err(fatal(
             format!(
-                "{} announces {}, more than the {} a {} can be; nothing was saved",
+                "{} announces {}, more than the {} a {} can be; {kept}",
                 item.origin,
                 human(t),
                 human(cap),
@@ -970,7 +1027,16 @@ fn room_for(
     let (Some(margin), Some(total)) = (item.margin, total) else {
         return Ok(());
     };
-    match no_room(&item.file, dir, total - at, margin, free_space(dir)) {
+    use std::os::unix::fs::MetadataExt;
+    // What the `.part` takes on the disk (a sparse one gives back less).
+    let held = fs::metadata(part).map_or(0, |m| m.blocks().saturating_mul(512));
+    match no_room(
+        &item.file,
+        dir,
+        total.saturating_sub(at),
+        margin,
+        free_for(free_space(dir), held, at),
+    ) {
         Some(why) => Err(fatal(
             why,
             "make room there, or set XDG_CACHE_HOME to a disk with space, and run it again",
@@ -979,14 +1045,23 @@ fn room_for(
     }
 }
 
+/// The room a download written at `at` has: the `free` bytes, and from
+/// byte 0 the `held` bytes of the `.part` it truncates too, so that a
+/// stale `.part` never blocks its own replacement.
+fn free_for(free: Option<u64>, held: u64, at: u64) -> Option<u64> {
+    let given_back = if at == 0 { held } else { 0 };
+    free.map(|f| f.saturating_add(given_back))
+}
+
 /// Why `rest` bytes and a `margin` do not fit in the `free` bytes of `dir`.
 fn no_room(file: &str, dir: &Path, rest: u64, margin: u64, free: Option<u64>) -> Option<String> {
     let free = free?;
-    (free < rest + margin).then(|| {
+    let need = rest.saturating_add(margin);
+    (free < need).then(|| {
         format!(
             "not enough room for {file} in {}: it needs {} ({} to download and {} to spare), {} is free",
             dir.display(),
-            human(rest + margin),
+            human(need),
             human(rest),
             human(margin),
             human(free)
@@ -1020,11 +1095,17 @@ fn open_part(
             header(resp, "last-modified").as_deref(),
         )
     {
-        // Without it the next run starts over, which is safe.
-        let _ = fs::write(
-            resume_path(part),
-            format!("url {}\nif-range {v}\n", item.origin),
-        );
+        // Without it the next run starts over, which is safe. The URL is
+        // the query-less origin (no token on disk), and the record is the
+        // user's alone.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(resume_path(part))
+            .and_then(|mut f| write!(f, "url {}\nif-range {v}\n", item.origin));
     }
     Ok(file)
 }
@@ -1057,7 +1138,7 @@ fn copy_body(
                 )));
             }
         };
-        if got + n as u64 > cap {
+        if got.saturating_add(n as u64) > cap {
             discard(part);
             return Err(fatal(
                 format!(
@@ -1219,6 +1300,39 @@ mod tests {
     }
 
     #[test]
+    fn a_mirrors_query_is_neither_shown_nor_recorded() {
+        let s = Download::default();
+        let v = virtio(Some("https://m.example/v.iso?sig=secret"), &s);
+        assert_eq!(v.url, "https://m.example/v.iso?sig=secret");
+        assert_eq!(v.origin, "https://m.example/v.iso?…");
+        let g = guest_tools(Some("https://m.example/g.exe?sig=secret"), &s);
+        assert_eq!(g.origin, "https://m.example/g.exe?…");
+        assert_eq!(virtio(None, &s).origin, VIRTIO_URL);
+    }
+
+    #[test]
+    fn redirects_never_show_a_query() {
+        assert_eq!(
+            redirect_target("https://a.example/f.iso?t=secret1", "http://b.example/g.iso?t=secret2"),
+            Err(
+                "https://a.example/f.iso?… redirected to http://b.example/g.iso?…: bkt does not follow a redirect from https to plain http, where the download could be changed on the way"
+                    .into()
+            )
+        );
+        assert_eq!(
+            redirect_target("http://a.example/f.iso?sig=s1", "ftp://b.example/g?sig=s2"),
+            Err(
+                "http://a.example/f.iso?… redirected to ftp://b.example/g?…, which is not an http(s) URL"
+                    .into()
+            )
+        );
+        assert_eq!(
+            shown("https://a.example/f.iso?t=x"),
+            "https://a.example/f.iso?…"
+        );
+    }
+
+    #[test]
     fn every_answer_to_a_resume() {
         let write = |at, size| Answer::Write {
             at,
@@ -1297,6 +1411,20 @@ mod tests {
         assert_eq!(content_range(" bytes 5-5/*"), Some((5, None)));
         assert_eq!(content_range("bytes */10"), None);
         assert_eq!(content_range("bytes 6-5/10"), None);
+        // A total at or before the last byte is no range of the file.
+        assert_eq!(content_range("bytes 5-9/9"), None);
+        assert_eq!(content_range("bytes 5-9/0"), None);
+        assert_eq!(content_range("bytes 5-9/x"), None);
+        assert_eq!(
+            content_range("bytes 5-18446744073709551614/18446744073709551615"),
+            Some((5, Some(u64::MAX)))
+        );
+        assert_eq!(
+            answer(206, Some("bytes 500-999/3"), 500),
+            Answer::StartOver(
+                "the server resumed without a usable Content-Range (bytes 500-999/3)".into()
+            )
+        );
         assert_eq!(content_range("items 5-9/10"), None);
         assert_eq!(content_range("bytes 5-9"), None);
         assert_eq!(content_range("bytes x-9/10"), None);
@@ -1349,6 +1477,18 @@ mod tests {
                 "not enough room for w.iso in /c: it needs 8 GiB (7 GiB to download and 1 GiB to spare), 7 GiB is free"
             )
         );
+        // A stale 6 GiB `.part` overwritten from byte 0 is room given
+        // back; one resumed is not.
+        let (part, free) = (6u64 << 30, Some(2u64 << 30));
+        assert_eq!(free_for(free, part, 0), Some(8 << 30));
+        assert_eq!(
+            no_room("w.iso", dir, 7 << 30, 256 << 20, free_for(free, part, 0)),
+            None
+        );
+        assert_eq!(free_for(free, part, part), free);
+        assert_eq!(free_for(None, part, 0), None);
+        // A size from a hostile header does not wrap around to "fits".
+        assert!(no_room("w.iso", dir, u64::MAX, 1 << 30, Some(1 << 40)).is_some());
     }
 
     #[test]

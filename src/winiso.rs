@@ -200,7 +200,21 @@ pub fn skus(json: &str) -> std::result::Result<Vec<Sku>, Failure> {
         .map_err(|e| Failure::Changed(format!("not the JSON expected ({e})")))?;
     match (a.skus, a.errors) {
         (_, Some(errs)) if !errs.is_empty() => Err(api_errors(&errs)),
-        (Some(s), _) if !s.is_empty() => Ok(s),
+        (Some(s), _) if !s.is_empty() => {
+            // The id goes into the link step's URL and onto the screen:
+            // Microsoft's are decimal numbers, anything else is a change.
+            match s
+                .iter()
+                .find(|k| k.id.is_empty() || !k.id.chars().all(|c| c.is_ascii_digit()))
+            {
+                Some(k) => Err(Failure::Changed(format!(
+                    "a SKU id is not a number (\"{}\" for {})",
+                    crate::ui::escaped(&k.id),
+                    crate::ui::escaped(&k.language)
+                ))),
+                None => Ok(s),
+            }
+        }
         _ => Err(Failure::Changed("no `Skus` in the answer".into())),
     }
 }
@@ -213,7 +227,8 @@ pub fn x64_link(json: &str) -> std::result::Result<String, Failure> {
         return Err(api_errors(&errs));
     }
     let opts = a.options.unwrap_or_default();
-    opts.iter()
+    let uri = opts
+        .iter()
         .find(|o| o.kind == 1)
         .map(|o| o.uri.clone())
         .ok_or_else(|| {
@@ -221,7 +236,19 @@ pub fn x64_link(json: &str) -> std::result::Result<String, Failure> {
                 "no x64 link (DownloadType 1) among {} `ProductDownloadOptions`",
                 opts.len()
             ))
-        })
+        })?;
+    // Microsoft hands out https links only; nothing but HTTPS vouches for
+    // a file whose page publishes no hash, so anything else is refused.
+    if !uri
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(Failure::Changed(format!(
+            "the x64 link is not an https URL ({})",
+            crate::ui::escaped(&shown(&uri))
+        )));
+    }
+    Ok(uri)
 }
 
 /// The ISO's file name: the last part of the link's path, when it is a
@@ -551,11 +578,33 @@ mod tests {
             ))
         );
         assert!(matches!(skus("<html>"), Err(Failure::Changed(_))));
+        assert_eq!(
+            skus(r#"{"Skus":[{"Id":"1&SKU=2\u001b[31m","Language":"English"}]}"#),
+            Err(Failure::Changed(
+                "a SKU id is not a number (\"1&SKU=2\\x1b[31m\" for English)".into()
+            ))
+        );
+        assert!(matches!(
+            skus(r#"{"Skus":[{"Id":"","Language":"English"}]}"#),
+            Err(Failure::Changed(m)) if m.contains("not a number")
+        ));
         assert!(matches!(skus("{}"), Err(Failure::Changed(_))));
         assert!(matches!(
             x64_link(r#"{"ProductDownloadOptions":[{"Uri":"x","DownloadType":0}]}"#),
             Err(Failure::Changed(m)) if m.contains("DownloadType 1")
         ));
+        assert_eq!(
+            x64_link(
+                r#"{"ProductDownloadOptions":[{"Uri":"http://d/W.iso?t=tok","DownloadType":1}]}"#
+            ),
+            Err(Failure::Changed(
+                "the x64 link is not an https URL (http://d/W.iso?…)".into()
+            ))
+        );
+        assert!(
+            x64_link(r#"{"ProductDownloadOptions":[{"Uri":"HTTPS://d/W.iso","DownloadType":1}]}"#)
+                .is_ok()
+        );
         assert!(matches!(
             x64_link(r#"{"Errors":[{"Key":"Other","Type":3,"Value":"busy"}]}"#),
             Err(Failure::Changed(m)) if m.contains("Other (Type 3): busy")

@@ -291,6 +291,31 @@ fn an_expired_link_is_renewed_and_the_part_resumed() {
 }
 
 #[test]
+fn a_fresh_link_to_another_release_is_never_spliced_onto_the_part() {
+    // The first link is cut at 1 MiB and expires; the fresh one serves a
+    // new release (byte 0 differs, another ETag). Spliced, the file would
+    // keep the old byte 0 and miss the page's SHA-256.
+    let s = Standin::start("expire:1048576,new-release");
+    let w = s.world();
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.success();
+    let mut new = iso_bytes();
+    new[0] ^= 0xff;
+    assert_eq!(std::fs::read(cache(&w, ISO)).unwrap(), new);
+    assert_eq!(
+        screen(&w, &s, &r.stderr()),
+        format!(
+            "downloading {ISO} from $MS/dbazure/{ISO}?…\n  retrying in 1s (the transfer stopped at 1 MiB: …)\n  the download link expired (HTTP 403); asking for a fresh one\n  the server sent the whole file, not the rest (it changed, or cannot resume); starting over\ndownloading {ISO} from $MS/dbazure/{ISO}?…\n"
+        )
+    );
+    // The fresh link was asked for the rest of the old file, by its ETag.
+    assert_eq!(
+        s.requests().last().unwrap(),
+        &iso_request(2, Some((1 << 20, &etag())))
+    );
+}
+
+#[test]
 fn a_wrong_hash_is_moved_aside_never_used() {
     let s = Standin::start("wrong-hash");
     let w = s.world();
@@ -300,7 +325,7 @@ fn a_wrong_hash_is_moved_aside_never_used() {
     assert_eq!(
         screen(&w, &s, &r.stderr()),
         format!(
-            "downloading {ISO} from $MS/dbazure/{ISO}?…\nerror: getting the Windows 11 ISO\ncaused by: {ISO} from $MS/dbazure/{ISO}?… has SHA-256 {sum}, not the expected {zero}; it was not used and is kept as $CACHE/{ISO}.mismatch-TIME\nhint: the server may have a newer release than the SHA-256 you gave: compare with the checksum it publishes, and delete $CACHE/{ISO}.mismatch-TIME once you no longer need it\n",
+            "downloading {ISO} from $MS/dbazure/{ISO}?…\nerror: getting the Windows 11 ISO\ncaused by: {ISO} from $MS/dbazure/{ISO}?… has SHA-256 {sum}, not the expected {zero}; it was not used and is kept as $CACHE/{ISO}.mismatch-TIME\nhint: the server may have a newer release than the SHA-256 Microsoft's page publishes: compare with the checksum it publishes, and delete $CACHE/{ISO}.mismatch-TIME once you no longer need it\n",
             zero = "0".repeat(64)
         )
     );
@@ -339,6 +364,25 @@ fn a_short_body_is_kept_and_the_next_run_completes_it() {
         s.requests().last().unwrap(),
         &iso_request(2, Some((1 << 20, &etag())))
     );
+}
+
+#[test]
+fn a_web_page_answering_a_resume_keeps_the_part() {
+    let s = Standin::start("short:1048576,portal");
+    let w = s.world().env("BKT_VM_DOWNLOAD_RETRIES", "0");
+    w.bkt(&["vm", "download", "--windows"]).failure();
+    let part = cache(&w, &format!("{ISO}.part"));
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 1 << 20);
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.failure();
+    assert_eq!(
+        screen(&w, &s, &r.stderr()),
+        format!(
+            "error: getting the Windows 11 ISO\ncaused by: $MS/dbazure/{ISO}?… sent a web page (Content-Type: text/html; charset=utf-8), not the {ISO}; $CACHE/{ISO}.part is kept to resume from\nhint: a captive portal or proxy may be answering for the server: sign in or check the network, then run it again\n"
+        )
+    );
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 1 << 20);
+    assert!(cache(&w, &format!("{ISO}.part.resume")).exists());
 }
 
 #[test]
@@ -460,6 +504,68 @@ fn a_mirror_without_a_hash_is_recorded_and_said_unvouched() {
     );
     let record = std::fs::read_to_string(cache(&w, "Win11_Company.iso.sha256")).unwrap();
     assert!(record.starts_with(&format!("{sum} ")), "{record}");
+}
+
+#[test]
+fn a_mirrors_token_is_never_shown_nor_stored() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Standin::start("short:1048576");
+    let w = s.world().env("BKT_VM_DOWNLOAD_RETRIES", "0");
+    let url = format!("{}/mirror/Win11_Company.iso?sig=sekrit", s.url());
+    let r = w.bkt(&["vm", "-v", "download", "--iso-url", &url]);
+    r.failure();
+    assert!(!r.stderr().contains("sekrit"), "{}", r.stderr());
+    assert!(!r.stdout().contains("sekrit"), "{}", r.stdout());
+    assert!(
+        screen(&w, &s, &r.stderr())
+            .contains("downloading $MS/mirror/Win11_Company.iso?… failed after 1 tries"),
+        "{}",
+        r.stderr()
+    );
+    let record = cache(&w, "Win11_Company.iso.part.resume");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(!text.contains("sekrit"), "{text}");
+    let mode = std::fs::metadata(&record).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The record still resumes the same mirror's file.
+    w.bkt(&["vm", "download", "--iso-url", &url]).success();
+    assert_eq!(
+        std::fs::read(cache(&w, "Win11_Company.iso")).unwrap(),
+        iso_bytes()
+    );
+    assert_eq!(
+        s.requests().last().unwrap(),
+        &format!(
+            "GET /mirror/Win11_Company.iso?sig=sekrit range=bytes={}- if-range={}",
+            1 << 20,
+            etag()
+        )
+    );
+}
+
+#[test]
+fn a_cached_iso_without_a_hash_is_not_said_to_come_from_microsoft() {
+    let s = Standin::start("no-hash");
+    let w = s.world();
+    // Microsoft's own, fetched now: HTTPS from Microsoft is what vouches.
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.success();
+    assert!(
+        r.stdout().contains("from Microsoft over HTTPS)"),
+        "{}",
+        r.stdout()
+    );
+    // The same name from a mirror, then cached: it may be anything.
+    std::fs::remove_file(cache(&w, ISO)).unwrap();
+    std::fs::remove_file(cache(&w, &format!("{ISO}.sha256"))).unwrap();
+    let url = format!("{}/mirror/{ISO}", s.url());
+    w.bkt(&["vm", "download", "--iso-url", &url]).success();
+    let r = w.bkt(&["vm", "download", "--windows"]);
+    r.success();
+    let out = r.stdout();
+    assert!(!out.contains("from Microsoft over HTTPS"), "{out}");
+    assert!(out.contains(", cached)"), "{out}");
+    assert!(out.contains("nothing vouches for this file"), "{out}");
 }
 
 #[test]

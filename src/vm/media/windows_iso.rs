@@ -151,6 +151,7 @@ pub fn from_microsoft(ctx: &Ctx, lang: Option<&str>) -> Result<Option<PathBuf>> 
         margin: Some(MARGIN),
         relink: Some(relink),
         hint: MICROSOFT_HINT,
+        sha256_from: "the SHA-256 Microsoft's page publishes",
     };
     let verified = expected.is_some();
     fetched(
@@ -198,6 +199,7 @@ fn hash_check(published: Option<&str>, sku: &Sku) -> Check {
 
 /// Fetch `item` and show where it is.
 fn fetched(ctx: &Ctx, item: &Item, expected: Option<String>, note: &str) -> Result<PathBuf> {
+    let verified = expected.is_some();
     let opts = download::Options {
         offline: false,
         expected_sha256: expected,
@@ -206,6 +208,10 @@ fn fetched(ctx: &Ctx, item: &Item, expected: Option<String>, note: &str) -> Resu
         .local
         .fetch(item, &opts)
         .context("getting the Windows 11 ISO")?;
+    // Without a hash, only the transport vouched for the file, and a
+    // cached one may have come from anywhere (a mirror of the same name):
+    // no claim for it.
+    let note = if f.cached && !verified { "" } else { note };
     let mut detail = format!(
         "{} ({}, sha256 {}…",
         f.path.display(),
@@ -246,13 +252,15 @@ fn mirror(ctx: &Ctx, url: &str, sha256: Option<&str>) -> Result<PathBuf> {
         file: winiso::iso_file_name(url).unwrap_or_else(|| "windows11.iso".into()),
         what: "Windows 11 ISO",
         url: url.to_string(),
-        origin: url.to_string(),
+        // A mirror's query may hold a token too (a signed share link).
+        origin: winiso::shown(url),
         kind: Kind::Iso,
         min_size: 1 << 20,
         max_size: s.cap.unwrap_or(MAX_SIZE),
         margin: Some(MARGIN),
         relink: None,
         hint: MIRROR_HINT,
+        sha256_from: download::SHA256_GIVEN,
     };
     let note = if expected.is_some() {
         "matches --iso-sha256"
