@@ -295,13 +295,21 @@ impl World {
         self.p(&format!("home/.cache/bkt/vm/{}", logs[0]))
     }
 
-    /// The fake under `tool`'s name: a symlink to the one executable copy
+    /// The fake under `tool`'s name: a hard link to the one executable copy
     /// of fake.sh, which is written once and never again. A copy per test
     /// raced with the other tests' forks: a child forked while a copy was
     /// open for writing holds that descriptor until it execs, and running
-    /// the copy meanwhile fails with ETXTBSY ("Text file busy").
+    /// the copy meanwhile fails with ETXTBSY ("Text file busy"). A link,
+    /// not a symlink: tests that run bkt as another user reach the fake
+    /// through this world's 0755 directory, never through the checkout
+    /// (a 0700 home). Another file system than cargo's scratch directory
+    /// gets a copy, as before.
     pub fn install_fake(&self, tool: &str) {
-        std::os::unix::fs::symlink(fake_program(), self.path("bin").join(tool)).unwrap();
+        let dst = self.path("bin").join(tool);
+        if fs::hard_link(fake_program(), &dst).is_err() {
+            fs::copy(fake_program(), &dst).unwrap();
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).unwrap();
+        }
     }
 
     pub fn remove_fake(&self, tool: &str) {
