@@ -1000,18 +1000,22 @@ mod tests {
         "t1".parse().unwrap()
     }
 
-    #[test]
-    fn a_destroy_undefines_then_deletes_what_bkt_made_and_keeps_the_media() {
-        let f = t1("shut off (unknown)\n");
+    /// `bkt vm destroy t1 --yes [--keep-disk]` against the fake.
+    fn destroy(f: &Fake, keep_disk: bool) -> Result<()> {
         run(
             &f.ctx,
             DestroyArgs {
                 name: name(),
                 yes: true,
-                keep_disk: false,
+                keep_disk,
             },
         )
-        .unwrap();
+    }
+
+    #[test]
+    fn a_destroy_undefines_then_deletes_what_bkt_made_and_keeps_the_media() {
+        let f = t1("shut off (unknown)\n");
+        destroy(&f, false).unwrap();
         let j = f.journal();
         let undefine = j.iter().position(|c| c.contains("undefine")).unwrap();
         let remove = j
@@ -1039,15 +1043,7 @@ mod tests {
     #[test]
     fn a_running_vm_is_powered_off_first() {
         let f = t1("running (booted)\n");
-        run(
-            &f.ctx,
-            DestroyArgs {
-                name: name(),
-                yes: true,
-                keep_disk: false,
-            },
-        )
-        .unwrap();
+        destroy(&f, false).unwrap();
         let calls = f.libvirt.calls();
         let destroy = calls.iter().position(|c| c == &format!("destroy {T1}"));
         let undefine = calls.iter().position(|c| c.starts_with("undefine"));
@@ -1062,15 +1058,7 @@ mod tests {
     #[test]
     fn keep_disk_keeps_the_disk() {
         let f = t1("shut off (unknown)\n");
-        run(
-            &f.ctx,
-            DestroyArgs {
-                name: name(),
-                yes: true,
-                keep_disk: true,
-            },
-        )
-        .unwrap();
+        destroy(&f, true).unwrap();
         assert!(f.host.has(T1_DISK));
         assert!(!f.journal().iter().any(|c| c.contains("remove_file")));
         assert!(f.libvirt.calls().iter().any(|c| c.starts_with("undefine")));
@@ -1081,15 +1069,7 @@ mod tests {
         let f = t1("shut off (unknown)\n");
         f.host
             .fail("remove_file", T1_DISK, std::io::ErrorKind::PermissionDenied);
-        let err = run(
-            &f.ctx,
-            DestroyArgs {
-                name: name(),
-                yes: true,
-                keep_disk: false,
-            },
-        )
-        .unwrap_err();
+        let err = destroy(&f, false).unwrap_err();
         assert!(format!("{err:#}").contains("could not delete"), "{err:#}");
         assert!(
             crate::ui::hints_of(&err)
@@ -1117,15 +1097,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        run(
-            &f.ctx,
-            DestroyArgs {
-                name: name(),
-                yes: true,
-                keep_disk: false,
-            },
-        )
-        .unwrap();
+        destroy(&f, false).unwrap();
         assert!(!f.host.has(T1_DISK));
         assert!(!f.libvirt.calls().iter().any(|c| c.contains("undefine")));
         assert!(f.manifest().vms.is_empty());
@@ -1146,15 +1118,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        run(
-            &f.ctx,
-            DestroyArgs {
-                name: name(),
-                yes: true,
-                keep_disk: false,
-            },
-        )
-        .unwrap();
+        destroy(&f, false).unwrap();
         assert!(f.host.has(theirs), "r1 uses it");
         assert!(!f.host.has(T1_DISK));
         assert!(f.said().contains("r1"), "{}", f.said());
@@ -1177,15 +1141,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        run(
-            &f.ctx,
-            DestroyArgs {
-                name: name(),
-                yes: true,
-                keep_disk: false,
-            },
-        )
-        .unwrap();
+        destroy(&f, false).unwrap();
         assert!(f.host.has(dev), "a device is never deleted");
         assert!(
             !f.journal()
