@@ -1556,11 +1556,18 @@ mod tests {
     const INFO: &str = r#"{"format": "qcow2", "virtual-size": 2147483648, "actual-size": 196608}"#;
 
     /// A fake where every step of a local create succeeds.
-    fn all_well() -> Fake {
+    /// A fake whose qemu-img makes the disk as asked; libvirt answers
+    /// nothing yet.
+    fn disk_made() -> Fake {
         let f = Fake::new();
         f.host
             .tool("qemu-img create", "")
             .tool("qemu-img info", INFO);
+        f
+    }
+
+    fn all_well() -> Fake {
+        let f = disk_made();
         f.libvirt
             .ok("virt-install", "<domain/>")
             .ok("define /dev/stdin", "")
@@ -1624,10 +1631,7 @@ mod tests {
 
     #[test]
     fn a_failed_define_removes_the_disk_and_the_entry() {
-        let f = Fake::new();
-        f.host
-            .tool("qemu-img create", "")
-            .tool("qemu-img info", INFO);
+        let f = disk_made();
         f.libvirt
             .ok("virt-install", "<domain/>")
             .fails("define /dev/stdin", 1, "error: XML error: bad\n")
@@ -1732,10 +1736,7 @@ mod tests {
 
     #[test]
     fn a_domain_that_cannot_be_undefined_keeps_the_entry_but_not_the_gone_files() {
-        let f = Fake::new();
-        f.host
-            .tool("qemu-img create", "")
-            .tool("qemu-img info", INFO);
+        let f = disk_made();
         f.libvirt
             .ok("virt-install", "<domain/>")
             .fails("define /dev/stdin", 1, "error: later\n")
