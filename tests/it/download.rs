@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Run, World, argv, has_args};
+use crate::harness::{Run, World, argv, has_args, interrupt};
 
 /// One request as the server saw it.
 struct Req {
@@ -1333,20 +1333,6 @@ fn a_changed_file_is_hashed_again() {
             .unwrap()
             .starts_with(&format!("{now} size=1572864 ")),
     );
-}
-
-/// Ctrl-C, as a user would, to a running `bkt`; its exit status and what
-/// it said.
-fn interrupt(child: std::process::Child) -> (i32, String) {
-    // SAFETY: a plain kill(2) of our own child, by its PID.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{World, poll_until};
+use crate::harness::{World, interrupt, poll_until};
 
 /// The ISO the stand-in serves: 2 MiB, the ISO 9660 signature in place.
 fn iso_bytes() -> Vec<u8> {
@@ -153,6 +153,22 @@ fn flow(isos: &[String]) -> Vec<String> {
 
 fn etag() -> String {
     format!("\"iso-{}\"", &sha256(&iso_bytes())[..12])
+}
+
+/// The next `download --windows` completes the file from the 1 MiB kept
+/// in its `.part`: a new session's link, asked for the rest by the ETag.
+fn the_next_run_resumes_from_the_first_mib(w: &World, s: &Standin) {
+    w.bkt(&["vm", "download", "--windows"]).success();
+    assert_eq!(std::fs::read(cache(w, ISO)).unwrap(), iso_bytes());
+    assert_eq!(
+        s.requests().last().unwrap(),
+        &iso_request(2, Some((1 << 20, &etag())))
+    );
+}
+
+/// The `.part` of the ISO in the cache.
+fn part(w: &World) -> PathBuf {
+    cache(w, &format!("{ISO}.part"))
 }
 
 fn happy_screen(sum: &str, extra: &str) -> String {
@@ -351,19 +367,9 @@ fn a_short_body_is_kept_and_the_next_run_completes_it() {
             "downloading {ISO} from $MS/dbazure/{ISO}?…\nerror: getting the Windows 11 ISO\ncaused by: downloading $MS/dbazure/{ISO}?… failed after 1 tries: the transfer stopped at 1 MiB: …\nhint: run it again to resume ($CACHE/{ISO}.part is kept), or use --offline with a copy placed at $CACHE/{ISO}\n"
         )
     );
-    assert_eq!(
-        std::fs::metadata(cache(&w, &format!("{ISO}.part")))
-            .unwrap()
-            .len(),
-        1 << 20
-    );
+    assert_eq!(std::fs::metadata(part(&w)).unwrap().len(), 1 << 20);
     // A new session, a new link: the same file by its validator.
-    w.bkt(&["vm", "download", "--windows"]).success();
-    assert_eq!(std::fs::read(cache(&w, ISO)).unwrap(), iso_bytes());
-    assert_eq!(
-        s.requests().last().unwrap(),
-        &iso_request(2, Some((1 << 20, &etag())))
-    );
+    the_next_run_resumes_from_the_first_mib(&w, &s);
 }
 
 #[test]
@@ -371,7 +377,7 @@ fn a_web_page_answering_a_resume_keeps_the_part() {
     let s = Standin::start("short:1048576,portal");
     let w = s.world().env("BKT_VM_DOWNLOAD_RETRIES", "0");
     w.bkt(&["vm", "download", "--windows"]).failure();
-    let part = cache(&w, &format!("{ISO}.part"));
+    let part = part(&w);
     assert_eq!(std::fs::metadata(&part).unwrap().len(), 1 << 20);
     let r = w.bkt(&["vm", "download", "--windows"]);
     r.failure();
@@ -391,7 +397,7 @@ fn a_full_disk_says_so_and_keeps_nothing() {
     let s = Standin::start("ok");
     let w = s.world();
     std::fs::create_dir_all(cache(&w, "")).unwrap();
-    std::os::unix::fs::symlink("/dev/full", cache(&w, &format!("{ISO}.part"))).unwrap();
+    std::os::unix::fs::symlink("/dev/full", part(&w)).unwrap();
     let r = w.bkt(&["vm", "download", "--windows"]);
     r.failure();
     let want = regex::Regex::new(&format!(
@@ -401,7 +407,7 @@ fn a_full_disk_says_so_and_keeps_nothing() {
     .unwrap();
     let err = screen(&w, &s, &r.stderr());
     assert!(want.is_match(&err), "{err}");
-    assert!(std::fs::symlink_metadata(cache(&w, &format!("{ISO}.part"))).is_err());
+    assert!(std::fs::symlink_metadata(part(&w)).is_err());
     assert!(!cache(&w, ISO).exists());
 }
 
@@ -410,28 +416,19 @@ fn ctrl_c_ends_130_and_the_next_run_resumes() {
     let s = Standin::start("stall:1048576");
     let w = s.world();
     let child = w.command(&["vm", "download", "--windows"]).spawn().unwrap();
-    let part = cache(&w, &format!("{ISO}.part"));
+    let part = part(&w);
     poll_until("the first MiB never arrived", || {
         std::fs::metadata(&part).map_or(0, |m| m.len()) >= 1 << 20
     });
-    // SAFETY: a plain kill(2) of our own child, by its PID.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    let (code, said) = interrupt(child);
+    assert_eq!(code, 130);
     assert_eq!(
-        screen(&w, &s, &String::from_utf8_lossy(&out.stderr)),
+        screen(&w, &s, &said),
         format!(
             "downloading {ISO} from $MS/dbazure/{ISO}?…\nerror: getting the Windows 11 ISO\ncaused by: downloading {ISO} was interrupted; the 1 MiB received are kept in $CACHE/{ISO}.part; run it again to resume from there\ncaused by: interrupted\n"
         )
     );
-    w.bkt(&["vm", "download", "--windows"]).success();
-    assert_eq!(std::fs::read(cache(&w, ISO)).unwrap(), iso_bytes());
-    assert_eq!(
-        s.requests().last().unwrap(),
-        &iso_request(2, Some((1 << 20, &etag())))
-    );
+    the_next_run_resumes_from_the_first_mib(&w, &s);
 }
 
 #[test]
@@ -440,14 +437,10 @@ fn ctrl_c_while_microsoft_has_not_answered_ends_130_at_once() {
     let w = s.world();
     let child = w.command(&["vm", "download", "--windows"]).spawn().unwrap();
     poll_until("the page was never asked for", || !s.requests().is_empty());
-    // SAFETY: a plain kill(2) of our own child, by its PID.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    let (code, said) = interrupt(child);
+    assert_eq!(code, 130);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        said,
         "error: asking Microsoft for the Windows 11 ISO was interrupted; nothing was downloaded\ncaused by: interrupted\n"
     );
     assert!(!cache(&w, ISO).exists());

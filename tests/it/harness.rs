@@ -861,3 +861,17 @@ fn fake_program() -> &'static Path {
         dst
     })
 }
+
+/// Ctrl-C, as a user would, to a running `bkt`; its exit status and what
+/// it said.
+pub fn interrupt(child: std::process::Child) -> (i32, String) {
+    // SAFETY: a plain kill(2) of our own child, by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
