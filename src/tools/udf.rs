@@ -501,6 +501,42 @@ fn osta_name(b: &[u8]) -> Option<String> {
     }
 }
 
+/// Images for tests of what reads an ISO (here and in vm::media).
+#[cfg(test)]
+pub mod testing {
+    // why: builds an image in a temporary directory with genisoimage.
+    #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+    use std::path::Path;
+
+    /// The bytes of an ISO shaped like Windows' own: `wim` as
+    /// sources/install.wim in its UDF tree only. genisoimage -udf writes
+    /// the file in both trees (its -hide, tried, drops it from UDF too), so
+    /// the ISO 9660 record's name `INSTALL.WIM;1` is renamed in the bytes
+    /// (UDF keeps the name `install.wim` in lower case, untouched).
+    pub fn udf_only_iso(wim: &Path) -> Vec<u8> {
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("tree");
+        std::fs::create_dir_all(tree.join("sources")).unwrap();
+        std::fs::copy(wim, tree.join("sources/install.wim")).unwrap();
+        let iso = tmp.path().join("udf.iso");
+        let made = std::process::Command::new("genisoimage")
+            .args(["-quiet", "-no-pad", "-udf", "-input-charset", "utf-8", "-o"])
+            .arg(&iso)
+            .arg(&tree)
+            .status()
+            .expect("genisoimage (scripts/packages.txt)");
+        assert!(made.success());
+        let mut bytes = std::fs::read(&iso).unwrap();
+        let at = bytes
+            .windows(13)
+            .position(|w| w == b"INSTALL.WIM;1")
+            .expect("the ISO 9660 record");
+        bytes[at..at + 13].copy_from_slice(b"INSTALL.XXX;1");
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     // why: tests read fixtures and set up the files and processes they look at.

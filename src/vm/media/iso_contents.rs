@@ -217,35 +217,14 @@ mod tests {
     use super::*;
 
     /// Windows' own ISOs hold install.wim only in their UDF tree: an ISO
-    /// made so still shows its editions. genisoimage -udf writes the file
-    /// in both trees (its -hide, tried, drops it from UDF too), so the ISO 9660
-    /// record's name `INSTALL.WIM;1` is renamed in the bytes (UDF keeps
-    /// the name `install.wim` in lower case, untouched).
+    /// made so still shows its editions.
     #[test]
     fn the_editions_are_read_from_the_udf_tree() {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let tmp = tempfile::tempdir().unwrap();
-        let tree = tmp.path().join("tree");
-        std::fs::create_dir_all(tree.join("sources")).unwrap();
-        std::fs::copy(
-            format!("{root}/fixtures/wim/win11-24h2-x64.wim"),
-            tree.join("sources/install.wim"),
-        )
-        .unwrap();
-        let iso = tmp.path().join("udf.iso");
-        let made = std::process::Command::new("genisoimage")
-            .args(["-quiet", "-no-pad", "-udf", "-input-charset", "utf-8", "-o"])
-            .arg(&iso)
-            .arg(&tree)
-            .status()
-            .expect("genisoimage (scripts/packages.txt)");
-        assert!(made.success());
-        let mut bytes = std::fs::read(&iso).unwrap();
-        let at = bytes
-            .windows(13)
-            .position(|w| w == b"INSTALL.WIM;1")
-            .expect("the ISO 9660 record");
-        bytes[at..at + 13].copy_from_slice(b"INSTALL.XXX;1");
+        let wim = format!(
+            "{}/fixtures/wim/win11-24h2-x64.wim",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = crate::tools::udf::testing::udf_only_iso(Path::new(&wim));
         let mut r = ReadFn(|off: u64, len: usize| {
             let from = (off as usize).min(bytes.len());
             Ok(bytes[from..(from + len).min(bytes.len())].to_vec())
