@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use serde::Deserialize;
 
+use crate::download::shown;
 use crate::settings::Download;
 use crate::ui::HintExt;
 
@@ -263,14 +264,6 @@ pub fn iso_file_name(uri: &str) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
     ok.then(|| name.to_string())
-}
-
-/// A link as it may be shown: its signed query (the token) left out.
-pub fn shown(uri: &str) -> String {
-    match uri.split_once('?') {
-        Some((base, _)) => format!("{base}?…"),
-        None => uri.to_string(),
-    }
 }
 
 /// Microsoft's name of the language of a POSIX locale (`de_DE.UTF-8`).

@@ -130,7 +130,7 @@ pub fn from_microsoft(ctx: &Ctx, lang: Option<&str>) -> Result<Option<PathBuf>> 
             5,
             winiso::Failure::Changed(format!(
                 "the link {} does not end in a file NAME.iso",
-                escaped(&winiso::shown(&link))
+                escaped(&download::shown(&link))
             )),
         ));
     };
@@ -141,7 +141,7 @@ pub fn from_microsoft(ctx: &Ctx, lang: Option<&str>) -> Result<Option<PathBuf>> 
         Relink(Arc::new(move || session.link(&id)))
     };
     let item = Item {
-        origin: winiso::shown(&link),
+        origin: download::shown(&link),
         file,
         what: "Windows 11 ISO",
         url: link,
@@ -253,7 +253,7 @@ fn mirror(ctx: &Ctx, url: &str, sha256: Option<&str>) -> Result<PathBuf> {
         what: "Windows 11 ISO",
         url: url.to_string(),
         // A mirror's query may hold a token too (a signed share link).
-        origin: winiso::shown(url),
+        origin: download::shown(url),
         kind: Kind::Iso,
         min_size: 1 << 20,
         max_size: s.cap.unwrap_or(MAX_SIZE),
